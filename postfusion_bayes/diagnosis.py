@@ -1,0 +1,88 @@
+"""The result of a diagnosis: posteriors, priors and red flags, as labelled pandas objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Diagnosis", "RedFlag"]
+
+DISCLAIMER = (
+    "Research and teaching tool, not a medical device: red flags come first, "
+    "whatever the probabilities say."
+)
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    """A red flag found in the evidence, with what to do about it."""
+
+    name: str
+    description: str
+    advice: str
+
+    def __str__(self) -> str:
+        return f"RED FLAG {self.name}: {self.advice}"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Posterior probabilities of every cause for one patient.
+
+    Attributes
+    ----------
+    posterior : Series
+        P(cause present | evidence), sorted from most to least probable.
+    prior : Series
+        P(cause present | context only), in the same order.
+    red_flags : list of RedFlag
+        Red flags observed present, each with urgent advice; ``[]`` when none.
+        Checked before and independently of the probabilities.
+    evidence : dict
+        The evidence as validated (hard states by variable; soft ones marked).
+    """
+
+    posterior: pd.Series
+    prior: pd.Series
+    red_flags: list[RedFlag] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Table of causes: prior, posterior, likelihood ratio and rank.
+
+        The likelihood ratio is posterior odds over prior odds: how strongly
+        the findings (beyond the context) moved each cause.
+        """
+        prior = self.prior.reindex(self.posterior.index)
+        post = self.posterior
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = (post / (1 - post)) / (prior / (1 - prior))
+        frame = pd.DataFrame(
+            {
+                "prior": prior,
+                "posterior": post,
+                "likelihood_ratio": ratio,
+                "rank": post.rank(ascending=False, method="min").astype(int),
+            }
+        )
+        frame.index.name = "cause"
+        return frame
+
+    @property
+    def top(self) -> str:
+        """The most probable cause."""
+        return str(self.posterior.index[0])
+
+    def __repr__(self) -> str:
+        lines = [str(flag) for flag in self.red_flags]
+        lines.append(self.to_frame().round(3).to_string())
+        lines.append(DISCLAIMER)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        flags = "".join(f"<p style='color:#b00020'><b>RED FLAG {escape(f.name)}</b>: {escape(f.advice)}</p>" for f in self.red_flags)
+        table = self.to_frame().style.format({"prior": "{:.3f}", "posterior": "{:.3f}", "likelihood_ratio": "{:.2f}"}).to_html()
+        return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"

@@ -1,0 +1,345 @@
+"""Compiled, batched, exact inference for discrete Bayesian networks.
+
+:func:`compile_network` takes any discrete Bayesian network (a pgmpy
+``DiscreteBayesianNetwork`` or :class:`~postfusion_bayes.tables.NetworkTables`)
+and returns an immutable :class:`CompiledNetwork`. Queries are batched over
+evidence rows and, optionally, over many versions of the tables at once
+(a leading parameter-set axis), and are exact:
+
+* layered networks (roots -> hidden middle layer -> leaves, as ours: context
+  -> causes -> findings) enumerate the middle layer's joint states with dense
+  array products (:mod:`postfusion_bayes._layered`);
+* any other DAG runs variable elimination with per-step rescaling
+  (:mod:`postfusion_bayes._elimination`).
+
+Evidence is a :class:`pandas.DataFrame` whose columns are variables and whose
+cells are state names; a missing cell (NaN or None) means unobserved. Soft
+evidence goes through ``likelihood``: for a variable, a DataFrame (same index
+as ``evidence``, one column per state) or an array ``(n_rows, n_states)`` of
+non-negative numbers proportional to P(observation | state); a row of NaN means
+no soft evidence in that row. A variable may carry hard and soft evidence in
+the same row only if they agree on nothing else: both are multiplied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._elimination import eliminate
+from ._layered import LayeredPlan, is_layered
+from .errors import EvidenceError, suggest
+from .tables import COLUMN_SUM_TOLERANCE, NetworkTables
+
+__all__ = ["compile_network", "CompiledNetwork"]
+
+#: Parameter sets are evaluated in chunks so that no array grows past this many entries.
+_CHUNK_ENTRIES = 4_000_000
+
+
+def compile_network(network: Any, strategy: str = "auto") -> "CompiledNetwork":
+    """Compile a discrete Bayesian network for fast exact queries.
+
+    Parameters
+    ----------
+    network : NetworkTables or pgmpy.models.DiscreteBayesianNetwork
+    strategy : {"auto", "layered", "elimination"}
+        "auto" enumerates when the network is layered and eliminates otherwise.
+
+    Returns
+    -------
+    CompiledNetwork
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from postfusion_bayes.tables import NetworkTables
+    >>> t = NetworkTables(
+    ...     states={"rain": ("no", "yes"), "wet": ("no", "yes")},
+    ...     parents={"rain": (), "wet": ("rain",)},
+    ...     cpts={"rain": np.array([0.8, 0.2]),
+    ...           "wet": np.array([[0.9, 0.1], [0.2, 0.8]])})
+    >>> net = compile_network(t)
+    >>> post = net.posteriors(pd.DataFrame({"wet": ["yes"]}), ["rain"])
+    >>> post["rain"].round(3)
+          no    yes
+    0  0.333  0.667
+    """
+    if not isinstance(network, NetworkTables):
+        if hasattr(network, "get_cpds"):
+            from .network import tables_from_pgmpy
+
+            network = tables_from_pgmpy(network)
+        else:
+            raise TypeError(f"expected NetworkTables or a pgmpy DiscreteBayesianNetwork, got {type(network).__name__}")
+    return CompiledNetwork(network, strategy=strategy)
+
+
+class CompiledNetwork:
+    """A network compiled once for exact batched inference (immutable).
+
+    Use :func:`compile_network` to build one.
+    """
+
+    __slots__ = ("_tables", "_strategy", "_plan", "_state_index")
+
+    def __init__(self, tables: NetworkTables, strategy: str = "auto"):
+        problems = tables.column_sum_errors()
+        if problems:
+            raise ValueError("invalid tables: " + "; ".join(problems))
+        if any(t.ndim != len(tables.parents[v]) + 1 for v, t in tables.cpts.items()):
+            raise ValueError("compile unbatched tables; pass parameter sets to the queries instead")
+        layered = is_layered(tables)
+        if strategy == "auto":
+            strategy = "layered" if layered else "elimination"
+        if strategy not in ("layered", "elimination"):
+            raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, layered, elimination")
+        if strategy == "layered" and not layered:
+            raise ValueError("the network is not layered (roots -> middle -> leaves); use strategy='elimination'")
+        object.__setattr__(self, "_tables", tables)
+        object.__setattr__(self, "_strategy", strategy)
+        object.__setattr__(self, "_plan", LayeredPlan(tables) if strategy == "layered" else None)
+        object.__setattr__(self, "_state_index", {v: {s: i for i, s in enumerate(st)} for v, st in tables.states.items()})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("CompiledNetwork is immutable")
+
+    def __repr__(self) -> str:
+        return f"<CompiledNetwork: {len(self.variables)} variables, strategy={self._strategy!r}>"
+
+    # ---------------------------------------------------------------- description
+    @property
+    def tables(self) -> NetworkTables:
+        """The tables the network was compiled from."""
+        return self._tables
+
+    @property
+    def strategy(self) -> str:
+        """"layered" (enumeration of the middle layer) or "elimination"."""
+        return self._strategy
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Variable names in topological order."""
+        return self._tables.variables
+
+    @property
+    def states(self) -> Mapping[str, tuple[str, ...]]:
+        """State names of every variable."""
+        return self._tables.states
+
+    # ---------------------------------------------------------------- encoding
+    def _check_variable(self, name: object, what: str) -> str:
+        if name not in self._state_index:
+            raise EvidenceError(f"unknown variable {name!r} in {what}{suggest(name, self.variables)}")
+        return str(name)
+
+    def encode(self, evidence: pd.DataFrame, likelihood: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Turn evidence into one likelihood array ``(n_rows, n_states)`` per observed variable.
+
+        Raises
+        ------
+        EvidenceError
+            For an unknown variable or state, naming it, what was given and what is allowed.
+        """
+        if not isinstance(evidence, pd.DataFrame):
+            raise EvidenceError(f"evidence must be a pandas DataFrame (one row per case), got {type(evidence).__name__}")
+        n = len(evidence)
+        out: dict[str, np.ndarray] = {}
+        for column in evidence.columns:
+            name = self._check_variable(column, "the evidence columns")
+            states = self._tables.states[name]
+            values = evidence[column]
+            missing = values.isna().to_numpy()
+            codes = pd.Categorical(values.where(~missing, None).astype(object), categories=list(states)).codes
+            bad = (codes < 0) & ~missing
+            if bad.any():
+                wrong = list(dict.fromkeys(values[bad].tolist()))
+                rows = list(evidence.index[bad][:5])
+                raise EvidenceError(
+                    f"variable {name!r}: state {wrong[0]!r}{suggest(wrong[0], states)} is not allowed "
+                    f"(rows {rows}); allowed states: {', '.join(states)}"
+                )
+            if missing.all():
+                continue
+            lam = np.zeros((n, len(states)))
+            lam[np.arange(n)[~missing], codes[~missing]] = 1.0
+            lam[missing] = 1.0
+            out[name] = lam
+        for column, value in (likelihood or {}).items():
+            name = self._check_variable(column, "the likelihood")
+            lam = self._soft(name, value, evidence.index)
+            out[name] = out[name] * lam if name in out else lam
+        for name, lam in out.items():
+            dead = ~(lam.sum(axis=1) > 0)
+            if dead.any():
+                raise EvidenceError(f"variable {name!r}: likelihood is zero for every state in rows {list(evidence.index[dead][:5])}")
+        return out
+
+    def _soft(self, name: str, value: Any, index: pd.Index) -> np.ndarray:
+        states = self._tables.states[name]
+        if isinstance(value, pd.DataFrame):
+            extra = [c for c in value.columns if c not in states]
+            if extra:
+                raise EvidenceError(f"likelihood of {name!r}: unknown state {extra[0]!r}{suggest(extra[0], states)}; allowed states: {', '.join(states)}")
+            if not value.index.equals(index):
+                raise EvidenceError(f"likelihood of {name!r}: its index does not match the evidence rows")
+            arr = value.reindex(columns=list(states)).to_numpy(dtype=float)
+        else:
+            arr = np.asarray(value, dtype=float)
+            if arr.shape != (len(index), len(states)):
+                raise EvidenceError(f"likelihood of {name!r}: shape {arr.shape}, expected {(len(index), len(states))} (rows, states {states})")
+        absent = np.isnan(arr).all(axis=1)
+        arr = np.where(absent[:, None], 1.0, arr)
+        if np.isnan(arr).any() or (arr < 0).any() or np.isinf(arr).any():
+            raise EvidenceError(f"likelihood of {name!r}: values must be finite and non-negative, one per state {states}")
+        return arr
+
+    def _parameter_tables(self, parameters: Mapping[str, np.ndarray] | None) -> tuple[dict[str, np.ndarray], int]:
+        cpts = dict(self._tables.cpts)
+        if not parameters:
+            return cpts, 1
+        sizes = set()
+        for name, table in parameters.items():
+            if name not in cpts:
+                raise ValueError(f"parameters name unknown variable {name!r}{suggest(name, self.variables)}")
+            table = np.asarray(table, dtype=float)
+            expected = self._tables.cpts[name].shape
+            if table.ndim != len(expected) + 1 or table.shape[1:] != expected:
+                raise ValueError(f"parameter tables of {name!r} have shape {table.shape}, expected (n_sets, *{expected})")
+            if not np.all(np.isfinite(table)) or table.min() < 0 or table.max() > 1:
+                raise ValueError(f"parameter tables of {name!r} have entries outside [0, 1]")
+            worst = float(np.max(np.abs(table.sum(axis=-1) - 1)))
+            if worst > COLUMN_SUM_TOLERANCE:
+                raise ValueError(f"parameter tables of {name!r}: columns sum to 1 only within {worst:.3g}")
+            sizes.add(table.shape[0])
+            cpts[name] = table
+        if len(sizes) != 1:
+            raise ValueError(f"parameter tables have different numbers of sets {sorted(sizes)}")
+        return cpts, sizes.pop()
+
+    # ---------------------------------------------------------------- arrays in, arrays out
+    def posterior_arrays(
+        self,
+        likelihoods: Mapping[str, np.ndarray],
+        targets: Sequence[str],
+        n_rows: int,
+        parameters: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Low-level query on encoded evidence (see :meth:`encode`).
+
+        Returns
+        -------
+        marginals : dict of str to array, shape (n_sets, n_rows, n_states)
+            P(target | evidence); NaN where the evidence is impossible.
+        log_evidence : array, shape (n_sets, n_rows)
+            log P(evidence); -inf where it is impossible.
+        """
+        for t in targets:
+            self._check_variable(t, "the targets")
+        cpts, n_sets = self._parameter_tables(parameters)
+        per_set = n_rows * max(self._plan.J if self._plan else 64, 1)
+        chunk = max(1, _CHUNK_ENTRIES // max(per_set, 1)) if n_sets > 1 else 1
+        if n_sets <= chunk:
+            return self._run(cpts, likelihoods, targets, n_rows)
+        parts = []
+        batched = set(parameters or ())
+        for start in range(0, n_sets, chunk):
+            sub = {v: (t[start : start + chunk] if v in batched else t) for v, t in cpts.items()}
+            parts.append(self._run(sub, likelihoods, targets, n_rows))
+        marginals = {t: np.concatenate([p[0][t] for p in parts]) for t in targets}
+        return marginals, np.concatenate([p[1] for p in parts])
+
+    def _run(self, cpts, likelihoods, targets, n_rows):
+        if self._plan is not None:
+            return self._plan.run(cpts, likelihoods, list(targets), n_rows)
+        tables = NetworkTables(self._tables.states, self._tables.parents, cpts)
+        full = {v: likelihoods[v] for v in likelihoods}
+        if not full:
+            first = self.variables[0]
+            full = {first: np.ones((n_rows, self._tables.cardinality(first)))}
+        return eliminate(tables, full, list(targets))
+
+    # ---------------------------------------------------------------- labelled queries
+    def _impossible(self, log_evidence: np.ndarray, index: pd.Index, n_sets: int) -> None:
+        bad = ~np.isfinite(log_evidence)
+        if bad.any():
+            sets, rows = np.nonzero(bad)
+            where = [f"row {index[r]!r}" + (f" (parameter set {s})" if n_sets > 1 else "") for s, r in zip(sets[:5], rows[:5])]
+            raise EvidenceError(f"the evidence is impossible under the model (probability 0) in {', '.join(where)}" + (f" and {len(rows) - 5} more" if len(rows) > 5 else ""))
+
+    def posteriors(
+        self,
+        evidence: pd.DataFrame,
+        targets: Sequence[str] | None = None,
+        *,
+        likelihood: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """Posterior distribution of each target for each evidence row.
+
+        Parameters
+        ----------
+        evidence : DataFrame
+            Columns are variables, cells state names; NaN or None is unobserved.
+        targets : sequence of str, optional
+            Variables to query; by default every variable without hard
+            evidence in any row.
+        likelihood : mapping, optional
+            Soft evidence per variable (see the module docstring).
+        parameters : mapping of str to array, optional
+            Replacement tables with a leading axis of parameter sets,
+            shape ``(n_sets, *table.shape)``; unnamed tables are shared.
+
+        Returns
+        -------
+        dict of str to DataFrame
+            One DataFrame per target: one row per evidence row (index
+            preserved) and one column per state. With ``parameters`` the index
+            is a MultiIndex (``parameter_set``, evidence index).
+
+        Raises
+        ------
+        EvidenceError
+            Unknown variable or state, or evidence impossible in some row (named).
+        """
+        lam = self.encode(evidence, likelihood)
+        if targets is None:
+            observed = set(evidence.columns[evidence.notna().any().to_numpy()]) if len(evidence.columns) else set()
+            targets = [v for v in self.variables if v not in observed]
+        targets = list(targets)
+        n_sets = self._parameter_tables(parameters)[1]
+        marginals, log_evidence = self.posterior_arrays(lam, targets, len(evidence), parameters)
+        self._impossible(log_evidence, evidence.index, n_sets)
+        index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
+        out = {}
+        for t in targets:
+            values = marginals[t].reshape(-1, marginals[t].shape[-1])
+            frame = pd.DataFrame(values, index=index, columns=pd.Index(list(self._tables.states[t]), name=t))
+            out[t] = frame
+        return out
+
+    def evidence_probability(
+        self,
+        evidence: pd.DataFrame,
+        *,
+        likelihood: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, np.ndarray] | None = None,
+        log: bool = False,
+    ) -> pd.Series:
+        """P(evidence) for each row (0 for impossible rows; no error here).
+
+        With soft evidence this is the sum over states of the joint times the
+        likelihoods, which is P(evidence) only up to the likelihoods' scale.
+        With ``log=True`` returns the natural log (safe for tiny values).
+        """
+        lam = self.encode(evidence, likelihood)
+        n_sets = self._parameter_tables(parameters)[1]
+        _, log_evidence = self.posterior_arrays(lam, [], len(evidence), parameters)
+        index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
+        values = log_evidence.reshape(-1)
+        name = "log_evidence_probability" if log else "evidence_probability"
+        return pd.Series(values if log else np.exp(values), index=index, name=name)

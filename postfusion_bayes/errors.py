@@ -1,0 +1,56 @@
+"""Exceptions raised by postfusion-bayes.
+
+Every error the library raises on bad input is one of these, so a caller can
+catch :class:`PostfusionError` for all of them, or ``ValueError`` for the two
+input errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["PostfusionError", "SpecError", "EvidenceError", "suggest"]
+
+
+class PostfusionError(Exception):
+    """Base class of every error raised by postfusion-bayes."""
+
+
+class SpecError(PostfusionError, ValueError):
+    """The priors (the model specification) are invalid.
+
+    Parameters
+    ----------
+    problems : list of str
+        Every problem found, each naming its file and key.
+    """
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the model specification:"
+        super().__init__("\n  - ".join([head, *self.problems]))
+
+
+class EvidenceError(PostfusionError, ValueError):
+    """Evidence given to a query is invalid or impossible under the model."""
+
+
+def suggest(given: object, allowed: Iterable[object]) -> str:
+    """Return a 'did you mean' phrase for a mistyped name, or an empty string.
+
+    Examples
+    --------
+    >>> suggest("radicular_pian", ["radicular_pain", "back_pain"])
+    " (did you mean 'radicular_pain'?)"
+    >>> suggest("late", ["immediate", "late_after_good_result"])
+    " (did you mean 'late_after_good_result'?)"
+    >>> suggest("zzz", ["radicular_pain"])
+    ''
+    """
+    names = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(given), names, n=1, cutoff=0.6)
+    if not close and len(str(given)) >= 3:
+        close = [n for n in names if n.startswith(str(given))][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""

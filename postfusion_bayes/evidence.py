@@ -1,0 +1,131 @@
+"""Validate a patient's evidence against a model specification.
+
+Evidence is a mapping from variable name to what was observed:
+
+* a boolean variable (context, finding, red flag) takes ``True``/``False`` or
+  ``"yes"``/``"no"``; a cause (when known, e.g. from surgery) takes the same or
+  ``"present"``/``"absent"``;
+* a categorical variable takes one of its state names;
+* ``None`` means unobserved, like leaving the variable out;
+* soft evidence for an uncertain observation is a mapping from state to a
+  non-negative likelihood, P(what was seen | state) up to a constant, e.g.
+  ``{"yes": 0.8, "no": 0.2}`` (``True``/``False`` keys work for booleans).
+  Only the ratios matter: ``{"yes": 1, "no": 1}`` changes nothing. States left
+  out get likelihood 0.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import EvidenceError, suggest
+from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
+
+__all__ = ["Evidence", "parse_evidence", "state_of"]
+
+_TRUE_WORDS = {"yes": 1, "no": 0, "present": 1, "absent": 0}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Validated evidence: hard states and soft likelihoods, by variable."""
+
+    hard: Mapping[str, str]
+    soft: Mapping[str, np.ndarray]
+
+    @property
+    def observed(self) -> set[str]:
+        """Every variable with hard or soft evidence."""
+        return set(self.hard) | set(self.soft)
+
+
+def _allowed(states: tuple[str, ...]) -> str:
+    if states in (BOOLEAN_STATES, CAUSE_STATES):
+        return f"True, False, {states[1]!r} or {states[0]!r}"
+    return ", ".join(repr(s) for s in states)
+
+
+def state_of(name: str, value: Any, states: tuple[str, ...]) -> str:
+    """The state name a hard observation stands for.
+
+    Raises
+    ------
+    EvidenceError
+        Naming the variable, the value given and the values allowed.
+
+    Examples
+    --------
+    >>> state_of("smoker", True, ("no", "yes"))
+    'yes'
+    >>> state_of("onset", "immediate", ("immediate", "gradual_after_relief"))
+    'immediate'
+    """
+    binary = states in (BOOLEAN_STATES, CAUSE_STATES)
+    if binary and isinstance(value, bool | np.bool_):
+        return states[int(bool(value))]
+    if isinstance(value, str):
+        if value in states:
+            return value
+        if binary and value in _TRUE_WORDS:
+            return states[_TRUE_WORDS[value]]
+    hint = suggest(value, states) if isinstance(value, str) else ""
+    raise EvidenceError(f"evidence {name!r}: got {value!r}{hint}; allowed: {_allowed(states)}")
+
+
+def _likelihood(name: str, value: Mapping, states: tuple[str, ...]) -> np.ndarray:
+    binary = states in (BOOLEAN_STATES, CAUSE_STATES)
+    lam = np.zeros(len(states))
+    for key, weight in value.items():
+        if binary and isinstance(key, bool | np.bool_):
+            index = int(bool(key))
+        elif key in states:
+            index = states.index(key)
+        else:
+            raise EvidenceError(f"soft evidence {name!r}: unknown state {key!r}{suggest(key, states) if isinstance(key, str) else ''}; allowed: {_allowed(states)}")
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
+            raise EvidenceError(f"soft evidence {name!r}: likelihood of {key!r} is {weight!r}; it must be a finite number >= 0")
+        lam[index] = float(weight)
+    if not lam.any():
+        raise EvidenceError(f"soft evidence {name!r}: every likelihood is 0 ({dict(value)!r}); at least one state must be possible")
+    return lam
+
+
+def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evidence:
+    """Check evidence against the spec and split it into hard and soft parts.
+
+    Raises
+    ------
+    EvidenceError
+        For an unknown variable (with a close match), a value that is not
+        allowed, or a soft likelihood that is negative or all zero.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> e = parse_evidence(load_spec(), {"smoker": True, "onset": "immediate"})
+    >>> dict(e.hard)
+    {'smoker': 'yes', 'onset': 'immediate'}
+    """
+    if evidence is None:
+        return Evidence({}, {})
+    if not isinstance(evidence, Mapping):
+        raise EvidenceError(f"evidence must be a mapping of variable to value, got {type(evidence).__name__}")
+    hard: dict[str, str] = {}
+    soft: dict[str, np.ndarray] = {}
+    for name, value in evidence.items():
+        if name not in spec.variables:
+            raise EvidenceError(f"unknown variable {name!r}{suggest(name, spec.variables)}; see model.variables for the names")
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        states = spec.variables[name].states
+        if isinstance(value, Mapping):
+            soft[name] = _likelihood(name, value, states)
+        else:
+            hard[name] = state_of(name, value, states)
+    return Evidence(hard, soft)

@@ -1,0 +1,380 @@
+"""The :class:`Model`: the post-fusion leg-pain network and its queries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cpts import build_tables
+from .diagnosis import Diagnosis, RedFlag
+from .engine import CompiledNetwork
+from .errors import EvidenceError, suggest
+from .evidence import Evidence, parse_evidence, state_of
+from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
+
+__all__ = ["Model", "load_model"]
+
+
+def load_model(path: str | Path | None = None) -> "Model":
+    """Load and validate a model from a priors folder.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder with the five prior files; the priors shipped with the package
+        by default.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    SpecError
+        Listing every problem in the priors, each with its file and key.
+
+    Examples
+    --------
+    >>> model = load_model()
+    >>> len(model.causes)
+    8
+    """
+    return Model(load_spec(path))
+
+
+class Model:
+    """A Bayesian network for the differential diagnosis of leg pain after lumbar fusion.
+
+    Immutable: :meth:`with_parameters` returns a new model.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        A validated specification (see :func:`load_model`).
+    """
+
+    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags")
+
+    def __init__(self, spec: ModelSpec):
+        tables = build_tables(spec)
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_tables", tables)
+        object.__setattr__(self, "_network", CompiledNetwork(tables))
+        object.__setattr__(self, "_causes", spec.names("cause"))
+        object.__setattr__(self, "_red_flags", spec.names("red_flag"))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
+
+    def __repr__(self) -> str:
+        counts = {r: len(self._spec.names(r)) for r in ("context", "cause", "finding", "red_flag")}
+        return f"<Model from {self._spec.source}: {counts['context']} context, {counts['cause']} causes, {counts['finding']} findings, {counts['red_flag']} red flags, {len(self._spec.parameters)} parameters>"
+
+    # ------------------------------------------------------------ description
+    @property
+    def spec(self) -> ModelSpec:
+        """The validated specification."""
+        return self._spec
+
+    @property
+    def tables(self):
+        """The conditional probability tables (:class:`~postfusion_bayes.tables.NetworkTables`)."""
+        return self._tables
+
+    @property
+    def network(self) -> CompiledNetwork:
+        """The compiled network used for inference."""
+        return self._network
+
+    @property
+    def causes(self) -> list[str]:
+        """Ids of the hidden causes."""
+        return list(self._causes)
+
+    @property
+    def red_flags(self) -> list[str]:
+        """Ids of the red-flag findings."""
+        return list(self._red_flags)
+
+    @property
+    def variables(self) -> pd.DataFrame:
+        """One row per variable: name, role, states, description."""
+        rows = [
+            {"name": v.name, "role": v.role, "states": v.states, "description": v.description}
+            for v in self._spec.variables.values()
+        ]
+        order = {"context": 0, "cause": 1, "finding": 2, "red_flag": 3}
+        frame = pd.DataFrame(rows, columns=["name", "role", "states", "description"])
+        return frame.sort_values("role", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+    @property
+    def parameters(self) -> pd.DataFrame:
+        """One row per hand-set number: name, value, low, high, source, judgment, kind, file, note."""
+        rows = [
+            {
+                "name": p.name,
+                "value": p.value,
+                "low": p.low,
+                "high": p.high,
+                "source": p.source,
+                "judgment": p.judgment,
+                "kind": p.kind,
+                "file": p.file,
+                "note": p.note,
+            }
+            for p in self._spec.parameters.values()
+        ]
+        return pd.DataFrame(rows, columns=["name", "value", "low", "high", "source", "judgment", "kind", "file", "note"])
+
+    def with_parameters(self, values: Mapping[str, float]) -> "Model":
+        """Return a new model with some parameter values changed (this one is unchanged).
+
+        Parameters
+        ----------
+        values : mapping of str to float
+            Parameter name (as in :attr:`parameters`) to new value.
+
+        Raises
+        ------
+        SpecError
+            For an unknown name or a value the model cannot take (outside
+            [0, 1], a link below its leak, a distribution no longer summing to 1).
+
+        Examples
+        --------
+        >>> model = load_model()
+        >>> changed = model.with_parameters({"findings.radicular_pain.leak": 0.2})
+        >>> model.spec.value("findings.radicular_pain.leak"), changed.spec.value("findings.radicular_pain.leak")
+        (0.15, 0.2)
+        """
+        return Model(self._spec.with_values(values))
+
+    def to_pgmpy(self):
+        """The model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
+
+        Imports pgmpy (slow, 2-3 s) on first use. Every table column sums to 1
+        within 1e-9.
+        """
+        from .network import to_pgmpy
+
+        return to_pgmpy(self._tables)
+
+    # ------------------------------------------------------------ queries
+    def check_red_flags(self, evidence: Mapping[str, Any]) -> list[RedFlag]:
+        """Red flags observed present in the evidence, without any inference.
+
+        A red flag counts as raised when observed present, or when soft
+        evidence leans towards present (likelihood of "yes" above "no").
+        """
+        return self._red_flags_of(parse_evidence(self._spec, evidence))
+
+    def _red_flags_of(self, ev: Evidence) -> list[RedFlag]:
+        raised = []
+        for name in self._red_flags:
+            present = ev.hard.get(name) == "yes" or (name in ev.soft and ev.soft[name][1] > ev.soft[name][0])
+            if present:
+                var = self._spec.variables[name]
+                raised.append(RedFlag(name, var.description, var.advice))
+        return raised
+
+    def _encode(self, rows: list[Evidence]) -> dict[str, np.ndarray]:
+        """Likelihood arrays (n_rows, n_states) for validated evidence rows."""
+        n = len(rows)
+        out: dict[str, np.ndarray] = {}
+        states = self._tables.states
+        for i, ev in enumerate(rows):
+            for name, state in ev.hard.items():
+                lam = out.get(name)
+                if lam is None:
+                    lam = out[name] = np.ones((n, len(states[name])))
+                lam[i] = 0.0
+                lam[i, states[name].index(state)] = 1.0
+            for name, soft in ev.soft.items():
+                lam = out.get(name)
+                if lam is None:
+                    lam = out[name] = np.ones((n, len(states[name])))
+                lam[i] = soft
+        return out
+
+    def _context_only(self, ev: Evidence) -> Evidence:
+        context = set(self._spec.names("context"))
+        return Evidence({k: v for k, v in ev.hard.items() if k in context}, {k: v for k, v in ev.soft.items() if k in context})
+
+    def diagnose(self, evidence: Mapping[str, Any] | None = None) -> Diagnosis:
+        """Posterior probability of every cause given a patient's evidence.
+
+        Parameters
+        ----------
+        evidence : mapping, optional
+            Variable to observation (see :mod:`postfusion_bayes.evidence`):
+            ``True``/``False`` or ``"yes"``/``"no"`` for booleans, a state name
+            for categoricals, a ``{state: likelihood}`` mapping for soft
+            evidence; variables left out are unobserved.
+
+        Returns
+        -------
+        Diagnosis
+            ``posterior`` (sorted), ``prior`` (context only), ``red_flags``.
+
+        Raises
+        ------
+        EvidenceError
+            For an unknown variable or value, or evidence impossible under the
+            model (the message then repeats any red flag raised).
+
+        Examples
+        --------
+        >>> model = load_model()
+        >>> dx = model.diagnose({"time_since_surgery": "over_2_years",
+        ...                      "neurogenic_claudication": True,
+        ...                      "mri_adjacent_level_stenosis": True})
+        >>> dx.top
+        'adjacent_segment_disease'
+        >>> dx.red_flags
+        []
+        """
+        ev = parse_evidence(self._spec, evidence)
+        flags = self._red_flags_of(ev)
+        lam = self._encode([ev, self._context_only(ev)])
+        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, 2)
+        if not np.isfinite(log_evidence[0, 0]):
+            advice = "".join(f"\n{flag}" for flag in flags)
+            raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
+        post = np.array([marginals[c][0, 0, 1] for c in self._causes])
+        prior = np.array([marginals[c][0, 1, 1] for c in self._causes])
+        order = np.argsort(-post, kind="stable")
+        index = pd.Index([self._causes[i] for i in order], name="cause")
+        shown = dict(ev.hard)
+        shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
+        return Diagnosis(
+            posterior=pd.Series(post[order], index=index, name="posterior"),
+            prior=pd.Series(prior[order], index=index, name="prior"),
+            red_flags=flags,
+            evidence=shown,
+        )
+
+    def diagnose_many(self, patients: pd.DataFrame) -> pd.DataFrame:
+        """Posteriors for many patients at once, one per row.
+
+        Parameters
+        ----------
+        patients : DataFrame
+            One patient per row, one column per observed variable, cells in the
+            same vocabulary as :meth:`diagnose` (True/False, "yes"/"no", state
+            names); NaN or None is unobserved.
+
+        Returns
+        -------
+        DataFrame
+            Index preserved. First column ``red_flags``: the names of the red
+            flags raised in that row, joined by ", " ("" when none); then one
+            column per cause with P(cause present | row).
+
+        Raises
+        ------
+        EvidenceError
+            Naming the column, the bad value and its rows, or the rows whose
+            evidence is impossible.
+        """
+        if not isinstance(patients, pd.DataFrame):
+            raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
+        columns = {}
+        for name in patients.columns:
+            if name not in self._spec.variables:
+                raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, self._spec.variables)}")
+            states = self._spec.variables[name].states
+            values = patients[name]
+            mapped = values.map(lambda v, n=name, s=states: None if v is None or (isinstance(v, float) and np.isnan(v)) else _map_state(n, v, s, values))
+            columns[name] = mapped
+        frame = pd.DataFrame(columns, index=patients.index)
+        lam = self._network.encode(frame)
+        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, len(frame))
+        bad = ~np.isfinite(log_evidence[0])
+        if bad.any():
+            raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
+        out = pd.DataFrame({c: marginals[c][0, :, 1] for c in self._causes}, index=patients.index)
+        out.columns.name = "cause"
+        flags = pd.Series("", index=patients.index, dtype=object)
+        for name in self._red_flags:
+            if name in frame.columns:
+                hit = (frame[name] == "yes").to_numpy()
+                flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
+        out.insert(0, "red_flags", flags)
+        return out
+
+    def implied_accuracy(self, finding: str, cause: str, state: str | None = None, **context: Any) -> pd.Series:
+        """Accuracy of a finding for a cause, as the model implies it.
+
+        Sensitivity is P(finding | cause present, context), specificity
+        P(no finding | cause absent, context), both averaging over every other
+        cause as the model's priors say. A context variable left out is
+        averaged over too.
+
+        Parameters
+        ----------
+        finding : str
+            A finding or red flag.
+        cause : str
+        state : str, optional
+            The state counted as positive; "yes" for boolean findings (needed
+            for a categorical finding such as ``onset``).
+        **context
+            Context evidence, e.g. ``time_since_surgery="6_to_24_months"``.
+
+        Returns
+        -------
+        Series
+            sensitivity, specificity, lr_positive, lr_negative.
+
+        Examples
+        --------
+        >>> model = load_model()
+        >>> acc = model.implied_accuracy("si_provocation_cluster", "si_joint_strain",
+        ...                              time_since_surgery="6_to_24_months")
+        >>> bool(acc["sensitivity"] > 0.9)
+        True
+        """
+        variables = self._spec.variables
+        if finding not in variables or variables[finding].role not in ("finding", "red_flag"):
+            findings = [v for v, var in variables.items() if var.role in ("finding", "red_flag")]
+            raise EvidenceError(f"unknown finding {finding!r}{suggest(finding, findings)}")
+        if cause not in self._causes:
+            raise EvidenceError(f"unknown cause {cause!r}{suggest(cause, self._causes)}; causes: {', '.join(self._causes)}")
+        states = variables[finding].states
+        if state is None:
+            if states != BOOLEAN_STATES:
+                raise EvidenceError(f"finding {finding!r} is categorical; say which state is positive with state=, one of {', '.join(states)}")
+            state = "yes"
+        elif state not in states:
+            raise EvidenceError(f"finding {finding!r}: state {state!r}{suggest(state, states)} is not allowed; allowed: {', '.join(states)}")
+        for name in context:
+            if name not in variables or variables[name].role != "context":
+                known = self._spec.names("context")
+                raise EvidenceError(f"{name!r} is not a context variable{suggest(name, known)}; allowed: {', '.join(known)}")
+        base = parse_evidence(self._spec, context)
+        present = Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft)
+        absent = Evidence({**base.hard, cause: CAUSE_STATES[0]}, base.soft)
+        marginals, _ = self._network.posterior_arrays(self._encode([present, absent]), [finding], 2)
+        k = states.index(state)
+        sens = float(marginals[finding][0, 0, k])
+        spec = 1.0 - float(marginals[finding][0, 1, k])
+        with np.errstate(divide="ignore"):
+            lr_pos = sens / (1 - spec) if spec < 1 else np.inf
+            lr_neg = (1 - sens) / spec if spec > 0 else np.inf
+        return pd.Series(
+            {"sensitivity": sens, "specificity": spec, "lr_positive": lr_pos, "lr_negative": lr_neg},
+            name=f"{finding}={state} for {cause}",
+        )
+
+
+def _map_state(name: str, value: Any, states: tuple[str, ...], column: pd.Series) -> str:
+    """State name for one cell of :meth:`Model.diagnose_many`, naming the rows of a bad value."""
+    try:
+        return state_of(name, value, states)
+    except EvidenceError as exc:
+        rows = list(column.index[column.map(lambda v: v is value or v == value).to_numpy(dtype=bool)][:5])
+        raise EvidenceError(f"{exc} (rows {rows})") from None

@@ -1,0 +1,650 @@
+"""The model specification: hand-set priors loaded from ``priors/`` and validated.
+
+A priors folder holds five YAML files (see ``priors/README.md``):
+
+``context.yaml``
+    Observed context variables (parents of the causes) and their prior
+    distributions, used only when a context variable is not observed.
+``causes.yaml``
+    Hidden causes: a baseline probability per state of the time variable for
+    the reference patient, and odds ratios for boolean risk factors.
+``findings.yaml`` and ``red_flags.yaml``
+    Binary findings as leaky noisy-OR children of the causes.
+``onset.yaml``
+    The categorical onset finding: one onset distribution per cause and one
+    for the leak, mixed with equal weights over the causes present.
+
+Every number is a :class:`Parameter` with a value, a plausible range and a
+source or a judgment marker. :func:`load_spec` checks everything at once and
+raises one :class:`~postfusion_bayes.errors.SpecError` listing every problem
+with its file and key; it never repairs a number.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from .errors import SpecError, suggest
+
+__all__ = [
+    "Parameter",
+    "Variable",
+    "CausePrior",
+    "NoisyOrFinding",
+    "OnsetModel",
+    "ModelSpec",
+    "load_spec",
+    "spec_from_documents",
+    "default_priors_path",
+    "PRIOR_FILES",
+    "BOOLEAN_STATES",
+    "CAUSE_STATES",
+]
+
+#: The files a priors folder must contain, and the top-level keys each may hold.
+PRIOR_FILES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "context.yaml": ("context",),
+        "causes.yaml": ("time_variable", "reference_patient", "causes"),
+        "findings.yaml": ("findings",),
+        "red_flags.yaml": ("red_flags",),
+        "onset.yaml": ("onset",),
+    }
+)
+
+#: States of boolean context variables, findings and red flags (index 1 is "present").
+BOOLEAN_STATES = ("no", "yes")
+#: States of the hidden causes.
+CAUSE_STATES = ("absent", "present")
+
+_PARAMETER_KEYS = {"value", "range", "source", "judgment", "note"}
+_ROLES = ("context", "cause", "finding", "red_flag")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One hand-set number.
+
+    Parameters
+    ----------
+    name : str
+        Dotted key path in its file, e.g. ``findings.radicular_pain.leak``.
+    value : float
+        The number used by the model.
+    low, high : float
+        Plausible range; ``low <= value <= high``.
+    source : str
+        Citation (author, year, journal), empty when the number is judgment.
+    judgment : str
+        Why the number was set by judgment, empty when fully sourced.
+    kind : {"probability", "odds_ratio"}
+        A probability lies in [0, 1]; an odds ratio is positive.
+    file : str
+        The file the number was read from.
+    note : str
+        Free text (how a figure was derived, caveats).
+    """
+
+    name: str
+    value: float
+    low: float
+    high: float
+    source: str
+    judgment: str
+    kind: str
+    file: str
+    note: str = ""
+
+    @property
+    def domain(self) -> tuple[float, float]:
+        """The values the parameter can take at all: [0, 1] or (0, inf)."""
+        return (0.0, 1.0) if self.kind == "probability" else (0.0, math.inf)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A variable of the network: its role, states and a plain-words description."""
+
+    name: str
+    role: str
+    states: tuple[str, ...]
+    description: str
+    advice: str = ""
+
+
+@dataclass(frozen=True)
+class CausePrior:
+    """How a cause depends on the context.
+
+    ``P(cause | time t, risk factors x) = odds^-1(odds(baseline[t]) * prod OR_k^x_k)``,
+    where ``baseline[t]`` is the probability for the reference patient (every
+    boolean risk factor "no").
+    """
+
+    cause: str
+    baseline: Mapping[str, str]
+    odds_ratios: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class NoisyOrFinding:
+    """A binary finding as a leaky noisy-OR of its causes.
+
+    ``leak`` names the parameter P(finding | no modelled cause). Each link
+    names P(finding | only this cause present, with the leak switched off)
+    (Diez's convention), so leak and links vary independently over [0, 1]:
+    ``P(finding absent | causes S) = (1 - leak) * prod_{i in S} (1 - link_i)``.
+    """
+
+    finding: str
+    leak: str
+    links: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class OnsetModel:
+    """The categorical onset finding.
+
+    ``distributions[cause][state]`` names P(onset = state | only this cause);
+    ``distributions["leak"]`` applies when no modelled cause is present. With
+    several causes present their distributions are averaged with equal weights.
+    """
+
+    variable: str
+    distributions: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated model specification (immutable).
+
+    Use :func:`load_spec` to read one; :meth:`with_values` returns a copy with
+    some numbers changed, validated again.
+    """
+
+    variables: Mapping[str, Variable]
+    parameters: Mapping[str, Parameter]
+    time_variable: str
+    reference_patient: str
+    context_priors: Mapping[str, Mapping[str, str]]
+    cause_priors: Mapping[str, CausePrior]
+    findings: Mapping[str, NoisyOrFinding]
+    onset: OnsetModel | None
+    source: str = field(default="", compare=False)
+
+    def names(self, role: str) -> list[str]:
+        """Names of the variables with one role (context, cause, finding, red_flag)."""
+        return [v.name for v in self.variables.values() if v.role == role]
+
+    def value(self, name: str) -> float:
+        """The value of one parameter."""
+        return self.parameters[name].value
+
+    def with_values(self, values: Mapping[str, float]) -> "ModelSpec":
+        """Return a new spec with some parameter values replaced and checked.
+
+        Every load-time check on the numbers applies (domain, distributions
+        summing to 1) except one: a new value may lie
+        outside its plausible range, which is the reviewer's opinion, not a
+        mathematical limit, so that sensitivity analysis can explore the whole
+        domain. The ranges themselves are kept unchanged.
+
+        Raises
+        ------
+        SpecError
+            Listing every problem, e.g. an unknown name or a value out of domain.
+        """
+        problems = []
+        params = dict(self.parameters)
+        for name, value in values.items():
+            if name not in params:
+                problems.append(f"parameter {name!r} does not exist{suggest(name, params)}")
+                continue
+            p = params[name]
+            if not _is_number(value):
+                problems.append(f"{p.file}: {name}: value {value!r} is not a number")
+                continue
+            params[name] = replace(p, value=float(value))
+        if problems:
+            raise SpecError(problems)
+        new = replace(self, parameters=MappingProxyType(params))
+        problems = [m for name in values for m in _check_parameter(params[name], check_range=False)]
+        problems += _check_values(new)
+        if problems:
+            raise SpecError(problems)
+        return new
+
+
+def default_priors_path() -> Path:
+    """Folder of the priors shipped with the package.
+
+    Inside an installed wheel they live in ``postfusion_bayes/priors``; in a
+    source checkout (also an editable install) in the top-level ``priors/``.
+    """
+    packaged = Path(str(resources.files("postfusion_bayes"))) / "priors"
+    if (packaged / "causes.yaml").is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "priors"
+
+
+def load_spec(path: str | Path | None = None) -> ModelSpec:
+    """Read and validate a priors folder.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Folder holding the five prior files; the shipped priors by default.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    SpecError
+        Listing every problem found, each with its file and key.
+
+    Examples
+    --------
+    >>> spec = load_spec()
+    >>> spec.names("cause")[:2]
+    ['nerve_injury', 'pseudarthrosis']
+    """
+    folder = Path(path) if path is not None else default_priors_path()
+    if not folder.is_dir():
+        raise SpecError([f"{folder}: priors folder does not exist"])
+    documents: dict[str, Any] = {}
+    problems: list[str] = []
+    for filename in PRIOR_FILES:
+        file = folder / filename
+        if not file.is_file():
+            problems.append(f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})")
+            continue
+        try:
+            documents[filename] = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            problems.append(f"{file}: not valid YAML: {exc}")
+    for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES):
+        problems.append(f"{folder / extra}: unexpected file{suggest(extra, PRIOR_FILES)}; allowed: {', '.join(PRIOR_FILES)}")
+    if problems:
+        raise SpecError(problems)
+    return spec_from_documents(documents, source=str(folder))
+
+
+def spec_from_documents(documents: Mapping[str, Any], source: str = "<memory>") -> ModelSpec:
+    """Build and validate a spec from already-parsed documents (file name -> content).
+
+    This is the path :func:`load_spec` takes after reading the files; tests
+    use it to build small networks without touching the disk.
+    """
+    return _Reader(documents, source).read()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+class _Reader:
+    """Collects every problem while building a spec; raises once at the end."""
+
+    def __init__(self, documents: Mapping[str, Any], source: str):
+        self.documents = documents
+        self.source = source
+        self.problems: list[str] = []
+        self.variables: dict[str, Variable] = {}
+        self.parameters: dict[str, Parameter] = {}
+
+    # ---- helpers
+    def where(self, file: str) -> str:
+        """The file as shown in messages: its path when read from a folder."""
+        return str(Path(self.source) / file) if self.source != "<memory>" else file
+
+    def problem(self, file: str, key: str, message: str) -> None:
+        file = self.where(file)
+        self.problems.append(f"{file}: {key}: {message}" if key else f"{file}: {message}")
+
+    def mapping(self, file: str, key: str, node: Any, *, required: bool = True) -> dict:
+        if node is None and not required:
+            return {}
+        if not isinstance(node, Mapping):
+            self.problem(file, key, f"expected a mapping, got {type(node).__name__} {node!r}")
+            return {}
+        return dict(node)
+
+    def text(self, file: str, key: str, node: Any) -> str:
+        if not isinstance(node, str) or not node.strip():
+            self.problem(file, key, f"expected a non-empty text, got {node!r}")
+            return ""
+        return node.strip()
+
+    def declare(self, file: str, key: str, variable: Variable) -> None:
+        if variable.name in self.variables:
+            other = self.variables[variable.name]
+            self.problem(file, key, f"id {variable.name!r} is already declared as a {other.role}")
+            return
+        self.variables[variable.name] = variable
+
+    def parameter(self, file: str, key: str, node: Any, kind: str = "probability") -> str | None:
+        """Read one number entry; record it and return its name, or None when unusable."""
+        entry = self.mapping(file, key, node)
+        if not entry:
+            if isinstance(node, Mapping):
+                self.problem(file, key, "empty entry; expected value, range and source or judgment")
+            return None
+        for extra in sorted(set(entry) - _PARAMETER_KEYS):
+            self.problem(file, f"{key}.{extra}", f"unknown field{suggest(extra, _PARAMETER_KEYS)}; allowed: {', '.join(sorted(_PARAMETER_KEYS))}")
+        ok = True
+        value = entry.get("value")
+        if "value" not in entry:
+            self.problem(file, key, "missing value")
+            ok = False
+        elif not _is_number(value):
+            self.problem(file, key, f"value {value!r} is not a finite number")
+            ok = False
+        rng = entry.get("range")
+        low = high = math.nan
+        if "range" not in entry:
+            self.problem(file, key, "missing range [low, high]")
+            ok = False
+        elif not (isinstance(rng, list | tuple) and len(rng) == 2 and all(_is_number(r) for r in rng)):
+            self.problem(file, key, f"range {rng!r} is not two numbers [low, high]")
+            ok = False
+        else:
+            low, high = float(rng[0]), float(rng[1])
+        source = entry.get("source", "")
+        judgment = entry.get("judgment", "")
+        for field_name, field_value in (("source", source), ("judgment", judgment), ("note", entry.get("note", ""))):
+            if not isinstance(field_value, str):
+                self.problem(file, f"{key}.{field_name}", f"expected a text, got {field_value!r}")
+                ok = False
+        if isinstance(source, str) and isinstance(judgment, str) and not source.strip() and not judgment.strip():
+            self.problem(file, key, "missing source: give 'source' (author, year, journal) or an explicit 'judgment' marker")
+            ok = False
+        if not ok:
+            return None
+        parameter = Parameter(
+            name=key,
+            value=float(value),
+            low=low,
+            high=high,
+            source=source.strip(),
+            judgment=judgment.strip(),
+            kind=kind,
+            file=self.where(file),
+            note=str(entry.get("note", "")).strip(),
+        )
+        self.problems.extend(_check_parameter(parameter, check_range=True))
+        self.parameters[key] = parameter
+        return key
+
+    def distribution(self, file: str, key: str, node: Any, states: tuple[str, ...]) -> dict[str, str]:
+        entries = self.mapping(file, key, node)
+        names: dict[str, str] = {}
+        for state, sub in entries.items():
+            if state not in states:
+                self.problem(file, f"{key}.{state}", f"unknown state {state!r}{suggest(state, states)}; allowed: {', '.join(states)}")
+                continue
+            name = self.parameter(file, f"{key}.{state}", sub)
+            if name:
+                names[state] = name
+        missing = [s for s in states if s not in entries]
+        if missing and entries:
+            self.problem(file, key, f"missing states {missing}; a distribution needs every state of {list(states)}")
+        return names
+
+    def known_keys(self, file: str, key: str, node: dict, allowed: tuple[str, ...]) -> None:
+        for extra in sorted(set(node) - set(allowed)):
+            where = f"{key}.{extra}" if key else str(extra)
+            self.problem(file, where, f"unknown key{suggest(extra, allowed)}; allowed: {', '.join(allowed)}")
+
+    def states(self, file: str, key: str, node: Any) -> tuple[str, ...]:
+        if not (isinstance(node, list) and len(node) >= 2 and all(isinstance(s, str) and s for s in node)):
+            self.problem(file, key, f"states must be a list of at least two names, got {node!r}")
+            return ()
+        if len(set(node)) != len(node):
+            self.problem(file, key, f"states {node!r} repeat a name")
+            return ()
+        return tuple(node)
+
+    # ---- files
+    def read(self) -> ModelSpec:
+        for filename, allowed in PRIOR_FILES.items():
+            doc = self.documents.get(filename)
+            if doc is None:
+                self.problem(filename, "", "file is missing or empty")
+                continue
+            if not isinstance(doc, Mapping):
+                self.problem(filename, "", f"expected a mapping at the top level, got {type(doc).__name__}")
+                continue
+            self.known_keys(filename, "", dict(doc), allowed)
+        if self.problems:
+            raise SpecError(self.problems)
+        context_priors = self.read_context()
+        time_variable, reference, cause_priors = self.read_causes()
+        findings = self.read_noisy_or("findings.yaml", "findings", "finding")
+        findings.update(self.read_noisy_or("red_flags.yaml", "red_flags", "red_flag"))
+        onset = self.read_onset()
+        if self.problems:
+            raise SpecError(self.problems)
+        spec = ModelSpec(
+            variables=MappingProxyType(dict(self.variables)),
+            parameters=MappingProxyType(dict(self.parameters)),
+            time_variable=time_variable,
+            reference_patient=reference,
+            context_priors=MappingProxyType(context_priors),
+            cause_priors=MappingProxyType(cause_priors),
+            findings=MappingProxyType(findings),
+            onset=onset,
+            source=self.source,
+        )
+        problems = _check_values(spec) + _check_graph(spec)
+        if problems:
+            raise SpecError(problems)
+        return spec
+
+    def read_context(self) -> dict[str, dict[str, str]]:
+        file = "context.yaml"
+        context = self.mapping(file, "context", self.documents[file].get("context"))
+        priors: dict[str, dict[str, str]] = {}
+        for name, node in context.items():
+            key = f"context.{name}"
+            node = self.mapping(file, key, node)
+            if not node:
+                continue
+            self.known_keys(file, key, node, ("description", "states", "distribution", "prevalence"))
+            description = self.text(file, f"{key}.description", node.get("description"))
+            if "states" in node:
+                states = self.states(file, f"{key}.states", node["states"])
+                if "distribution" not in node:
+                    self.problem(file, key, "a categorical context variable needs a 'distribution'")
+                dist = self.distribution(file, f"{key}.distribution", node.get("distribution"), states) if states else {}
+            else:
+                states = BOOLEAN_STATES
+                if "prevalence" not in node:
+                    self.problem(file, key, "a boolean context variable needs a 'prevalence' (or give 'states' and a 'distribution')")
+                    dist = {}
+                else:
+                    p = self.parameter(file, f"{key}.prevalence", node["prevalence"])
+                    dist = {"yes": p} if p else {}
+            if states:
+                self.declare(file, key, Variable(name, "context", states, description))
+                priors[name] = dist
+        return priors
+
+    def read_causes(self) -> tuple[str, str, dict[str, CausePrior]]:
+        file = "causes.yaml"
+        doc = self.documents[file]
+        time_variable = doc.get("time_variable")
+        if not isinstance(time_variable, str) or time_variable not in self.variables:
+            known = [v for v in self.variables if self.variables[v].role == "context"]
+            self.problem(file, "time_variable", f"{time_variable!r} is not a context variable{suggest(time_variable, known)}; allowed: {', '.join(known)}")
+            time_states: tuple[str, ...] = ()
+        else:
+            time_states = self.variables[time_variable].states
+        reference = self.text(file, "reference_patient", doc.get("reference_patient"))
+        causes = self.mapping(file, "causes", doc.get("causes"))
+        result: dict[str, CausePrior] = {}
+        boolean_context = [n for n, v in self.variables.items() if v.role == "context" and v.states == BOOLEAN_STATES]
+        for name, node in causes.items():
+            key = f"causes.{name}"
+            node = self.mapping(file, key, node)
+            if not node:
+                continue
+            self.known_keys(file, key, node, ("description", "baseline", "odds_ratios"))
+            description = self.text(file, f"{key}.description", node.get("description"))
+            self.declare(file, key, Variable(name, "cause", CAUSE_STATES, description))
+            baseline = self.distribution_like(file, f"{key}.baseline", node.get("baseline"), time_states)
+            ors: dict[str, str] = {}
+            for factor, sub in self.mapping(file, f"{key}.odds_ratios", node.get("odds_ratios"), required=False).items():
+                if factor not in boolean_context:
+                    self.problem(file, f"{key}.odds_ratios.{factor}", f"unknown risk factor {factor!r}{suggest(factor, boolean_context)}; allowed: boolean context variables {', '.join(boolean_context)}")
+                    continue
+                p = self.parameter(file, f"{key}.odds_ratios.{factor}", sub, kind="odds_ratio")
+                if p:
+                    ors[factor] = p
+            result[name] = CausePrior(name, MappingProxyType(baseline), MappingProxyType(ors))
+        if not result:
+            self.problem(file, "causes", "no causes declared")
+        return str(time_variable), reference, result
+
+    def distribution_like(self, file: str, key: str, node: Any, states: tuple[str, ...]) -> dict[str, str]:
+        """One probability per state (not a distribution: they need not sum to 1)."""
+        entries = self.mapping(file, key, node)
+        names = {}
+        for state, sub in entries.items():
+            if states and state not in states:
+                self.problem(file, f"{key}.{state}", f"unknown state {state!r}{suggest(state, states)}; allowed: {', '.join(states)}")
+                continue
+            p = self.parameter(file, f"{key}.{state}", sub)
+            if p:
+                names[state] = p
+        missing = [s for s in states if s not in entries]
+        if missing:
+            self.problem(file, key, f"missing baseline for states {missing}")
+        return names
+
+    def read_noisy_or(self, file: str, top: str, role: str) -> dict[str, NoisyOrFinding]:
+        causes = [n for n, v in self.variables.items() if v.role == "cause"]
+        result = {}
+        allowed = ("description", "leak", "links") + (("advice",) if role == "red_flag" else ())
+        for name, node in self.mapping(file, top, self.documents[file].get(top)).items():
+            key = f"{top}.{name}"
+            node = self.mapping(file, key, node)
+            if not node:
+                continue
+            self.known_keys(file, key, node, allowed)
+            description = self.text(file, f"{key}.description", node.get("description"))
+            advice = self.text(file, f"{key}.advice", node.get("advice")) if role == "red_flag" else ""
+            self.declare(file, key, Variable(name, role, BOOLEAN_STATES, description, advice))
+            leak = self.parameter(file, f"{key}.leak", node.get("leak")) if "leak" in node else None
+            if "leak" not in node:
+                self.problem(file, key, "missing leak (P(finding | no modelled cause))")
+            links = {}
+            for cause, sub in self.mapping(file, f"{key}.links", node.get("links"), required=False).items():
+                if cause not in causes:
+                    self.problem(file, f"{key}.links.{cause}", f"unknown cause {cause!r}{suggest(cause, causes)}; allowed: {', '.join(causes)}")
+                    continue
+                p = self.parameter(file, f"{key}.links.{cause}", sub)
+                if p:
+                    links[cause] = p
+            if leak:
+                result[name] = NoisyOrFinding(name, leak, MappingProxyType(links))
+        return result
+
+    def read_onset(self) -> OnsetModel | None:
+        file = "onset.yaml"
+        node = self.mapping(file, "onset", self.documents[file].get("onset"))
+        if not node:
+            return None
+        self.known_keys(file, "onset", node, ("variable", "description", "states", "distributions"))
+        name = node.get("variable", "onset")
+        if not isinstance(name, str) or not name:
+            self.problem(file, "onset.variable", f"expected a variable name, got {name!r}")
+            return None
+        description = self.text(file, "onset.description", node.get("description"))
+        states = self.states(file, "onset.states", node.get("states"))
+        self.declare(file, "onset", Variable(name, "finding", states, description))
+        causes = [n for n, v in self.variables.items() if v.role == "cause"]
+        dists: dict[str, Mapping[str, str]] = {}
+        for owner, sub in self.mapping(file, "onset.distributions", node.get("distributions")).items():
+            if owner != "leak" and owner not in causes:
+                self.problem(file, f"onset.distributions.{owner}", f"unknown cause {owner!r}{suggest(owner, causes + ['leak'])}; allowed: leak, {', '.join(causes)}")
+                continue
+            if states:
+                dists[owner] = MappingProxyType(self.distribution(file, f"onset.distributions.{owner}", sub, states))
+        if "leak" not in dists:
+            self.problem(file, "onset.distributions", "missing the 'leak' distribution (onset when no modelled cause is present)")
+        return OnsetModel(name, MappingProxyType(dists))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_parameter(p: Parameter, *, check_range: bool) -> list[str]:
+    """Domain (and, at load, plausible-range) checks of one number."""
+    problems = []
+    where = f"{p.file}: {p.name}"
+    if p.kind == "probability" and not (0.0 <= p.value <= 1.0):
+        problems.append(f"{where}: value {p.value:g} is outside [0, 1]")
+    if p.kind == "odds_ratio" and not p.value > 0:
+        problems.append(f"{where}: odds ratio {p.value:g} must be positive")
+    if check_range:
+        if p.low > p.high:
+            problems.append(f"{where}: range low {p.low:g} is above high {p.high:g}")
+        elif not (p.low <= p.value <= p.high):
+            problems.append(f"{where}: value {p.value:g} is outside its own range [{p.low:g}, {p.high:g}]")
+        if p.kind == "probability" and not (0 <= p.low and p.high <= 1):
+            problems.append(f"{where}: range [{p.low:g}, {p.high:g}] is not within [0, 1]")
+        if p.kind == "odds_ratio" and not p.low > 0:
+            problems.append(f"{where}: range [{p.low:g}, {p.high:g}] of an odds ratio must be positive")
+    return problems
+
+
+def _check_values(spec: ModelSpec) -> list[str]:
+    """Checks that involve several numbers: every distribution sums to 1."""
+    problems: list[str] = []
+    values = {n: p.value for n, p in spec.parameters.items()}
+    groups = [(f"context.{v}.distribution", d) for v, d in spec.context_priors.items() if len(spec.variables[v].states) > 2]
+    if spec.onset is not None:
+        groups += [(f"onset.distributions.{owner}", d) for owner, d in spec.onset.distributions.items()]
+    for key, dist in groups:
+        if not dist:
+            continue
+        total = math.fsum(values[n] for n in dist.values())
+        if abs(total - 1.0) > 1e-9:
+            file = spec.parameters[next(iter(dist.values()))].file
+            problems.append(f"{file}: {key}: values sum to {total:.12g}, not 1 (they are not rescaled for you)")
+    return problems
+
+
+def _check_graph(spec: ModelSpec) -> list[str]:
+    """The graph implied by the spec must be acyclic."""
+    parents: dict[str, set[str]] = {name: set() for name in spec.variables}
+    for cause, prior in spec.cause_priors.items():
+        parents[cause] |= {spec.time_variable, *prior.odds_ratios}
+    for finding in spec.findings.values():
+        parents[finding.finding] |= set(finding.links)
+    if spec.onset is not None:
+        parents[spec.onset.variable] |= {c for c in spec.onset.distributions if c != "leak"}
+    done: set[str] = set()
+    remaining = dict(parents)
+    while remaining:
+        ready = [k for k, ps in remaining.items() if ps <= done]
+        if not ready:
+            return [f"{spec.source}: the variables {sorted(remaining)} form a cycle"]
+        for k in ready:
+            done.add(k)
+            del remaining[k]
+    return []

@@ -1,0 +1,119 @@
+"""Small networks built through the spec path, and a brute-force oracle written from the formulas.
+
+The oracle does not use :mod:`postfusion_bayes.cpts` or the engine: it walks every joint state
+and multiplies the probabilities as the priors README defines them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from postfusion_bayes.spec import spec_from_documents
+
+
+def entry(value: float, low: float = 0.0, high: float = 1.0) -> dict:
+    return {"value": float(value), "range": [min(low, float(value)), max(high, float(value))], "judgment": "test"}
+
+
+def random_documents(rng: np.random.Generator, n_causes: int, n_findings: int, n_times: int = 3, n_factors: int = 1, onset_states: int = 3) -> dict:
+    """Documents of a random small model (same format as the shipped priors)."""
+    times = [f"t{i}" for i in range(n_times)]
+    tdist = rng.dirichlet(np.ones(n_times))
+    tdist[-1] = 1.0 - math.fsum(tdist[:-1])
+    context = {"time": {"description": "time window", "states": times, "distribution": {t: entry(round(float(p), 17)) for t, p in zip(times, tdist)}}}
+    factors = [f"risk{i}" for i in range(n_factors)]
+    for f in factors:
+        context[f] = {"description": "a risk factor", "prevalence": entry(rng.uniform(0.05, 0.95))}
+    causes = {}
+    names = [f"cause{i}" for i in range(n_causes)]
+    for c in names:
+        ors = {f: entry(rng.uniform(0.2, 5.0), 0.01, 10.0) for f in factors if rng.random() < 0.7}
+        causes[c] = {"description": "a cause", "baseline": {t: entry(rng.uniform(0.02, 0.9)) for t in times}, "odds_ratios": ors}
+    findings = {}
+    for i in range(n_findings):
+        links = {c: entry(rng.uniform(0.0, 1.0)) for c in names if rng.random() < 0.6}
+        findings[f"finding{i}"] = {"description": "a finding", "leak": entry(rng.uniform(0.0, 0.5)), "links": links}
+    red_flags = {"flag": {"description": "a red flag", "advice": "act now", "leak": entry(0.01), "links": {names[0]: entry(0.3)}}}
+    ostates = [f"o{i}" for i in range(onset_states)]
+
+    def dist():
+        d = rng.dirichlet(np.ones(onset_states))
+        d[-1] = 1.0 - math.fsum(d[:-1])
+        return {s: entry(float(p)) for s, p in zip(ostates, d)}
+
+    onset = {"variable": "onset", "description": "onset", "states": ostates, "distributions": {"leak": dist(), **{c: dist() for c in names if rng.random() < 0.8}}}
+    return {
+        "context.yaml": {"context": context},
+        "causes.yaml": {"time_variable": "time", "reference_patient": "no risk factors", "causes": causes},
+        "findings.yaml": {"findings": findings},
+        "red_flags.yaml": {"red_flags": red_flags},
+        "onset.yaml": {"onset": onset},
+    }
+
+
+def random_spec(seed: int, **kwargs):
+    return spec_from_documents(random_documents(np.random.default_rng(seed), **kwargs))
+
+
+def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], float]:
+    """P(cause present | evidence) for every cause and P(evidence), by full enumeration of the joint."""
+    soft = soft or {}
+    v = spec.variables
+    value = spec.value
+    context = spec.names("context")
+    causes = spec.names("cause")
+    binary = [n for n in v if v[n].role in ("finding", "red_flag") and n in spec.findings]
+    onset = spec.onset.variable if spec.onset else None
+    names = context + causes + binary + ([onset] if onset else [])
+    totals = dict.fromkeys(causes, 0.0)
+    pe = 0.0
+    for config in itertools.product(*[range(len(v[n].states)) for n in names]):
+        state = dict(zip(names, config))
+        weight = 1.0
+        for n in names:
+            s = v[n].states[state[n]]
+            if n in hard and hard[n] != s:
+                weight = 0.0
+                break
+            if n in soft:
+                weight *= soft[n][state[n]]
+        if weight == 0.0:
+            continue
+        for n in context:
+            dist = spec.context_priors[n]
+            if list(dist) == ["yes"]:
+                p = value(dist["yes"])
+                weight *= p if state[n] == 1 else 1 - p
+            else:
+                weight *= value(dist[v[n].states[state[n]]])
+        for c in causes:
+            prior = spec.cause_priors[c]
+            p = value(prior.baseline[v[spec.time_variable].states[state[spec.time_variable]]])
+            odds = p / (1 - p)
+            for f, name in prior.odds_ratios.items():
+                if state[f] == 1:
+                    odds *= value(name)
+            q = odds / (1 + odds)
+            weight *= q if state[c] == 1 else 1 - q
+        for f in binary:
+            spec_f = spec.findings[f]
+            absent = 1 - value(spec_f.leak)
+            for c, name in spec_f.links.items():
+                if state[c] == 1:
+                    absent *= 1 - value(name)
+            weight *= absent if state[f] == 0 else 1 - absent
+        if onset:
+            present = [c for c in causes if state[c] == 1 and c in spec.onset.distributions]
+            s = v[onset].states[state[onset]]
+            if present:
+                weight *= sum(value(spec.onset.distributions[c][s]) for c in present) / len(present)
+            else:
+                weight *= value(spec.onset.distributions["leak"][s])
+        pe += weight
+        for c in causes:
+            if state[c] == 1:
+                totals[c] += weight
+    return {c: t / pe for c, t in totals.items()}, pe

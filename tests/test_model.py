@@ -1,0 +1,368 @@
+"""The public Model API: vignettes, red flags, properties, errors and calibration to the cited sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import postfusion_bayes as pfb
+from helpers import brute_force, random_spec
+
+MODEL = pfb.load_model()
+TIMES = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
+CONTEXT_BOOLS = ["smoker", "diabetes", "osteoporosis", "multilevel_fusion", "fusion_to_sacrum"]
+FINDINGS = [v for v, r in zip(MODEL.variables["name"], MODEL.variables["role"]) if r == "finding" and v != "onset"]
+
+# ------------------------------------------------------------------ clinical vignettes
+# Each is the typical presentation from the source articles and the evidence brief.
+VIGNETTES = {
+    "nerve_injury": {  # pain on waking, narrow band, deficit, screw towards the root
+        "time_since_surgery": "under_6_weeks", "onset": "immediate", "radicular_pain": True,
+        "numbness_tingling": True, "leg_weakness": True, "ct_screw_breach": True,
+        "mri_foraminal_stenosis": False,
+    },
+    "pseudarthrosis": {  # smoker, months later, deep mechanical ache, CT non-union
+        "time_since_surgery": "over_2_years", "smoker": True, "onset": "gradual_after_relief",
+        "deep_aching_pain": True, "back_pain": True, "mechanical_pain": True, "radicular_pain": False,
+        "ct_nonunion": True,
+    },
+    "epidural_fibrosis": {  # relief, then gradual return at 6-12 weeks, positive SLR, scar on MRI
+        "time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief",
+        "radicular_pain": True, "straight_leg_raise": True, "mri_enhancing_scar": True,
+        "mri_recurrent_disc": False, "mri_foraminal_stenosis": False,
+    },
+    "adjacent_segment_disease": {  # years later, claudication, relief sitting, adjacent stenosis
+        "time_since_surgery": "over_2_years", "onset": "late_after_good_result",
+        "neurogenic_claudication": True, "relief_sitting_or_bending_forward": True,
+        "mri_adjacent_level_stenosis": True,
+    },
+    "recurrent_herniation": {  # relief, then sudden sciatica, SLR, disc on MRI
+        "time_since_surgery": "6_to_24_months", "onset": "sudden_after_relief", "radicular_pain": True,
+        "straight_leg_raise": True, "mri_recurrent_disc": True,
+    },
+    "si_joint_strain": {  # fused to the sacrum, buttock ache, positive cluster
+        "time_since_surgery": "6_to_24_months", "fusion_to_sacrum": True, "onset": "gradual_after_relief",
+        "deep_aching_pain": True, "buttock_pain": True, "radicular_pain": False, "si_provocation_cluster": True,
+    },
+    "piriformis_syndrome": {  # buttock pain worse sitting, notch tenderness, FAIR positive, SIJ tests negative
+        "time_since_surgery": "6_to_24_months", "buttock_pain": True, "worse_sitting": True,
+        "piriformis_signs": True, "sciatic_notch_tenderness": True, "si_provocation_cluster": False,
+    },
+    "foraminal_stenosis": {  # radicular pain since surgery, foraminal narrowing on imaging
+        "time_since_surgery": "over_2_years", "onset": "immediate", "radicular_pain": True,
+        "numbness_tingling": True, "mri_foraminal_stenosis": True, "mri_adjacent_level_stenosis": False,
+    },
+}
+
+
+@pytest.mark.parametrize("cause", list(VIGNETTES))
+def test_typical_presentation_ranks_its_cause_first(cause):
+    dx = MODEL.diagnose(VIGNETTES[cause])
+    assert dx.top == cause, dx.to_frame()
+    assert dx.posterior[cause] > dx.prior[cause]
+    assert dx.red_flags == []
+
+
+def test_every_cause_has_a_vignette():
+    assert sorted(VIGNETTES) == sorted(MODEL.causes)
+
+
+RED_FLAG_ADVICE = {
+    "saddle_anesthesia": "emergency MRI",
+    "bladder_bowel_dysfunction": "emergency MRI",
+    "progressive_weakness": "urgent assessment",
+    "fever": "urgent surgical review",
+    "wound_drainage": "urgent surgical review",
+}
+
+
+@pytest.mark.parametrize("flag", list(RED_FLAG_ADVICE))
+def test_each_red_flag_raises_urgent_advice_whatever_the_probabilities(flag):
+    # a presentation that looks entirely benign otherwise
+    evidence = {**VIGNETTES["si_joint_strain"], flag: True}
+    dx = MODEL.diagnose(evidence)
+    assert [f.name for f in dx.red_flags] == [flag]
+    assert RED_FLAG_ADVICE[flag] in dx.red_flags[0].advice
+    assert RED_FLAG_ADVICE[flag] in str(dx.red_flags[0])
+    assert "RED FLAG" in repr(dx)
+    assert MODEL.check_red_flags(evidence) == dx.red_flags
+
+
+def test_red_flags_absent_or_unobserved_raise_nothing():
+    dx = MODEL.diagnose({flag: False for flag in RED_FLAG_ADVICE})
+    assert dx.red_flags == []
+
+
+def test_red_flags_come_with_the_error_when_evidence_is_impossible(tmp_path):
+    # build a model where a finding can never be present, then observe it with a red flag
+    spec = MODEL.spec.with_values({"findings.ct_screw_breach.leak": 0.0, "findings.ct_screw_breach.links.nerve_injury": 0.0})
+    model = pfb.Model(spec)
+    with pytest.raises(pfb.EvidenceError, match=r"impossible under the model(.|\n)*RED FLAG saddle_anesthesia"):
+        model.diagnose({"ct_screw_breach": True, "saddle_anesthesia": True})
+
+
+def test_soft_red_flag_leaning_present_is_raised():
+    assert [f.name for f in MODEL.check_red_flags({"fever": {"yes": 0.7, "no": 0.3}})] == ["fever"]
+    assert MODEL.check_red_flags({"fever": {"yes": 0.3, "no": 0.7}}) == []
+
+
+# ------------------------------------------------------------------ calibration to cited figures
+
+
+@pytest.mark.parametrize(
+    "finding, cause, window, sensitivity, specificity, source",
+    [
+        ("si_provocation_cluster", "si_joint_strain", "6_to_24_months", 0.94, 0.78, "Laslett 2005"),
+        ("piriformis_signs", "piriformis_syndrome", "6_to_24_months", 0.881, 0.832, "Fishman 2002"),
+        ("xray_screw_halo", "pseudarthrosis", "over_2_years", 0.24, 0.98, "Wu 2019"),
+        ("straight_leg_raise", "recurrent_herniation", "6_to_24_months", 0.91, None, "Deville 2000"),
+        ("si_block_relief", "si_joint_strain", "6_to_24_months", None, 0.875, "control-block study 2015"),
+        ("numbness_tingling", "foraminal_stenosis", "over_2_years", 0.61, None, "Tawa 2017"),
+        ("numbness_tingling", "recurrent_herniation", "6_to_24_months", 0.61, None, "Tawa 2017"),
+    ],
+)
+def test_implied_accuracy_reproduces_the_cited_study(finding, cause, window, sensitivity, specificity, source):
+    acc = MODEL.implied_accuracy(finding, cause, time_since_surgery=window)
+    if sensitivity is not None:
+        assert acc["sensitivity"] == pytest.approx(sensitivity, abs=0.05), source
+    if specificity is not None:
+        assert acc["specificity"] == pytest.approx(specificity, abs=0.05), source
+    assert acc["lr_positive"] == pytest.approx(acc["sensitivity"] / (1 - acc["specificity"]))
+    assert acc["lr_negative"] == pytest.approx((1 - acc["sensitivity"]) / acc["specificity"])
+
+
+def test_neurogenic_claudication_likelihood_ratios_fall_in_suri_2010_intervals():
+    acc = MODEL.implied_accuracy("neurogenic_claudication", "adjacent_segment_disease", time_since_surgery="over_2_years")
+    assert 2.9 <= acc["lr_positive"] <= 4.8
+    assert 0.17 <= acc["lr_negative"] <= 0.31
+
+
+def test_ct_nonunion_accuracy_lies_in_carreon_2008_reader_ranges():
+    acc = MODEL.implied_accuracy("ct_nonunion", "pseudarthrosis", time_since_surgery="over_2_years")
+    assert 0.70 <= acc["sensitivity"] <= 0.97
+    assert 0.28 <= acc["specificity"] <= 0.85 + 0.01
+
+
+def test_enhancing_scar_likelihood_ratio_matches_ross_1996():
+    acc = MODEL.implied_accuracy("mri_enhancing_scar", "epidural_fibrosis", time_since_surgery="6_weeks_to_6_months")
+    assert acc["lr_positive"] == pytest.approx(1.75, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    "cause, window, rate, source",
+    [
+        ("foraminal_stenosis", "over_2_years", 0.29, "Waguespack: 29% at a mean of 33 months"),
+        ("pseudarthrosis", "over_2_years", 0.14, "Waguespack: 14% at a mean of 33 months"),
+    ],
+)
+def test_context_only_diagnosis_returns_the_cited_base_rate(cause, window, rate, source):
+    dx = MODEL.diagnose({"time_since_surgery": window})
+    assert dx.posterior[cause] == pytest.approx(rate, abs=0.01), source
+
+
+def test_timing_orders_the_causes_as_the_literature_says():
+    prior = {t: MODEL.diagnose({"time_since_surgery": t}).prior for t in TIMES}
+    assert prior["under_6_weeks"].idxmax() == "nerve_injury"
+    assert prior["6_weeks_to_6_months"]["epidural_fibrosis"] > prior["under_6_weeks"]["epidural_fibrosis"]
+    assert prior["over_2_years"]["adjacent_segment_disease"] > 10 * prior["under_6_weeks"]["adjacent_segment_disease"]
+    assert prior["over_2_years"]["pseudarthrosis"] > prior["6_weeks_to_6_months"]["pseudarthrosis"]
+
+
+@pytest.mark.parametrize(
+    "cause, factor",
+    [("pseudarthrosis", "smoker"), ("pseudarthrosis", "diabetes"), ("recurrent_herniation", "smoker"),
+     ("si_joint_strain", "fusion_to_sacrum"), ("si_joint_strain", "multilevel_fusion")],
+)
+def test_risk_factors_raise_their_causes(cause, factor):
+    base = {"time_since_surgery": "6_to_24_months", factor: False}
+    assert MODEL.diagnose({**base, factor: True}).prior[cause] > MODEL.diagnose(base).prior[cause]
+
+
+def test_fusion_to_sacrum_lowers_adjacent_segment_disease():
+    base = {"time_since_surgery": "over_2_years"}
+    assert MODEL.diagnose({**base, "fusion_to_sacrum": True}).prior["adjacent_segment_disease"] < MODEL.diagnose({**base, "fusion_to_sacrum": False}).prior["adjacent_segment_disease"]
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+
+evidence_strategy = st.fixed_dictionaries(
+    {},
+    optional={
+        "time_since_surgery": st.sampled_from(TIMES),
+        **{b: st.booleans() for b in CONTEXT_BOOLS},
+        "onset": st.sampled_from(["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]),
+        **{f: st.sampled_from([True, False, "yes", "no"]) for f in FINDINGS},
+    },
+)
+
+
+@given(evidence_strategy)
+def test_posteriors_are_probabilities_and_never_nan(evidence):
+    frame = MODEL.diagnose(evidence).to_frame()
+    assert frame[["prior", "posterior"]].notna().all().all()
+    assert ((frame[["prior", "posterior"]] >= 0) & (frame[["prior", "posterior"]] <= 1)).all().all()
+    assert list(frame["rank"]) == sorted(frame["rank"])
+
+
+@given(st.fixed_dictionaries({}, optional={"time_since_surgery": st.sampled_from(TIMES), **{b: st.booleans() for b in CONTEXT_BOOLS}}))
+def test_context_only_evidence_returns_the_prior(context):
+    dx = MODEL.diagnose(context)
+    pd.testing.assert_series_equal(dx.posterior, dx.prior, check_names=False, rtol=0, atol=1e-12)
+
+
+@given(evidence_strategy, st.randoms(use_true_random=False))
+def test_order_of_evidence_does_not_matter(evidence, random):
+    items = list(evidence.items())
+    random.shuffle(items)
+    a = MODEL.diagnose(evidence).posterior
+    b = MODEL.diagnose(dict(items)).posterior
+    pd.testing.assert_series_equal(a.sort_index(), b.sort_index(), rtol=0, atol=1e-12)
+
+
+@given(evidence_strategy, st.sampled_from(FINDINGS), st.floats(0.01, 100))
+def test_soft_finding_with_likelihood_ratio_one_changes_nothing(evidence, finding, scale):
+    evidence = {k: v for k, v in evidence.items() if k != finding}
+    a = MODEL.diagnose(evidence).posterior
+    b = MODEL.diagnose({**evidence, finding: {"yes": scale, "no": scale}}).posterior
+    pd.testing.assert_series_equal(a, b, rtol=0, atol=1e-12)
+
+
+LINKS = [(f, c) for f, spec in MODEL.spec.findings.items() for c, p in spec.links.items() if MODEL.spec.value(p) > 0]
+
+
+@given(evidence_strategy, st.sampled_from(LINKS))
+def test_a_linked_finding_observed_present_raises_its_cause(evidence, link):
+    finding, cause = link
+    evidence = {k: v for k, v in evidence.items() if k != finding}
+    before = MODEL.diagnose(evidence).posterior[cause]
+    after = MODEL.diagnose({**evidence, finding: True}).posterior[cause]
+    assert after >= before - 1e-12
+    if 1e-6 < before < 1 - 1e-6:
+        assert after > before
+
+
+# ------------------------------------------------------------------ exact agreement with brute force
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_small_random_networks_agree_with_brute_force_enumeration(seed):
+    spec = random_spec(seed, n_causes=3, n_findings=3, n_times=3, n_factors=1)
+    model = pfb.Model(spec)
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(5):
+        evidence = {}
+        for name, var in spec.variables.items():
+            if var.role == "cause":
+                continue
+            u = rng.random()
+            if u < 0.4:
+                evidence[name] = var.states[rng.integers(len(var.states))]
+            elif u < 0.55:
+                evidence[name] = {s: float(rng.uniform(0, 2)) for s in var.states}
+        hard = {k: v for k, v in evidence.items() if isinstance(v, str)}
+        soft = {k: np.array([v[s] for s in spec.variables[k].states]) for k, v in evidence.items() if isinstance(v, dict)}
+        expected, _ = brute_force(spec, hard, soft)
+        got = model.diagnose(evidence).posterior
+        for cause, value in expected.items():
+            assert got[cause] == pytest.approx(value, abs=1e-12, rel=1e-9)
+
+
+def test_our_network_agrees_with_pgmpy_variable_elimination():
+    from pgmpy.inference import VariableElimination
+
+    bn = MODEL.to_pgmpy()
+    evidence = VIGNETTES["epidural_fibrosis"]
+    hard = {k: ("yes" if v is True else "no" if v is False else v) for k, v in evidence.items()}
+    ve = VariableElimination(bn)
+    dx = MODEL.diagnose(evidence)
+    for cause in MODEL.causes:
+        q = ve.query([cause], evidence=hard, show_progress=False)
+        assert dx.posterior[cause] == pytest.approx(q.get_value(**{cause: "present"}), abs=1e-9)
+
+
+# ------------------------------------------------------------------ API shape and bad input
+
+
+def test_public_api_shapes():
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True})
+    assert dx.posterior.is_monotonic_decreasing
+    assert dx.posterior.name == "posterior" and dx.prior.name == "prior"
+    assert list(dx.prior.index) == list(dx.posterior.index)
+    frame = dx.to_frame()
+    assert list(frame.columns) == ["prior", "posterior", "likelihood_ratio", "rank"]
+    assert frame.index.name == "cause" and frame["rank"].iloc[0] == 1
+    assert "<table" in dx._repr_html_()
+    variables = MODEL.variables
+    assert list(variables.columns) == ["name", "role", "states", "description"]
+    assert set(variables["role"]) == {"context", "cause", "finding", "red_flag"}
+
+
+def test_model_is_immutable_and_with_parameters_returns_a_new_model():
+    name = "findings.neurogenic_claudication.links.adjacent_segment_disease"
+    changed = MODEL.with_parameters({name: 0.3})
+    evidence = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
+    assert changed.diagnose(evidence).posterior["adjacent_segment_disease"] < MODEL.diagnose(evidence).posterior["adjacent_segment_disease"]
+    assert MODEL.spec.value(name) == 0.8
+    with pytest.raises(AttributeError):
+        MODEL.causes = []
+
+
+@pytest.mark.parametrize(
+    "evidence, message",
+    [
+        ({"radicular_pian": True}, r"unknown variable 'radicular_pian' \(did you mean 'radicular_pain'\?\)"),
+        ({"radicular_pain": "maybe"}, r"evidence 'radicular_pain': got 'maybe'; allowed: True, False, 'yes' or 'no'"),
+        ({"radicular_pain": 1}, r"evidence 'radicular_pain': got 1; allowed"),
+        ({"time_since_surgery": "over_2_yaers"}, r"got 'over_2_yaers' \(did you mean 'over_2_years'\?\); allowed: 'under_6_weeks'"),
+        ({"onset": True}, r"evidence 'onset': got True; allowed: 'immediate'"),
+        ({"radicular_pain": {"yes": -1, "no": 1}}, r"soft evidence 'radicular_pain': likelihood of 'yes' is -1"),
+        ({"radicular_pain": {"yes": 0, "no": 0}}, r"every likelihood is 0"),
+        ({"radicular_pain": {"si": 1}}, r"soft evidence 'radicular_pain': unknown state 'si'"),
+        ({"radicular_pain": {"yes": float("nan"), "no": 1}}, r"must be a finite number"),
+    ],
+)
+def test_bad_evidence_gets_an_evidence_error(evidence, message):
+    with pytest.raises(pfb.EvidenceError, match=message) as info:
+        MODEL.diagnose(evidence)
+    assert isinstance(info.value, ValueError)
+
+
+def test_evidence_must_be_a_mapping():
+    with pytest.raises(pfb.EvidenceError, match="mapping"):
+        MODEL.diagnose([("smoker", True)])
+
+
+def test_yes_no_and_booleans_are_the_same_evidence():
+    a = MODEL.diagnose({"smoker": True, "radicular_pain": False}).posterior
+    b = MODEL.diagnose({"smoker": "yes", "radicular_pain": "no"}).posterior
+    pd.testing.assert_series_equal(a, b)
+
+
+def test_a_known_cause_can_be_given_as_evidence():
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years", "pseudarthrosis": "present"})
+    assert dx.posterior["pseudarthrosis"] == pytest.approx(1.0)
+
+
+def test_implied_accuracy_errors():
+    with pytest.raises(pfb.EvidenceError, match=r"unknown finding 'ct_nonunoin' \(did you mean 'ct_nonunion'\?\)"):
+        MODEL.implied_accuracy("ct_nonunoin", "pseudarthrosis")
+    with pytest.raises(pfb.EvidenceError, match=r"unknown cause 'pseudoarthrosis' \(did you mean 'pseudarthrosis'\?\)"):
+        MODEL.implied_accuracy("ct_nonunion", "pseudoarthrosis")
+    with pytest.raises(pfb.EvidenceError, match="categorical; say which state"):
+        MODEL.implied_accuracy("onset", "nerve_injury")
+    with pytest.raises(pfb.EvidenceError, match="not a context variable"):
+        MODEL.implied_accuracy("ct_nonunion", "pseudarthrosis", radicular_pain=True)
+    acc = MODEL.implied_accuracy("onset", "nerve_injury", state="immediate", time_since_surgery="under_6_weeks")
+    assert acc["sensitivity"] > 0.7
+
+
+def test_pgmpy_is_not_imported_by_the_package():
+    import subprocess
+    import sys
+
+    code = "import sys, postfusion_bayes as p; m = p.load_model(); m.diagnose({'smoker': True}); print('pgmpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

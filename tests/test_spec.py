@@ -1,0 +1,240 @@
+"""Loading and validation of priors folders, and the contract every shipped priors file meets."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import postfusion_bayes as pfb
+from postfusion_bayes.spec import PRIOR_FILES, default_priors_path, load_spec
+
+PRIORS = default_priors_path()
+
+CAUSES = [
+    "nerve_injury", "pseudarthrosis", "epidural_fibrosis", "adjacent_segment_disease",
+    "recurrent_herniation", "si_joint_strain", "piriformis_syndrome", "foraminal_stenosis",
+]
+CONTEXT = {
+    "time_since_surgery": ("under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"),
+    "smoker": ("no", "yes"), "diabetes": ("no", "yes"), "osteoporosis": ("no", "yes"),
+    "multilevel_fusion": ("no", "yes"), "fusion_to_sacrum": ("no", "yes"),
+}
+FINDINGS = [
+    "radicular_pain", "deep_aching_pain", "back_pain", "buttock_pain", "bilateral_leg_symptoms",
+    "numbness_tingling", "leg_weakness", "worse_sitting", "relief_sitting_or_bending_forward",
+    "neurogenic_claudication", "mechanical_pain", "straight_leg_raise", "si_provocation_cluster",
+    "piriformis_signs", "sciatic_notch_tenderness", "mri_recurrent_disc", "mri_enhancing_scar",
+    "mri_adjacent_level_stenosis", "mri_foraminal_stenosis", "ct_nonunion", "xray_screw_halo",
+    "flexion_extension_motion", "ct_screw_breach", "emg_radiculopathy", "si_block_relief",
+    "piriformis_injection_relief",
+]
+RED_FLAGS = ["saddle_anesthesia", "bladder_bowel_dysfunction", "progressive_weakness", "fever", "wound_drainage"]
+ONSET = ("immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result")
+
+# A citation names an author (capitalised surname or a known identifier) and a year.
+CITATION = re.compile(r"((?:1[89]|20)\d\d)|PMC\d+|PMID \d+|NCT\d+|year not stated in the evidence brief")
+
+
+# ----------------------------------------------------------------- contract over every priors file
+
+
+def _entries(node, path=()):
+    """Every number entry (a mapping with a 'value') in a YAML document, with its key path."""
+    if isinstance(node, dict):
+        if "value" in node:
+            yield ".".join(path), node
+        else:
+            for key, sub in node.items():
+                yield from _entries(sub, path + (str(key),))
+
+
+@pytest.mark.parametrize("filename", sorted(PRIOR_FILES))
+def test_every_number_in_every_priors_file_has_value_range_and_source(filename):
+    doc = yaml.safe_load((PRIORS / filename).read_text(encoding="utf-8"))
+    entries = list(_entries(doc))
+    assert entries, f"{filename} holds no numbers"
+    for key, entry in entries:
+        low, high = entry["range"]
+        assert low <= entry["value"] <= high, f"{filename}: {key}"
+        source, judgment = entry.get("source", ""), entry.get("judgment", "")
+        assert source.strip() or judgment.strip(), f"{filename}: {key} has neither source nor judgment"
+        if source.strip():
+            assert CITATION.search(source), f"{filename}: {key}: source {source!r} names no year or identifier"
+
+
+def test_every_priors_file_is_loaded_and_every_number_becomes_a_parameter():
+    spec = load_spec(PRIORS)
+    counted = sum(len(list(_entries(yaml.safe_load((PRIORS / f).read_text())))) for f in PRIOR_FILES)
+    assert len(spec.parameters) == counted
+    for p in spec.parameters.values():
+        assert p.low <= p.value <= p.high
+        assert p.source or p.judgment
+        assert Path(p.file).name in PRIOR_FILES
+
+
+def test_shipped_priors_declare_exactly_the_required_ids():
+    model = pfb.load_model()
+    v = model.variables.set_index("name")
+    assert model.causes == CAUSES
+    for name, states in CONTEXT.items():
+        assert v.loc[name, "role"] == "context" and tuple(v.loc[name, "states"]) == states
+    for name in FINDINGS:
+        assert v.loc[name, "role"] == "finding" and tuple(v.loc[name, "states"]) == ("no", "yes")
+    assert v.loc["onset", "role"] == "finding" and tuple(v.loc["onset", "states"]) == ONSET
+    for name in RED_FLAGS:
+        assert v.loc[name, "role"] == "red_flag"
+    assert set(model.red_flags) == set(RED_FLAGS)
+    assert all(v["description"].str.len() > 10)
+
+
+def test_parameters_table_has_one_row_per_number_with_word_columns():
+    params = pfb.load_model().parameters
+    assert list(params.columns[:5]) == ["name", "value", "low", "high", "source"]
+    assert params["name"].is_unique
+    assert ((params["kind"] == "probability") | (params["kind"] == "odds_ratio")).all()
+    probabilities = params[params["kind"] == "probability"]
+    assert probabilities["value"].between(0, 1).all()
+
+
+def test_the_leading_published_base_rate_is_kept_with_its_source():
+    spec = load_spec()
+    p = spec.parameters["causes.foraminal_stenosis.baseline.over_2_years"]
+    assert p.value == 0.29 and "Waguespack" in p.source
+
+
+# ----------------------------------------------------------------- bad priors: one error listing everything
+
+
+@pytest.fixture
+def priors_copy(tmp_path):
+    folder = tmp_path / "priors"
+    shutil.copytree(PRIORS, folder, ignore=shutil.ignore_patterns("*.md", "__pycache__", "*.py"))
+    return folder
+
+
+def _edit(folder: Path, filename: str, edit):
+    path = folder / filename
+    doc = yaml.safe_load(path.read_text())
+    edit(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def _problems(folder) -> list[str]:
+    with pytest.raises(pfb.SpecError) as info:
+        load_spec(folder)
+    assert isinstance(info.value, ValueError)
+    return info.value.problems
+
+
+def test_a_copy_of_the_shipped_priors_loads(priors_copy):
+    assert load_spec(priors_copy).names("cause") == CAUSES
+
+
+@pytest.mark.parametrize(
+    "filename, edit, expected",
+    [
+        ("findings.yaml", lambda d: d["findings"]["radicular_pain"]["links"].update(nerve_injry={"value": 0.5, "range": [0.4, 0.6], "judgment": "x"}),
+         r"findings.yaml: findings.radicular_pain.links.nerve_injry: unknown cause 'nerve_injry' \(did you mean 'nerve_injury'\?\)"),
+        ("findings.yaml", lambda d: d["findings"]["radicular_pain"]["leak"].pop("source", None) or d["findings"]["radicular_pain"]["leak"].pop("judgment"),
+         r"findings.yaml: findings.radicular_pain.leak: missing source"),
+        ("findings.yaml", lambda d: d["findings"]["back_pain"]["leak"].pop("range"),
+         r"findings.yaml: findings.back_pain.leak: missing range"),
+        ("findings.yaml", lambda d: d["findings"]["back_pain"]["leak"].update(value=1.4, range=[0.2, 1.5]),
+         r"findings.back_pain.leak: value 1.4 is outside \[0, 1\]"),
+        ("findings.yaml", lambda d: d["findings"]["back_pain"]["leak"].update(value=0.9),
+         r"findings.back_pain.leak: value 0.9 is outside its own range \[0.25, 0.6\]"),
+        ("findings.yaml", lambda d: d["findings"]["back_pain"]["leak"].update(range=[0.6, 0.25]),
+         r"findings.back_pain.leak: range low 0.6 is above high 0.25"),
+        ("onset.yaml", lambda d: d["onset"]["distributions"]["nerve_injury"]["immediate"].update(value=0.8),
+         r"onset.yaml: onset.distributions.nerve_injury: values sum to 0.95, not 1"),
+        ("onset.yaml", lambda d: d["onset"]["distributions"]["leak"].update(late=d["onset"]["distributions"]["leak"].pop("late_after_good_result")),
+         r"onset.distributions.leak.late: unknown state 'late' \(did you mean 'late_after_good_result'\?\); allowed: immediate"),
+        ("causes.yaml", lambda d: d["causes"]["pseudarthrosis"]["baseline"].update(over_2_yrs=d["causes"]["pseudarthrosis"]["baseline"].pop("over_2_years")),
+         r"causes.pseudarthrosis.baseline.over_2_yrs: unknown state 'over_2_yrs' \(did you mean 'over_2_years'\?\)"),
+        ("causes.yaml", lambda d: d["causes"]["pseudarthrosis"]["odds_ratios"].update(smoking=d["causes"]["pseudarthrosis"]["odds_ratios"].pop("smoker")),
+         r"causes.pseudarthrosis.odds_ratios.smoking: unknown risk factor 'smoking' \(did you mean 'smoker'\?\)"),
+        ("causes.yaml", lambda d: d["causes"]["pseudarthrosis"]["odds_ratios"]["smoker"].update(value=-1.0, range=[-2, 3]),
+         r"odds_ratios.smoker: odds ratio -1 must be positive"),
+        ("causes.yaml", lambda d: d["causes"]["pseudarthrosis"]["odds_ratios"]["smoker"].update(valu=2.0),
+         r"odds_ratios.smoker.valu: unknown field \(did you mean 'value'\?\)"),
+        ("context.yaml", lambda d: d["context"]["time_since_surgery"]["distribution"]["under_6_weeks"].update(value="a quarter"),
+         r"context.time_since_surgery.distribution.under_6_weeks: value 'a quarter' is not a finite number"),
+        ("red_flags.yaml", lambda d: d["red_flags"]["fever"].pop("advice"),
+         r"red_flags.fever.advice: expected a non-empty text"),
+        ("findings.yaml", lambda d: d["findings"].update(smoker=d["findings"]["back_pain"]),
+         r"findings.smoker: id 'smoker' is already declared as a context"),
+    ],
+)
+def test_each_bad_priors_file_gets_a_spec_error_naming_file_and_key(priors_copy, filename, edit, expected):
+    _edit(priors_copy, filename, edit)
+    problems = _problems(priors_copy)
+    assert any(re.search(expected, p) for p in problems), problems
+    assert all(str(priors_copy) in p for p in problems)
+
+
+def test_every_problem_is_reported_at_once(priors_copy):
+    def edit(d):
+        d["findings"]["back_pain"]["leak"]["value"] = 2.0
+        d["findings"]["radicular_pain"]["links"]["nerve_injury"].pop("range")
+        d["findings"]["buttock_pain"]["links"]["si_joint_strain"].update(value=0.99)
+    _edit(priors_copy, "findings.yaml", edit)
+    problems = _problems(priors_copy)
+    keys = {re.search(r"(findings\.[a-z_]+\.[a-z_.]+):", p).group(1) for p in problems}
+    assert keys == {"findings.back_pain.leak", "findings.radicular_pain.links.nerve_injury", "findings.buttock_pain.links.si_joint_strain"}
+    assert any("back_pain.leak" in p for p in problems)
+    assert any("radicular_pain.links.nerve_injury" in p for p in problems)
+    assert any("buttock_pain.links.si_joint_strain" in p for p in problems)
+
+
+def test_a_number_is_never_repaired(priors_copy):
+    _edit(priors_copy, "onset.yaml", lambda d: d["onset"]["distributions"]["leak"]["immediate"].update(value=0.31))
+    problems = _problems(priors_copy)
+    assert any("values sum to 1.01" in p and "not rescaled" in p for p in problems)
+
+
+def test_missing_file_unexpected_file_and_bad_yaml(priors_copy):
+    (priors_copy / "onset.yaml").unlink()
+    (priors_copy / "finding.yaml").write_text("x: 1\n")
+    (priors_copy / "context.yaml").write_text("context: [unclosed\n")
+    problems = _problems(priors_copy)
+    assert any("onset.yaml: file is missing" in p for p in problems)
+    assert any("finding.yaml: unexpected file (did you mean 'findings.yaml'?)" in p for p in problems)
+    assert any("context.yaml: not valid YAML" in p for p in problems)
+
+
+def test_a_folder_that_does_not_exist(tmp_path):
+    with pytest.raises(pfb.SpecError, match="priors folder does not exist"):
+        load_spec(tmp_path / "nowhere")
+
+
+def test_a_cycle_is_reported(priors_copy):
+    # a finding that is also declared as a cause would make the graph cyclic; ids are unique per role
+    _edit(priors_copy, "findings.yaml", lambda d: d["findings"].update(nerve_injury={"description": "loop", "leak": d["findings"]["back_pain"]["leak"], "links": {"nerve_injury": {"value": 0.5, "range": [0.4, 0.6], "judgment": "x"}}}))
+    problems = _problems(priors_copy)
+    assert any("'nerve_injury' is already declared as a cause" in p for p in problems)
+
+
+def test_with_values_checks_domain_but_not_plausible_range():
+    spec = load_spec()
+    changed = spec.with_values({"findings.back_pain.leak": 0.7})  # outside its range [0.25, 0.6]: allowed
+    assert changed.value("findings.back_pain.leak") == 0.7
+    assert spec.value("findings.back_pain.leak") == 0.4
+    with pytest.raises(pfb.SpecError, match=r"outside \[0, 1\]"):
+        spec.with_values({"findings.back_pain.leak": 1.5})
+    with pytest.raises(pfb.SpecError, match=r"'findings.back_pain.lek' does not exist \(did you mean 'findings.back_pain.leak'\?\)"):
+        spec.with_values({"findings.back_pain.lek": 0.3})
+    with pytest.raises(pfb.SpecError, match="values sum to 0.9, not 1"):
+        spec.with_values({"onset.distributions.leak.immediate": 0.2})
+    with pytest.raises(pfb.SpecError, match="value 'high' is not a number"):
+        spec.with_values({"findings.back_pain.leak": "high"})
+
+
+def test_parameter_domain():
+    spec = load_spec()
+    assert spec.parameters["findings.back_pain.leak"].domain == (0.0, 1.0)
+    assert spec.parameters["causes.pseudarthrosis.odds_ratios.smoker"].domain == (0.0, math.inf)
