@@ -65,8 +65,8 @@ def compile_network(network: Any, strategy: str = "auto") -> "CompiledNetwork":
     >>> net = compile_network(t)
     >>> post = net.posteriors(pd.DataFrame({"wet": ["yes"]}), ["rain"])
     >>> post["rain"].round(3)
-          no    yes
-    0  0.333  0.667
+    rain     no    yes
+    0     0.333  0.667
     """
     if not isinstance(network, NetworkTables):
         if hasattr(network, "get_cpds"):
