@@ -84,6 +84,10 @@ _SET_AXIS = "a"
 _ROW_AXIS = "b"
 _VARIABLE_LETTERS = "".join(c for c in string.ascii_letters if c not in (_SET_AXIS, _ROW_AXIS))
 
+# Contractions with fewer entries than this (batch axes included) run as one unoptimised einsum;
+# bigger ones follow numpy's greedy pairwise plan, computed once per shape.
+_DIRECT_EINSUM_SIZE = 20_000
+
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
 _Ref = tuple[str, object]
 # Per variable: (name, parents, cardinality, table is batched).
@@ -99,9 +103,17 @@ class _Contraction:
     output: tuple[str, ...]
     has_sets: bool
     has_rows: bool
+    # Number of entries of the product of all operands, without batch axes.
+    size: int = 1
     # Output axes no operand has (the result is constant along them), with their cardinalities.
     constant_axes: tuple[int, ...] = ()
     output_cards: tuple[int, ...] = ()
+
+    @property
+    def variable_axes(self) -> tuple[int, ...]:
+        """Axes of the result that are variables (after the batch axes)."""
+        n_batch = int(self.has_sets) + int(self.has_rows)
+        return tuple(range(n_batch, n_batch + len(self.output)))
 
 
 @dataclass(frozen=True)
@@ -169,38 +181,45 @@ class EliminationPlan:
             arrays[("likelihood", name)] = likelihoods[name]
 
         log_evidence = np.zeros((n_sets, n_rows))
-        for index, bucket in enumerate(self._buckets):
-            contraction = bucket.upward
-            message, log_scale = _rescale(self._contract(contraction, arrays), contraction)
-            arrays[("up", index)] = message
-            log_evidence = log_evidence + log_scale
-
-        for index, contraction in self._downward:
-            arrays[("down", index)], _ = _rescale(self._contract(contraction, arrays), contraction)
-
-        impossible = np.isneginf(log_evidence)
         marginals = {}
-        for name, contraction in self._marginals:
-            unnormalised = _batch_layout(self._contract(contraction, arrays), contraction, n_sets, n_rows)
-            total = unnormalised.sum(axis=-1, keepdims=True)
-            usable = (total > 0) & ~impossible[..., None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                marginals[name] = np.where(usable, unnormalised / np.where(usable, total, 1.0), np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for index, bucket in enumerate(self._buckets):
+                message, log_scale = _rescale(self._contract(bucket.upward, arrays, n_sets * n_rows), bucket.upward)
+                arrays[("up", index)] = message
+                log_evidence += log_scale
+
+            for index, contraction in self._downward:
+                arrays[("down", index)], _ = _rescale(self._contract(contraction, arrays, n_sets * n_rows), contraction)
+
+            impossible = np.isneginf(log_evidence)[..., np.newaxis]
+            for name, contraction in self._marginals:
+                unnormalised = _batch_layout(self._contract(contraction, arrays, n_sets * n_rows), contraction)
+                total = unnormalised.sum(axis=-1, keepdims=True)
+                usable = (total > 0) & ~impossible
+                marginal = np.where(usable, unnormalised / np.where(usable, total, 1.0), np.nan)
+                marginals[name] = np.broadcast_to(marginal, (n_sets, n_rows, marginal.shape[-1])).copy()
         return marginals, log_evidence
 
-    def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray]) -> np.ndarray:
+    def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
+        """Run one contraction: a single einsum, or for big ones numpy's pairwise plan (cached)."""
         operands = [arrays[ref] for ref in contraction.operands]
         if not operands:  # a downward message from a bucket with nothing else in it
             result = np.ones(())
-        elif len(operands) <= 2:
+        elif len(operands) <= 2 or contraction.size * batch_size <= _DIRECT_EINSUM_SIZE:
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
-            path = self._paths.get(key)
-            if path is None:
-                path = np.einsum_path(contraction.subscripts, *operands, optimize="greedy")[0]
-                self._paths[key] = path
-            result = np.einsum(contraction.subscripts, *operands, optimize=path)
+            steps = self._paths.get(key)
+            if steps is None:
+                _, contraction_list = np.einsum_path(
+                    contraction.subscripts, *operands, optimize="greedy", einsum_call=True
+                )
+                steps = tuple((tuple(step[0]), step[2]) for step in contraction_list)
+                self._paths[key] = steps
+            for positions, subscripts in steps:
+                inputs = [operands.pop(i) for i in sorted(positions, reverse=True)]
+                operands.append(np.einsum(subscripts, *inputs))
+            result = operands[0]
         if contraction.constant_axes:
             result = np.expand_dims(result, contraction.constant_axes)
             n_batch = result.ndim - len(contraction.output_cards)
@@ -450,29 +469,34 @@ def _contraction(
     n_batch = int(has_sets) + int(has_rows)
     constant_axes = tuple(n_batch + i for i, v in enumerate(output) if v not in present)
     output_cards = tuple(cards[v] for v in output) if constant_axes else ()
-    return _Contraction(tuple(operands), subscripts, tuple(output), has_sets, has_rows, constant_axes, output_cards)
+    size = math.prod(cards[v] for v in letters)
+    return _Contraction(
+        tuple(operands), subscripts, tuple(output), has_sets, has_rows, size, constant_axes, output_cards
+    )
 
 
 def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, np.ndarray]:
-    """Divide by the max over variable axes per batch entry; return it and the log of the max."""
-    n_batch = int(contraction.has_sets) + int(contraction.has_rows)
-    axes = tuple(range(n_batch, values.ndim))
-    scale = values.max(axis=axes, keepdims=True) if axes else values
-    possible = scale > 0
-    scaled = values / np.where(possible, scale, 1.0)
-    with np.errstate(divide="ignore"):
-        log_scale = np.log(scale.reshape(scale.shape[:n_batch]))
-    return scaled, _batch_layout(log_scale, contraction, None, None)
+    """Divide by the max over variable axes per batch entry; return it and the log of the max.
+
+    The log has both batch axes (size 1 where absent). A zero max (impossible
+    evidence) gives a log of ``-inf`` and leaves the zeros as they are.
+    Call under ``np.errstate(divide="ignore")``.
+    """
+    if contraction.output:
+        scale = values.max(axis=contraction.variable_axes, keepdims=True)
+        scaled = values / np.where(scale > 0, scale, 1.0)
+    else:
+        scale = values
+        scaled = np.where(scale > 0, 1.0, 0.0)
+    return scaled, _batch_layout(np.log(scale.reshape(scale.shape[: values.ndim - len(contraction.output)])), contraction)
 
 
-def _batch_layout(values: np.ndarray, contraction: _Contraction, n_sets: int | None, n_rows: int | None) -> np.ndarray:
-    """Give ``values`` both batch axes (size 1 where absent); broadcast them if sizes are given."""
+def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:
+    """Give ``values`` both leading batch axes, of size 1 where the contraction has none."""
     if not contraction.has_sets:
         values = values[np.newaxis]
     if not contraction.has_rows:
         values = values[:, np.newaxis]
-    if n_sets is not None:
-        values = np.broadcast_to(values, (n_sets, n_rows) + values.shape[2:])
     return values
 
 

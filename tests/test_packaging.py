@@ -1,0 +1,77 @@
+"""The project frame: the wheel ships the priors, CI runs the README's command, the demo runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from postfusion_bayes.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^    (python -m pip install .*)$", readme, flags=re.M)
+    assert len(commands) == 2, commands
+    demo, tests = commands
+    assert "python -m postfusion_bayes" in demo
+    assert "pytest" in tests
+    assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+def test_installed_wheel_ships_the_priors_and_loads_them(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), "-q"],
+        check=True, capture_output=True, text=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("postfusion_bayes-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for filename in ("causes.yaml", "context.yaml", "findings.yaml", "red_flags.yaml", "onset.yaml", "README.md"):
+        assert f"postfusion_bayes/priors/{filename}" in names
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel), "-q"], check=True, capture_output=True)
+    code = (
+        "import postfusion_bayes as p, postfusion_bayes.spec as s; m = p.load_model(); "
+        "print(s.default_priors_path()); print(m.diagnose({'smoker': True}).top)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""}, capture_output=True, text=True, check=True)
+    priors_dir, top = out.stdout.split()
+    assert Path(priors_dir).is_relative_to(site)
+    assert top in p_causes()
+
+
+def p_causes():
+    import postfusion_bayes as pfb
+
+    return pfb.load_model().causes
+
+
+def test_demo_prints_a_ranked_table(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "Example patient" in out and "posterior" in out and "rank" in out
+    assert "not a medical device" in out
+    lines = [line for line in out.splitlines() if line.split() and line.split()[0] in p_causes()]
+    assert len(lines) == 8 and lines[0].split()[-1] == "1"
+
+
+def test_cli_patient_red_flag_and_bad_input(capsys):
+    assert main(["time_since_surgery=under_6_weeks", "fever=yes"]) == 0
+    assert "RED FLAG fever" in capsys.readouterr().out
+    assert main(["radicular_pian=yes"]) == 2
+    assert "did you mean 'radicular_pain'" in capsys.readouterr().err
+    assert main(["radicular_pain"]) == 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_stored_without_outputs(path):
+    import json
+
+    cells = json.loads(path.read_text())["cells"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells if c["cell_type"] == "code")
