@@ -84,9 +84,10 @@ _SET_AXIS = "a"
 _ROW_AXIS = "b"
 _VARIABLE_LETTERS = "".join(c for c in string.ascii_letters if c not in (_SET_AXIS, _ROW_AXIS))
 
-# Contractions with fewer entries than this (batch axes included) run as one unoptimised einsum;
-# bigger ones follow numpy's greedy pairwise plan, computed once per shape.
-_DIRECT_EINSUM_SIZE = 20_000
+# Contractions of two operands, or with fewer entries than this (batch axes included), run as one
+# unoptimised einsum (least overhead); bigger ones follow numpy's greedy path, computed once per shape.
+_DIRECT_EINSUM_SIZE = 2_000
+_MAX_CACHED_PATHS = 4_096
 
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
 _Ref = tuple[str, object]
@@ -170,7 +171,7 @@ class EliminationPlan:
     _marginals: tuple[tuple[str, _Contraction], ...] = field(repr=False)
     _paths: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
-    def run(
+    def _run(
         self, tables: NetworkTables, likelihoods: Mapping[str, np.ndarray], n_sets: int, n_rows: int
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Run the plan on validated arrays; see :func:`eliminate`."""
@@ -201,7 +202,7 @@ class EliminationPlan:
         return marginals, log_evidence
 
     def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
-        """Run one contraction: a single einsum, or for big ones numpy's pairwise plan (cached)."""
+        """Run one contraction: one einsum, optimised with a cached path when it is big."""
         operands = [arrays[ref] for ref in contraction.operands]
         if not operands:  # a downward message from a bucket with nothing else in it
             result = np.ones(())
@@ -209,17 +210,13 @@ class EliminationPlan:
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
-            steps = self._paths.get(key)
-            if steps is None:
-                _, contraction_list = np.einsum_path(
-                    contraction.subscripts, *operands, optimize="greedy", einsum_call=True
-                )
-                steps = tuple((tuple(step[0]), step[2]) for step in contraction_list)
-                self._paths[key] = steps
-            for positions, subscripts in steps:
-                inputs = [operands.pop(i) for i in sorted(positions, reverse=True)]
-                operands.append(np.einsum(subscripts, *inputs))
-            result = operands[0]
+            path = self._paths.get(key)
+            if path is None:
+                path = np.einsum_path(contraction.subscripts, *operands, optimize="greedy")[0]
+                if len(self._paths) >= _MAX_CACHED_PATHS:  # many different row counts: start over
+                    self._paths.clear()
+                self._paths[key] = path
+            result = np.einsum(contraction.subscripts, *operands, optimize=path)
         if contraction.constant_axes:
             result = np.expand_dims(result, contraction.constant_axes)
             n_batch = result.ndim - len(contraction.output_cards)
@@ -291,7 +288,7 @@ def eliminate(
     arrays, n_rows = _check_likelihoods(tables, likelihoods)
     n_sets = _count_sets(tables)
     plan = compile_plan(tables, observed=arrays, targets=target_names)
-    return plan.run(tables, arrays, n_sets, n_rows)
+    return plan._run(tables, arrays, n_sets, n_rows)
 
 
 def compile_plan(tables: NetworkTables, observed: Sequence[str], targets: Sequence[str]) -> EliminationPlan:
@@ -331,7 +328,8 @@ def _check_likelihoods(
         card = tables.cardinality(name)
         if array.ndim != 2 or array.shape[1] != card:
             raise EvidenceError(
-                f"likelihood of {name!r} has shape {array.shape}, expected (rows, {card}) for states {tables.states[name]}"
+                f"likelihood of {name!r} has shape {array.shape}, "
+                f"expected (rows, {card}) for states {tables.states[name]}"
             )
         if n_rows is None:
             n_rows = array.shape[0]
@@ -457,9 +455,10 @@ def _contraction(
         for v in variables:
             if v not in letters:
                 if len(letters) == len(_VARIABLE_LETTERS):
-                    raise ValueError(f"a cluster of more than {len(_VARIABLE_LETTERS)} variables is not supported")
+                    raise ValueError(f"clusters of more than {len(_VARIABLE_LETTERS)} variables are not supported")
                 letters[v] = _VARIABLE_LETTERS[len(letters)]
-        return (_SET_AXIS if has_sets else "") + (_ROW_AXIS if has_rows else "") + "".join(letters[v] for v in variables)
+        batch_axes = (_SET_AXIS if has_sets else "") + (_ROW_AXIS if has_rows else "")
+        return batch_axes + "".join(letters[v] for v in variables)
 
     has_sets = any(batch[ref][0] for ref in operands)
     has_rows = any(batch[ref][1] for ref in operands)
@@ -488,7 +487,8 @@ def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray,
     else:
         scale = values
         scaled = np.where(scale > 0, 1.0, 0.0)
-    return scaled, _batch_layout(np.log(scale.reshape(scale.shape[: values.ndim - len(contraction.output)])), contraction)
+    batch_shape = scale.shape[: values.ndim - len(contraction.output)]
+    return scaled, _batch_layout(np.log(scale.reshape(batch_shape)), contraction)
 
 
 def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:

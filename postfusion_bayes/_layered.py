@@ -9,21 +9,24 @@ operations over those ``J`` configurations:
 
 1. ``W[p, b, k]``: prior times likelihood of each root configuration ``k``;
 2. ``T[p, k, j]``: P(middle configuration ``j`` | root configuration ``k``),
-   computed only for the root configurations some row can be in;
-3. ``L[p, b, j]``: log-likelihood of the leaf evidence, one matrix product
-   ``onehot[b, s] @ log C[p, s, j]`` for all hard findings at once (zeros are
-   counted separately so ``0 * log 0`` never makes a NaN), plus an explicit
-   product for soft findings;
-4. ``w = (W @ T) * exp(L - max L)``; normalising ``w`` gives the posterior of
-   every middle configuration, and marginals are sums over it. ``log P(e)`` is
-   ``log sum w + max L``, so tiny likelihoods never underflow.
+   only for the root configurations some row can be in;
+3. ``L[p, b, j]``: log-likelihood of the leaf evidence: one matrix product
+   ``H[b, s] @ log C[p, s, j]`` for every hard-observed leaf state at once, where
+   ``C[s, j] = P(leaf state s | j)`` (zeros are counted by a second product so
+   ``0 * log 0`` never makes a NaN), plus an explicit product for soft findings;
+4. ``w = (W @ T) * exp(L - max L)``: normalising ``w`` gives the posterior of
+   every middle configuration, and marginals are sums over it;
+   ``log P(e) = log sum w + max L``, so tiny likelihoods never underflow.
 
 Isolated variables (no parents, no children) are independent of everything and
 handled on their own. Leaves asked for as targets are kept out of step 3 and
 multiplied in separately, so their own evidence is not counted twice.
 
-Tables may carry a leading parameter-set axis (``P``); arrays here always have
-one (size 1 when a table is shared).
+Evidence arrives as one dense matrix ``lam[b, s]`` over the states of every
+variable (a block of columns per variable; a row of ones is unobserved).
+Tables may carry a leading parameter-set axis ``P``; internal arrays always
+have one (size 1 when shared). With the compiled tables everything that does
+not depend on the evidence is precomputed.
 """
 
 from __future__ import annotations
@@ -49,7 +52,16 @@ def _layers(tables: NetworkTables) -> tuple[list[str], list[str], list[str], lis
 
 
 def is_layered(tables: NetworkTables) -> bool:
-    """Whether the enumeration plan applies (and pays) for this network."""
+    """Whether the enumeration plan applies (and pays) for this network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = NetworkTables({"a": ("0", "1"), "b": ("0", "1")}, {"b": ("a",)},
+    ...                   {"a": np.array([0.5, 0.5]), "b": np.eye(2)})
+    >>> is_layered(t)   # no middle layer
+    False
+    """
     isolated, roots, middle, leaves = _layers(tables)
     if not middle or not leaves:
         return False
@@ -68,7 +80,7 @@ def _lead(table: np.ndarray, n_parents: int) -> np.ndarray:
 
 
 class LayeredPlan:
-    """Index arrays of a layered network, computed once.
+    """Index arrays and evidence-free products of a layered network, computed once.
 
     Parameters
     ----------
@@ -82,19 +94,123 @@ class LayeredPlan:
         self.tables = tables
         self.isolated, self.roots, self.middle, self.leaves = _layers(tables)
         card = tables.cardinality
-        self.root_cards = [card(r) for r in self.roots]
-        self.mid_cards = [card(m) for m in self.middle]
-        self.K = int(np.prod(self.root_cards)) if self.roots else 1
-        self.J = int(np.prod(self.mid_cards))
-        self.root_states = np.stack(np.unravel_index(np.arange(self.K), self.root_cards), axis=1) if self.roots else np.zeros((1, 0), int)
-        self.mid_states = np.stack(np.unravel_index(np.arange(self.J), self.mid_cards), axis=1)
+        # dense evidence layout: one block of columns per variable
+        self.offset: dict[str, int] = {}
+        width = 0
+        for v in tables.variables:
+            self.offset[v] = width
+            width += card(v)
+        self.width = width
+        self.var_starts = np.array([self.offset[v] for v in tables.variables])
+        self.var_cards = np.array([card(v) for v in tables.variables])
+        self.var_number = {v: i for i, v in enumerate(tables.variables)}
+        self.K = int(np.prod([card(r) for r in self.roots])) if self.roots else 1
+        self.J = int(np.prod([card(m) for m in self.middle]))
+        self.root_states = np.stack(np.unravel_index(np.arange(self.K), [card(r) for r in self.roots]), axis=1) if self.roots else np.zeros((1, 0), int)
+        self.mid_states = np.stack(np.unravel_index(np.arange(self.J), [card(m) for m in self.middle]), axis=1)
         self.root_pos = {r: i for i, r in enumerate(self.roots)}
         self.mid_pos = {m: i for i, m in enumerate(self.middle)}
-        # indicator matrices: configuration -> state of one variable
         self.mid_indicator = {m: np.eye(card(m))[self.mid_states[:, i]] for m, i in self.mid_pos.items()}
-        # per-leaf gather index of its parents' states in each middle configuration
+        self.mid_indicator_all = np.concatenate([self.mid_indicator[m] for m in self.middle], axis=1)  # (J, sum cards)
+        ends = np.cumsum([card(m) for m in self.middle])
+        self.mid_slices = {m: slice(int(e - card(m)), int(e)) for m, e in zip(self.middle, ends)}
+        # columns of the dense evidence that belong to each root, gathered per root configuration
+        self.root_columns = {r: self.offset[r] + self.root_states[:, i] for r, i in self.root_pos.items()}
+        self.mid_columns = {m: self.offset[m] + self.mid_states[:, i] for m, i in self.mid_pos.items()}
+        self.root_gather = np.stack([self.root_columns[r] for r in self.roots]) if self.roots else np.zeros((0, 1), int)
+        # leaf blocks: all leaf columns side by side
+        self.leaf_cols = np.concatenate([self.offset[leaf] + np.arange(card(leaf)) for leaf in self.leaves])
+        self.leaf_starts = np.cumsum([0] + [card(leaf) for leaf in self.leaves[:-1]])
+        self.leaf_cards = np.array([card(leaf) for leaf in self.leaves])
+        self.leaf_block = np.repeat(np.arange(len(self.leaves)), self.leaf_cards)
+        self.leaf_number = {leaf: i for i, leaf in enumerate(self.leaves)}
+        self.leaf_col_of = {leaf: int(start) for leaf, start in zip(self.leaves, self.leaf_starts)}
+        root_cards = [card(r) for r in self.roots]
+        self.root_strides = [int(np.prod(root_cards[i + 1 :])) for i in range(len(root_cards))]
         self.leaf_index = {leaf: tuple(self.mid_states[:, self.mid_pos[p]] for p in tables.parents[leaf]) for leaf in self.leaves}
-        self._shared_leaf = {leaf: self._leaf_matrix(tables.cpts[leaf], leaf) for leaf in self.leaves}
+        # evidence-free products of the compiled tables
+        self.shared_leaf = {leaf: self._leaf_matrix(tables.cpts[leaf], leaf) for leaf in self.leaves}
+        stacked = np.concatenate([self.shared_leaf[leaf][0].T for leaf in self.leaves], axis=0)  # (SL, J)
+        self.shared_zero = (stacked == 0).astype(float)
+        self.shared_log = np.log(np.where(stacked > 0, stacked, 1.0))
+        self.shared_log_zero = np.concatenate([self.shared_log, self.shared_zero], axis=1)  # (SL, 2J)
+        self.shared_root_prior = self._root_prior(tables.cpts)  # (1, K)
+        self.shared_transition = self._transition(tables.cpts, np.arange(self.K))  # (1, K, J)
+
+    # ---------------------------------------------------------------- one row of hard evidence
+    def query_hard(self, observed: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Middle-layer marginals for one row of hard evidence (compiled tables).
+
+        Parameters
+        ----------
+        observed : mapping of str to int
+            Variable to the index of its observed state.
+
+        Returns
+        -------
+        posterior : array, shape (sum of middle cardinalities,)
+            The middle variables' posteriors side by side (see ``mid_slices``);
+            NaN when the evidence is impossible.
+        root_only : array, same shape
+            The same given only the evidence on the roots (the "prior" of a
+            diagnosis given its context).
+        log_evidence : float
+            log P(evidence); -inf when impossible.
+        """
+        root_pos, leaf_col_of, mid_pos = self.root_pos, self.leaf_col_of, self.mid_pos
+        roots, leaf_cols, mids, isolated = [], [], [], []
+        for v, s in observed.items():
+            if v in leaf_col_of:
+                leaf_cols.append(leaf_col_of[v] + s)
+            elif v in root_pos:
+                roots.append((root_pos[v], s))
+            elif v in mid_pos:
+                mids.append((mid_pos[v], s))
+            else:
+                isolated.append((v, s))
+        if len(roots) == len(self.roots):
+            k = sum(s * self.root_strides[pos] for pos, s in roots)
+            prior_j = self.shared_transition[0, k] * self.shared_root_prior[0, k]
+        else:
+            weight = self.shared_root_prior[0]
+            for pos, s in roots:
+                weight = weight * (self.root_states[:, pos] == s)
+            prior_j = weight @ self.shared_transition[0]
+        root_total = prior_j.sum()
+        if not root_total > 0:
+            nan = np.full(self.mid_indicator_all.shape[1], np.nan)
+            return nan, nan, -np.inf
+        root_only = (prior_j @ self.mid_indicator_all) / root_total
+        for pos, s in mids:
+            prior_j = prior_j * (self.mid_states[:, pos] == s)
+        log_shift = 0.0
+        if leaf_cols:
+            pick = np.zeros(self.shared_log_zero.shape[0])
+            pick[leaf_cols] = 1.0
+            both = pick @ self.shared_log_zero
+            ll = both[: self.J]
+            possible = both[self.J :] == 0
+            if possible.any():
+                log_shift = ll[possible].max()
+                prior_j = prior_j * np.where(possible, np.exp(np.minimum(ll - log_shift, 0.0)), 0.0)
+            else:
+                prior_j = prior_j * 0.0
+        total = prior_j.sum()
+        log_evidence = float(np.log(total) + log_shift) if total > 0 else -np.inf
+        for v, s in isolated:
+            p = float(self.tables.cpts[v][s])
+            log_evidence = log_evidence + (float(np.log(p)) if p > 0 else -np.inf)
+        if not log_evidence > -np.inf:
+            return np.full(root_only.shape, np.nan), root_only, -np.inf
+        return (prior_j @ self.mid_indicator_all) / total, root_only, log_evidence
+
+    # ---------------------------------------------------------------- encoding
+    def dense(self, likelihoods: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
+        """One matrix (n_rows, width) from per-variable likelihood arrays."""
+        lam = np.ones((n_rows, self.width))
+        for v, arr in likelihoods.items():
+            lam[:, self.offset[v] : self.offset[v] + arr.shape[1]] = arr
+        return lam
 
     # ---------------------------------------------------------------- tables per call
     def _leaf_matrix(self, cpt: np.ndarray, leaf: str) -> np.ndarray:
@@ -103,12 +219,17 @@ class LayeredPlan:
         return table[(slice(None),) + self.leaf_index[leaf]]
 
     def _leaf(self, cpts: Mapping[str, np.ndarray], leaf: str) -> np.ndarray:
-        """Leaf matrix for these tables, reusing the compiled one when the table is unchanged."""
         table = cpts[leaf]
-        return self._shared_leaf[leaf] if table is self.tables.cpts[leaf] else self._leaf_matrix(table, leaf)
+        return self.shared_leaf[leaf] if table is self.tables.cpts[leaf] else self._leaf_matrix(table, leaf)
+
+    def _root_prior(self, cpts: Mapping[str, np.ndarray]) -> np.ndarray:
+        out = np.ones((1, self.K))
+        for r, i in self.root_pos.items():
+            out = out * _lead(cpts[r], 0)[:, self.root_states[:, i]]
+        return out
 
     def _transition(self, cpts: Mapping[str, np.ndarray], active: np.ndarray) -> np.ndarray:
-        """T[p, a, j] = P(middle configuration j | active root configuration a)."""
+        """T[p, a, j] = P(middle configuration j | root configuration active[a])."""
         out = None
         for m, i in self.mid_pos.items():
             table = _lead(cpts[m], len(self.tables.parents[m]))
@@ -121,84 +242,99 @@ class LayeredPlan:
     # ---------------------------------------------------------------- inference
     def run(
         self,
-        cpts: Mapping[str, np.ndarray],
+        cpts: Mapping[str, np.ndarray] | None,
         likelihoods: Mapping[str, np.ndarray],
         targets: Sequence[str],
         n_rows: int,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Posterior marginals and log P(evidence); see :func:`postfusion_bayes._elimination.eliminate`."""
-        B = n_rows
+        """Posterior marginals ``(P, B, card)`` and log P(evidence) ``(P, B)``; see ``_elimination.eliminate``.
+
+        ``cpts=None`` uses the compiled tables and everything precomputed from them.
+        """
+        return self.run_dense(cpts, self.dense(likelihoods, n_rows), targets)
+
+    def run_dense(self, cpts: Mapping[str, np.ndarray] | None, lam: np.ndarray, targets: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """As :meth:`run`, with the evidence already as one dense matrix (``cpts=None``: the compiled tables)."""
+        shared = cpts is None
+        if shared:
+            cpts = self.tables.cpts
+        B = lam.shape[0]
+        target_leaves = [t for t in targets if t in self.leaf_number]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # 1. root configurations
-            W = np.ones((1, B, self.K))
-            for r, i in self.root_pos.items():
-                prior = _lead(cpts[r], 0)[:, self.root_states[:, i]]  # (P, K)
-                W = W * prior[:, None, :]
-                if r in likelihoods:
-                    W = W * likelihoods[r][:, self.root_states[:, i]][None]
-            active = np.flatnonzero(W.reshape(-1, self.K).any(axis=0))
+            # 1. root configurations and their transition to the middle layer
+            observed = np.add.reduceat((lam == 1).all(axis=0), self.var_starts) != self.var_cards
+            W = (self.shared_root_prior if shared else self._root_prior(cpts))[:, None, :]
+            if any(observed[self.var_number[r]] for r in self.roots):
+                W = W * lam[:, self.root_gather].prod(axis=1)[None]
+            if shared:
+                active = np.flatnonzero(W[0].any(axis=0)) if B > 1 else np.flatnonzero(W[0, 0])
+                T = self.shared_transition[:, active]
+            else:
+                active = np.flatnonzero(W.reshape(-1, self.K).any(axis=0))
+                T = self._transition(cpts, active)
             W = W[:, :, active]
-            T = self._transition(cpts, active)  # (P, A, J)
-            single = (np.count_nonzero(W, axis=2) == 1).all()
-            if single:
-                pick = W.argmax(axis=2)[..., None]  # (P, B, 1)
+            if W.shape[2] == 1:
+                prior_j = T * W  # (P, 1, J) * (P, B, 1)
+            elif (np.count_nonzero(W, axis=2) == 1).all():
+                pick = W.argmax(axis=2)[..., None]
                 prior_j = np.take_along_axis(T, pick, axis=1) * np.take_along_axis(W, pick, axis=2)
             else:
-                prior_j = np.einsum("pbk,pkj->pbj", W, T)
+                prior_j = np.matmul(W, T)
 
-            # 2. evidence on middle variables
+            # 2. evidence on the middle layer
             loglik = np.zeros((1, B, self.J))
-            for m in self.middle:
-                if m in likelihoods:
-                    loglik = loglik + np.log(likelihoods[m][:, self.mid_states[:, self.mid_pos[m]]])[None]
+            for m, cols in self.mid_columns.items():
+                if observed[self.var_number[m]]:
+                    loglik = loglik + np.log(lam[:, cols])[None]
 
-            # 3. leaves
-            target_set = set(targets)
-            hard_cols, hard_rows, hard_leaves, soft = [], [], [], []
-            for leaf in self.leaves:
-                lam = likelihoods.get(leaf)
-                if lam is None or leaf in target_set:
-                    continue
-                nonzero = lam != 0
-                n_nonzero = nonzero.sum(axis=1)
-                ones = (lam == 1).all(axis=1)
-                single_rows = (n_nonzero == 1) & ~ones
-                other_rows = ~single_rows & ~ones
-                if single_rows.any():
-                    hard_leaves.append((leaf, single_rows, lam.argmax(axis=1), lam.max(axis=1)))
-                if other_rows.any():
-                    soft.append((leaf, other_rows, lam))
-            if hard_leaves:
-                loglik = loglik + self._hard_loglik(cpts, hard_leaves, B)
-            for leaf, rows, lam in soft:
+            # 3. leaves: hard rows by one matrix product, soft rows one by one
+            L = lam[:, self.leaf_cols]
+            nonzero = L != 0
+            count = np.add.reduceat(nonzero, self.leaf_starts, axis=1)
+            ones = np.add.reduceat(L == 1, self.leaf_starts, axis=1) == self.leaf_cards
+            hard = (count == 1) & ~ones
+            soft = ~hard & ~ones
+            for t in target_leaves:
+                hard[:, self.leaf_number[t]] = False
+                soft[:, self.leaf_number[t]] = False
+            if hard.any():
+                H = nonzero & hard[:, self.leaf_block]
+                scale = np.log(np.where(H, L, 1.0)).sum(axis=1)
+                if shared:
+                    both = H.astype(float) @ self.shared_log_zero
+                    ll, zeros = both[None, :, : self.J], both[None, :, self.J :]
+                else:
+                    ll, zeros = self._hard_batched(cpts, H)
+                loglik = loglik + np.where(zeros > 0, -np.inf, ll) + scale[None, :, None]
+            for i in np.flatnonzero(soft.any(axis=0)) if soft.any() else ():
+                leaf = self.leaves[i]
+                rows = soft[:, i]
                 C = self._leaf(cpts, leaf)
-                f = np.einsum("bs,pjs->pbj", lam, C)
-                f[:, ~rows, :] = 1.0
+                block = lam[:, self.offset[leaf] : self.offset[leaf] + self.leaf_cards[i]]
+                f = np.einsum("bs,pjs->pbj", np.where(rows[:, None], block, 1.0), C)
                 loglik = loglik + np.log(f)
-            target_factor = {}
-            for t in targets:
-                if t in self.leaf_index:
-                    C = self._leaf(cpts, t)
-                    lam = likelihoods.get(t)
-                    target_factor[t] = (C, lam)
 
             # 4. combine
             shift = loglik.max(axis=2, keepdims=True)
             shift = np.where(np.isfinite(shift), shift, 0.0)
-            lik = np.exp(loglik - shift)  # (P', B, J)
-            w = prior_j * lik
+            lik = np.exp(loglik - shift)
+            target_factor = {}
             lik_full = lik
-            for t, (C, lam) in target_factor.items():
-                if lam is not None:
-                    lik_full = lik_full * np.einsum("bs,pjs->pbj", lam, C)
+            for t in target_leaves:
+                C = self._leaf(cpts, t)
+                block = lam[:, self.offset[t] : self.offset[t] + self.tables.cardinality(t)]
+                target_factor[t] = (C, block)
+                lik_full = lik_full * np.einsum("bs,pjs->pbj", block, C)
             full = prior_j * lik_full
-            total = full.sum(axis=2)  # (P, B)
+            total = full.sum(axis=2)
             log_evidence = np.log(total) + shift[..., 0]
-            # isolated variables
             iso_post = {}
             for v in self.isolated:
-                prior = _lead(cpts[v], 0)[:, None, :]  # (P, 1, S)
-                q = prior * likelihoods[v][None] if v in likelihoods else np.broadcast_to(prior, prior.shape)
+                if not observed[self.var_number[v]] and cpts[v] is self.tables.cpts[v]:
+                    iso_post[v] = cpts[v][None, None, :]
+                    continue
+                prior = _lead(cpts[v], 0)[:, None, :]
+                q = prior * lam[None, :, self.offset[v] : self.offset[v] + prior.shape[-1]]
                 z = q.sum(axis=2)
                 log_evidence = log_evidence + np.log(z)
                 iso_post[v] = q / z[..., None]
@@ -207,55 +343,56 @@ class LayeredPlan:
 
             post = full / total[..., None]
             out: dict[str, np.ndarray] = {}
+            if any(t in self.mid_pos for t in targets):
+                marginals = post @ self.mid_indicator_all
+                mids = {m: marginals[:, :, sl] for m, sl in self.mid_slices.items()}
             for t in targets:
                 if t in self.mid_pos:
-                    out[t] = post @ self.mid_indicator[t]
+                    out[t] = mids[t]
                 elif t in self.root_pos:
-                    # P(k | e) propto W[k] * sum_j T[k, j] * lik_j * (target leaf factors)
                     score = np.einsum("pbk,pkj,pbj->pbk", W, T, lik_full)
                     ind = np.eye(self.tables.cardinality(t))[self.root_states[active, self.root_pos[t]]]
                     s = score @ ind
                     out[t] = s / s.sum(axis=2, keepdims=True)
                 elif t in target_factor:
-                    C, lam = target_factor[t]
-                    rest = w
-                    for t2, (C2, lam2) in target_factor.items():
-                        if t2 != t and lam2 is not None:
-                            rest = rest * np.einsum("bs,pjs->pbj", lam2, C2)
-                    q = np.einsum("pbj,pjs->pbs", rest, C)
-                    if lam is not None:
-                        q = q * lam[None]
+                    C, block = target_factor[t]
+                    rest = prior_j * lik
+                    for t2, (C2, block2) in target_factor.items():
+                        if t2 != t:
+                            rest = rest * np.einsum("bs,pjs->pbj", block2, C2)
+                    q = np.einsum("pbj,pjs->pbs", rest, C) * block[None]
                     out[t] = q / q.sum(axis=2, keepdims=True)
                 else:
                     out[t] = iso_post[t]
-            P = log_evidence.shape[0]
+            n_sets = log_evidence.shape[0]
+            any_impossible = impossible.any()
             for t in out:
-                out[t] = np.broadcast_to(out[t], (P,) + out[t].shape[1:]).copy()
-                out[t][impossible] = np.nan
+                value = out[t]
+                if value.shape[:2] != (n_sets, B):
+                    value = np.broadcast_to(value, (n_sets, B) + value.shape[2:]).copy()
+                if any_impossible:
+                    value = np.array(value)
+                    value[impossible] = np.nan
+                out[t] = value
         return out, log_evidence
 
-    def _hard_loglik(self, cpts, hard_leaves, B) -> np.ndarray:
-        """Sum of log P(observed state | j) over hard-observed leaves, as one product."""
-        cols_log, cols_zero, onehot_cols = [], [], []
-        scale = np.zeros(B)
-        for leaf, rows, state, value in hard_leaves:
-            C = self._leaf(cpts, leaf)
-            observed_states = np.unique(state[rows])
-            for s in observed_states:
-                col = C[:, :, s]  # (P, J)
-                cols_zero.append(col == 0)
-                cols_log.append(np.log(np.where(col > 0, col, 1.0)))
-                onehot_cols.append(rows & (state == s))
-            scale += np.where(rows, np.log(np.where(rows, value, 1.0)), 0.0)
-        P = max(c.shape[0] for c in cols_log)
-        logC = np.stack([np.broadcast_to(c, (P, self.J)) for c in cols_log], axis=1)  # (P, S, J)
-        zeroC = np.stack([np.broadcast_to(c, (P, self.J)) for c in cols_zero], axis=1).astype(float)
-        H = np.stack(onehot_cols, axis=1).astype(float)  # (B, S)
-        if P == 1:
-            ll = (H @ logC[0])[None]
-            zeros = (H @ zeroC[0])[None]
-        else:
-            ll = np.einsum("bs,psj->pbj", H, logC)
-            zeros = np.einsum("bs,psj->pbj", H, zeroC)
-        ll = np.where(zeros > 0, -np.inf, ll)
-        return ll + scale[None, :, None]
+    def _hard_batched(self, cpts: Mapping[str, np.ndarray], H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hard-evidence log-likelihood with some leaf tables batched: only observed columns are built."""
+        used = np.flatnonzero(H.any(axis=0))
+        logs, zeros = [], []
+        for c in used:
+            leaf = self.leaves[self.leaf_block[c]]
+            state = c - self.leaf_starts[self.leaf_block[c]]
+            table = cpts[leaf]
+            if table is self.tables.cpts[leaf]:
+                logs.append(self.shared_log[c][None])
+                zeros.append(self.shared_zero[c][None])
+            else:
+                col = self._leaf_matrix(table, leaf)[:, :, state]  # (P, J)
+                logs.append(np.log(np.where(col > 0, col, 1.0)))
+                zeros.append((col == 0).astype(float))
+        P = max(x.shape[0] for x in logs)
+        logC = np.stack([np.broadcast_to(x, (P, self.J)) for x in logs], axis=1)  # (P, U, J)
+        zeroC = np.stack([np.broadcast_to(x, (P, self.J)) for x in zeros], axis=1)
+        Hu = H[:, used].astype(float)
+        return np.einsum("bu,puj->pbj", Hu, logC), np.einsum("bu,puj->pbj", Hu, zeroC)

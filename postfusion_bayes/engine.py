@@ -255,13 +255,52 @@ class CompiledNetwork:
 
     def _run(self, cpts, likelihoods, targets, n_rows):
         if self._plan is not None:
-            return self._plan.run(cpts, likelihoods, list(targets), n_rows)
+            shared = all(cpts[v] is t for v, t in self._tables.cpts.items())
+            return self._plan.run(None if shared else cpts, likelihoods, list(targets), n_rows)
         tables = NetworkTables(self._tables.states, self._tables.parents, cpts)
         full = {v: likelihoods[v] for v in likelihoods}
         if not full:
             first = self.variables[0]
             full = {first: np.ones((n_rows, self._tables.cardinality(first)))}
         return eliminate(tables, full, list(targets))
+
+    def posterior_one(self, states: Mapping[str, str], targets: Sequence[str], condition_only_on: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
+        """One row of hard evidence, in as few array operations as possible.
+
+        Parameters
+        ----------
+        states : mapping of str to str
+            Variable to observed state name (already validated).
+        targets : sequence of str
+        condition_only_on : sequence of str
+            Variables whose evidence alone gives the second result (for a
+            diagnosis, the context); on a layered network these must be roots.
+
+        Returns
+        -------
+        marginals : dict of str to array, shape (n_states,)
+            P(target | all the evidence); NaN when it is impossible.
+        partial : dict of str to array
+            P(target | the evidence on ``condition_only_on``).
+        log_evidence : float
+            log P(evidence), -inf when impossible.
+        """
+        plan = self._plan
+        index = self._state_index
+        partial_states = {v: s for v, s in states.items() if v in condition_only_on}
+        if plan is not None and all(t in plan.mid_pos for t in targets) and all(v in plan.root_pos for v in condition_only_on):
+            full, root_only, log_evidence = plan.query_hard({v: index[v][s] for v, s in states.items()})
+            return {t: full[plan.mid_slices[t]] for t in targets}, {t: root_only[plan.mid_slices[t]] for t in targets}, log_evidence
+        rows = [states, partial_states]
+        lam = {}
+        for i, row in enumerate(rows):
+            for v, s in row.items():
+                if v not in lam:
+                    lam[v] = np.ones((2, self._tables.cardinality(v)))
+                lam[v][i] = 0.0
+                lam[v][i, index[v][s]] = 1.0
+        marginals, log_evidence = self.posterior_arrays(lam, targets, 2)
+        return {t: m[0, 0] for t, m in marginals.items()}, {t: m[0, 1] for t, m in marginals.items()}, float(log_evidence[0, 0])
 
     # ---------------------------------------------------------------- labelled queries
     def _impossible(self, log_evidence: np.ndarray, index: pd.Index, n_sets: int) -> None:

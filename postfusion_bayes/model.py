@@ -57,7 +57,7 @@ class Model:
         A validated specification (see :func:`load_model`).
     """
 
-    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags")
+    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names")
 
     def __init__(self, spec: ModelSpec):
         tables = build_tables(spec)
@@ -66,6 +66,8 @@ class Model:
         object.__setattr__(self, "_network", CompiledNetwork(tables))
         object.__setattr__(self, "_causes", spec.names("cause"))
         object.__setattr__(self, "_red_flags", spec.names("red_flag"))
+        object.__setattr__(self, "_cause_index", pd.Index(self._causes, name="cause"))
+        object.__setattr__(self, "_context_names", frozenset(spec.names("context")))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
@@ -201,7 +203,7 @@ class Model:
         return out
 
     def _context_only(self, ev: Evidence) -> Evidence:
-        context = set(self._spec.names("context"))
+        context = self._context_names
         return Evidence({k: v for k, v in ev.hard.items() if k in context}, {k: v for k, v in ev.soft.items() if k in context})
 
     def diagnose(self, evidence: Mapping[str, Any] | None = None) -> Diagnosis:
@@ -239,20 +241,27 @@ class Model:
         """
         ev = parse_evidence(self._spec, evidence)
         flags = self._red_flags_of(ev)
-        lam = self._encode([ev, self._context_only(ev)])
-        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, 2)
-        if not np.isfinite(log_evidence[0, 0]):
+        if ev.soft:
+            context = self._context_only(ev)
+            marginals, log_evidence = self._network.posterior_arrays(self._encode([ev, context]), self._causes, 2)
+            possible = np.isfinite(log_evidence[0, 0])
+            post = np.array([marginals[c][0, 0, 1] for c in self._causes])
+            prior = np.array([marginals[c][0, 1, 1] for c in self._causes])
+        else:
+            full, base, log_p = self._network.posterior_one(ev.hard, self._causes, self._context_names)
+            possible = np.isfinite(log_p)
+            post = np.array([full[c][1] for c in self._causes])
+            prior = np.array([base[c][1] for c in self._causes])
+        if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
-        post = np.array([marginals[c][0, 0, 1] for c in self._causes])
-        prior = np.array([marginals[c][0, 1, 1] for c in self._causes])
         order = np.argsort(-post, kind="stable")
-        index = pd.Index([self._causes[i] for i in order], name="cause")
+        index = self._cause_index.take(order)
         shown = dict(ev.hard)
         shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
         return Diagnosis(
-            posterior=pd.Series(post[order], index=index, name="posterior"),
-            prior=pd.Series(prior[order], index=index, name="prior"),
+            posterior=pd.Series(post[order], index=index, name="posterior", copy=False),
+            prior=pd.Series(prior[order], index=index, name="prior", copy=False),
             red_flags=flags,
             evidence=shown,
         )

@@ -138,7 +138,7 @@ def tables_from_pgmpy(bn: "DiscreteBayesianNetwork") -> NetworkTables:
             raise ValueError(f"no CPD for node {node!r}")
         variable, *evidence = cpd.variables
         if set(evidence) != set(bn.get_parents(node)):
-            raise ValueError(f"CPD of {node!r} has evidence {evidence}, but the node's parents are {bn.get_parents(node)}")
+            raise ValueError(f"CPD of {node!r} has evidence {evidence}, but the node has parents {bn.get_parents(node)}")
         cards = [len(cpd.state_names[v]) for v in cpd.variables]
         values = np.asarray(cpd.get_values(), dtype=float).reshape(cards)  # (card, *parent_cards)
         name = str(variable)

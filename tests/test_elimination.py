@@ -29,7 +29,8 @@ def forward_sample(tables: NetworkTables, n_rows: int, rng: np.random.Generator)
     samples: dict[str, np.ndarray] = {}
     for name in tables.variables:
         index = tuple(samples[p] for p in tables.parents[name])
-        probabilities = tables.cpts[name][index] if index else np.broadcast_to(tables.cpts[name], (n_rows, tables.cardinality(name)))
+        table = tables.cpts[name]
+        probabilities = table[index] if index else np.broadcast_to(table, (n_rows, tables.cardinality(name)))
         cumulative = np.cumsum(probabilities, axis=-1)
         draws = rng.uniform(size=(n_rows, 1)) * cumulative[:, -1:]
         samples[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
@@ -133,7 +134,7 @@ def test_hard_evidence_matches_pgmpy(reference_network_name, load_reference_netw
         for t in row_targets:
             assert marginals[t].shape == (1, n_rows, tables.cardinality(t))
             expected = pgmpy_marginal(inference, tables, t, evidence=evidence)
-            np.testing.assert_allclose(marginals[t][0, row], expected, rtol=0, atol=TOLERANCE, err_msg=f"{t} row {row}")
+            np.testing.assert_allclose(marginals[t][0, row], expected, rtol=0, atol=TOLERANCE, err_msg=f"{t}, row {row}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             joint = inference.query(list(evidence), joint=True, show_progress=False)
@@ -177,12 +178,12 @@ def test_soft_evidence_matches_pgmpy_virtual_evidence(name, load_reference_netwo
         evidence = {v: tables.states[v][samples[v][row]] for v in hard_rows[row]}
         for t in target_rows[row]:
             virtual = [
-                TabularCPD(v, tables.cardinality(v), likelihoods[v][row].reshape(-1, 1), state_names={v: list(tables.states[v])})
+                TabularCPD(v, tables.cardinality(v), likelihoods[v][row][:, None], state_names={v: list(tables.states[v])})
                 for v in soft_rows[row]
             ]
             # pgmpy rewrites the model of the inference object for virtual evidence: a fresh one per query.
             expected = pgmpy_marginal(variable_elimination(bn), tables, t, evidence=evidence, virtual_evidence=virtual)
-            np.testing.assert_allclose(marginals[t][0, row], expected, rtol=0, atol=TOLERANCE, err_msg=f"{t} row {row}")
+            np.testing.assert_allclose(marginals[t][0, row], expected, rtol=0, atol=TOLERANCE, err_msg=f"{t}, row {row}")
     if name in BRUTE_FORCE_NETWORKS:
         expected_marginals, expected_evidence = brute_force(tables, likelihoods, targets, n_rows)
         np.testing.assert_allclose(np.exp(log_evidence[0]), expected_evidence, rtol=TOLERANCE)
@@ -279,6 +280,8 @@ def networks_with_evidence(draw):
                 values[row] = rng.uniform(0.01, 3.0, size=card)
         likelihoods[name] = values
     targets = draw(st.lists(st.sampled_from(tables.variables), unique=True, min_size=1))
+    if not likelihoods:
+        n_rows = 1  # with no likelihood array there is one row
     return tables, likelihoods, targets, n_rows
 
 
@@ -297,7 +300,8 @@ def test_rows_batched_equal_rows_one_by_one(case):
     tables, likelihoods, targets, n_rows = case
     marginals, log_evidence = eliminate(tables, likelihoods, targets)
     for row in range(n_rows):
-        row_marginals, row_log_evidence = eliminate(tables, {v: a[row : row + 1] for v, a in likelihoods.items()}, targets)
+        one_row = {v: a[row : row + 1] for v, a in likelihoods.items()}
+        row_marginals, row_log_evidence = eliminate(tables, one_row, targets)
         np.testing.assert_allclose(log_evidence[:, row], row_log_evidence[:, 0], rtol=1e-12, atol=1e-12)
         for t in targets:
             np.testing.assert_allclose(marginals[t][:, row], row_marginals[t][:, 0], rtol=0, atol=1e-12)

@@ -1,0 +1,270 @@
+"""Benchmark: postfusion-bayes against pgmpy and pyAgrum on the same evidence, in one run.
+
+Usage::
+
+    python benchmarks/run_benchmarks.py            # full run, writes benchmarks/RESULTS.md
+    python benchmarks/run_benchmarks.py --quick    # harness and agreement check only (CI)
+
+Times (medians over repeats, same patients for every engine):
+
+* pgmpy ``VariableElimination.query(causes, joint=False)``;
+* pyAgrum ``LazyPropagation`` with one engine reused across patients;
+* ``model.diagnose(...)`` one patient at a time (the full public path: validation,
+  inference, red flags, pandas results);
+* ``model.diagnose_many`` over 10,000 patients (per patient);
+* the compiled network over 10,000 parameter sets for one patient (per set), with and
+  without expanding the sets into tables;
+* cold start: a fresh ``python -c`` that imports, loads and diagnoses once.
+
+Every engine's posteriors are compared with every other's; the script fails (exit 1)
+if they differ by more than 1e-9. Timings are printed and, in a full run, written to
+``benchmarks/RESULTS.md`` with the date and the machine. The quick mode checks the
+harness and the agreement, not the timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+TOLERANCE = 1e-9
+
+
+def sample_patients(model, n: int, n_findings: int, seed: int) -> pd.DataFrame:
+    """Patients drawn from the model itself (so every row is possible), with all context and some findings observed."""
+    rng = np.random.default_rng(seed)
+    tables = model.tables
+    rows = []
+    findings = [v for v, r in zip(model.variables["name"], model.variables["role"]) if r in ("finding", "red_flag")]
+    for _ in range(n):
+        state = {}
+        for v in tables.variables:
+            table = tables.cpts[v]
+            idx = tuple(state[p] for p in tables.parents[v])
+            state[v] = rng.choice(len(tables.states[v]), p=table[idx])
+        row = {v: tables.states[v][state[v]] for v in model.spec.names("context")}
+        for f in rng.choice(findings, size=n_findings, replace=False):
+            row[f] = tables.states[f][state[f]]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def patient_dict(row: pd.Series) -> dict:
+    return {k: v for k, v in row.items() if isinstance(v, str)}
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def pyagrum_network(tables):
+    import pyagrum as gum
+
+    bn = gum.BayesNet("postfusion")
+    for v in tables.variables:
+        bn.add(gum.LabelizedVariable(v, v, list(tables.states[v])))
+    for v, parents in tables.parents.items():
+        for p in parents:
+            bn.addArc(p, v)
+    for v, parents in tables.parents.items():
+        table = tables.cpts[v]
+        if not parents:
+            bn.cpt(v)[:] = table.tolist()
+            continue
+        for config in itertools.product(*[range(len(tables.states[p])) for p in parents]):
+            bn.cpt(v)[dict(zip(parents, config))] = table[config].tolist()
+    return bn
+
+
+def machine() -> str:
+    import numpy
+    import pgmpy
+    import pyagrum
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, pandas {pd.__version__}, pgmpy {pgmpy.__version__}, pyagrum {pyagrum.__version__}"
+    )
+
+
+def cold_start(repeats: int) -> tuple[float, bool]:
+    code = (
+        "import sys, postfusion_bayes as p; m = p.load_model(); "
+        "m.diagnose({'time_since_surgery': 'over_2_years', 'neurogenic_claudication': True}); "
+        "print('pgmpy' in sys.modules)"
+    )
+    times, imported = [], False
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        times.append(time.perf_counter() - start)
+        imported |= out.stdout.strip() == "True"
+    return statistics.median(times), imported
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, check harness and agreement only")
+    parser.add_argument("--output", type=Path, default=None, help="where to write the results (full run: benchmarks/RESULTS.md)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    n_patients = 20 if quick else 200
+    n_batch = 200 if quick else 10_000
+    n_sets = 200 if quick else 10_000
+    repeats = 1 if quick else 5
+
+    warnings.simplefilter("ignore", FutureWarning)
+    import postfusion_bayes as pfb
+    from postfusion_bayes.cpts import build_tables
+
+    model = pfb.load_model()
+    causes = model.causes
+    patients = sample_patients(model, n_patients, n_findings=8, seed=1)
+    dicts = [patient_dict(row) for _, row in patients.iterrows()]
+    results: dict[str, float] = {}
+    disagreement: dict[str, float] = {}
+
+    # ours, one at a time
+    ours = np.array([[model.diagnose(d).posterior[c] for c in causes] for d in dicts])
+    results["postfusion-bayes model.diagnose, one patient"] = median_time(lambda: [model.diagnose(d) for d in dicts], repeats) / len(dicts)
+
+    # pgmpy
+    from pgmpy.inference import VariableElimination
+
+    bn = model.to_pgmpy()
+    ve = VariableElimination(bn)
+    pg = []
+    for d in dicts:
+        q = ve.query(causes, evidence=d, joint=False, show_progress=False)
+        pg.append([q[c].get_value(**{c: "present"}) for c in causes])
+    disagreement["pgmpy VE"] = float(np.max(np.abs(np.array(pg) - ours)))
+    subset = dicts[: max(5, len(dicts) // 5)]
+    results["pgmpy VariableElimination.query(causes, joint=False)"] = median_time(
+        lambda: [ve.query(causes, evidence=d, joint=False, show_progress=False) for d in subset], repeats
+    ) / len(subset)
+
+    # pyAgrum, engine reused
+    import pyagrum as gum
+
+    gbn = pyagrum_network(model.tables)
+    ie = gum.LazyPropagation(gbn)
+
+    def agrum(d):
+        ie.eraseAllEvidence()
+        ie.setEvidence(d)
+        ie.makeInference()
+        return [ie.posterior(c)[1] for c in causes]
+
+    ag = np.array([agrum(d) for d in dicts])
+    disagreement["pyAgrum LazyPropagation"] = float(np.max(np.abs(ag - ours)))
+    results["pyAgrum LazyPropagation, engine reused"] = median_time(lambda: [agrum(d) for d in subset], repeats) / len(subset)
+
+    # ours, batched over patients
+    big = sample_patients(model, n_batch, n_findings=8, seed=2)
+    batch = model.diagnose_many(big)
+    check = [model.diagnose(patient_dict(big.iloc[i])).posterior for i in range(0, n_batch, max(1, n_batch // 20))]
+    disagreement["diagnose_many vs diagnose"] = float(max(np.max(np.abs(batch.iloc[i * max(1, n_batch // 20)][causes].to_numpy(dtype=float) - c[causes].to_numpy())) for i, c in enumerate(check)))
+    results[f"postfusion-bayes model.diagnose_many, {n_batch:,} patients (per patient)"] = median_time(lambda: model.diagnose_many(big), repeats) / n_batch
+
+    # ours, batched over parameter sets (one patient)
+    rng = np.random.default_rng(3)
+    params = model.parameters
+    probability = params[params["kind"] == "probability"]
+    free = probability[~probability["name"].str.startswith(("onset.", "context.time_since_surgery"))]
+    values = {row.name_: rng.uniform(row.low, row.high, n_sets) for row in free.rename(columns={"name": "name_"}).itertuples()}
+    sets = build_tables(model.spec, values)
+    batched = {v: t for v, t in sets.cpts.items() if t.ndim == len(sets.parents[v]) + 2}
+    evidence = patients.iloc[[0]]
+    lam = model.network.encode(evidence)
+    marginals, _ = model.network.posterior_arrays(lam, causes, 1, batched)
+    for i in (0, n_sets // 2, n_sets - 1):
+        one = pfb.Model(model.spec.with_values({k: float(v[i]) for k, v in values.items()})).diagnose(dicts[0]).posterior
+        disagreement["parameter sets vs with_parameters"] = max(
+            disagreement.get("parameter sets vs with_parameters", 0.0),
+            float(max(abs(marginals[c][i, 0, 1] - one[c]) for c in causes)),
+        )
+    results[f"postfusion-bayes compiled network, {n_sets:,} parameter sets (per set, inference)"] = median_time(
+        lambda: model.network.posterior_arrays(lam, causes, 1, batched), repeats
+    ) / n_sets
+    results[f"postfusion-bayes {n_sets:,} parameter sets incl. building the tables (per set)"] = median_time(
+        lambda: model.network.posterior_arrays(lam, causes, 1, {v: t for v, t in build_tables(model.spec, values).cpts.items() if t.ndim == len(sets.parents[v]) + 2}), repeats
+    ) / n_sets
+
+    cold, pgmpy_imported = cold_start(1 if quick else 5)
+    results["cold start: python -c import, load, diagnose once"] = cold
+
+    # report
+    pg_time = results["pgmpy VariableElimination.query(causes, joint=False)"]
+    ag_time = results["pyAgrum LazyPropagation, engine reused"]
+    one_time = results["postfusion-bayes model.diagnose, one patient"]
+    lines = [f"{'measure':<82} {'median':>12}"]
+    for name, seconds in results.items():
+        shown = f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+        lines.append(f"{name:<82} {shown:>12}")
+    ratios = {
+        "pgmpy VE / model.diagnose (target >= 20)": pg_time / one_time,
+        "pyAgrum / model.diagnose (target >= 10)": ag_time / one_time,
+    }
+    lines.append("")
+    for name, ratio in ratios.items():
+        lines.append(f"{name:<82} {ratio:>10.1f}x")
+    targets = {
+        "model.diagnose >= 20x faster than pgmpy VE": ratios["pgmpy VE / model.diagnose (target >= 20)"] >= 20,
+        "model.diagnose >= 10x faster than pyAgrum": ratios["pyAgrum / model.diagnose (target >= 10)"] >= 10,
+        "batched patients <= 10 us each": results[f"postfusion-bayes model.diagnose_many, {n_batch:,} patients (per patient)"] <= 10e-6,
+        "batched parameter sets <= 30 us each": results[f"postfusion-bayes compiled network, {n_sets:,} parameter sets (per set, inference)"] <= 30e-6,
+        "cold start <= 1 s": cold <= 1.0,
+        "pgmpy not imported on the cold-start path": not pgmpy_imported,
+    }
+    lines.append("")
+    for name, ok in targets.items():
+        lines.append(f"{name:<82} {'met' if ok else 'NOT met':>12}")
+    lines.append("")
+    for name, value in disagreement.items():
+        lines.append(f"max |difference| {name:<65} {value:>12.2e}")
+    report = "\n".join(lines)
+    print(report)
+    ok = all(v <= TOLERANCE for v in disagreement.values()) and not pgmpy_imported
+    if not quick or args.output:
+        output = args.output or HERE / "RESULTS.md"
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        mode = "quick mode (harness check; timings not meaningful)" if quick else "full run"
+        output.write_text(
+            f"# Benchmark results\n\n{mode}, {stamp}, on {machine()}.\n\n"
+            f"Produced by `python benchmarks/run_benchmarks.py`; {n_patients} sampled patients "
+            f"(all context and 8 findings observed), medians of {repeats} repeats.\n\n```\n{report}\n```\n"
+        )
+    if not ok:
+        print("FAILED: engines disagree beyond 1e-9 or pgmpy was imported on the cold-start path", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
