@@ -11,7 +11,7 @@ import pandas as pd
 
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
-from .engine import CompiledNetwork
+from .engine import CompiledNetwork, one_hot
 from .errors import EvidenceError, suggest
 from .evidence import Evidence, parse_evidence, state_of
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
@@ -291,27 +291,34 @@ class Model:
         """
         if not isinstance(patients, pd.DataFrame):
             raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
-        columns = {}
+        lam: dict[str, np.ndarray] = {}
+        raised: dict[str, np.ndarray] = {}
         for name in patients.columns:
             if name not in self._spec.variables:
                 raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, self._spec.variables)}")
             states = self._spec.variables[name].states
-            values = patients[name]
-            mapped = values.map(lambda v, n=name, s=states: None if v is None or (isinstance(v, float) and np.isnan(v)) else _map_state(n, v, s, values))
-            columns[name] = mapped
-        frame = pd.DataFrame(columns, index=patients.index)
-        lam = self._network.encode(frame)
-        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, len(frame))
+            codes, uniques = pd.factorize(patients[name], use_na_sentinel=True)
+            translate = np.empty(len(uniques) + 1, dtype=np.intp)
+            translate[-1] = -1
+            for i, value in enumerate(uniques):
+                try:
+                    translate[i] = states.index(state_of(name, value, states))
+                except EvidenceError as exc:
+                    raise EvidenceError(f"{exc} (rows {list(patients.index[codes == i][:5])})") from None
+            state_codes = translate[codes]
+            if (state_codes >= 0).any():
+                lam[name] = one_hot(state_codes, len(states))
+            if name in self._red_flags:
+                raised[name] = state_codes == 1
+        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, len(patients))
         bad = ~np.isfinite(log_evidence[0])
         if bad.any():
             raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
         out = pd.DataFrame({c: marginals[c][0, :, 1] for c in self._causes}, index=patients.index)
         out.columns.name = "cause"
-        flags = pd.Series("", index=patients.index, dtype=object)
-        for name in self._red_flags:
-            if name in frame.columns:
-                hit = (frame[name] == "yes").to_numpy()
-                flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
+        flags = np.full(len(patients), "", dtype=object)
+        for name, hit in raised.items():
+            flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
         out.insert(0, "red_flags", flags)
         return out
 
@@ -378,12 +385,3 @@ class Model:
             {"sensitivity": sens, "specificity": spec, "lr_positive": lr_pos, "lr_negative": lr_neg},
             name=f"{finding}={state} for {cause}",
         )
-
-
-def _map_state(name: str, value: Any, states: tuple[str, ...], column: pd.Series) -> str:
-    """State name for one cell of :meth:`Model.diagnose_many`, naming the rows of a bad value."""
-    try:
-        return state_of(name, value, states)
-    except EvidenceError as exc:
-        rows = list(column.index[column.map(lambda v: v is value or v == value).to_numpy(dtype=bool)][:5])
-        raise EvidenceError(f"{exc} (rows {rows})") from None
