@@ -40,6 +40,9 @@ from .tables import NetworkTables
 __all__ = ["LayeredPlan", "is_layered"]
 
 MAX_CONFIGURATIONS = 4096
+#: Stands for log(0) in sums of logs: finite, so 0 * it is 0 in a matrix product (never NaN),
+#: and far below any real log-likelihood (a double's smallest log is about -745 per factor).
+IMPOSSIBLE_LOG = -1e300
 
 
 def _layers(tables: NetworkTables) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -134,6 +137,7 @@ class LayeredPlan:
         self.shared_zero = (stacked == 0).astype(float)
         self.shared_log = np.log(np.where(stacked > 0, stacked, 1.0))
         self.shared_log_zero = np.concatenate([self.shared_log, self.shared_zero], axis=1)  # (SL, 2J)
+        self.shared_log_sentinel = np.where(stacked > 0, self.shared_log, IMPOSSIBLE_LOG)  # (SL, J)
         self.shared_root_prior = self._root_prior(tables.cpts)  # (1, K)
         self.shared_transition = self._transition(tables.cpts, np.arange(self.K))  # (1, K, J)
 
@@ -204,6 +208,68 @@ class LayeredPlan:
             return np.full(root_only.shape, np.nan), root_only, -np.inf
         return (prior_j @ self.mid_indicator_all) / total, root_only, log_evidence
 
+    def query_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Middle-layer marginals for many rows of hard evidence given as state indices.
+
+        Parameters
+        ----------
+        codes : mapping of str to int array, shape (n_rows,)
+            Observed state index per row, -1 where unobserved.
+        n_rows : int
+
+        Returns
+        -------
+        marginals : array, shape (n_rows, sum of middle cardinalities)
+            NaN in rows whose evidence is impossible.
+        log_evidence : array, shape (n_rows,)
+        """
+        B = n_rows
+        rows = np.arange(B)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if all(r in codes and (codes[r] >= 0).all() for r in self.roots):
+                k = np.zeros(B, dtype=np.intp)
+                for r, i in self.root_pos.items():
+                    k += codes[r] * self.root_strides[i]
+                prior_j = self.shared_transition[0][k] * self.shared_root_prior[0][k][:, None]
+            else:
+                W = np.broadcast_to(self.shared_root_prior[0], (B, self.K)).copy()
+                for r, i in self.root_pos.items():
+                    if r in codes:
+                        c = codes[r]
+                        W *= (c[:, None] < 0) | (self.root_states[None, :, i] == c[:, None])
+                prior_j = W @ self.shared_transition[0]
+            for m, i in self.mid_pos.items():
+                if m in codes:
+                    c = codes[m]
+                    prior_j *= (c[:, None] < 0) | (self.mid_states[None, :, i] == c[:, None])
+            H = np.zeros((B, self.shared_log_sentinel.shape[0]))
+            for leaf, start in self.leaf_col_of.items():
+                if leaf in codes:
+                    c = codes[leaf]
+                    seen = c >= 0
+                    H[rows[seen], start + c[seen]] = 1.0
+            loglik = H @ self.shared_log_sentinel
+            shift = loglik.max(axis=1, keepdims=True)
+            dead = shift[:, 0] < IMPOSSIBLE_LOG / 2
+            shift[dead] = 0.0
+            np.subtract(loglik, shift, out=loglik)
+            np.exp(loglik, out=loglik)
+            np.multiply(prior_j, loglik, out=prior_j)
+            total = prior_j.sum(axis=1)
+            total[dead] = 0.0
+            log_evidence = np.log(total) + shift[:, 0]
+            for v in self.isolated:
+                if v in codes:
+                    c = codes[v]
+                    p = np.where(c >= 0, self.tables.cpts[v][np.maximum(c, 0)], 1.0)
+                    log_evidence = log_evidence + np.log(p)
+            marginals = (prior_j @ self.mid_indicator_all) / total[:, None]
+            impossible = ~np.isfinite(log_evidence)
+            if impossible.any():
+                log_evidence[impossible] = -np.inf
+                marginals[impossible] = np.nan
+        return marginals, log_evidence
+
     # ---------------------------------------------------------------- encoding
     def dense(self, likelihoods: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         """One matrix (n_rows, width) from per-variable likelihood arrays."""
@@ -263,29 +329,51 @@ class LayeredPlan:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             # 1. root configurations and their transition to the middle layer
             observed = np.add.reduceat((lam == 1).all(axis=0), self.var_starts) != self.var_cards
-            W = (self.shared_root_prior if shared else self._root_prior(cpts))[:, None, :]
-            if any(observed[self.var_number[r]] for r in self.roots):
-                W = W * lam[:, self.root_gather].prod(axis=1)[None]
-            if shared:
-                active = np.flatnonzero(W[0].any(axis=0)) if B > 1 else np.flatnonzero(W[0, 0])
-                T = self.shared_transition[:, active]
+            fast_roots = shared and not any(t in self.root_pos for t in targets) and all(observed[self.var_number[r]] for r in self.roots)
+            if fast_roots:
+                k = np.zeros(B, dtype=np.intp)
+                value = np.ones(B)
+                for r, i in self.root_pos.items():
+                    block = lam[:, self.offset[r] : self.offset[r] + self.tables.cardinality(r)]
+                    if not ((block != 0).sum(axis=1) == 1).all():
+                        fast_roots = False
+                        break
+                    code = block.argmax(axis=1)
+                    k += code * self.root_strides[i]
+                    value *= block[np.arange(B), code]
+            if fast_roots:
+                prior_j = (self.shared_transition[0][k] * (self.shared_root_prior[0][k] * value)[:, None])[None]
             else:
-                active = np.flatnonzero(W.reshape(-1, self.K).any(axis=0))
-                T = self._transition(cpts, active)
-            W = W[:, :, active]
-            if W.shape[2] == 1:
-                prior_j = T * W  # (P, 1, J) * (P, B, 1)
-            elif (np.count_nonzero(W, axis=2) == 1).all():
-                pick = W.argmax(axis=2)[..., None]
-                prior_j = np.take_along_axis(T, pick, axis=1) * np.take_along_axis(W, pick, axis=2)
-            else:
-                prior_j = np.matmul(W, T)
+                W = (self.shared_root_prior if shared else self._root_prior(cpts))[:, None, :]
+                seen = [r for r in self.roots if observed[self.var_number[r]]]
+                if seen:
+                    W = W * lam[:, np.stack([self.root_columns[r] for r in seen])].prod(axis=1)[None]
+                if shared:
+                    active = np.flatnonzero(W[0].any(axis=0)) if B > 1 else np.flatnonzero(W[0, 0])
+                    T = self.shared_transition[:, active]
+                else:
+                    active = np.flatnonzero(W.reshape(-1, self.K).any(axis=0))
+                    T = self._transition(cpts, active)
+                W = W[:, :, active]
+                if W.shape[2] == 1:
+                    prior_j = T * W  # (P, 1, J) * (P, B, 1)
+                elif (np.count_nonzero(W, axis=2) == 1).all():
+                    pick = W.argmax(axis=2)[..., None]
+                    prior_j = np.take_along_axis(T, pick, axis=1) * np.take_along_axis(W, pick, axis=2)
+                else:
+                    prior_j = np.matmul(W, T)
 
             # 2. evidence on the middle layer
-            loglik = np.zeros((1, B, self.J))
+            loglik = None  # (P or 1, B, J) once some evidence below the roots is seen
+
+            def add(term: np.ndarray) -> None:
+                nonlocal loglik
+                loglik = term if loglik is None else (np.add(loglik, term, out=loglik) if loglik.shape == np.broadcast_shapes(loglik.shape, term.shape) else loglik + term)
+
             for m, cols in self.mid_columns.items():
                 if observed[self.var_number[m]]:
-                    loglik = loglik + np.log(lam[:, cols])[None]
+                    values = lam[:, cols]
+                    add(np.where(values > 0, np.log(values), IMPOSSIBLE_LOG)[None])
 
             # 3. leaves: hard rows by one matrix product, soft rows one by one
             L = lam[:, self.leaf_cols]
@@ -301,23 +389,27 @@ class LayeredPlan:
                 H = nonzero & hard[:, self.leaf_block]
                 scale = np.log(np.where(H, L, 1.0)).sum(axis=1)
                 if shared:
-                    both = H.astype(float) @ self.shared_log_zero
-                    ll, zeros = both[None, :, : self.J], both[None, :, self.J :]
+                    ll = (H.astype(float) @ self.shared_log_sentinel)[None]
                 else:
-                    ll, zeros = self._hard_batched(cpts, H)
-                loglik = loglik + np.where(zeros > 0, -np.inf, ll) + scale[None, :, None]
+                    ll = self._hard_batched(cpts, H)
+                ll += scale[None, :, None]
+                add(ll)
             for i in np.flatnonzero(soft.any(axis=0)) if soft.any() else ():
                 leaf = self.leaves[i]
                 rows = soft[:, i]
                 C = self._leaf(cpts, leaf)
                 block = lam[:, self.offset[leaf] : self.offset[leaf] + self.leaf_cards[i]]
                 f = np.einsum("bs,pjs->pbj", np.where(rows[:, None], block, 1.0), C)
-                loglik = loglik + np.log(f)
+                add(np.where(f > 0, np.log(f), IMPOSSIBLE_LOG))
 
             # 4. combine
+            if loglik is None:
+                loglik = np.zeros((1, B, self.J))
             shift = loglik.max(axis=2, keepdims=True)
-            shift = np.where(np.isfinite(shift), shift, 0.0)
-            lik = np.exp(loglik - shift)
+            dead = shift < IMPOSSIBLE_LOG / 2  # every configuration impossible
+            shift[dead] = 0.0
+            lik = np.subtract(loglik, shift, out=loglik)
+            np.exp(lik, out=lik)
             target_factor = {}
             lik_full = lik
             for t in target_leaves:
@@ -325,8 +417,9 @@ class LayeredPlan:
                 block = lam[:, self.offset[t] : self.offset[t] + self.tables.cardinality(t)]
                 target_factor[t] = (C, block)
                 lik_full = lik_full * np.einsum("bs,pjs->pbj", block, C)
-            full = prior_j * lik_full
+            full = np.multiply(prior_j, lik_full, out=prior_j) if prior_j.shape == np.broadcast_shapes(prior_j.shape, lik_full.shape) and not target_factor and not any(t in self.root_pos or t in self.leaf_number for t in targets) else prior_j * lik_full
             total = full.sum(axis=2)
+            total[np.broadcast_to(dead[..., 0], total.shape)] = 0.0
             log_evidence = np.log(total) + shift[..., 0]
             iso_post = {}
             for v in self.isolated:
@@ -341,10 +434,9 @@ class LayeredPlan:
             impossible = ~(total > 0) | ~np.isfinite(log_evidence)
             log_evidence = np.where(impossible, -np.inf, log_evidence)
 
-            post = full / total[..., None]
             out: dict[str, np.ndarray] = {}
             if any(t in self.mid_pos for t in targets):
-                marginals = post @ self.mid_indicator_all
+                marginals = (full @ self.mid_indicator_all) / total[..., None]
                 mids = {m: marginals[:, :, sl] for m, sl in self.mid_slices.items()}
             for t in targets:
                 if t in self.mid_pos:
@@ -376,23 +468,19 @@ class LayeredPlan:
                 out[t] = value
         return out, log_evidence
 
-    def _hard_batched(self, cpts: Mapping[str, np.ndarray], H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _hard_batched(self, cpts: Mapping[str, np.ndarray], H: np.ndarray) -> np.ndarray:
         """Hard-evidence log-likelihood with some leaf tables batched: only observed columns are built."""
         used = np.flatnonzero(H.any(axis=0))
-        logs, zeros = [], []
+        logs = []
         for c in used:
             leaf = self.leaves[self.leaf_block[c]]
             state = c - self.leaf_starts[self.leaf_block[c]]
             table = cpts[leaf]
             if table is self.tables.cpts[leaf]:
-                logs.append(self.shared_log[c][None])
-                zeros.append(self.shared_zero[c][None])
+                logs.append(self.shared_log_sentinel[c][None])
             else:
                 col = self._leaf_matrix(table, leaf)[:, :, state]  # (P, J)
-                logs.append(np.log(np.where(col > 0, col, 1.0)))
-                zeros.append((col == 0).astype(float))
+                logs.append(np.where(col > 0, np.log(np.where(col > 0, col, 1.0)), IMPOSSIBLE_LOG))
         P = max(x.shape[0] for x in logs)
         logC = np.stack([np.broadcast_to(x, (P, self.J)) for x in logs], axis=1)  # (P, U, J)
-        zeroC = np.stack([np.broadcast_to(x, (P, self.J)) for x in zeros], axis=1)
-        Hu = H[:, used].astype(float)
-        return np.einsum("bu,puj->pbj", Hu, logC), np.einsum("bu,puj->pbj", Hu, zeroC)
+        return np.einsum("bu,puj->pbj", H[:, used].astype(float), logC)

@@ -333,6 +333,23 @@ class CompiledNetwork:
         marginals, log_evidence = self.posterior_arrays(lam, targets, 2)
         return {t: m[0, 0] for t, m in marginals.items()}, {t: m[0, 1] for t, m in marginals.items()}, float(log_evidence[0, 0])
 
+    def posterior_codes(self, codes: Mapping[str, np.ndarray], targets: Sequence[str], n_rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Many rows of hard evidence given as state indices (-1 unobserved), compiled tables.
+
+        Returns
+        -------
+        marginals : dict of str to array, shape (n_rows, n_states)
+            NaN in rows whose evidence is impossible.
+        log_evidence : array, shape (n_rows,)
+        """
+        plan = self._plan
+        if plan is not None and all(t in plan.mid_pos for t in targets):
+            values, log_evidence = plan.query_codes(codes, n_rows)
+            return {t: values[:, plan.mid_slices[t]] for t in targets}, log_evidence
+        lam = {v: one_hot(c, self._tables.cardinality(v)) for v, c in codes.items() if (c >= 0).any()}
+        marginals, log_evidence = self.posterior_arrays(lam, targets, n_rows)
+        return {t: m[0] for t, m in marginals.items()}, log_evidence[0]
+
     # ---------------------------------------------------------------- labelled queries
     def _impossible(self, log_evidence: np.ndarray, index: pd.Index, n_sets: int) -> None:
         bad = ~np.isfinite(log_evidence)

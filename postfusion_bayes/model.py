@@ -11,7 +11,7 @@ import pandas as pd
 
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
-from .engine import CompiledNetwork, one_hot
+from .engine import CompiledNetwork
 from .errors import EvidenceError, suggest
 from .evidence import Evidence, parse_evidence, state_of
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
@@ -291,7 +291,7 @@ class Model:
         """
         if not isinstance(patients, pd.DataFrame):
             raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
-        lam: dict[str, np.ndarray] = {}
+        all_codes: dict[str, np.ndarray] = {}
         raised: dict[str, np.ndarray] = {}
         for name in patients.columns:
             if name not in self._spec.variables:
@@ -306,15 +306,14 @@ class Model:
                 except EvidenceError as exc:
                     raise EvidenceError(f"{exc} (rows {list(patients.index[codes == i][:5])})") from None
             state_codes = translate[codes]
-            if (state_codes >= 0).any():
-                lam[name] = one_hot(state_codes, len(states))
+            all_codes[name] = state_codes
             if name in self._red_flags:
                 raised[name] = state_codes == 1
-        marginals, log_evidence = self._network.posterior_arrays(lam, self._causes, len(patients))
-        bad = ~np.isfinite(log_evidence[0])
+        marginals, log_evidence = self._network.posterior_codes(all_codes, self._causes, len(patients))
+        bad = ~np.isfinite(log_evidence)
         if bad.any():
             raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
-        out = pd.DataFrame({c: marginals[c][0, :, 1] for c in self._causes}, index=patients.index)
+        out = pd.DataFrame({c: marginals[c][:, 1] for c in self._causes}, index=patients.index)
         out.columns.name = "cause"
         flags = np.full(len(patients), "", dtype=object)
         for name, hit in raised.items():
