@@ -134,10 +134,8 @@ class LayeredPlan:
         # evidence-free products of the compiled tables
         self.shared_leaf = {leaf: self._leaf_matrix(tables.cpts[leaf], leaf) for leaf in self.leaves}
         stacked = np.concatenate([self.shared_leaf[leaf][0].T for leaf in self.leaves], axis=0)  # (SL, J)
-        self.shared_zero = (stacked == 0).astype(float)
-        self.shared_log = np.log(np.where(stacked > 0, stacked, 1.0))
-        self.shared_log_zero = np.concatenate([self.shared_log, self.shared_zero], axis=1)  # (SL, 2J)
-        self.shared_log_sentinel = np.where(stacked > 0, self.shared_log, IMPOSSIBLE_LOG)  # (SL, J)
+        with np.errstate(divide="ignore"):
+            self.shared_log_sentinel = np.where(stacked > 0, np.log(stacked), IMPOSSIBLE_LOG)  # (SL, J)
         self.shared_root_prior = self._root_prior(tables.cpts)  # (1, K)
         self.shared_transition = self._transition(tables.cpts, np.arange(self.K))  # (1, K, J)
 
@@ -189,16 +187,13 @@ class LayeredPlan:
             prior_j = prior_j * (self.mid_states[:, pos] == s)
         log_shift = 0.0
         if leaf_cols:
-            pick = np.zeros(self.shared_log_zero.shape[0])
-            pick[leaf_cols] = 1.0
-            both = pick @ self.shared_log_zero
-            ll = both[: self.J]
-            possible = both[self.J :] == 0
-            if possible.any():
-                log_shift = ll[possible].max()
-                prior_j = prior_j * np.where(possible, np.exp(np.minimum(ll - log_shift, 0.0)), 0.0)
-            else:
-                prior_j = prior_j * 0.0
+            ll = self.shared_log_sentinel[leaf_cols].sum(axis=0)
+            log_shift = float(ll.max())
+            if log_shift < IMPOSSIBLE_LOG / 2:
+                nan = np.full(root_only.shape, np.nan)
+                return nan, root_only, -np.inf
+            ll -= log_shift
+            prior_j = prior_j * np.exp(ll, out=ll)
         total = prior_j.sum()
         log_evidence = float(np.log(total) + log_shift) if total > 0 else -np.inf
         for v, s in isolated:
@@ -469,18 +464,31 @@ class LayeredPlan:
         return out, log_evidence
 
     def _hard_batched(self, cpts: Mapping[str, np.ndarray], H: np.ndarray) -> np.ndarray:
-        """Hard-evidence log-likelihood with some leaf tables batched: only observed columns are built."""
-        used = np.flatnonzero(H.any(axis=0))
-        logs = []
-        for c in used:
+        """Hard-evidence log-likelihood ``(P, B, J)`` when some leaf tables are batched.
+
+        Logs are taken on each observed column of the small table before it is
+        spread over the middle configurations, and accumulated in place.
+        """
+        B = H.shape[0]
+        shared_rows, out = [], None
+        for c in np.flatnonzero(H.any(axis=0)):
             leaf = self.leaves[self.leaf_block[c]]
-            state = c - self.leaf_starts[self.leaf_block[c]]
             table = cpts[leaf]
             if table is self.tables.cpts[leaf]:
-                logs.append(self.shared_log_sentinel[c][None])
+                shared_rows.append(c)
+                continue
+            state = c - self.leaf_starts[self.leaf_block[c]]
+            column = _lead(table, len(self.tables.parents[leaf]))[..., state]  # (P, *parent cards)
+            with np.errstate(divide="ignore"):
+                logs = np.where(column > 0, np.log(column), IMPOSSIBLE_LOG)
+            spread = logs[(slice(None),) + self.leaf_index[leaf]]  # (P, J)
+            rows = H[:, c]
+            if B == 1:
+                term = spread[:, None, :]
             else:
-                col = self._leaf_matrix(table, leaf)[:, :, state]  # (P, J)
-                logs.append(np.where(col > 0, np.log(np.where(col > 0, col, 1.0)), IMPOSSIBLE_LOG))
-        P = max(x.shape[0] for x in logs)
-        logC = np.stack([np.broadcast_to(x, (P, self.J)) for x in logs], axis=1)  # (P, U, J)
-        return np.einsum("bu,puj->pbj", H[:, used].astype(float), logC)
+                term = spread[:, None, :] * rows[None, :, None]
+            out = term if out is None else np.add(out, term, out=out if out.shape == np.broadcast_shapes(out.shape, term.shape) else None)
+        if shared_rows:
+            term = (H[:, shared_rows].astype(float) @ self.shared_log_sentinel[shared_rows])[None]
+            out = term if out is None else out + term
+        return out

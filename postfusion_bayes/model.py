@@ -316,7 +316,8 @@ class Model:
         out = pd.DataFrame({c: marginals[c][:, 1] for c in self._causes}, index=patients.index)
         out.columns.name = "cause"
         flags = np.full(len(patients), "", dtype=object)
-        for name, hit in raised.items():
+        for name in (n for n in self._red_flags if n in raised):
+            hit = raised[name]
             flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
         out.insert(0, "red_flags", flags)
         return out

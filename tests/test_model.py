@@ -366,3 +366,51 @@ def test_pgmpy_is_not_imported_by_the_package():
     code = "import sys, postfusion_bayes as p; m = p.load_model(); m.diagnose({'smoker': True}); print('pgmpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ many patients at once
+
+
+def _patients():
+    rows = {name: dict(evidence) for name, evidence in VIGNETTES.items()}
+    rows["red flag"] = {**VIGNETTES["si_joint_strain"], "fever": True, "saddle_anesthesia": "yes"}
+    rows["empty"] = {}
+    rows["context missing"] = {"neurogenic_claudication": True, "smoker": None}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def test_diagnose_many_equals_diagnose_row_by_row_and_keeps_the_index():
+    patients = _patients()
+    result = MODEL.diagnose_many(patients)
+    assert list(result.index) == list(patients.index)
+    assert list(result.columns) == ["red_flags", *MODEL.causes]
+    for label, row in patients.iterrows():
+        evidence = {k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and np.isnan(v)))}
+        expected = MODEL.diagnose(evidence).posterior
+        for cause in MODEL.causes:
+            assert result.loc[label, cause] == pytest.approx(expected[cause], abs=1e-12)
+    assert result.loc["red flag", "red_flags"] == "saddle_anesthesia, fever"
+    assert (result.drop(index="red flag")["red_flags"] == "").all()
+
+
+@given(st.lists(evidence_strategy, min_size=1, max_size=6))
+def test_diagnose_many_matches_diagnose_on_random_patients(rows):
+    patients = pd.DataFrame(rows, index=[f"p{i}" for i in range(len(rows))])
+    result = MODEL.diagnose_many(patients)
+    for label, evidence in zip(patients.index, rows):
+        expected = MODEL.diagnose(evidence).posterior
+        np.testing.assert_allclose(result.loc[label, MODEL.causes].to_numpy(dtype=float), expected[MODEL.causes].to_numpy(), atol=1e-12)
+
+
+def test_diagnose_many_errors_name_the_column_value_and_rows():
+    bad = pd.DataFrame({"radicular_pain": [True, "maybe", "maybe"]}, index=["a", "b", "c"])
+    with pytest.raises(pfb.EvidenceError, match=r"'radicular_pain': got 'maybe'.*rows \['b', 'c'\]"):
+        MODEL.diagnose_many(bad)
+    with pytest.raises(pfb.EvidenceError, match=r"unknown variable 'radicular_pian' in the columns \(did you mean 'radicular_pain'\?\)"):
+        MODEL.diagnose_many(pd.DataFrame({"radicular_pian": [True]}))
+    with pytest.raises(pfb.EvidenceError, match="DataFrame"):
+        MODEL.diagnose_many({"smoker": [True]})
+    spec = MODEL.spec.with_values({"findings.ct_screw_breach.leak": 0.0, "findings.ct_screw_breach.links.nerve_injury": 0.0})
+    impossible = pd.DataFrame({"ct_screw_breach": [False, True]}, index=["fine", "broken"])
+    with pytest.raises(pfb.EvidenceError, match=r"impossible under the model \(probability 0\) in rows \['broken'\]"):
+        pfb.Model(spec).diagnose_many(impossible)
