@@ -87,6 +87,8 @@ _VARIABLE_LETTERS = "".join(c for c in string.ascii_letters if c not in (_SET_AX
 # Contractions of two operands, or with fewer entries than this (batch axes included), run as one
 # unoptimised einsum (least overhead); bigger ones follow numpy's greedy path, computed once per shape.
 _DIRECT_EINSUM_SIZE = 2_000
+#: numpy's einsum takes at most 64 operands in one call (fewer with many letters); beyond this, contract pairwise.
+_DIRECT_EINSUM_OPERANDS = 24
 _MAX_CACHED_PATHS = 4_096
 
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
@@ -172,16 +174,16 @@ class EliminationPlan:
     _paths: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def _run(
-        self, tables: NetworkTables, likelihoods: Mapping[str, np.ndarray], n_sets: int, n_rows: int
+        self, tables: NetworkTables, likelihoods: Mapping[str, np.ndarray], n_sets: int, n_rows: int, dtype=np.float64
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Run the plan on validated arrays; see :func:`eliminate`."""
         arrays: dict[_Ref, np.ndarray] = {}
         for name in self.order:
-            arrays[("table", name)] = tables.cpts[name]
+            arrays[("table", name)] = tables.cpts[name].astype(dtype, copy=False)
         for name in self.observed:
-            arrays[("likelihood", name)] = likelihoods[name]
+            arrays[("likelihood", name)] = likelihoods[name].astype(dtype, copy=False)
 
-        log_evidence = np.zeros((n_sets, n_rows))
+        log_evidence = np.zeros((n_sets, n_rows), dtype=dtype)
         marginals = {}
         with np.errstate(divide="ignore", invalid="ignore"):
             for index, bucket in enumerate(self._buckets):
@@ -198,15 +200,15 @@ class EliminationPlan:
                 total = unnormalised.sum(axis=-1, keepdims=True)
                 usable = (total > 0) & ~impossible
                 marginal = np.where(usable, unnormalised / np.where(usable, total, 1.0), np.nan)
-                marginals[name] = np.broadcast_to(marginal, (n_sets, n_rows, marginal.shape[-1])).copy()
-        return marginals, log_evidence
+                marginals[name] = np.broadcast_to(marginal, (n_sets, n_rows, marginal.shape[-1])).astype(np.float64)
+        return marginals, log_evidence.astype(np.float64)
 
     def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
         """Run one contraction: one einsum, optimised with a cached path when it is big."""
         operands = [arrays[ref] for ref in contraction.operands]
         if not operands:  # a downward message from a bucket with nothing else in it
             result = np.ones(())
-        elif len(operands) <= 2 or contraction.size * batch_size <= _DIRECT_EINSUM_SIZE:
+        elif len(operands) <= 2 or (contraction.size * batch_size <= _DIRECT_EINSUM_SIZE and len(operands) <= _DIRECT_EINSUM_OPERANDS):
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
@@ -228,6 +230,8 @@ def eliminate(
     tables: NetworkTables,
     likelihoods: Mapping[str, np.ndarray],
     targets: Sequence[str],
+    *,
+    extended: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Posterior marginals and log-probability of the evidence, exactly.
 
@@ -243,6 +247,12 @@ def eliminate(
         All arrays share ``B``; ``B = 1`` when the mapping is empty.
     targets : sequence of str
         Variables whose posterior marginals are wanted (may be empty).
+    extended : bool, default False
+        Compute in numpy's ``longdouble`` (80-bit extended precision on x86,
+        exponent range to about 1e-4951) instead of float64. Slower; the
+        engine uses it only for rows that float64 reports as impossible, so
+        that evidence whose probability is merely below 1e-308 somewhere in
+        the computation is not mistaken for impossible evidence.
 
     Returns
     -------
@@ -288,7 +298,7 @@ def eliminate(
     arrays, n_rows = _check_likelihoods(tables, likelihoods)
     n_sets = _count_sets(tables)
     plan = compile_plan(tables, observed=arrays, targets=target_names)
-    return plan._run(tables, arrays, n_sets, n_rows)
+    return plan._run(tables, arrays, n_sets, n_rows, np.longdouble if extended else np.float64)
 
 
 def compile_plan(tables: NetworkTables, observed: Sequence[str], targets: Sequence[str]) -> EliminationPlan:

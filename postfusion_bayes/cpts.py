@@ -207,7 +207,7 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
         var = spec.variables[onset.variable]
         states[onset.variable] = var.states
         owners = parents[onset.variable]
-        dists = np.stack([get([onset.distributions[c][s] for s in var.states]) for c in owners], axis=-2) if owners else None
+        dists = np.stack(np.broadcast_arrays(*[get([onset.distributions[c][s] for s in var.states]) for c in owners]), axis=-2) if owners else None
         leak = get([onset.distributions["leak"][s] for s in var.states])
         if dists is None:
             cpts[onset.variable] = leak

@@ -135,6 +135,9 @@ class CompiledNetwork:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("CompiledNetwork is immutable")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("CompiledNetwork is immutable")
+
     def __repr__(self) -> str:
         return f"<CompiledNetwork: {len(self.variables)} variables, strategy={self._strategy!r}>"
 
@@ -283,17 +286,52 @@ class CompiledNetwork:
         for t in targets:
             self._check_variable(t, "the targets")
         cpts, n_sets = self._parameter_tables(parameters, validate)
+        marginals, log_evidence = self._chunked(cpts, likelihoods, targets, n_rows, n_sets, parameters)
+        return self._rescue(cpts, likelihoods, targets, marginals, log_evidence)
+
+    def _rescue(self, cpts, likelihoods, targets, marginals, log_evidence):
+        """Recompute, in extended precision, the rows float64 reported as impossible.
+
+        A row is truly impossible only if it stays so; a probability that
+        merely fell below the float64 range somewhere is recovered.
+        """
+        bad_rows = ~np.isfinite(log_evidence).all(axis=0)
+        if not bad_rows.any():
+            return marginals, log_evidence
+        rows = np.flatnonzero(bad_rows)
+        tables = NetworkTables(self._tables.states, self._tables.parents, cpts)
+        sub = {v: lam[rows] for v, lam in likelihoods.items()} or {self.variables[0]: np.ones((rows.size, self._tables.cardinality(self.variables[0])))}
+        fixed, fixed_log = eliminate(tables, sub, list(targets), extended=True)
+        log_evidence = log_evidence.copy()
+        log_evidence[:, rows] = np.broadcast_to(fixed_log, (log_evidence.shape[0], rows.size))
+        marginals = {t: m.copy() for t, m in marginals.items()}
+        for t in targets:
+            marginals[t][:, rows] = np.broadcast_to(fixed[t], (log_evidence.shape[0], rows.size, marginals[t].shape[-1]))
+        return marginals, log_evidence
+
+    def _chunked(self, cpts, likelihoods, targets, n_rows, n_sets, parameters):
         per_set = n_rows * max(self._plan.J if self._plan else 64, 1)
         chunk = max(1, _CHUNK_ENTRIES // max(per_set, 1)) if n_sets > 1 else 1
         if n_sets <= chunk:
-            return self._run(cpts, likelihoods, targets, n_rows)
+            return self._sets(self._run(cpts, likelihoods, targets, n_rows), n_sets)
         parts = []
         batched = set(parameters or ())
         for start in range(0, n_sets, chunk):
             sub = {v: (t[start : start + chunk] if v in batched else t) for v, t in cpts.items()}
-            parts.append(self._run(sub, likelihoods, targets, n_rows))
+            parts.append(self._sets(self._run(sub, likelihoods, targets, n_rows), min(chunk, n_sets - start)))
         marginals = {t: np.concatenate([p[0][t] for p in parts]) for t in targets}
         return marginals, np.concatenate([p[1] for p in parts])
+
+    @staticmethod
+    def _sets(result, n_sets):
+        """Give every result the full parameter-set axis (a set of tables that no evidence touches leaves it at 1)."""
+        marginals, log_evidence = result
+        if log_evidence.shape[0] == n_sets:
+            return marginals, log_evidence
+        return (
+            {t: np.broadcast_to(m, (n_sets,) + m.shape[1:]).copy() for t, m in marginals.items()},
+            np.broadcast_to(log_evidence, (n_sets,) + log_evidence.shape[1:]).copy(),
+        )
 
     def _run(self, cpts, likelihoods, targets, n_rows):
         if self._plan is not None:
@@ -330,9 +368,15 @@ class CompiledNetwork:
         plan = self._plan
         index = self._state_index
         partial_states = {v: s for v, s in states.items() if v in condition_only_on}
-        if plan is not None and all(t in plan.mid_pos for t in targets) and all(v in plan.root_pos for v in condition_only_on):
+        if (
+            plan is not None
+            and all(t in plan.mid_pos for t in targets)
+            and all(v in plan.root_pos for v in condition_only_on)
+            and all(v in condition_only_on for v in states if v in plan.root_pos)  # the partial row is "observed roots only"
+        ):
             full, root_only, log_evidence = plan.query_hard({v: index[v][s] for v, s in states.items()})
-            return {t: full[plan.mid_slices[t]] for t in targets}, {t: root_only[plan.mid_slices[t]] for t in targets}, log_evidence
+            if log_evidence > -np.inf:
+                return {t: full[plan.mid_slices[t]] for t in targets}, {t: root_only[plan.mid_slices[t]] for t in targets}, log_evidence
         rows = [states, partial_states]
         lam = {}
         for i, row in enumerate(rows):
@@ -356,7 +400,12 @@ class CompiledNetwork:
         plan = self._plan
         if plan is not None and all(t in plan.mid_pos for t in targets):
             values, log_evidence = plan.query_codes(codes, n_rows)
-            return {t: values[:, plan.mid_slices[t]] for t in targets}, log_evidence
+            marginals = {t: values[:, plan.mid_slices[t]] for t in targets}
+            if np.isfinite(log_evidence).all():
+                return marginals, log_evidence
+            lam = {v: one_hot(c, self._tables.cardinality(v)) for v, c in codes.items() if (c >= 0).any()}
+            rescued, log_rescued = self._rescue(self._tables.cpts, lam, targets, {t: m[None] for t, m in marginals.items()}, log_evidence[None])
+            return {t: m[0] for t, m in rescued.items()}, log_rescued[0]
         lam = {v: one_hot(c, self._tables.cardinality(v)) for v, c in codes.items() if (c >= 0).any()}
         marginals, log_evidence = self.posterior_arrays(lam, targets, n_rows)
         return {t: m[0] for t, m in marginals.items()}, log_evidence[0]

@@ -72,6 +72,9 @@ class Model:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
+
     def __repr__(self) -> str:
         counts = {r: len(self._spec.names(r)) for r in ("context", "cause", "finding", "red_flag")}
         return f"<Model from {self._spec.source}: {counts['context']} context, {counts['cause']} causes, {counts['finding']} findings, {counts['red_flag']} red flags, {len(self._spec.parameters)} parameters>"

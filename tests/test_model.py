@@ -414,3 +414,18 @@ def test_diagnose_many_errors_name_the_column_value_and_rows():
     impossible = pd.DataFrame({"ct_screw_breach": [False, True]}, index=["fine", "broken"])
     with pytest.raises(pfb.EvidenceError, match=r"impossible under the model \(probability 0\) in rows \['broken'\]"):
         pfb.Model(spec).diagnose_many(impossible)
+
+
+def test_to_pgmpy_gives_a_checked_network_whose_columns_sum_to_one_strictly():
+    bn = MODEL.to_pgmpy()
+    assert bn.check_model()
+    assert set(bn.nodes()) == set(MODEL.variables["name"])
+    for cpd in bn.get_cpds():
+        sums = cpd.get_values().sum(axis=0)
+        assert np.max(np.abs(sums - 1)) <= 1e-9, cpd.variable
+    # spot-check one expanded entry by hand: noisy-OR of radicular pain with only nerve injury present
+    cpd = bn.get_cpds("radicular_pain")
+    states = {c: ("present" if c == "nerve_injury" else "absent") for c in cpd.variables[1:]}
+    leak = MODEL.spec.value("findings.radicular_pain.leak")
+    link = MODEL.spec.value("findings.radicular_pain.links.nerve_injury")
+    assert cpd.get_value(radicular_pain="yes", **states) == pytest.approx(1 - (1 - leak) * (1 - link))

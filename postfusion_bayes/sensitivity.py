@@ -1,0 +1,741 @@
+"""Sensitivity analysis of the hand-set priors.
+
+How much does a conclusion depend on each hand-set number, and would a
+plausible change of the priors change the diagnosis? Every function here
+evaluates the model exactly, for many parameter values in one batch (the
+compiled engine's parameter-set axis), and returns labelled pandas objects.
+
+One pipeline shape for every method (as in SALib): the parameters of
+interest, values for them, one batched evaluation, a table.
+
+Parameters that belong to a distribution (the onset distributions and the
+time-window distribution) are changed with *proportional co-variation*: when
+one entry becomes ``x``, the other entries of its distribution are scaled by
+``(1 - x) / (1 - x0)`` so that it still sums to 1 (:func:`covaried`). A
+boolean prevalence, a noisy-OR leak or link, a baseline of a cause without
+odds ratios and a distribution entry each enter every table entry they touch
+linearly, so P(target | evidence) is exactly a ratio of two linear functions
+of them (Coupe and van der Gaag; Castillo, Gutierrez and Hadi). A baseline of
+a cause with odds ratios, and an odds ratio, enter through the odds and give
+no such form: :func:`one_way` evaluates those exactly on a grid and says so.
+
+Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .cpts import build_tables
+from .errors import EvidenceError, SpecError, suggest
+from .evidence import parse_evidence
+
+__all__ = [
+    "OneWayResult",
+    "covaried",
+    "distribution_of",
+    "evaluate",
+    "one_way",
+    "tornado",
+    "rank_robustness",
+    "monte_carlo",
+    "sobol",
+    "fit_distributions",
+]
+
+#: Odds ratios have no upper bound; searches over their domain stop at this factor either side of the value.
+ODDS_RATIO_SEARCH_FACTOR = 100.0
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _groups(model) -> dict[str, list[str]]:
+    """Parameter name -> the names of its distribution (itself alone when it is no distribution entry)."""
+    spec = model.spec
+    groups: dict[str, list[str]] = {}
+    for var, dist in spec.context_priors.items():
+        if list(dist) != ["yes"]:
+            members = list(dist.values())
+            for name in members:
+                groups[name] = members
+    if spec.onset is not None:
+        for dist in spec.onset.distributions.values():
+            members = list(dist.values())
+            for name in members:
+                groups[name] = members
+    return groups
+
+
+def distribution_of(model, parameter: str) -> list[str]:
+    """The parameters that co-vary with ``parameter`` (its distribution), itself included."""
+    _check_parameter(model, parameter)
+    return _groups(model).get(parameter, [parameter])
+
+
+def _check_parameter(model, parameter: str) -> None:
+    if parameter not in model.spec.parameters:
+        raise SpecError([f"parameter {parameter!r} does not exist{suggest(parameter, model.spec.parameters)}; see model.parameters"])
+
+
+def covaried(model, parameter: str, value: float) -> dict[str, float]:
+    """Values of ``parameter`` and of its co-varying distribution entries when it becomes ``value``.
+
+    Examples
+    --------
+    >>> from postfusion_bayes import load_model
+    >>> model = load_model()
+    >>> new = covaried(model, "onset.distributions.leak.immediate", 0.65)
+    >>> round(sum(new.values()), 12)
+    1.0
+    """
+    return {k: float(v[0]) for k, v in _covaried_arrays(model, parameter, np.array([value], dtype=float)).items()}
+
+
+def _covaried_arrays(model, parameter: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    _check_parameter(model, parameter)
+    spec = model.spec
+    members = _groups(model).get(parameter, [parameter])
+    out = {parameter: values}
+    if len(members) > 1:
+        x0 = spec.value(parameter)
+        if x0 >= 1.0:
+            raise SpecError([f"{parameter}: value is 1, so its distribution's other entries cannot co-vary proportionally"])
+        scale = (1.0 - values) / (1.0 - x0)
+        for other in members:
+            if other != parameter:
+                out[other] = spec.value(other) * scale
+    return out
+
+
+def _is_linear_fractional(model, parameter: str) -> bool:
+    """Whether every table entry the parameter touches is affine in it (see the module docstring)."""
+    spec = model.spec
+    p = spec.parameters[parameter]
+    if p.kind == "odds_ratio":
+        return False
+    if parameter.startswith("causes.") and ".baseline." in parameter:
+        cause = parameter.split(".")[1]
+        return not spec.cause_priors[cause].odds_ratios
+    return True
+
+
+def _domain(model, parameter: str) -> tuple[float, float]:
+    p = model.spec.parameters[parameter]
+    if p.kind == "odds_ratio":
+        return p.value / ODDS_RATIO_SEARCH_FACTOR, p.value * ODDS_RATIO_SEARCH_FACTOR
+    return 0.0, 1.0
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _encode(model, evidence) -> tuple[dict[str, np.ndarray], pd.Index]:
+    """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
+    if isinstance(evidence, pd.DataFrame):
+        rows = [{k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and math.isnan(v)))} for _, row in evidence.iterrows()]
+        index = evidence.index
+    else:
+        rows = [dict(evidence or {})]
+        index = pd.Index([0])
+    parsed = [parse_evidence(model.spec, r) for r in rows]
+    return model._encode(parsed), index
+
+
+def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors for many parameter sets at once.
+
+    Parameters
+    ----------
+    model : Model
+    evidence : mapping or DataFrame
+        One patient, or one patient per row.
+    values : mapping of str to array, shape (n_sets,)
+        Parameter values; parameters not named keep their value.
+    targets : sequence of str, optional
+        Causes (default all).
+
+    Returns
+    -------
+    present : array, shape (n_sets, n_rows, n_targets)
+        P(target present | evidence) for each set and row.
+    log_evidence : array, shape (n_sets, n_rows)
+
+    Raises
+    ------
+    SpecError
+        A value outside its parameter's domain.
+    EvidenceError
+        Evidence impossible for some parameter set.
+    """
+    targets = list(targets or model.causes)
+    _check_values(model, values)
+    lam, index = _encode(model, evidence)
+    tables = build_tables(model.spec, values)
+    batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
+    marginals, log_evidence = model.network.posterior_arrays(lam, targets, len(index), batched or None, validate=False)
+    bad = ~np.isfinite(log_evidence)
+    if bad.any():
+        sets, rows = np.nonzero(bad)
+        raise EvidenceError(f"the evidence is impossible under the model for parameter set {int(sets[0])} (row {index[rows[0]]!r})")
+    present = np.stack([marginals[t][..., -1] for t in targets], axis=-1)
+    return present, log_evidence
+
+
+def _check_values(model, values: Mapping[str, np.ndarray]) -> None:
+    problems = []
+    for name, v in values.items():
+        if name not in model.spec.parameters:
+            problems.append(f"parameter {name!r} does not exist{suggest(name, model.spec.parameters)}")
+            continue
+        arr = np.asarray(v, dtype=float)
+        p = model.spec.parameters[name]
+        if p.kind == "probability" and not ((arr >= 0) & (arr <= 1)).all():
+            problems.append(f"{name}: values outside [0, 1] (e.g. {arr[(arr < 0) | (arr > 1) | np.isnan(arr)][:3].tolist()})")
+        if p.kind == "odds_ratio" and not (arr > 0).all():
+            problems.append(f"{name}: odds ratios must be positive")
+    if problems:
+        raise SpecError(problems)
+
+
+def _target_index(model, target: str) -> int:
+    if target not in model.causes:
+        raise EvidenceError(f"unknown target {target!r}{suggest(target, model.causes)}; targets are the causes: {', '.join(model.causes)}")
+    return model.causes.index(target)
+
+
+# --------------------------------------------------------------------------- one-way
+
+
+@dataclass(frozen=True)
+class OneWayResult:
+    """The sensitivity function of P(target present | evidence) in one parameter.
+
+    Attributes
+    ----------
+    parameter, target : str
+    value : float
+        The parameter's current value.
+    exact_form : bool
+        True when the function is ``(a x + b) / (c x + d)``; then
+        ``coefficients`` holds a, b, c, d (a, b from P(target, evidence) and c, d
+        from P(evidence), both linear in x). False when the parameter feeds
+        the tables through the odds (a baseline with odds ratios, an odds
+        ratio): ``table`` holds exact evaluations on a grid, and calling the
+        result evaluates the model exactly at any x.
+    coefficients : Series or None
+    derivative : float
+        d P / dx at the current value (analytic for the exact form, central
+        difference of two exact evaluations otherwise).
+    table : DataFrame
+        ``value`` and ``posterior`` over the parameter's plausible range.
+    note : str
+    """
+
+    parameter: str
+    target: str
+    value: float
+    exact_form: bool
+    coefficients: pd.Series | None
+    derivative: float
+    table: pd.DataFrame
+    note: str
+    function: Callable[[Any], np.ndarray] = field(repr=False, compare=False)
+
+    def __call__(self, x):
+        """P(target present | evidence) at parameter value(s) ``x``."""
+        return self.function(x)
+
+
+def _posterior_at(model, evidence, parameter: str, target_index: int, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact posterior and P(evidence) at parameter values xs (co-varied), one patient."""
+    xs = np.atleast_1d(np.asarray(xs, dtype=float))
+    present, log_evidence = evaluate(model, evidence, _covaried_arrays(model, parameter, xs))
+    return present[:, 0, target_index], np.exp(log_evidence[:, 0])
+
+
+def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: str, *, points: int = 21) -> OneWayResult:
+    """The exact one-way sensitivity function of P(target present | evidence) in one parameter.
+
+    Parameters
+    ----------
+    model : Model
+    evidence : mapping
+        One patient, as for :meth:`Model.diagnose`.
+    target : str
+        A cause.
+    parameter : str
+        A parameter name (see ``model.parameters``).
+    points : int
+        Grid size of the returned table over the parameter's plausible range.
+
+    Returns
+    -------
+    OneWayResult
+
+    Examples
+    --------
+    >>> from postfusion_bayes import load_model
+    >>> model = load_model()
+    >>> f = one_way(model, {"time_since_surgery": "over_2_years", "neurogenic_claudication": True},
+    ...             "adjacent_segment_disease", "findings.neurogenic_claudication.leak")
+    >>> f.exact_form, bool(f.derivative < 0)
+    (True, True)
+    """
+    ti = _target_index(model, target)
+    _check_parameter(model, parameter)
+    p = model.spec.parameters[parameter]
+    grid = np.linspace(p.low, p.high, points)
+    exact = _is_linear_fractional(model, parameter)
+    if exact:
+        # two exact evaluations fix both linear functions; a third checks them
+        lo, hi = _domain(model, parameter)
+        probes = np.array([lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo), p.value])
+        posterior, evidence_p = _posterior_at(model, evidence, parameter, ti, probes)
+        joint = posterior * evidence_p
+        c = (evidence_p[1] - evidence_p[0]) / (probes[1] - probes[0])
+        d = evidence_p[0] - c * probes[0]
+        a = (joint[1] - joint[0]) / (probes[1] - probes[0])
+        b = joint[0] - a * probes[0]
+        check = (a * probes[2] + b) / (c * probes[2] + d)
+        if not abs(check - posterior[2]) <= 1e-9 * max(1.0, abs(posterior[2])):
+            raise AssertionError(f"{parameter}: sensitivity function is not linear-fractional ({check} vs {posterior[2]})")
+        coefficients = pd.Series({"a": a, "b": b, "c": c, "d": d}, name=f"{target} in {parameter}")
+
+        def function(x):
+            x = np.asarray(x, dtype=float)
+            return (a * x + b) / (c * x + d)
+
+        derivative = float((a * d - b * c) / (c * p.value + d) ** 2)
+        values = function(grid)
+        note = "exact: P(target | evidence) = (a x + b) / (c x + d)" + (" with proportional co-variation of its distribution" if len(distribution_of(model, parameter)) > 1 else "")
+    else:
+        coefficients = None
+
+        def function(x):
+            result = _posterior_at(model, evidence, parameter, ti, np.asarray(x, dtype=float))[0]
+            return float(result[0]) if np.ndim(x) == 0 else result
+
+        values = function(grid)
+        h = 1e-6 * max(1.0, abs(p.value))
+        lo_x = max(p.value - h, 1e-12)
+        below, above = function(np.array([lo_x, p.value + h]))
+        derivative = float((above - below) / (p.value + h - lo_x))
+        note = "not of the form (a x + b) / (c x + d): the parameter enters through the odds of its cause; evaluated exactly on the grid, derivative by central difference"
+    table = pd.DataFrame({"value": grid, "posterior": np.asarray(values, dtype=float)})
+    table.attrs.update(parameter=parameter, target=target)
+    return OneWayResult(parameter, target, p.value, exact, coefficients, derivative, table, note, function)
+
+
+# --------------------------------------------------------------------------- tornado
+
+
+def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: Sequence[str] | None = None) -> pd.DataFrame:
+    """Posterior of ``target`` with each parameter at the low and the high end of its range.
+
+    All parameters are evaluated in one batch; distribution entries co-vary
+    proportionally (:func:`covaried`).
+
+    Returns
+    -------
+    DataFrame
+        Index ``parameter``; columns ``value``, ``low``, ``high``,
+        ``posterior_at_low``, ``posterior_at_high``, ``swing`` (absolute
+        difference), sorted by swing, largest first. ``attrs`` hold the target
+        and the posterior at the current values.
+    """
+    ti = _target_index(model, target)
+    names = list(parameters) if parameters is not None else list(model.spec.parameters)
+    for name in names:
+        _check_parameter(model, name)
+    values, n = _stacked_settings(model, [(name, which) for name in names for which in ("low", "high")])
+    present, _ = evaluate(model, evidence, values)
+    at = present[:, 0, ti]
+    base = float(model.diagnose(evidence).posterior[target]) if not isinstance(evidence, pd.DataFrame) else math.nan
+    params = model.spec.parameters
+    frame = pd.DataFrame(
+        {
+            "value": [params[nm].value for nm in names],
+            "low": [params[nm].low for nm in names],
+            "high": [params[nm].high for nm in names],
+            "posterior_at_low": at[0::2],
+            "posterior_at_high": at[1::2],
+        },
+        index=pd.Index(names, name="parameter"),
+    )
+    frame["swing"] = (frame["posterior_at_high"] - frame["posterior_at_low"]).abs()
+    frame = frame.sort_values("swing", ascending=False, kind="stable")
+    frame.attrs.update(target=target, posterior=base)
+    return frame
+
+
+def _stacked_settings(model, settings: Sequence[tuple[str, str | float]]) -> tuple[dict[str, np.ndarray], int]:
+    """One parameter set per (name, value or 'low'/'high'), all others at their values."""
+    n = len(settings)
+    spec = model.spec
+    values: dict[str, np.ndarray] = {}
+    for i, (name, which) in enumerate(settings):
+        x = getattr(spec.parameters[name], which) if isinstance(which, str) else float(which)
+        for k, v in covaried(model, name, x).items():
+            if k not in values:
+                values[k] = np.full(n, spec.value(k))
+            values[k][i] = v
+    return values, n
+
+
+# --------------------------------------------------------------------------- rank robustness
+
+
+def _leader(present: np.ndarray) -> np.ndarray:
+    return np.argmax(present, axis=-1)
+
+
+def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Sequence[str] | None = None, *, points: int = 101) -> pd.DataFrame:
+    """For each parameter, the values over which the top-ranked cause stays on top.
+
+    The admissible deviation of van der Gaag and Renooij: the interval of
+    values (within the parameter's domain, [0, 1] for a probability and
+    ``[value / 100, value * 100]`` for an odds ratio) around the current value
+    in which the top cause keeps the highest posterior, and which cause takes
+    over beyond each end.
+
+    For the linear-fractional parameters the ends are exact: every cause's
+    P(cause, evidence) is linear in the parameter with the same denominator
+    P(evidence), so each rival overtakes at the root of a linear function. For
+    the others they are found on a grid of exact evaluations and refined by
+    bisection to 1e-10.
+
+    Returns
+    -------
+    DataFrame
+        Index ``parameter``; columns ``value``, ``domain_low``, ``domain_high``,
+        ``lower``, ``upper``, ``cause_below`` and ``cause_above`` (the cause on
+        top just outside the interval, or None when the interval reaches the
+        end of the domain), ``method``. ``attrs["top"]`` is the top cause.
+    """
+    names = list(parameters) if parameters is not None else list(model.spec.parameters)
+    for name in names:
+        _check_parameter(model, name)
+    causes = model.causes
+    top = model.diagnose(evidence).top
+    ti = causes.index(top)
+    rows = []
+    exact = [n for n in names if _is_linear_fractional(model, n)]
+    # exact parameters: three evaluations each, all in one batch
+    if exact:
+        settings = []
+        for name in exact:
+            lo, hi = _domain(model, name)
+            settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
+        values, _ = _stacked_settings(model, settings)
+        present, log_evidence = evaluate(model, evidence, values)
+        joint = present[:, 0, :] * np.exp(log_evidence[:, 0])[:, None]
+        for i, name in enumerate(exact):
+            x0, x1 = settings[2 * i][1], settings[2 * i + 1][1]
+            slope = (joint[2 * i + 1] - joint[2 * i]) / (x1 - x0)
+            intercept = joint[2 * i] - slope * x0
+            rows.append(_exact_interval(model, name, ti, slope, intercept))
+    for name in names:
+        if name not in exact:
+            rows.append(_searched_interval(model, evidence, name, ti, points))
+    frame = pd.DataFrame(rows).set_index("parameter").loc[names]
+    frame.attrs["top"] = top
+    return frame
+
+
+def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.ndarray) -> dict:
+    causes = model.causes
+    value = model.spec.value(name)
+    lo, hi = _domain(model, name)
+    lower, upper, below, above = lo, hi, None, None
+    for j in range(len(causes)):
+        if j == ti:
+            continue
+        ds, di = slope[ti] - slope[j], intercept[ti] - intercept[j]  # top minus rival, linear in x
+        if ds == 0:
+            continue
+        root = -di / ds
+        if ds > 0 and root > lower:  # rival ahead below the root
+            lower, below = min(root, value), causes[j]
+        elif ds < 0 and root < upper:
+            upper, above = max(root, value), causes[j]
+    if below is not None and lower <= lo:
+        lower, below = lo, None
+    if above is not None and upper >= hi:
+        upper, above = hi, None
+    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "exact"}
+
+
+def _searched_interval(model, evidence, name: str, ti: int, points: int) -> dict:
+    causes = model.causes
+    value = model.spec.value(name)
+    lo, hi = _domain(model, name)
+    kind = model.spec.parameters[name].kind
+    if kind == "odds_ratio":
+        left = np.geomspace(lo, value, points // 2 + 1)
+        right = np.geomspace(value, hi, points // 2 + 1)
+    else:
+        left = np.linspace(lo, value, points // 2 + 1)
+        right = np.linspace(value, hi, points // 2 + 1)
+
+    def leaders(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        present, _ = evaluate(model, evidence, _covaried_arrays(model, name, xs))
+        return _leader(present[:, 0, :]), present[:, 0, :]
+
+    def end(grid: np.ndarray, towards_low: bool) -> tuple[float, str | None]:
+        order = grid[::-1] if towards_low else grid  # from the value outwards
+        lead, _ = leaders(order)
+        changed = np.flatnonzero(lead != ti)
+        if changed.size == 0:
+            return (lo if towards_low else hi), None
+        k = changed[0]
+        inside, outside = order[k - 1], order[k]
+        rival = int(lead[k])
+        for _ in range(200):
+            mid = math.sqrt(inside * outside) if kind == "odds_ratio" else 0.5 * (inside + outside)
+            lead_mid, _ = leaders(np.array([mid]))
+            if lead_mid[0] == ti:
+                inside = mid
+            else:
+                outside, rival = mid, int(lead_mid[0])
+            if abs(outside - inside) <= 1e-10 * max(1.0, abs(inside)):
+                break
+        return inside, causes[rival]
+
+    lower, below = end(left, towards_low=True)
+    upper, above = end(right, towards_low=False)
+    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+
+
+# --------------------------------------------------------------------------- uncertainty distributions
+
+#: A range touching 0 or 1 is fitted as if it stopped this far from the bound (a Beta quantile cannot be 0 or 1).
+BOUND_MARGIN = 1e-4
+
+
+def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.DataFrame:
+    """The distribution each parameter is drawn from in :func:`monte_carlo` and :func:`sobol`.
+
+    A probability gets a Beta whose 5% and 95% quantiles are its ``low`` and
+    ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds ratio a
+    log-normal with those quantiles; a parameter whose range is a single
+    value stays fixed. Entries of one distribution (onset, time window) are
+    drawn independently and then divided by their sum, so each draw is a
+    distribution again.
+
+    Returns
+    -------
+    DataFrame
+        Index ``parameter``; columns ``family`` ("beta", "lognormal",
+        "fixed"), ``shape_1``, ``shape_2`` (alpha and beta, or mu and sigma
+        of the log), ``low``, ``high``, ``mean``.
+    """
+    from scipy import optimize, stats
+
+    names = list(parameters) if parameters is not None else list(model.spec.parameters)
+    z = stats.norm.ppf(0.95)
+    rows = []
+    for name in names:
+        _check_parameter(model, name)
+        p = model.spec.parameters[name]
+        if p.high - p.low <= 1e-12:
+            rows.append({"parameter": name, "family": "fixed", "shape_1": p.value, "shape_2": 0.0, "low": p.low, "high": p.high, "mean": p.value})
+            continue
+        if p.kind == "odds_ratio":
+            mu = 0.5 * (math.log(p.low) + math.log(p.high))
+            sigma = (math.log(p.high) - math.log(p.low)) / (2 * z)
+            rows.append({"parameter": name, "family": "lognormal", "shape_1": mu, "shape_2": sigma, "low": p.low, "high": p.high, "mean": math.exp(mu + sigma**2 / 2)})
+            continue
+        low = min(max(p.low, BOUND_MARGIN), 1 - 2 * BOUND_MARGIN)
+        high = max(min(p.high, 1 - BOUND_MARGIN), low + BOUND_MARGIN)
+        mean = 0.5 * (low + high)
+        sd = (high - low) / (2 * z)
+        common = max(mean * (1 - mean) / sd**2 - 1, 1e-3)
+        start = np.log([mean * common, (1 - mean) * common])
+
+        a, b = _fit_beta(low, high, tuple(start))
+        if not np.isfinite(a):
+            raise SpecError([f"{p.file}: {name}: no Beta has 5% and 95% quantiles {low:g} and {high:g}"])
+        rows.append({"parameter": name, "family": "beta", "shape_1": a, "shape_2": b, "low": p.low, "high": p.high, "mean": a / (a + b)})
+    return pd.DataFrame(rows).set_index("parameter")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fit_beta(low: float, high: float, start: tuple[float, float]) -> tuple[float, float]:
+    """Alpha and beta with 5% and 95% quantiles low and high (NaN when none is found)."""
+    from scipy import optimize, stats
+
+    def residual(log_ab):
+        a, b = np.exp(log_ab)
+        q = stats.beta.ppf([0.05, 0.95], a, b)
+        return np.log(np.maximum(q, 1e-300)) - np.log([low, high])
+
+    mean = 0.5 * (low + high)
+    for guess in (np.array(start), np.log([1.0, (1 - mean) / mean]), np.log([0.5, 0.5 * (1 - mean) / mean])):
+        solution = optimize.least_squares(residual, guess, xtol=1e-15, ftol=1e-15, gtol=1e-15)
+        if np.max(np.abs(residual(solution.x))) <= 1e-6:
+            a, b = np.exp(solution.x)
+            return float(a), float(b)
+    return math.nan, math.nan
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, int | np.integer):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
+    """Parameter values from uniforms u (n, n_params) through each fitted inverse CDF; groups renormalised."""
+    from scipy import stats
+
+    values: dict[str, np.ndarray] = {}
+    for k, (name, row) in enumerate(fitted.iterrows()):
+        if row["family"] == "beta":
+            values[name] = stats.beta.ppf(u[:, k], row["shape_1"], row["shape_2"])
+        elif row["family"] == "lognormal":
+            values[name] = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf(u[:, k]))
+        else:
+            values[name] = np.full(u.shape[0], row["shape_1"])
+    groups = _groups(model)
+    done: set[str] = set()
+    for name in list(values):
+        members = groups.get(name)
+        if not members or name in done:
+            continue
+        done.update(members)
+        n = u.shape[0]
+        arrays = [values.get(m, np.full(n, model.spec.value(m))) for m in members]
+        total = np.sum(arrays, axis=0)
+        for m, arr in zip(members, arrays):
+            values[m] = arr / total
+    return values
+
+
+def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:
+    """evaluate() in chunks of parameter sets, with an optional tqdm progress bar."""
+    n = len(next(iter(values.values())))
+    starts = range(0, n, chunk)
+    if progress is not False and n > chunk:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, total=math.ceil(n / chunk), unit="chunk", disable=None if progress is None else not progress, desc="parameter sets")
+    parts = [evaluate(model, evidence, {k: v[s : s + chunk] for k, v in values.items()})[0] for s in starts]
+    return np.concatenate(parts, axis=0)
+
+
+def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
+    """Posterior uncertainty from the uncertainty of the priors.
+
+    Every parameter (or those named) is drawn ``n`` times from its fitted
+    distribution (:func:`fit_distributions`); all draws are evaluated in
+    batches.
+
+    Parameters
+    ----------
+    model : Model
+    evidence : mapping or DataFrame
+        One patient, or one patient per row.
+    n : int
+    seed : int or numpy.random.Generator
+        Reproducible with the same seed.
+    parameters : sequence of str, optional
+    progress : bool, optional
+        Show a tqdm progress bar; by default only when interactive.
+
+    Returns
+    -------
+    DataFrame
+        Per cause (index ``cause``; with several patients a MultiIndex
+        ``patient``, ``cause``): ``posterior`` at the current values, ``mean``,
+        ``median``, ``q05``, ``q95`` and ``probability_first`` (share of draws
+        in which the cause ranks first).
+    """
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    rng = _rng(seed)
+    fitted = fit_distributions(model, parameters)
+    values = _transform(model, fitted, rng.random((n, len(fitted))))
+    present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
+    current, _ = evaluate(model, evidence, {})
+    causes = model.causes
+    first = np.argmax(present, axis=2)
+    frames = []
+    n_rows = present.shape[1]
+    for r in range(n_rows):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "posterior": current[0, r],
+                    "mean": present[:, r].mean(axis=0),
+                    "median": np.median(present[:, r], axis=0),
+                    "q05": np.quantile(present[:, r], 0.05, axis=0),
+                    "q95": np.quantile(present[:, r], 0.95, axis=0),
+                    "probability_first": [(first[:, r] == k).mean() for k in range(len(causes))],
+                },
+                index=pd.Index(causes, name="cause"),
+            )
+        )
+    if isinstance(evidence, pd.DataFrame):
+        out = pd.concat(frames, keys=list(evidence.index), names=["patient", "cause"])
+    else:
+        out = frames[0].sort_values("mean", ascending=False)
+    out.attrs.update(n=n, parameters=len(fitted))
+    return out
+
+
+# --------------------------------------------------------------------------- Sobol
+
+
+def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
+    """First-order and total Sobol indices of P(target present | evidence) per parameter.
+
+    SALib's Sobol (Saltelli) sampler and analyzer, over the same distributions
+    as :func:`monte_carlo`: SALib samples uniforms on [0, 1] and each is mapped
+    through its parameter's inverse CDF, which leaves the indices unchanged.
+    Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches.
+
+    Parameters
+    ----------
+    n : int
+        Base sample size; a power of 2.
+
+    Returns
+    -------
+    DataFrame
+        Index ``parameter``; columns ``first_order``, ``first_order_conf``,
+        ``total``, ``total_conf`` (95% bootstrap half-widths), sorted by total.
+    """
+    from SALib.analyze import sobol as sobol_analyze
+    from SALib.sample import sobol as sobol_sample
+
+    if not isinstance(n, int | np.integer) or n < 2 or n & (n - 1):
+        raise ValueError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
+    ti = _target_index(model, target)
+    rng = _rng(seed)
+    fitted = fit_distributions(model, parameters)
+    varying = fitted[fitted["family"] != "fixed"]
+    if varying.empty:
+        raise ValueError("no parameter with a range to vary")
+    names = list(varying.index)
+    problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
+    u = sobol_sample.sample(problem, int(n), calc_second_order=False, scramble=True, seed=int(rng.integers(2**31 - 1)))
+    u = np.clip(u, 1e-12, 1 - 1e-12)
+    values = _transform(model, varying, u)
+    y = _batched_evaluate(model, evidence, values, progress)[:, 0, ti]
+    result = sobol_analyze.analyze(problem, y, calc_second_order=False, print_to_console=False, seed=int(rng.integers(2**31 - 1)))
+    frame = pd.DataFrame(
+        {"first_order": result["S1"], "first_order_conf": result["S1_conf"], "total": result["ST"], "total_conf": result["ST_conf"]},
+        index=pd.Index(names, name="parameter"),
+    ).sort_values("total", ascending=False)
+    frame.attrs.update(target=target, n=n, evaluations=len(y))
+    return frame

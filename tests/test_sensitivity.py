@@ -1,0 +1,232 @@
+"""Sensitivity analysis of the priors: one-way functions, tornado, rank robustness, Monte Carlo, Sobol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+import postfusion_bayes as pfb
+from postfusion_bayes import sensitivity as sa
+from postfusion_bayes.spec import spec_from_documents
+
+MODEL = pfb.load_model()
+PATIENT = {
+    "time_since_surgery": "over_2_years", "onset": "late_after_good_result",
+    "neurogenic_claudication": True, "radicular_pain": True, "smoker": True,
+}
+TARGET = "adjacent_segment_disease"
+PARAMETERS = list(MODEL.spec.parameters)
+
+
+def _with(model, parameter, value):
+    return model.with_parameters(sa.covaried(model, parameter, value))
+
+
+# ------------------------------------------------------------------ one-way
+
+
+@settings(max_examples=20)
+@given(st.sampled_from(PARAMETERS), st.floats(0.0, 1.0), st.sampled_from(MODEL.causes))
+def test_one_way_reproduces_with_parameters_diagnose(parameter, u, target):
+    f = sa.one_way(MODEL, PATIENT, target, parameter, points=3)
+    p = MODEL.spec.parameters[parameter]
+    x = p.low + u * (p.high - p.low)
+    expected = _with(MODEL, parameter, x).diagnose(PATIENT).posterior[target]
+    assert float(f(x)) == pytest.approx(expected, abs=1e-9)
+    assert f.exact_form == (p.kind == "probability" and not (".baseline." in parameter and MODEL.spec.cause_priors[parameter.split(".")[1]].odds_ratios))
+
+
+def test_one_way_exact_form_coefficients_and_derivative():
+    f = sa.one_way(MODEL, PATIENT, TARGET, "findings.neurogenic_claudication.links.adjacent_segment_disease")
+    a, b, c, d = f.coefficients
+    x = f.value
+    assert f(x) == pytest.approx(MODEL.diagnose(PATIENT).posterior[TARGET], abs=1e-12)
+    h = 1e-6
+    numeric = (_with(MODEL, f.parameter, x + h).diagnose(PATIENT).posterior[TARGET] - _with(MODEL, f.parameter, x - h).diagnose(PATIENT).posterior[TARGET]) / (2 * h)
+    assert f.derivative == pytest.approx(numeric, rel=1e-5)
+    assert f.derivative > 0  # a stronger link makes the cause more probable
+    assert list(f.table.columns) == ["value", "posterior"]
+    assert f.table["value"].iloc[0] == MODEL.spec.parameters[f.parameter].low
+    assert "exact" in f.note
+
+
+def test_one_way_odds_ratio_says_it_is_evaluated_on_a_grid():
+    f = sa.one_way(MODEL, PATIENT, "pseudarthrosis", "causes.pseudarthrosis.odds_ratios.smoker")
+    assert not f.exact_form and f.coefficients is None
+    assert "not of the form" in f.note
+    assert f.table["posterior"].is_monotonic_increasing  # the patient smokes: a larger odds ratio raises the cause
+    assert f.derivative > 0
+
+
+def test_one_way_distribution_entry_covaries_its_distribution():
+    name = "onset.distributions.adjacent_segment_disease.late_after_good_result"
+    new = sa.covaried(MODEL, name, 0.3)
+    assert set(new) == set(sa.distribution_of(MODEL, name))
+    assert sum(new.values()) == pytest.approx(1.0, abs=1e-12)
+    f = sa.one_way(MODEL, PATIENT, TARGET, name)
+    assert f.exact_form and "co-variation" in f.note
+
+
+def test_one_way_errors():
+    with pytest.raises(pfb.SpecError, match=r"did you mean 'findings.back_pain.leak'"):
+        sa.one_way(MODEL, PATIENT, TARGET, "findings.back_pain.lek")
+    with pytest.raises(pfb.EvidenceError, match=r"unknown target 'pseudoarthrosis' \(did you mean 'pseudarthrosis'\?\)"):
+        sa.one_way(MODEL, PATIENT, "pseudoarthrosis", "findings.back_pain.leak")
+
+
+# ------------------------------------------------------------------ tornado
+
+
+def test_tornado_columns_equal_with_parameters_diagnoses():
+    table = sa.tornado(MODEL, PATIENT, TARGET)
+    assert list(table.columns) == ["value", "low", "high", "posterior_at_low", "posterior_at_high", "swing"]
+    assert len(table) == len(PARAMETERS)
+    assert table["swing"].is_monotonic_decreasing
+    assert table.attrs["target"] == TARGET
+    rng = np.random.default_rng(0)
+    for name in list(table.index[:3]) + list(rng.choice(table.index, 5, replace=False)):
+        row = table.loc[name]
+        assert row["posterior_at_low"] == pytest.approx(_with(MODEL, name, row["low"]).diagnose(PATIENT).posterior[TARGET], abs=1e-12)
+        assert row["posterior_at_high"] == pytest.approx(_with(MODEL, name, row["high"]).diagnose(PATIENT).posterior[TARGET], abs=1e-12)
+    # a finding the patient did not report can still matter through its absence? no: unobserved findings never matter
+    unobserved = [n for n in table.index if n.startswith("findings.ct_nonunion.")]
+    assert (table.loc[unobserved, "swing"] < 1e-12).all()
+
+
+# ------------------------------------------------------------------ rank robustness
+
+
+@pytest.mark.parametrize("parameter", [
+    "causes.adjacent_segment_disease.baseline.over_2_years",  # odds-ratio cause: searched
+    "causes.foraminal_stenosis.baseline.over_2_years",  # no odds ratios: exact
+    "findings.neurogenic_claudication.leak",
+    "findings.radicular_pain.links.foraminal_stenosis",
+    "onset.distributions.adjacent_segment_disease.late_after_good_result",
+    "causes.adjacent_segment_disease.odds_ratios.smoker",
+])
+def test_rank_robustness_endpoints_are_where_the_top_cause_changes(parameter):
+    table = sa.rank_robustness(MODEL, PATIENT, [parameter])
+    top = table.attrs["top"]
+    assert top == MODEL.diagnose(PATIENT).top
+    row = table.loc[parameter]
+    assert row["lower"] <= row["value"] <= row["upper"]
+    eps = 1e-6 * max(1.0, row["value"])
+    for end, cause, outward in (("lower", "cause_below", -1), ("upper", "cause_above", 1)):
+        x = row[end]
+        inside = _with(MODEL, parameter, x - outward * eps) if row[end] != row["value"] else MODEL
+        assert inside.diagnose(PATIENT).top == top
+        domain_end = row["domain_low"] if outward < 0 else row["domain_high"]
+        if row[cause] is None:
+            assert x == domain_end
+        else:
+            assert x != domain_end
+            outside = _with(MODEL, parameter, x + outward * eps).diagnose(PATIENT)
+            assert outside.top == row[cause] != top
+
+
+def test_rank_robustness_covers_every_parameter():
+    table = sa.rank_robustness(MODEL, PATIENT)
+    assert len(table) == len(PARAMETERS)
+    assert set(table["method"]) == {"exact", "grid and bisection"}
+    assert ((table["lower"] <= table["value"]) & (table["value"] <= table["upper"])).all()
+
+
+# ------------------------------------------------------------------ toy network with known answers
+
+
+def _entry(value, low=None, high=None):
+    return {"value": value, "range": [value if low is None else low, value if high is None else high], "judgment": "toy"}
+
+
+def toy_model():
+    """Two time windows (0.5 each), cause A with baselines b0 ~ [0.1, 0.5] and b1 ~ [0.4, 0.8]; everything else fixed.
+
+    With no evidence P(A) = 0.5 b0 + 0.5 b1: its mean and Sobol indices follow from the two Betas.
+    """
+    docs = {
+        "context.yaml": {"context": {"time": {"description": "window", "states": ["t0", "t1"], "distribution": {"t0": _entry(0.5), "t1": _entry(0.5)}}}},
+        "causes.yaml": {"time_variable": "time", "reference_patient": "toy", "causes": {
+            "a": {"description": "cause a", "baseline": {"t0": _entry(0.3, 0.1, 0.5), "t1": _entry(0.6, 0.4, 0.8)}},
+            "b": {"description": "cause b", "baseline": {"t0": _entry(0.2), "t1": _entry(0.2)}},
+        }},
+        "findings.yaml": {"findings": {"f": {"description": "finding", "leak": _entry(0.1), "links": {"a": _entry(0.7)}}}},
+        "red_flags.yaml": {"red_flags": {"flag": {"description": "flag", "advice": "act", "leak": _entry(0.01)}}},
+        "onset.yaml": {"onset": {"variable": "onset", "description": "onset", "states": ["x", "y"], "distributions": {"leak": {"x": _entry(0.5), "y": _entry(0.5)}}}},
+    }
+    return pfb.Model(spec_from_documents(docs))
+
+
+def _beta_moments(model, name):
+    row = sa.fit_distributions(model, [name]).iloc[0]
+    return stats.beta.mean(row["shape_1"], row["shape_2"]), stats.beta.var(row["shape_1"], row["shape_2"])
+
+
+def test_fitted_beta_has_the_range_as_its_5_and_95_percent_quantiles():
+    fitted = sa.fit_distributions(MODEL)
+    assert set(fitted["family"]) <= {"beta", "lognormal", "fixed"}
+    beta = fitted[fitted["family"] == "beta"].head(20)
+    for name, row in beta.iterrows():
+        p = MODEL.spec.parameters[name]
+        low, high = max(p.low, sa.BOUND_MARGIN), min(p.high, 1 - sa.BOUND_MARGIN)
+        assert stats.beta.ppf([0.05, 0.95], row["shape_1"], row["shape_2"]) == pytest.approx([low, high], abs=1e-6)
+    for name, row in fitted[fitted["family"] == "lognormal"].iterrows():
+        p = MODEL.spec.parameters[name]
+        q = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf([0.05, 0.95]))
+        assert q == pytest.approx([p.low, p.high], rel=1e-9)
+
+
+def test_monte_carlo_is_reproducible_and_its_mean_converges_to_the_analytic_mean():
+    toy = toy_model()
+    a = sa.monte_carlo(toy, {}, n=4000, seed=7)
+    b = sa.monte_carlo(toy, {}, n=4000, seed=np.random.default_rng(7))
+    pd.testing.assert_frame_equal(a, b)
+    m0, v0 = _beta_moments(toy, "causes.a.baseline.t0")
+    m1, v1 = _beta_moments(toy, "causes.a.baseline.t1")
+    mean, sd = 0.5 * m0 + 0.5 * m1, np.sqrt(0.25 * v0 + 0.25 * v1)
+    assert a.loc["a", "mean"] == pytest.approx(mean, abs=4 * sd / np.sqrt(4000))
+    assert a.loc["b", "mean"] == pytest.approx(0.2, abs=1e-12)  # fixed parameters do not vary
+    assert a.loc["a", "q05"] < a.loc["a", "median"] < a.loc["a", "q95"]
+    assert a["probability_first"].sum() == pytest.approx(1.0)
+    assert not sa.monte_carlo(toy, {}, n=200, seed=8).equals(sa.monte_carlo(toy, {}, n=200, seed=9))
+
+
+def test_monte_carlo_for_our_model_and_a_batch_of_patients():
+    one = sa.monte_carlo(MODEL, PATIENT, n=300, seed=1)
+    assert list(one.columns) == ["posterior", "mean", "median", "q05", "q95", "probability_first"]
+    assert one.index[0] == TARGET
+    assert one.loc[TARGET, "posterior"] == pytest.approx(MODEL.diagnose(PATIENT).posterior[TARGET])
+    patients = pd.DataFrame([PATIENT, {"time_since_surgery": "under_6_weeks", "onset": "immediate", "radicular_pain": True}], index=["late", "early"])
+    many = sa.monte_carlo(MODEL, patients, n=300, seed=1)
+    assert many.index.names == ["patient", "cause"]
+    assert many.loc[("early", "nerve_injury"), "probability_first"] > 0.5
+
+
+def test_sobol_on_a_toy_network_with_a_known_answer():
+    toy = toy_model()
+    table = sa.sobol(toy, {}, "a", n=2048, seed=3)
+    assert set(table.index) == {"causes.a.baseline.t0", "causes.a.baseline.t1"}  # everything else is fixed
+    _, v0 = _beta_moments(toy, "causes.a.baseline.t0")
+    _, v1 = _beta_moments(toy, "causes.a.baseline.t1")
+    expected = {"causes.a.baseline.t0": v0 / (v0 + v1), "causes.a.baseline.t1": v1 / (v0 + v1)}
+    for name, share in expected.items():  # additive model: first-order equals total
+        assert table.loc[name, "first_order"] == pytest.approx(share, abs=0.05)
+        assert table.loc[name, "total"] == pytest.approx(share, abs=0.05)
+    assert sa.sobol(toy, {}, "a", n=256, seed=3).equals(sa.sobol(toy, {}, "a", n=256, seed=3))
+
+
+def test_sobol_and_monte_carlo_argument_errors():
+    with pytest.raises(ValueError, match="power of 2"):
+        sa.sobol(MODEL, PATIENT, TARGET, n=100)
+    with pytest.raises(ValueError, match="positive integer"):
+        sa.monte_carlo(MODEL, PATIENT, n=0)
+    with pytest.raises(TypeError, match="seed"):
+        sa.monte_carlo(MODEL, PATIENT, n=10, seed="seven")
+
+
+def test_evaluate_rejects_values_outside_the_domain():
+    with pytest.raises(pfb.SpecError, match=r"findings.back_pain.leak: values outside \[0, 1\]"):
+        sa.evaluate(MODEL, PATIENT, {"findings.back_pain.leak": np.array([0.5, 1.5])})
