@@ -40,6 +40,7 @@ from .evidence import parse_evidence
 __all__ = [
     "OneWayResult",
     "covaried",
+    "has_exact_form",
     "distribution_of",
     "evaluate",
     "one_way",
@@ -115,8 +116,21 @@ def _covaried_arrays(model, parameter: str, values: np.ndarray) -> dict[str, np.
     return out
 
 
-def _is_linear_fractional(model, parameter: str) -> bool:
-    """Whether every table entry the parameter touches is affine in it (see the module docstring)."""
+def has_exact_form(model, parameter: str) -> bool:
+    """Whether P(cause | evidence) is exactly (a x + b) / (c x + d) in this parameter.
+
+    True when every table entry the parameter touches is affine in it (see
+    the module docstring): prevalences, leaks, links, distribution entries
+    and baselines of causes without odds ratios.
+
+    Examples
+    --------
+    >>> from postfusion_bayes import load_model
+    >>> model = load_model()
+    >>> has_exact_form(model, "findings.radicular_pain.leak"), has_exact_form(model, "causes.pseudarthrosis.odds_ratios.smoker")
+    (True, False)
+    """
+    _check_parameter(model, parameter)
     spec = model.spec
     p = spec.parameters[parameter]
     if p.kind == "odds_ratio":
@@ -293,7 +307,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
     _check_parameter(model, parameter)
     p = model.spec.parameters[parameter]
     grid = np.linspace(p.low, p.high, points)
-    exact = _is_linear_fractional(model, parameter)
+    exact = has_exact_form(model, parameter)
     if exact:
         # two exact evaluations fix both linear functions; a third checks them
         lo, hi = _domain(model, parameter)
@@ -427,7 +441,7 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
     top = model.diagnose(evidence).top
     ti = causes.index(top)
     rows = []
-    exact = [n for n in names if _is_linear_fractional(model, n)]
+    exact = [n for n in names if has_exact_form(model, n)]
     # exact parameters: three evaluations each, all in one batch
     if exact:
         settings = []
@@ -600,10 +614,12 @@ def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarr
 
     values: dict[str, np.ndarray] = {}
     for k, (name, row) in enumerate(fitted.iterrows()):
+        # Sobol designs reuse each column's values many times: invert each distinct value once
+        distinct, back = np.unique(u[:, k], return_inverse=True)
         if row["family"] == "beta":
-            values[name] = stats.beta.ppf(u[:, k], row["shape_1"], row["shape_2"])
+            values[name] = stats.beta.ppf(distinct, row["shape_1"], row["shape_2"])[back]
         elif row["family"] == "lognormal":
-            values[name] = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf(u[:, k]))
+            values[name] = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf(distinct))[back]
         else:
             values[name] = np.full(u.shape[0], row["shape_1"])
     groups = _groups(model)
