@@ -138,6 +138,12 @@ class LayeredPlan:
             self.shared_log_sentinel = np.where(stacked > 0, np.log(stacked), IMPOSSIBLE_LOG)  # (SL, J)
         self.shared_root_prior = self._root_prior(tables.cpts)  # (1, K)
         self.shared_transition = self._transition(tables.cpts, np.arange(self.K))  # (1, K, J)
+        # one row of hard evidence: P(root configuration k, middle configuration j), and the
+        # middle marginals given k alone, both precomputed for every k
+        self.joint_root_middle = self.shared_transition[0] * self.shared_root_prior[0][:, None]  # (K, J)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.root_given = (self.joint_root_middle @ self.mid_indicator_all) / self.joint_root_middle.sum(axis=1, keepdims=True)
+            self.isolated_log = {v: np.log(tables.cpts[v]) for v in self.isolated}
 
     # ---------------------------------------------------------------- one row of hard evidence
     def query_hard(self, observed: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -172,17 +178,21 @@ class LayeredPlan:
                 isolated.append((v, s))
         if len(roots) == len(self.roots):
             k = sum(s * self.root_strides[pos] for pos, s in roots)
-            prior_j = self.shared_transition[0, k] * self.shared_root_prior[0, k]
+            prior_j = self.joint_root_middle[k]
+            if not self.shared_root_prior[0, k] > 0:
+                nan = np.full(self.mid_indicator_all.shape[1], np.nan)
+                return nan, nan, -np.inf
+            root_only = self.root_given[k]
         else:
             weight = self.shared_root_prior[0]
             for pos, s in roots:
                 weight = weight * (self.root_states[:, pos] == s)
             prior_j = weight @ self.shared_transition[0]
-        root_total = prior_j.sum()
-        if not root_total > 0:
-            nan = np.full(self.mid_indicator_all.shape[1], np.nan)
-            return nan, nan, -np.inf
-        root_only = (prior_j @ self.mid_indicator_all) / root_total
+            root_total = prior_j.sum()
+            if not root_total > 0:
+                nan = np.full(self.mid_indicator_all.shape[1], np.nan)
+                return nan, nan, -np.inf
+            root_only = (prior_j @ self.mid_indicator_all) / root_total
         for pos, s in mids:
             prior_j = prior_j * (self.mid_states[:, pos] == s)
         log_shift = 0.0
@@ -197,8 +207,7 @@ class LayeredPlan:
         total = prior_j.sum()
         log_evidence = float(np.log(total) + log_shift) if total > 0 else -np.inf
         for v, s in isolated:
-            p = float(self.tables.cpts[v][s])
-            log_evidence = log_evidence + (float(np.log(p)) if p > 0 else -np.inf)
+            log_evidence = log_evidence + float(self.isolated_log[v][s])
         if not log_evidence > -np.inf:
             return np.full(root_only.shape, np.nan), root_only, -np.inf
         return (prior_j @ self.mid_indicator_all) / total, root_only, log_evidence

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from html import escape
 
@@ -32,6 +33,8 @@ class RedFlag:
 class Diagnosis:
     """Posterior probabilities of every cause for one patient.
 
+    Built by :meth:`Model.diagnose`; the pandas views are made on first use.
+
     Attributes
     ----------
     posterior : Series
@@ -45,10 +48,28 @@ class Diagnosis:
         The evidence as validated (hard states by variable; soft ones marked).
     """
 
-    posterior: pd.Series
-    prior: pd.Series
+    causes: pd.Index = field(repr=False)
+    posterior_values: np.ndarray = field(repr=False)
+    prior_values: np.ndarray = field(repr=False)
     red_flags: list[RedFlag] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def _order(self) -> tuple[np.ndarray, pd.Index]:
+        order = np.argsort(-self.posterior_values, kind="stable")
+        return order, self.causes.take(order)
+
+    @functools.cached_property
+    def posterior(self) -> pd.Series:
+        """P(cause present | evidence), most probable first."""
+        order, index = self._order
+        return pd.Series(self.posterior_values[order], index=index, name="posterior", copy=False)
+
+    @functools.cached_property
+    def prior(self) -> pd.Series:
+        """P(cause present | context only), in the order of :attr:`posterior`."""
+        order, index = self._order
+        return pd.Series(self.prior_values[order], index=index, name="prior", copy=False)
 
     def to_frame(self) -> pd.DataFrame:
         """Table of causes: prior, posterior, likelihood ratio and rank.
@@ -74,7 +95,7 @@ class Diagnosis:
     @property
     def top(self) -> str:
         """The most probable cause."""
-        return str(self.posterior.index[0])
+        return str(self.causes[int(np.argmax(self.posterior_values))])
 
     def __repr__(self) -> str:
         lines = [str(flag) for flag in self.red_flags]

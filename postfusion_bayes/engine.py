@@ -112,7 +112,7 @@ class CompiledNetwork:
     Use :func:`compile_network` to build one.
     """
 
-    __slots__ = ("_tables", "_strategy", "_plan", "_state_index")
+    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_last_columns")
 
     def __init__(self, tables: NetworkTables, strategy: str = "auto"):
         problems = tables.column_sum_errors()
@@ -131,6 +131,7 @@ class CompiledNetwork:
         object.__setattr__(self, "_strategy", strategy)
         object.__setattr__(self, "_plan", LayeredPlan(tables) if strategy == "layered" else None)
         object.__setattr__(self, "_state_index", {v: {s: i for i, s in enumerate(st)} for v, st in tables.states.items()})
+        object.__setattr__(self, "_last_columns", {})  # cache: targets -> columns of their last states
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("CompiledNetwork is immutable")
@@ -387,6 +388,29 @@ class CompiledNetwork:
                 lam[v][i, index[v][s]] = 1.0
         marginals, log_evidence = self.posterior_arrays(lam, targets, 2)
         return {t: m[0, 0] for t, m in marginals.items()}, {t: m[0, 1] for t, m in marginals.items()}, float(log_evidence[0, 0])
+
+    def last_state_one(self, states: Mapping[str, str], targets: tuple[str, ...], condition_only_on: frozenset[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`posterior_one` reduced to each target's last state (e.g. "present"), as arrays.
+
+        Returns
+        -------
+        full, partial : array, shape (n_targets,)
+        log_evidence : float
+        """
+        plan = self._plan
+        columns = self._last_columns.get(targets) if plan is not None else None
+        if columns is None and plan is not None and all(t in plan.mid_pos for t in targets):
+            columns = np.array([plan.mid_slices[t].stop - 1 for t in targets])
+            self._last_columns[targets] = columns
+        if columns is not None and all(v in plan.root_pos for v in condition_only_on):
+            root_pos = plan.root_pos
+            if all(v in condition_only_on for v in states if v in root_pos):
+                index = self._state_index
+                full, root_only, log_evidence = plan.query_hard({v: index[v][s] for v, s in states.items()})
+                if log_evidence > -np.inf:
+                    return full[columns], root_only[columns], log_evidence
+        full_d, partial_d, log_evidence = self.posterior_one(states, targets, condition_only_on)
+        return np.array([full_d[t][-1] for t in targets]), np.array([partial_d[t][-1] for t in targets]), log_evidence
 
     def posterior_codes(self, codes: Mapping[str, np.ndarray], targets: Sequence[str], n_rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Many rows of hard evidence given as state indices (-1 unobserved), compiled tables.

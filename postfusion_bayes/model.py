@@ -57,7 +57,7 @@ class Model:
         A validated specification (see :func:`load_model`).
     """
 
-    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names")
+    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_accepted")
 
     def __init__(self, spec: ModelSpec):
         tables = build_tables(spec)
@@ -68,6 +68,15 @@ class Model:
         object.__setattr__(self, "_red_flags", spec.names("red_flag"))
         object.__setattr__(self, "_cause_index", pd.Index(self._causes, name="cause"))
         object.__setattr__(self, "_context_names", frozenset(spec.names("context")))
+        object.__setattr__(self, "_cause_tuple", tuple(self._causes))
+        # the hard values each variable accepts, for the fast path of evidence parsing
+        accepted = {}
+        for name, var in spec.variables.items():
+            table = {s: s for s in var.states}
+            if var.states in (BOOLEAN_STATES, CAUSE_STATES):
+                table.update({"yes": var.states[1], "no": var.states[0], "present": var.states[1], "absent": var.states[0]})
+            accepted[name] = table
+        object.__setattr__(self, "_accepted", accepted)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
@@ -205,6 +214,29 @@ class Model:
                 lam[i] = soft
         return out
 
+    def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
+        """parse_evidence, with a fast path for plain str and bool values (same result, same errors)."""
+        if type(evidence) is dict:
+            accepted = self._accepted
+            hard = {}
+            for name, value in evidence.items():
+                table = accepted.get(name)
+                kind = type(value)
+                if table is None or not (kind is str or kind is bool):
+                    return parse_evidence(self._spec, evidence)
+                if kind is bool:
+                    states = self._spec.variables[name].states
+                    if states not in (BOOLEAN_STATES, CAUSE_STATES):
+                        return parse_evidence(self._spec, evidence)
+                    hard[name] = states[value]
+                else:
+                    state = table.get(value)
+                    if state is None:
+                        return parse_evidence(self._spec, evidence)
+                    hard[name] = state
+            return Evidence(hard, {})
+        return parse_evidence(self._spec, evidence)
+
     def _context_only(self, ev: Evidence) -> Evidence:
         context = self._context_names
         return Evidence({k: v for k, v in ev.hard.items() if k in context}, {k: v for k, v in ev.soft.items() if k in context})
@@ -242,7 +274,7 @@ class Model:
         >>> dx.red_flags
         []
         """
-        ev = parse_evidence(self._spec, evidence)
+        ev = self._parse(evidence)
         flags = self._red_flags_of(ev)
         if ev.soft:
             context = self._context_only(ev)
@@ -251,23 +283,14 @@ class Model:
             post = np.array([marginals[c][0, 0, 1] for c in self._causes])
             prior = np.array([marginals[c][0, 1, 1] for c in self._causes])
         else:
-            full, base, log_p = self._network.posterior_one(ev.hard, self._causes, self._context_names)
+            post, prior, log_p = self._network.last_state_one(ev.hard, self._cause_tuple, self._context_names)
             possible = np.isfinite(log_p)
-            post = np.array([full[c][1] for c in self._causes])
-            prior = np.array([base[c][1] for c in self._causes])
         if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
-        order = np.argsort(-post, kind="stable")
-        index = self._cause_index.take(order)
         shown = dict(ev.hard)
         shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
-        return Diagnosis(
-            posterior=pd.Series(post[order], index=index, name="posterior", copy=False),
-            prior=pd.Series(prior[order], index=index, name="prior", copy=False),
-            red_flags=flags,
-            evidence=shown,
-        )
+        return Diagnosis(self._cause_index, post, prior, flags, shown)
 
     def diagnose_many(self, patients: pd.DataFrame) -> pd.DataFrame:
         """Posteriors for many patients at once, one per row.
