@@ -179,7 +179,6 @@ class CompiledNetwork:
         """
         if not isinstance(evidence, pd.DataFrame):
             raise EvidenceError(f"evidence must be a pandas DataFrame (one row per case), got {type(evidence).__name__}")
-        n = len(evidence)
         out: dict[str, np.ndarray] = {}
         for column in evidence.columns:
             name = self._check_variable(column, "the evidence columns")

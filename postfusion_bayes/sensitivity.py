@@ -551,7 +551,7 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
         "fixed"), ``shape_1``, ``shape_2`` (alpha and beta, or mu and sigma
         of the log), ``low``, ``high``, ``mean``.
     """
-    from scipy import optimize, stats
+    from scipy import stats
 
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
     z = stats.norm.ppf(0.95)

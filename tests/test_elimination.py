@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import string
 import warnings
 import zlib
 
@@ -16,52 +15,14 @@ from postfusion_bayes._elimination import compile_plan, eliminate
 from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.tables import NetworkTables
 
+from oracles import brute_force, forward_sample, variable_elimination
+
 TOLERANCE = 1e-9
 LARGE_NETWORKS = {"child", "insurance", "alarm"}
 BRUTE_FORCE_NETWORKS = {"asia", "cancer", "earthquake", "survey", "sachs"}
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def forward_sample(tables: NetworkTables, n_rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draw ``n_rows`` joint samples (state indices) from unbatched tables, parents first."""
-    samples: dict[str, np.ndarray] = {}
-    for name in tables.variables:
-        index = tuple(samples[p] for p in tables.parents[name])
-        table = tables.cpts[name]
-        probabilities = table[index] if index else np.broadcast_to(table, (n_rows, tables.cardinality(name)))
-        cumulative = np.cumsum(probabilities, axis=-1)
-        draws = rng.uniform(size=(n_rows, 1)) * cumulative[:, -1:]
-        samples[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
-    return samples
-
-
-def full_joint(tables: NetworkTables) -> np.ndarray:
-    """The joint distribution, one axis per variable in ``tables.variables`` order."""
-    letters = dict(zip(tables.variables, string.ascii_letters))
-    terms = ["".join(letters[v] for v in (*tables.parents[name], name)) for name in tables.variables]
-    subscripts = ",".join(terms) + "->" + "".join(letters[v] for v in tables.variables)
-    return np.einsum(subscripts, *(tables.cpts[name] for name in tables.variables), optimize="greedy")
-
-
-def brute_force(tables: NetworkTables, likelihoods: dict[str, np.ndarray], targets, n_rows: int):
-    """Marginals ``(B, card)`` and evidence probabilities ``(B,)`` by enumerating the joint."""
-    joint = full_joint(tables)
-    axis = {name: i for i, name in enumerate(tables.variables)}
-    marginals = {t: np.empty((n_rows, tables.cardinality(t))) for t in targets}
-    evidence = np.empty(n_rows)
-    for row in range(n_rows):
-        weighted = joint.copy()
-        for name, values in likelihoods.items():
-            shape = [1] * joint.ndim
-            shape[axis[name]] = -1
-            weighted = weighted * values[row].reshape(shape)
-        evidence[row] = weighted.sum()
-        for t in targets:
-            others = tuple(i for i in range(joint.ndim) if i != axis[t])
-            marginals[t][row] = weighted.sum(axis=others) / evidence[row]
-    return marginals, evidence
 
 
 def one_hot_evidence(tables, samples, observed_rows, n_rows) -> dict[str, np.ndarray]:
@@ -95,14 +56,6 @@ def pgmpy_marginal(inference, tables, target, **query):
         warnings.simplefilter("ignore", FutureWarning)
         factor = inference.query([target], show_progress=False, **query)
     return np.array([factor.get_value(**{target: s}) for s in tables.states[target]])
-
-
-def variable_elimination(bn):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # pgmpy 1.1.2 warns about its own deprecated modules
-        from pgmpy.inference import VariableElimination
-
-    return VariableElimination(bn)
 
 
 def perturbed(table: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import string
 import warnings
 import zlib
 
@@ -25,6 +24,8 @@ from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.network import tables_from_pgmpy, to_pgmpy
 from postfusion_bayes.tables import NetworkTables
 
+from oracles import brute_force, forward_sample, variable_elimination
+
 TOLERANCE = 1e-9
 SAME = 1e-12
 #: Reference BIF files whose columns sum to 1 only within ~1e-7.
@@ -33,14 +34,6 @@ LARGE_NETWORKS = {"child", "insurance", "alarm"}
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def variable_elimination(bn):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # pgmpy 1.1.2 warns about its own deprecated modules
-        from pgmpy.inference import VariableElimination
-
-    return VariableElimination(bn)
 
 
 def pgmpy_query(inference, variables, **kwargs):
@@ -68,19 +61,6 @@ def pgmpy_evidence_probability(inference, hard: dict[str, str], soft: dict[str, 
     return total
 
 
-def forward_sample(tables: NetworkTables, n_rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Joint samples (state indices), parents first; zero-probability states are never drawn."""
-    samples: dict[str, np.ndarray] = {}
-    for name in tables.variables:
-        index = tuple(samples[p] for p in tables.parents[name])
-        table = tables.cpts[name]
-        probabilities = table[index] if index else np.broadcast_to(table, (n_rows, tables.cardinality(name)))
-        cumulative = np.cumsum(probabilities, axis=-1)
-        draws = rng.uniform(size=(n_rows, 1)) * cumulative[:, -1:]
-        samples[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
-    return samples
-
-
 def evidence_frame(tables, samples, observed_rows, index=None, extra_empty: str | None = None) -> pd.DataFrame:
     """One row per entry of ``observed_rows``: the sampled state name where observed, None elsewhere."""
     columns = [v for v in tables.variables if any(v in obs for obs in observed_rows)]
@@ -91,33 +71,6 @@ def evidence_frame(tables, samples, observed_rows, index=None, extra_empty: str 
         for v in columns
     }
     return pd.DataFrame(data, index=index, columns=columns, dtype=object)
-
-
-def full_joint(tables: NetworkTables) -> np.ndarray:
-    """The joint distribution, one axis per variable in ``tables.variables`` order."""
-    letters = dict(zip(tables.variables, string.ascii_letters))
-    terms = ["".join(letters[v] for v in (*tables.parents[name], name)) for name in tables.variables]
-    subscripts = ",".join(terms) + "->" + "".join(letters[v] for v in tables.variables)
-    return np.einsum(subscripts, *(tables.cpts[name] for name in tables.variables), optimize="greedy")
-
-
-def brute_force(tables: NetworkTables, likelihoods: dict[str, np.ndarray], targets, n_rows: int):
-    """Posterior marginals ``(rows, card)`` and P(evidence) ``(rows,)`` by weighting the full joint."""
-    joint = full_joint(tables)
-    axis = {name: i for i, name in enumerate(tables.variables)}
-    marginals = {t: np.empty((n_rows, tables.cardinality(t))) for t in targets}
-    evidence = np.empty(n_rows)
-    for row in range(n_rows):
-        weighted = joint
-        for name, values in likelihoods.items():
-            shape = [1] * joint.ndim
-            shape[axis[name]] = -1
-            weighted = weighted * values[row].reshape(shape)
-        evidence[row] = weighted.sum()
-        for t in targets:
-            others = tuple(i for i in range(joint.ndim) if i != axis[t])
-            marginals[t][row] = weighted.sum(axis=others) / evidence[row]
-    return marginals, evidence
 
 
 def perturbed(table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
