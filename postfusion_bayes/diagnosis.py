@@ -105,5 +105,5 @@ class Diagnosis:
 
     def _repr_html_(self) -> str:
         flags = "".join(f"<p style='color:#b00020'><b>RED FLAG {escape(f.name)}</b>: {escape(f.advice)}</p>" for f in self.red_flags)
-        table = self.to_frame().style.format({"prior": "{:.3f}", "posterior": "{:.3f}", "likelihood_ratio": "{:.2f}"}).to_html()
+        table = self.to_frame().to_html(float_format=lambda x: f"{x:.3f}")
         return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"
