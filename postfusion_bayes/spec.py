@@ -224,6 +224,21 @@ class ModelSpec:
         return new
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (the last would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def default_priors_path() -> Path:
     """Folder of the priors shipped with the package.
 
@@ -270,7 +285,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
             problems.append(f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})")
             continue
         try:
-            documents[filename] = yaml.safe_load(file.read_text(encoding="utf-8"))
+            documents[filename] = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
             problems.append(f"{file}: not valid YAML: {exc}")
     for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES):
@@ -400,7 +415,7 @@ class _Reader:
             if name:
                 names[state] = name
         missing = [s for s in states if s not in entries]
-        if missing and entries:
+        if missing:
             self.problem(file, key, f"missing states {missing}; a distribution needs every state of {list(states)}")
         return names
 
@@ -616,7 +631,7 @@ def _check_values(spec: ModelSpec) -> list[str]:
     """Checks that involve several numbers: every distribution sums to 1."""
     problems: list[str] = []
     values = {n: p.value for n, p in spec.parameters.items()}
-    groups = [(f"context.{v}.distribution", d) for v, d in spec.context_priors.items() if len(spec.variables[v].states) > 2]
+    groups = [(f"context.{v}.distribution", d) for v, d in spec.context_priors.items() if list(d) != ["yes"]]
     if spec.onset is not None:
         groups += [(f"onset.distributions.{owner}", d) for owner, d in spec.onset.distributions.items()]
     for key, dist in groups:

@@ -238,3 +238,29 @@ def test_parameter_domain():
     spec = load_spec()
     assert spec.parameters["findings.back_pain.leak"].domain == (0.0, 1.0)
     assert spec.parameters["causes.pseudarthrosis.odds_ratios.smoker"].domain == (0.0, math.inf)
+
+
+def test_a_key_given_twice_is_refused_not_overwritten(priors_copy):
+    path = priors_copy / "findings.yaml"
+    text = path.read_text()
+    text = text.replace("  radicular_pain:\n", "  radicular_pain:\n    leak: {value: 0.99, range: [0.9, 1.0], judgment: duplicate}\n", 1)
+    path.write_text(text)
+    problems = _problems(priors_copy)
+    assert any("findings.yaml: not valid YAML" in p and "found the key 'leak' twice" in p for p in problems)
+
+
+def test_an_empty_distribution_is_reported(priors_copy):
+    _edit(priors_copy, "onset.yaml", lambda d: d["onset"]["distributions"].update(leak={}))
+    problems = _problems(priors_copy)
+    assert any("onset.distributions.leak: missing states ['immediate'" in p for p in problems)
+
+
+def test_a_two_state_categorical_context_distribution_must_sum_to_one(priors_copy):
+    def edit(d):
+        d["context"]["approach"] = {
+            "description": "surgical approach", "states": ["open", "minimally_invasive"],
+            "distribution": {"open": {"value": 0.5, "range": [0.2, 0.8], "judgment": "x"}, "minimally_invasive": {"value": 0.7, "range": [0.2, 0.8], "judgment": "x"}},
+        }
+    _edit(priors_copy, "context.yaml", edit)
+    problems = _problems(priors_copy)
+    assert any("context.approach.distribution: values sum to 1.2, not 1" in p for p in problems)
