@@ -156,7 +156,8 @@ class Model:
         ------
         SpecError
             For an unknown name or a value the model cannot take (outside
-            [0, 1], a link below its leak, a distribution no longer summing to 1).
+            [0, 1], a non-positive odds ratio, a distribution no longer summing
+            to 1: see :func:`postfusion_bayes.sensitivity.covaried`).
 
         Examples
         --------
@@ -317,13 +318,22 @@ class Model:
         """
         if not isinstance(patients, pd.DataFrame):
             raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
+        if not patients.columns.is_unique:
+            duplicated = sorted(set(patients.columns[patients.columns.duplicated()]))
+            raise EvidenceError(f"columns {duplicated} appear more than once")
         all_codes: dict[str, np.ndarray] = {}
         raised: dict[str, np.ndarray] = {}
         for name in patients.columns:
             if name not in self._spec.variables:
                 raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, self._spec.variables)}")
             states = self._spec.variables[name].states
-            codes, uniques = pd.factorize(patients[name], use_na_sentinel=True)
+            try:
+                codes, uniques = pd.factorize(patients[name], use_na_sentinel=True)
+            except TypeError:  # unhashable cells: soft evidence given as mappings
+                raise EvidenceError(
+                    f"column {name!r}: cells must be True/False, 'yes'/'no' or state names; soft evidence "
+                    "(a mapping of likelihoods) is taken by diagnose() one patient at a time"
+                ) from None
             translate = np.empty(len(uniques) + 1, dtype=np.intp)
             translate[-1] = -1
             for i, value in enumerate(uniques):
@@ -404,9 +414,8 @@ class Model:
         k = states.index(state)
         sens = float(marginals[finding][0, 0, k])
         spec = 1.0 - float(marginals[finding][0, 1, k])
-        with np.errstate(divide="ignore"):
-            lr_pos = sens / (1 - spec) if spec < 1 else np.inf
-            lr_neg = (1 - sens) / spec if spec > 0 else np.inf
+        lr_pos = sens / (1 - spec) if spec < 1 else (np.inf if sens > 0 else np.nan)
+        lr_neg = (1 - sens) / spec if spec > 0 else (np.inf if sens < 1 else np.nan)
         return pd.Series(
             {"sensitivity": sens, "specificity": spec, "lr_positive": lr_pos, "lr_negative": lr_neg},
             name=f"{finding}={state} for {cause}",

@@ -154,7 +154,7 @@ def _domain(model, parameter: str) -> tuple[float, float]:
 def _encode(model, evidence) -> tuple[dict[str, np.ndarray], pd.Index]:
     """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
     if isinstance(evidence, pd.DataFrame):
-        rows = [{k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and math.isnan(v)))} for _, row in evidence.iterrows()]
+        rows = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
         index = evidence.index
     else:
         rows = [dict(evidence or {})]
@@ -163,7 +163,7 @@ def _encode(model, evidence) -> tuple[dict[str, np.ndarray], pd.Index]:
     return model._encode(parsed), index
 
 
-def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequence[str] | None = None, impossible: str = "raise") -> tuple[np.ndarray, np.ndarray]:
     """Posteriors for many parameter sets at once.
 
     Parameters
@@ -175,6 +175,9 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
         Parameter values; parameters not named keep their value.
     targets : sequence of str, optional
         Causes (default all).
+    impossible : {"raise", "nan"}
+        What to do where the evidence is impossible under a parameter set
+        (e.g. a leak set to 0): raise, or give NaN for that set and row.
 
     Returns
     -------
@@ -185,10 +188,13 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     Raises
     ------
     SpecError
-        A value outside its parameter's domain.
+        A value outside its parameter's domain, or distribution entries that
+        no longer sum to 1 (use :func:`covaried`).
     EvidenceError
-        Evidence impossible for some parameter set.
+        Evidence impossible for some parameter set (with ``impossible="raise"``).
     """
+    if impossible not in ("raise", "nan"):
+        raise ValueError(f"impossible must be 'raise' or 'nan', got {impossible!r}")
     targets = list(targets or model.causes)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
@@ -196,7 +202,7 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
     marginals, log_evidence = model.network.posterior_arrays(lam, targets, len(index), batched or None, validate=False)
     bad = ~np.isfinite(log_evidence)
-    if bad.any():
+    if bad.any() and impossible == "raise":
         sets, rows = np.nonzero(bad)
         raise EvidenceError(f"the evidence is impossible under the model for parameter set {int(sets[0])} (row {index[rows[0]]!r})")
     present = np.stack([marginals[t][..., -1] for t in targets], axis=-1)
@@ -215,8 +221,24 @@ def _check_values(model, values: Mapping[str, np.ndarray]) -> None:
             problems.append(f"{name}: values outside [0, 1] (e.g. {arr[(arr < 0) | (arr > 1) | np.isnan(arr)][:3].tolist()})")
         if p.kind == "odds_ratio" and not (arr > 0).all():
             problems.append(f"{name}: odds ratios must be positive")
+    groups = _groups(model)
+    checked: set[str] = set()
+    for name in values:
+        members = groups.get(name)
+        if not members or name in checked:
+            continue
+        checked.update(members)
+        arrays = [np.asarray(values.get(m, model.spec.value(m)), dtype=float) for m in members]
+        total = np.sum(np.broadcast_arrays(*arrays), axis=0)
+        if not np.all(np.abs(total - 1) <= 1e-9):
+            problems.append(f"{name}: its distribution ({', '.join(members)}) no longer sums to 1 (e.g. {float(np.max(np.abs(total - 1))) + 1:.6g}); change it with covaried()")
     if problems:
         raise SpecError(problems)
+
+
+def _one_patient(evidence) -> None:
+    if isinstance(evidence, pd.DataFrame):
+        raise EvidenceError("this analysis is for one patient: give the evidence as a mapping (monte_carlo and evaluate also take a DataFrame of patients)")
 
 
 def _target_index(model, target: str) -> int:
@@ -268,10 +290,10 @@ class OneWayResult:
         return self.function(x)
 
 
-def _posterior_at(model, evidence, parameter: str, target_index: int, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _posterior_at(model, evidence, parameter: str, target_index: int, xs: np.ndarray, impossible: str = "raise") -> tuple[np.ndarray, np.ndarray]:
     """Exact posterior and P(evidence) at parameter values xs (co-varied), one patient."""
     xs = np.atleast_1d(np.asarray(xs, dtype=float))
-    present, log_evidence = evaluate(model, evidence, _covaried_arrays(model, parameter, xs))
+    present, log_evidence = evaluate(model, evidence, _covaried_arrays(model, parameter, xs), impossible=impossible)
     return present[:, 0, target_index], np.exp(log_evidence[:, 0])
 
 
@@ -303,6 +325,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
     >>> f.exact_form, bool(f.derivative < 0)
     (True, True)
     """
+    _one_patient(evidence)
     ti = _target_index(model, target)
     _check_parameter(model, parameter)
     p = model.spec.parameters[parameter]
@@ -323,9 +346,14 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
             raise AssertionError(f"{parameter}: sensitivity function is not linear-fractional ({check} vs {posterior[2]})")
         coefficients = pd.Series({"a": a, "b": b, "c": c, "d": d}, name=f"{target} in {parameter}")
 
+        scale = max(abs(d), abs(c + d))
+
         def function(x):
             x = np.asarray(x, dtype=float)
-            return (a * x + b) / (c * x + d)
+            evidence_probability = c * x + d
+            with np.errstate(divide="ignore", invalid="ignore"):
+                value = np.where(np.abs(evidence_probability) > 1e-12 * scale, (a * x + b) / evidence_probability, np.nan)
+            return float(value) if value.ndim == 0 else value
 
         derivative = float((a * d - b * c) / (c * p.value + d) ** 2)
         values = function(grid)
@@ -334,7 +362,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
         coefficients = None
 
         def function(x):
-            result = _posterior_at(model, evidence, parameter, ti, np.asarray(x, dtype=float))[0]
+            result = _posterior_at(model, evidence, parameter, ti, np.asarray(x, dtype=float), impossible="nan")[0]
             return float(result[0]) if np.ndim(x) == 0 else result
 
         values = function(grid)
@@ -363,16 +391,19 @@ def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: 
         Index ``parameter``; columns ``value``, ``low``, ``high``,
         ``posterior_at_low``, ``posterior_at_high``, ``swing`` (absolute
         difference), sorted by swing, largest first. ``attrs`` hold the target
-        and the posterior at the current values.
+        and the posterior at the current values. Where the evidence is
+        impossible at one end of a range (e.g. a leak of 0 for an observed
+        finding) that posterior and the swing are NaN, sorted last.
     """
+    _one_patient(evidence)
     ti = _target_index(model, target)
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
     for name in names:
         _check_parameter(model, name)
     values, n = _stacked_settings(model, [(name, which) for name in names for which in ("low", "high")])
-    present, _ = evaluate(model, evidence, values)
+    present, _ = evaluate(model, evidence, values, impossible="nan")
     at = present[:, 0, ti]
-    base = float(model.diagnose(evidence).posterior[target]) if not isinstance(evidence, pd.DataFrame) else math.nan
+    base = float(model.diagnose(evidence).posterior[target])
     params = model.spec.parameters
     frame = pd.DataFrame(
         {
@@ -434,6 +465,7 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
         top just outside the interval, or None when the interval reaches the
         end of the domain), ``method``. ``attrs["top"]`` is the top cause.
     """
+    _one_patient(evidence)
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
     for name in names:
         _check_parameter(model, name)
@@ -450,12 +482,15 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
             settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
         values, _ = _stacked_settings(model, settings)
         present, log_evidence = evaluate(model, evidence, values)
-        joint = present[:, 0, :] * np.exp(log_evidence[:, 0])[:, None]
+        evidence_p = np.exp(log_evidence[:, 0])
+        joint = present[:, 0, :] * evidence_p[:, None]
         for i, name in enumerate(exact):
             x0, x1 = settings[2 * i][1], settings[2 * i + 1][1]
             slope = (joint[2 * i + 1] - joint[2 * i]) / (x1 - x0)
             intercept = joint[2 * i] - slope * x0
-            rows.append(_exact_interval(model, name, ti, slope, intercept))
+            c = (evidence_p[2 * i + 1] - evidence_p[2 * i]) / (x1 - x0)
+            d = evidence_p[2 * i] - c * x0
+            rows.append(_exact_interval(model, name, ti, slope, intercept, (c, d)))
     for name in names:
         if name not in exact:
             rows.append(_searched_interval(model, evidence, name, ti, points))
@@ -464,18 +499,23 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
     return frame
 
 
-def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.ndarray) -> dict:
+def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]) -> dict:
     causes = model.causes
     value = model.spec.value(name)
     lo, hi = _domain(model, name)
     lower, upper, below, above = lo, hi, None, None
+    c, d = evidence_line  # P(evidence) = c x + d, the common denominator
+    evidence_scale = max(abs(c * lo + d), abs(c * hi + d))
+    slope_scale = float(np.max(np.abs(slope))) + float(np.max(np.abs(intercept)))
     for j in range(len(causes)):
         if j == ti:
             continue
         ds, di = slope[ti] - slope[j], intercept[ti] - intercept[j]  # top minus rival, linear in x
-        if ds == 0:
+        if abs(ds) <= 1e-12 * slope_scale:
             continue
         root = -di / ds
+        if abs(c * root + d) <= 1e-9 * evidence_scale:
+            continue  # the lines meet where the evidence is impossible: no posterior changes there
         if ds > 0 and root > lower:  # rival ahead below the root
             lower, below = min(root, value), causes[j]
         elif ds < 0 and root < upper:
@@ -500,8 +540,10 @@ def _searched_interval(model, evidence, name: str, ti: int, points: int) -> dict
         right = np.linspace(value, hi, points // 2 + 1)
 
     def leaders(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        present, _ = evaluate(model, evidence, _covaried_arrays(model, name, xs))
-        return _leader(present[:, 0, :]), present[:, 0, :]
+        present, _ = evaluate(model, evidence, _covaried_arrays(model, name, xs), impossible="nan")
+        lead = _leader(np.nan_to_num(present[:, 0, :], nan=-1.0))
+        lead[np.isnan(present[:, 0, 0])] = ti  # no posterior where the evidence is impossible: nothing takes over
+        return lead, present[:, 0, :]
 
     def end(grid: np.ndarray, towards_low: bool) -> tuple[float, str | None]:
         order = grid[::-1] if towards_low else grid  # from the value outwards
@@ -629,11 +671,21 @@ def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarr
         if not members or name in done:
             continue
         done.update(members)
-        n = u.shape[0]
-        arrays = [values.get(m, np.full(n, model.spec.value(m))) for m in members]
-        total = np.sum(arrays, axis=0)
-        for m, arr in zip(members, arrays):
-            values[m] = arr / total
+        drawn = [m for m in members if m in values]
+        kept = [m for m in members if m not in values]
+        drawn_total = np.sum([values[m] for m in drawn], axis=0)
+        kept_total = sum(model.spec.value(m) for m in kept)
+        if kept and kept_total > 0:
+            # the drawn entries keep their values; the others share what is left, in proportion
+            room = np.clip(1.0 - drawn_total, 0.0, None)
+            for m in kept:
+                values[m] = model.spec.value(m) * room / kept_total
+            over = drawn_total > 1.0  # drawn entries alone exceed 1: scale them down to fill it
+            for m in drawn:
+                values[m] = np.where(over, values[m] / np.where(over, drawn_total, 1.0), values[m])
+        else:
+            for m in drawn:
+                values[m] = values[m] / drawn_total
     return values
 
 
@@ -736,6 +788,7 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
 
     if not isinstance(n, int | np.integer) or n < 2 or n & (n - 1):
         raise ValueError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
+    _one_patient(evidence)
     ti = _target_index(model, target)
     rng = _rng(seed)
     fitted = fit_distributions(model, parameters)

@@ -429,3 +429,19 @@ def test_to_pgmpy_gives_a_checked_network_whose_columns_sum_to_one_strictly():
     leak = MODEL.spec.value("findings.radicular_pain.leak")
     link = MODEL.spec.value("findings.radicular_pain.links.nerve_injury")
     assert cpd.get_value(radicular_pain="yes", **states) == pytest.approx(1 - (1 - leak) * (1 - link))
+
+
+def test_diagnose_many_refuses_soft_cells_and_duplicate_columns_and_reads_nullable_missing():
+    with pytest.raises(pfb.EvidenceError, match="column 'radicular_pain': cells must be"):
+        MODEL.diagnose_many(pd.DataFrame({"radicular_pain": [{"yes": 0.5, "no": 0.5}]}))
+    with pytest.raises(pfb.EvidenceError, match=r"columns \['smoker'\] appear more than once"):
+        MODEL.diagnose_many(pd.DataFrame([[True, False]], columns=["smoker", "smoker"]))
+    nullable = MODEL.diagnose_many(pd.DataFrame({"smoker": pd.array([True, pd.NA], dtype="boolean")}))
+    assert nullable.loc[1, "pseudarthrosis"] == pytest.approx(MODEL.diagnose({}).posterior["pseudarthrosis"])
+
+
+def test_implied_likelihood_ratios_are_nan_not_infinite_when_undefined():
+    spec = MODEL.spec.with_values({"findings.xray_screw_halo.leak": 0.0, "findings.xray_screw_halo.links.pseudarthrosis": 0.0})
+    acc = pfb.Model(spec).implied_accuracy("xray_screw_halo", "pseudarthrosis")
+    assert acc["sensitivity"] == 0 and acc["specificity"] == 1
+    assert np.isnan(acc["lr_positive"]) and acc["lr_negative"] == pytest.approx(1.0)

@@ -230,3 +230,57 @@ def test_sobol_and_monte_carlo_argument_errors():
 def test_evaluate_rejects_values_outside_the_domain():
     with pytest.raises(pfb.SpecError, match=r"findings.back_pain.leak: values outside \[0, 1\]"):
         sa.evaluate(MODEL, PATIENT, {"findings.back_pain.leak": np.array([0.5, 1.5])})
+
+
+# ------------------------------------------------------------------ edge cases found in review
+
+
+def test_no_false_takeover_where_the_evidence_becomes_impossible():
+    cases = [
+        ({"time_since_surgery": "over_2_years", "neurogenic_claudication": True}, "context.time_since_surgery.distribution.6_weeks_to_6_months"),
+        ({"time_since_surgery": "under_6_weeks"}, "context.time_since_surgery.distribution.under_6_weeks"),
+        ({"time_since_surgery": "under_6_weeks", "epidural_fibrosis": True}, "causes.epidural_fibrosis.baseline.under_6_weeks"),
+        ({"time_since_surgery": "under_6_weeks", "nerve_injury": True}, "causes.nerve_injury.baseline.under_6_weeks"),
+    ]
+    for evidence, parameter in cases:
+        row = sa.rank_robustness(MODEL, evidence, [parameter]).loc[parameter]
+        lo, hi = row["domain_low"], row["domain_high"]
+        top = MODEL.diagnose(evidence).top
+        for x in np.linspace(lo + 1e-6, hi - 1e-6, 9):
+            assert _with(MODEL, parameter, x).diagnose(evidence).top == top
+        assert row["cause_below"] is None and row["cause_above"] is None, (parameter, row.to_dict())
+
+
+def test_tornado_and_one_way_give_nan_where_the_evidence_is_impossible():
+    evidence = {"time_since_surgery": "under_6_weeks", "adjacent_segment_disease": True}
+    table = sa.tornado(MODEL, evidence, "nerve_injury")
+    name = "causes.adjacent_segment_disease.baseline.under_6_weeks"  # low end 0: an observed cause becomes impossible
+    assert np.isnan(table.loc[name, "posterior_at_low"]) and np.isnan(table.loc[name, "swing"])
+    assert table["swing"].iloc[:-1].notna().all()
+    f = sa.one_way(MODEL, {"time_since_surgery": "over_2_years"}, "pseudarthrosis", "context.time_since_surgery.distribution.over_2_years")
+    assert np.isnan(f(0.0)) and 0 <= f(0.5) <= 1
+
+
+def test_evaluate_refuses_a_distribution_entry_changed_without_its_distribution():
+    with pytest.raises(pfb.SpecError, match="no longer sums to 1.*covaried"):
+        sa.evaluate(MODEL, {"onset": "immediate"}, {"onset.distributions.leak.immediate": np.array([0.9])})
+    values = {k: np.array([v]) for k, v in sa.covaried(MODEL, "onset.distributions.leak.immediate", 0.9).items()}
+    sa.evaluate(MODEL, {"onset": "immediate"}, values)
+
+
+def test_sampling_part_of_a_distribution_keeps_its_fitted_range():
+    # P(nerve injury | onset immediate) is monotone in the leak's "immediate" entry, so the posterior's
+    # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.15 and 0.45 (its range)
+    name = "onset.distributions.leak.immediate"
+    evidence = {"onset": "immediate"}
+    table = sa.monte_carlo(MODEL, evidence, n=20000, seed=0, parameters=[name])
+    f = sa.one_way(MODEL, evidence, "nerve_injury", name)
+    low, high = sorted([f(0.15), f(0.45)])
+    assert table.loc["nerve_injury", "q05"] == pytest.approx(low, abs=2e-3)
+    assert table.loc["nerve_injury", "q95"] == pytest.approx(high, abs=2e-3)
+
+
+def test_single_patient_analyses_refuse_a_frame_of_patients():
+    frame = pd.DataFrame([PATIENT])
+    with pytest.raises(pfb.EvidenceError, match="one patient"):
+        sa.tornado(MODEL, frame, TARGET)
