@@ -120,7 +120,6 @@ class LayeredPlan:
         # columns of the dense evidence that belong to each root, gathered per root configuration
         self.root_columns = {r: self.offset[r] + self.root_states[:, i] for r, i in self.root_pos.items()}
         self.mid_columns = {m: self.offset[m] + self.mid_states[:, i] for m, i in self.mid_pos.items()}
-        self.root_gather = np.stack([self.root_columns[r] for r in self.roots]) if self.roots else np.zeros((0, 1), int)
         # leaf blocks: all leaf columns side by side
         self.leaf_cols = np.concatenate([self.offset[leaf] + np.arange(card(leaf)) for leaf in self.leaves])
         self.leaf_starts = np.cumsum([0] + [card(leaf) for leaf in self.leaves[:-1]])

@@ -29,6 +29,23 @@ class RedFlag:
         return f"RED FLAG {self.name}: {self.advice}"
 
 
+_REORDERED: dict[tuple[int, bytes], tuple[pd.Index, pd.Index]] = {}
+
+
+def _reordered(index: pd.Index, order: np.ndarray) -> pd.Index:
+    """``index.take(order)``, remembered: a model ranks its causes in few distinct orders.
+
+    The cache holds the index itself, so its ``id`` cannot be reused by another object while cached.
+    """
+    key = (id(index), order.tobytes())
+    found = _REORDERED.get(key)
+    if found is None or found[0] is not index:
+        if len(_REORDERED) > 4096:
+            _REORDERED.clear()
+        found = _REORDERED[key] = (index, index.take(order))
+    return found[1]
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """Posterior probabilities of every cause for one patient.
@@ -57,7 +74,7 @@ class Diagnosis:
     @functools.cached_property
     def _order(self) -> tuple[np.ndarray, pd.Index]:
         order = np.argsort(-self.posterior_values, kind="stable")
-        return order, self.causes.take(order)
+        return order, _reordered(self.causes, order)
 
     @functools.cached_property
     def posterior(self) -> pd.Series:

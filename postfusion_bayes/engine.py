@@ -367,16 +367,12 @@ class CompiledNetwork:
         """
         plan = self._plan
         index = self._state_index
-        partial_states = {v: s for v, s in states.items() if v in condition_only_on}
-        if (
-            plan is not None
-            and all(t in plan.mid_pos for t in targets)
-            and all(v in plan.root_pos for v in condition_only_on)
-            and all(v in condition_only_on for v in states if v in plan.root_pos)  # the partial row is "observed roots only"
-        ):
-            full, root_only, log_evidence = plan.query_hard({v: index[v][s] for v, s in states.items()})
-            if log_evidence > -np.inf:
+        if plan is not None and all(t in plan.mid_pos for t in targets):
+            fast = self._query_hard(states, condition_only_on)
+            if fast is not None:
+                full, root_only, log_evidence = fast
                 return {t: full[plan.mid_slices[t]] for t in targets}, {t: root_only[plan.mid_slices[t]] for t in targets}, log_evidence
+        partial_states = {v: s for v, s in states.items() if v in condition_only_on}
         rows = [states, partial_states]
         lam = {}
         for i, row in enumerate(rows):
@@ -387,6 +383,20 @@ class CompiledNetwork:
                 lam[v][i, index[v][s]] = 1.0
         marginals, log_evidence = self.posterior_arrays(lam, targets, 2)
         return {t: m[0, 0] for t, m in marginals.items()}, {t: m[0, 1] for t, m in marginals.items()}, float(log_evidence[0, 0])
+
+    def _query_hard(self, states: Mapping[str, str], condition_only_on) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The layered plan's one-row answer, or None where it does not apply or the row looks impossible.
+
+        It applies when the partial evidence is exactly the evidence on the
+        observed roots; a row it reports impossible goes to the general path,
+        which recomputes it in extended precision before calling it impossible.
+        """
+        root_pos = self._plan.root_pos
+        if not all(v in root_pos for v in condition_only_on) or not all(v in condition_only_on for v in states if v in root_pos):
+            return None
+        index = self._state_index
+        full, root_only, log_evidence = self._plan.query_hard({v: index[v][s] for v, s in states.items()})
+        return (full, root_only, log_evidence) if log_evidence > -np.inf else None
 
     def last_state_one(self, states: Mapping[str, str], targets: tuple[str, ...], condition_only_on: frozenset[str]) -> tuple[np.ndarray, np.ndarray, float]:
         """:meth:`posterior_one` reduced to each target's last state (e.g. "present"), as arrays.
@@ -401,13 +411,11 @@ class CompiledNetwork:
         if columns is None and plan is not None and all(t in plan.mid_pos for t in targets):
             columns = np.array([plan.mid_slices[t].stop - 1 for t in targets])
             self._last_columns[targets] = columns
-        if columns is not None and all(v in plan.root_pos for v in condition_only_on):
-            root_pos = plan.root_pos
-            if all(v in condition_only_on for v in states if v in root_pos):
-                index = self._state_index
-                full, root_only, log_evidence = plan.query_hard({v: index[v][s] for v, s in states.items()})
-                if log_evidence > -np.inf:
-                    return full[columns], root_only[columns], log_evidence
+        if columns is not None:
+            fast = self._query_hard(states, condition_only_on)
+            if fast is not None:
+                full, root_only, log_evidence = fast
+                return full[columns], root_only[columns], log_evidence
         full_d, partial_d, log_evidence = self.posterior_one(states, targets, condition_only_on)
         return np.array([full_d[t][-1] for t in targets]), np.array([partial_d[t][-1] for t in targets]), log_evidence
 
