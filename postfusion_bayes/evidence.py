@@ -27,7 +27,7 @@ import numpy as np
 from .errors import EvidenceError, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["Evidence", "parse_evidence", "state_of"]
+__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain"]
 
 _TRUE_WORDS = {"yes": 1, "no": 0, "present": 1, "absent": 0}
 
@@ -38,11 +38,6 @@ class Evidence:
 
     hard: Mapping[str, str]
     soft: Mapping[str, np.ndarray]
-
-    @property
-    def observed(self) -> set[str]:
-        """Every variable with hard or soft evidence."""
-        return set(self.hard) | set(self.soft)
 
 
 def _allowed(states: tuple[str, ...]) -> str:
@@ -129,3 +124,42 @@ def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evide
         else:
             hard[name] = state_of(name, value, states)
     return Evidence(hard, soft)
+
+
+def accepted_values(spec: ModelSpec) -> dict[str, dict[object, str]]:
+    """For each variable, the plain values (``str`` or ``bool``) it accepts and the state each stands for.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> accepted_values(load_spec())["smoker"][True]
+    'yes'
+    """
+    out: dict[str, dict[object, str]] = {}
+    for name, var in spec.variables.items():
+        table: dict[object, str] = {s: s for s in var.states}
+        if var.states in (BOOLEAN_STATES, CAUSE_STATES):
+            table.update({word: var.states[i] for word, i in _TRUE_WORDS.items()})
+            table.update({False: var.states[0], True: var.states[1]})
+        out[name] = table
+    return out
+
+
+def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], evidence: Mapping[str, Any] | None) -> Evidence:
+    """:func:`parse_evidence`, with a fast path when every value is a plain accepted ``str`` or ``bool``.
+
+    ``accepted`` is :func:`accepted_values` of the same spec. Anything else
+    (soft evidence, None, unknown names or values) goes through
+    :func:`parse_evidence`, so the results and the errors are the same.
+    """
+    if type(evidence) is not dict:
+        return parse_evidence(spec, evidence)
+    hard = {}
+    for name, value in evidence.items():
+        table = accepted.get(name)
+        kind = type(value)
+        state = table.get(value) if table is not None and (kind is str or kind is bool) else None
+        if state is None:
+            return parse_evidence(spec, evidence)
+        hard[name] = state
+    return Evidence(hard, {})

@@ -13,7 +13,7 @@ from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork
 from .errors import EvidenceError, suggest
-from .evidence import Evidence, parse_evidence, state_of
+from .evidence import Evidence, accepted_values, parse_evidence, parse_plain, state_of
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
 __all__ = ["Model", "load_model"]
@@ -69,14 +69,7 @@ class Model:
         object.__setattr__(self, "_cause_index", pd.Index(self._causes, name="cause"))
         object.__setattr__(self, "_context_names", frozenset(spec.names("context")))
         object.__setattr__(self, "_cause_tuple", tuple(self._causes))
-        # the hard values each variable accepts, for the fast path of evidence parsing
-        accepted = {}
-        for name, var in spec.variables.items():
-            table = {s: s for s in var.states}
-            if var.states in (BOOLEAN_STATES, CAUSE_STATES):
-                table.update({"yes": var.states[1], "no": var.states[0], "present": var.states[1], "absent": var.states[0]})
-            accepted[name] = table
-        object.__setattr__(self, "_accepted", accepted)
+        object.__setattr__(self, "_accepted", accepted_values(spec))  # for the fast path of evidence parsing
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
@@ -216,27 +209,7 @@ class Model:
         return out
 
     def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
-        """parse_evidence, with a fast path for plain str and bool values (same result, same errors)."""
-        if type(evidence) is dict:
-            accepted = self._accepted
-            hard = {}
-            for name, value in evidence.items():
-                table = accepted.get(name)
-                kind = type(value)
-                if table is None or not (kind is str or kind is bool):
-                    return parse_evidence(self._spec, evidence)
-                if kind is bool:
-                    states = self._spec.variables[name].states
-                    if states not in (BOOLEAN_STATES, CAUSE_STATES):
-                        return parse_evidence(self._spec, evidence)
-                    hard[name] = states[value]
-                else:
-                    state = table.get(value)
-                    if state is None:
-                        return parse_evidence(self._spec, evidence)
-                    hard[name] = state
-            return Evidence(hard, {})
-        return parse_evidence(self._spec, evidence)
+        return parse_plain(self._spec, self._accepted, evidence)
 
     def _context_only(self, ev: Evidence) -> Evidence:
         context = self._context_names

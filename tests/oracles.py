@@ -59,3 +59,19 @@ def variable_elimination(bn):
         from pgmpy.inference import VariableElimination
 
     return VariableElimination(bn)
+
+
+def unlikely_chain(n: int, rare: float, states: tuple[str, str] = ("common", "rare")) -> NetworkTables:
+    """A chain x0 -> x1 -> ... of binary nodes: x0 is rare with probability ``rare``, and each node
+    is rare with probability ``rare`` after a rare parent, 0.5 after a common one.
+
+    Observing every node rare has probability ``rare ** n``, far below the float64 range for n >= 110.
+    """
+    names = [f"x{i}" for i in range(n)]
+    cpts = {names[0]: [1 - rare, rare]}
+    cpts.update({name: [[0.5, 0.5], [1 - rare, rare]] for name in names[1:]})
+    return NetworkTables(
+        states={name: states for name in names},
+        parents={name: (names[i - 1],) for i, name in enumerate(names) if i},
+        cpts=cpts,
+    )

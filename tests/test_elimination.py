@@ -15,7 +15,7 @@ from postfusion_bayes._elimination import compile_plan, eliminate
 from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.tables import NetworkTables
 
-from oracles import brute_force, forward_sample, variable_elimination
+from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 
 TOLERANCE = 1e-9
 LARGE_NETWORKS = {"child", "insurance", "alarm"}
@@ -301,14 +301,8 @@ def test_impossible_evidence_in_one_parameter_set_only():
 
 def test_long_chain_of_unlikely_observations_does_not_underflow():
     n, rare = 400, 1e-3
-    names = [f"x{i}" for i in range(n)]
-    cpts = {names[0]: [1 - rare, rare]}
-    cpts.update({name: [[0.5, 0.5], [1 - rare, rare]] for name in names[1:]})
-    tables = NetworkTables(
-        states={name: ("0", "1") for name in names},
-        parents={name: (names[i - 1],) for i, name in enumerate(names) if i},
-        cpts=cpts,
-    )
+    tables = unlikely_chain(n, rare, ("0", "1"))
+    names = list(tables.variables)
     state_one = np.array([[0.0, 1.0]])
 
     _, log_evidence = eliminate(tables, {name: state_one for name in names}, [])

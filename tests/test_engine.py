@@ -24,7 +24,7 @@ from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.network import tables_from_pgmpy, to_pgmpy
 from postfusion_bayes.tables import NetworkTables
 
-from oracles import brute_force, forward_sample, variable_elimination
+from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 
 TOLERANCE = 1e-9
 SAME = 1e-12
@@ -796,14 +796,8 @@ def test_reference_files_rounded_to_1e7_need_normalize(load_reference_model):
 
 def test_long_chain_of_unlikely_observations_stays_finite():
     n, rare = 300, 1e-3
-    names = [f"x{i}" for i in range(n)]
-    cpts = {names[0]: [1 - rare, rare]}
-    cpts.update({name: [[0.5, 0.5], [1 - rare, rare]] for name in names[1:]})
-    tables = NetworkTables(
-        states={name: ("common", "rare") for name in names},
-        parents={name: (names[i - 1],) for i, name in enumerate(names) if i},
-        cpts=cpts,
-    )
+    tables = unlikely_chain(n, rare)
+    names = list(tables.variables)
     compiled = compile_network(tables)
     assert compiled.strategy == "elimination"
     everything = pd.DataFrame({name: ["rare", "rare"] for name in names}, index=["all", "again"])
