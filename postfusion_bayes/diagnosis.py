@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .errors import PostfusionError
 
 __all__ = ["Diagnosis", "RedFlag"]
 
@@ -28,6 +32,11 @@ class RedFlag:
     def __str__(self) -> str:
         return f"RED FLAG {self.name}: {self.advice}"
 
+
+CONFLICT_WARNING = (
+    "Conflict {:.2f} > 0: the findings fit the model's patterns poorly. Consider an atypical "
+    "presentation, a cause outside the model, or a recording error."
+)
 
 _REORDERED: dict[tuple[int, bytes], tuple[pd.Index, pd.Index]] = {}
 
@@ -63,6 +72,11 @@ class Diagnosis:
         Checked before and independently of the probabilities.
     evidence : dict
         The evidence as validated (hard states by variable; soft ones marked).
+
+    The reasoning methods (:meth:`explain`, :meth:`next_tests`,
+    :attr:`conflict`, :meth:`most_probable_explanation`, :meth:`summary`) run
+    exact queries on the model that made the diagnosis; see
+    :mod:`postfusion_bayes.reasoning` for the definitions.
     """
 
     causes: pd.Index = field(repr=False)
@@ -70,6 +84,8 @@ class Diagnosis:
     prior_values: np.ndarray = field(repr=False)
     red_flags: list[RedFlag] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
+    reasoner: Any = field(default=None, repr=False, compare=False)
+    """The :class:`~postfusion_bayes.reasoning.Reasoner` behind the reasoning methods (None: not available)."""
 
     @functools.cached_property
     def _order(self) -> tuple[np.ndarray, pd.Index]:
@@ -114,13 +130,194 @@ class Diagnosis:
         """The most probable cause."""
         return str(self.causes[int(np.argmax(self.posterior_values))])
 
-    def __repr__(self) -> str:
-        lines = [str(flag) for flag in self.red_flags]
-        lines.append(self.to_frame().round(3).to_string())
-        lines.append(DISCLAIMER)
+    # ------------------------------------------------------------------ reasoning
+    def _require_reasoner(self):
+        if self.reasoner is None:
+            raise PostfusionError("this Diagnosis was built without its model; use Model.diagnose() to get the reasoning methods")
+        return self.reasoner
+
+    def explain(self) -> pd.DataFrame:
+        """Which findings pushed each cause up or down: weights of evidence.
+
+        Returns
+        -------
+        DataFrame
+            One row per observed finding (and red flag), most influential on
+            the top cause first. ``observed`` is the state seen; one column per
+            cause holds the weight of evidence of the finding for the cause
+            given the other findings, ln[P(f | cause, rest) / P(f | no cause,
+            rest)] (natural log: +2.3 is a likelihood ratio of 10); the last two
+            columns say what the top cause's posterior would be without the
+            finding, and the difference. See :mod:`postfusion_bayes.reasoning`.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "over_2_years",
+        ...                             "neurogenic_claudication": True, "radicular_pain": False})
+        >>> table = dx.explain()
+        >>> table.index.tolist()
+        ['neurogenic_claudication', 'radicular_pain']
+        >>> bool(table.loc["neurogenic_claudication", "adjacent_segment_disease"] > 0)
+        True
+        """
+        return self._explanation.copy()
+
+    @functools.cached_property
+    def _explanation(self) -> pd.DataFrame:
+        return self._require_reasoner().explain(self.posterior)
+
+    def next_tests(self, costs: Mapping[str, float] | None = None, by: str = "finding") -> pd.DataFrame:
+        """Unobserved findings ranked by how much they would tell about the causes.
+
+        Parameters
+        ----------
+        costs : mapping, optional
+            Relative cost per finding or per test kind (e.g.
+            ``{"cross_sectional_imaging": 10}``), overriding the ``test_kinds``
+            of the priors (history 0, examination 1, radiographs 2, MRI/CT and
+            EMG 4, diagnostic injections 8 and invasive).
+        by : {"finding", "procedure"}
+            Rank each finding alone, or rank together the findings one
+            procedure shows at once (a gadolinium MRI shows scar, disc and
+            stenosis; test kinds marked ``one_procedure`` in the priors).
+
+        Returns
+        -------
+        DataFrame
+            Index ``test`` (a finding, or a procedure), most informative first;
+            columns ``findings`` (what it observes), ``test_kind``,
+            ``cost``, ``invasive``, ``information_gain`` (expected reduction of
+            the entropy over the joint configuration of the causes, in bits),
+            ``probability_top_changes`` (chance that the result makes another
+            cause the most probable), ``most_likely_result``, ``score``
+            (``information_gain / (1 + cost)``) and ``rank``. Red flags are
+            never tests.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "6_weeks_to_6_months",
+        ...                             "onset": "gradual_after_relief", "radicular_pain": True})
+        >>> tests = dx.next_tests()
+        >>> bool((tests["information_gain"] >= 0).all())
+        True
+        >>> "saddle_anesthesia" in tests.index
+        False
+        """
+        if costs is None:
+            return self._default_next_tests[by].copy() if by in ("finding", "procedure") else self._require_reasoner().next_tests(self._top_index, None, by)
+        return self._require_reasoner().next_tests(self._top_index, costs, by)
+
+    @functools.cached_property
+    def _top_index(self) -> int:
+        return int(np.argmax(self.posterior_values))
+
+    @functools.cached_property
+    def _default_next_tests(self) -> dict[str, pd.DataFrame]:
+        reasoner = self._require_reasoner()
+        return {by: reasoner.next_tests(self._top_index, None, by) for by in ("finding", "procedure")}
+
+    @functools.cached_property
+    def conflict(self) -> float:
+        """Data conflict ln[P(e_1)...P(e_n) / P(e)] over the observed variables.
+
+        About 0 or negative when the findings hang together as the model
+        expects; positive when they fit its patterns poorly (an atypical
+        patient, a cause outside the model, or a recording error).
+        """
+        return self._require_reasoner().conflict()
+
+    def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
+        """The ``k`` most probable joint sets of present causes (a patient can have two).
+
+        Returns
+        -------
+        DataFrame
+            Index ``rank``; columns ``present_causes`` (joined by " + "),
+            ``n_present`` and ``probability``.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "under_6_weeks", "onset": "immediate",
+        ...                             "radicular_pain": True, "ct_screw_breach": True})
+        >>> dx.most_probable_explanation(1)["present_causes"].tolist()
+        ['nerve_injury']
+        """
+        return self._require_reasoner().most_probable_explanation(k)
+
+    # ------------------------------------------------------------------ report
+    def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
+        explanation = self._explanation
+        tests = self._default_next_tests["procedure"].head(n_tests)
+        top = self.top
+        mattered = explanation.head(n_findings)
+        return {
+            "frame": self.to_frame(),
+            "top": top,
+            "mattered": mattered,
+            "weights": mattered[top] if top in mattered.columns else None,
+            "tests": tests,
+            "conflict": self.conflict,
+        }
+
+    def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
+        """A readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "over_2_years",
+        ...                             "neurogenic_claudication": True, "saddle_anesthesia": True})
+        >>> print(dx.summary().splitlines()[0])  # doctest: +ELLIPSIS
+        RED FLAG saddle_anesthesia: Suspected cauda equina syndrome: emergency MRI ...
+        """
+        r = self._report(n_findings, n_tests)
+        lines = [str(flag) for flag in self.red_flags] or ["No red flag reported (red flags come first whatever the probabilities say)."]
+        lines += ["", "Causes, most probable first (prior from the context alone -> posterior):"]
+        for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
+            lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}")
+        if len(r["mattered"]):
+            lines += ["", f"Findings that mattered most for {r['top']} (weight of evidence, natural log; + for, - against):"]
+            for finding, row in r["mattered"].iterrows():
+                weight = f"{row[r['top']]:+.2f}" if r["weights"] is not None else "observed cause"
+                lines.append(f"  {finding} = {row['observed']}: {weight}; without it {row['top_posterior_without']:.3f}")
+        if len(r["tests"]):
+            lines += ["", "Next best tests (expected information about the causes, bits; a procedure counts all it shows):"]
+            for finding, row in r["tests"].iterrows():
+                lines.append(
+                    f"  {row['rank']}. {finding} ({row['test_kind']}, cost {row['cost']:g}{', invasive' if row['invasive'] else ''}): "
+                    f"{row['information_gain']:.3f} bits; P(top cause changes) {row['probability_top_changes']:.2f}"
+                )
+        if r["conflict"] > 0:
+            lines += ["", CONFLICT_WARNING.format(r["conflict"])]
+        lines += ["", DISCLAIMER]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        if self.reasoner is None:
+            lines = [str(flag) for flag in self.red_flags]
+            lines.append(self.to_frame().round(3).to_string())
+            lines.append(DISCLAIMER)
+            return "\n".join(lines)
+        return self.summary()
 
     def _repr_html_(self) -> str:
         flags = "".join(f"<p style='color:#b00020'><b>RED FLAG {escape(f.name)}</b>: {escape(f.advice)}</p>" for f in self.red_flags)
         table = self.to_frame().to_html(float_format=lambda x: f"{x:.3f}")
-        return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"
+        if self.reasoner is None:
+            return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"
+        r = self._report()
+        parts = [flags or "<p>No red flag reported.</p>", "<h4>Causes</h4>", table]
+        if len(r["mattered"]):
+            shown = r["mattered"][["observed"] + ([r["top"]] if r["weights"] is not None else []) + ["top_posterior_without"]]
+            shown = shown.rename(columns={r["top"]: f"weight for {r['top']}"})
+            parts += [f"<h4>Findings that mattered most for {escape(r['top'])}</h4>", shown.to_html(float_format=lambda x: f"{x:+.2f}")]
+        if len(r["tests"]):
+            shown = r["tests"][["test_kind", "cost", "information_gain", "probability_top_changes"]]
+            parts += ["<h4>Next best tests</h4>", shown.to_html(float_format=lambda x: f"{x:.3f}")]
+        if r["conflict"] > 0:
+            parts.append(f"<p style='color:#b06000'><b>{escape(CONFLICT_WARNING.format(r['conflict']))}</b></p>")
+        parts.append(f"<p><i>{escape(DISCLAIMER)}</i></p>")
+        return "".join(parts)

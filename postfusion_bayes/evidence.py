@@ -27,7 +27,7 @@ import numpy as np
 from .errors import EvidenceError, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain"]
+__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain", "encode_rows"]
 
 _TRUE_WORDS = {"yes": 1, "no": 0, "present": 1, "absent": 0}
 
@@ -163,3 +163,32 @@ def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], e
             return parse_evidence(spec, evidence)
         hard[name] = state
     return Evidence(hard, {})
+
+
+def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> dict[str, np.ndarray]:
+    """Likelihood arrays ``(len(rows), n_states)`` for validated evidence rows, as the engine takes them.
+
+    A variable observed in no row is left out; in a row where it is not
+    observed its likelihood is all ones.
+
+    Examples
+    --------
+    >>> lam = encode_rows({"smoker": ("no", "yes")}, [Evidence({"smoker": "yes"}, {}), Evidence({}, {})])
+    >>> lam["smoker"].tolist()
+    [[0.0, 1.0], [1.0, 1.0]]
+    """
+    n = len(rows)
+    out: dict[str, np.ndarray] = {}
+    for i, ev in enumerate(rows):
+        for name, state in ev.hard.items():
+            lam = out.get(name)
+            if lam is None:
+                lam = out[name] = np.ones((n, len(states[name])))
+            lam[i] = 0.0
+            lam[i, states[name].index(state)] = 1.0
+        for name, soft in ev.soft.items():
+            lam = out.get(name)
+            if lam is None:
+                lam = out[name] = np.ones((n, len(states[name])))
+            lam[i] = soft
+    return out

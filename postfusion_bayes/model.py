@@ -12,8 +12,9 @@ import pandas as pd
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork
+from .reasoning import Reasoner
 from .errors import EvidenceError, suggest
-from .evidence import Evidence, accepted_values, parse_evidence, parse_plain, state_of
+from .evidence import Evidence, accepted_values, encode_rows, parse_evidence, parse_plain, state_of
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
 __all__ = ["Model", "load_model"]
@@ -190,23 +191,7 @@ class Model:
         return raised
 
     def _encode(self, rows: list[Evidence]) -> dict[str, np.ndarray]:
-        """Likelihood arrays (n_rows, n_states) for validated evidence rows."""
-        n = len(rows)
-        out: dict[str, np.ndarray] = {}
-        states = self._tables.states
-        for i, ev in enumerate(rows):
-            for name, state in ev.hard.items():
-                lam = out.get(name)
-                if lam is None:
-                    lam = out[name] = np.ones((n, len(states[name])))
-                lam[i] = 0.0
-                lam[i, states[name].index(state)] = 1.0
-            for name, soft in ev.soft.items():
-                lam = out.get(name)
-                if lam is None:
-                    lam = out[name] = np.ones((n, len(states[name])))
-                lam[i] = soft
-        return out
+        return encode_rows(self._tables.states, rows)
 
     def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
         return parse_plain(self._spec, self._accepted, evidence)
@@ -264,7 +249,7 @@ class Model:
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
         shown = dict(ev.hard)
         shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
-        return Diagnosis(self._cause_index, post, prior, flags, shown)
+        return Diagnosis(self._cause_index, post, prior, flags, shown, Reasoner(self._network, self._spec, ev, self._cause_tuple))
 
     def diagnose_many(self, patients: pd.DataFrame) -> pd.DataFrame:
         """Posteriors for many patients at once, one per row.

@@ -41,6 +41,7 @@ __all__ = [
     "CausePrior",
     "NoisyOrFinding",
     "OnsetModel",
+    "TestKind",
     "ModelSpec",
     "load_spec",
     "spec_from_documents",
@@ -55,7 +56,7 @@ PRIOR_FILES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "context.yaml": ("context",),
         "causes.yaml": ("time_variable", "reference_patient", "causes"),
-        "findings.yaml": ("findings",),
+        "findings.yaml": ("test_kinds", "findings"),
         "red_flags.yaml": ("red_flags",),
         "onset.yaml": ("onset",),
     }
@@ -119,6 +120,28 @@ class Variable:
     states: tuple[str, ...]
     description: str
     advice: str = ""
+    test: str = ""
+    """For a finding: the kind of test that observes it (a key of ``ModelSpec.test_kinds``)."""
+
+
+@dataclass(frozen=True)
+class TestKind:
+    """A kind of test (history, examination, imaging, ...): its relative cost and invasiveness.
+
+    Costs are relative units of effort, risk and money (0 = free: asked in the
+    history); they are judgment, used only to weigh tests against their
+    information in :meth:`Diagnosis.next_tests`.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    name: str
+    cost: float
+    invasive: bool
+    description: str
+    judgment: str
+    one_procedure: bool = False
+    """True when one procedure observes all the findings of this kind at once (an MRI, a CT)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +203,7 @@ class ModelSpec:
     findings: Mapping[str, NoisyOrFinding]
     onset: OnsetModel | None
     source: str = field(default="", compare=False)
+    test_kinds: Mapping[str, TestKind] = field(default_factory=lambda: MappingProxyType({}))
 
     def names(self, role: str) -> list[str]:
         """Names of the variables with one role (context, cause, finding, red_flag)."""
@@ -320,6 +344,7 @@ class _Reader:
         self.problems: list[str] = []
         self.variables: dict[str, Variable] = {}
         self.parameters: dict[str, Parameter] = {}
+        self.test_kinds: dict[str, TestKind] = {}
 
     # ---- helpers
     def where(self, file: str) -> str:
@@ -448,6 +473,7 @@ class _Reader:
             raise SpecError(self.problems)
         context_priors = self.read_context()
         time_variable, reference, cause_priors = self.read_causes()
+        self.test_kinds = self.read_test_kinds()
         findings = self.read_noisy_or("findings.yaml", "findings", "finding")
         findings.update(self.read_noisy_or("red_flags.yaml", "red_flags", "red_flag"))
         onset = self.read_onset()
@@ -463,6 +489,7 @@ class _Reader:
             findings=MappingProxyType(findings),
             onset=onset,
             source=self.source,
+            test_kinds=MappingProxyType(self.test_kinds),
         )
         problems = _check_values(spec) + _check_graph(spec)
         if problems:
@@ -550,10 +577,52 @@ class _Reader:
             self.problem(file, key, f"missing baseline for states {missing}")
         return names
 
+    def read_test_kinds(self) -> dict[str, TestKind]:
+        """The optional ``test_kinds`` section of findings.yaml: cost and invasiveness per kind of test."""
+        file = "findings.yaml"
+        kinds: dict[str, TestKind] = {}
+        for name, node in self.mapping(file, "test_kinds", self.documents[file].get("test_kinds"), required=False).items():
+            key = f"test_kinds.{name}"
+            node = self.mapping(file, key, node)
+            if not node:
+                continue
+            self.known_keys(file, key, node, ("description", "cost", "invasive", "one_procedure", "judgment"))
+            description = self.text(file, f"{key}.description", node.get("description"))
+            judgment = self.text(file, f"{key}.judgment", node.get("judgment"))
+            cost = node.get("cost")
+            if not _is_number(cost) or not 0 <= cost < math.inf:
+                self.problem(file, f"{key}.cost", f"expected a finite number >= 0 (relative cost), got {cost!r}")
+                continue
+            invasive = node.get("invasive")
+            if not isinstance(invasive, bool):
+                self.problem(file, f"{key}.invasive", f"expected true or false, got {invasive!r}")
+                continue
+            one_procedure = node.get("one_procedure", False)
+            if not isinstance(one_procedure, bool):
+                self.problem(file, f"{key}.one_procedure", f"expected true or false, got {one_procedure!r}")
+                continue
+            kinds[str(name)] = TestKind(str(name), float(cost), invasive, description, judgment, one_procedure)
+        return kinds
+
+    def test_of(self, file: str, key: str, node: Mapping) -> str:
+        """The ``test`` kind of a finding: required when test kinds are declared, refused otherwise."""
+        test = node.get("test")
+        if not self.test_kinds:
+            if test is not None:
+                self.problem(file, f"{key}.test", "findings.yaml declares no test_kinds, so no finding can name a test kind")
+            return ""
+        if test is None:
+            self.problem(file, key, f"missing test (the kind of test that observes it); allowed: {', '.join(self.test_kinds)}")
+            return ""
+        if test not in self.test_kinds:
+            self.problem(file, f"{key}.test", f"unknown test kind {test!r}{suggest(str(test), self.test_kinds)}; allowed: {', '.join(self.test_kinds)}")
+            return ""
+        return str(test)
+
     def read_noisy_or(self, file: str, top: str, role: str) -> dict[str, NoisyOrFinding]:
         causes = [n for n, v in self.variables.items() if v.role == "cause"]
         result = {}
-        allowed = ("description", "leak", "links") + (("advice",) if role == "red_flag" else ())
+        allowed = ("description", "leak", "links") + (("advice",) if role == "red_flag" else ("test",))
         for name, node in self.mapping(file, top, self.documents[file].get(top)).items():
             key = f"{top}.{name}"
             node = self.mapping(file, key, node)
@@ -562,7 +631,8 @@ class _Reader:
             self.known_keys(file, key, node, allowed)
             description = self.text(file, f"{key}.description", node.get("description"))
             advice = self.text(file, f"{key}.advice", node.get("advice")) if role == "red_flag" else ""
-            self.declare(file, key, Variable(name, role, BOOLEAN_STATES, description, advice))
+            test = self.test_of(file, key, node) if role == "finding" else ""
+            self.declare(file, key, Variable(name, role, BOOLEAN_STATES, description, advice, test))
             leak = self.parameter(file, f"{key}.leak", node.get("leak")) if "leak" in node else None
             if "leak" not in node:
                 self.problem(file, key, "missing leak (P(finding | no modelled cause))")
@@ -583,14 +653,14 @@ class _Reader:
         node = self.mapping(file, "onset", self.documents[file].get("onset"))
         if not node:
             return None
-        self.known_keys(file, "onset", node, ("variable", "description", "states", "distributions"))
+        self.known_keys(file, "onset", node, ("variable", "description", "states", "distributions", "test"))
         name = node.get("variable", "onset")
         if not isinstance(name, str) or not name:
             self.problem(file, "onset.variable", f"expected a variable name, got {name!r}")
             return None
         description = self.text(file, "onset.description", node.get("description"))
         states = self.states(file, "onset.states", node.get("states"))
-        self.declare(file, "onset", Variable(name, "finding", states, description))
+        self.declare(file, "onset", Variable(name, "finding", states, description, test=self.test_of(file, "onset", node)))
         causes = [n for n, v in self.variables.items() if v.role == "cause"]
         dists: dict[str, Mapping[str, str]] = {}
         for owner, sub in self.mapping(file, "onset.distributions", node.get("distributions")).items():
