@@ -1,0 +1,351 @@
+"""Reasoning on a diagnosis: weights of evidence, next tests, conflict, most probable explanations, the report.
+
+Reference values come from brute-force enumeration of the full joint of small random models
+(oracles.full_joint: every table multiplied out, no engine), and from the model's own implied
+accuracy (a different query path) for the weights of evidence of the shipped model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import postfusion_bayes as pfb
+from helpers import random_spec
+from oracles import full_joint
+from vignettes import VIGNETTES
+
+MODEL = pfb.load_model()
+FINDINGS = [n for n, r in zip(MODEL.variables["name"], MODEL.variables["role"]) if r == "finding" and n != "onset"]
+TIMES = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
+
+# ------------------------------------------------------------------ brute force on small models
+
+
+class Joint:
+    """The full joint of a small model, with evidence applied: every answer by summation."""
+
+    def __init__(self, model: pfb.Model, evidence: dict[str, str]):
+        self.tables = model.tables
+        self.axis = {name: i for i, name in enumerate(self.tables.variables)}
+        self.joint = full_joint(self.tables)
+        self.causes = model.causes
+        self.evidence = evidence
+
+    def weighted(self, evidence: dict[str, str]) -> np.ndarray:
+        out = self.joint
+        for name, state in evidence.items():
+            mask = np.zeros(self.tables.cardinality(name))
+            mask[self.tables.states[name].index(state)] = 1.0
+            shape = [1] * out.ndim
+            shape[self.axis[name]] = -1
+            out = out * mask.reshape(shape)
+        return out
+
+    def probability(self, evidence: dict[str, str]) -> float:
+        return float(self.weighted(evidence).sum())
+
+    def over(self, names: list[str], evidence: dict[str, str]) -> np.ndarray:
+        """P(names | evidence), axes in the order of ``names``."""
+        w = self.weighted(evidence)
+        keep = [self.axis[n] for n in names]
+        summed = w.sum(axis=tuple(i for i in range(w.ndim) if i not in keep))
+        order = np.argsort(np.argsort(keep))  # summed axes come in increasing variable order
+        return np.transpose(summed, order) / w.sum()
+
+    def cause_posterior(self, cause: str, evidence: dict[str, str]) -> float:
+        return float(self.over([cause], evidence)[1])
+
+
+def small_model(seed: int) -> pfb.Model:
+    return pfb.Model(random_spec(seed, n_causes=3, n_findings=3, n_times=2, onset_states=2))
+
+
+def random_evidence(model: pfb.Model, rng: np.random.Generator, n: int) -> dict[str, str]:
+    names = [v for v in model.tables.variables if v not in model.causes]
+    chosen = rng.choice(names, size=n, replace=False)
+    return {str(v): model.tables.states[v][rng.integers(len(model.tables.states[v]))] for v in chosen}
+
+
+SEEDS = range(5)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_most_probable_explanation_agrees_with_brute_force_enumeration(seed):
+    model = small_model(seed)
+    evidence = random_evidence(model, np.random.default_rng(seed), 3)
+    brute = Joint(model, evidence).over(model.causes, evidence)
+    expected = sorted(
+        ((float(brute[config]), " + ".join(c for c, s in zip(model.causes, config) if s) or "none of the modelled causes") for config in itertools.product((0, 1), repeat=3)),
+        key=lambda pair: -pair[0],
+    )
+    mpe = model.diagnose(evidence).most_probable_explanation(k=8)
+    assert len(mpe) == 8
+    np.testing.assert_allclose(mpe["probability"], [p for p, _ in expected], rtol=0, atol=1e-12)
+    top_sets = {name for p, name in expected if p > expected[0][0] - 1e-12}
+    assert mpe["present_causes"].iloc[0] in top_sets
+    assert mpe["probability"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert list(mpe.index) == list(range(1, 9))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_information_gain_is_the_mutual_information_computed_by_enumeration(seed):
+    model = small_model(seed)
+    evidence = random_evidence(model, np.random.default_rng(100 + seed), 2)
+    brute = Joint(model, evidence)
+    tests = model.diagnose(evidence).next_tests()
+    assert set(tests.index) == {f for f in model.spec.names("finding") if f not in evidence}
+    for test in tests.index:
+        p = brute.over([*model.causes, test], evidence).reshape(8, -1)  # P(C, T | e)
+        pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+        assert tests.loc[test, "information_gain"] == pytest.approx(mi, abs=1e-10), test
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_conflict_agrees_with_brute_force(seed):
+    model = small_model(seed)
+    evidence = random_evidence(model, np.random.default_rng(200 + seed), 4)
+    brute = Joint(model, evidence)
+    expected = sum(math.log(brute.probability({k: v})) for k, v in evidence.items()) - math.log(brute.probability(evidence))
+    assert model.diagnose(evidence).conflict == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_weights_of_evidence_agree_with_brute_force(seed):
+    model = small_model(seed)
+    evidence = random_evidence(model, np.random.default_rng(300 + seed), 4)
+    brute = Joint(model, evidence)
+    table = model.diagnose(evidence).explain()
+    findings = [n for n in evidence if model.spec.variables[n].role in ("finding", "red_flag")]
+    assert sorted(table.index) == sorted(findings)
+    for finding in findings:
+        rest = {k: v for k, v in evidence.items() if k != finding}
+        for cause in model.causes:
+            now, before = brute.cause_posterior(cause, evidence), brute.cause_posterior(cause, rest)
+            expected = math.log(now / (1 - now)) - math.log(before / (1 - before))
+            assert table.loc[finding, cause] == pytest.approx(expected, abs=1e-9)
+
+
+# ------------------------------------------------------------------ the shipped model
+
+
+@pytest.mark.parametrize(
+    ("finding", "cause", "window"),
+    [
+        ("si_provocation_cluster", "si_joint_strain", "6_to_24_months"),
+        ("neurogenic_claudication", "adjacent_segment_disease", "over_2_years"),
+        ("mri_recurrent_disc", "recurrent_herniation", "6_to_24_months"),
+        ("straight_leg_raise", "epidural_fibrosis", "6_weeks_to_6_months"),
+    ],
+)
+@pytest.mark.parametrize("seen", [True, False])
+def test_weight_of_a_finding_whose_only_observed_relatives_are_its_parents_is_its_log_likelihood_ratio(finding, cause, window, seen):
+    # With only the context besides it, the finding's weight of evidence for a cause is
+    # ln P(f | cause, context) / P(f | no cause, context): the likelihood ratio that
+    # implied_accuracy computes with the cause clamped (another query path).
+    dx = MODEL.diagnose({"time_since_surgery": window, finding: seen})
+    accuracy = MODEL.implied_accuracy(finding, cause, time_since_surgery=window)
+    ratio = accuracy["lr_positive"] if seen else accuracy["lr_negative"]
+    assert dx.explain().loc[finding, cause] == pytest.approx(math.log(ratio), abs=1e-10)
+    # ...and the change in log posterior odds computed directly from prior and posterior
+    direct = math.log(dx.posterior[cause] / (1 - dx.posterior[cause])) - math.log(dx.prior[cause] / (1 - dx.prior[cause]))
+    assert dx.explain().loc[finding, cause] == pytest.approx(direct, abs=1e-10)
+
+
+def test_explain_rows_columns_and_leaving_a_finding_out():
+    evidence = VIGNETTES["epidural_fibrosis"]
+    dx = MODEL.diagnose(evidence)
+    table = dx.explain()
+    findings = [k for k in evidence if k != "time_since_surgery"]
+    assert sorted(table.index) == sorted(findings)  # context is what the prior conditions on
+    assert list(table.columns) == ["observed", *dx.posterior.index, "top_posterior_without", "change_if_left_out"]
+    assert table.attrs["top_cause"] == dx.top == "epidural_fibrosis"
+    weights = table[dx.top].abs().to_numpy()
+    assert (np.diff(weights) <= 1e-15).all()  # most influential on the top cause first
+    for finding in findings:
+        without = MODEL.diagnose({k: v for k, v in evidence.items() if k != finding}).posterior[dx.top]
+        assert table.loc[finding, "top_posterior_without"] == pytest.approx(without, abs=1e-12)
+        assert table.loc[finding, "change_if_left_out"] == pytest.approx(without - dx.posterior[dx.top], abs=1e-12)
+    assert table.loc["onset", "observed"] == "gradual_after_relief"
+    assert table.loc["mri_enhancing_scar", "epidural_fibrosis"] > 0
+    assert table.loc["mri_recurrent_disc", "recurrent_herniation"] < 0  # a negative finding pushes down
+    assert table.drop(columns="observed").notna().all().all()
+
+
+def test_explain_with_an_observed_cause_and_soft_evidence():
+    evidence = {"time_since_surgery": "over_2_years", "pseudarthrosis": "present", "back_pain": {"yes": 0.8, "no": 0.2}, "radicular_pain": True}
+    dx = MODEL.diagnose(evidence)
+    table = dx.explain()
+    assert "pseudarthrosis" not in table.columns  # observed: nothing to weigh
+    assert table.loc["back_pain", "observed"] == "soft"
+    assert dx.top == "pseudarthrosis"
+    assert (table["change_if_left_out"] == 0).all()
+    without = MODEL.diagnose({k: v for k, v in evidence.items() if k != "back_pain"})
+    c = "adjacent_segment_disease"
+    direct = math.log(dx.posterior[c] / (1 - dx.posterior[c])) - math.log(without.posterior[c] / (1 - without.posterior[c]))
+    assert table.loc["back_pain", c] == pytest.approx(direct, abs=1e-10)
+    mpe = dx.most_probable_explanation(3)
+    assert mpe["present_causes"].str.contains("pseudarthrosis").all()
+
+
+evidence_strategy = st.fixed_dictionaries(
+    {},
+    optional={
+        "time_since_surgery": st.sampled_from(TIMES),
+        "smoker": st.booleans(),
+        "onset": st.sampled_from(["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]),
+        **{f: st.booleans() for f in FINDINGS[::2]},
+    },
+)
+
+
+@given(evidence_strategy)
+def test_next_tests_are_non_negative_finite_and_never_red_flags(evidence):
+    dx = MODEL.diagnose(evidence)
+    for by in ("finding", "procedure"):
+        tests = dx.next_tests(by=by)
+        assert (tests["information_gain"] >= 0).all()
+        assert ((tests["probability_top_changes"] >= 0) & (tests["probability_top_changes"] <= 1)).all()
+        assert tests.drop(columns=["findings", "test_kind", "most_likely_result"]).notna().all().all()
+        assert not set(tests.index) & set(MODEL.red_flags)
+        observed_by = set(itertools.chain.from_iterable(f.split(", ") for f in tests["findings"]))
+        assert observed_by == {f for f in MODEL.spec.names("finding") if f not in evidence}
+    mpe = dx.most_probable_explanation(5)
+    assert (np.diff(mpe["probability"]) <= 0).all()
+    assert dx.explain().drop(columns="observed").notna().all().all()
+
+
+def test_a_finding_independent_of_the_causes_given_the_evidence_has_no_value():
+    # piriformis_injection_relief depends only on piriformis_syndrome: once that is known,
+    # the injection can say nothing more about any cause.
+    assert list(MODEL.spec.findings["piriformis_injection_relief"].links) == ["piriformis_syndrome"]
+    dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months", "buttock_pain": True, "piriformis_syndrome": "present"})
+    tests = dx.next_tests()
+    assert tests.loc["piriformis_injection_relief", "information_gain"] == pytest.approx(0.0, abs=1e-12)
+    assert tests.loc["piriformis_injection_relief", "probability_top_changes"] == 0.0
+    assert tests["information_gain"].iloc[0] > 0.01
+
+
+def test_a_gadolinium_mri_is_among_the_best_tests_for_a_subacute_recurrence_of_radicular_pain():
+    # Subacute, radicular pain back after initial relief, no imaging yet: scar or a new disc?
+    # One gadolinium MRI shows both (mri_enhancing_scar, mri_recurrent_disc), so it is ranked
+    # as one procedure.
+    dx = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
+    tests = dx.next_tests(by="procedure")
+    assert "gadolinium_mri" in tests.index[:3]
+    assert {"mri_enhancing_scar", "mri_recurrent_disc"} <= set(tests.loc["gadolinium_mri", "findings"].split(", "))
+    single = dx.next_tests()  # each MRI finding alone tells less than the whole MRI
+    assert tests.loc["gadolinium_mri", "information_gain"] > single.loc[["mri_enhancing_scar", "mri_recurrent_disc", "mri_foraminal_stenosis"], "information_gain"].max()
+
+
+def test_costs_come_from_the_priors_and_can_be_overridden():
+    dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months", "buttock_pain": True})
+    tests = dx.next_tests()
+    assert tests.loc["si_block_relief", ["test_kind", "cost", "invasive"]].tolist() == ["si_joint_block", 8.0, True]
+    assert tests.loc["worse_sitting", "cost"] == 0.0
+    np.testing.assert_allclose(tests["score"], tests["information_gain"] / (1 + tests["cost"]))
+    changed = dx.next_tests(costs={"gadolinium_mri": 20, "mri_recurrent_disc": 1})
+    assert changed.loc["mri_enhancing_scar", "cost"] == 20.0
+    assert changed.loc["mri_recurrent_disc", "cost"] == 1.0  # a finding's own cost wins over its kind's
+    pd.testing.assert_series_equal(changed["information_gain"].sort_index(), tests["information_gain"].sort_index())
+    procedures = dx.next_tests(costs={"gadolinium_mri": 20}, by="procedure")
+    assert procedures.loc["gadolinium_mri", "cost"] == 20.0
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda dx: dx.next_tests(costs={"mri_recurent_disc": 1}), r"unknown finding or test kind 'mri_recurent_disc' \(did you mean 'mri_recurrent_disc'\?\)"),
+        (lambda dx: dx.next_tests(costs={"fever": 1}), r"'fever' is a red flag, and red flags are never tests"),
+        (lambda dx: dx.next_tests(costs={"ct": -1}), r"'ct': expected a finite number >= 0, got -1"),
+        (lambda dx: dx.next_tests(costs={"ct": float("nan")}), r"'ct': expected a finite number >= 0, got nan"),
+        (lambda dx: dx.next_tests(costs=[1, 2]), r"costs must be a mapping"),
+        (lambda dx: dx.next_tests(by="procedures"), r"by must be 'finding' or 'procedure', got 'procedures' \(did you mean 'procedure'\?\)"),
+        (lambda dx: dx.most_probable_explanation(0), r"k must be a positive integer, got 0"),
+        (lambda dx: dx.most_probable_explanation(2.5), r"k must be a positive integer, got 2.5"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(call, message):
+    dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months"})
+    with pytest.raises(ValueError, match=message):
+        call(dx)
+
+
+def test_a_diagnosis_built_without_its_model_says_so():
+    dx = MODEL.diagnose({"radicular_pain": True})
+    bare = pfb.Diagnosis(dx.causes, dx.posterior_values, dx.prior_values)
+    with pytest.raises(pfb.PostfusionError, match="built without its model"):
+        bare.explain()
+    assert "posterior" in repr(bare)
+
+
+# ------------------------------------------------------------------ conflict
+
+
+@pytest.mark.parametrize("cause", list(VIGNETTES))
+def test_typical_presentations_do_not_conflict(cause):
+    assert MODEL.diagnose(VIGNETTES[cause]).conflict <= 0
+
+
+CONTRADICTORY = {
+    "sacroiliac tests without sacroiliac pain": {
+        "time_since_surgery": "6_to_24_months", "si_provocation_cluster": True, "si_block_relief": True,
+        "buttock_pain": False, "deep_aching_pain": False,
+    },
+    "late onset claudication in the first weeks with a normal MRI": {
+        "time_since_surgery": "under_6_weeks", "onset": "late_after_good_result", "neurogenic_claudication": True,
+        "radicular_pain": False, "mri_adjacent_level_stenosis": False,
+    },
+    "a disc on MRI without any root sign": {
+        "time_since_surgery": "6_to_24_months", "onset": "immediate", "mri_recurrent_disc": True,
+        "radicular_pain": False, "straight_leg_raise": False,
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(CONTRADICTORY))
+def test_contradictory_patients_conflict(name):
+    dx = MODEL.diagnose(CONTRADICTORY[name])
+    assert dx.conflict > 0
+    assert "findings fit the model's patterns poorly" in dx.summary()
+
+
+def test_conflict_of_one_observation_or_none_is_zero():
+    assert MODEL.diagnose({}).conflict == 0.0
+    assert MODEL.diagnose({"radicular_pain": True}).conflict == 0.0
+
+
+# ------------------------------------------------------------------ the report
+
+
+def test_summary_lists_red_flags_causes_findings_tests_and_conflict_in_that_order():
+    evidence = {**CONTRADICTORY["sacroiliac tests without sacroiliac pain"], "fever": True}
+    dx = MODEL.diagnose(evidence)
+    text = dx.summary()
+    marks = ["RED FLAG fever", "Causes, most probable first", "Findings that mattered most", "Next best tests", "Conflict", "not a medical device"]
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert repr(dx) == text
+    html = dx._repr_html_()
+    html_marks = ["RED FLAG fever", "<h4>Causes", "<h4>Findings that mattered", "<h4>Next best tests", "Conflict", "not a medical device"]
+    positions = [html.index(m) for m in html_marks]
+    assert positions == sorted(positions)
+
+
+def test_summary_without_red_flags_or_conflict():
+    dx = MODEL.diagnose(VIGNETTES["adjacent_segment_disease"])
+    text = dx.summary(n_findings=2, n_tests=1)
+    assert text.startswith("No red flag reported")
+    assert "Conflict" not in text
+    section = text.split("Findings that mattered most")[1].split("Next best tests")[0]
+    assert len([line for line in section.splitlines() if line.startswith("  ")]) == 2
+    section = text.split("Next best tests")[1].split("Research and teaching tool")[0]
+    assert len([line for line in section.splitlines() if line.startswith("  ")]) == 1
