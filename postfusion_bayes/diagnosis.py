@@ -34,8 +34,9 @@ class RedFlag:
 
 
 CONFLICT_WARNING = (
-    "Conflict {:.2f} > 0: the findings fit the model's patterns poorly. Consider an atypical "
-    "presentation, a cause outside the model, or a recording error."
+    "Conflict {:.2f} > 0: the findings fit the model's patterns poorly (together they are {:.3g} times "
+    "less likely than if they were unrelated). Consider an atypical presentation, a cause outside the "
+    "model, or a recording error."
 )
 
 _REORDERED: dict[tuple[int, bytes], tuple[pd.Index, pd.Index]] = {}
@@ -249,16 +250,28 @@ class Diagnosis:
 
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
+        """The pieces of :meth:`summary`: findings ranked by their largest weight on any cause."""
         explanation = self._explanation
-        tests = self._default_next_tests["procedure"].head(n_tests)
         top = self.top
-        mattered = explanation.head(n_findings)
+        causes = explanation.attrs["causes"]
+        weights = explanation[causes].to_numpy(dtype=float)
+        strongest = np.nan_to_num(np.abs(weights), posinf=np.finfo(float).max).argmax(axis=1) if causes else np.zeros(len(explanation), dtype=int)
+        mattered = pd.DataFrame(
+            {
+                "observed": explanation["observed"],
+                "weight_for_top_cause": explanation[top] if top in causes else 0.0,
+                "moves_most": [causes[j] for j in strongest] if causes else "",
+                "largest_weight": weights[np.arange(len(weights)), strongest] if causes else 0.0,
+                "top_posterior_without": explanation["top_posterior_without"],
+            },
+            index=explanation.index,
+        )
+        order = np.argsort(-np.abs(mattered["largest_weight"].to_numpy(dtype=float)), kind="stable")
         return {
             "frame": self.to_frame(),
             "top": top,
-            "mattered": mattered,
-            "weights": mattered[top] if top in mattered.columns else None,
-            "tests": tests,
+            "mattered": mattered.iloc[order].head(n_findings),
+            "tests": self._default_next_tests["procedure"].head(n_tests),
             "conflict": self.conflict,
         }
 
@@ -279,10 +292,12 @@ class Diagnosis:
         for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
             lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}")
         if len(r["mattered"]):
-            lines += ["", f"Findings that mattered most for {r['top']} (weight of evidence, natural log; + for, - against):"]
+            lines += ["", "Findings that mattered most (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
             for finding, row in r["mattered"].iterrows():
-                weight = f"{row[r['top']]:+.2f}" if r["weights"] is not None else "observed cause"
-                lines.append(f"  {finding} = {row['observed']}: {weight}; without it {row['top_posterior_without']:.3f}")
+                lines.append(
+                    f"  {finding} = {row['observed']}: {row['largest_weight']:+.2f} for {row['moves_most']}; "
+                    f"{row['weight_for_top_cause']:+.2f} for {r['top']}, which would be {row['top_posterior_without']:.3f} without it"
+                )
         if len(r["tests"]):
             lines += ["", "Next best tests (expected information about the causes, bits; a procedure counts all it shows):"]
             for finding, row in r["tests"].iterrows():
@@ -291,7 +306,7 @@ class Diagnosis:
                     f"{row['information_gain']:.3f} bits; P(top cause changes) {row['probability_top_changes']:.2f}"
                 )
         if r["conflict"] > 0:
-            lines += ["", CONFLICT_WARNING.format(r["conflict"])]
+            lines += ["", CONFLICT_WARNING.format(r["conflict"], np.exp(r["conflict"]))]
         lines += ["", DISCLAIMER]
         return "\n".join(lines)
 
@@ -311,13 +326,12 @@ class Diagnosis:
         r = self._report()
         parts = [flags or "<p>No red flag reported.</p>", "<h4>Causes</h4>", table]
         if len(r["mattered"]):
-            shown = r["mattered"][["observed"] + ([r["top"]] if r["weights"] is not None else []) + ["top_posterior_without"]]
-            shown = shown.rename(columns={r["top"]: f"weight for {r['top']}"})
-            parts += [f"<h4>Findings that mattered most for {escape(r['top'])}</h4>", shown.to_html(float_format=lambda x: f"{x:+.2f}")]
+            shown = r["mattered"].rename(columns={"weight_for_top_cause": f"weight for {r['top']}", "top_posterior_without": f"{r['top']} without it"})
+            parts += ["<h4>Findings that mattered most (weight of evidence, natural log)</h4>", shown.to_html(float_format=lambda x: f"{x:+.3f}")]
         if len(r["tests"]):
             shown = r["tests"][["test_kind", "cost", "information_gain", "probability_top_changes"]]
             parts += ["<h4>Next best tests</h4>", shown.to_html(float_format=lambda x: f"{x:.3f}")]
         if r["conflict"] > 0:
-            parts.append(f"<p style='color:#b06000'><b>{escape(CONFLICT_WARNING.format(r['conflict']))}</b></p>")
+            parts.append(f"<p style='color:#b06000'><b>{escape(CONFLICT_WARNING.format(r['conflict'], np.exp(r['conflict'])))}</b></p>")
         parts.append(f"<p><i>{escape(DISCLAIMER)}</i></p>")
         return "".join(parts)

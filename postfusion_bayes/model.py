@@ -247,6 +247,10 @@ class Model:
         if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
+        for i, cause in enumerate(self._causes):  # a cause given as evidence is certain, not 1 - 2e-16
+            if cause in ev.hard:
+                post[i] = 1.0 if ev.hard[cause] == CAUSE_STATES[1] else 0.0
+        np.clip(post, 0.0, 1.0, out=post)  # normalisation can land one rounding step past 1
         shown = dict(ev.hard)
         shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
         return Diagnosis(self._cause_index, post, prior, flags, shown, Reasoner(self._network, self._spec, ev, self._cause_tuple))
@@ -315,6 +319,57 @@ class Model:
             flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
         out.insert(0, "red_flags", flags)
         return out
+
+    def likelihood_ratios(self, **context: Any) -> pd.DataFrame:
+        """What each finding does to each cause: likelihood ratios of every finding state.
+
+        ``P(finding = state | cause present, context) / P(finding = state | cause absent, context)``,
+        averaging over the other causes as the model's priors say (the same
+        definition as :meth:`implied_accuracy`, for every finding at once).
+
+        Parameters
+        ----------
+        **context
+            Context evidence, e.g. ``time_since_surgery="6_to_24_months"``;
+            context left out is averaged over.
+
+        Returns
+        -------
+        DataFrame
+            Index (``finding``, ``state``): both states of each boolean finding
+            and every state of ``onset``; one column per cause. A ratio above 1
+            means the finding in that state points towards the cause. Entries
+            where both probabilities are 0 are NaN (undefined).
+
+        Examples
+        --------
+        >>> model = load_model()
+        >>> table = model.likelihood_ratios(time_since_surgery="6_to_24_months")
+        >>> bool(table.loc[("si_provocation_cluster", "yes"), "si_joint_strain"] > 3)
+        True
+        """
+        variables = self._spec.variables
+        for name in context:
+            if name not in variables or variables[name].role != "context":
+                known = self._spec.names("context")
+                raise EvidenceError(f"{name!r} is not a context variable{suggest(name, known)}; allowed: {', '.join(known)}")
+        base = parse_evidence(self._spec, context)
+        rows = []
+        for cause in self._causes:
+            rows.append(Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft))
+            rows.append(Evidence({**base.hard, cause: CAUSE_STATES[0]}, base.soft))
+        findings = self._spec.names("finding")
+        marginals, _ = self._network.posterior_arrays(self._encode(rows), findings, len(rows))
+        index = pd.MultiIndex.from_tuples([(f, s) for f in findings for s in variables[f].states], names=["finding", "state"])
+        out = {}
+        for k, cause in enumerate(self._causes):
+            present = np.concatenate([marginals[f][0, 2 * k] for f in findings])
+            absent = np.concatenate([marginals[f][0, 2 * k + 1] for f in findings])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[cause] = np.where(absent > 0, present / np.where(absent > 0, absent, 1.0), np.where(present > 0, np.inf, np.nan))
+        frame = pd.DataFrame(out, index=index)
+        frame.columns.name = "cause"
+        return frame
 
     def implied_accuracy(self, finding: str, cause: str, state: str | None = None, **context: Any) -> pd.Series:
         """Accuracy of a finding for a cause, as the model implies it.

@@ -1,7 +1,8 @@
 """Matplotlib figures drawn from result tables (plotting never computes probabilities).
 
-Every function takes a table from :mod:`postfusion_bayes.sensitivity` (or a
-:class:`~postfusion_bayes.diagnosis.Diagnosis`) and an optional ``ax``, and
+Every function takes a table from :mod:`postfusion_bayes.sensitivity` or a
+:class:`~postfusion_bayes.diagnosis.Diagnosis` (or, for :func:`network_plot`,
+the model whose structure it draws) and an optional ``ax``, and
 returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib is imported
 only when a function is called (``pip install "postfusion-bayes[plot]"``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot"]
+__all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot", "explanation_plot", "network_plot"]
 
 
 def _axes(ax):
@@ -96,4 +97,105 @@ def diagnosis_plot(diagnosis, ax=None):
     if diagnosis.red_flags:
         ax.set_title("RED FLAG: " + "; ".join(f.name for f in diagnosis.red_flags), color="#b00020")
     ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
+    """Heatmap of findings (rows) against causes (columns): weights of evidence, red for, blue against.
+
+    Takes :meth:`Diagnosis.explain` (its cause columns) or any table of numbers
+    with findings as rows and causes as columns, e.g. the log of
+    :meth:`Model.likelihood_ratios`. The colour scale is symmetric around 0;
+    each cell is labelled with its value; infinite weights are drawn at the
+    end of the scale and labelled "inf".
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from postfusion_bayes import load_model
+    >>> dx = load_model().diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True,
+    ...                             "back_pain": True, "radicular_pain": False})
+    >>> ax = explanation_plot(dx.explain())
+    >>> len(ax.get_yticklabels())
+    3
+    """
+    import numpy as np
+
+    ax = _axes(ax)
+    columns = table.attrs.get("causes") or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    values = table[columns].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    scale = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+    shown = np.clip(np.nan_to_num(values, nan=0.0, posinf=scale, neginf=-scale), -scale, scale)
+    image = ax.imshow(shown, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=45, ha="right", fontsize=8)
+    if "observed" in table.columns:
+        labels = [f"{name} = {seen}" for name, seen in zip(table.index, table["observed"])]
+    else:
+        labels = [str(i) if not isinstance(i, tuple) else " = ".join(map(str, i)) for i in table.index]
+    ax.set_yticks(range(len(table.index)), labels, fontsize=8)
+    for (i, j), v in np.ndenumerate(values):
+        label = "inf" if np.isposinf(v) else "-inf" if np.isneginf(v) else f"{v:.1f}"
+        ax.text(j, i, label, ha="center", va="center", fontsize=7, color="white" if abs(shown[i, j]) > 0.6 * scale else "black")
+    ax.figure.colorbar(image, ax=ax, label=table.attrs.get("unit", "weight of evidence (natural log)"), shrink=0.8)
+    ax.set_title(title or (f"What each finding does to each cause (top: {table.attrs['top_cause']})" if "top_cause" in table.attrs else "What each finding does to each cause"))
+    return ax
+
+
+_ROLE_LAYER = {"context": 0, "cause": 1, "finding": 2, "red_flag": 2}
+_ROLE_COLOUR = {"context": "#8c8c8c", "cause": "#4c72b0", "finding": "#55a868", "red_flag": "#c44e52"}
+
+
+def network_plot(model, ax=None):
+    """The network in layers: context on top, the hidden causes, then findings and red flags.
+
+    Parameters
+    ----------
+    model : Model
+        Its variables (roles) and the parents of each table are drawn; nothing
+        is computed. Needs networkx (installed with pgmpy).
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from postfusion_bayes import load_model
+    >>> ax = network_plot(load_model())
+    >>> ax.get_title()
+    'The network: 6 context, 8 causes, 27 findings, 5 red flags'
+    """
+    import networkx as nx
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(16, 7))
+    variables = model.variables
+    role = dict(zip(variables["name"], variables["role"]))
+    graph = nx.DiGraph()
+    graph.add_nodes_from(role)
+    graph.add_edges_from((parent, child) for child, parents in model.tables.parents.items() for parent in parents)
+    layers: dict[int, list[str]] = {}
+    for name in variables["name"]:
+        layers.setdefault(_ROLE_LAYER[role[name]], []).append(name)
+    widest = max(len(names) for names in layers.values())
+    pos = {}
+    for layer, names in layers.items():
+        step = widest / len(names)
+        for i, name in enumerate(names):
+            pos[name] = ((i + 0.5) * step, -layer)
+    nx.draw_networkx_edges(graph, pos, ax=ax, edge_color="#cccccc", width=0.5, arrows=True, arrowsize=5, node_size=60)
+    for r, colour in _ROLE_COLOUR.items():
+        names = [n for n in graph if role[n] == r]
+        ax.scatter([pos[n][0] for n in names], [pos[n][1] for n in names], s=60, color=colour, label=r.replace("_", " "), zorder=3)
+    for name, (x, y) in pos.items():
+        layer = -y
+        ax.text(x, y + (0.08 if layer < 2 else -0.08), name, fontsize=7, rotation=0 if layer == 1 else 90,
+                ha="center", va="bottom" if layer < 2 else "top", zorder=4)
+    counts = {r: sum(1 for v in role.values() if v == r) for r in _ROLE_COLOUR}
+    ax.set_title(f"The network: {counts['context']} context, {counts['cause']} causes, {counts['finding']} findings, {counts['red_flag']} red flags")
+    ax.set_ylim(-3.6, 0.9)
+    ax.axis("off")
+    ax.legend(loc="upper right", fontsize=8)
     return ax

@@ -185,6 +185,8 @@ def test_explain_with_an_observed_cause_and_soft_evidence():
     dx = MODEL.diagnose(evidence)
     table = dx.explain()
     assert "pseudarthrosis" not in table.columns  # observed: nothing to weigh
+    assert dx.posterior["pseudarthrosis"] == 1.0  # exactly, not 1 - 2e-16
+    assert dx.to_frame().loc["pseudarthrosis", "likelihood_ratio"] == np.inf
     assert table.loc["back_pain", "observed"] == "soft"
     assert dx.top == "pseudarthrosis"
     assert (table["change_if_left_out"] == 0).all()

@@ -168,6 +168,20 @@ def test_a_copy_of_the_shipped_priors_loads(priors_copy):
          r"red_flags.fever.advice: expected a non-empty text"),
         ("findings.yaml", lambda d: d["findings"].update(smoker=d["findings"]["back_pain"]),
          r"findings.smoker: id 'smoker' is already declared as a context"),
+        ("findings.yaml", lambda d: d["findings"]["mri_enhancing_scar"].update(test="gadolinium_mr"),
+         r"findings.mri_enhancing_scar.test: unknown test kind 'gadolinium_mr' \(did you mean 'gadolinium_mri'\?\); allowed: history"),
+        ("findings.yaml", lambda d: d["findings"]["back_pain"].pop("test"),
+         r"findings.back_pain: missing test \(the kind of test that observes it\); allowed: history, examination"),
+        ("findings.yaml", lambda d: d["test_kinds"]["ct"].update(cost=-2),
+         r"test_kinds.ct.cost: expected a finite number >= 0 \(relative cost\), got -2"),
+        ("findings.yaml", lambda d: d["test_kinds"]["ct"].update(invasive="no"),
+         r"test_kinds.ct.invasive: expected true or false, got 'no'"),
+        ("findings.yaml", lambda d: d["test_kinds"]["ct"].update(costs=3),
+         r"test_kinds.ct.costs: unknown key \(did you mean 'cost'\?\)"),
+        ("onset.yaml", lambda d: d["onset"].update(test="histroy"),
+         r"onset.yaml: onset.test: unknown test kind 'histroy' \(did you mean 'history'\?\)"),
+        ("red_flags.yaml", lambda d: d["red_flags"]["fever"].update(test="history"),
+         r"red_flags.fever.test: unknown key"),
     ],
 )
 def test_each_bad_priors_file_gets_a_spec_error_naming_file_and_key(priors_copy, filename, edit, expected):
@@ -264,3 +278,27 @@ def test_a_two_state_categorical_context_distribution_must_sum_to_one(priors_cop
     _edit(priors_copy, "context.yaml", edit)
     problems = _problems(priors_copy)
     assert any("context.approach.distribution: values sum to 1.2, not 1" in p for p in problems)
+
+
+def test_test_kinds_are_optional_but_then_no_finding_may_name_one(priors_copy):
+    def drop_kinds(d):
+        d.pop("test_kinds")
+        for node in d["findings"].values():
+            node.pop("test")
+    _edit(priors_copy, "findings.yaml", drop_kinds)
+    _edit(priors_copy, "onset.yaml", lambda d: d["onset"].pop("test"))
+    spec = load_spec(priors_copy)
+    assert dict(spec.test_kinds) == {}
+    assert all(v.test == "" for v in spec.variables.values())
+    _edit(priors_copy, "onset.yaml", lambda d: d["onset"].update(test="history"))
+    assert any("declares no test_kinds" in p for p in _problems(priors_copy))
+
+
+def test_shipped_test_kinds_cover_every_finding_and_no_red_flag():
+    spec = load_spec()
+    for name in spec.names("finding"):
+        assert spec.variables[name].test in spec.test_kinds, name
+    assert all(spec.variables[name].test == "" for name in spec.names("red_flag"))
+    kinds = spec.test_kinds
+    assert kinds["history"].cost == 0 and not kinds["history"].invasive
+    assert kinds["si_joint_block"].invasive and kinds["si_joint_block"].cost == max(k.cost for k in kinds.values())
