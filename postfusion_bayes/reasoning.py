@@ -137,11 +137,6 @@ class Reasoner:
             )
         grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(-1, len(free))
         n = len(grid)
-        base = encode_rows(self.network.states, [self.evidence])
-        lam = {name: np.repeat(arr, n, axis=0) for name, arr in base.items()}
-        for j, cause in enumerate(free):
-            clamp = one_hot(grid[:, j], 2)
-            lam[cause] = clamp * lam[cause] if cause in lam else clamp  # keeps a soft likelihood on the cause
         # A test whose parents are all causes is independent of the rest of the evidence once every
         # cause is fixed (it has no children), so P(test | configuration, e) is read off its table;
         # any other test is queried.
@@ -149,8 +144,20 @@ class Reasoner:
         causes = set(self.causes)
         direct = [t for t in self.candidate_tests if set(tables.parents[t]) <= causes]
         queried = [t for t in self.candidate_tests if t not in direct]
-        marginals, log_evidence = self.network.posterior_arrays(lam, queried, n, validate=False)
-        log_joint = log_evidence[0]
+        if not self.evidence.soft:  # plain evidence: the engine's fast path for many rows of state codes
+            states = self.network.states
+            codes = {name: np.full(n, states[name].index(state), dtype=np.intp) for name, state in self.evidence.hard.items()}
+            codes.update({cause: grid[:, j] for j, cause in enumerate(free)})
+            found, log_joint = self.network.posterior_codes(codes, queried, n)
+            marginals = {t: m[None] for t, m in found.items()}
+        else:
+            base = encode_rows(self.network.states, [self.evidence])
+            lam = {name: np.repeat(arr, n, axis=0) for name, arr in base.items()}
+            for j, cause in enumerate(free):
+                clamp = one_hot(grid[:, j], 2)
+                lam[cause] = clamp * lam[cause] if cause in lam else clamp  # keeps a soft likelihood on the cause
+            marginals, log_evidence = self.network.posterior_arrays(lam, queried, n, validate=False)
+            log_joint = log_evidence[0]
         finite = np.isfinite(log_joint)
         if not finite.any():
             raise PostfusionError("the evidence is impossible under the model (probability 0)")
@@ -223,24 +230,19 @@ class Reasoner:
         return frame
 
     # ------------------------------------------------------------------ next tests
-    def test_costs(self, costs: Mapping[str, float] | None) -> pd.DataFrame:
+    def test_costs(self, costs: Mapping[str, float] | None) -> dict[str, tuple[str, float, bool]]:
         """Kind, cost and invasiveness of every candidate test; ``costs`` overrides by finding or by test kind."""
         spec = self.spec
-        findings = [n for n, v in spec.variables.items() if v.role == "finding"]
-        kinds = dict(spec.test_kinds)
-        table = pd.DataFrame(
-            {
-                "test_kind": [spec.variables[t].test or "unspecified" for t in self.candidate_tests],
-                "cost": [kinds[spec.variables[t].test].cost if spec.variables[t].test else 0.0 for t in self.candidate_tests],
-                "invasive": [kinds[spec.variables[t].test].invasive if spec.variables[t].test else False for t in self.candidate_tests],
-            },
-            index=pd.Index(self.candidate_tests, name="finding"),
-        )
+        kinds = spec.test_kinds
+        table = {}
+        for t in self.candidate_tests:
+            kind = spec.variables[t].test
+            table[t] = (kind, kinds[kind].cost, kinds[kind].invasive) if kind else ("unspecified", 0.0, False)
         if costs is None:
             return table
         if not isinstance(costs, Mapping):
             raise ValueError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
-        allowed = findings + list(kinds)
+        allowed = spec.names("finding") + list(kinds)
         for key, value in costs.items():
             if key in spec.variables and spec.variables[key].role == "red_flag":
                 raise ValueError(f"costs: {key!r} is a red flag, and red flags are never tests")
@@ -248,12 +250,8 @@ class Reasoner:
                 raise ValueError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= float(value) < math.inf:
                 raise ValueError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
-        for key, value in costs.items():  # kinds first, so that a finding's own cost wins
-            if key in kinds:
-                table.loc[table["test_kind"] == key, "cost"] = float(value)
-        for key, value in costs.items():
-            if key in table.index:
-                table.loc[key, "cost"] = float(value)
+        for t, (kind, cost, invasive) in table.items():  # a finding's own cost wins over its kind's
+            table[t] = (kind, float(costs.get(t, costs.get(kind, cost))), invasive)
         return table
 
     def _units(self, by: str) -> list[tuple[str, list[str]]]:
@@ -317,20 +315,12 @@ class Reasoner:
             after = joint.T @ as_float  # (n_results, n_causes): P(cause present, result | e)
             possible = p_result > 0
             changed = possible & (np.argmax(after, axis=1) != top_index)
-            part = costs_of.loc[findings]
+            kinds, costs_here, invasive = zip(*(costs_of[f] for f in findings))
             rows.append(
-                {
-                    "test": label,
-                    "findings": ", ".join(findings),
-                    "test_kind": str(part["test_kind"].iloc[0]),
-                    "cost": float(part["cost"].max()),
-                    "invasive": bool(part["invasive"].any()),
-                    "information_gain": gain,
-                    "probability_top_changes": min(float(p_result[changed].sum()), 1.0),
-                    "most_likely_result": ", ".join(outcomes[int(np.argmax(p_result))]),
-                }
+                (label, ", ".join(findings), kinds[0], max(costs_here), any(invasive), gain,
+                 min(float(p_result[changed].sum()), 1.0), ", ".join(outcomes[int(np.argmax(p_result))]))
             )
-        table = pd.DataFrame(rows, columns=["test", *_NEXT_TESTS_COLUMNS[:-2]]).set_index("test")
+        table = pd.DataFrame.from_records(rows, columns=["test", *_NEXT_TESTS_COLUMNS[:-2]], index="test")
         table["score"] = table["information_gain"] / (1.0 + table["cost"])
         table = table.iloc[np.argsort(-table["information_gain"].to_numpy(), kind="stable")]
         table["rank"] = np.arange(1, len(table) + 1)
