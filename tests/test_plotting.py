@@ -44,3 +44,32 @@ def test_progress_bar_is_quiet_when_not_interactive_and_shown_when_asked(capsys)
     assert capsys.readouterr().err == ""
     sensitivity.monte_carlo(MODEL, PATIENT, n=5000, seed=0, progress=True)
     assert "parameter sets" in capsys.readouterr().err
+
+
+def test_explanation_plot_draws_one_row_per_finding_and_one_column_per_cause():
+    dx = MODEL.diagnose({**PATIENT, "back_pain": True, "radicular_pain": False, "onset": "late_after_good_result"})
+    table = dx.explain()
+    ax = plotting.explanation_plot(table)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{f} = {s}" for f, s in zip(table.index, table["observed"])]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(table.attrs["causes"])
+    image = ax.get_images()[0]
+    assert image.get_clim()[0] == -image.get_clim()[1]  # symmetric around 0: red for, blue against
+
+
+def test_explanation_plot_takes_log_likelihood_ratios_with_infinite_cells():
+    import numpy as np
+
+    ratios = np.log(MODEL.likelihood_ratios(time_since_surgery="6_to_24_months").xs("yes", level="state"))
+    ratios.iloc[0, 0] = np.inf
+    ax = plotting.explanation_plot(ratios, title="ln LR")
+    assert ax.get_title() == "ln LR"
+    assert "inf" in [t.get_text() for t in ax.texts]
+    assert len(ax.get_yticklabels()) == len(ratios)
+
+
+def test_network_plot_places_every_variable_in_its_layer():
+    ax = plotting.network_plot(MODEL)
+    labels = {t.get_text(): t.get_position() for t in ax.texts}
+    assert set(MODEL.variables["name"]) <= set(labels)
+    assert labels["time_since_surgery"][1] > labels["nerve_injury"][1] > labels["radicular_pain"][1]
+    assert labels["fever"][1] == labels["radicular_pain"][1]
