@@ -73,3 +73,15 @@ def test_network_plot_places_every_variable_in_its_layer():
     assert set(MODEL.variables["name"]) <= set(labels)
     assert labels["time_since_surgery"][1] > labels["nerve_injury"][1] > labels["radicular_pain"][1]
     assert labels["fever"][1] == labels["radicular_pain"][1]
+
+
+def test_the_readme_figure_is_drawn_by_the_plotting_code(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "make_figures.py"
+    spec = importlib.util.spec_from_file_location("make_figures", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(tmp_path / "figure.png")]) == 0
+    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
