@@ -28,6 +28,7 @@ import pandas as pd
 
 from . import EvidenceError, ExportError, SpecError, load_model
 from .diagnosis import DISCLAIMER
+from .errors import suggest
 
 __all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
 
@@ -129,8 +130,6 @@ def read_patients(path: str | Path, index_col: str | None = None) -> pd.DataFram
         raise InputError(f"patients file {str(path)!r} is not a CSV table: {' '.join(str(exc).split())}") from None
     if index_col is not None:
         if index_col not in frame.columns:
-            from .errors import suggest
-
             raise InputError(f"patients file {str(path)!r} has no column {index_col!r}{suggest(index_col, frame.columns)}")
         frame = frame.set_index(index_col)
     return frame
@@ -285,8 +284,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     for flag in dx.red_flags:
         print(flag, file=sys.stderr)
     if args.target is not None and args.target not in model.causes:
-        from .errors import suggest
-
         raise EvidenceError(f"unknown target {args.target!r}{suggest(args.target, model.causes)}; targets are the causes: {', '.join(model.causes)}")
     if args.method == "tornado":
         target = args.target or dx.top
