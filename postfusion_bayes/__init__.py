@@ -15,7 +15,7 @@ Examples
 
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, compile_network
-from .errors import EvidenceError, PostfusionError, SpecError
+from .errors import EvidenceError, ExportError, PostfusionError, SpecError
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
 from .tables import NetworkTables
@@ -24,6 +24,7 @@ __all__ = [
     "CompiledNetwork",
     "Diagnosis",
     "EvidenceError",
+    "ExportError",
     "Model",
     "ModelSpec",
     "NetworkTables",

@@ -1,5 +1,5 @@
-"""``python -m postfusion_bayes``: diagnose the example patient or one given on the command line."""
+"""``python -m postfusion_bayes``: the command line (the example patient with no arguments)."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

@@ -1,19 +1,38 @@
-"""Command line: ``python -m postfusion_bayes [variable=value ...]``.
+"""Command line: ``postfusion-bayes COMMAND ...`` (or ``python -m postfusion_bayes COMMAND ...``).
 
-With no arguments it diagnoses an example patient and prints the ranked table
-of causes. Otherwise each argument is one observation, e.g.
-``time_since_surgery=over_2_years neurogenic_claudication=yes``.
-Uses only the public API.
+Commands: ``diagnose``, ``batch``, ``sensitivity``, ``export``, ``validate``
+and ``demo`` (the default with no arguments: the example patient). The old
+form without a command, ``python -m postfusion_bayes variable=value ...``,
+still diagnoses. Uses only the public API.
+
+Data goes to stdout; progress bars, notices and errors to stderr. Exit status:
+0 success; 1 an output file could not be written; 2 a usage error (argparse's
+own); 3 invalid priors, evidence or input file.
+
+Each command is a function ``run(args) -> int`` plus a function adding its
+arguments, registered in :data:`COMMANDS`; a new command (``explain`` and
+``next-tests`` are planned) is one more entry there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from . import EvidenceError, SpecError, load_model
+import pandas as pd
+
+from . import EvidenceError, ExportError, SpecError, load_model
 from .diagnosis import DISCLAIMER
+from .errors import suggest
+
+__all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
+
+PROG = "postfusion-bayes"
 
 #: The demo patient: 3 years after an L4-S1 fusion, walking brings on both legs' pain.
 EXAMPLE_PATIENT = {
@@ -27,34 +46,418 @@ EXAMPLE_PATIENT = {
     "back_pain": True,
 }
 
+#: Rows of patients per step of the ``batch`` progress bar.
+BATCH_CHUNK = 1000
 
-def _parse(pairs: Sequence[str]) -> dict[str, object]:
-    evidence: dict[str, object] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise EvidenceError(f"argument {pair!r} is not variable=value")
-        evidence[name.strip()] = value.strip()
+EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+
+
+class InputError(Exception):
+    """A case file or patients file that cannot be read (exit status 3)."""
+
+
+class OutputError(Exception):
+    """An output file that cannot be written (exit status 1)."""
+
+
+class UsageError(Exception):
+    """Arguments argparse cannot check itself, e.g. an unknown plot format (exit status 2)."""
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _observation(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not variable=value (e.g. radicular_pain=yes)")
+    return name.strip(), value.strip()
+
+
+def read_case(path: str | Path) -> dict[str, object]:
+    """The evidence of a case file: a JSON (``*.json``) or YAML mapping of variable to observation.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, unreadable, invalid JSON/YAML, or not a
+        mapping with text keys.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read case file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+    try:
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise InputError(f"case file {str(path)!r} is not valid {kind}: {detail}") from None
+    if not isinstance(data, Mapping):
+        raise InputError(f"case file {str(path)!r} must hold a mapping of variable to observation, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise InputError(f"case file {str(path)!r}: keys must be variable names, got {bad[:3]} (in YAML, quote keys such as yes/no)")
+    return dict(data)
+
+
+def read_patients(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
+    """Patients from a CSV file: one per row, one column per variable, empty cells unobserved.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, empty, not CSV, or without the index column.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read patients file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        raise InputError(f"patients file {str(path)!r} is not a CSV table: {' '.join(str(exc).split())}") from None
+    if index_col is not None:
+        if index_col not in frame.columns:
+            raise InputError(f"patients file {str(path)!r} has no column {index_col!r}{suggest(index_col, frame.columns)}")
+        frame = frame.set_index(index_col)
+    return frame
+
+
+def _evidence(args: argparse.Namespace) -> dict[str, object]:
+    evidence = read_case(args.case) if args.case else {}
+    evidence.update(dict(args.observations))  # arguments override the file
     return evidence
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m postfusion_bayes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("observations", nargs="*", help="variable=value, e.g. radicular_pain=yes")
-    parser.add_argument("--priors", help="folder of priors to use instead of the shipped ones")
-    args = parser.parse_args(argv)
+# --------------------------------------------------------------------------- output
+
+
+def _finite(value: object) -> object:
+    """A JSON-safe cell: non-finite floats become null (NaN is never written as a number)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    frame = frame.reset_index()
+    return [{k: _finite(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _write_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) -> None:
+    from matplotlib.figure import Figure  # no pyplot: no global state; Figure.savefig renders with Agg
+
+    figure = Figure(figsize=(9, height), layout="constrained")
+    draw(table, figure.subplots())
     try:
-        model = load_model(args.priors)
-        evidence = _parse(args.observations) if args.observations else EXAMPLE_PATIENT
-        dx = model.diagnose(evidence)
-    except (EvidenceError, SpecError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    title = "Example patient" if not args.observations else "Patient"
-    print(f"{title}: " + ", ".join(f"{k}={v}" for k, v in evidence.items()))
+        figure.savefig(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write plot {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # an image format matplotlib does not know
+        raise UsageError(f"cannot draw {path!r}: {exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--priors", metavar="DIR", help="folder of priors to use instead of the shipped ones")
+
+
+def _add_evidence(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "observations", nargs="*", type=_observation, metavar="variable=value",
+        help="an observation, e.g. radicular_pain=yes or time_since_surgery=over_2_years",
+    )  # fmt: skip
+    parser.add_argument("--case", metavar="FILE", help="YAML or JSON mapping of variable to observation (soft evidence too); arguments override it")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
+
+
+def _diagnosis_output(dx, fmt: str, title: str) -> None:
+    frame = dx.to_frame()
+    if fmt == "json":
+        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
+    elif fmt == "csv":
+        frame.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
+        frame.to_csv(sys.stdout)
+    else:
+        for flag in dx.red_flags:
+            print(flag)
+        print(f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
+        print(frame.round(3).to_string())
+        print(DISCLAIMER)
+
+
+def _configure_diagnose(parser: argparse.ArgumentParser) -> None:
+    _add_evidence(parser)
+    _add_format(parser)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Posterior of every cause for one patient; red flags first."""
+    evidence = _evidence(args)
+    dx = load_model(args.priors).diagnose(evidence)
+    _diagnosis_output(dx, args.format, "Patient")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The example patient (what ``python -m postfusion_bayes`` runs with no arguments)."""
+    dx = load_model(args.priors).diagnose(EXAMPLE_PATIENT)
+    _diagnosis_output(dx, args.format, "Example patient")
+    return EXIT_OK
+
+
+def _configure_batch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT.csv", help="one patient per row, one column per variable; empty cells are unobserved")
+    parser.add_argument("-o", "--output", metavar="OUTPUT.csv", help="where to write the results (default: stdout)")
+    parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids, kept as the first column of the output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Posteriors for every patient of a CSV file (one row each), with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    patients = read_patients(args.input, args.index_col)
+    model = load_model(args.priors)
+    parts = []
+    with tqdm(total=len(patients), unit="patient", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()) as bar:
+        for start in range(0, len(patients), BATCH_CHUNK):
+            chunk = patients.iloc[start : start + BATCH_CHUNK]
+            parts.append(model.diagnose_many(chunk))
+            bar.update(len(chunk))
+    result = pd.concat(parts) if parts else model.diagnose_many(patients)
+    if result.index.name is None:
+        result.index.name = "row"
+    if args.output is None:
+        result.to_csv(sys.stdout)
+        return EXIT_OK
+    try:
+        result.to_csv(args.output)
+    except OSError as exc:
+        raise OutputError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    return EXIT_OK
+
+
+def _configure_sensitivity(parser: argparse.ArgumentParser) -> None:
+    _add_evidence(parser)
+    parser.add_argument("--method", choices=("tornado", "monte-carlo"), default="tornado", help="tornado (each number at its low and high end; default) or monte-carlo (all numbers drawn at once)")
+    parser.add_argument("--target", metavar="CAUSE", help="the cause analysed by tornado (default: the most probable); for monte-carlo, show only this cause")
+    parser.add_argument("--top", type=_positive_int, metavar="N", help="tornado: show the N numbers with the largest swing (default: 20 in the table and the plot, all in csv and json)")
+    parser.add_argument("-n", "--draws", type=_positive_int, default=2000, metavar="N", help="monte-carlo: number of draws (default: 2000)")
+    parser.add_argument("--seed", type=int, help="monte-carlo: random seed, for reproducible draws")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_format(parser)
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the result to an image instead (needs matplotlib; format from the suffix)")
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """How the result depends on the hand-set numbers: tornado or Monte Carlo for one patient."""
+    from . import sensitivity
+
+    evidence = _evidence(args)
+    model = load_model(args.priors)
+    dx = model.diagnose(evidence)
     for flag in dx.red_flags:
-        print(flag)
-    print(dx.to_frame().round(3).to_string())
-    print(DISCLAIMER)
-    return 0
+        print(flag, file=sys.stderr)
+    if args.target is not None and args.target not in model.causes:
+        raise EvidenceError(f"unknown target {args.target!r}{suggest(args.target, model.causes)}; targets are the causes: {', '.join(model.causes)}")
+    if args.method == "tornado":
+        target = args.target or dx.top
+        table = sensitivity.tornado(model, evidence, target)
+        top = args.top or (20 if args.plot or args.format == "table" else len(table))
+        table = table.head(top)
+        title = f"Tornado for P({target} present | evidence) = {table.attrs['posterior']:.4f}: each number at the low and high end of its range"
+    else:
+        table = sensitivity.monte_carlo(model, evidence, n=args.draws, seed=args.seed, progress=False if args.quiet else None)
+        if args.target is not None:
+            table = table.loc[[args.target]]
+        title = f"Monte Carlo over {args.draws} draws of all {table.attrs['parameters']} numbers from their ranges"
+    if args.plot:
+        from . import plotting
+
+        if args.method == "tornado":
+            draw = lambda t, ax: plotting.tornado_plot(t, top=len(t), ax=ax)  # noqa: E731
+        else:
+            draw = lambda t, ax: plotting.interval_plot(t, ax=ax)  # noqa: E731
+        _save_figure(draw, table, args.plot, max(3.0, 1.5 + 0.3 * len(table)))
+    elif args.format == "json":
+        _write_json({"method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table)})
+    elif args.format == "csv":
+        table.to_csv(sys.stdout)
+    else:
+        print(title)
+        print(table.round(4).to_string())
+    return EXIT_OK
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    from .network import EXPORT_FORMATS
+
+    parser.add_argument("output", metavar="OUTPUT", help="file to write; the suffix selects the format: " + "; ".join(f"{k} {', '.join(v)}" for k, v in EXPORT_FORMATS.items()))
+    parser.add_argument("--format", choices=tuple(EXPORT_FORMATS), help="the format, whatever the suffix")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the network to a BIF, XMLBIF or UAI file (for pgmpy, pyAgrum, GeNIe and others)."""
+    from .network import export_format
+
+    fmt = export_format(args.output, args.format)  # a usage error before the model is loaded
+    path = load_model(args.priors).write(args.output, fmt)
+    print(f"wrote {path} ({fmt})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _configure_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", nargs="?", metavar="DIR", help="the priors folder to check (default: the shipped priors)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a priors folder: every problem on its own line, or one line 'ok: ...'."""
+    folder = args.folder or args.priors
+    try:
+        model = load_model(folder)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem)
+        n = len(exc.problems)
+        print(f"error: {n} problem{'s' if n != 1 else ''} in {folder or 'the shipped priors'}", file=sys.stderr)
+        return EXIT_INPUT
+    roles = model.variables["role"].value_counts()
+    print(
+        f"ok: {len(model.parameters)} parameters, {len(model.variables)} variables ({roles.get('context', 0)} context, "
+        f"{roles.get('cause', 0)} causes, {roles.get('finding', 0)} findings, {roles.get('red_flag', 0)} red flags) in {model.spec.source}"
+    )
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its help line, a function adding its arguments, and the function running it."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    epilog: str = ""
+
+
+#: Every subcommand, by name. ``explain`` and ``next-tests`` will join once
+#: ``Diagnosis.explain()`` and ``Diagnosis.next_tests()`` exist: each takes the
+#: evidence options (``_configure_diagnose``) and renders the result in the
+#: three formats, like ``cmd_diagnose``.
+COMMANDS: dict[str, Command] = {
+    "diagnose": Command(
+        "posterior of every cause for one patient (red flags first)", _configure_diagnose, cmd_diagnose,
+        f"example: {PROG} diagnose time_since_surgery=under_6_weeks onset=immediate radicular_pain=yes --format json",
+    ),
+    "batch": Command(
+        "posteriors for every patient of a CSV file", _configure_batch, cmd_batch,
+        f"example: {PROG} batch patients.csv -o posteriors.csv --index-col patient",
+    ),
+    "sensitivity": Command(
+        "how one patient's result depends on the hand-set numbers", _configure_sensitivity, cmd_sensitivity,
+        f"example: {PROG} sensitivity --case patient.yaml --method monte-carlo --seed 1 --plot intervals.png",
+    ),
+    "export": Command("write the network to a BIF, XMLBIF or UAI file", _configure_export, cmd_export, f"example: {PROG} export postfusion.bif"),
+    "validate": Command("check a priors folder and list every problem", _configure_validate, cmd_validate, f"example: {PROG} validate my_priors/"),
+    "demo": Command("diagnose the example patient (the default with no arguments)", _add_format, cmd_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Bayesian differential diagnosis of leg pain after lumbar spinal fusion. " + DISCLAIMER,
+        epilog=f"'{PROG} COMMAND --help' describes a command. Exit status: 0 ok, 1 output not written, 2 usage error, 3 invalid priors, evidence or input file.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        doc = (command.run.__doc__ or command.help).strip()
+        child = sub.add_parser(name, help=command.help, description=doc, epilog=command.epilog)
+        command.configure(child)
+        _add_common(child)
+        child.set_defaults(run=command.run)
+    return parser
+
+
+def _route(argv: list[str]) -> list[str]:
+    """No arguments: the demo; no command (the old form ``variable=value ...``): diagnose."""
+    if not argv:
+        return ["demo"]
+    if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    return ["diagnose", *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (never raises for bad input).
+
+    Examples
+    --------
+    >>> main(["validate"])  # doctest: +ELLIPSIS
+    ok: ... parameters, 46 variables (6 context, 8 causes, 27 findings, 5 red flags) in ...
+    0
+    """
+    args_list = _route(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExportError as exc:
+        if isinstance(exc.__cause__, OSError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_OUTPUT
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (SpecError, EvidenceError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_OUTPUT
+
+
+def run() -> None:
+    """Entry point of the ``postfusion-bayes`` console script."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as the Python docs advise
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = EXIT_OUTPUT
+    sys.exit(status)

@@ -1,8 +1,8 @@
 """Exceptions raised by postfusion-bayes.
 
 Every error the library raises on bad input is one of these, so a caller can
-catch :class:`PostfusionError` for all of them, or ``ValueError`` for the two
-input errors.
+catch :class:`PostfusionError` for all of them, or ``ValueError`` for any of them
+but the base class.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "suggest"]
+__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "suggest"]
 
 
 class PostfusionError(Exception):
@@ -35,6 +35,13 @@ class SpecError(PostfusionError, ValueError):
 
 class EvidenceError(PostfusionError, ValueError):
     """Evidence given to a query is invalid or impossible under the model."""
+
+
+class ExportError(PostfusionError, ValueError):
+    """A model cannot be written to a file: an unknown format, or a path that cannot be written.
+
+    When the path cannot be written, the ``OSError`` is the ``__cause__``.
+    """
 
 
 def suggest(given: object, allowed: Iterable[object]) -> str:

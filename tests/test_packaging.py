@@ -1,7 +1,8 @@
-"""The project frame: the wheel ships the priors, CI runs the README's command, the demo runs."""
+"""The project frame: the wheel ships the priors and the console script, CI runs the README's command, the demo runs."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -45,6 +46,17 @@ def test_installed_wheel_ships_the_priors_and_loads_them(tmp_path):
     assert Path(priors_dir).is_relative_to(site)
     assert top in p_causes()
 
+    # The console script, as pip installed it from the wheel's entry point (the one real run of the command line).
+    entry_points = zipfile.ZipFile(wheel).read("postfusion_bayes-0.1.0.dist-info/entry_points.txt").decode()
+    assert "postfusion-bayes = postfusion_bayes.cli:run" in entry_points
+    script = subprocess.run(
+        [str(site / "bin" / "postfusion-bayes"), "diagnose", "--format", "json", "fever=yes", "time_since_surgery=under_6_weeks"],
+        cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert script.returncode == 0, script.stderr
+    data = json.loads(script.stdout)
+    assert list(data)[0] == "red_flags" and data["red_flags"][0]["name"] == "fever"
+
 
 def p_causes():
     import postfusion_bayes as pfb
@@ -61,17 +73,7 @@ def test_demo_prints_a_ranked_table(capsys):
     assert len(lines) == 8 and lines[0].split()[-1] == "1"
 
 
-def test_cli_patient_red_flag_and_bad_input(capsys):
-    assert main(["time_since_surgery=under_6_weeks", "fever=yes"]) == 0
-    assert "RED FLAG fever" in capsys.readouterr().out
-    assert main(["radicular_pian=yes"]) == 2
-    assert "did you mean 'radicular_pain'" in capsys.readouterr().err
-    assert main(["radicular_pain"]) == 2
-
-
 @pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
 def test_notebooks_are_stored_without_outputs(path):
-    import json
-
     cells = json.loads(path.read_text())["cells"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells if c["cell_type"] == "code")

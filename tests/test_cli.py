@@ -1,0 +1,258 @@
+"""The command line, in-process through main(argv): every command, its outputs and its exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+import postfusion_bayes as pfb
+from postfusion_bayes.cli import COMMANDS, main
+from postfusion_bayes.network import read_bif
+from postfusion_bayes.spec import default_priors_path
+
+CAUSES = pfb.load_model().causes
+PATIENT = ["time_since_surgery=over_2_years", "neurogenic_claudication=yes", "mri_adjacent_level_stenosis=yes"]
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# --------------------------------------------------------------------------- diagnose
+
+
+def test_diagnose_table_puts_red_flags_first(capsys):
+    status, out, err = run(capsys, "diagnose", "time_since_surgery=under_6_weeks", "fever=yes")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("RED FLAG fever:")
+    assert lines[1].startswith("Patient: time_since_surgery=under_6_weeks, fever=yes")
+    assert "not a medical device" in lines[-1]
+
+
+def test_diagnose_json_parses_back_with_red_flags_before_causes(capsys):
+    status, out, _ = run(capsys, "diagnose", *PATIENT, "saddle_anesthesia=yes", "--format", "json")
+    assert status == 0
+    data = json.loads(out)
+    assert list(data)[:2] == ["red_flags", "causes"]
+    assert [f["name"] for f in data["red_flags"]] == ["saddle_anesthesia"] and data["red_flags"][0]["advice"]
+    dx = pfb.load_model().diagnose(dict(a.split("=") for a in [*PATIENT, "saddle_anesthesia=yes"]))
+    assert [c["cause"] for c in data["causes"]] == list(dx.posterior.index)
+    assert data["causes"][0]["posterior"] == pytest.approx(dx.posterior.iloc[0], abs=1e-15)
+    assert data["evidence"]["neurogenic_claudication"] == "yes"
+
+
+def test_diagnose_csv_parses_back(capsys):
+    status, out, _ = run(capsys, "diagnose", *PATIENT, "--format", "csv")
+    assert status == 0
+    frame = pd.read_csv(io.StringIO(out), index_col="cause", keep_default_na=False)
+    assert list(frame.columns) == ["red_flags", "prior", "posterior", "likelihood_ratio", "rank"]
+    assert frame.index[0] == "adjacent_segment_disease" and set(frame["red_flags"]) == {""}
+    assert frame["posterior"].between(0, 1).all() and sorted(frame.index) == sorted(CAUSES)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_case_file_with_arguments_overriding_it(capsys, tmp_path, suffix):
+    case = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True, "radicular_pain": {"yes": 0.8, "no": 0.2}}
+    path = tmp_path / f"case{suffix}"
+    path.write_text(json.dumps(case))  # JSON is valid YAML too
+    status, out, _ = run(capsys, "diagnose", "--case", str(path), "time_since_surgery=6_to_24_months", "--format", "json")
+    assert status == 0
+    evidence = json.loads(out)["evidence"]
+    assert evidence["time_since_surgery"] == "6_to_24_months" and evidence["neurogenic_claudication"] == "yes"
+    assert evidence["radicular_pain"].startswith("soft")
+    expected = pfb.load_model().diagnose({**case, "time_since_surgery": "6_to_24_months"}).posterior
+    got = {c["cause"]: c["posterior"] for c in json.loads(out)["causes"]}
+    assert got == pytest.approx(expected.to_dict(), abs=1e-15)
+
+
+def test_old_form_without_a_command_still_diagnoses(capsys):
+    status, out, _ = run(capsys, "time_since_surgery=under_6_weeks", "fever=yes")
+    assert status == 0 and "RED FLAG fever" in out and "Patient:" in out
+
+
+def test_no_arguments_runs_the_demo(capsys):
+    status, out, _ = run(capsys)
+    assert status == 0 and out.startswith("Example patient: time_since_surgery=over_2_years")
+
+
+def test_priors_option_on_every_command(capsys, tmp_path):
+    priors = tmp_path / "priors"
+    shutil.copytree(default_priors_path(), priors)
+    status, out, _ = run(capsys, "validate", "--priors", str(priors))
+    assert status == 0 and str(priors) in out
+    for command in COMMANDS:
+        parser_help = run(capsys, command, "--help")
+        assert parser_help[0] == 0 and "--priors DIR" in parser_help[1], command
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+def test_bad_evidence_exits_3_with_one_line(capsys):
+    status, out, err = run(capsys, "diagnose", "radicular_pian=yes")
+    assert status == 3 and out == ""
+    assert err.startswith("error: unknown variable 'radicular_pian'") and "did you mean 'radicular_pain'" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    status, _, err = run(capsys, "diagnose", "onset=sudden")
+    assert status == 3 and "allowed:" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert run(capsys, "diagnose", "radicular_pain")[0] == 2  # not variable=value
+    assert run(capsys, "diagnose", "--format", "xml")[0] == 2
+    assert run(capsys, "sensitivity", "--method", "sobol")[0] == 2
+    assert run(capsys, "sensitivity", "--draws", "0")[0] == 2
+    status, _, err = run(capsys, "frobnicate=1", "--bogus")
+    assert status == 2 and "unrecognized arguments: --bogus" in err
+    assert run(capsys, "--help")[0] == 0
+    assert run(capsys, "--version")[1].startswith("postfusion-bayes ")
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("missing.yaml", None, "cannot read case file"),
+        ("bad.yaml", "a: [1, 2\n", "is not valid YAML"),
+        ("bad.json", "{'a': 1}", "is not valid JSON"),
+        ("list.yaml", "- radicular_pain\n", "must hold a mapping of variable to observation, got list"),
+    ],
+)
+def test_bad_case_file_exits_3(capsys, tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    status, out, err = run(capsys, "diagnose", "--case", str(path))
+    assert status == 3 and out == "" and err.startswith("error: ") and message in err and name in err
+    assert len(err.splitlines()) == 1
+
+
+def test_invalid_priors_exit_3_without_traceback(capsys, tmp_path):
+    priors = tmp_path / "priors"
+    shutil.copytree(default_priors_path(), priors)
+    (priors / "onset.yaml").unlink()
+    (priors / "causes.yml").write_text("x: 1\n")
+    status, out, err = run(capsys, "diagnose", "--priors", str(priors), "smoker=yes")
+    assert status == 3 and out == "" and err.startswith("error: 2 problems") and "Traceback" not in err
+    status, out, err = run(capsys, "validate", str(priors))
+    assert status == 3
+    problems = out.splitlines()
+    assert len(problems) == 2 and any("onset.yaml: file is missing" in p for p in problems) and any("causes.yml: unexpected file" in p for p in problems)
+    assert err == f"error: 2 problems in {priors}\n"
+
+
+def test_validate_the_shipped_priors(capsys):
+    status, out, _ = run(capsys, "validate")
+    n = len(pfb.load_model().parameters)
+    assert status == 0 and out.startswith(f"ok: {n} parameters, 46 variables") and len(out.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def test_batch_to_stdout_and_to_a_file(capsys, tmp_path):
+    patients = pd.DataFrame(
+        {"patient": ["a", "b", "c"], "time_since_surgery": ["over_2_years", "under_6_weeks", None], "fever": [None, "yes", "no"], "radicular_pain": ["yes", None, "no"]}
+    )
+    source = tmp_path / "patients.csv"
+    patients.to_csv(source, index=False)
+    expected = pfb.load_model().diagnose_many(patients.set_index("patient"))
+    status, out, err = run(capsys, "batch", str(source), "--index-col", "patient")
+    assert (status, err) == (0, "")  # no progress bar when stderr is not a terminal
+    got = pd.read_csv(io.StringIO(out), index_col="patient", keep_default_na=False)
+    assert list(got["red_flags"]) == ["", "fever", ""]
+    pd.testing.assert_frame_equal(got[CAUSES], expected[CAUSES], check_names=False, rtol=0, atol=1e-15)
+    target = tmp_path / "out.csv"
+    patients.drop(columns="patient").to_csv(source, index=False)
+    status, out, _ = run(capsys, "batch", str(source), "-o", str(target), "--quiet")
+    assert status == 0 and out == ""
+    assert list(pd.read_csv(target).columns) == ["row", "red_flags", *CAUSES]
+
+
+def test_batch_progress_bar_on_a_terminal_goes_to_stderr(capsys, tmp_path, monkeypatch):
+    import postfusion_bayes.cli as cli
+
+    monkeypatch.setattr(cli, "BATCH_CHUNK", 2)
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True, raising=False)
+    source = tmp_path / "patients.csv"
+    pd.DataFrame({"smoker": ["yes", "no", "yes", "no", "yes"]}).to_csv(source, index=False)
+    status, out, err = run(capsys, "batch", str(source))
+    assert status == 0 and "5/5" in err and "patient" in err
+    assert len(pd.read_csv(io.StringIO(out))) == 5 and "5/5" not in out
+    assert run(capsys, "batch", str(source), "--quiet")[2] == ""
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [(None, "cannot read patients file"), ("", "is not a CSV table"), ('a,b\n"1,2\n', "is not a CSV table"), ("smoker\nmaybe\n", "evidence 'smoker': got 'maybe'")],
+)
+def test_bad_patients_file_exits_3(capsys, tmp_path, text, message):
+    # (an unknown column, e.g. patient ids without --index-col, is bad evidence too)
+    source = tmp_path / "patients.csv"
+    if text is not None:
+        source.write_text(text)
+    status, out, err = run(capsys, "batch", str(source))
+    assert status == 3 and out == "" and message in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+def test_sensitivity_tornado_table_csv_and_json(capsys):
+    status, out, _ = run(capsys, "sensitivity", *PATIENT, "--top", "3")
+    assert status == 0 and out.startswith("Tornado for P(adjacent_segment_disease present | evidence)")
+    assert len(out.splitlines()) == 3 + 3  # title, header, index name, rows
+    status, out, _ = run(capsys, "sensitivity", *PATIENT, "--target", "pseudarthrosis", "--format", "csv")
+    frame = pd.read_csv(io.StringIO(out), index_col="parameter")
+    assert len(frame) == len(pfb.load_model().parameters) and frame["swing"].is_monotonic_decreasing
+    status, out, _ = run(capsys, "sensitivity", *PATIENT, "--format", "json", "--top", "2")
+    data = json.loads(out)
+    assert data["method"] == "tornado" and data["target"] == "adjacent_segment_disease" and len(data["rows"]) == 2
+
+
+def test_sensitivity_monte_carlo_is_reproducible_and_filters_the_target(capsys):
+    argv = ["sensitivity", *PATIENT, "--method", "monte-carlo", "-n", "64", "--seed", "3", "--format", "json", "--quiet"]
+    first, second = run(capsys, *argv)[1], run(capsys, *argv)[1]
+    assert first == second
+    rows = json.loads(first)["rows"]
+    assert len(rows) == len(CAUSES) and all(r["q05"] <= r["median"] <= r["q95"] for r in rows)
+    status, out, _ = run(capsys, *argv[:-3], "--target", "pseudarthrosis", "--format", "csv")
+    assert status == 0 and list(pd.read_csv(io.StringIO(out))["cause"]) == ["pseudarthrosis"]
+    status, _, err = run(capsys, *argv[:-3], "--target", "pseudoarthrosis")
+    assert status == 3 and "did you mean 'pseudarthrosis'" in err
+
+
+@pytest.mark.parametrize("method", ["tornado", "monte-carlo"])
+def test_sensitivity_plot(capsys, tmp_path, method):
+    target = tmp_path / f"{method}.png"
+    status, out, err = run(capsys, "sensitivity", *PATIENT, "--method", method, "-n", "32", "--seed", "1", "--top", "5", "--plot", str(target))
+    assert status == 0 and out == "" and f"wrote {target}" in err
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    status, _, err = run(capsys, "sensitivity", *PATIENT, "--top", "2", "--plot", str(tmp_path / "x.nope"))
+    assert status == 2 and "not supported" in err
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_by_suffix_and_by_format(capsys, tmp_path):
+    model = pfb.load_model()
+    status, out, err = run(capsys, "export", str(tmp_path / "model.bif"))
+    assert status == 0 and out == "" and "(bif)" in err
+    assert read_bif(tmp_path / "model.bif").states == model.tables.states
+    status, _, err = run(capsys, "export", "--format", "uai", str(tmp_path / "model.txt"))
+    assert status == 0 and (tmp_path / "model.txt").read_text().startswith("BAYES")
+
+
+def test_export_errors(capsys, tmp_path):
+    status, _, err = run(capsys, "export", str(tmp_path / "model.net"))
+    assert status == 2 and "suffix '.net'" in err and "bif (.bif)" in err
+    assert run(capsys, "export", "--format", "dsl", str(tmp_path / "m.bif"))[0] == 2
+    status, _, err = run(capsys, "export", str(tmp_path / "missing" / "model.uai"))
+    assert status == 1 and err.startswith("error: cannot write") and "missing/model.uai" in err
