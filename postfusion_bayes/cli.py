@@ -1,7 +1,7 @@
 """Command line: ``postfusion-bayes COMMAND ...`` (or ``python -m postfusion_bayes COMMAND ...``).
 
-Commands: ``diagnose``, ``batch``, ``sensitivity``, ``export``, ``validate``
-and ``demo`` (the default with no arguments: the example patient). The old
+Commands: ``diagnose``, ``explain``, ``next-tests``, ``batch``,
+``sensitivity``, ``export``, ``validate`` and ``demo`` (the default with no arguments: the example patient). The old
 form without a command, ``python -m postfusion_bayes variable=value ...``,
 still diagnoses. Uses only the public API.
 
@@ -10,8 +10,7 @@ Data goes to stdout; progress bars, notices and errors to stderr. Exit status:
 own); 3 invalid priors, evidence or input file.
 
 Each command is a function ``run(args) -> int`` plus a function adding its
-arguments, registered in :data:`COMMANDS`; a new command (``explain`` and
-``next-tests`` are planned) is one more entry there.
+arguments, registered in :data:`COMMANDS`; a new command is one more entry there.
 """
 
 from __future__ import annotations
@@ -194,7 +193,7 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
 
 
-def _diagnosis_output(dx, fmt: str, title: str) -> None:
+def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
     frame = dx.to_frame()
     if fmt == "json":
         flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
@@ -202,31 +201,116 @@ def _diagnosis_output(dx, fmt: str, title: str) -> None:
     elif fmt == "csv":
         frame.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
         frame.to_csv(sys.stdout)
-    else:
+    elif brief:
         for flag in dx.red_flags:
             print(flag)
         print(f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
         print(frame.round(3).to_string())
         print(DISCLAIMER)
+    else:  # the full report: red flags, causes, findings that mattered, next tests, conflict
+        report = dx.summary().splitlines()
+        flags = len(dx.red_flags)
+        print("\n".join(report[:flags] + [f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)")] + report[flags:]))
+
+
+def _add_brief(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--brief", action="store_true", help="table format: only the ranked causes, without the findings that mattered, the next tests and the conflict check")
 
 
 def _configure_diagnose(parser: argparse.ArgumentParser) -> None:
     _add_evidence(parser)
     _add_format(parser)
+    _add_brief(parser)
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    _add_format(parser)
+    _add_brief(parser)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Posterior of every cause for one patient; red flags first."""
     evidence = _evidence(args)
     dx = load_model(args.priors).diagnose(evidence)
-    _diagnosis_output(dx, args.format, "Patient")
+    _diagnosis_output(dx, args.format, "Patient", args.brief)
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The example patient (what ``python -m postfusion_bayes`` runs with no arguments)."""
     dx = load_model(args.priors).diagnose(EXAMPLE_PATIENT)
-    _diagnosis_output(dx, args.format, "Example patient")
+    _diagnosis_output(dx, args.format, "Example patient", args.brief)
+    return EXIT_OK
+
+
+def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, digits: int = 3) -> None:
+    """A reasoning table in one of the three formats; red flags first in each."""
+    if fmt == "json":
+        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
+    elif fmt == "csv":
+        table = table.copy()
+        table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
+        table.to_csv(sys.stdout)
+    else:
+        for flag in dx.red_flags:
+            print(flag)
+        print(f"Patient: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
+        print(f"Most probable cause: {dx.top} ({dx.posterior.iloc[0]:.3f})")
+        print(heading)
+        print(table.round(digits).to_string() if len(table) else "(none)")
+        print(DISCLAIMER)
+
+
+def _configure_explain(parser: argparse.ArgumentParser) -> None:
+    _add_evidence(parser)
+    _add_format(parser)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Weight of evidence of each observed finding for each cause, given the other findings.
+
+    The weight is the natural log of the finding's likelihood ratio for the
+    cause (+2.3 is a ratio of 10); the last two columns say what the top
+    cause's posterior would be without the finding.
+    """
+    dx = load_model(args.priors).diagnose(_evidence(args))
+    _table_output(dx, dx.explain(), args.format, "findings", "Weight of evidence (natural log; + for, - against):", 2)
+    return EXIT_OK
+
+
+def _cost(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not name=cost with a finite cost >= 0 (e.g. gadolinium_mri=10)")
+    return name.strip(), number
+
+
+def _configure_next_tests(parser: argparse.ArgumentParser) -> None:
+    _add_evidence(parser)
+    _add_format(parser)
+    parser.add_argument("--by", choices=("finding", "procedure"), default="finding", help="rank findings one by one, or procedures that show several at once (an MRI) (default: finding)")
+    parser.add_argument("--cost", action="append", type=_cost, default=[], metavar="NAME=COST", help="override the cost of a finding or a test kind (repeatable), e.g. --cost gadolinium_mri=10")
+    parser.add_argument("--top", type=_positive_int, default=None, metavar="N", help="show only the N best (default: all)")
+
+
+def cmd_next_tests(args: argparse.Namespace) -> int:
+    """Unobserved findings ranked by expected information about the causes (bits), with cost and score.
+
+    Red flags are never tests. The score is information_gain / (1 + cost).
+    """
+    dx = load_model(args.priors).diagnose(_evidence(args))
+    try:
+        table = dx.next_tests(costs=dict(args.cost) or None, by=args.by)
+    except ValueError as exc:  # an unknown name or a bad cost
+        raise InputError(str(exc)) from None
+    if args.top:
+        table = table.head(args.top)
+    _table_output(dx, table, args.format, "tests", "Next tests, most informative first (information in bits):")
     return EXIT_OK
 
 
@@ -364,10 +448,7 @@ class Command:
     epilog: str = ""
 
 
-#: Every subcommand, by name. ``explain`` and ``next-tests`` will join once
-#: ``Diagnosis.explain()`` and ``Diagnosis.next_tests()`` exist: each takes the
-#: evidence options (``_configure_diagnose``) and renders the result in the
-#: three formats, like ``cmd_diagnose``.
+#: Every subcommand, by name.
 COMMANDS: dict[str, Command] = {
     "diagnose": Command(
         "posterior of every cause for one patient (red flags first)", _configure_diagnose, cmd_diagnose,
@@ -381,9 +462,17 @@ COMMANDS: dict[str, Command] = {
         "how one patient's result depends on the hand-set numbers", _configure_sensitivity, cmd_sensitivity,
         f"example: {PROG} sensitivity --case patient.yaml --method monte-carlo --seed 1 --plot intervals.png",
     ),
+    "explain": Command(
+        "which findings pushed each cause up or down (weights of evidence)", _configure_explain, cmd_explain,
+        f"example: {PROG} explain time_since_surgery=over_2_years neurogenic_claudication=yes back_pain=yes",
+    ),
+    "next-tests": Command(
+        "which test would tell most about the causes, with its cost", _configure_next_tests, cmd_next_tests,
+        f"example: {PROG} next-tests --case patient.yaml --by procedure --cost gadolinium_mri=10 --top 5",
+    ),
     "export": Command("write the network to a BIF, XMLBIF or UAI file", _configure_export, cmd_export, f"example: {PROG} export postfusion.bif"),
     "validate": Command("check a priors folder and list every problem", _configure_validate, cmd_validate, f"example: {PROG} validate my_priors/"),
-    "demo": Command("diagnose the example patient (the default with no arguments)", _add_format, cmd_demo),
+    "demo": Command("diagnose the example patient (the default with no arguments)", _configure_demo, cmd_demo),
 }
 
 

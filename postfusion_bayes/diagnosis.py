@@ -294,9 +294,10 @@ class Diagnosis:
         if len(r["mattered"]):
             lines += ["", "Findings that mattered most (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
             for finding, row in r["mattered"].iterrows():
+                also = "" if row["moves_most"] == r["top"] else f"{row['largest_weight']:+.2f} for {row['moves_most']}; "
                 lines.append(
-                    f"  {finding} = {row['observed']}: {row['largest_weight']:+.2f} for {row['moves_most']}; "
-                    f"{row['weight_for_top_cause']:+.2f} for {r['top']}, which would be {row['top_posterior_without']:.3f} without it"
+                    f"  {finding} = {row['observed']}: {also}{row['weight_for_top_cause']:+.2f} for {r['top']}, "
+                    f"which would be {row['top_posterior_without']:.3f} without it"
                 )
         if len(r["tests"]):
             lines += ["", "Next best tests (expected information about the causes, bits; a procedure counts all it shows):"]

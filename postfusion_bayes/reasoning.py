@@ -53,6 +53,9 @@ from .spec import ModelSpec
 
 __all__ = ["Reasoner", "MAX_ENUMERATED_CAUSES"]
 
+#: Weights of evidence smaller than this are rounding noise (two equal posteriors computed apart) and shown as 0.
+WEIGHT_ROUNDING = 1e-12
+
 #: The most unobserved causes whose 2^k joint configurations are enumerated.
 MAX_ENUMERATED_CAUSES = 16
 
@@ -210,7 +213,8 @@ class Reasoner:
         now, without = p[0], p[1:]
         with np.errstate(invalid="ignore"):
             weight = _logit(now)[None, :] - _logit(without)
-        weight = np.where(now[None, :] == without, 0.0, weight)  # also where both are 0 or 1: nothing moved
+        # where both are 0 or 1 nothing moved; below 1e-12 a weight is the rounding of two equal posteriors
+        weight = np.where((now[None, :] == without) | (np.abs(weight) < WEIGHT_ROUNDING), 0.0, weight)
         if top in order:
             k = order.index(top)
             top_without = without[:, k]

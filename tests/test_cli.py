@@ -256,3 +256,52 @@ def test_export_errors(capsys, tmp_path):
     assert run(capsys, "export", "--format", "dsl", str(tmp_path / "m.bif"))[0] == 2
     status, _, err = run(capsys, "export", str(tmp_path / "missing" / "model.uai"))
     assert status == 1 and err.startswith("error: cannot write") and "missing/model.uai" in err
+
+
+# --------------------------------------------------------------------------- explain and next-tests
+
+SUBACUTE = ["time_since_surgery=6_weeks_to_6_months", "onset=gradual_after_relief", "radicular_pain=yes", "straight_leg_raise=yes"]
+SUBACUTE_EVIDENCE = {"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": "yes", "straight_leg_raise": "yes"}
+
+
+def test_explain_table_and_json_match_the_library(capsys):
+    status, out, err = run(capsys, "explain", *SUBACUTE, "fever=yes")
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("RED FLAG fever:") and lines[1].startswith("Patient: ")
+    assert "Most probable cause: epidural_fibrosis" in out and "onset" in out
+    status, out, _ = run(capsys, "explain", *SUBACUTE, "--format", "json")
+    data = json.loads(out)
+    expected = pfb.load_model().diagnose(SUBACUTE_EVIDENCE).explain()
+    assert data["red_flags"] == [] and data["top_cause"] == "epidural_fibrosis"
+    assert [row["finding"] for row in data["findings"]] == list(expected.index)
+    assert data["findings"][0]["epidural_fibrosis"] == pytest.approx(expected.iloc[0]["epidural_fibrosis"], abs=1e-12)
+
+
+def test_next_tests_csv_json_by_procedure_costs_and_top(capsys):
+    status, out, _ = run(capsys, "next-tests", *SUBACUTE, "--format", "csv", "--by", "procedure", "--top", "3", "--cost", "gadolinium_mri=10")
+    assert status == 0
+    table = pd.read_csv(io.StringIO(out), index_col="test")
+    expected = pfb.load_model().diagnose(SUBACUTE_EVIDENCE).next_tests(costs={"gadolinium_mri": 10}, by="procedure").head(3)
+    assert list(table.index) == list(expected.index)
+    assert table.loc["gadolinium_mri", "cost"] == 10.0
+    assert table["information_gain"].to_numpy() == pytest.approx(expected["information_gain"].to_numpy(), abs=1e-9)
+    status, out, _ = run(capsys, "next-tests", *SUBACUTE, "--format", "json")
+    tests = json.loads(out)["tests"]
+    assert {t["test"] for t in tests}.isdisjoint(pfb.load_model().red_flags)
+    assert all(t["information_gain"] >= 0 for t in tests)
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["next-tests", "--cost", "fever=1"], 3, "red flags are never tests"),
+        (["next-tests", "--cost", "mri_recurent_disc=1"], 3, "did you mean 'mri_recurrent_disc'"),
+        (["next-tests", "--cost", "ct=-1"], 2, "finite cost >= 0"),
+        (["next-tests", "--by", "test"], 2, "invalid choice"),
+        (["explain", "radicular_pian=yes"], 3, "did you mean 'radicular_pain'"),
+    ],
+)
+def test_explain_and_next_tests_errors(capsys, argv, status, message):
+    got, out, err = run(capsys, *argv)
+    assert got == status and message in err and "Traceback" not in err

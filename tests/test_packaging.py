@@ -64,11 +64,20 @@ def p_causes():
     return pfb.load_model().causes
 
 
-def test_demo_prints_a_ranked_table(capsys):
+def test_demo_prints_the_report_with_ranked_causes(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "Example patient" in out and "posterior" in out and "rank" in out
+    assert out.startswith("Example patient") and "Causes, most probable first" in out
+    assert "Findings that mattered most" in out and "Next best tests" in out
     assert "not a medical device" in out
+    ranked = [line.split() for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 1 and line.split()[1] in p_causes()]
+    assert [r[0] for r in ranked] == [f"{i}." for i in range(1, 9)]
+
+
+def test_demo_brief_prints_only_the_table(capsys):
+    assert main(["demo", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert "posterior" in out and "rank" in out and "Next best tests" not in out
     lines = [line for line in out.splitlines() if line.split() and line.split()[0] in p_causes()]
     assert len(lines) == 8 and lines[0].split()[-1] == "1"
 
