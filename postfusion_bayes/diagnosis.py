@@ -13,7 +13,7 @@ import pandas as pd
 
 from .errors import PostfusionError
 
-__all__ = ["Diagnosis", "RedFlag"]
+__all__ = ["Diagnosis", "RedFlag", "CONFLICT_THRESHOLD"]
 
 DISCLAIMER = (
     "Research and teaching tool, not a medical device: red flags come first, "
@@ -32,6 +32,12 @@ class RedFlag:
     def __str__(self) -> str:
         return f"RED FLAG {self.name}: {self.advice}"
 
+
+#: Conflict above which the report warns: the findings together at least 1.1 times rarer than apart.
+#: Judgment: typical presentations go up to about 0.02 (the bare subacute recurrence of radicular
+#: pain), and rounding leaves about 1e-16 where the conflict is exactly 0 (context only); the
+#: contradictory patients of the tests lie above 0.4.
+CONFLICT_THRESHOLD = 0.1
 
 CONFLICT_WARNING = (
     "Conflict {:.2f} > 0: the findings fit the model's patterns poorly (together they are {:.3g} times "
@@ -145,7 +151,7 @@ class Diagnosis:
         DataFrame
             One row per observed finding (and red flag), most influential on
             the top cause first. ``observed`` is the state seen; one column per
-            cause holds the weight of evidence of the finding for the cause
+            cause not itself observed holds the weight of evidence of the finding for the cause
             given the other findings, ln[P(f | cause, rest) / P(f | no cause,
             rest)] (natural log: +2.3 is a likelihood ratio of 10); the last two
             columns say what the top cause's posterior would be without the
@@ -206,8 +212,8 @@ class Diagnosis:
         >>> "saddle_anesthesia" in tests.index
         False
         """
-        if costs is None:
-            return self._default_next_tests[by].copy() if by in ("finding", "procedure") else self._require_reasoner().next_tests(self._top_index, None, by)
+        if costs is None and by in ("finding", "procedure"):
+            return self._default_next_tests(by).copy()
         return self._require_reasoner().next_tests(self._top_index, costs, by)
 
     @functools.cached_property
@@ -215,9 +221,14 @@ class Diagnosis:
         return int(np.argmax(self.posterior_values))
 
     @functools.cached_property
-    def _default_next_tests(self) -> dict[str, pd.DataFrame]:
-        reasoner = self._require_reasoner()
-        return {by: reasoner.next_tests(self._top_index, None, by) for by in ("finding", "procedure")}
+    def _next_tests_cache(self) -> dict[str, pd.DataFrame]:
+        return {}
+
+    def _default_next_tests(self, by: str) -> pd.DataFrame:
+        cache = self._next_tests_cache
+        if by not in cache:
+            cache[by] = self._require_reasoner().next_tests(self._top_index, None, by)
+        return cache[by]
 
     @functools.cached_property
     def conflict(self) -> float:
@@ -225,9 +236,16 @@ class Diagnosis:
 
         About 0 or negative when the findings hang together as the model
         expects; positive when they fit its patterns poorly (an atypical
-        patient, a cause outside the model, or a recording error).
+        patient, a cause outside the model, or a recording error). The report
+        warns above :data:`CONFLICT_THRESHOLD`.
         """
         return self._require_reasoner().conflict()
+
+    @property
+    def conflict_warning(self) -> str:
+        """The report's conflict warning, or "" when :attr:`conflict` is at most :data:`CONFLICT_THRESHOLD`."""
+        c = self.conflict
+        return CONFLICT_WARNING.format(c, np.exp(c)) if c > CONFLICT_THRESHOLD else ""
 
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
         """The ``k`` most probable joint sets of present causes (a patient can have two).
@@ -250,29 +268,35 @@ class Diagnosis:
 
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
-        """The pieces of :meth:`summary`: findings ranked by their largest weight on any cause."""
-        explanation = self._explanation
+        """The pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        frame = self.to_frame()
+        try:
+            explanation = self._explanation
+            tests = self._default_next_tests("procedure")
+        except PostfusionError as exc:  # e.g. too many unobserved causes to enumerate: report what can be
+            return {"frame": frame, "top": self.top, "mattered": None, "tests": None, "conflict_warning": self.conflict_warning, "note": str(exc)}
         top = self.top
         causes = explanation.attrs["causes"]
-        weights = explanation[causes].to_numpy(dtype=float)
-        strongest = np.nan_to_num(np.abs(weights), posinf=np.finfo(float).max).argmax(axis=1) if causes else np.zeros(len(explanation), dtype=int)
+        weights = explanation[causes].to_numpy(dtype=float) if causes else np.zeros((len(explanation), 1))
+        strongest = np.nan_to_num(np.abs(weights), posinf=np.finfo(float).max).argmax(axis=1)
         mattered = pd.DataFrame(
             {
                 "observed": explanation["observed"],
                 "weight_for_top_cause": explanation[top] if top in causes else 0.0,
                 "moves_most": [causes[j] for j in strongest] if causes else "",
-                "largest_weight": weights[np.arange(len(weights)), strongest] if causes else 0.0,
+                "largest_weight": weights[np.arange(len(weights)), strongest],
                 "top_posterior_without": explanation["top_posterior_without"],
             },
             index=explanation.index,
-        )
-        order = np.argsort(-np.abs(mattered["largest_weight"].to_numpy(dtype=float)), kind="stable")
+        )  # explain() already puts the findings that moved the top cause most first
+        order = np.argsort(-tests["score"].to_numpy(), kind="stable")
         return {
-            "frame": self.to_frame(),
+            "frame": frame,
             "top": top,
-            "mattered": mattered.iloc[order].head(n_findings),
-            "tests": self._default_next_tests["procedure"].head(n_tests),
-            "conflict": self.conflict,
+            "mattered": mattered.head(n_findings),
+            "tests": tests.iloc[order].head(n_tests),
+            "conflict_warning": self.conflict_warning,
+            "note": "",
         }
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
@@ -291,23 +315,27 @@ class Diagnosis:
         lines += ["", "Causes, most probable first (prior from the context alone -> posterior):"]
         for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
             lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}")
-        if len(r["mattered"]):
-            lines += ["", "Findings that mattered most (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
+        if r["mattered"] is not None and len(r["mattered"]):
+            lines += ["", f"Findings that mattered most for {r['top']} (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
             for finding, row in r["mattered"].iterrows():
-                also = "" if row["moves_most"] == r["top"] else f"{row['largest_weight']:+.2f} for {row['moves_most']}; "
+                also = ""
+                if row["moves_most"] != r["top"] and abs(row["largest_weight"]) > abs(row["weight_for_top_cause"]):
+                    also = f"; {row['largest_weight']:+.2f} for {row['moves_most']}"
                 lines.append(
-                    f"  {finding} = {row['observed']}: {also}{row['weight_for_top_cause']:+.2f} for {r['top']}, "
-                    f"which would be {row['top_posterior_without']:.3f} without it"
+                    f"  {finding} = {row['observed']}: {row['weight_for_top_cause']:+.2f} "
+                    f"({r['top']} would be {row['top_posterior_without']:.3f} without it){also}"
                 )
-        if len(r["tests"]):
-            lines += ["", "Next best tests (expected information about the causes, bits; a procedure counts all it shows):"]
-            for finding, row in r["tests"].iterrows():
+        if r["tests"] is not None and len(r["tests"]):
+            lines += ["", "Next best tests, by information per unit of cost (bits about the causes; a procedure counts all it shows):"]
+            for rank, (test, row) in enumerate(r["tests"].iterrows(), 1):
                 lines.append(
-                    f"  {row['rank']}. {finding} ({row['test_kind']}, cost {row['cost']:g}{', invasive' if row['invasive'] else ''}): "
+                    f"  {rank}. {test} ({row['test_kind']}, cost {row['cost']:g}{', invasive' if row['invasive'] else ''}): "
                     f"{row['information_gain']:.3f} bits; P(top cause changes) {row['probability_top_changes']:.2f}"
                 )
-        if r["conflict"] > 0:
-            lines += ["", CONFLICT_WARNING.format(r["conflict"], np.exp(r["conflict"]))]
+        if r["note"]:
+            lines += ["", f"(No findings or tests section: {r['note']}.)"]
+        if r["conflict_warning"]:
+            lines += ["", r["conflict_warning"]]
         lines += ["", DISCLAIMER]
         return "\n".join(lines)
 
@@ -326,13 +354,16 @@ class Diagnosis:
             return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"
         r = self._report()
         parts = [flags or "<p>No red flag reported.</p>", "<h4>Causes</h4>", table]
-        if len(r["mattered"]):
+        if r["mattered"] is not None and len(r["mattered"]):
             shown = r["mattered"].rename(columns={"weight_for_top_cause": f"weight for {r['top']}", "top_posterior_without": f"{r['top']} without it"})
-            parts += ["<h4>Findings that mattered most (weight of evidence, natural log)</h4>", shown.to_html(float_format=lambda x: f"{x:+.3f}")]
-        if len(r["tests"]):
-            shown = r["tests"][["test_kind", "cost", "information_gain", "probability_top_changes"]]
-            parts += ["<h4>Next best tests</h4>", shown.to_html(float_format=lambda x: f"{x:.3f}")]
-        if r["conflict"] > 0:
-            parts.append(f"<p style='color:#b06000'><b>{escape(CONFLICT_WARNING.format(r['conflict'], np.exp(r['conflict'])))}</b></p>")
+            formats = {f"weight for {r['top']}": "{:+.2f}".format, "largest_weight": "{:+.2f}".format, f"{r['top']} without it": "{:.3f}".format}
+            parts += [f"<h4>Findings that mattered most for {escape(r['top'])} (weight of evidence, natural log)</h4>", shown.to_html(formatters=formats)]
+        if r["tests"] is not None and len(r["tests"]):
+            shown = r["tests"][["findings", "test_kind", "cost", "information_gain", "probability_top_changes", "score"]]
+            parts += ["<h4>Next best tests, by information per unit of cost</h4>", shown.to_html(float_format=lambda x: f"{x:.3f}")]
+        if r["note"]:
+            parts.append(f"<p>(No findings or tests section: {escape(r['note'])}.)</p>")
+        if r["conflict_warning"]:
+            parts.append(f"<p style='color:#b06000'><b>{escape(r['conflict_warning'])}</b></p>")
         parts.append(f"<p><i>{escape(DISCLAIMER)}</i></p>")
         return "".join(parts)

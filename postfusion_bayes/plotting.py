@@ -122,8 +122,10 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
     """
     import numpy as np
 
+    columns = list(table.attrs["causes"]) if "causes" in table.attrs else [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
+    if not columns or not len(table):
+        raise ValueError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
     ax = _axes(ax)
-    columns = table.attrs.get("causes") or [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     values = table[columns].to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
     scale = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0

@@ -20,7 +20,9 @@ Value of a test (:meth:`Reasoner.next_tests`)
     information ``I(C; T | e) = H(C | e) - E_t[H(C | e, T = t)]``. We chose the
     joint entropy over the sum of the causes' binary entropies because causes
     are not exclusive (a patient can have two): the joint entropy counts a test
-    that separates "both" from "one of them", and it is never negative.
+    that separates "both" from "one of them", and it is what a test tells about
+    the patient's whole differential (the sum of binary reductions counts twice
+    what two correlated causes share).
 Data conflict (:meth:`Reasoner.conflict`)
     Jensen's measure ``ln[ P(e_1) ... P(e_n) / P(e) ]`` over the observed
     variables. Findings produced by one cause are positively correlated, so for
@@ -31,8 +33,10 @@ Most probable explanation (:meth:`Reasoner.most_probable_explanation`)
     The most probable joint sets of present causes given the evidence, the
     other variables summed out.
 
-All of it rests on one exact batched query: the evidence with every unobserved
-cause clamped to each of its 2^k configurations (k = 8 for the shipped model).
+Next tests and explanations rest on one exact batched query: the evidence with
+every cause not observed clamped to each of its 2^k configurations (k = 8 for the
+shipped model). Weights of evidence take one query per finding left out, the
+conflict one per finding alone.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ __all__ = ["Reasoner", "MAX_ENUMERATED_CAUSES"]
 
 #: Weights of evidence smaller than this are rounding noise (two equal posteriors computed apart) and shown as 0.
 WEIGHT_ROUNDING = 1e-12
+
+#: Relative margin by which another cause must beat the top cause for a result to "change the top".
+TIE_TOLERANCE = 1e-9
 
 #: The most unobserved causes whose 2^k joint configurations are enumerated.
 MAX_ENUMERATED_CAUSES = 16
@@ -138,7 +145,7 @@ class Reasoner:
                 f"{len(free)} unobserved causes: enumerating their 2^{len(free)} joint configurations is too costly "
                 f"(at most {MAX_ENUMERATED_CAUSES}); observe some causes or use the marginal posteriors"
             )
-        grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(-1, len(free))
+        grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(2 ** len(free), len(free))
         n = len(grid)
         # A test whose parents are all causes is independent of the rest of the evidence once every
         # cause is fixed (it has no children), so P(test | configuration, e) is read off its table;
@@ -195,8 +202,9 @@ class Reasoner:
         DataFrame
             Index ``finding`` (observed findings and red flags; context is what
             the prior already conditions on), sorted by the size of the weight
-            for the top cause. Columns: ``observed`` (the state, or "soft");
-            one column per unobserved cause, in posterior order, with the weight
+            for the top cause (by the largest weight when the top cause was
+            itself observed). Columns: ``observed`` (the state, or "soft");
+            one column per cause not observed, in posterior order, with the weight
             of evidence in natural-log units (``exp`` of it is the finding's
             likelihood ratio given the rest); ``top_posterior_without`` (the top
             cause's posterior with that finding left out) and
@@ -246,7 +254,7 @@ class Reasoner:
             return table
         if not isinstance(costs, Mapping):
             raise ValueError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
-        allowed = spec.names("finding") + list(kinds)
+        allowed = spec.names("finding") + list(kinds) + (["unspecified"] if any(kind == "unspecified" for kind, _, _ in table.values()) else [])
         for key, value in costs.items():
             if key in spec.variables and spec.variables[key].role == "red_flag":
                 raise ValueError(f"costs: {key!r} is a red flag, and red flags are never tests")
@@ -317,8 +325,8 @@ class Reasoner:
                 terms = np.where(joint > 0, joint * (np.log2(q) - np.log2(p_result)[None, :]), 0.0)
             gain = max(float(terms.sum()), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
             after = joint.T @ as_float  # (n_results, n_causes): P(cause present, result | e)
-            possible = p_result > 0
-            changed = possible & (np.argmax(after, axis=1) != top_index)
+            # another cause must beat the current top strictly (beyond rounding), so exact ties never count
+            changed = (p_result > 0) & (after.max(axis=1) > after[:, top_index] * (1 + TIE_TOLERANCE))
             kinds, costs_here, invasive = zip(*(costs_of[f] for f in findings))
             rows.append(
                 (label, ", ".join(findings), kinds[0], max(costs_here), any(invasive), gain,
@@ -355,13 +363,14 @@ class Reasoner:
             ``n_present`` and ``probability`` (P(exactly this set | e)). Causes
             given as hard evidence keep their observed state; a cause with soft
             evidence is enumerated like an unobserved one, its likelihood
-            weighing each configuration. Fewer than ``k`` rows when there are
-            fewer configurations.
+            weighing each configuration. Fewer than ``k`` rows when fewer sets
+            are possible.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         present, weight, _, _ = self._configurations
         order = np.argsort(-weight, kind="stable")[: int(k)]
+        order = order[weight[order] > 0]  # an impossible set is no explanation
         names = np.array(self.causes)
         sets = [" + ".join(names[present[i]]) or "none of the modelled causes" for i in order]
         frame = pd.DataFrame(

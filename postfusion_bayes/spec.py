@@ -345,6 +345,7 @@ class _Reader:
         self.variables: dict[str, Variable] = {}
         self.parameters: dict[str, Parameter] = {}
         self.test_kinds: dict[str, TestKind] = {}
+        self.test_kind_names: dict[str, None] = {}  # every declared kind, valid or not, in file order
 
     # ---- helpers
     def where(self, file: str) -> str:
@@ -583,8 +584,11 @@ class _Reader:
         kinds: dict[str, TestKind] = {}
         for name, node in self.mapping(file, "test_kinds", self.documents[file].get("test_kinds"), required=False).items():
             key = f"test_kinds.{name}"
+            self.test_kind_names[str(name)] = None  # declared, even if invalid: findings naming it are not "unknown"
             node = self.mapping(file, key, node)
             if not node:
+                if isinstance(node, Mapping):
+                    self.problem(file, key, "empty test kind; expected description, cost, invasive and judgment")
                 continue
             self.known_keys(file, key, node, ("description", "cost", "invasive", "one_procedure", "judgment"))
             description = self.text(file, f"{key}.description", node.get("description"))
@@ -607,15 +611,15 @@ class _Reader:
     def test_of(self, file: str, key: str, node: Mapping) -> str:
         """The ``test`` kind of a finding: required when test kinds are declared, refused otherwise."""
         test = node.get("test")
-        if not self.test_kinds:
+        if not self.test_kind_names:
             if test is not None:
                 self.problem(file, f"{key}.test", "findings.yaml declares no test_kinds, so no finding can name a test kind")
             return ""
         if test is None:
-            self.problem(file, key, f"missing test (the kind of test that observes it); allowed: {', '.join(self.test_kinds)}")
+            self.problem(file, key, f"missing test (the kind of test that observes it); allowed: {', '.join(self.test_kind_names)}")
             return ""
-        if test not in self.test_kinds:
-            self.problem(file, f"{key}.test", f"unknown test kind {test!r}{suggest(str(test), self.test_kinds)}; allowed: {', '.join(self.test_kinds)}")
+        if test not in self.test_kind_names:
+            self.problem(file, f"{key}.test", f"unknown test kind {test!r}{suggest(str(test), self.test_kind_names)}; allowed: {', '.join(self.test_kind_names)}")
             return ""
         return str(test)
 

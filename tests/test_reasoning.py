@@ -17,7 +17,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import postfusion_bayes as pfb
-from helpers import random_spec
+from helpers import random_documents, random_spec
+from postfusion_bayes.engine import CompiledNetwork
+from postfusion_bayes.evidence import parse_evidence
+from postfusion_bayes.reasoning import Reasoner
+from postfusion_bayes.spec import spec_from_documents
+from postfusion_bayes.tables import NetworkTables
 from oracles import full_joint
 from vignettes import VIGNETTES
 
@@ -38,11 +43,16 @@ class Joint:
         self.causes = model.causes
         self.evidence = evidence
 
-    def weighted(self, evidence: dict[str, str]) -> np.ndarray:
+    def weighted(self, evidence: dict) -> np.ndarray:
+        """The joint times the evidence: a state name (hard) or a {state: likelihood} mapping (soft)."""
         out = self.joint
         for name, state in evidence.items():
             mask = np.zeros(self.tables.cardinality(name))
-            mask[self.tables.states[name].index(state)] = 1.0
+            if isinstance(state, dict):
+                for s, likelihood in state.items():
+                    mask[self.tables.states[name].index(s)] = likelihood
+            else:
+                mask[self.tables.states[name].index(state)] = 1.0
             shape = [1] * out.ndim
             shape[self.axis[name]] = -1
             out = out * mask.reshape(shape)
@@ -351,3 +361,157 @@ def test_summary_without_red_flags_or_conflict():
     assert len([line for line in section.splitlines() if line.startswith("  ")]) == 2
     section = text.split("Next best tests")[1].split("Research and teaching tool")[0]
     assert len([line for line in section.splitlines() if line.startswith("  ")]) == 1
+
+
+# ------------------------------------------------------------------ review follow-ups: oracles for the rest
+
+
+def model_with_test_kinds(seed: int) -> pfb.Model:
+    """A small random model whose findings are observed by two kinds: a free question and one procedure."""
+    docs = random_documents(np.random.default_rng(seed), n_causes=3, n_findings=4, n_times=2, onset_states=2)
+    docs["findings.yaml"]["test_kinds"] = {
+        "question": {"description": "asked", "cost": 0, "invasive": False, "one_procedure": False, "judgment": "test"},
+        "scan": {"description": "one scan", "cost": 3, "invasive": False, "one_procedure": True, "judgment": "test"},
+    }
+    for i, node in enumerate(docs["findings.yaml"]["findings"].values()):
+        node["test"] = "scan" if i >= 1 else "question"
+    docs["onset.yaml"]["onset"]["test"] = "question"
+    return pfb.Model(spec_from_documents(docs))
+
+
+def brute_tests(model: pfb.Model, brute: Joint, evidence: dict, findings: list[str], top: int) -> tuple[float, float]:
+    """Mutual information between the causes and the joint result of ``findings``, and P(top cause changes)."""
+    causes = model.causes
+    p = brute.over([*causes, *findings], evidence).reshape(2 ** len(causes), -1)  # P(C, results | e)
+    pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+    present = np.array(list(itertools.product((0, 1), repeat=len(causes))), dtype=float)
+    change = 0.0
+    for r in range(p.shape[1]):
+        if pt[0, r] > 0:
+            after = present.T @ p[:, r] / pt[0, r]
+            if after.max() > after[top] * (1 + 1e-9):
+                change += pt[0, r]
+    return mi, change
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_procedures_and_the_chance_the_top_changes_agree_with_brute_force(seed):
+    model = model_with_test_kinds(seed)
+    rng = np.random.default_rng(400 + seed)
+    evidence = random_evidence(model, rng, 2)
+    evidence = {k: v for k, v in evidence.items() if k not in model.spec.findings or model.spec.variables[k].role == "red_flag"}
+    evidence[model.causes[1]] = "present" if seed % 2 else "absent"  # a cause given as evidence
+    evidence["finding0"] = {"yes": 0.8, "no": 0.3}  # and a soft finding
+    brute = Joint(model, evidence)
+    dx = model.diagnose(evidence)
+    top = model.causes.index(dx.top)
+    for by in ("finding", "procedure"):
+        tests = dx.next_tests(by=by)
+        for test, row in tests.iterrows():
+            mi, change = brute_tests(model, brute, evidence, row["findings"].split(", "), top)
+            assert row["information_gain"] == pytest.approx(mi, abs=1e-10), (by, test)
+            assert row["probability_top_changes"] == pytest.approx(change, abs=1e-10), (by, test)
+    procedures = dx.next_tests(by="procedure")
+    assert procedures.loc["scan", "findings"] == "finding1, finding2, finding3"
+    assert procedures.loc["scan", "cost"] == 3.0
+    for finding in [k for k in evidence if model.spec.variables[k].role in ("finding", "red_flag")]:
+        rest = {k: v for k, v in evidence.items() if k != finding}
+        for cause in dx.explain().attrs["causes"]:
+            now, before = brute.cause_posterior(cause, evidence), brute.cause_posterior(cause, rest)
+            expected = math.log(now / (1 - now)) - math.log(before / (1 - before))
+            assert dx.explain().loc[finding, cause] == pytest.approx(expected, abs=1e-9)
+    expected = sum(math.log(brute.probability({k: v})) for k, v in evidence.items()) - math.log(brute.probability(evidence))
+    assert dx.conflict == pytest.approx(expected, abs=1e-10)
+
+
+def test_a_test_with_a_parent_outside_the_causes_is_queried_and_still_exact():
+    # Specs give findings only causes as parents; the reasoning must stay exact on a network where
+    # a finding also depends on the context (the queried path).
+    model = small_model(3)
+    tables = model.tables
+    finding = "finding0"
+    cpt = np.asarray(tables.cpts[finding])
+    other = cpt[..., ::-1] * 0.5 + cpt * 0.5  # a different, valid table for the second time window
+    parents = dict(tables.parents)
+    parents[finding] = (*tables.parents[finding], "time")
+    cpts = dict(tables.cpts)
+    cpts[finding] = np.stack([cpt, other], axis=-2)
+    changed = NetworkTables(states=tables.states, parents=parents, cpts=cpts)
+    evidence = {"risk0": "yes", "finding1": "yes"}
+    reasoner = Reasoner(CompiledNetwork(changed), model.spec, parse_evidence(model.spec, evidence), tuple(model.causes))
+    tests = reasoner.next_tests(0)
+    joint = full_joint(changed)
+    axis = {n: i for i, n in enumerate(changed.variables)}
+    w = joint
+    for name, state in evidence.items():
+        mask = np.zeros(changed.cardinality(name))
+        mask[changed.states[name].index(state)] = 1.0
+        shape = [1] * w.ndim
+        shape[axis[name]] = -1
+        w = w * mask.reshape(shape)
+    keep = [axis[c] for c in model.causes] + [axis[finding]]
+    p = w.sum(axis=tuple(i for i in range(w.ndim) if i not in keep))
+    p = np.transpose(p, np.argsort(np.argsort(keep))).reshape(8, -1)
+    p /= p.sum()
+    pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+    mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+    assert tests.loc[finding, "information_gain"] == pytest.approx(mi, abs=1e-10)
+
+
+def test_every_cause_observed_still_gives_tests_explanations_and_a_report():
+    evidence = {c: "absent" for c in MODEL.causes}
+    evidence.update(pseudarthrosis="present", back_pain=True, time_since_surgery="over_2_years")
+    dx = MODEL.diagnose(evidence)
+    tests = dx.next_tests()
+    assert (tests["information_gain"] == 0).all() and (tests["probability_top_changes"] == 0).all()
+    mpe = dx.most_probable_explanation(3)
+    assert mpe["present_causes"].tolist() == ["pseudarthrosis"] and mpe["probability"].tolist() == [1.0]
+    assert dx.explain().attrs["causes"] == []
+    assert "Causes, most probable first" in repr(dx) and "<h4>Causes" in dx._repr_html_()
+    with pytest.raises(ValueError, match="nothing to plot"):
+        from postfusion_bayes import plotting
+
+        plotting.explanation_plot(dx.explain())
+
+
+def test_impossible_sets_are_no_explanation():
+    dx = MODEL.diagnose({"pseudarthrosis": "present", "nerve_injury": "absent"})
+    mpe = dx.most_probable_explanation(1000)
+    assert (mpe["probability"] > 0).all() and len(mpe) == 2 ** 6
+    assert mpe["present_causes"].str.contains("pseudarthrosis").all()
+
+
+def test_the_report_warns_of_conflict_only_above_the_threshold():
+    from postfusion_bayes.diagnosis import CONFLICT_THRESHOLD
+
+    context_only = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "smoker": "yes"})
+    assert abs(context_only.conflict) < 1e-12 and context_only.conflict_warning == ""
+    typical = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
+    assert 0 < typical.conflict < CONFLICT_THRESHOLD and "Conflict" not in typical.summary()
+    odd = MODEL.diagnose(CONTRADICTORY["a disc on MRI without any root sign"])
+    assert odd.conflict_warning.startswith(f"Conflict {odd.conflict:.2f} > 0")
+
+
+def test_too_many_causes_to_enumerate_still_gives_the_report_without_those_sections():
+    model = pfb.Model(random_spec(1, n_causes=17, n_findings=2, n_times=2, onset_states=2))
+    dx = model.diagnose({"finding0": "yes"})
+    with pytest.raises(pfb.PostfusionError, match="17 unobserved causes"):
+        dx.next_tests()
+    text = repr(dx)
+    assert "Causes, most probable first" in text and "No findings or tests section: 17 unobserved causes" in text
+    assert "17 unobserved causes" in dx._repr_html_()
+
+
+def test_the_report_ranks_findings_by_their_weight_on_the_top_cause_and_tests_by_score():
+    evidence = {"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True,
+                "buttock_pain": False, "mri_recurrent_disc": False, "mri_adjacent_level_stenosis": False, "mri_enhancing_scar": True}
+    dx = MODEL.diagnose(evidence)
+    r = dx._report(n_findings=3, n_tests=3)
+    expected = dx.explain()[dx.top].abs().sort_values(ascending=False, kind="stable").index[:3]
+    assert list(r["mattered"].index) == list(expected)
+    assert "onset" in r["mattered"].index
+    scores = r["tests"]["score"].to_numpy()
+    assert (np.diff(scores) <= 0).all()
+    assert scores[0] == dx.next_tests(by="procedure")["score"].max()

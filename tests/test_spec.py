@@ -302,3 +302,14 @@ def test_shipped_test_kinds_cover_every_finding_and_no_red_flag():
     kinds = spec.test_kinds
     assert kinds["history"].cost == 0 and not kinds["history"].invasive
     assert kinds["si_joint_block"].invasive and kinds["si_joint_block"].cost == max(k.cost for k in kinds.values())
+
+
+def test_an_empty_or_invalid_test_kind_is_reported_once(priors_copy):
+    def edit(d):
+        d["test_kinds"]["ct"] = {}
+        d["test_kinds"]["radiographs"]["cost"] = -1
+    _edit(priors_copy, "findings.yaml", edit)
+    problems = _problems(priors_copy)
+    assert any("test_kinds.ct: empty test kind" in p for p in problems)
+    assert any("test_kinds.radiographs.cost: expected a finite number >= 0" in p for p in problems)
+    assert not any("unknown test kind" in p for p in problems), problems
