@@ -13,7 +13,7 @@ from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork
 from .errors import EvidenceError, suggest
-from .evidence import Evidence, accepted_values, parse_evidence, parse_plain, state_of
+from .evidence import Evidence, accepted_values, frame_codes, parse_evidence, parse_plain
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
 __all__ = ["Model", "load_model"]
@@ -289,35 +289,8 @@ class Model:
             Naming the column, the bad value and its rows, or the rows whose
             evidence is impossible.
         """
-        if not isinstance(patients, pd.DataFrame):
-            raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
-        if not patients.columns.is_unique:
-            duplicated = sorted(set(patients.columns[patients.columns.duplicated()]))
-            raise EvidenceError(f"columns {duplicated} appear more than once")
-        all_codes: dict[str, np.ndarray] = {}
-        raised: dict[str, np.ndarray] = {}
-        for name in patients.columns:
-            if name not in self._spec.variables:
-                raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, self._spec.variables)}")
-            states = self._spec.variables[name].states
-            try:
-                codes, uniques = pd.factorize(patients[name], use_na_sentinel=True)
-            except TypeError:  # unhashable cells: soft evidence given as mappings
-                raise EvidenceError(
-                    f"column {name!r}: cells must be True/False, 'yes'/'no' or state names; soft evidence "
-                    "(a mapping of likelihoods) is taken by diagnose() one patient at a time"
-                ) from None
-            translate = np.empty(len(uniques) + 1, dtype=np.intp)
-            translate[-1] = -1
-            for i, value in enumerate(uniques):
-                try:
-                    translate[i] = states.index(state_of(name, value, states))
-                except EvidenceError as exc:
-                    raise EvidenceError(f"{exc} (rows {list(patients.index[codes == i][:5])})") from None
-            state_codes = translate[codes]
-            all_codes[name] = state_codes
-            if name in self._red_flags:
-                raised[name] = state_codes == 1
+        all_codes = frame_codes(self._spec, patients)
+        raised = {name: codes == 1 for name, codes in all_codes.items() if name in self._red_flags}
         marginals, log_evidence = self._network.posterior_codes(all_codes, self._causes, len(patients))
         bad = ~np.isfinite(log_evidence)
         if bad.any():
