@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "suggest"]
+__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ConvergenceWarning", "suggest"]
 
 
 class PostfusionError(Exception):
@@ -35,6 +35,14 @@ class SpecError(PostfusionError, ValueError):
 
 class EvidenceError(PostfusionError, ValueError):
     """Evidence given to a query is invalid or impossible under the model."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative fit (learning from cases by EM) stopped at its iteration limit before converging.
+
+    The result is returned all the same; its report says how far it was from
+    the tolerance.
+    """
 
 
 def suggest(given: object, allowed: Iterable[object]) -> str:
