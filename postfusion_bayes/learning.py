@@ -122,6 +122,8 @@ DEFAULT_MAX_ITERATIONS = 500
 RANGE_Z = 1.6448536269514722
 #: Log odds (baselines and odds ratios) are kept within +-LOGIT_BOUND.
 LOGIT_BOUND = 30.0
+_TINY = np.finfo(float).tiny
+_EPSILON = np.finfo(float).eps / 2
 #: Inner fixed-point iterations of the noisy-OR and onset M-steps (at fixed cause posteriors), at most.
 _INNER_ITERATIONS = 1000
 #: Rows of expanded cases per batch of the E-step (times the 256 configurations).
@@ -749,10 +751,12 @@ class _EM:
             v0, x = self.prior[name], values[name]
             if p.kind == "odds_ratio":
                 total -= 0.5 * s * self._info[name] * (math.log(x) - math.log(v0)) ** 2
+            # a value that rounds to 0 or 1 (a tiny strength against many cases) is taken at the nearest
+            # representable distance from the bound, so that the log prior stays finite
             elif name in self._in_distribution:
-                total += s * special.xlogy(v0, x)
+                total += s * special.xlogy(v0, max(x, _TINY))
             else:
-                total += s * (special.xlogy(v0, x) + special.xlogy(1 - v0, 1 - x))
+                total += s * (special.xlogy(v0, max(x, _TINY)) + special.xlogy(1 - v0, max(1 - x, _EPSILON)))
         return float(total)
 
     # ------------------------------------------------------------ loop
