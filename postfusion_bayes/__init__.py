@@ -15,13 +15,14 @@ Examples
 
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, compile_network
-from .errors import EvidenceError, ExportError, PostfusionError, SpecError
+from .errors import ConvergenceWarning, EvidenceError, ExportError, PostfusionError, SpecError
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
 from .tables import NetworkTables
 
 __all__ = [
     "CompiledNetwork",
+    "ConvergenceWarning",
     "Diagnosis",
     "EvidenceError",
     "ExportError",

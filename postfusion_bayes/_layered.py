@@ -226,6 +226,40 @@ class LayeredPlan:
             NaN in rows whose evidence is impossible.
         log_evidence : array, shape (n_rows,)
         """
+        weights, total, log_evidence = self._weights_codes(codes, n_rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            marginals = (weights @ self.mid_indicator_all) / total[:, None]
+        impossible = ~np.isfinite(log_evidence)
+        if impossible.any():
+            marginals[impossible] = np.nan
+        return marginals, log_evidence
+
+    def configuration_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Joint posterior of the middle layer's configurations for many rows of hard evidence.
+
+        Parameters
+        ----------
+        codes : mapping of str to int array, shape (n_rows,)
+            Observed state index per row, -1 where unobserved.
+        n_rows : int
+
+        Returns
+        -------
+        posterior : array, shape (n_rows, J)
+            P(middle configuration j | row), configurations as in ``mid_states``;
+            NaN in rows whose evidence is impossible.
+        log_evidence : array, shape (n_rows,)
+        """
+        weights, total, log_evidence = self._weights_codes(codes, n_rows)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            posterior = weights / total[:, None]
+        impossible = ~np.isfinite(log_evidence)
+        if impossible.any():
+            posterior[impossible] = np.nan
+        return posterior, log_evidence
+
+    def _weights_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unnormalised posterior weights (n_rows, J) of the middle configurations, their sums and log P(evidence)."""
         B = n_rows
         rows = np.arange(B)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -266,12 +300,10 @@ class LayeredPlan:
                     c = codes[v]
                     p = np.where(c >= 0, self.tables.cpts[v][np.maximum(c, 0)], 1.0)
                     log_evidence = log_evidence + np.log(p)
-            marginals = (prior_j @ self.mid_indicator_all) / total[:, None]
             impossible = ~np.isfinite(log_evidence)
             if impossible.any():
                 log_evidence[impossible] = -np.inf
-                marginals[impossible] = np.nan
-        return marginals, log_evidence
+        return prior_j, total, log_evidence
 
     # ---------------------------------------------------------------- encoding
     def dense(self, likelihoods: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:

@@ -255,7 +255,7 @@ def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, dig
     else:
         for flag in dx.red_flags:
             print(flag)
-        print(f"Patient: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
+        print("Patient: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
         print(f"Most probable cause: {dx.top} ({dx.posterior.iloc[0]:.3f})")
         print(heading)
         print(table.round(digits).to_string() if len(table) else "(none)")

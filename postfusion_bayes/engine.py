@@ -441,6 +441,68 @@ class CompiledNetwork:
         marginals, log_evidence = self.posterior_arrays(lam, targets, n_rows)
         return {t: m[0] for t, m in marginals.items()}, log_evidence[0]
 
+    @property
+    def middle(self) -> tuple[tuple[str, ...], np.ndarray]:
+        """Names of a layered network's middle layer and its joint configurations.
+
+        Returns
+        -------
+        names : tuple of str
+            The middle variables (for our network, the causes).
+        configurations : array, shape (J, n_middle)
+            State index of every middle variable in each joint configuration,
+            in the order of :meth:`configuration_posteriors`.
+
+        Raises
+        ------
+        ValueError
+            When the network was not compiled with the layered strategy.
+        """
+        plan = self._layered_plan()
+        return tuple(plan.middle), plan.mid_states.copy()
+
+    def _layered_plan(self) -> LayeredPlan:
+        if self._plan is None:
+            raise ValueError("joint configurations of the middle layer need a layered network (roots -> middle -> leaves)")
+        return self._plan
+
+    def configuration_posteriors(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Joint posterior of the middle layer (e.g. every combination of causes) for many rows of hard evidence.
+
+        Exact: the layered plan enumerates the ``J`` joint configurations of
+        the middle layer (256 for eight binary causes) in one batch.
+
+        Parameters
+        ----------
+        codes : mapping of str to int array, shape (n_rows,)
+            State index per row, -1 where unobserved.
+        n_rows : int
+
+        Returns
+        -------
+        posterior : array, shape (n_rows, J)
+            P(configuration | row), configurations as in :attr:`middle`; NaN
+            in rows whose evidence is impossible.
+        log_evidence : array, shape (n_rows,)
+            log P(row); -inf where impossible (not recomputed in extended
+            precision: check such rows with :meth:`posterior_codes`).
+
+        Raises
+        ------
+        ValueError
+            When the network is not layered.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> net = load_model().network
+        >>> names, configurations = net.middle
+        >>> posterior, log_evidence = net.configuration_posteriors({"ct_nonunion": np.array([1])}, 1)
+        >>> posterior.shape, bool(np.isclose(posterior.sum(), 1.0))
+        ((1, 256), True)
+        """
+        return self._layered_plan().configuration_codes(codes, n_rows)
+
     # ---------------------------------------------------------------- labelled queries
     def _impossible(self, log_evidence: np.ndarray, index: pd.Index, n_sets: int) -> None:
         bad = ~np.isfinite(log_evidence)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "suggest"]
+__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "ConvergenceWarning", "suggest"]
 
 
 class PostfusionError(Exception):
@@ -41,6 +41,14 @@ class ExportError(PostfusionError, ValueError):
     """A model cannot be written to a file: an unknown format, or a path that cannot be written.
 
     When the path cannot be written, the ``OSError`` is the ``__cause__``.
+    """
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative fit (learning from cases by EM) stopped at its iteration limit before converging.
+
+    The result is returned all the same; its report says how far it was from
+    the tolerance.
     """
 
 

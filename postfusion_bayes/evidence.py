@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .errors import EvidenceError, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain", "encode_rows"]
+__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain", "encode_rows", "frame_codes"]
 
 _TRUE_WORDS = {"yes": 1, "no": 0, "present": 1, "absent": 0}
 
@@ -191,4 +192,53 @@ def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> 
             if lam is None:
                 lam = out[name] = np.ones((n, len(states[name])))
             lam[i] = soft
+    return out
+
+
+def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagnose() takes it one patient at a time") -> dict[str, np.ndarray]:
+    """State indices of a table of hard evidence, one row per patient (-1 where a cell is missing).
+
+    Cells take the same values as :func:`parse_evidence` (``True``/``False``,
+    ``"yes"``/``"no"``, ``"present"``/``"absent"`` for causes, state names);
+    NaN, None and ``pd.NA`` are unobserved.
+
+    Raises
+    ------
+    EvidenceError
+        When ``frame`` is no DataFrame, a column is repeated or unknown (with a
+        close match), or a cell is not allowed (naming the column, the value
+        and its first rows).
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> codes = frame_codes(load_spec(), pd.DataFrame({"smoker": [True, None, "no"]}))
+    >>> codes["smoker"].tolist()
+    [1, -1, 0]
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise EvidenceError(f"patients must be a pandas DataFrame (one row per patient), got {type(frame).__name__}")
+    if not frame.columns.is_unique:
+        duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise EvidenceError(f"columns {duplicated} appear more than once")
+    out: dict[str, np.ndarray] = {}
+    for name in frame.columns:
+        if name not in spec.variables:
+            raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, spec.variables)}")
+        states = spec.variables[name].states
+        try:
+            codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
+        except TypeError:  # unhashable cells: soft evidence given as mappings
+            raise EvidenceError(
+                f"column {name!r}: cells must be True/False, 'yes'/'no' or state names; soft evidence "
+                f"(a mapping of likelihoods) is not taken in a table: {soft_hint}"
+            ) from None
+        translate = np.empty(len(uniques) + 1, dtype=np.intp)
+        translate[-1] = -1
+        for i, value in enumerate(uniques):
+            try:
+                translate[i] = states.index(state_of(name, value, states))
+            except EvidenceError as exc:
+                raise EvidenceError(f"{exc} (rows {list(frame.index[codes == i][:5])})") from None
+        out[str(name)] = translate[codes]
     return out

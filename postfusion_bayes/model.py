@@ -14,7 +14,7 @@ from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork
 from .reasoning import Reasoner
 from .errors import EvidenceError, suggest
-from .evidence import Evidence, accepted_values, encode_rows, parse_evidence, parse_plain, state_of
+from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
 __all__ = ["Model", "load_model"]
@@ -58,7 +58,7 @@ class Model:
         A validated specification (see :func:`load_model`).
     """
 
-    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_accepted")
+    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_accepted", "_learning")
 
     def __init__(self, spec: ModelSpec):
         tables = build_tables(spec)
@@ -71,6 +71,7 @@ class Model:
         object.__setattr__(self, "_context_names", frozenset(spec.names("context")))
         object.__setattr__(self, "_cause_tuple", tuple(self._causes))
         object.__setattr__(self, "_accepted", accepted_values(spec))  # for the fast path of evidence parsing
+        object.__setattr__(self, "_learning", None)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
@@ -121,22 +122,122 @@ class Model:
 
     @property
     def parameters(self) -> pd.DataFrame:
-        """One row per hand-set number: name, value, low, high, source, judgment, kind, file, note."""
-        rows = [
-            {
-                "name": p.name,
-                "value": p.value,
-                "low": p.low,
-                "high": p.high,
-                "source": p.source,
-                "judgment": p.judgment,
-                "kind": p.kind,
-                "file": p.file,
-                "note": p.note,
-            }
-            for p in self._spec.parameters.values()
-        ]
-        return pd.DataFrame(rows, columns=["name", "value", "low", "high", "source", "judgment", "kind", "file", "note"])
+        """One row per number: name, value, low, high, source, judgment, kind, file, note, hand_set_value, cases, strength.
+
+        ``value`` is the number the model uses; ``low`` and ``high`` are the
+        hand-set plausible range, also after learning from cases. The last
+        three columns say where the value stands after
+        :meth:`update_with_cases`: ``hand_set_value`` is the value in the
+        priors before any update (equal to ``value`` for a hand-set model),
+        ``cases`` the expected number of cases that informed the update (0 for
+        a hand-set model) and ``strength`` the prior's worth in cases in that
+        update (for a hand-set model, the worth its range gives it: see
+        :mod:`postfusion_bayes.learning`).
+        """
+        from .learning import prior_strengths
+
+        defaults = None
+        rows = []
+        for p in self._spec.parameters.values():
+            if p.strength is None and defaults is None:
+                defaults = prior_strengths(self._spec, network=self._network)
+            rows.append(
+                {
+                    "name": p.name,
+                    "value": p.value,
+                    "low": p.low,
+                    "high": p.high,
+                    "source": p.source,
+                    "judgment": p.judgment,
+                    "kind": p.kind,
+                    "file": p.file,
+                    "note": p.note,
+                    "hand_set_value": p.value if p.hand_set_value is None else p.hand_set_value,
+                    "cases": p.cases,
+                    "strength": defaults[p.name] if p.strength is None else p.strength,
+                }
+            )
+        columns = ["name", "value", "low", "high", "source", "judgment", "kind", "file", "note", "hand_set_value", "cases", "strength"]
+        return pd.DataFrame(rows, columns=columns)
+
+    @property
+    def learning_report(self):
+        """How the update that made this model from cases went (:class:`~postfusion_bayes.learning.LearningReport`), or None for a hand-set model."""
+        return self._learning
+
+    def update_with_cases(
+        self,
+        frame: pd.DataFrame,
+        strength: float | Mapping[str, float] | None = None,
+        *,
+        max_iterations: int | None = None,
+        tolerance: float | None = None,
+    ) -> "Model":
+        """Return a new model whose parameters are the Bayesian update (MAP) given confirmed cases.
+
+        The hand-set priors act as pseudo-counts whose number (strength) follows
+        from each parameter's range; missing cells and unrecorded causes are
+        handled exactly by EM. The algorithm, the prior-strength rule and the
+        meaning of ``cases`` are in :mod:`postfusion_bayes.learning`. This
+        model is unchanged.
+
+        Parameters
+        ----------
+        frame : DataFrame
+            One confirmed case per row; columns are any model variables
+            (context, findings, red flags, and causes as True/False,
+            "present"/"absent" or "yes"/"no"), cells as in
+            :meth:`diagnose_many`; NaN or None is not recorded.
+        strength : float or mapping of str to float, optional
+            Prior strength in equivalent cases: one number for every
+            parameter, or parameter name (or a distribution's key, e.g.
+            ``"onset.distributions.leak"``) to number. Default: from the ranges.
+        max_iterations : int, optional
+            EM iterations at most (default 500); a
+            :class:`~postfusion_bayes.errors.ConvergenceWarning` says when
+            they ran out.
+        tolerance : float, optional
+            EM stops when no parameter moves more than this (default 1e-6).
+
+        Returns
+        -------
+        Model
+            With :attr:`parameters` showing the learned ``value``, the
+            ``hand_set_value``, ``cases`` and ``strength``, and
+            :attr:`learning_report`. An empty frame gives a model equal to
+            this one (all cases 0).
+
+        Raises
+        ------
+        EvidenceError
+            An unknown column (with a close match) or cell, or cases impossible
+            under the model (naming the rows).
+        SpecError
+            A bad ``strength``: an unknown name (with a close match), a
+            negative or non-finite number.
+
+        Examples
+        --------
+        >>> model = load_model()
+        >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100})
+        >>> learned = model.update_with_cases(cases)
+        >>> learned.parameters.set_index("name").loc["context.smoker.prevalence", ["value", "hand_set_value", "cases"]].round(4).tolist()
+        [0.2789, 0.2, 100.0]
+        >>> model.spec.value("context.smoker.prevalence")
+        0.2
+        """
+        from .learning import DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE, update_spec
+
+        spec, report = update_spec(
+            self._spec,
+            frame,
+            strength,
+            max_iterations=DEFAULT_MAX_ITERATIONS if max_iterations is None else max_iterations,
+            tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+        )
+        learned = Model(spec)
+        object.__setattr__(learned, "_learning", report)
+        return learned
 
     def with_parameters(self, values: Mapping[str, float]) -> "Model":
         """Return a new model with some parameter values changed (this one is unchanged).
@@ -161,6 +262,31 @@ class Model:
         (0.15, 0.2)
         """
         return Model(self._spec.with_values(values))
+
+    def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+        """Draw ``n`` complete simulated cases from the model (forward sampling).
+
+        Parameters
+        ----------
+        n : int
+        seed : int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        DataFrame
+            One case per row, one column per variable (context, causes,
+            findings, red flags), cells are state names; causes are
+            "absent"/"present".
+
+        Examples
+        --------
+        >>> cases = load_model().simulate(3, seed=1)
+        >>> cases.shape
+        (3, 46)
+        """
+        from .simulation import sample_cases
+
+        return sample_cases(self._tables, n, seed)
 
     def to_pgmpy(self):
         """The model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
@@ -343,35 +469,8 @@ class Model:
             Naming the column, the bad value and its rows, or the rows whose
             evidence is impossible.
         """
-        if not isinstance(patients, pd.DataFrame):
-            raise EvidenceError(f"patients must be a pandas DataFrame, got {type(patients).__name__}")
-        if not patients.columns.is_unique:
-            duplicated = sorted(set(patients.columns[patients.columns.duplicated()]))
-            raise EvidenceError(f"columns {duplicated} appear more than once")
-        all_codes: dict[str, np.ndarray] = {}
-        raised: dict[str, np.ndarray] = {}
-        for name in patients.columns:
-            if name not in self._spec.variables:
-                raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, self._spec.variables)}")
-            states = self._spec.variables[name].states
-            try:
-                codes, uniques = pd.factorize(patients[name], use_na_sentinel=True)
-            except TypeError:  # unhashable cells: soft evidence given as mappings
-                raise EvidenceError(
-                    f"column {name!r}: cells must be True/False, 'yes'/'no' or state names; soft evidence "
-                    "(a mapping of likelihoods) is taken by diagnose() one patient at a time"
-                ) from None
-            translate = np.empty(len(uniques) + 1, dtype=np.intp)
-            translate[-1] = -1
-            for i, value in enumerate(uniques):
-                try:
-                    translate[i] = states.index(state_of(name, value, states))
-                except EvidenceError as exc:
-                    raise EvidenceError(f"{exc} (rows {list(patients.index[codes == i][:5])})") from None
-            state_codes = translate[codes]
-            all_codes[name] = state_codes
-            if name in self._red_flags:
-                raised[name] = state_codes == 1
+        all_codes = frame_codes(self._spec, patients)
+        raised = {name: codes == 1 for name, codes in all_codes.items() if name in self._red_flags}
         marginals, log_evidence = self._network.posterior_codes(all_codes, self._causes, len(patients))
         bad = ~np.isfinite(log_evidence)
         if bad.any():

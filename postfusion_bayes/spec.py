@@ -93,6 +93,15 @@ class Parameter:
         The file the number was read from.
     note : str
         Free text (how a figure was derived, caveats).
+    cases : float
+        Cases the value was learned from in the update that produced it
+        (:mod:`postfusion_bayes.learning`); 0 for a hand-set value.
+    strength : float or None
+        Prior strength (equivalent number of cases) the update started from;
+        None for a hand-set value (its strength then follows from its range).
+    hand_set_value : float or None
+        The hand-set value before any update from cases; None when ``value``
+        is itself hand-set.
     """
 
     name: str
@@ -104,6 +113,9 @@ class Parameter:
     kind: str
     file: str
     note: str = ""
+    cases: float = 0.0
+    strength: float | None = None
+    hand_set_value: float | None = None
 
     @property
     def domain(self) -> tuple[float, float]:
@@ -220,7 +232,8 @@ class ModelSpec:
         summing to 1) except one: a new value may lie
         outside its plausible range, which is the reviewer's opinion, not a
         mathematical limit, so that sensitivity analysis can explore the whole
-        domain. The ranges themselves are kept unchanged.
+        domain. The ranges themselves are kept unchanged. A value set here is
+        hand-set: any record of learning from cases on it is cleared.
 
         Raises
         ------
@@ -237,7 +250,7 @@ class ModelSpec:
             if not _is_number(value):
                 problems.append(f"{p.file}: {name}: value {value!r} is not a number")
                 continue
-            params[name] = replace(p, value=float(value))
+            params[name] = replace(p, value=float(value), cases=0.0, strength=None, hand_set_value=None)
         if problems:
             raise SpecError(problems)
         new = replace(self, parameters=MappingProxyType(params))

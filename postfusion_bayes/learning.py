@@ -1,0 +1,798 @@
+"""Learning the parameters from a clinic's confirmed cases (Bayesian update, MAP by EM).
+
+The hand-set priors act as pseudo-counts and the cases as counts; the learned
+value of every parameter is its posterior mode (MAP) given the cases. Cases are
+one row per patient with any model variables as columns, in the vocabulary of
+``Model.diagnose_many`` (True/False, "yes"/"no", state names; a confirmed cause
+as True/False, "present"/"absent"); a missing cell (NaN, None) is allowed
+anywhere, causes included.
+
+The prior of each parameter
+---------------------------
+Every probability ``v`` with range ``[low, high]`` gets a strength ``n``, its
+worth in cases. The range is read as a central 90% interval (as
+:func:`postfusion_bayes.sensitivity.fit_distributions` does), so its standard
+deviation is ``sd = (high - low) / (2 * 1.645)``, and ``n`` is the ``a + b`` of
+the Beta(a, b) with mean ``v`` and that standard deviation:
+``n = v (1 - v) / sd**2 - 1`` (0 when negative, which a range too wide for the
+value gives; infinite, a fixed parameter, when ``low == high``). With ``N1`` of
+``N`` cases counting for the parameter (expected counts under EM), the learned
+value is
+
+    (n v + N1) / (n + N)
+
+the mode of the posterior Beta(1 + n v + N1, 1 + n (1 - v) + N - N1); the
+prior Beta(1 + n v, 1 + n (1 - v)) has its mode at ``v``, so ``n`` pseudo-cases
+at the hand-set frequency sit next to the real ones, and with no cases nothing
+moves. (It is also the posterior *mean* under Beta(n v, n (1 - v)), the
+"equivalent sample size" update of GeNIe, Netica and bnlearn's ``bayes``.)
+
+* A distribution (time window, onset per cause, onset leak) gets a Dirichlet
+  with mean at the hand-set values and one strength: the smallest of its
+  entries' Beta strengths, so that no entry is held tighter than its own range
+  says.
+* An odds ratio gets a normal prior on ``log OR`` centred on the log of its
+  value with ``sd = (log high - log low) / (2 * 1.645)``. Its strength in cases
+  is the number of cases whose 2x2 table would give that standard error:
+  ``n = 1 / (sd**2 f (1 - f) p (1 - p))`` with ``f`` the prevalence of the risk
+  factor and ``p`` the cause's probability, both from the model; a strength
+  given in cases converts back the same way.
+* Baselines are probabilities like the others (Beta pseudo-counts of
+  reference patients in that window).
+
+``strength`` overrides the rule: a number (every parameter), or a mapping from
+parameter name (or a distribution's key, e.g. ``onset.distributions.leak``) to
+a number; parameters not named keep the rule. A model that was itself learned
+from cases starts from its learned values, with strength = its recorded
+strength + its recorded cases, so updating twice equals updating once with all
+the cases (exactly for complete data; the odds ratios approximately).
+
+Why MAP: with hidden causes and missing cells the posterior has no closed
+form; EM finds its mode exactly, while a posterior mean would need sampling.
+With the prior written as above the mode keeps the meaning of the
+equivalent-sample-size update.
+
+The algorithm (EM)
+------------------
+E-step: the exact joint posterior of the eight causes (256 configurations) for
+every case, from the compiled engine
+(:meth:`~postfusion_bayes.engine.CompiledNetwork.configuration_posteriors`); a
+case with missing context is split into one weighted copy per completion of
+its missing context. M-step, per family, with the expected counts:
+
+* context distributions and prevalences, onset distributions: Dirichlet/Beta
+  counts as above; onset is an equal-weight mixture, so each onset is shared
+  among the present causes in proportion to their distributions' probability
+  of it (the hidden "which cause set the onset" of the mixture);
+* noisy-OR leaks and links: the EM of Diez and Vomlel with hidden indicators
+  "this cause fired": in a case with the finding present and causes ``S``,
+  cause ``i`` in ``S`` fired with probability ``link_i / P(finding | S)``, the
+  leak with ``leak / P(finding | S)``; absent, none fired. A link counts the
+  cases where its cause was present, the leak every case with the finding
+  recorded;
+* a cause's baselines (per time window) and odds ratios: a penalised logistic
+  fit (``logit P = logit baseline[t] + sum log OR_k x_k``) by
+  ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
+  baselines and the normal priors on the log odds ratios; without odds ratios
+  it is the closed form above. Log odds are kept within +-30.
+
+A case in which neither a variable nor any of its descendants was recorded
+carries no information on that variable's table (it is a barren node there)
+and is left out of that family's M-step, which is exact. EM stops when no
+parameter moves by more than ``tolerance`` between two iterations
+(probabilities on their own scale, odds ratios on the log scale), and warns
+with :class:`~postfusion_bayes.errors.ConvergenceWarning` when
+``max_iterations`` are used up. The log posterior (log likelihood of the cases
+plus log prior, up to a constant) never decreases; the report records it.
+
+``cases`` of a parameter: the expected number of cases that counted for it in
+the last M-step (the ``N`` above: the cases in which it applies and which
+carried information on it: for a link, the cases with the finding recorded,
+weighted by the probability that the cause was present). Whole numbers for
+complete data, fractional under EM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special
+
+from .cpts import build_tables
+from .engine import CompiledNetwork
+from .errors import ConvergenceWarning, EvidenceError, SpecError, suggest
+from .evidence import frame_codes
+from .spec import BOOLEAN_STATES, ModelSpec, Parameter
+
+__all__ = ["LearningReport", "update_spec", "prior_strengths", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
+
+#: EM stops when no parameter moves by more than this between two iterations.
+DEFAULT_TOLERANCE = 1e-6
+#: EM warns and stops after this many iterations.
+DEFAULT_MAX_ITERATIONS = 500
+#: The range is read as a central 90% interval: its half-width is this many standard deviations.
+RANGE_Z = 1.6448536269514722
+#: Log odds (baselines and odds ratios) are kept within +-LOGIT_BOUND.
+LOGIT_BOUND = 30.0
+_TINY = np.finfo(float).tiny
+_EPSILON = np.finfo(float).eps / 2
+#: Inner fixed-point iterations of the noisy-OR and onset M-steps (at fixed cause posteriors), at most.
+_INNER_ITERATIONS = 1000
+#: Rows of expanded cases per batch of the E-step (times the 256 configurations).
+_CHUNK_CELLS = 1 << 20
+
+
+@dataclass(frozen=True)
+class LearningReport:
+    """How an update from cases went.
+
+    Attributes
+    ----------
+    n_cases : int
+        Rows of the table of cases.
+    iterations : int
+        EM iterations done (E-step and M-step each).
+    converged : bool
+        Whether the largest change fell to ``tolerance`` or below.
+    largest_change : float
+        Largest change of a parameter in the last iteration (odds ratios on the log scale).
+    tolerance : float
+    max_iterations : int
+    log_posterior : tuple of float
+        Log likelihood of the cases plus log prior (up to a constant) at the
+        start of each iteration; never decreasing.
+    """
+
+    n_cases: int
+    iterations: int
+    converged: bool
+    largest_change: float
+    tolerance: float
+    max_iterations: int
+    log_posterior: tuple[float, ...]
+
+
+# --------------------------------------------------------------------------- the families of parameters
+
+
+@dataclass(frozen=True)
+class _Families:
+    context: tuple[tuple[str, tuple[str, ...]], ...]  # (variable, parameter names per state; None for "no" of a boolean)
+    distributions: tuple[tuple[str, ...], ...]  # parameter names of each distribution (Dirichlet groups)
+    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]  # cause, baseline names, factors, OR names
+    noisy_or: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # finding, leak name, link causes, link names
+    onset_owners: tuple[str, ...]  # causes with an onset distribution (leak last, as "leak")
+
+
+def _families(spec: ModelSpec) -> _Families:
+    context, groups = [], []
+    for var, dist in spec.context_priors.items():
+        states = spec.variables[var].states
+        if states == BOOLEAN_STATES and list(dist) == ["yes"]:
+            context.append((var, ("", dist["yes"])))
+        else:
+            names = tuple(dist[s] for s in states)
+            context.append((var, names))
+            groups.append(names)
+    times = spec.variables[spec.time_variable].states
+    causes = tuple(
+        (c, tuple(p.baseline[t] for t in times), tuple(p.odds_ratios), tuple(p.odds_ratios.values())) for c, p in spec.cause_priors.items()
+    )
+    noisy = tuple((f, m.leak, tuple(m.links), tuple(m.links.values())) for f, m in spec.findings.items())
+    owners: tuple[str, ...] = ()
+    if spec.onset is not None:
+        states = spec.variables[spec.onset.variable].states
+        owners = tuple(c for c in spec.names("cause") if c in spec.onset.distributions) + ("leak",)
+        groups += [tuple(spec.onset.distributions[o][s] for s in states) for o in owners]
+    return _Families(tuple(context), tuple(groups), causes, noisy, owners)
+
+
+def _range_strength(p: Parameter) -> float:
+    """Beta strength a + b of the Beta with mean ``value`` whose sd matches the range (a 90% interval)."""
+    if p.high - p.low <= 0:
+        return math.inf
+    sd = (p.high - p.low) / (2 * RANGE_Z)
+    return max(p.value * (1.0 - p.value) / sd**2 - 1.0, 0.0)
+
+
+def _odds_ratio_precision(p: Parameter) -> float:
+    """1 / sd**2 of the normal prior on log OR implied by the range."""
+    if p.high - p.low <= 0:
+        return math.inf
+    sd = (math.log(p.high) - math.log(p.low)) / (2 * RANGE_Z)
+    return 1.0 / sd**2
+
+
+def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
+    """f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
+    names, configurations = network.middle
+    posterior, _ = network.configuration_posteriors({}, 1)
+    present = posterior[0] @ (configurations == 1)
+    p_cause = dict(zip(names, present))
+    out = {}
+    for cause, prior in spec.cause_priors.items():
+        p = float(p_cause[cause])
+        for factor, name in prior.odds_ratios.items():
+            f = spec.value(spec.context_priors[factor]["yes"])
+            out[name] = f * (1 - f) * p * (1 - p)
+    return out
+
+
+def _default_strengths(spec: ModelSpec, info: Mapping[str, float]) -> dict[str, float]:
+    out = {}
+    for name, p in spec.parameters.items():
+        if p.strength is not None:
+            out[name] = p.strength + p.cases
+        elif p.kind == "odds_ratio":
+            tau = _odds_ratio_precision(p)
+            out[name] = math.inf if (math.isinf(tau) or info[name] <= 0) else tau / info[name]
+        else:
+            out[name] = _range_strength(p)
+    return out
+
+
+def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | None = None, *, network: CompiledNetwork | None = None) -> pd.Series:
+    """The prior strength (equivalent number of cases) of every parameter in an update.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    strength : float or mapping, optional
+        The override an update would get (see the module docstring).
+    network : CompiledNetwork, optional
+        The spec's compiled network, when at hand (saves compiling it).
+
+    Returns
+    -------
+    Series
+        Index ``parameter``; entries of one distribution share its Dirichlet's strength.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> s = prior_strengths(load_spec())
+    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]
+    26.7
+    """
+    network = network if network is not None else CompiledNetwork(build_tables(spec))
+    resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))
+    return pd.Series(resolved, name="strength").rename_axis("parameter")
+
+
+def _resolve_strengths(spec: ModelSpec, strength, families: _Families, info: Mapping[str, float]) -> dict[str, float]:
+    """Strength per parameter: the override where given, else the rule; one strength per distribution."""
+    defaults = _default_strengths(spec, info)
+    given: dict[str, float] = {}
+    group_keys = {name.rsplit(".", 1)[0]: group for group in families.distributions for name in group[:1]}
+    if strength is None:
+        pass
+    elif isinstance(strength, Mapping):
+        problems = []
+        for key, value in strength.items():
+            targets = group_keys.get(key) or ((key,) if key in spec.parameters else None)
+            if targets is None:
+                problems.append(f"strength: parameter {key!r} does not exist{suggest(key, list(spec.parameters) + list(group_keys))}; see model.parameters")
+                continue
+            problem = _strength_problem(f"strength of {key!r}", value)
+            if problem:
+                problems.append(problem)
+                continue
+            for t in targets:
+                if t in given and given[t] != float(value):
+                    problems.append(f"strength: {t!r} is given {given[t]:g} and {float(value):g}")
+                given[t] = float(value)
+        for group in families.distributions:
+            values = {given[n] for n in group if n in given}
+            if len(values) > 1:
+                problems.append(f"strength: the entries of the distribution {group[0].rsplit('.', 1)[0]!r} share one Dirichlet strength; got {sorted(values)}")
+            elif values:
+                given.update(dict.fromkeys(group, values.pop()))
+        if problems:
+            raise SpecError(problems)
+    else:
+        problem = _strength_problem("strength", strength)
+        if problem:
+            raise SpecError([problem])
+        given = dict.fromkeys(spec.parameters, float(strength))
+    out = {}
+    for name in spec.parameters:
+        out[name] = given.get(name, defaults[name])
+    for group in families.distributions:
+        if not any(n in given for n in group):
+            out.update(dict.fromkeys(group, min(defaults[n] for n in group)))
+    return out
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """numerator / denominator clipped to [0, 1], ``fallback`` where the denominator is 0."""
+    out = np.divide(numerator, denominator, out=np.array(fallback, dtype=float, copy=True), where=denominator > 0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _strength_problem(where: str, value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"{where}: got {value!r}; expected a number of cases (a finite number >= 0), or a mapping of parameter name to one"
+    if not math.isfinite(float(value)) or float(value) < 0:
+        return f"{where}: got {value!r}; a strength must be a finite number >= 0"
+    return ""
+
+
+# --------------------------------------------------------------------------- the cases
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    rows: np.ndarray  # original row of every expanded row
+    starts: np.ndarray  # first expanded row of each original row (contiguous runs)
+    roots: dict[str, np.ndarray]  # completed codes of every root
+
+
+def _prepare(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, roots: list[str], n_configurations: int) -> list[_Chunk]:
+    """Split cases with missing context into one copy per completion; batch them for the E-step."""
+    cards = [len(spec.variables[r].states) for r in roots]
+    missing = np.stack([codes[r] < 0 if r in codes else np.ones(n_rows, bool) for r in roots], axis=1) if roots else np.zeros((n_rows, 0), bool)
+    patterns, which = np.unique(missing, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    limit = max(1, _CHUNK_CELLS // n_configurations)
+    pieces: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
+    for k, pattern in enumerate(patterns):
+        rows = np.flatnonzero(which == k)
+        free = [i for i, m in enumerate(pattern) if m]
+        combos = list(itertools.product(*[range(cards[i]) for i in free]))
+        completions = np.array(combos, dtype=np.intp).reshape(len(combos), len(free))
+        m = len(completions)
+        step = max(1, limit // m)
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            expanded = np.repeat(part, m)
+            filled = {}
+            for i, r in enumerate(roots):
+                if pattern[i]:
+                    filled[r] = np.tile(completions[:, free.index(i)], len(part))
+                else:
+                    filled[r] = codes[r][expanded]
+            pieces.append((expanded, np.arange(len(part)) * m, filled))
+    chunks, current = [], []
+    size = 0
+    for piece in pieces:
+        if current and size + len(piece[0]) > limit:
+            chunks.append(_merge(current, roots))
+            current, size = [], 0
+        current.append(piece)
+        size += len(piece[0])
+    if current:
+        chunks.append(_merge(current, roots))
+    return chunks
+
+
+def _merge(pieces, roots) -> _Chunk:
+    offsets = np.cumsum([0] + [len(p[0]) for p in pieces[:-1]])
+    return _Chunk(
+        rows=np.concatenate([p[0] for p in pieces]),
+        starts=np.concatenate([p[1] + o for p, o in zip(pieces, offsets)]),
+        roots={r: np.concatenate([p[2][r] for p in pieces]) for r in roots},
+    )
+
+
+def _masks(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, families: _Families, roots: list[str]) -> dict[str, np.ndarray]:
+    """Per context variable and cause: the cases in which it or a descendant was recorded (the others are barren for it)."""
+    seen = {v: c >= 0 for v, c in codes.items()}
+    none = np.zeros(n_rows, bool)
+    masks: dict[str, np.ndarray] = {}
+    onset = spec.onset.variable if spec.onset is not None else None
+    for cause, *_ in families.causes:
+        m = seen.get(cause, none).copy()
+        for finding, _, link_causes, _ in families.noisy_or:
+            if cause in link_causes:
+                m |= seen.get(finding, none)
+        if onset and cause in families.onset_owners:
+            m |= seen.get(onset, none)
+        masks[cause] = m
+    for var, _ in families.context:
+        m = seen.get(var, none).copy()
+        for cause, _, factors, _ in families.causes:
+            if var == spec.time_variable or var in factors:
+                m |= masks[cause]
+        masks[var] = m
+    return masks
+
+
+# --------------------------------------------------------------------------- the update
+
+
+def update_spec(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    strength: float | Mapping[str, float] | None = None,
+    *,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[ModelSpec, LearningReport]:
+    """The spec whose parameters are the MAP given a table of confirmed cases.
+
+    See the module docstring for the priors, the algorithm and ``cases``.
+    ``Model.update_with_cases`` is the public entry point.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    frame : DataFrame
+        One case per row, any model variables as columns; missing cells allowed.
+    strength : float or mapping of str to float, optional
+        Prior strength override (equivalent number of cases).
+    max_iterations : int
+    tolerance : float
+
+    Returns
+    -------
+    spec : ModelSpec
+        Learned values, with ``cases``, ``strength`` and ``hand_set_value``
+        recorded on every parameter; ranges, sources and judgments unchanged.
+        An empty table returns ``spec`` itself.
+    report : LearningReport
+
+    Raises
+    ------
+    EvidenceError
+        Not a DataFrame, an unknown column (with a close match) or cell value,
+        or rows impossible under the model (named).
+    SpecError
+        A bad ``strength`` (unknown name with a close match, negative, not finite).
+    ValueError
+        A bad ``max_iterations`` or ``tolerance``; a network that is not layered.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from postfusion_bayes.spec import load_spec
+    >>> spec = load_spec()
+    >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70})
+    >>> learned, report = update_spec(spec, cases)
+    >>> p = learned.parameters["context.smoker.prevalence"]
+    >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
+    (0.2789, 100.0, 26.7, 0.2)
+    """
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral) or max_iterations < 1:
+        raise ValueError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not (tolerance > 0 and math.isfinite(tolerance)):
+        raise ValueError(f"tolerance must be a finite number > 0, got {tolerance!r}")
+    codes = frame_codes(spec, frame, soft_hint="learning takes confirmed cases only")
+    network = CompiledNetwork(build_tables(spec))
+    families = _families(spec)
+    strengths = _resolve_strengths(spec, strength, families, _information_per_case(spec, network))
+    n_rows = len(frame)
+    if n_rows == 0:
+        return spec, LearningReport(0, 0, True, 0.0, float(tolerance), int(max_iterations), ())
+    return _EM(spec, frame.index, codes, network, families, strengths).run(int(max_iterations), float(tolerance))
+
+
+class _EM:
+    """One EM run: the fixed structure of the cases, and the statistics of each E-step."""
+
+    def __init__(self, spec, index, codes, network, families, strengths):
+        self.spec, self.index, self.families, self.strengths = spec, index, families, strengths
+        self.n_rows = len(index)
+        self.codes = {v: c for v, c in codes.items() if (c >= 0).any()}
+        self.mid_names, configurations = network.middle
+        self.mid_names = list(self.mid_names)
+        self.present = (configurations == 1).astype(float)  # (J, n_causes)
+        self.J = len(configurations)
+        context = spec.names("context")
+        self.roots = [v for v in context if v == spec.time_variable or any(v in p.odds_ratios for p in spec.cause_priors.values())]
+        self.chunks = _prepare(spec, self.codes, self.n_rows, self.roots, self.J)
+        self.masks = _masks(spec, self.codes, self.n_rows, families, self.roots)
+        self.binary = [f for f, *_ in families.noisy_or if f in self.codes]
+        self.onset = spec.onset.variable if spec.onset is not None and spec.onset.variable in self.codes else None
+        self.prior = {n: p.value for n, p in spec.parameters.items()}
+        self.fixed_codes = {v: c for v, c in self.codes.items() if v not in self.roots}
+        by_name = {f: (leak, causes, links) for f, leak, causes, links in families.noisy_or}
+        mask = np.zeros((len(self.binary), len(self.mid_names)), bool)
+        link_names = [[""] * len(self.mid_names) for _ in self.binary]
+        for i, f in enumerate(self.binary):
+            for c, name in zip(by_name[f][1], by_name[f][2]):
+                mask[i, self.mid_names.index(c)] = True
+                link_names[i][self.mid_names.index(c)] = name
+        self._links = (mask, [by_name[f][0] for f in self.binary], link_names)
+        if self.onset:
+            states = spec.variables[self.onset].states
+            owners = [o for o in families.onset_owners if o != "leak"]
+            self._owners = (owners, {o: [spec.onset.distributions[o][s] for s in states] for o in families.onset_owners})
+
+    # ------------------------------------------------------------ E-step
+    def expect(self, network: CompiledNetwork, iteration: int):
+        """Expected counts under the current parameters, and the log likelihood of the cases."""
+        spec, fam = self.spec, self.families
+        times = spec.variables[spec.time_variable].states
+        stats = {
+            "context": {v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
+            "cause_n": {c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            "cause_n1": {c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            "q1": np.zeros((len(self.binary), self.J)),
+            "qobs": np.zeros((len(self.binary), self.J)),
+            "onset": np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
+        }
+        for v, _ in fam.context:  # recorded context: counted directly (whole numbers); the rest is imputed below
+            if v in self.codes:
+                c = self.codes[v]
+                stats["context"][v] += np.bincount(c[c >= 0], minlength=len(spec.variables[v].states))
+        log_likelihood = 0.0
+        bad_rows: list[int] = []
+        cause_pos = {c: i for i, c in enumerate(self.mid_names)}
+        for chunk in self.chunks:
+            rows = chunk.rows
+            query = {v: c[rows] for v, c in self.fixed_codes.items()}
+            query.update(chunk.roots)
+            posterior, log_ev = network.configuration_posteriors(query, len(rows))
+            peak = np.maximum.reduceat(log_ev, chunk.starts)
+            dead = ~np.isfinite(peak)
+            if dead.any():
+                bad_rows.extend(rows[chunk.starts[dead]].tolist())
+                continue
+            spread = np.repeat(peak, np.diff(np.append(chunk.starts, len(rows))))
+            with np.errstate(invalid="ignore"):
+                scaled = np.exp(log_ev - spread)
+            scaled[~np.isfinite(log_ev)] = 0.0
+            total = np.add.reduceat(scaled, chunk.starts)
+            log_likelihood += float(np.sum(np.log(total) + peak))
+            weight = scaled / np.repeat(total, np.diff(np.append(chunk.starts, len(rows))))
+            posterior[~np.isfinite(log_ev)] = 0.0
+            cause_present = posterior @ self.present  # (B', n_causes)
+            for v, _ in fam.context:
+                if v in self.roots:
+                    imputed = self.masks[v][rows] & (self.codes[v][rows] < 0) if v in self.codes else self.masks[v][rows]
+                    w = weight * imputed
+                    stats["context"][v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
+            for c, _, factors, _ in fam.causes:
+                w = weight * self.masks[c][rows]
+                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times)] + [2] * len(factors))
+                size = len(times) * 2 ** len(factors)
+                stats["cause_n"][c] += np.bincount(config, weights=w, minlength=size)
+                stats["cause_n1"][c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
+            columns = []
+            if self.binary:
+                f_codes = np.stack([self.codes[f][rows] for f in self.binary], axis=1)
+                columns += [(f_codes == 1) * weight[:, None], (f_codes >= 0) * weight[:, None]]
+            if self.onset:
+                o = self.codes[self.onset][rows]
+                columns.append((o[:, None] == np.arange(stats["onset"].shape[0])[None, :]) * weight[:, None])
+            if columns:
+                # one product (J, B') @ (B', columns): expected counts of every leaf state per cause configuration
+                sums = (posterior.T @ np.concatenate(columns, axis=1)).T
+                nb = len(self.binary)
+                stats["q1"] += sums[:nb]
+                stats["qobs"] += sums[nb : 2 * nb]
+                stats["onset"] += sums[2 * nb :]
+        if bad_rows:
+            self._impossible(network, sorted(set(bad_rows)), iteration)
+        return stats, log_likelihood
+
+    def _impossible(self, network, rows, iteration):
+        """Rows with every completion impossible: confirm in extended precision, then name them."""
+        sub = {v: c[rows] for v, c in self.codes.items()}
+        _, log_ev = network.posterior_codes(sub, list(self.mid_names), len(rows))
+        labels = list(self.index[rows][:10])
+        if not np.isfinite(log_ev).all():
+            when = "under the model" if iteration == 0 else f"under the parameters reached at EM iteration {iteration}"
+            raise EvidenceError(f"the evidence is impossible {when} (probability 0) in rows {labels}; check these cases or the priors")
+        raise EvidenceError(f"the evidence of rows {labels} is too improbable under the model to learn from in double precision")
+
+    # ------------------------------------------------------------ M-step
+    def maximise(self, values: dict[str, float], stats, inner_tolerance: float) -> tuple[dict[str, float], dict[str, float]]:
+        """New values and the cases that counted for each parameter."""
+        spec, fam = self.spec, self.families
+        new = dict(values)
+        cases = dict.fromkeys(spec.parameters, 0.0)
+        for var, names in fam.context:
+            counts = stats["context"][var]
+            if names[0] == "":  # boolean prevalence of "yes"
+                self._beta(new, cases, names[1], counts[1], counts.sum())
+            else:
+                self._dirichlet(new, cases, names, counts)
+        for cause, baselines, factors, or_names in fam.causes:
+            self._cause(new, cases, cause, baselines, factors, or_names, stats["cause_n"][cause], stats["cause_n1"][cause])
+        self._noisy_or(values, new, cases, stats, inner_tolerance)
+        if self.onset:
+            self._onset(values, new, cases, stats["onset"], inner_tolerance)
+        return new, cases
+
+    def _beta(self, new, cases, name, n1, n):
+        s, v = self.strengths[name], self.prior[name]
+        cases[name] = float(n)
+        if n > 0 and math.isfinite(s):
+            new[name] = float(min(max((s * v + n1) / (s + n), 0.0), 1.0))
+
+    def _dirichlet(self, new, cases, names, counts):
+        total = float(counts.sum())
+        s = self.strengths[names[0]]
+        for name in names:
+            cases[name] = total
+        if total > 0 and math.isfinite(s):
+            for name, c in zip(names, counts):
+                new[name] = float(min(max((s * self.prior[name] + c) / (s + total), 0.0), 1.0))
+
+    def _cause(self, new, cases, cause, baselines, factors, or_names, n, n1):
+        n_times = len(baselines)
+        shape = (n_times,) + (2,) * len(factors)
+        n, n1 = n.reshape(n_times, -1), n1.reshape(n_times, -1)
+        total = float(n.sum())
+        for t, name in enumerate(baselines):
+            cases[name] = float(n[t].sum())
+        for name in or_names:
+            cases[name] = total
+        if not factors:
+            for t, name in enumerate(baselines):
+                self._beta(new, cases, name, n1[t].sum(), n[t].sum())
+            return
+        bits = np.stack(np.unravel_index(np.arange(n.shape[1]), shape[1:]), axis=1).astype(float)  # (2^k, k)
+        s = np.array([self.strengths[b] for b in baselines])
+        v = np.array([self.prior[b] for b in baselines])
+        info = [self._info[o] for o in or_names]
+        tau = np.array([self.strengths[o] * i for o, i in zip(or_names, info)])
+        g0 = np.log([self.prior[o] for o in or_names])
+        start_b = special.logit(np.clip([new[b] for b in baselines], 1e-300, 1.0))
+        start_g = np.log([new[o] for o in or_names])
+        x0 = np.clip(np.concatenate([start_b, start_g]), -LOGIT_BOUND, LOGIT_BOUND)
+        # a parameter no case bears on, or with an infinite strength, stays where it is
+        touched_b = n.sum(axis=1) > 0
+        touched_g = (n.sum(axis=0) @ bits) > 0
+        free = np.concatenate([touched_b & np.isfinite(s), touched_g & np.isfinite(tau)])
+        if not free.any():
+            return
+        bounds = [(lo, hi) if f else (x, x) for x, f, lo, hi in zip(x0, free, [-LOGIT_BOUND] * len(x0), [LOGIT_BOUND] * len(x0))]
+        s_f, tau_f = np.where(np.isfinite(s), s, 0.0), np.where(np.isfinite(tau), tau, 0.0)
+
+        def objective(theta):
+            beta, gamma = theta[:n_times], theta[n_times:]
+            eta = beta[:, None] + (bits @ gamma)[None, :]
+            ll = np.sum(-n1 * np.logaddexp(0, -eta) - (n - n1) * np.logaddexp(0, eta))
+            ll += np.sum(-s_f * v * np.logaddexp(0, -beta) - s_f * (1 - v) * np.logaddexp(0, beta))
+            ll -= 0.5 * np.sum(tau_f * (gamma - g0) ** 2)
+            resid = n1 - n * special.expit(eta)
+            grad_b = resid.sum(axis=1) + s_f * (v - special.expit(beta))
+            grad_g = resid.sum(axis=0) @ bits - tau_f * (gamma - g0)
+            return -ll, -np.concatenate([grad_b, grad_g])
+
+        result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
+        theta = np.where(free, result.x, x0)
+        for t, name in enumerate(baselines):
+            if free[t]:
+                new[name] = float(special.expit(theta[t]))
+        for k, name in enumerate(or_names):
+            if free[n_times + k]:
+                new[name] = float(np.exp(theta[n_times + k]))
+
+    def _noisy_or(self, values, new, cases, stats, inner_tolerance):
+        """Leaks and links of every recorded binary finding at once (Diez/Vomlel EM).
+
+        The cause posteriors of the E-step are held fixed and the hidden
+        "which cause fired" indicators are iterated to their own fixed point
+        (cheap: 256 configurations), so that complete data need few outer
+        iterations; every inner step increases the expected log posterior.
+        """
+        if not self.binary:
+            return
+        q1, qobs = stats["q1"], stats["qobs"]
+        on = self.present  # (J, C)
+        mask, leak_names, link_names = self._links
+        leak = np.array([values[n] for n in leak_names])
+        lam = np.array([[values[n] if n else 0.0 for n in row] for row in link_names])
+        s_leak, v_leak = self._prior_arrays(leak_names)
+        s_link, v_link = self._prior_arrays([n for row in link_names for n in row])
+        s_link, v_link = s_link.reshape(lam.shape), v_link.reshape(lam.shape)
+        den_leak = qobs.sum(axis=1)
+        den_link = qobs @ on  # expected cases with the finding recorded and the cause present
+        free_leak = (den_leak > 0) & np.isfinite(s_leak)
+        free_link = mask & (den_link > 0) & np.isfinite(s_link)
+        s_leak, s_link = np.where(np.isfinite(s_leak), s_leak, 0.0), np.where(np.isfinite(s_link), s_link, 0.0)
+        for _ in range(_INNER_ITERATIONS):
+            inhibit = np.ones_like(q1)
+            for c in range(on.shape[1]):
+                inhibit *= np.where(on[:, c][None, :] == 1, 1.0 - lam[:, c][:, None], 1.0)
+            p_yes = 1.0 - (1.0 - leak)[:, None] * inhibit
+            ratio = np.divide(q1, p_yes, out=np.zeros_like(q1), where=p_yes > 0)
+            new_leak = np.where(free_leak, _ratio(s_leak * v_leak + leak * ratio.sum(axis=1), s_leak + den_leak, leak), leak)
+            new_lam = np.where(free_link, _ratio(s_link * v_link + lam * (ratio @ on), s_link + den_link, lam), lam)
+            change = max(np.max(np.abs(new_leak - leak)), np.max(np.abs(new_lam - lam), initial=0.0))
+            leak, lam = new_leak, new_lam
+            if change <= inner_tolerance:
+                break
+        for i, name in enumerate(leak_names):
+            new[name], cases[name] = float(leak[i]), float(den_leak[i])
+        for i, row in enumerate(link_names):
+            for c, name in enumerate(row):
+                if name:
+                    new[name], cases[name] = float(lam[i, c]), float(den_link[i, c])
+
+    def _onset(self, values, new, cases, q_states, inner_tolerance):
+        """Onset distributions: EM of the equal-weight mixture, hidden "which present cause set the onset"."""
+        owners, names = self._owners
+        on = self.present[:, [self.mid_names.index(o) for o in owners]] if owners else np.zeros((self.J, 0))
+        empty = on.sum(axis=1) == 0
+        d = np.array([[values[n] for n in names[o]] for o in owners]).reshape(len(owners), q_states.shape[0])
+        s_own = np.array([self.strengths[names[o][0]] for o in owners])
+        v_own = np.array([[self.prior[n] for n in names[o]] for o in owners]).reshape(d.shape)
+        finite = np.isfinite(s_own)
+        s_own = np.where(finite, s_own, 0.0)
+        for _ in range(_INNER_ITERATIONS):
+            mix = on @ d  # (J, S): sum of the present owners' distributions
+            ratio = np.divide(q_states.T, mix, out=np.zeros_like(mix), where=mix > 0)
+            counts = d * (on.T @ ratio)  # (owners, S)
+            total = counts.sum(axis=1)
+            free = (total > 0) & finite
+            new_d = np.where(free[:, None], _ratio(s_own[:, None] * v_own + counts, (s_own + total)[:, None], d), d)
+            change = np.max(np.abs(new_d - d), initial=0.0)
+            d = new_d
+            if change <= inner_tolerance:
+                break
+        for o, row, c in zip(owners, d, counts.sum(axis=1)):
+            for name, x in zip(names[o], row):
+                new[name], cases[name] = float(x), float(c)
+        self._dirichlet(new, cases, names["leak"], q_states[:, empty].sum(axis=1))
+
+    def _prior_arrays(self, names) -> tuple[np.ndarray, np.ndarray]:
+        """Strengths and prior values of some parameters ("" for none: strength 0)."""
+        return np.array([self.strengths[n] if n else 0.0 for n in names]), np.array([self.prior[n] if n else 0.0 for n in names])
+
+    # ------------------------------------------------------------ objective
+    def log_prior(self, values: Mapping[str, float]) -> float:
+        total = 0.0
+        for name, p in self.spec.parameters.items():
+            s = self.strengths[name]
+            if not math.isfinite(s) or s == 0:
+                continue
+            v0, x = self.prior[name], values[name]
+            if p.kind == "odds_ratio":
+                total -= 0.5 * s * self._info[name] * (math.log(x) - math.log(v0)) ** 2
+            # a value that rounds to 0 or 1 (a tiny strength against many cases) is taken at the nearest
+            # representable distance from the bound, so that the log prior stays finite
+            elif name in self._in_distribution:
+                total += s * special.xlogy(v0, max(x, _TINY))
+            else:
+                total += s * (special.xlogy(v0, max(x, _TINY)) + special.xlogy(1 - v0, max(1 - x, _EPSILON)))
+        return float(total)
+
+    # ------------------------------------------------------------ loop
+    def run(self, max_iterations: int, tolerance: float) -> tuple[ModelSpec, LearningReport]:
+        spec = self.spec
+        network = CompiledNetwork(build_tables(spec))
+        self._info = _information_per_case(spec, network)
+        self._in_distribution = {n for g in self.families.distributions for n in g}
+        values = dict(self.prior)
+        trace: list[float] = []
+        change, converged, iteration, cases = math.inf, False, 0, {}
+        current = spec
+        while iteration < max_iterations:
+            stats, log_likelihood = self.expect(network, iteration)
+            trace.append(log_likelihood + self.log_prior(values))
+            new, cases = self.maximise(values, stats, tolerance / 10)
+            change = max((abs(math.log(new[n]) - math.log(values[n])) if p.kind == "odds_ratio" else abs(new[n] - values[n])) for n, p in spec.parameters.items())
+            iteration += 1
+            values = new
+            current = spec.with_values(values)
+            if change <= tolerance:
+                converged = True
+                break
+            network = CompiledNetwork(build_tables(current))
+        if not converged:
+            warnings.warn(
+                f"learning from cases: EM stopped after {iteration} iterations (max_iterations) with a largest parameter change of "
+                f"{change:.3g} > tolerance {tolerance:g}; the values returned are the last iterate",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        params = {
+            n: replace(current.parameters[n], cases=float(cases[n]), strength=float(self.strengths[n]), hand_set_value=p.hand_set_value if p.hand_set_value is not None else p.value)
+            for n, p in spec.parameters.items()
+        }
+        learned = replace(current, parameters=MappingProxyType(params))
+        report = LearningReport(self.n_rows, iteration, converged, float(change), tolerance, max_iterations, tuple(trace))
+        return learned, report
+
