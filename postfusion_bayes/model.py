@@ -58,7 +58,7 @@ class Model:
         A validated specification (see :func:`load_model`).
     """
 
-    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_accepted", "_learning")
+    __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_cause_set", "_accepted", "_learning")
 
     def __init__(self, spec: ModelSpec):
         tables = build_tables(spec)
@@ -70,6 +70,7 @@ class Model:
         object.__setattr__(self, "_cause_index", pd.Index(self._causes, name="cause"))
         object.__setattr__(self, "_context_names", frozenset(spec.names("context")))
         object.__setattr__(self, "_cause_tuple", tuple(self._causes))
+        object.__setattr__(self, "_cause_set", frozenset(self._causes))
         object.__setattr__(self, "_accepted", accepted_values(spec))  # for the fast path of evidence parsing
         object.__setattr__(self, "_learning", None)
 
@@ -438,10 +439,11 @@ class Model:
         if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
-        for i, cause in enumerate(self._causes):  # a cause given as evidence is certain, not 1 - 2e-16
-            if cause in ev.hard:
-                post[i] = 1.0 if ev.hard[cause] == CAUSE_STATES[1] else 0.0
-        np.clip(post, 0.0, 1.0, out=post)  # normalisation can land one rounding step past 1
+        if not self._cause_set.isdisjoint(ev.hard):  # a cause given as evidence is certain, not 1 - 2e-16
+            for i, cause in enumerate(self._causes):
+                if cause in ev.hard:
+                    post[i] = 1.0 if ev.hard[cause] == CAUSE_STATES[1] else 0.0
+        np.minimum(post, 1.0, out=post)  # normalisation can land one rounding step past 1 (never below 0)
         shown = dict(ev.hard)
         shown.update({k: f"soft {v.tolist()}" for k, v in ev.soft.items()})
         return Diagnosis(self._cause_index, post, prior, flags, shown, Reasoner(self._network, self._spec, ev, self._cause_tuple))
