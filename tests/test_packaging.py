@@ -86,3 +86,26 @@ def test_demo_brief_prints_only_the_table(capsys):
 def test_notebooks_are_stored_without_outputs(path):
     cells = json.loads(path.read_text())["cells"]
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells if c["cell_type"] == "code")
+
+
+def test_the_readme_quick_start_runs():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    quick_start = blocks[0]
+    assert "model.diagnose(" in quick_start
+    namespace: dict = {}
+    exec(compile(quick_start, "README.md quick start", "exec"), namespace)
+    assert namespace["dx"].top in namespace["model"].causes
+
+
+def test_every_command_line_example_in_the_readme_names_a_real_command(capsys):
+    from postfusion_bayes.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    lines = re.findall(r"^    postfusion-bayes (\S+)(.*)$", readme, flags=re.M)
+    assert {name for name, _ in lines} >= {"diagnose", "explain", "next-tests", "batch", "sensitivity", "export", "validate"}
+    for name, _ in lines:
+        assert name in COMMANDS
+    first = [rest.split("#")[0].split() for name, rest in lines if name == "diagnose"][0]
+    assert main(["diagnose", *first]) == 0
+    assert "Causes, most probable first" in capsys.readouterr().out
