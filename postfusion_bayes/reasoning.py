@@ -181,11 +181,11 @@ class Reasoner:
         for cause, state in self.evidence.hard.items():  # observed causes keep their state
             if cause in column:
                 present[:, column[cause]] = state == self.network.states[cause][1]
-        codes = {c: present[:, i].astype(np.intp) for i, c in enumerate(self.causes)}  # state 1 is "present"
+        cause_codes = {c: present[:, i].astype(np.intp) for i, c in enumerate(self.causes)}  # state 1 is "present"
         tests = {t: np.where(finite[:, None], np.nan_to_num(marginals[t][0], nan=0.0), 0.0) for t in queried}
         for t in direct:
             table = tables.cpts[t]
-            tests[t] = np.where(finite[:, None], table[tuple(codes[p] for p in tables.parents[t])], 0.0)
+            tests[t] = np.where(finite[:, None], table[tuple(cause_codes[p] for p in tables.parents[t])], 0.0)
         return present, weight, tests, frozenset(direct)
 
     # ------------------------------------------------------------------ explain
