@@ -226,13 +226,8 @@ class LayeredPlan:
             NaN in rows whose evidence is impossible.
         log_evidence : array, shape (n_rows,)
         """
-        weights, total, log_evidence = self._weights_codes(codes, n_rows)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            marginals = (weights @ self.mid_indicator_all) / total[:, None]
-        impossible = ~np.isfinite(log_evidence)
-        if impossible.any():
-            marginals[impossible] = np.nan
-        return marginals, log_evidence
+        posterior, log_evidence = self.configuration_codes(codes, n_rows)
+        return posterior @ self.mid_indicator_all, log_evidence  # NaN rows stay NaN
 
     def configuration_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Joint posterior of the middle layer's configurations for many rows of hard evidence.

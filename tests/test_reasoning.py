@@ -73,6 +73,14 @@ class Joint:
         return float(self.over([cause], evidence)[1])
 
 
+def mutual_information(p: np.ndarray) -> float:
+    """I(C; T) in bits from a joint table P(C, T) with configurations as rows and results as columns."""
+    p = p / p.sum()
+    pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+
+
 def small_model(seed: int) -> pfb.Model:
     return pfb.Model(random_spec(seed, n_causes=3, n_findings=3, n_times=2, onset_states=2))
 
@@ -112,10 +120,7 @@ def test_information_gain_is_the_mutual_information_computed_by_enumeration(seed
     tests = model.diagnose(evidence).next_tests()
     assert set(tests.index) == {f for f in model.spec.names("finding") if f not in evidence}
     for test in tests.index:
-        p = brute.over([*model.causes, test], evidence).reshape(8, -1)  # P(C, T | e)
-        pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+        mi = mutual_information(brute.over([*model.causes, test], evidence).reshape(8, -1))  # from P(C, T | e)
         assert tests.loc[test, "information_gain"] == pytest.approx(mi, abs=1e-10), test
 
 
@@ -383,9 +388,8 @@ def brute_tests(model: pfb.Model, brute: Joint, evidence: dict, findings: list[s
     """Mutual information between the causes and the joint result of ``findings``, and P(top cause changes)."""
     causes = model.causes
     p = brute.over([*causes, *findings], evidence).reshape(2 ** len(causes), -1)  # P(C, results | e)
-    pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
+    pt = p.sum(axis=0, keepdims=True)
+    mi = mutual_information(p)
     present = np.array(list(itertools.product((0, 1), repeat=len(causes))), dtype=float)
     change = 0.0
     for r in range(p.shape[1]):
@@ -454,10 +458,7 @@ def test_a_test_with_a_parent_outside_the_causes_is_queried_and_still_exact():
     keep = [axis[c] for c in model.causes] + [axis[finding]]
     p = w.sum(axis=tuple(i for i in range(w.ndim) if i not in keep))
     p = np.transpose(p, np.argsort(np.argsort(keep))).reshape(8, -1)
-    p /= p.sum()
-    pc, pt = p.sum(axis=1, keepdims=True), p.sum(axis=0, keepdims=True)
-    mi = float(np.where(p > 0, p * np.log2(p / (pc * pt)), 0.0).sum())
-    assert tests.loc[finding, "information_gain"] == pytest.approx(mi, abs=1e-10)
+    assert tests.loc[finding, "information_gain"] == pytest.approx(mutual_information(p), abs=1e-10)
 
 
 def test_every_cause_observed_still_gives_tests_explanations_and_a_report():
