@@ -388,6 +388,14 @@ class Model:
     def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
         return parse_plain(self._spec, self._accepted, evidence)
 
+    def _parse_context(self, context: Mapping[str, Any]) -> Evidence:
+        """Context evidence given as keyword arguments: only context variables are allowed."""
+        for name in context:
+            if name not in self._context_names:
+                known = self._spec.names("context")
+                raise EvidenceError(f"{name!r} is not a context variable{suggest(name, known)}; allowed: {', '.join(known)}")
+        return parse_evidence(self._spec, context)
+
     def _context_only(self, ev: Evidence) -> Evidence:
         context = self._context_names
         return Evidence({k: v for k, v in ev.hard.items() if k in context}, {k: v for k, v in ev.soft.items() if k in context})
@@ -515,11 +523,7 @@ class Model:
         True
         """
         variables = self._spec.variables
-        for name in context:
-            if name not in variables or variables[name].role != "context":
-                known = self._spec.names("context")
-                raise EvidenceError(f"{name!r} is not a context variable{suggest(name, known)}; allowed: {', '.join(known)}")
-        base = parse_evidence(self._spec, context)
+        base = self._parse_context(context)
         rows = []
         for cause in self._causes:
             rows.append(Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft))
@@ -582,11 +586,7 @@ class Model:
             state = "yes"
         elif state not in states:
             raise EvidenceError(f"finding {finding!r}: state {state!r}{suggest(state, states)} is not allowed; allowed: {', '.join(states)}")
-        for name in context:
-            if name not in variables or variables[name].role != "context":
-                known = self._spec.names("context")
-                raise EvidenceError(f"{name!r} is not a context variable{suggest(name, known)}; allowed: {', '.join(known)}")
-        base = parse_evidence(self._spec, context)
+        base = self._parse_context(context)
         present = Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft)
         absent = Evidence({**base.hard, cause: CAUSE_STATES[0]}, base.soft)
         marginals, _ = self._network.posterior_arrays(self._encode([present, absent]), [finding], 2)

@@ -516,3 +516,18 @@ def test_the_report_ranks_findings_by_their_weight_on_the_top_cause_and_tests_by
     scores = r["tests"]["score"].to_numpy()
     assert (np.diff(scores) <= 0).all()
     assert scores[0] == dx.next_tests(by="procedure")["score"].max()
+
+
+def test_likelihood_ratios_match_implied_accuracy_and_take_only_context():
+    ratios = MODEL.likelihood_ratios(time_since_surgery="over_2_years", smoker=True)
+    for finding, cause in [("neurogenic_claudication", "adjacent_segment_disease"), ("ct_nonunion", "pseudarthrosis")]:
+        accuracy = MODEL.implied_accuracy(finding, cause, time_since_surgery="over_2_years", smoker=True)
+        assert ratios.loc[(finding, "yes"), cause] == pytest.approx(accuracy["lr_positive"], rel=1e-12)
+        assert ratios.loc[(finding, "no"), cause] == pytest.approx(accuracy["lr_negative"], rel=1e-12)
+    assert set(ratios.index.get_level_values("state")[ratios.index.get_level_values("finding") == "onset"]) == {
+        "immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"}
+    assert ratios.notna().all().all()
+    with pytest.raises(pfb.EvidenceError, match=r"'radicular_pain' is not a context variable"):
+        MODEL.likelihood_ratios(radicular_pain=True)
+    with pytest.raises(pfb.EvidenceError, match=r"'smoking' is not a context variable \(did you mean 'smoker'\?\)"):
+        MODEL.likelihood_ratios(smoking=True)
