@@ -112,7 +112,7 @@ from .errors import ConvergenceWarning, EvidenceError, SpecError, suggest
 from .evidence import frame_codes
 from .spec import BOOLEAN_STATES, ModelSpec, Parameter
 
-__all__ = ["LearningReport", "update_spec", "prior_strengths", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
+__all__ = ["LearningReport", "update_spec", "prior_strengths", "learned_distributions", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
 
 #: EM stops when no parameter moves by more than this between two iterations.
 DEFAULT_TOLERANCE = 1e-6
@@ -265,6 +265,50 @@ def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | Non
     network = network if network is not None else CompiledNetwork(build_tables(spec))
     resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))
     return pd.Series(resolved, name="strength").rename_axis("parameter")
+
+
+def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = None) -> dict[str, tuple[str, float, float]]:
+    """The posterior left by the update for every parameter learned from cases (``cases > 0``).
+
+    What the cases and the prior together say about each learned number, for
+    sensitivity analysis of a learned model. With ``m = strength + cases``:
+
+    * a probability: Beta(1 + m v, 1 + m (1 - v)), whose mode is the learned
+      value ``v`` (for an entry of a distribution this is the Dirichlet's
+      marginal up to the K - 2 extra pseudo-counts of the other entries);
+    * an odds ratio: log-normal with ``mu = log v`` and
+      ``sigma = 1 / sqrt(m f (1 - f) p (1 - p))``, the information of ``m`` cases
+      on the log odds ratio (see the module docstring);
+    * ``m`` infinite: fixed at ``v``.
+
+    Returns
+    -------
+    dict of str to (family, shape_1, shape_2)
+        ``("beta", a, b)``, ``("lognormal", mu, sigma)`` or ``("fixed", v, 0)``.
+
+    Examples
+    --------
+    >>> from postfusion_bayes import load_model
+    >>> model = load_model()
+    >>> learned_distributions(model.spec)   # nothing learned yet
+    {}
+    """
+    learned = {name: p for name, p in spec.parameters.items() if p.cases > 0 and p.strength is not None}
+    if not learned:
+        return {}
+    info = None
+    out: dict[str, tuple[str, float, float]] = {}
+    for name, p in learned.items():
+        m = p.strength + p.cases
+        if math.isinf(m):
+            out[name] = ("fixed", p.value, 0.0)
+        elif p.kind == "odds_ratio":
+            if info is None:
+                info = _information_per_case(spec, network if network is not None else CompiledNetwork(build_tables(spec)))
+            out[name] = ("lognormal", math.log(p.value), 1.0 / math.sqrt(m * info[name])) if m * info[name] > 0 else ("fixed", p.value, 0.0)
+        else:
+            out[name] = ("beta", 1.0 + m * p.value, 1.0 + m * (1.0 - p.value))
+    return out
 
 
 def _resolve_strengths(spec: ModelSpec, strength, families: _Families, info: Mapping[str, float]) -> dict[str, float]:

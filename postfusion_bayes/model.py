@@ -485,7 +485,13 @@ class Model:
         bad = ~np.isfinite(log_evidence)
         if bad.any():
             raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
-        out = pd.DataFrame({c: marginals[c][:, 1] for c in self._causes}, index=patients.index)
+        columns = {}
+        for c in self._causes:
+            values = np.minimum(marginals[c][:, 1], 1.0)  # normalisation can land one rounding step past 1
+            if c in all_codes:  # a cause given as evidence is certain, not 1 - 2e-16
+                values = np.where(all_codes[c] >= 0, all_codes[c], values)
+            columns[c] = values
+        out = pd.DataFrame(columns, index=patients.index)
         out.columns.name = "cause"
         flags = np.full(len(patients), "", dtype=object)
         for name in (n for n in self._red_flags if n in raised):

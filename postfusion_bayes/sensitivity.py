@@ -383,7 +383,9 @@ def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: 
     """Posterior of ``target`` with each parameter at the low and the high end of its range.
 
     All parameters are evaluated in one batch; distribution entries co-vary
-    proportionally (:func:`covaried`).
+    proportionally (:func:`covaried`). The ranges are the hand-set ones, also
+    for a model learned from cases (whose values may then lie outside them);
+    :func:`monte_carlo` draws learned numbers from what the cases say instead.
 
     Returns
     -------
@@ -579,35 +581,55 @@ BOUND_MARGIN = 1e-4
 def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.DataFrame:
     """The distribution each parameter is drawn from in :func:`monte_carlo` and :func:`sobol`.
 
-    A probability gets a Beta whose 5% and 95% quantiles are its ``low`` and
-    ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds ratio a
-    log-normal with those quantiles; a parameter whose range is a single
-    value stays fixed. Entries of one distribution (onset, time window) are
-    drawn independently and then divided by their sum, so each draw is a
-    distribution again.
+    A hand-set probability gets a Beta whose 5% and 95% quantiles are its
+    ``low`` and ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds
+    ratio a log-normal with those quantiles; a parameter whose range is a
+    single value stays fixed. A number learned from cases
+    (:meth:`Model.update_with_cases`) is drawn from what the update says of it
+    instead (:func:`postfusion_bayes.learning.learned_distributions`: centred
+    on the learned value, narrower the more cases informed it); its ``low``
+    and ``high`` here are that distribution's 5% and 95% quantiles. Entries of
+    one distribution (onset, time window) are drawn independently and then
+    divided by their sum, so each draw is a distribution again.
 
     Returns
     -------
     DataFrame
         Index ``parameter``; columns ``family`` ("beta", "lognormal",
         "fixed"), ``shape_1``, ``shape_2`` (alpha and beta, or mu and sigma
-        of the log), ``low``, ``high``, ``mean``.
+        of the log), ``low``, ``high``, ``mean``, ``basis`` ("hand-set range"
+        or "learned from cases").
     """
     from scipy import stats
 
+    from .learning import learned_distributions
+
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
     z = stats.norm.ppf(0.95)
+    learned = learned_distributions(model.spec, network=model.network)
     rows = []
     for name in names:
         _check_parameter(model, name)
         p = model.spec.parameters[name]
+        if name in learned:
+            family, one, two = learned[name]
+            if family == "beta":
+                low, high = stats.beta.ppf([0.05, 0.95], one, two)
+                mean = one / (one + two)
+            elif family == "lognormal":
+                low, high = math.exp(one - z * two), math.exp(one + z * two)
+                mean = math.exp(one + two**2 / 2)
+            else:
+                low = high = mean = one
+            rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": float(low), "high": float(high), "mean": float(mean), "basis": "learned from cases"})
+            continue
         if p.high - p.low <= 1e-12:
-            rows.append({"parameter": name, "family": "fixed", "shape_1": p.value, "shape_2": 0.0, "low": p.low, "high": p.high, "mean": p.value})
+            rows.append({"parameter": name, "family": "fixed", "shape_1": p.value, "shape_2": 0.0, "low": p.low, "high": p.high, "mean": p.value, "basis": "hand-set range"})
             continue
         if p.kind == "odds_ratio":
             mu = 0.5 * (math.log(p.low) + math.log(p.high))
             sigma = (math.log(p.high) - math.log(p.low)) / (2 * z)
-            rows.append({"parameter": name, "family": "lognormal", "shape_1": mu, "shape_2": sigma, "low": p.low, "high": p.high, "mean": math.exp(mu + sigma**2 / 2)})
+            rows.append({"parameter": name, "family": "lognormal", "shape_1": mu, "shape_2": sigma, "low": p.low, "high": p.high, "mean": math.exp(mu + sigma**2 / 2), "basis": "hand-set range"})
             continue
         low = min(max(p.low, BOUND_MARGIN), 1 - 2 * BOUND_MARGIN)
         high = max(min(p.high, 1 - BOUND_MARGIN), low + BOUND_MARGIN)
@@ -619,7 +641,7 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
         a, b = _fit_beta(low, high, tuple(start))
         if not np.isfinite(a):
             raise SpecError([f"{p.file}: {name}: no Beta has 5% and 95% quantiles {low:g} and {high:g}"])
-        rows.append({"parameter": name, "family": "beta", "shape_1": a, "shape_2": b, "low": p.low, "high": p.high, "mean": a / (a + b)})
+        rows.append({"parameter": name, "family": "beta", "shape_1": a, "shape_2": b, "low": p.low, "high": p.high, "mean": a / (a + b), "basis": "hand-set range"})
     return pd.DataFrame(rows).set_index("parameter")
 
 

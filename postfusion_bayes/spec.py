@@ -313,7 +313,8 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
     """
     folder = Path(path) if path is not None else default_priors_path()
     if not folder.is_dir():
-        raise SpecError([f"{folder}: priors folder does not exist"])
+        what = "is a file, not a priors folder" if folder.exists() else "priors folder does not exist"
+        raise SpecError([f"{folder}: {what}"])
     documents: dict[str, Any] = {}
     problems: list[str] = []
     for filename in PRIOR_FILES:
@@ -324,12 +325,24 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
         try:
             documents[filename] = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as exc:
-            problems.append(f"{file}: not valid YAML: {exc}")
+            problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{file}: cannot be read as UTF-8 text (byte {exc.start})")
+        except OSError as exc:
+            problems.append(f"{file}: cannot be read: {exc.strerror or exc}")
     for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES):
         problems.append(f"{folder / extra}: unexpected file{suggest(extra, PRIOR_FILES)}; allowed: {', '.join(PRIOR_FILES)}")
     if problems:
         raise SpecError(problems)
     return spec_from_documents(documents, source=str(folder))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line, with its line and column in the file."""
+    mark = getattr(exc, "problem_mark", None)
+    what = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or str(exc)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return " ".join(what.split()) + where
 
 
 def spec_from_documents(documents: Mapping[str, Any], source: str = "<memory>") -> ModelSpec:

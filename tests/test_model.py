@@ -404,3 +404,14 @@ def test_implied_likelihood_ratios_are_nan_not_infinite_when_undefined():
     acc = pfb.Model(spec).implied_accuracy("xray_screw_halo", "pseudarthrosis")
     assert acc["sensitivity"] == 0 and acc["specificity"] == 1
     assert np.isnan(acc["lr_positive"]) and acc["lr_negative"] == pytest.approx(1.0)
+
+
+def test_diagnose_many_gives_observed_causes_exactly_and_never_exceeds_one():
+    patients = MODEL.simulate(2000, seed=5)[["time_since_surgery", "nerve_injury", "radicular_pain", "onset"]]
+    out = MODEL.diagnose_many(patients)
+    causes = MODEL.causes
+    assert (out[causes].to_numpy() <= 1.0).all() and (out[causes].to_numpy() >= 0.0).all()
+    observed = patients["nerve_injury"].map({True: 1.0, False: 0.0, "present": 1.0, "absent": 0.0, "yes": 1.0, "no": 0.0})
+    assert (out["nerve_injury"] == observed).all()
+    first = patients.iloc[0].to_dict()
+    assert out.iloc[0][causes].to_numpy(dtype=float) == pytest.approx(MODEL.diagnose(first).posterior[causes].to_numpy(), abs=1e-12)

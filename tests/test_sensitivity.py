@@ -284,3 +284,24 @@ def test_single_patient_analyses_refuse_a_frame_of_patients():
     frame = pd.DataFrame([PATIENT])
     with pytest.raises(pfb.EvidenceError, match="one patient"):
         sa.tornado(MODEL, frame, TARGET)
+
+
+def test_monte_carlo_on_a_learned_model_draws_learned_numbers_from_what_the_cases_say():
+    model = pfb.load_model()
+    truth = model.with_parameters({"findings.radicular_pain.leak": 0.30})
+    learned = model.update_with_cases(truth.simulate(3000, seed=4))
+    name = "findings.radicular_pain.leak"
+    fitted = sa.fit_distributions(learned, [name, "findings.back_pain.leak"])
+    row = fitted.loc[name]
+    p = learned.spec.parameters[name]
+    assert row["basis"] == "learned from cases"
+    m = p.strength + p.cases
+    assert (row["shape_1"], row["shape_2"]) == pytest.approx((1 + m * p.value, 1 + m * (1 - p.value)))
+    assert row["low"] < p.value < row["high"]
+    assert row["high"] - row["low"] < 0.5 * (p.high - p.low)  # 3000 cases say more than the hand-set range
+    hand = sa.fit_distributions(model, [name]).loc[name]
+    assert hand["basis"] == "hand-set range" and hand["low"] == p.low
+    patient = {"time_since_surgery": "under_6_weeks", "radicular_pain": True}
+    spread = {m_: sa.monte_carlo(m_, patient, n=400, seed=1, parameters=[name]) for m_ in (model, learned)}
+    width = {k: float((v["q95"] - v["q05"]).max()) for k, v in spread.items()}
+    assert width[learned] < width[model]

@@ -313,3 +313,14 @@ def test_an_empty_or_invalid_test_kind_is_reported_once(priors_copy):
     assert any("test_kinds.ct: empty test kind" in p for p in problems)
     assert any("test_kinds.radiographs.cost: expected a finite number >= 0" in p for p in problems)
     assert not any("unknown test kind" in p for p in problems), problems
+
+
+def test_an_unreadable_file_or_a_file_for_a_folder_is_a_spec_error(priors_copy):
+    (priors_copy / "onset.yaml").write_bytes(b"\xff\xfe")
+    (priors_copy / "context.yaml").write_text("a: [1, 2\n")
+    problems = _problems(priors_copy)
+    assert any(p.endswith("onset.yaml: cannot be read as UTF-8 text (byte 0)") for p in problems)
+    yaml_problem = [p for p in problems if "context.yaml: not valid YAML" in p]
+    assert len(yaml_problem) == 1 and "\n" not in yaml_problem[0] and "(line 2, column 1)" in yaml_problem[0]
+    with pytest.raises(pfb.SpecError, match="is a file, not a priors folder"):
+        load_spec(priors_copy / "causes.yaml")
