@@ -165,6 +165,8 @@ def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) 
 
     figure = Figure(figsize=(9, height), layout="constrained")
     draw(table, figure.subplots())
+    if not Path(path).suffix:
+        path = f"{path}.png"  # what matplotlib would write; say so
     try:
         figure.savefig(path)
     except OSError as exc:
@@ -502,6 +504,8 @@ def _route(argv: list[str]) -> list[str]:
         return ["demo"]
     if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
         return argv
+    if "=" not in argv[0] and not argv[0].startswith("-") and suggest(argv[0], COMMANDS):  # a mistyped command, not an observation
+        return argv  # argparse names the command and the choices
     return ["diagnose", *argv]
 
 

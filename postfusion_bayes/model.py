@@ -205,8 +205,9 @@ class Model:
         Model
             With :attr:`parameters` showing the learned ``value``, the
             ``hand_set_value``, ``cases`` and ``strength``, and
-            :attr:`learning_report`. An empty frame gives a model equal to
-            this one (all cases 0).
+            :attr:`learning_report`. An empty frame changes no value: the
+            model returned equals this one (its recorded cases and strengths
+            kept, and a learning report of zero iterations).
 
         Raises
         ------

@@ -305,3 +305,13 @@ def test_next_tests_csv_json_by_procedure_costs_and_top(capsys):
 def test_explain_and_next_tests_errors(capsys, argv, status, message):
     got, out, err = run(capsys, *argv)
     assert got == status and message in err and "Traceback" not in err
+
+
+def test_a_mistyped_command_is_a_usage_error_naming_the_commands(capsys):
+    status, out, err = run(capsys, "expain", "radicular_pain=yes")
+    assert status == 2 and "invalid choice: 'expain'" in err and "explain" in err
+
+
+def test_a_plot_without_a_suffix_is_written_as_png_and_said_so(capsys, tmp_path):
+    status, _, err = run(capsys, "sensitivity", "time_since_surgery=over_2_years", "--plot", str(tmp_path / "tornado"), "-q")
+    assert status == 0 and (tmp_path / "tornado.png").exists() and f"wrote {tmp_path / 'tornado.png'}" in err
