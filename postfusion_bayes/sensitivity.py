@@ -89,6 +89,10 @@ def _check_parameter(model, parameter: str) -> None:
 def covaried(model, parameter: str, value: float) -> dict[str, float]:
     """Values of ``parameter`` and of its co-varying distribution entries when it becomes ``value``.
 
+    The other entries of its distribution keep their proportions
+    (proportional co-variation); when the parameter is 1 and they are all 0,
+    they share what is left equally.
+
     Examples
     --------
     >>> from postfusion_bayes import load_model
@@ -107,12 +111,14 @@ def _covaried_arrays(model, parameter: str, values: np.ndarray) -> dict[str, np.
     out = {parameter: values}
     if len(members) > 1:
         x0 = spec.value(parameter)
-        if x0 >= 1.0:
-            raise SpecError([f"{parameter}: value is 1, so its distribution's other entries cannot co-vary proportionally"])
+        others = [m for m in members if m != parameter]
+        if x0 >= 1.0:  # the others are all 0: no proportions to keep, so they share what is left equally
+            for other in others:
+                out[other] = (1.0 - values) / len(others)
+            return out
         scale = (1.0 - values) / (1.0 - x0)
-        for other in members:
-            if other != parameter:
-                out[other] = spec.value(other) * scale
+        for other in others:
+            out[other] = spec.value(other) * scale
     return out
 
 

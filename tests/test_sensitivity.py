@@ -305,3 +305,16 @@ def test_monte_carlo_on_a_learned_model_draws_learned_numbers_from_what_the_case
     spread = {m_: sa.monte_carlo(m_, patient, n=400, seed=1, parameters=[name]) for m_ in (model, learned)}
     width = {k: float((v["q95"] - v["q05"]).max()) for k, v in spread.items()}
     assert width[learned] < width[model]
+
+
+def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_runs():
+    model = pfb.load_model()
+    leak = "onset.distributions.leak."
+    states = ["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]
+    degenerate = model.with_parameters({**{leak + s: 0.0 for s in states[:3]}, leak + states[3]: 1.0})
+    new = sa.covaried(degenerate, leak + states[3], 0.7)
+    assert new == pytest.approx({leak + states[3]: 0.7, **{leak + s: 0.1 for s in states[:3]}})
+    table = sa.tornado(degenerate, {"time_since_surgery": "over_2_years", "onset": "immediate"}, "pseudarthrosis")
+    row = table.loc[leak + states[3]]
+    expected = degenerate.with_parameters(sa.covaried(degenerate, leak + states[3], row["low"]))
+    assert row["posterior_at_low"] == pytest.approx(expected.diagnose({"time_since_surgery": "over_2_years", "onset": "immediate"}).posterior["pseudarthrosis"], abs=1e-12)
