@@ -391,8 +391,11 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             draw = lambda t, ax: plotting.interval_plot(t, ax=ax)  # noqa: E731
         _save_figure(draw, table, args.plot, max(3.0, 1.5 + 0.3 * len(table)))
     elif args.format == "json":
-        _write_json({"method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table)})
+        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        _write_json({"red_flags": flags, "method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table), "evidence": dx.evidence})
     elif args.format == "csv":
+        table = table.copy()
+        table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
         table.to_csv(sys.stdout)
     else:
         print(title)

@@ -214,6 +214,11 @@ def test_sensitivity_tornado_table_csv_and_json(capsys):
     status, out, _ = run(capsys, "sensitivity", *PATIENT, "--format", "json", "--top", "2")
     data = json.loads(out)
     assert data["method"] == "tornado" and data["target"] == "adjacent_segment_disease" and len(data["rows"]) == 2
+    assert data["red_flags"] == [] and data["evidence"]["neurogenic_claudication"] == "yes"
+    status, out, err = run(capsys, "sensitivity", *PATIENT, "fever=yes", "--format", "json", "--top", "1")
+    assert [f["name"] for f in json.loads(out)["red_flags"]] == ["fever"] and "RED FLAG fever" in err
+    status, out, _ = run(capsys, "sensitivity", *PATIENT, "fever=yes", "--format", "csv", "--top", "1")
+    assert set(pd.read_csv(io.StringIO(out))["red_flags"]) == {"fever"}
 
 
 def test_sensitivity_monte_carlo_is_reproducible_and_filters_the_target(capsys):
