@@ -195,24 +195,39 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: table)")
 
 
+def _flag_records(dx) -> list[dict[str, str]]:
+    """The red flags of a diagnosis for JSON output."""
+    return [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+
+
+def _with_flag_column(table: pd.DataFrame, dx) -> pd.DataFrame:
+    """A copy of ``table`` with a first column ``red_flags`` (names joined by ", ") for CSV output."""
+    table = table.copy()
+    table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
+    return table
+
+
+def _evidence_line(dx, title: str) -> str:
+    return f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)")
+
+
 def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
     frame = dx.to_frame()
     if fmt == "json":
-        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        flags = _flag_records(dx)
         _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
     elif fmt == "csv":
-        frame.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
-        frame.to_csv(sys.stdout)
+        _with_flag_column(frame, dx).to_csv(sys.stdout)
     elif brief:
         for flag in dx.red_flags:
             print(flag)
-        print(f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
+        print(_evidence_line(dx, title))
         print(frame.round(3).to_string())
         print(DISCLAIMER)
     else:  # the full report: red flags, causes, findings that mattered, next tests, conflict
         report = dx.summary().splitlines()
         flags = len(dx.red_flags)
-        print("\n".join(report[:flags] + [f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)")] + report[flags:]))
+        print("\n".join(report[:flags] + [_evidence_line(dx, title)] + report[flags:]))
 
 
 def _add_brief(parser: argparse.ArgumentParser) -> None:
@@ -248,16 +263,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, digits: int = 3) -> None:
     """A reasoning table in one of the three formats; red flags first in each."""
     if fmt == "json":
-        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        flags = _flag_records(dx)
         _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
     elif fmt == "csv":
-        table = table.copy()
-        table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
-        table.to_csv(sys.stdout)
+        _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
         for flag in dx.red_flags:
             print(flag)
-        print("Patient: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)"))
+        print(_evidence_line(dx, "Patient"))
         print(f"Most probable cause: {dx.top} ({dx.posterior.iloc[0]:.3f})")
         print(heading)
         print(table.round(digits).to_string() if len(table) else "(none)")
@@ -391,12 +404,10 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             draw = lambda t, ax: plotting.interval_plot(t, ax=ax)  # noqa: E731
         _save_figure(draw, table, args.plot, max(3.0, 1.5 + 0.3 * len(table)))
     elif args.format == "json":
-        flags = [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
+        flags = _flag_records(dx)
         _write_json({"red_flags": flags, "method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table), "evidence": dx.evidence})
     elif args.format == "csv":
-        table = table.copy()
-        table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
-        table.to_csv(sys.stdout)
+        _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
         print(title)
         print(table.round(4).to_string())
