@@ -14,8 +14,8 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-#: Reference networks, in BIF, kept next to the repository (``<parent>/shared/networks``).
-REFERENCE_NETWORKS_DIR = Path(__file__).resolve().parents[2] / "shared" / "networks"
+#: Reference networks, in BIF, copied into the repository (see ``tests/data/networks/README.md``).
+REFERENCE_NETWORKS_DIR = Path(__file__).resolve().parent / "data" / "networks"
 REFERENCE_NETWORK_NAMES = ("asia", "cancer", "earthquake", "survey", "sachs", "child", "insurance", "alarm")
 
 
@@ -24,8 +24,8 @@ def reference_network_path(name: str) -> Path:
     path = REFERENCE_NETWORKS_DIR / f"{name}.bif"
     if not path.is_file():
         pytest.fail(
-            f"reference network {path} is missing: the tests expect the folder shared/networks "
-            f"(with {', '.join(REFERENCE_NETWORK_NAMES)}.bif) next to the repository checkout",
+            f"reference network {path} is missing: the tests expect tests/data/networks/ "
+            f"(with {', '.join(REFERENCE_NETWORK_NAMES)}.bif) in the repository",
             pytrace=False,
         )
     return path
