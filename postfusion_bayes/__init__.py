@@ -18,7 +18,7 @@ from .engine import CompiledNetwork, compile_network
 from .errors import ConvergenceWarning, EvidenceError, ExportError, PostfusionError, SpecError
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
-from .tables import NetworkTables
+from .engine.tables import NetworkTables
 
 __all__ = [
     "CompiledNetwork",

@@ -415,7 +415,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
-    from .network import EXPORT_FORMATS
+    from .engine.files import EXPORT_FORMATS
 
     parser.add_argument("output", metavar="OUTPUT", help="file to write; the suffix selects the format: " + "; ".join(f"{k} {', '.join(v)}" for k, v in EXPORT_FORMATS.items()))
     parser.add_argument("--format", choices=tuple(EXPORT_FORMATS), help="the format, whatever the suffix")
@@ -423,7 +423,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the network to a BIF, XMLBIF or UAI file (for pgmpy, pyAgrum, GeNIe and others)."""
-    from .network import export_format
+    from .engine.files import export_format
 
     fmt = export_format(args.output, args.format)  # a usage error before the model is loaded
     path = load_model(args.priors).write(args.output, fmt)

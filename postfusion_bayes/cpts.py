@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
-from .tables import NetworkTables
+from .engine.tables import NetworkTables
 
 __all__ = ["build_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order"]
 

@@ -92,7 +92,7 @@ class Model:
 
     @property
     def tables(self):
-        """The conditional probability tables (:class:`~postfusion_bayes.tables.NetworkTables`)."""
+        """The conditional probability tables (:class:`~postfusion_bayes.engine.tables.NetworkTables`)."""
         return self._tables
 
     @property
@@ -286,7 +286,7 @@ class Model:
         >>> cases.shape
         (3, 46)
         """
-        from .simulation import sample_cases
+        from .engine.sampling import sample_cases
 
         return sample_cases(self._tables, n, seed)
 
@@ -296,7 +296,7 @@ class Model:
         Imports pgmpy (slow, 2-3 s) on first use. Every table column sums to 1
         within 1e-9.
         """
-        from .network import to_pgmpy
+        from .engine.files import to_pgmpy
 
         return to_pgmpy(self._tables)
 
@@ -305,7 +305,7 @@ class Model:
         """Write the network to a BIF, XMLBIF or UAI file, the format chosen by the suffix.
 
         Every probability is written with all its digits, so the file reads
-        back (in pgmpy, pyAgrum, or :func:`postfusion_bayes.network.read_bif`)
+        back (in pgmpy, pyAgrum, or :func:`postfusion_bayes.engine.files.read_bif`)
         as the very same tables. BIF and XMLBIF need pgmpy (imported on first
         use, 2-3 s); UAI does not.
 
@@ -333,7 +333,7 @@ class Model:
         -----
         UAI files carry no names: variable ``i`` is ``model.tables.variables[i]``,
         its states numbered in the order of ``model.tables.states``; read it
-        back with :func:`postfusion_bayes.network.read_uai`. The file follows
+        back with :func:`postfusion_bayes.engine.files.read_uai`. The file follows
         the UAI standard (C order over parents then child); pgmpy 1.1's UAI
         reader and writer and pyAgrum 3.3's order the entries of nodes with
         two or more parents differently, so use BIF or XMLBIF with those.
@@ -349,7 +349,7 @@ class Model:
         ...     path.read_text().split()[:2]
         ['BAYES', '46']
         """
-        from .network import write_network
+        from .engine.files import write_network
 
         return write_network(self._tables, path, format)
 

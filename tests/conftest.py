@@ -48,7 +48,7 @@ def pytest_generate_tests(metafunc):
 
 @functools.cache
 def _load_normalised(name: str):
-    from postfusion_bayes.network import tables_from_pgmpy, to_pgmpy
+    from postfusion_bayes.engine.files import tables_from_pgmpy, to_pgmpy
 
     tables = tables_from_pgmpy(_load_pgmpy_model(name))
     # Some files (sachs, insurance, alarm) have columns summing to 1 only within 1e-7; the engines may

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from postfusion_bayes.tables import NetworkTables
+from postfusion_bayes.engine.tables import NetworkTables
 
 
 def forward_sample(tables: NetworkTables, n_rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 
 import postfusion_bayes as pfb
 from postfusion_bayes.cli import COMMANDS, main
-from postfusion_bayes.network import read_bif
+from postfusion_bayes.engine.files import read_bif
 from postfusion_bayes.spec import default_priors_path
 
 CAUSES = pfb.load_model().causes

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postfusion_bayes._elimination import compile_plan, eliminate
+from postfusion_bayes.engine._elimination import compile_plan, eliminate
 from postfusion_bayes.errors import EvidenceError
-from postfusion_bayes.tables import NetworkTables
+from postfusion_bayes.engine.tables import NetworkTables
 
 from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 

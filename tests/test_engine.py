@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import postfusion_bayes as pfb
 from postfusion_bayes.engine import CompiledNetwork, compile_network, one_hot
 from postfusion_bayes.errors import EvidenceError
-from postfusion_bayes.network import tables_from_pgmpy, to_pgmpy
-from postfusion_bayes.tables import NetworkTables
+from postfusion_bayes.engine.files import tables_from_pgmpy, to_pgmpy
+from postfusion_bayes.engine.tables import NetworkTables
 
 from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import postfusion_bayes as pfb
-from postfusion_bayes.network import read_bif, read_uai, tables_from_pgmpy, write_network
-from postfusion_bayes.tables import NetworkTables
+import postfusion_bayes.engine.files
+from postfusion_bayes.engine.files import read_bif, read_uai, tables_from_pgmpy, write_network
+from postfusion_bayes.engine.tables import NetworkTables
 
 #: Patients with context, a categorical finding, a red flag, negative findings and imaging.
 PATIENTS = [
@@ -100,7 +101,7 @@ def test_uai_reads_back_in_pgmpy(tmp_path):
     path = model().write_uai(tmp_path / "postfusion.uai")
     read = read_uai(path, tables.variables, tables.states)
     assert_same_tables(read, tables)
-    assert_agrees(lambda ev: pgmpy_posteriors(pfb.network.to_pgmpy(read), ev), 1e-9)
+    assert_agrees(lambda ev: pgmpy_posteriors(pfb.engine.files.to_pgmpy(read), ev), 1e-9)
 
 
 @pytest.mark.parametrize(

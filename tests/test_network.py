@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from postfusion_bayes.network import read_bif, tables_from_pgmpy, to_pgmpy
-from postfusion_bayes.tables import NetworkTables
+from postfusion_bayes.engine.files import read_bif, tables_from_pgmpy, to_pgmpy
+from postfusion_bayes.engine.tables import NetworkTables
 
 
 def two_parent_tables() -> NetworkTables:
@@ -199,7 +199,7 @@ def test_to_pgmpy_is_stricter_than_pgmpy_about_column_sums():
 def test_importing_the_package_does_not_import_pgmpy():
     code = (
         "import sys\n"
-        "import postfusion_bayes, postfusion_bayes.network, postfusion_bayes._elimination, postfusion_bayes.tables\n"
+        "import postfusion_bayes, postfusion_bayes.engine.files, postfusion_bayes.engine._elimination, postfusion_bayes.engine.tables\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'pgmpy'], 'pgmpy imported at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -22,7 +22,7 @@ from postfusion_bayes.engine import CompiledNetwork
 from postfusion_bayes.evidence import parse_evidence
 from postfusion_bayes.reasoning import Reasoner
 from postfusion_bayes.spec import spec_from_documents
-from postfusion_bayes.tables import NetworkTables
+from postfusion_bayes.engine.tables import NetworkTables
 from oracles import full_joint
 from vignettes import VIGNETTES
 

@@ -1,16 +1,16 @@
 """Compiled, batched, exact inference for discrete Bayesian networks.
 
 :func:`compile_network` takes any discrete Bayesian network (a pgmpy
-``DiscreteBayesianNetwork`` or :class:`~postfusion_bayes.tables.NetworkTables`)
+``DiscreteBayesianNetwork`` or :class:`~postfusion_bayes.engine.tables.NetworkTables`)
 and returns an immutable :class:`CompiledNetwork`. Queries are batched over
 evidence rows and, optionally, over many versions of the tables at once
 (a leading parameter-set axis), and are exact:
 
 * layered networks (roots -> hidden middle layer -> leaves, as ours: context
   -> causes -> findings) enumerate the middle layer's joint states with dense
-  array products (:mod:`postfusion_bayes._layered`);
+  array products (:mod:`postfusion_bayes.engine._layered`);
 * any other DAG runs variable elimination with per-step rescaling
-  (:mod:`postfusion_bayes._elimination`).
+  (:mod:`postfusion_bayes.engine._elimination`).
 
 Evidence is a :class:`pandas.DataFrame` whose columns are variables and whose
 cells are state names; a missing cell (NaN or None) means unobserved. Soft
@@ -31,7 +31,7 @@ import pandas as pd
 
 from ._elimination import eliminate
 from ._layered import LayeredPlan, is_layered
-from .errors import EvidenceError, suggest
+from ..errors import EvidenceError, suggest
 from .tables import COLUMN_SUM_TOLERANCE, NetworkTables
 
 __all__ = ["compile_network", "CompiledNetwork", "one_hot"]
@@ -79,7 +79,7 @@ def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = F
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from postfusion_bayes.tables import NetworkTables
+    >>> from .tables import NetworkTables
     >>> t = NetworkTables(
     ...     states={"rain": ("no", "yes"), "wet": ("no", "yes")},
     ...     parents={"rain": (), "wet": ("rain",)},
@@ -93,7 +93,7 @@ def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = F
     """
     if not isinstance(network, NetworkTables):
         if hasattr(network, "get_cpds"):
-            from .network import tables_from_pgmpy
+            from .files import tables_from_pgmpy
 
             network = tables_from_pgmpy(network)
         else:
