@@ -27,6 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
+from .engine.structured import Mixture, NoisyOr
 from .engine.tables import NetworkTables
 
 __all__ = ["build_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order"]
@@ -201,7 +202,9 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
         cpts[cause] = odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
     for name, finding in spec.findings.items():
         states[name] = BOOLEAN_STATES
-        cpts[name] = noisy_or_table(get([finding.leak])[..., 0], get(list(finding.links.values())))
+        leak, links = get([finding.leak])[..., 0], get(list(finding.links.values()))
+        batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
+        cpts[name] = NoisyOr(np.broadcast_to(leak, batch), np.broadcast_to(links, batch + links.shape[-1:]))
     if spec.onset is not None:
         onset = spec.onset
         var = spec.variables[onset.variable]
@@ -212,5 +215,6 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
         if dists is None:
             cpts[onset.variable] = leak
         else:
-            cpts[onset.variable] = onset_table(dists, leak)
+            batch = np.broadcast_shapes(dists.shape[:-2], leak.shape[:-1])
+            cpts[onset.variable] = Mixture(np.broadcast_to(dists, batch + dists.shape[-2:]), np.broadcast_to(leak, batch + leak.shape[-1:]))
     return NetworkTables(states=states, parents=parents, cpts=cpts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "ConvergenceWarning", "suggest"]
+__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "NetworkError", "MemoryBudgetError", "ConvergenceWarning", "suggest"]
 
 
 class PostfusionError(Exception):
@@ -42,6 +42,44 @@ class ExportError(PostfusionError, ValueError):
 
     When the path cannot be written, the ``OSError`` is the ``__cause__``.
     """
+
+
+class NetworkError(PostfusionError, ValueError):
+    """A network given to the engine is invalid: tables of the wrong shape, numbers outside [0, 1],
+    columns not summing to 1, a cycle, an unknown variable or strategy."""
+
+
+class MemoryBudgetError(PostfusionError):
+    """A query would need more memory than the engine's budget allows.
+
+    The message says how much it would need and what the budget is; raise the
+    budget (``compile_network(..., memory_budget=...)`` or
+    ``CompiledNetwork.with_memory_budget``) or ask a smaller question.
+
+    Parameters
+    ----------
+    needed : int
+        Bytes the query would allocate at its peak.
+    budget : int
+        The budget in bytes.
+    what : str
+        The query that would exceed it.
+    """
+
+    def __init__(self, needed: int, budget: int, what: str):
+        self.needed = int(needed)
+        self.budget = int(budget)
+        super().__init__(
+            f"{what} would need about {_size(self.needed)} of memory, more than the engine's budget of {_size(self.budget)}; "
+            "raise the budget (memory_budget=...) or ask a smaller question"
+        )
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
 
 
 class ConvergenceWarning(UserWarning):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .engine.encoding import EncodedEvidence
 from .errors import EvidenceError, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
@@ -166,33 +167,16 @@ def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], e
     return Evidence(hard, {})
 
 
-def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> dict[str, np.ndarray]:
-    """Likelihood arrays ``(len(rows), n_states)`` for validated evidence rows, as the engine takes them.
-
-    A variable observed in no row is left out; in a row where it is not
-    observed its likelihood is all ones.
+def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> EncodedEvidence:
+    """The engine's encoding of validated evidence rows (hard states as codes, soft likelihoods as rows).
 
     Examples
     --------
-    >>> lam = encode_rows({"smoker": ("no", "yes")}, [Evidence({"smoker": "yes"}, {}), Evidence({}, {})])
-    >>> lam["smoker"].tolist()
-    [[0.0, 1.0], [1.0, 1.0]]
+    >>> ev = encode_rows({"smoker": ("no", "yes")}, [Evidence({"smoker": "yes"}, {}), Evidence({}, {})])
+    >>> ev.codes["smoker"].tolist()
+    [1, -1]
     """
-    n = len(rows)
-    out: dict[str, np.ndarray] = {}
-    for i, ev in enumerate(rows):
-        for name, state in ev.hard.items():
-            lam = out.get(name)
-            if lam is None:
-                lam = out[name] = np.ones((n, len(states[name])))
-            lam[i] = 0.0
-            lam[i, states[name].index(state)] = 1.0
-        for name, soft in ev.soft.items():
-            lam = out.get(name)
-            if lam is None:
-                lam = out[name] = np.ones((n, len(states[name])))
-            lam[i] = soft
-    return out
+    return EncodedEvidence.from_rows(states, [ev.hard for ev in rows], [ev.soft for ev in rows] if any(ev.soft for ev in rows) else None)
 
 
 def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagnose() takes it one patient at a time") -> dict[str, np.ndarray]:

@@ -61,7 +61,7 @@ The algorithm (EM)
 ------------------
 E-step: the exact joint posterior of the eight causes (256 configurations) for
 every case, from the compiled engine
-(:meth:`~postfusion_bayes.engine.CompiledNetwork.configuration_posteriors`); a
+(:meth:`~postfusion_bayes.engine.CompiledNetwork.query` with ``joint=``); a
 case with missing context is split into one weighted copy per completion of
 its missing context (up to 4 x 2^5 = 128 copies when all six context variables
 are missing, so such cases make each iteration up to that much slower: about
@@ -117,6 +117,7 @@ from scipy import optimize, special
 
 from .cpts import build_tables
 from .engine import CompiledNetwork
+from .engine.encoding import EncodedEvidence
 from .errors import ConvergenceWarning, EvidenceError, SpecError, suggest
 from .evidence import frame_codes
 from .spec import BOOLEAN_STATES, ModelSpec, Parameter
@@ -222,10 +223,9 @@ def _odds_ratio_precision(p: Parameter) -> float:
 
 def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
     """f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
-    names, configurations = network.middle
-    posterior, _ = network.configuration_posteriors({}, 1)
-    present = posterior[0] @ (configurations == 1)
-    p_cause = dict(zip(names, present))
+    names = network.layers["middle"]
+    result = network.query(EncodedEvidence.from_codes(network.states, {}, 1), names)
+    p_cause = {c: float(result.marginals[c][0, 0, 1]) for c in names}
     out = {}
     for cause, prior in spec.cause_priors.items():
         p = float(p_cause[cause])
@@ -534,8 +534,8 @@ class _EM:
         self.spec, self.index, self.families, self.strengths = spec, index, families, strengths
         self.n_rows = len(index)
         self.codes = {v: c for v, c in codes.items() if (c >= 0).any()}
-        self.mid_names, configurations = network.middle
-        self.mid_names = list(self.mid_names)
+        self.mid_names = list(network.layers["middle"])
+        configurations = np.stack(np.unravel_index(np.arange(2 ** len(self.mid_names)), [2] * len(self.mid_names)), axis=1)  # as the joint query orders them
         self.present = (configurations == 1).astype(float)  # (J, n_causes)
         self.J = len(configurations)
         context = spec.names("context")
@@ -583,7 +583,8 @@ class _EM:
             rows = chunk.rows
             query = {v: c[rows] for v, c in self.fixed_codes.items()}
             query.update(chunk.roots)
-            posterior, log_ev = network.configuration_posteriors(query, len(rows))
+            result = network.query(EncodedEvidence.from_codes(network.states, query, len(rows)), (), joint=self.mid_names, validate=False)
+            posterior, log_ev = np.array(result.joint.posterior[0]), result.log_evidence[0]
             peak = np.maximum.reduceat(log_ev, chunk.starts)
             dead = ~np.isfinite(peak)
             if dead.any():
@@ -630,7 +631,7 @@ class _EM:
     def _impossible(self, network, rows, iteration):
         """Rows with every completion impossible: confirm in extended precision, then name them."""
         sub = {v: c[rows] for v, c in self.codes.items()}
-        _, log_ev = network.posterior_codes(sub, list(self.mid_names), len(rows))
+        log_ev = network.query(EncodedEvidence.from_codes(network.states, sub, len(rows)), ()).log_evidence[0]
         labels = list(self.index[rows][:10])
         if not np.isfinite(log_ev).all():
             when = "under the model" if iteration == 0 else f"under the parameters reached at EM iteration {iteration}"

@@ -12,6 +12,7 @@ import pandas as pd
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork
+from .engine.encoding import EncodedEvidence
 from .reasoning import Reasoner
 from .errors import EvidenceError, suggest
 from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
@@ -383,7 +384,7 @@ class Model:
                 raised.append(RedFlag(name, var.description, var.advice))
         return raised
 
-    def _encode(self, rows: list[Evidence]) -> dict[str, np.ndarray]:
+    def _encode(self, rows: list[Evidence]) -> EncodedEvidence:
         return encode_rows(self._tables.states, rows)
 
     def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
@@ -436,15 +437,11 @@ class Model:
         """
         ev = self._parse(evidence)
         flags = self._red_flags_of(ev)
-        if ev.soft:
-            context = self._context_only(ev)
-            marginals, log_evidence = self._network.posterior_arrays(self._encode([ev, context]), self._causes, 2)
-            possible = np.isfinite(log_evidence[0, 0])
-            post = np.array([marginals[c][0, 0, 1] for c in self._causes])
-            prior = np.array([marginals[c][0, 1, 1] for c in self._causes])
-        else:
-            post, prior, log_p = self._network.last_state_one(ev.hard, self._cause_tuple, self._context_names)
-            possible = np.isfinite(log_p)
+        encoded = self._encode([ev]) if ev.soft else EncodedEvidence.one(self._network.state_index, ev.hard)
+        result = self._network.query(encoded, self._cause_tuple, partial=self._context_names)
+        possible = np.isfinite(result.log_evidence[0, 0])
+        post = result.last_state(self._cause_tuple)[0, 0]
+        prior = result.last_state(self._cause_tuple, partial=True)[0, 0].copy()
         if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")
@@ -482,8 +479,9 @@ class Model:
         """
         all_codes = frame_codes(self._spec, patients)
         raised = {name: codes == 1 for name, codes in all_codes.items() if name in self._red_flags}
-        marginals, log_evidence = self._network.posterior_codes(all_codes, self._causes, len(patients))
-        bad = ~np.isfinite(log_evidence)
+        result = self._network.query(EncodedEvidence.from_codes(self._tables.states, all_codes, len(patients)), self._cause_tuple)
+        marginals = {c: m[0] for c, m in result.marginals.items()}
+        bad = ~np.isfinite(result.log_evidence[0])
         if bad.any():
             raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
         columns = {}
@@ -536,7 +534,7 @@ class Model:
             rows.append(Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft))
             rows.append(Evidence({**base.hard, cause: CAUSE_STATES[0]}, base.soft))
         findings = self._spec.names("finding")
-        marginals, _ = self._network.posterior_arrays(self._encode(rows), findings, len(rows))
+        marginals = self._network.query(self._encode(rows), findings).marginals
         index = pd.MultiIndex.from_tuples([(f, s) for f in findings for s in variables[f].states], names=["finding", "state"])
         out = {}
         for k, cause in enumerate(self._causes):
@@ -596,7 +594,7 @@ class Model:
         base = self._parse_context(context)
         present = Evidence({**base.hard, cause: CAUSE_STATES[1]}, base.soft)
         absent = Evidence({**base.hard, cause: CAUSE_STATES[0]}, base.soft)
-        marginals, _ = self._network.posterior_arrays(self._encode([present, absent]), [finding], 2)
+        marginals = self._network.query(self._encode([present, absent]), [finding]).marginals
         k = states.index(state)
         sens = float(marginals[finding][0, 0, k])
         spec = 1.0 - float(marginals[finding][0, 1, k])

@@ -50,21 +50,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .engine import CompiledNetwork, one_hot
-from .errors import PostfusionError, suggest
+from .engine import CompiledNetwork
+from .engine.encoding import EncodedEvidence
+from .errors import MemoryBudgetError, PostfusionError, suggest
 from .evidence import Evidence, encode_rows
 from .spec import ModelSpec
 
-__all__ = ["Reasoner", "MAX_ENUMERATED_CAUSES"]
+__all__ = ["Reasoner"]
 
 #: Weights of evidence smaller than this are rounding noise (two equal posteriors computed apart) and shown as 0.
 WEIGHT_ROUNDING = 1e-12
 
 #: Relative margin by which another cause must beat the top cause for a result to "change the top".
 TIE_TOLERANCE = 1e-9
-
-#: The most unobserved causes whose 2^k joint configurations are enumerated.
-MAX_ENUMERATED_CAUSES = 16
 
 _NEXT_TESTS_COLUMNS = ["findings", "test_kind", "cost", "invasive", "information_gain", "probability_top_changes", "most_likely_result", "score", "rank"]
 
@@ -122,58 +120,38 @@ class Reasoner:
         return [name for name, var in self.spec.variables.items() if var.role == "finding" and name not in seen]
 
     @functools.cached_property
-    def _configurations(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], frozenset[str]]:
-        """Every configuration of the free causes, its posterior weight and P(test | configuration, e).
+    def _encoded(self) -> EncodedEvidence:
+        return encode_rows(self.network.states, [self.evidence])
+
+    @functools.cached_property
+    def _joint(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every configuration of the free causes and its posterior weight, from one joint query.
 
         Returns
         -------
         present : bool array (n_configurations, n_causes)
             Which causes are present, in model order (causes with hard
-            evidence at their observed state).
+            evidence at their observed state); configurations in the order of
+            ``itertools.product((0, 1), repeat=len(free))``.
         weight : array (n_configurations,)
             P(configuration | e); 0 where impossible.
-        tests : dict of str to array (n_configurations, n_states)
-            P(test | configuration, e) for every candidate test; rows of
-            impossible configurations are 0.
-        direct : frozenset of str
-            The tests whose parents are all causes: given a configuration they
-            are independent of the evidence and of each other.
+
+        Raises
+        ------
+        MemoryBudgetError
+            When the configurations do not fit in the network's memory budget.
         """
         free = self.free_causes
-        if len(free) > MAX_ENUMERATED_CAUSES:
-            raise PostfusionError(
-                f"{len(free)} unobserved causes: enumerating their 2^{len(free)} joint configurations is too costly "
-                f"(at most {MAX_ENUMERATED_CAUSES}); observe some causes or use the marginal posteriors"
-            )
-        grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(2 ** len(free), len(free))
-        n = len(grid)
-        # A test whose parents are all causes is independent of the rest of the evidence once every
-        # cause is fixed (it has no children), so P(test | configuration, e) is read off its table;
-        # any other test is queried.
-        tables = self.network.tables
-        causes = set(self.causes)
-        direct = [t for t in self.candidate_tests if set(tables.parents[t]) <= causes]
-        queried = [t for t in self.candidate_tests if t not in direct]
-        if not self.evidence.soft:  # plain evidence: the engine's fast path for many rows of state codes
-            states = self.network.states
-            codes = {name: np.full(n, states[name].index(state), dtype=np.intp) for name, state in self.evidence.hard.items()}
-            codes.update({cause: grid[:, j] for j, cause in enumerate(free)})
-            found, log_joint = self.network.posterior_codes(codes, queried, n)
-            marginals = {t: m[None] for t, m in found.items()}
-        else:
-            base = encode_rows(self.network.states, [self.evidence])
-            lam = {name: np.repeat(arr, n, axis=0) for name, arr in base.items()}
-            for j, cause in enumerate(free):
-                clamp = one_hot(grid[:, j], 2)
-                lam[cause] = clamp * lam[cause] if cause in lam else clamp  # keeps a soft likelihood on the cause
-            marginals, log_evidence = self.network.posterior_arrays(lam, queried, n, validate=False)
-            log_joint = log_evidence[0]
-        finite = np.isfinite(log_joint)
-        if not finite.any():
+        n = 2 ** len(free)
+        needed = n * 8 * (len(self.causes) + 8)
+        if needed > self.network.memory_budget:
+            raise MemoryBudgetError(needed, self.network.memory_budget, f"enumerating the 2^{len(free)} joint configurations of the unobserved causes")
+        result = self.network.query(self._encoded, (), joint=free)
+        weight = np.array(result.joint.posterior[0, 0]) if free else np.ones(1)  # type: ignore[union-attr]
+        if not np.isfinite(result.log_evidence[0, 0]):
             raise PostfusionError("the evidence is impossible under the model (probability 0)")
-        top = log_joint[finite].max()
-        weight = np.where(finite, np.exp(np.where(finite, log_joint - top, 0.0)), 0.0)
-        weight /= weight.sum()
+        weight = np.where(np.isfinite(weight), weight, 0.0)
+        grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(n, len(free))
         present = np.zeros((n, len(self.causes)), dtype=bool)
         column = {c: i for i, c in enumerate(self.causes)}
         for j, cause in enumerate(free):
@@ -181,12 +159,49 @@ class Reasoner:
         for cause, state in self.evidence.hard.items():  # observed causes keep their state
             if cause in column:
                 present[:, column[cause]] = state == self.network.states[cause][1]
-        cause_codes = {c: present[:, i].astype(np.intp) for i, c in enumerate(self.causes)}  # state 1 is "present"
-        tests = {t: np.where(finite[:, None], np.nan_to_num(marginals[t][0], nan=0.0), 0.0) for t in queried}
+        return present, weight
+
+    @functools.cached_property
+    def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+        """P(test | configuration, e) for every candidate test, over the configurations of :attr:`_joint`.
+
+        A test whose parents are all causes is independent of the rest of the
+        evidence once every cause is fixed (it has no children), so its
+        probabilities are read off its table (or its structured numbers); any
+        other test is queried with the free causes clamped.
+
+        Returns
+        -------
+        tests : dict of str to array (n_configurations, n_states)
+            Rows of impossible configurations are 0.
+        direct : frozenset of str
+            The tests whose parents are all causes: given a configuration they
+            are independent of the evidence and of each other.
+        """
+        present, weight = self._joint
+        tables = self.network.tables
+        causes = set(self.causes)
+        direct = [t for t in self.candidate_tests if set(tables.parents[t]) <= causes]
+        queried = [t for t in self.candidate_tests if t not in direct]
+        possible = weight > 0
+        column = {c: i for i, c in enumerate(self.causes)}
+        tests = {}
         for t in direct:
-            table = tables.cpts[t]
-            tests[t] = np.where(finite[:, None], table[tuple(cause_codes[p] for p in tables.parents[t])], 0.0)
-        return present, weight, tests, frozenset(direct)
+            parent_states = present[:, [column[p] for p in tables.parents[t]]].astype(np.intp)
+            cpd = tables.cpd(t)
+            probabilities = cpd[tuple(parent_states.T)] if isinstance(cpd, np.ndarray) else cpd.given(parent_states)
+            tests[t] = np.where(possible[:, None], probabilities, 0.0)
+        if queried:
+            n = len(weight)
+            states = self.network.states
+            free = self.free_causes
+            codes = {name: np.full(n, states[name].index(state), dtype=np.intp) for name, state in self.evidence.hard.items()}
+            codes.update({cause: present[:, column[cause]].astype(np.intp) for cause in free})
+            soft = {name: np.repeat(np.asarray(v, dtype=float)[None], n, axis=0) for name, v in self.evidence.soft.items()}
+            result = self.network.query(EncodedEvidence.from_codes(states, codes, n, soft), queried, validate=False)
+            for t in queried:
+                tests[t] = np.where(possible[:, None], np.nan_to_num(result.marginals[t][0], nan=0.0), 0.0)
+        return tests, frozenset(direct)
 
     # ------------------------------------------------------------------ explain
     def explain(self, posterior: pd.Series) -> pd.DataFrame:
@@ -215,8 +230,7 @@ class Reasoner:
         order = [c for c in posterior.index if c in self.free_causes]
         top = str(posterior.index[0])
         rows = [self.evidence] + [self._without(name) for name in items]
-        lam = encode_rows(self.network.states, rows)
-        marginals, _ = self.network.posterior_arrays(lam, order, len(rows), validate=False)
+        marginals = self.network.query(encode_rows(self.network.states, rows), order, validate=False).marginals
         p = np.column_stack([marginals[c][0, :, 1] for c in order]) if order else np.zeros((len(rows), 0))
         now, without = p[0], p[1:]
         with np.errstate(invalid="ignore"):
@@ -308,7 +322,8 @@ class Reasoner:
             free question scores its whole gain) and ``rank``.
         """
         costs_of = self.test_costs(costs)
-        present, weight, tests, direct = self._configurations
+        present, weight = self._joint
+        tests, direct = self._tests
         as_float = present.astype(float)
         rows = []
         for label, findings in self._units(by):
@@ -346,9 +361,7 @@ class Reasoner:
         if len(items) < 2:
             return 0.0
         rows = [self.evidence] + [self._only(name) for name in items]
-        lam = encode_rows(self.network.states, rows)
-        _, log_evidence = self.network.posterior_arrays(lam, [], len(rows), validate=False)
-        log_p = log_evidence[0]
+        log_p = self.network.query(encode_rows(self.network.states, rows), (), validate=False).log_evidence[0]
         return float(log_p[1:].sum() - log_p[0])
 
     # ------------------------------------------------------------------ explanations
@@ -368,7 +381,7 @@ class Reasoner:
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        present, weight, _, _ = self._configurations
+        present, weight = self._joint
         order = np.argsort(-weight, kind="stable")[: int(k)]
         order = order[weight[order] > 0]  # an impossible set is no explanation
         names = np.array(self.causes)

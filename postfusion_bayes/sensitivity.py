@@ -205,8 +205,9 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     _check_values(model, values)
     lam, index = _encode(model, evidence)
     tables = build_tables(model.spec, values)
-    batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
-    marginals, log_evidence = model.network.posterior_arrays(lam, targets, len(index), batched or None, validate=False)
+    batched = {v: tables.cpd(v) for v in tables.variables if tables.batch_size(v) is not None}
+    result = model.network.query(lam, targets, parameters=batched or None, validate=False)
+    marginals, log_evidence = result.marginals, result.log_evidence
     bad = ~np.isfinite(log_evidence)
     if bad.any() and impossible == "raise":
         sets, rows = np.nonzero(bad)

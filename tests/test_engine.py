@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import postfusion_bayes as pfb
 from postfusion_bayes.engine import CompiledNetwork, compile_network, one_hot
+from postfusion_bayes.engine.encoding import EncodedEvidence
 from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.engine.files import tables_from_pgmpy, to_pgmpy
 from postfusion_bayes.engine.tables import NetworkTables
@@ -243,13 +244,16 @@ def test_encode_one_hot_and_posterior_arrays_agree_with_posteriors(ours):
         index=["a", "b", "c"],
     )
     soft = np.array([[0.2, 0.9], [np.nan, np.nan], [1.0, 0.5]])
-    lam = compiled.encode(evidence, {"back_pain": soft})
-    assert set(lam) == {"time_since_surgery", "radicular_pain", "back_pain"}  # the all-missing column is dropped
+    encoded = compiled.encode(evidence, {"back_pain": soft})
+    assert encoded.names == {"time_since_surgery", "radicular_pain", "back_pain"}  # the all-missing column is dropped
+    lam = encoded.dense({v: tables.cardinality(v) for v in encoded.names})
     np.testing.assert_array_equal(lam["time_since_surgery"], one_hot(np.array([3, -1, 0]), 4))
     np.testing.assert_array_equal(lam["radicular_pain"], one_hot(np.array([1, 0, -1]), 2))
-    np.testing.assert_array_equal(lam["back_pain"], [[0.2, 0.9], [1.0, 1.0], [1.0, 0.5]])
+    np.testing.assert_allclose(lam["back_pain"], [[0.2 / 0.9, 1.0], [1.0, 1.0], [1.0, 0.5]], rtol=1e-15)  # each soft row scaled to a largest entry of 1
+    np.testing.assert_allclose(encoded.log_scale, [np.log(0.9), 0.0, 0.0], rtol=1e-15)
     targets = ["pseudarthrosis", "onset", "smoker", "fever"]
-    marginals, log_evidence = compiled.posterior_arrays(lam, targets, 3)
+    result = compiled.query(encoded, targets)
+    marginals, log_evidence = result.marginals, result.log_evidence
     assert log_evidence.shape == (1, 3)
     posteriors = compiled.posteriors(evidence, targets, likelihood={"back_pain": soft})
     for t in targets:
@@ -562,7 +566,7 @@ def test_random_layered_networks_posterior_one_equals_two_row_posteriors(case, d
     targets = data.draw(st.lists(st.sampled_from(middle), unique=True, min_size=1))
     for strategy in ("layered", "elimination"):
         compiled = compile_network(tables, strategy=strategy)
-        full, partial, log_p = compiled.posterior_one(states, targets, condition_only_on=roots)
+        full, partial, log_p = posterior_one(compiled, states, targets, roots)
         frame = pd.DataFrame([states, {v: s for v, s in states.items() if v in roots}], columns=list(tables.variables), dtype=object)
         expected = compiled.posteriors(frame, targets)
         for t in targets:
@@ -571,7 +575,14 @@ def test_random_layered_networks_posterior_one_equals_two_row_posteriors(case, d
         assert log_p == pytest.approx(compiled.evidence_probability(frame, log=True).iloc[0], rel=SAME, abs=SAME)
 
 
-# ------------------------------------------------------------------------ posterior_one on our network
+# ------------------------------------------------------------------------ one row with partial evidence on our network
+
+
+def posterior_one(compiled, states, targets, condition_only_on):
+    """One row of hard evidence through query(partial=...): full and partial marginals, log P(evidence)."""
+    encoded = EncodedEvidence.from_rows(compiled.states, [states])
+    result = compiled.query(encoded, targets, partial=condition_only_on)
+    return {t: m[0, 0] for t, m in result.marginals.items()}, {t: m[0, 0] for t, m in result.partial.items()}, float(result.log_evidence[0, 0])
 
 
 def our_states(tables, rng, observed):
@@ -601,7 +612,7 @@ def test_posterior_one_on_our_network_equals_two_row_posteriors(case, ours):
         condition_only_on = roots + isolated  # the model's context: not only roots of the layered plan
     states = our_states(tables, rng, observed)
     targets = [m for m in middle if m not in states]
-    full, partial, log_p = compiled.posterior_one(states, targets, condition_only_on=condition_only_on)
+    full, partial, log_p = posterior_one(compiled, states, targets, condition_only_on)
     frame = pd.DataFrame([states, {v: s for v, s in states.items() if v in condition_only_on}], dtype=object)
     expected = compiled.posteriors(frame, targets)
     for t in targets:
@@ -622,7 +633,7 @@ def test_posterior_one_conditions_the_second_result_only_on_the_variables_asked_
     frame = pd.DataFrame([states, {"time_since_surgery": "over_2_years"}])
     for strategy in ("elimination", "layered"):
         compiled = compile_network(tables, strategy=strategy)
-        _, partial, _ = compiled.posterior_one(states, targets, condition_only_on=["time_since_surgery"])
+        _, partial, _ = posterior_one(compiled, states, targets, ["time_since_surgery"])
         expected = compiled.posteriors(frame, targets)
         for t in targets:
             np.testing.assert_allclose(partial[t], expected[t].iloc[1].to_numpy(), rtol=0, atol=SAME, err_msg=f"{strategy}: {t}")
@@ -753,7 +764,7 @@ def test_layered_strategy_on_a_network_that_is_not_layered(load_reference_model,
         compile_network(load_reference_model("asia"), strategy="layered")
     with pytest.raises(ValueError, match="unknown strategy 'fast'"):
         compile_network(ours[0], strategy="fast")
-    with pytest.raises(TypeError, match="NetworkTables or a pgmpy"):
+    with pytest.raises(pfb.PostfusionError, match="NetworkTables or a pgmpy"):
         compile_network({"a": [0.5, 0.5]})
 
 
@@ -766,7 +777,7 @@ def test_compiled_network_is_immutable(asia, ours):
         assert compiled.strategy in ("layered", "elimination")
         with pytest.raises(ValueError):  # the tables it answers from are read-only too
             compiled.tables.cpts[compiled.variables[0]][0] = 0.5
-    assert repr(layered) == "<CompiledNetwork: 46 variables, strategy='layered'>"
+    assert repr(layered) == "<CompiledNetwork: 46 variables, strategy='layered', memory budget 256 MB>"
 
 
 def test_compile_checks_column_sums_and_normalize_repairs_rounding():
@@ -856,7 +867,7 @@ def test_layered_network_with_hundreds_of_unlikely_findings_stays_finite():
         assert log_p[label] == pytest.approx(expected, rel=1e-12)
         np.testing.assert_allclose(posteriors["cause"].loc[label], np.exp(terms - np.logaddexp(terms[0], terms[1])), rtol=1e-9, atol=1e-300)
     np.testing.assert_allclose(posteriors["f0"].to_numpy(), [[0.0, 1.0], [0.0, 1.0]])
-    full, partial, log_one = compiled.posterior_one({"root": "b", **{f: "rare" for f in leaves}}, ["cause"], condition_only_on=["root"])
+    full, partial, log_one = posterior_one(compiled, {"root": "b", **{f: "rare" for f in leaves}}, ["cause"], ["root"])
     np.testing.assert_allclose(full["cause"], posteriors["cause"].loc["with root"], rtol=1e-9, atol=1e-300)
     np.testing.assert_allclose(partial["cause"], [0.9, 0.1], rtol=1e-12)
     assert log_one == pytest.approx(log_p["with root"], rel=1e-12)
@@ -964,7 +975,8 @@ def test_posterior_codes_equal_posteriors(strategy, ours):
     codes = {v: np.array([samples[v][row] if v in observed[row] else -1 for row in range(n_rows)]) for v in tables.variables}
     evidence = evidence_frame(tables, samples, [set(o) for o in observed])
     for targets in (middle, middle[:2] + [roots[0], leaves[0], isolated[1]]):
-        marginals, log_p = compiled.posterior_codes(codes, targets, n_rows)
+        result = compiled.query(EncodedEvidence.from_codes(tables.states, codes, n_rows), targets)
+        marginals, log_p = {t: m[0] for t, m in result.marginals.items()}, result.log_evidence[0]
         expected = compiled.posteriors(evidence, targets)
         for t in targets:
             np.testing.assert_allclose(marginals[t], expected[t].to_numpy(), rtol=0, atol=SAME, err_msg=t)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .tables import NetworkTables
 
-__all__ = ["LayeredPlan", "is_layered"]
+__all__ = ["LayeredPlan", "is_layered", "layers"]
 
 MAX_CONFIGURATIONS = 4096
 #: Stands for log(0) in sums of logs: finite, so 0 * it is 0 in a matrix product (never NaN),
@@ -45,7 +45,8 @@ MAX_CONFIGURATIONS = 4096
 IMPOSSIBLE_LOG = -1e300
 
 
-def _layers(tables: NetworkTables) -> tuple[list[str], list[str], list[str], list[str]]:
+def layers(tables: NetworkTables) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The variables by layer: isolated (no parents, no children), roots, middle (parents and children), leaves."""
     children = {v: tables.children(v) for v in tables.variables}
     isolated = [v for v in tables.variables if not tables.parents[v] and not children[v]]
     roots = [v for v in tables.variables if not tables.parents[v] and children[v]]
@@ -65,7 +66,7 @@ def is_layered(tables: NetworkTables) -> bool:
     >>> is_layered(t)   # no middle layer
     False
     """
-    isolated, roots, middle, leaves = _layers(tables)
+    isolated, roots, middle, leaves = layers(tables)
     if not middle or not leaves:
         return False
     if any(not set(tables.parents[m]) <= set(roots) for m in middle):
@@ -95,7 +96,7 @@ class LayeredPlan:
         if not is_layered(tables):
             raise ValueError("the network is not layered (roots -> middle -> leaves)")
         self.tables = tables
-        self.isolated, self.roots, self.middle, self.leaves = _layers(tables)
+        self.isolated, self.roots, self.middle, self.leaves = layers(tables)
         card = tables.cardinality
         # dense evidence layout: one block of columns per variable
         self.offset: dict[str, int] = {}
@@ -143,6 +144,9 @@ class LayeredPlan:
         with np.errstate(invalid="ignore", divide="ignore"):
             self.root_given = (self.joint_root_middle @ self.mid_indicator_all) / self.joint_root_middle.sum(axis=1, keepdims=True)
             self.isolated_log = {v: np.log(tables.cpts[v]) for v in self.isolated}
+        for value in list(vars(self).values()) + list(self.shared_leaf.values()) + list(self.mid_indicator.values()):
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)  # nothing a query returns can write into the plan
 
     # ---------------------------------------------------------------- one row of hard evidence
     def query_hard(self, observed: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -181,7 +185,7 @@ class LayeredPlan:
             if not self.shared_root_prior[0, k] > 0:
                 nan = np.full(self.mid_indicator_all.shape[1], np.nan)
                 return nan, nan, -np.inf
-            root_only = self.root_given[k]
+            root_only = self.root_given[k].copy()
         else:
             weight = self.shared_root_prior[0]
             for pos, s in roots:
@@ -211,7 +215,7 @@ class LayeredPlan:
             return np.full(root_only.shape, np.nan), root_only, -np.inf
         return (prior_j @ self.mid_indicator_all) / total, root_only, log_evidence
 
-    def query_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    def query_codes(self, codes: Mapping[str, np.ndarray], n_rows: int, want_joint: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Middle-layer marginals for many rows of hard evidence given as state indices.
 
         Parameters
@@ -225,9 +229,11 @@ class LayeredPlan:
         marginals : array, shape (n_rows, sum of middle cardinalities)
             NaN in rows whose evidence is impossible.
         log_evidence : array, shape (n_rows,)
+        joint : array, shape (n_rows, J), or None
+            With ``want_joint``: P(middle configuration | row).
         """
         posterior, log_evidence = self.configuration_codes(codes, n_rows)
-        return posterior @ self.mid_indicator_all, log_evidence  # NaN rows stay NaN
+        return posterior @ self.mid_indicator_all, log_evidence, (posterior if want_joint else None)  # NaN rows stay NaN
 
     def configuration_codes(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         """Joint posterior of the middle layer's configurations for many rows of hard evidence.
@@ -342,14 +348,15 @@ class LayeredPlan:
         likelihoods: Mapping[str, np.ndarray],
         targets: Sequence[str],
         n_rows: int,
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Posterior marginals ``(P, B, card)`` and log P(evidence) ``(P, B)``; see ``_elimination.eliminate``.
+        want_joint: bool = False,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+        """Posterior marginals ``(P, B, card)``, log P(evidence) ``(P, B)`` and, on request, the joint ``(P, B, J)``.
 
         ``cpts=None`` uses the compiled tables and everything precomputed from them.
         """
-        return self.run_dense(cpts, self.dense(likelihoods, n_rows), targets)
+        return self._run_dense(cpts, self.dense(likelihoods, n_rows), targets, want_joint)
 
-    def run_dense(self, cpts: Mapping[str, np.ndarray] | None, lam: np.ndarray, targets: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _run_dense(self, cpts: Mapping[str, np.ndarray] | None, lam: np.ndarray, targets: Sequence[str], want_joint: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
         """As :meth:`run`, with the evidence already as one dense matrix (``cpts=None``: the compiled tables)."""
         shared = cpts is None
         if shared:
@@ -447,7 +454,7 @@ class LayeredPlan:
                 block = lam[:, self.offset[t] : self.offset[t] + self.tables.cardinality(t)]
                 target_factor[t] = (C, block)
                 lik_full = lik_full * np.einsum("bs,pjs->pbj", block, C)
-            full = np.multiply(prior_j, lik_full, out=prior_j) if prior_j.shape == np.broadcast_shapes(prior_j.shape, lik_full.shape) and not target_factor and not any(t in self.root_pos or t in self.leaf_number for t in targets) else prior_j * lik_full
+            full = np.multiply(prior_j, lik_full, out=prior_j) if prior_j.shape == np.broadcast_shapes(prior_j.shape, lik_full.shape) and not target_factor and not any(t in self.root_pos or t in self.leaf_number for t in targets) and prior_j.flags.writeable else prior_j * lik_full
             total = full.sum(axis=2)
             total[np.broadcast_to(dead[..., 0], total.shape)] = 0.0
             log_evidence = np.log(total) + shift[..., 0]
@@ -496,7 +503,13 @@ class LayeredPlan:
                     value = np.array(value)
                     value[impossible] = np.nan
                 out[t] = value
-        return out, log_evidence
+            joint = None
+            if want_joint:
+                joint = full / total[..., None]
+                if impossible.any():
+                    joint = np.broadcast_to(joint, impossible.shape + joint.shape[-1:]).copy()
+                    joint[impossible] = np.nan
+        return out, log_evidence, joint
 
     def _hard_batched(self, cpts: Mapping[str, np.ndarray], H: np.ndarray) -> np.ndarray:
         """Hard-evidence log-likelihood ``(P, B, J)`` when some leaf tables are batched.

@@ -1,40 +1,62 @@
-"""Compiled, batched, exact inference for discrete Bayesian networks.
+"""Compiled, batched, exact inference for discrete Bayesian networks: one query.
 
 :func:`compile_network` takes any discrete Bayesian network (a pgmpy
 ``DiscreteBayesianNetwork`` or :class:`~postfusion_bayes.engine.tables.NetworkTables`)
-and returns an immutable :class:`CompiledNetwork`. Queries are batched over
-evidence rows and, optionally, over many versions of the tables at once
-(a leading parameter-set axis), and are exact:
+and returns an immutable :class:`CompiledNetwork`. It has one query,
+:meth:`CompiledNetwork.query`, on one evidence encoding
+(:class:`~postfusion_bayes.engine.encoding.EncodedEvidence`), batched over
+evidence rows and, optionally, over many versions of the tables at once (a
+leading parameter-set axis); the labelled :meth:`CompiledNetwork.posteriors` and
+:meth:`CompiledNetwork.evidence_probability` are built on it. Every answer is
+exact, and the query picks its method from the network's structure and size
+(named in :attr:`QueryResult.method`):
 
-* layered networks (roots -> hidden middle layer -> leaves, as ours: context
-  -> causes -> findings) enumerate the middle layer's joint states with dense
-  array products (:mod:`postfusion_bayes.engine._layered`);
-* any other DAG runs variable elimination with per-step rescaling
-  (:mod:`postfusion_bayes.engine._elimination`).
+``"enumeration"``
+    Layered networks (roots -> hidden middle layer -> leaves, as ours: context
+    -> causes -> findings) with at most :data:`ENUMERATION_LIMIT` joint middle
+    configurations: dense products over them, precomputed at compile time
+    (:mod:`._layered`).
+``"factorised"``
+    Layered networks with binary causes and structured leaves (leaky noisy-OR,
+    equal-weight mixtures) too large to enumerate: Quickscore-style sums over
+    the positive findings, exact, without cancellation (:mod:`._noisy_or`).
+``"structured enumeration"``
+    The joint posterior over a large middle layer (for the joint quantities),
+    enumerated row by row from the structure within the memory budget
+    (:mod:`._enumeration`).
+``"elimination"``
+    Any other DAG: variable elimination with per-step rescaling (:mod:`._elimination`).
 
-Evidence is a :class:`pandas.DataFrame` whose columns are variables and whose
-cells are state names; a missing cell (NaN or None) means unobserved. Soft
-evidence goes through ``likelihood``: for a variable, a DataFrame (same index
-as ``evidence``, one column per state) or an array ``(n_rows, n_states)`` of
-non-negative numbers proportional to P(observation | state); a row of NaN means
-no soft evidence in that row. A variable may carry hard and soft evidence in
-the same row only if they agree on nothing else: both are multiplied.
+One memory budget (:data:`DEFAULT_MEMORY_BUDGET`, settable per network) bounds
+every query: parameter sets and rows are processed in chunks that fit, and a
+query that cannot fit says so with a
+:class:`~postfusion_bayes.errors.MemoryBudgetError`, never a ``MemoryError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..errors import EvidenceError, MemoryBudgetError, NetworkError, suggest
 from ._elimination import eliminate
-from ._layered import LayeredPlan, is_layered
-from ..errors import EvidenceError, suggest
+from ._layered import LayeredPlan, layers
+from .encoding import EncodedEvidence
+from .structured import Mixture, NoisyOr
 from .tables import COLUMN_SUM_TOLERANCE, NetworkTables
 
-__all__ = ["compile_network", "CompiledNetwork", "one_hot"]
+__all__ = ["CompiledNetwork", "DEFAULT_MEMORY_BUDGET", "ENUMERATION_LIMIT", "JointPosterior", "QueryResult", "compile_network", "one_hot"]
+
+#: Peak memory a query may use by default, in bytes (256 MB).
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Joint middle-layer configurations up to which a layered network is enumerated with precomputed products.
+ENUMERATION_LIMIT = 4096
+_FLOAT = 8
 
 
 def one_hot(codes: np.ndarray, cardinality: int) -> np.ndarray:
@@ -53,33 +75,97 @@ def one_hot(codes: np.ndarray, cardinality: int) -> np.ndarray:
     lam[~seen] = 1.0
     return lam
 
-#: Parameter sets are evaluated in chunks so that no array grows past this many entries.
-_CHUNK_ENTRIES = 4_000_000
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
 
 
-def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = False) -> "CompiledNetwork":
+@dataclass(frozen=True, eq=False)
+class JointPosterior:
+    """The joint posterior of some variables' configurations.
+
+    Attributes
+    ----------
+    names : tuple of str
+    configurations : int array, shape (J, len(names))
+        State index of each variable in each configuration (last variable fastest).
+    posterior : array, shape (n_sets, n_rows, J)
+        P(configuration | row); NaN in impossible rows.
+    """
+
+    names: tuple[str, ...]
+    configurations: np.ndarray
+    posterior: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class QueryResult:
+    """What :meth:`CompiledNetwork.query` returns (every array read-only).
+
+    Attributes
+    ----------
+    marginals : mapping of str to array, shape (n_sets, n_rows, n_states)
+        P(target | evidence); NaN in impossible rows.
+    log_evidence : array, shape (n_sets, n_rows)
+        log P(evidence); -inf where the evidence is impossible. With soft
+        evidence, the likelihoods' scale is included.
+    partial : mapping of str to array, or None
+        With ``partial=``: P(target | the evidence on those variables alone).
+    joint : JointPosterior or None
+        With ``joint=``: the joint posterior of those variables.
+    method : str
+        The method that answered: "enumeration", "factorised",
+        "structured enumeration" or "elimination".
+    """
+
+    marginals: Mapping[str, np.ndarray]
+    log_evidence: np.ndarray
+    partial: Mapping[str, np.ndarray] | None
+    joint: JointPosterior | None
+    method: str
+
+    def last_state(self, targets: Sequence[str], *, partial: bool = False) -> np.ndarray:
+        """Each target's probability of its last state (e.g. "present"), shape (n_sets, n_rows, n_targets)."""
+        source = self.partial if partial else self.marginals
+        if source is None:
+            raise NetworkError("this result has no partial marginals; pass partial= to query()")
+        return np.stack([source[t][..., -1] for t in targets], axis=-1)
+
+
+def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> CompiledNetwork:
     """Compile a discrete Bayesian network for fast exact queries.
 
     Parameters
     ----------
     network : NetworkTables or pgmpy.models.DiscreteBayesianNetwork
+        The network to compile.
     strategy : {"auto", "layered", "elimination"}
-        "auto" enumerates when the network is layered and eliminates otherwise.
+        "auto" uses the layered methods when the network is layered and
+        elimination otherwise.
     normalize : bool, default False
         Every table column must sum to 1 within 1e-9, or compiling fails with
         a list of the offending tables. Some published BIF files (alarm,
         insurance, sachs) round their numbers so that columns sum to 1 only
         within about 1e-7; pass ``normalize=True`` to divide each column by
         its sum, explicitly, when no column is off by more than 1e-4.
+    memory_budget : int, default 256 MB
+        Peak bytes one query may use (see :class:`CompiledNetwork`).
 
     Returns
     -------
     CompiledNetwork
 
+    Raises
+    ------
+    NetworkError
+        Invalid tables (naming them), an unknown strategy, or a non-layered
+        network compiled with ``strategy="layered"``.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from .tables import NetworkTables
+    >>> from postfusion_bayes.engine.tables import NetworkTables
     >>> t = NetworkTables(
     ...     states={"rain": ("no", "yes"), "wet": ("no", "yes")},
     ...     parents={"rain": (), "wet": ("rain",)},
@@ -97,41 +183,68 @@ def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = F
 
             network = tables_from_pgmpy(network)
         else:
-            raise TypeError(f"expected NetworkTables or a pgmpy DiscreteBayesianNetwork, got {type(network).__name__}")
+            raise NetworkError(f"expected NetworkTables or a pgmpy DiscreteBayesianNetwork, got {type(network).__name__}")
     if normalize:
         problems = network.column_sum_errors(tolerance=1e-4)
         if problems:
-            raise ValueError("cannot normalize: " + "; ".join(problems))
+            raise NetworkError("cannot normalize: " + "; ".join(problems))
         network = network.replace({v: t / t.sum(axis=-1, keepdims=True) for v, t in network.cpts.items()})
-    return CompiledNetwork(network, strategy=strategy)
+    return CompiledNetwork(network, strategy=strategy, memory_budget=memory_budget)
 
 
 class CompiledNetwork:
-    """A network compiled once for exact batched inference (immutable).
+    """A network compiled once for exact batched inference (immutable, picklable, thread-safe).
 
-    Use :func:`compile_network` to build one.
+    Use :func:`compile_network` to build one. Ask it anything with
+    :meth:`query`; :meth:`posteriors` and :meth:`evidence_probability` give
+    labelled answers for evidence in a DataFrame.
+
+    Parameters
+    ----------
+    tables : NetworkTables
+        Unbatched tables.
+    strategy : {"auto", "layered", "elimination"}
+    memory_budget : int
+        Peak bytes one query may use, measured as the peak traced allocation
+        (``tracemalloc``) of the query, excluding its input.
     """
 
-    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_last_columns")
+    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured")
 
-    def __init__(self, tables: NetworkTables, strategy: str = "auto"):
+    def __init__(self, tables: NetworkTables, strategy: str = "auto", memory_budget: int = DEFAULT_MEMORY_BUDGET):
         problems = tables.column_sum_errors()
         if problems:
-            raise ValueError("invalid tables: " + "; ".join(problems) + " (compile_network(..., normalize=True) divides each column by its sum)")
-        if any(t.ndim != len(tables.parents[v]) + 1 for v, t in tables.cpts.items()):
-            raise ValueError("compile unbatched tables; pass parameter sets to the queries instead")
-        layered = is_layered(tables)
+            raise NetworkError("invalid tables: " + "; ".join(problems) + " (compile_network(..., normalize=True) divides each column by its sum)")
+        if any(tables.batch_size(v) is not None for v in tables.variables):
+            raise NetworkError("compile unbatched tables; pass parameter sets to the queries instead")
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, int | np.integer) or memory_budget <= 0:
+            raise NetworkError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        isolated, roots, middle, leaves = layers(tables)
+        layered = bool(middle and leaves) and all(set(tables.parents[m]) <= set(roots) for m in middle) and all(set(tables.parents[f]) <= set(middle) for f in leaves)
         if strategy == "auto":
             strategy = "layered" if layered else "elimination"
         if strategy not in ("layered", "elimination"):
-            raise ValueError(f"unknown strategy {strategy!r}; allowed: auto, layered, elimination")
+            raise NetworkError(f"unknown strategy {strategy!r}; allowed: auto, layered, elimination")
         if strategy == "layered" and not layered:
-            raise ValueError("the network is not layered (roots -> middle -> leaves); use strategy='elimination'")
+            raise NetworkError("the network is not layered (roots -> middle -> leaves); use strategy='elimination'")
+        structured = layered and all(tables.cardinality(m) == 2 for m in middle) and all(isinstance(tables.cpd(f), NoisyOr | Mixture) for f in leaves)
+        plan = None
+        if strategy == "layered":
+            J = int(np.prod([tables.cardinality(m) for m in middle], dtype=np.int64))
+            K = int(np.prod([tables.cardinality(r) for r in roots], dtype=np.int64)) if roots else 1
+            leaf_columns = sum(tables.cardinality(f) for f in leaves)
+            plan_bytes = _FLOAT * J * (3 * K + 2 * leaf_columns)
+            if J <= ENUMERATION_LIMIT and K <= ENUMERATION_LIMIT and plan_bytes <= memory_budget:
+                plan = LayeredPlan(tables)
+            elif not structured:
+                raise MemoryBudgetError(plan_bytes, int(memory_budget), f"enumerating the {J:,} joint configurations of the middle layer (its leaves are not all noisy-OR or mixtures)")
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_strategy", strategy)
-        object.__setattr__(self, "_plan", LayeredPlan(tables) if strategy == "layered" else None)
-        object.__setattr__(self, "_state_index", {v: {s: i for i, s in enumerate(st)} for v, st in tables.states.items()})
-        object.__setattr__(self, "_last_columns", {})  # cache: targets -> columns of their last states
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_state_index", MappingProxyType({v: MappingProxyType({s: i for i, s in enumerate(st)}) for v, st in tables.states.items()}))
+        object.__setattr__(self, "_budget", int(memory_budget))
+        object.__setattr__(self, "_layers", (tuple(isolated), tuple(roots), tuple(middle), tuple(leaves)))
+        object.__setattr__(self, "_structured", structured and strategy == "layered")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("CompiledNetwork is immutable")
@@ -139,8 +252,12 @@ class CompiledNetwork:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("CompiledNetwork is immutable")
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as the tables and settings; unpickling compiles again."""
+        return (CompiledNetwork, (self._tables, self._strategy, self._budget))
+
     def __repr__(self) -> str:
-        return f"<CompiledNetwork: {len(self.variables)} variables, strategy={self._strategy!r}>"
+        return f"<CompiledNetwork: {len(self.variables)} variables, strategy={self._strategy!r}, memory budget {self._budget // 2**20} MB>"
 
     # ---------------------------------------------------------------- description
     @property
@@ -150,8 +267,17 @@ class CompiledNetwork:
 
     @property
     def strategy(self) -> str:
-        """"layered" (enumeration of the middle layer) or "elimination"."""
+        """"layered" or "elimination"."""
         return self._strategy
+
+    @property
+    def memory_budget(self) -> int:
+        """Peak bytes one query may use."""
+        return self._budget
+
+    def with_memory_budget(self, memory_budget: int) -> CompiledNetwork:
+        """The same network with another memory budget (this one is unchanged)."""
+        return CompiledNetwork(self._tables, self._strategy, memory_budget)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -163,14 +289,34 @@ class CompiledNetwork:
         """State names of every variable."""
         return self._tables.states
 
-    # ---------------------------------------------------------------- encoding
-    def _check_variable(self, name: object, what: str) -> str:
-        if name not in self._state_index:
-            raise EvidenceError(f"unknown variable {name!r} in {what}{suggest(name, self.variables)}")
-        return str(name)
+    @property
+    def state_index(self) -> Mapping[str, Mapping[str, int]]:
+        """Variable -> state name -> index (read-only)."""
+        return self._state_index
 
-    def encode(self, evidence: pd.DataFrame, likelihood: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-        """Turn evidence into one likelihood array ``(n_rows, n_states)`` per observed variable.
+    @property
+    def layers(self) -> Mapping[str, tuple[str, ...]]:
+        """The variables by layer: "isolated", "roots", "middle", "leaves" (a layered network's middle is its hidden causes)."""
+        isolated, roots, middle, leaves = self._layers
+        return MappingProxyType({"isolated": isolated, "roots": roots, "middle": middle, "leaves": leaves})
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, evidence: pd.DataFrame, likelihood: Mapping[str, Any] | None = None) -> EncodedEvidence:
+        """Encode evidence given as a DataFrame of state names (NaN or None unobserved) and optional soft evidence.
+
+        Parameters
+        ----------
+        evidence : DataFrame
+            One row per case; columns are variables, cells state names.
+        likelihood : mapping, optional
+            Soft evidence per variable: a DataFrame (same index as
+            ``evidence``, one column per state) or an array ``(n_rows,
+            n_states)`` of non-negative numbers proportional to P(observation |
+            state); a row of NaN means no soft evidence in that row.
+
+        Returns
+        -------
+        EncodedEvidence
 
         Raises
         ------
@@ -179,22 +325,24 @@ class CompiledNetwork:
         """
         if not isinstance(evidence, pd.DataFrame):
             raise EvidenceError(f"evidence must be a pandas DataFrame (one row per case), got {type(evidence).__name__}")
-        out: dict[str, np.ndarray] = {}
+        codes: dict[str, np.ndarray] = {}
         for column in evidence.columns:
             name = self._check_variable(column, "the evidence columns")
-            codes = self._codes(name, evidence[column], evidence.index)
-            if (codes < 0).all():
-                continue
-            out[name] = one_hot(codes, self._tables.cardinality(name))
+            codes[name] = self._codes(name, evidence[column], evidence.index)
+        soft: dict[str, np.ndarray] = {}
         for column, value in (likelihood or {}).items():
             name = self._check_variable(column, "the likelihood")
-            lam = self._soft(name, value, evidence.index)
-            out[name] = out[name] * lam if name in out else lam
-        for name, lam in out.items():
-            dead = ~(lam.sum(axis=1) > 0)
-            if dead.any():
-                raise EvidenceError(f"variable {name!r}: likelihood is zero for every state in rows {list(evidence.index[dead][:5])}")
-        return out
+            soft[name] = self._soft(name, value, evidence.index)
+        both = [name for name in soft if name in codes]
+        for name in both:  # hard and soft on one variable: multiply, as the likelihoods they are
+            lam = one_hot(codes.pop(name), self._tables.cardinality(name))
+            soft[name] = np.where(np.isnan(soft[name]).all(axis=1)[:, None], lam, np.nan_to_num(soft[name], nan=1.0) * lam)
+        return EncodedEvidence.from_codes(self._tables.states, codes, len(evidence), soft, row_labels=list(evidence.index))
+
+    def _check_variable(self, name: object, what: str) -> str:
+        if name not in self._state_index:
+            raise EvidenceError(f"unknown variable {name!r} in {what}{suggest(name, self.variables)}")
+        return str(name)
 
     def _codes(self, name: str, values: pd.Series, index: pd.Index) -> np.ndarray:
         """State index of every cell (-1 where unobserved); raises on an unknown state, naming rows."""
@@ -204,7 +352,7 @@ class CompiledNetwork:
         translate = np.empty(len(uniques) + 1, dtype=np.intp)
         translate[-1] = -1
         for i, value in enumerate(uniques):
-            if value not in lookup or not isinstance(value, str):
+            if not isinstance(value, str) or value not in lookup:
                 rows = list(index[codes == i][:5])
                 raise EvidenceError(
                     f"variable {name!r}: state {value!r}{suggest(value, states)} is not allowed "
@@ -221,75 +369,287 @@ class CompiledNetwork:
                 raise EvidenceError(f"likelihood of {name!r}: unknown state {extra[0]!r}{suggest(extra[0], states)}; allowed states: {', '.join(states)}")
             if not value.index.equals(index):
                 raise EvidenceError(f"likelihood of {name!r}: its index does not match the evidence rows")
-            arr = value.reindex(columns=list(states)).to_numpy(dtype=float)
-        else:
-            arr = np.asarray(value, dtype=float)
-            if arr.shape != (len(index), len(states)):
-                raise EvidenceError(f"likelihood of {name!r}: shape {arr.shape}, expected {(len(index), len(states))} (rows, states {states})")
-        absent = np.isnan(arr).all(axis=1)
-        arr = np.where(absent[:, None], 1.0, arr)
-        if np.isnan(arr).any() or (arr < 0).any() or np.isinf(arr).any():
-            raise EvidenceError(f"likelihood of {name!r}: values must be finite and non-negative, one per state {states}")
+            return value.reindex(columns=list(states)).to_numpy(dtype=float)
+        arr = np.asarray(value, dtype=float)
+        if arr.shape != (len(index), len(states)):
+            raise EvidenceError(f"likelihood of {name!r}: shape {arr.shape}, expected {(len(index), len(states))} (rows, states {states})")
         return arr
 
-    def _parameter_tables(self, parameters: Mapping[str, np.ndarray] | None, validate: bool = True) -> tuple[dict[str, np.ndarray], int]:
-        cpts = dict(self._tables.cpts)
+    # ---------------------------------------------------------------- parameter sets
+    def _parameter_tables(self, parameters: Mapping[str, Any] | None, validate: bool = True) -> tuple[dict[str, Any], int]:
+        """The tables with some replaced by batched versions, and the number of sets (1 when none)."""
+        given = {v: self._tables.cpd(v) for v in self.variables}
         if not parameters:
-            return cpts, 1
+            return given, 1
         sizes = set()
         for name, table in parameters.items():
-            if name not in cpts:
-                raise ValueError(f"parameters name unknown variable {name!r}{suggest(name, self.variables)}")
+            if name not in given:
+                raise NetworkError(f"parameters name unknown variable {name!r}{suggest(name, self.variables)}")
+            if isinstance(table, NoisyOr | Mixture):
+                own = self._tables.cpd(name)
+                if type(own) is not type(table) or not table.batch_shape or table.n_parents != own.n_parents:  # type: ignore[union-attr]
+                    raise NetworkError(f"parameter tables of {name!r}: expected a batched {type(own).__name__} with {len(self._tables.parents[name])} parents")
+                sizes.add(table.batch_shape[0])
+                given[name] = table
+                if validate:
+                    problems = table.problems() if isinstance(table, NoisyOr) else table.problems(COLUMN_SUM_TOLERANCE)
+                    if problems:
+                        raise NetworkError(f"parameter tables of {name!r}: {'; '.join(problems)}")
+                continue
             table = np.asarray(table, dtype=float)
             expected = self._tables.cpts[name].shape
             if table.ndim != len(expected) + 1 or table.shape[1:] != expected:
-                raise ValueError(f"parameter tables of {name!r} have shape {table.shape}, expected (n_sets, *{expected})")
+                raise NetworkError(f"parameter tables of {name!r} have shape {table.shape}, expected (n_sets, *{expected})")
             sizes.add(table.shape[0])
-            cpts[name] = table
+            given[name] = table
             if not validate:
                 continue
             if not table.min() >= 0:  # also catches NaN
-                raise ValueError(f"parameter tables of {name!r} have negative or NaN entries")
+                raise NetworkError(f"parameter tables of {name!r} have negative or NaN entries")
             worst = float(np.max(np.abs(table.sum(axis=-1) - 1)))
             if not worst <= COLUMN_SUM_TOLERANCE:  # with no negatives, also bounds every entry by 1
-                raise ValueError(f"parameter tables of {name!r}: columns sum to 1 only within {worst:.3g}")
+                raise NetworkError(f"parameter tables of {name!r}: columns sum to 1 only within {worst:.3g}")
         if len(sizes) != 1:
-            raise ValueError(f"parameter tables have different numbers of sets {sorted(sizes)}")
-        return cpts, sizes.pop()
+            raise NetworkError(f"parameter tables have different numbers of sets {sorted(sizes)}")
+        return given, sizes.pop()
 
-    # ---------------------------------------------------------------- arrays in, arrays out
-    def posterior_arrays(
+    # ---------------------------------------------------------------- the query
+    def query(
         self,
-        likelihoods: Mapping[str, np.ndarray],
-        targets: Sequence[str],
-        n_rows: int,
-        parameters: Mapping[str, np.ndarray] | None = None,
+        evidence: EncodedEvidence,
+        targets: Sequence[str] = (),
         *,
+        parameters: Mapping[str, Any] | None = None,
+        partial: Sequence[str] | frozenset[str] | None = None,
+        joint: Sequence[str] | None = None,
         validate: bool = True,
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Low-level query on encoded evidence (see :meth:`encode`).
+    ) -> QueryResult:
+        """Posterior marginals, log P(evidence) and, on request, a joint posterior, for every row and parameter set.
 
-        ``parameters`` are replacement tables with a leading axis of parameter
-        sets (see :meth:`posteriors`). They are checked (no negative entry,
-        columns summing to 1 within 1e-9) unless ``validate=False``, which is
-        for tables built from already validated numbers
-        (:func:`postfusion_bayes.cpts.build_tables`); a check of 10,000 sets
-        of our network's tables costs about as much as the query itself.
+        Parameters
+        ----------
+        evidence : EncodedEvidence
+            See :meth:`encode` and :class:`~postfusion_bayes.engine.encoding.EncodedEvidence`.
+        targets : sequence of str
+            Variables whose marginals are wanted (may be empty).
+        parameters : mapping of str to array or structured table, optional
+            Replacement tables with a leading axis of parameter sets, shape
+            ``(n_sets, *table.shape)`` (or a batched
+            :class:`~postfusion_bayes.engine.structured.NoisyOr` /
+            :class:`~postfusion_bayes.engine.structured.Mixture`); unnamed
+            tables are shared. Checked (entries in [0, 1], columns summing to 1
+            within 1e-9) unless ``validate=False``, which is for tables built
+            from already validated numbers.
+        partial : sequence of str, optional
+            Also give the targets' marginals given only the evidence on these
+            variables (for a diagnosis: the prior given the context).
+        joint : sequence of str, optional
+            Also give the joint posterior of these variables' configurations
+            (middle-layer variables of a layered network).
+        validate : bool, default True
 
         Returns
         -------
-        marginals : dict of str to array, shape (n_sets, n_rows, n_states)
-            P(target | evidence); NaN where the evidence is impossible.
-        log_evidence : array, shape (n_sets, n_rows)
-            log P(evidence); -inf where it is impossible.
-        """
-        for t in targets:
-            self._check_variable(t, "the targets")
-        cpts, n_sets = self._parameter_tables(parameters, validate)
-        marginals, log_evidence = self._chunked(cpts, likelihoods, targets, n_rows, n_sets, parameters)
-        return self._rescue(cpts, likelihoods, targets, marginals, log_evidence)
+        QueryResult
 
-    def _rescue(self, cpts, likelihoods, targets, marginals, log_evidence):
+        Raises
+        ------
+        EvidenceError
+            An unknown target.
+        NetworkError
+            Bad parameter tables, or a joint posterior the network cannot give.
+        MemoryBudgetError
+            When the answer cannot be computed within the memory budget.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from postfusion_bayes.engine import NetworkTables, compile_network
+        >>> from postfusion_bayes.engine.encoding import EncodedEvidence
+        >>> t = NetworkTables({"rain": ("no", "yes"), "wet": ("no", "yes")}, {"wet": ("rain",)},
+        ...                   {"rain": [0.8, 0.2], "wet": [[0.9, 0.1], [0.2, 0.8]]})
+        >>> net = compile_network(t)
+        >>> result = net.query(EncodedEvidence.from_rows(net.states, [{"wet": "yes"}]), ["rain"])
+        >>> result.marginals["rain"].round(3), result.method
+        (array([[[0.333, 0.667]]]), 'elimination')
+        """
+        if not isinstance(evidence, EncodedEvidence):
+            raise EvidenceError(f"evidence must be an EncodedEvidence (see CompiledNetwork.encode), got {type(evidence).__name__}")
+        targets = tuple(dict.fromkeys(self._check_variable(t, "the targets") for t in targets))
+        cpds, n_sets = self._parameter_tables(parameters, validate)
+        batched = bool(parameters)
+        if joint is not None:
+            joint = tuple(dict.fromkeys(self._check_variable(v, "the joint variables") for v in joint))
+            if self._strategy != "layered" or not set(joint) <= set(self._layers[2]):
+                if partial is not None:
+                    raise NetworkError("partial= and joint= together need the joint variables in the middle layer of a layered network")
+                return self._joint_by_clamping(evidence, targets, cpds, n_sets, batched, joint)
+        if partial is not None:
+            partial = frozenset(self._check_variable(v, "the partial evidence") for v in partial)
+            fast = self._one_hard_row(evidence, targets, partial) if not batched and joint is None else None
+            if fast is not None:
+                return fast
+            both = self._query(evidence.stack(evidence.only(partial)), targets, cpds, n_sets, batched, joint)
+            n = evidence.n_rows
+            return QueryResult(
+                MappingProxyType({t: _frozen(m[:, :n]) for t, m in both.marginals.items()}),
+                _frozen(both.log_evidence[:, :n]),
+                MappingProxyType({t: _frozen(m[:, n:]) for t, m in both.marginals.items()}),
+                None if both.joint is None else JointPosterior(both.joint.names, both.joint.configurations, _frozen(both.joint.posterior[:, :n])),
+                both.method,
+            )
+        return self._query(evidence, targets, cpds, n_sets, batched, joint)
+
+    def _joint_by_clamping(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched, joint: tuple[str, ...]) -> QueryResult:
+        """The joint posterior of any variables: one evidence row per configuration, clamped, and their probabilities."""
+        cards = [self._tables.cardinality(v) for v in joint]
+        J = int(np.prod(cards, dtype=np.int64))
+        n = evidence.n_rows
+        needed = _FLOAT * 8 * J * n * max(n_sets, 1) * max(1, len(self.variables))
+        if needed > self._budget:
+            raise MemoryBudgetError(needed, self._budget, f"the joint posterior of {len(joint)} variables ({J:,} configurations) by clamping")
+        configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if joint else np.zeros((1, 0), dtype=np.intp)
+        rows = np.repeat(np.arange(n), J)  # row-major: every configuration of row 0, then of row 1, ...
+        base = evidence.rows(rows)
+        codes = dict(base.codes)
+        lik = dict(base.likelihoods)
+        for i, v in enumerate(joint):
+            clamp = np.tile(configurations[:, i], n)
+            if v in codes:  # hard evidence elsewhere in the row: a configuration that disagrees is impossible
+                own = codes[v]
+                lik[v] = one_hot(own, cards[i]) * (lik[v] if v in lik else 1.0)
+            codes[v] = clamp
+        clamped = EncodedEvidence.from_codes(self._tables.states, codes, n * J, lik)
+        both = self._query(clamped, (), cpds, n_sets, batched, None)
+        log_joint = both.log_evidence.reshape(n_sets, n, J) - clamped.log_scale.reshape(n, J)[None] + evidence.log_scale[None, :, None]
+        top = log_joint.max(axis=-1, keepdims=True)
+        finite = np.isfinite(top)
+        weight = np.exp(log_joint - np.where(finite, top, 0.0))
+        total = weight.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            posterior = weight / total
+            log_evidence = np.where(finite[..., 0], (np.log(total) + top)[..., 0], -np.inf)
+        posterior[~finite[..., 0]] = np.nan
+        marginals = {}
+        if targets:
+            marginals = self._query(evidence, targets, cpds, n_sets, batched, None).marginals
+        return QueryResult(MappingProxyType(dict(marginals)), _frozen(log_evidence), None, JointPosterior(joint, _frozen(configurations), _frozen(posterior)), both.method)
+
+    def _one_hard_row(self, evidence: EncodedEvidence, targets: tuple[str, ...], partial: frozenset[str]) -> QueryResult | None:
+        """The precomputed single-row path of the enumeration plan, or None where it does not apply."""
+        plan = self._plan
+        row = evidence.row
+        if plan is None or row is None or not all(t in plan.mid_pos for t in targets):
+            return None
+        root_pos = plan.root_pos
+        if not all(v in root_pos for v in partial) or not all(v in partial for v in row if v in root_pos):
+            return None
+        full, root_only, log_evidence = plan.query_hard(row)
+        if not log_evidence > -np.inf:
+            return None  # the general path recomputes it in extended precision before calling it impossible
+        marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
+        prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
+        return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration")
+
+    def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: dict[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
+        if self._strategy == "elimination":
+            return self._eliminate(evidence, targets, cpds, n_sets, batched)
+        if joint is not None:
+            if self._plan is not None:
+                return self._enumerate(evidence, targets, cpds, n_sets, batched, joint)
+            return self._enumerate_structured(evidence, targets, cpds, n_sets, batched, joint)
+        if self._plan is not None:
+            return self._enumerate(evidence, targets, cpds, n_sets, batched, None)
+        return self._factorised(evidence, targets, cpds, n_sets, batched)
+
+    # ---------------------------------------------------------------- methods
+    def _dense_cpts(self, cpds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {v: (t if isinstance(t, np.ndarray) else (self._tables.cpts[v] if t is self._tables.cpd(v) else t.dense())) for v, t in cpds.items()}
+
+    def _set_chunk(self, n_rows: int, per_row_entries: int, n_sets: int) -> int:
+        per_set = max(1, n_rows * per_row_entries * _FLOAT * 6)
+        return max(1, min(n_sets, self._budget // per_set))
+
+    def _enumerate(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: dict[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
+        plan = self._plan
+        assert plan is not None
+        n_rows = evidence.n_rows
+        per_row = plan.J * max(1, plan.K if not batched else 1)
+        needed = _FLOAT * 6 * n_rows * plan.J
+        if needed > self._budget and n_sets == 1:
+            return self._in_row_chunks(evidence, targets, cpds, n_sets, batched, joint, _FLOAT * 6 * plan.J, self._enumerate)
+        if not batched and evidence.is_hard and all(t in plan.mid_pos for t in targets):
+            values, log_evidence, configuration = plan.query_codes(evidence.codes, n_rows, want_joint=joint is not None)
+            if np.isfinite(log_evidence).all():
+                marginals = {t: values[None, :, plan.mid_slices[t]] for t in targets}
+                log_ev = log_evidence[None]
+                return self._result(marginals, log_ev, evidence, joint, None if configuration is None else configuration[None], "enumeration")
+        dense = self._dense_cpts(cpds)
+        lam = evidence.dense({v: self._tables.cardinality(v) for v in evidence.names})
+        chunk = self._set_chunk(n_rows, per_row, n_sets) if batched else 1
+        parts = []
+        for start in range(0, n_sets, chunk):
+            sub = {v: (t[start : start + chunk] if batched and v in self._batched_names(cpds) else t) for v, t in dense.items()}
+            shared = not batched
+            marginals, log_evidence, configuration = plan.run(None if shared else sub, lam, list(targets), n_rows, want_joint=joint is not None)
+            size = min(chunk, n_sets - start)
+            marginals = {t: np.broadcast_to(m, (size,) + m.shape[1:]) for t, m in marginals.items()}
+            log_evidence = np.broadcast_to(log_evidence, (size,) + log_evidence.shape[1:])
+            if configuration is not None:
+                configuration = np.broadcast_to(configuration, (size,) + configuration.shape[1:])
+            parts.append((marginals, log_evidence, configuration))
+        marginals = {t: np.concatenate([p[0][t] for p in parts]) for t in targets}
+        log_evidence = np.concatenate([p[1] for p in parts])
+        configuration = np.concatenate([p[2] for p in parts]) if joint is not None else None
+        marginals, log_evidence = self._rescue(dense, lam, targets, marginals, log_evidence)
+        return self._result(marginals, log_evidence, evidence, joint, configuration, "enumeration")
+
+    def _batched_names(self, cpds: Mapping[str, Any]) -> set[str]:
+        return {v for v, t in cpds.items() if t is not self._tables.cpd(v)}
+
+    def _in_row_chunks(self, evidence, targets, cpds, n_sets, batched, joint, per_row_bytes, method) -> QueryResult:
+        rows_per_chunk = self._budget // max(per_row_bytes, 1)
+        if rows_per_chunk < 1:
+            raise MemoryBudgetError(per_row_bytes, self._budget, "one row of this query")
+        parts = [method(evidence.rows(np.arange(s, min(s + rows_per_chunk, evidence.n_rows))), targets, cpds, n_sets, batched, joint) for s in range(0, evidence.n_rows, rows_per_chunk)]
+        marginals = {t: np.concatenate([p.marginals[t] for p in parts], axis=1) for t in targets}
+        log_evidence = np.concatenate([p.log_evidence for p in parts], axis=1)
+        joint_result = None
+        if joint is not None:
+            joint_result = JointPosterior(parts[0].joint.names, parts[0].joint.configurations, _frozen(np.concatenate([p.joint.posterior for p in parts], axis=1)))  # type: ignore[union-attr]
+        return QueryResult(MappingProxyType({t: _frozen(m) for t, m in marginals.items()}), _frozen(log_evidence), None, joint_result, parts[0].method)
+
+    def _result(self, marginals, log_evidence, evidence: EncodedEvidence, joint, configuration, method: str) -> QueryResult:
+        """Freeze the arrays, add back the soft evidence's scale, give the joint its labels."""
+        if evidence.log_scales:
+            log_evidence = log_evidence + evidence.log_scale[None, :]
+        joint_result = None
+        if joint is not None:
+            plan_names = self._layers[2]
+            configurations = np.stack(np.unravel_index(np.arange(configuration.shape[-1]), [self._tables.cardinality(m) for m in plan_names]), axis=1)
+            if not joint:
+                configuration = np.asarray(configuration).sum(axis=-1, keepdims=True)
+                configurations = np.zeros((1, 0), dtype=np.intp)
+            elif tuple(joint) != tuple(plan_names):
+                keep = [plan_names.index(v) for v in joint]
+                cards = [self._tables.cardinality(v) for v in joint]
+                flat = np.ravel_multi_index(tuple(configurations[:, k] for k in keep), cards)
+                size = int(np.prod(cards))
+                rows = np.asarray(configuration).reshape(-1, configuration.shape[-1])
+                offsets = (np.arange(rows.shape[0]) * size)[:, None]
+                summed = np.bincount((flat[None, :] + offsets).ravel(), weights=rows.ravel(), minlength=rows.shape[0] * size)
+                configuration = summed.reshape(configuration.shape[:-1] + (size,))
+                configurations = np.stack(np.unravel_index(np.arange(summed.shape[-1]), cards), axis=1)
+            joint_result = JointPosterior(tuple(joint), _frozen(configurations), _frozen(np.array(configuration)))
+        return QueryResult(
+            MappingProxyType({t: _frozen(np.array(m)) for t, m in marginals.items()}),
+            _frozen(np.array(log_evidence)),
+            None,
+            joint_result,
+            method,
+        )
+
+    def _rescue(self, cpts, lam, targets, marginals, log_evidence):
         """Recompute, in extended precision, the rows float64 reported as impossible.
 
         A row is truly impossible only if it stays so; a probability that
@@ -300,215 +660,158 @@ class CompiledNetwork:
             return marginals, log_evidence
         rows = np.flatnonzero(bad_rows)
         tables = NetworkTables(self._tables.states, self._tables.parents, cpts)
-        sub = {v: lam[rows] for v, lam in likelihoods.items()} or {self.variables[0]: np.ones((rows.size, self._tables.cardinality(self.variables[0])))}
+        sub = {v: arr[rows] for v, arr in lam.items()} or {self.variables[0]: np.ones((rows.size, self._tables.cardinality(self.variables[0])))}
         fixed, fixed_log = eliminate(tables, sub, list(targets), extended=True)
-        log_evidence = log_evidence.copy()
+        log_evidence = np.array(log_evidence)
         log_evidence[:, rows] = np.broadcast_to(fixed_log, (log_evidence.shape[0], rows.size))
-        marginals = {t: m.copy() for t, m in marginals.items()}
+        marginals = {t: np.array(m) for t, m in marginals.items()}
         for t in targets:
             marginals[t][:, rows] = np.broadcast_to(fixed[t], (log_evidence.shape[0], rows.size, marginals[t].shape[-1]))
         return marginals, log_evidence
 
-    def _chunked(self, cpts, likelihoods, targets, n_rows, n_sets, parameters):
-        per_set = n_rows * max(self._plan.J if self._plan else 64, 1)
-        chunk = max(1, _CHUNK_ENTRIES // max(per_set, 1)) if n_sets > 1 else 1
-        if n_sets <= chunk:
-            return self._sets(self._run(cpts, likelihoods, targets, n_rows), n_sets)
-        parts = []
-        batched = set(parameters or ())
-        for start in range(0, n_sets, chunk):
-            sub = {v: (t[start : start + chunk] if v in batched else t) for v, t in cpts.items()}
-            parts.append(self._sets(self._run(sub, likelihoods, targets, n_rows), min(chunk, n_sets - start)))
-        marginals = {t: np.concatenate([p[0][t] for p in parts]) for t in targets}
-        return marginals, np.concatenate([p[1] for p in parts])
+    def _eliminate(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
+        dense = self._dense_cpts(cpds)
+        lam = evidence.dense({v: self._tables.cardinality(v) for v in evidence.names})
+        tables = NetworkTables(self._tables.states, self._tables.parents, dense)
+        full = lam or {self.variables[0]: np.ones((evidence.n_rows, self._tables.cardinality(self.variables[0])))}
+        marginals, log_evidence = eliminate(tables, full, list(targets))
+        if log_evidence.shape[0] != n_sets:
+            marginals = {t: np.broadcast_to(m, (n_sets,) + m.shape[1:]) for t, m in marginals.items()}
+            log_evidence = np.broadcast_to(log_evidence, (n_sets,) + log_evidence.shape[1:])
+        marginals, log_evidence = self._rescue(dense, full, targets, marginals, log_evidence)
+        return self._result(marginals, log_evidence, evidence, None, None, "elimination")
 
-    @staticmethod
-    def _sets(result, n_sets):
-        """Give every result the full parameter-set axis (a set of tables that no evidence touches leaves it at 1)."""
-        marginals, log_evidence = result
-        if log_evidence.shape[0] == n_sets:
-            return marginals, log_evidence
-        return (
-            {t: np.broadcast_to(m, (n_sets,) + m.shape[1:]).copy() for t, m in marginals.items()},
-            np.broadcast_to(log_evidence, (n_sets,) + log_evidence.shape[1:]).copy(),
-        )
+    def _enumerate_structured(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched, joint) -> QueryResult:
+        from ._enumeration import enumerate_joint
 
-    def _run(self, cpts, likelihoods, targets, n_rows):
-        if self._plan is not None:
-            shared = all(cpts[v] is t for v, t in self._tables.cpts.items())
-            return self._plan.run(None if shared else cpts, likelihoods, list(targets), n_rows)
-        tables = NetworkTables(self._tables.states, self._tables.parents, cpts)
-        full = {v: likelihoods[v] for v in likelihoods}
-        if not full:
-            first = self.variables[0]
-            full = {first: np.ones((n_rows, self._tables.cardinality(first)))}
-        return eliminate(tables, full, list(targets))
+        if batched:
+            raise NetworkError("a joint posterior over a middle layer this large is computed for one parameter set at a time")
+        isolated, roots, middle, leaves = self._layers
+        if any(t not in middle for t in targets):
+            raise NetworkError("with joint=, targets must be middle-layer variables on a network this large")
+        configurations, posterior, log_evidence = enumerate_joint(self._tables, roots, middle, leaves, evidence, self._budget)
+        marginals = {}
+        for t in targets:
+            i = middle.index(t)
+            card = self._tables.cardinality(t)
+            marginals[t] = np.stack([posterior[:, configurations[:, i] == s].sum(axis=1) for s in range(card)], axis=-1)[None]
+        log_evidence = self._add_isolated(log_evidence[None], evidence)
+        return self._result(marginals, log_evidence, evidence, joint, posterior[None], "structured enumeration")
 
-    def posterior_one(self, states: Mapping[str, str], targets: Sequence[str], condition_only_on: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], float]:
-        """One row of hard evidence, in as few array operations as possible.
+    def _add_isolated(self, log_evidence: np.ndarray, evidence: EncodedEvidence) -> np.ndarray:
+        isolated = self._layers[0]
+        observed = [v for v in isolated if v in evidence.names]
+        if not observed:
+            return log_evidence
+        lam = evidence.dense({v: self._tables.cardinality(v) for v in observed})
+        for v in observed:
+            with np.errstate(divide="ignore"):
+                log_evidence = log_evidence + np.log(lam[v] @ self._tables.cpts[v])[None]
+        return log_evidence
 
-        Parameters
-        ----------
-        states : mapping of str to str
-            Variable to observed state name (already validated).
-        targets : sequence of str
-        condition_only_on : sequence of str
-            Variables whose evidence alone gives the second result (for a
-            diagnosis, the context); on a layered network these must be roots.
+    def _factorised(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
+        from ._noisy_or import Mixture as MixtureTerm
+        from ._noisy_or import factorised_query
 
-        Returns
-        -------
-        marginals : dict of str to array, shape (n_states,)
-            P(target | all the evidence); NaN when it is impossible.
-        partial : dict of str to array
-            P(target | the evidence on ``condition_only_on``).
-        log_evidence : float
-            log P(evidence), -inf when impossible.
-        """
-        plan = self._plan
-        index = self._state_index
-        if plan is not None and all(t in plan.mid_pos for t in targets):
-            fast = self._query_hard(states, condition_only_on)
-            if fast is not None:
-                full, root_only, log_evidence = fast
-                return {t: full[plan.mid_slices[t]] for t in targets}, {t: root_only[plan.mid_slices[t]] for t in targets}, log_evidence
-        partial_states = {v: s for v, s in states.items() if v in condition_only_on}
-        rows = [states, partial_states]
-        lam = {}
-        for i, row in enumerate(rows):
-            for v, s in row.items():
-                if v not in lam:
-                    lam[v] = np.ones((2, self._tables.cardinality(v)))
-                lam[v][i] = 0.0
-                lam[v][i, index[v][s]] = 1.0
-        marginals, log_evidence = self.posterior_arrays(lam, targets, 2)
-        return {t: m[0, 0] for t, m in marginals.items()}, {t: m[0, 1] for t, m in marginals.items()}, float(log_evidence[0, 0])
+        isolated, roots, middle, leaves = self._layers
+        tables = self._tables
+        n_rows = evidence.n_rows
+        observed = evidence.names
+        lam = evidence.dense({v: tables.cardinality(v) for v in observed})
+        mid_index = {m: i for i, m in enumerate(middle)}
+        n = len(middle)
+        # roots: prior x evidence of every root configuration
+        root_cards = [tables.cardinality(r) for r in roots]
+        K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
+        root_states = np.stack(np.unravel_index(np.arange(K), root_cards), axis=1) if roots else np.zeros((1, 0), dtype=np.intp)
+        P = n_sets if batched else 1
 
-    def _query_hard(self, states: Mapping[str, str], condition_only_on) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """The layered plan's one-row answer, or None where it does not apply or the row looks impossible.
+        def lead(table: np.ndarray, n_axes: int) -> np.ndarray:
+            table = np.asarray(table)
+            return table if table.ndim == n_axes + 1 else table[None]
 
-        It applies when the partial evidence is exactly the evidence on the
-        observed roots; a row it reports impossible goes to the general path,
-        which recomputes it in extended precision before calling it impossible.
-        """
-        root_pos = self._plan.root_pos
-        if not all(v in root_pos for v in condition_only_on) or not all(v in condition_only_on for v in states if v in root_pos):
-            return None
-        index = self._state_index
-        full, root_only, log_evidence = self._plan.query_hard({v: index[v][s] for v, s in states.items()})
-        return (full, root_only, log_evidence) if log_evidence > -np.inf else None
+        weight = np.ones((P, n_rows, K))
+        for i, r in enumerate(roots):
+            weight = weight * lead(cpds[r], 1)[:, root_states[:, i]][:, None, :]
+            if r in lam:
+                weight = weight * lam[r][:, root_states[:, i]][None]
+        cause_given_root = np.empty((P, K, n))
+        for m, i in mid_index.items():
+            table = lead(cpds[m], len(tables.parents[m]) + 1)
+            idx = tuple(root_states[:, roots.index(p)] for p in tables.parents[m])
+            cause_given_root[:, :, i] = np.broadcast_to(table[(slice(None), *idx, 1)] if idx else table[:, None, 1], (table.shape[0], K))
+        cause_likelihood = np.ones((n_rows, n, 2))
+        for m, i in mid_index.items():
+            if m in lam:
+                cause_likelihood[:, i] = lam[m]
+        binary = [f for f in leaves if isinstance(tables.cpd(f), NoisyOr)]
+        leaf_targets = [t for t in targets if t in leaves]
+        predicted = [t for t in leaf_targets if isinstance(tables.cpd(t), NoisyOr) and t not in observed]
+        used = [f for f in binary if f in observed and f not in leaf_targets] + predicted
+        F = len(used)
+        leak = np.zeros((P, F))
+        links = np.zeros((P, F, n))
+        finding_likelihood = np.ones((n_rows, F, 2))
+        for j, f in enumerate(used):
+            cpd = cpds[f]
+            leak[:, j] = np.broadcast_to(cpd.leak, (P,)) if cpd.batch_shape else cpd.leak
+            parent_index = [mid_index[p] for p in tables.parents[f]]
+            links[:, j, parent_index] = np.broadcast_to(cpd.links, (P, len(parent_index))) if cpd.batch_shape else cpd.links
+            if f in lam and f not in predicted:
+                finding_likelihood[:, j] = lam[f]
+        mixtures = []
+        for f in leaves:
+            cpd = cpds[f]
+            if isinstance(cpd, Mixture) and f in observed and f not in leaf_targets:
+                dists = cpd.distributions if cpd.batch_shape else cpd.distributions[None]
+                mleak = cpd.leak if cpd.batch_shape else cpd.leak[None]
+                mixtures.append(MixtureTerm(np.array([mid_index[p] for p in tables.parents[f]], dtype=np.intp), dists, mleak, lam[f]))
+        predict = np.arange(F - len(predicted), F)
+        result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget)
+        log_evidence = self._add_isolated(result.log_evidence, evidence)
+        marginals: dict[str, np.ndarray] = {}
+        for t in targets:
+            if t in mid_index:
+                p = result.cause_posterior[:, :, mid_index[t]]
+                marginals[t] = np.stack([1.0 - p, p], axis=-1)
+            elif t in roots:
+                i = roots.index(t)
+                marginals[t] = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
+            elif t in predicted:
+                p = result.finding_posterior[:, :, predicted.index(t)]
+                marginals[t] = np.stack([1.0 - p, p], axis=-1)
+            elif t in isolated:
+                prior = np.asarray(tables.cpts[t])
+                q = prior * (lam[t] if t in lam else np.ones((n_rows, prior.size)))
+                marginals[t] = np.broadcast_to((q / q.sum(axis=1, keepdims=True))[None], (P, n_rows, prior.size))
+            else:
+                marginals[t] = self._leaf_by_clamping(evidence, t, cpds, n_sets, batched, log_evidence)
+        return self._result(marginals, log_evidence, evidence, None, None, "factorised")
 
-    def last_state_one(self, states: Mapping[str, str], targets: tuple[str, ...], condition_only_on: frozenset[str]) -> tuple[np.ndarray, np.ndarray, float]:
-        """:meth:`posterior_one` reduced to each target's last state (e.g. "present"), as arrays.
-
-        Returns
-        -------
-        full, partial : array, shape (n_targets,)
-        log_evidence : float
-        """
-        plan = self._plan
-        columns = self._last_columns.get(targets) if plan is not None else None
-        if columns is None and plan is not None and all(t in plan.mid_pos for t in targets):
-            columns = np.array([plan.mid_slices[t].stop - 1 for t in targets])
-            self._last_columns[targets] = columns
-        if columns is not None:
-            fast = self._query_hard(states, condition_only_on)
-            if fast is not None:
-                full, root_only, log_evidence = fast
-                return full[columns], root_only[columns], log_evidence
-        full_d, partial_d, log_evidence = self.posterior_one(states, targets, condition_only_on)
-        return np.array([full_d[t][-1] for t in targets]), np.array([partial_d[t][-1] for t in targets]), log_evidence
-
-    def posterior_codes(self, codes: Mapping[str, np.ndarray], targets: Sequence[str], n_rows: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Many rows of hard evidence given as state indices (-1 unobserved), compiled tables.
-
-        Returns
-        -------
-        marginals : dict of str to array, shape (n_rows, n_states)
-            NaN in rows whose evidence is impossible.
-        log_evidence : array, shape (n_rows,)
-        """
-        plan = self._plan
-        if plan is not None and all(t in plan.mid_pos for t in targets):
-            values, log_evidence = plan.query_codes(codes, n_rows)
-            marginals = {t: values[:, plan.mid_slices[t]] for t in targets}
-            if np.isfinite(log_evidence).all():
-                return marginals, log_evidence
-            lam = {v: one_hot(c, self._tables.cardinality(v)) for v, c in codes.items() if (c >= 0).any()}
-            rescued, log_rescued = self._rescue(self._tables.cpts, lam, targets, {t: m[None] for t, m in marginals.items()}, log_evidence[None])
-            return {t: m[0] for t, m in rescued.items()}, log_rescued[0]
-        lam = {v: one_hot(c, self._tables.cardinality(v)) for v, c in codes.items() if (c >= 0).any()}
-        marginals, log_evidence = self.posterior_arrays(lam, targets, n_rows)
-        return {t: m[0] for t, m in marginals.items()}, log_evidence[0]
-
-    @property
-    def middle(self) -> tuple[tuple[str, ...], np.ndarray]:
-        """Names of a layered network's middle layer and its joint configurations.
-
-        Returns
-        -------
-        names : tuple of str
-            The middle variables (for our network, the causes).
-        configurations : array, shape (J, n_middle)
-            State index of every middle variable in each joint configuration,
-            in the order of :meth:`configuration_posteriors`.
-
-        Raises
-        ------
-        ValueError
-            When the network was not compiled with the layered strategy.
-        """
-        plan = self._layered_plan()
-        return tuple(plan.middle), plan.mid_states.copy()
-
-    def _layered_plan(self) -> LayeredPlan:
-        if self._plan is None:
-            raise ValueError("joint configurations of the middle layer need a layered network (roots -> middle -> leaves)")
-        return self._plan
-
-    def configuration_posteriors(self, codes: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """Joint posterior of the middle layer (e.g. every combination of causes) for many rows of hard evidence.
-
-        Exact: the layered plan enumerates the ``J`` joint configurations of
-        the middle layer (256 for eight binary causes) in one batch.
-
-        Parameters
-        ----------
-        codes : mapping of str to int array, shape (n_rows,)
-            State index per row, -1 where unobserved.
-        n_rows : int
-
-        Returns
-        -------
-        posterior : array, shape (n_rows, J)
-            P(configuration | row), configurations as in :attr:`middle`; NaN
-            in rows whose evidence is impossible.
-        log_evidence : array, shape (n_rows,)
-            log P(row); -inf where impossible (not recomputed in extended
-            precision: check such rows with :meth:`posterior_codes`).
-
-        Raises
-        ------
-        ValueError
-            When the network is not layered.
-
-        Examples
-        --------
-        >>> from postfusion_bayes import load_model
-        >>> net = load_model().network
-        >>> names, configurations = net.middle
-        >>> posterior, log_evidence = net.configuration_posteriors({"ct_nonunion": np.array([1])}, 1)
-        >>> posterior.shape, bool(np.isclose(posterior.sum(), 1.0))
-        ((1, 256), True)
-        """
-        return self._layered_plan().configuration_codes(codes, n_rows)
+    def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:
+        """P(leaf | evidence) for a leaf the factorised sums do not predict directly: the evidence with the leaf in each state."""
+        card = self._tables.cardinality(leaf)
+        rest = {k: v for k, v in evidence.codes.items() if k != leaf}
+        soft = {k: v for k, v in evidence.likelihoods.items() if k != leaf}
+        own = evidence.dense({leaf: card}).get(leaf, np.ones((evidence.n_rows, card))) if leaf in evidence.names else np.ones((evidence.n_rows, card))
+        logs = []
+        for s in range(card):
+            codes = dict(rest)
+            codes[leaf] = np.full(evidence.n_rows, s, dtype=np.intp)
+            clamped = EncodedEvidence.from_codes(self._tables.states, codes, evidence.n_rows, soft)
+            logs.append(self._factorised(clamped, (), cpds, n_sets, batched).log_evidence)
+        stacked = np.stack(logs, axis=-1) + np.log(np.where(own > 0, own, 1.0))[None] + np.where(own > 0, 0.0, -np.inf)[None]
+        top = stacked.max(axis=-1, keepdims=True)
+        w = np.exp(stacked - np.where(np.isfinite(top), top, 0.0))
+        with np.errstate(invalid="ignore"):
+            return w / w.sum(axis=-1, keepdims=True)
 
     # ---------------------------------------------------------------- labelled queries
     def _impossible(self, log_evidence: np.ndarray, index: pd.Index, n_sets: int) -> None:
         bad = ~np.isfinite(log_evidence)
         if bad.any():
             sets, rows = np.nonzero(bad)
-            where = [f"row {index[r]!r}" + (f" (parameter set {s})" if n_sets > 1 else "") for s, r in zip(sets[:5], rows[:5])]
+            where = [f"row {index[r]!r}" + (f" (parameter set {s})" if n_sets > 1 else "") for s, r in zip(sets[:5], rows[:5], strict=True)]
             raise EvidenceError(f"the evidence is impossible under the model (probability 0) in {', '.join(where)}" + (f" and {len(rows) - 5} more" if len(rows) > 5 else ""))
 
     def posteriors(
@@ -529,7 +832,7 @@ class CompiledNetwork:
             Variables to query; by default every variable without hard
             evidence in any row.
         likelihood : mapping, optional
-            Soft evidence per variable (see the module docstring).
+            Soft evidence per variable (see :meth:`encode`).
         parameters : mapping of str to array, optional
             Replacement tables with a leading axis of parameter sets,
             shape ``(n_sets, *table.shape)``; unnamed tables are shared.
@@ -546,20 +849,17 @@ class CompiledNetwork:
         EvidenceError
             Unknown variable or state, or evidence impossible in some row (named).
         """
-        lam = self.encode(evidence, likelihood)
+        encoded = self.encode(evidence, likelihood)
         if targets is None:
-            observed = set(evidence.columns[evidence.notna().any().to_numpy()]) if len(evidence.columns) else set()
-            targets = [v for v in self.variables if v not in observed]
-        targets = list(targets)
-        n_sets = self._parameter_tables(parameters)[1]
-        marginals, log_evidence = self.posterior_arrays(lam, targets, len(evidence), parameters)
-        self._impossible(log_evidence, evidence.index, n_sets)
+            targets = [v for v in self.variables if v not in encoded.codes]
+        result = self.query(encoded, list(targets), parameters=parameters)
+        n_sets = result.log_evidence.shape[0]
+        self._impossible(result.log_evidence, evidence.index, n_sets)
         index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
         out = {}
-        for t in targets:
-            values = marginals[t].reshape(-1, marginals[t].shape[-1])
-            frame = pd.DataFrame(values, index=index, columns=pd.Index(list(self._tables.states[t]), name=t))
-            out[t] = frame
+        for t in result.marginals:
+            values = result.marginals[t].reshape(-1, result.marginals[t].shape[-1])
+            out[t] = pd.DataFrame(values, index=index, columns=pd.Index(list(self._tables.states[t]), name=t))
         return out
 
     def evidence_probability(
@@ -576,10 +876,9 @@ class CompiledNetwork:
         likelihoods, which is P(evidence) only up to the likelihoods' scale.
         With ``log=True`` returns the natural log (safe for tiny values).
         """
-        lam = self.encode(evidence, likelihood)
-        n_sets = self._parameter_tables(parameters)[1]
-        _, log_evidence = self.posterior_arrays(lam, [], len(evidence), parameters)
+        result = self.query(self.encode(evidence, likelihood), (), parameters=parameters)
+        n_sets = result.log_evidence.shape[0]
         index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
-        values = log_evidence.reshape(-1)
+        values = result.log_evidence.reshape(-1)
         name = "log_evidence_probability" if log else "evidence_probability"
         return pd.Series(values if log else np.exp(values), index=index, name=name)
