@@ -14,11 +14,10 @@ Examples
 """
 
 from .diagnosis import Diagnosis, RedFlag
-from .engine import CompiledNetwork, compile_network
-from .errors import ConvergenceWarning, EvidenceError, ExportError, PostfusionError, SpecError
+from .engine import CompiledNetwork, NetworkTables, compile_network
+from .errors import ConvergenceWarning, EvidenceError, ExportError, MemoryBudgetError, NetworkError, PostfusionError, SpecError
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
-from .engine.tables import NetworkTables
 
 __all__ = [
     "CompiledNetwork",
@@ -26,8 +25,10 @@ __all__ = [
     "Diagnosis",
     "EvidenceError",
     "ExportError",
+    "MemoryBudgetError",
     "Model",
     "ModelSpec",
+    "NetworkError",
     "NetworkTables",
     "PostfusionError",
     "RedFlag",
@@ -37,4 +38,4 @@ __all__ = [
     "load_spec",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

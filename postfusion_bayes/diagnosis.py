@@ -45,21 +45,9 @@ CONFLICT_WARNING = (
     "model, or a recording error."
 )
 
-_REORDERED: dict[tuple[int, bytes], tuple[pd.Index, pd.Index]] = {}
-
-
 def _reordered(index: pd.Index, order: np.ndarray) -> pd.Index:
-    """``index.take(order)``, remembered: a model ranks its causes in few distinct orders.
-
-    The cache holds the index itself, so its ``id`` cannot be reused by another object while cached.
-    """
-    key = (id(index), order.tobytes())
-    found = _REORDERED.get(key)
-    if found is None or found[0] is not index:
-        if len(_REORDERED) > 4096:
-            _REORDERED.clear()
-        found = _REORDERED[key] = (index, index.take(order))
-    return found[1]
+    """``index.take(order)``: the causes in posterior order."""
+    return index.take(order)
 
 
 @dataclass(frozen=True)
@@ -222,6 +210,11 @@ class Diagnosis:
 
     @functools.cached_property
     def _next_tests_cache(self) -> dict[str, pd.DataFrame]:
+        """A pure memo of the default-cost rankings (the report and ``next_tests()`` share them).
+
+        It cannot change an answer: each entry is computed once from this
+        immutable diagnosis, and callers get a copy.
+        """
         return {}
 
     def _default_next_tests(self, by: str) -> pd.DataFrame:

@@ -48,6 +48,12 @@ def load_model(path: str | Path | None = None) -> "Model":
     return Model(load_spec(path))
 
 
+def _rebuild_model(spec: ModelSpec, learning: Any) -> Model:
+    model = Model(spec)
+    object.__setattr__(model, "_learning", learning)
+    return model
+
+
 class Model:
     """A Bayesian network for the differential diagnosis of leg pain after lumbar fusion.
 
@@ -77,6 +83,10 @@ class Model:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as the spec (and the learning report); unpickling compiles the network again."""
+        return (_rebuild_model, (self._spec, self._learning))
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")

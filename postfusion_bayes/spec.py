@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -71,8 +71,43 @@ _PARAMETER_KEYS = {"value", "range", "source", "judgment", "note"}
 _ROLES = ("context", "cause", "finding", "red_flag")
 
 
+class _ProxyDict(dict):
+    """A read-only mapping's contents on their way through pickle (rebuilt as a read-only mapping)."""
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, MappingProxyType):
+        return _ProxyDict({k: _thaw(v) for k, v in value.items()})
+    if isinstance(value, tuple):
+        return tuple(_thaw(v) for v in value)
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, _ProxyDict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    for name, value in fields.items():
+        object.__setattr__(obj, name, _freeze(value))
+    return obj
+
+
+class _Picklable:
+    """Frozen dataclasses holding read-only mappings pickle as plain dictionaries and come back read-only."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle the fields, with read-only mappings as plain dictionaries."""
+        return (_rebuild, (type(self), {f.name: _thaw(getattr(self, f.name)) for f in fields(self)}))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class Parameter:
+class Parameter(_Picklable):
     """One hand-set number.
 
     Parameters
@@ -124,7 +159,7 @@ class Parameter:
 
 
 @dataclass(frozen=True)
-class Variable:
+class Variable(_Picklable):
     """A variable of the network: its role, states and a plain-words description."""
 
     name: str
@@ -137,7 +172,7 @@ class Variable:
 
 
 @dataclass(frozen=True)
-class TestKind:
+class TestKind(_Picklable):
     """A kind of test (history, examination, imaging, ...): its relative cost and invasiveness.
 
     Costs are relative units of effort, risk and money (0 = free: asked in the
@@ -157,7 +192,7 @@ class TestKind:
 
 
 @dataclass(frozen=True)
-class CausePrior:
+class CausePrior(_Picklable):
     """How a cause depends on the context.
 
     ``P(cause | time t, risk factors x) = odds^-1(odds(baseline[t]) * prod OR_k^x_k)``,
@@ -171,7 +206,7 @@ class CausePrior:
 
 
 @dataclass(frozen=True)
-class NoisyOrFinding:
+class NoisyOrFinding(_Picklable):
     """A binary finding as a leaky noisy-OR of its causes.
 
     ``leak`` names the parameter P(finding | no modelled cause). Each link
@@ -186,7 +221,7 @@ class NoisyOrFinding:
 
 
 @dataclass(frozen=True)
-class OnsetModel:
+class OnsetModel(_Picklable):
     """The categorical onset finding.
 
     ``distributions[cause][state]`` names P(onset = state | only this cause);
@@ -199,7 +234,7 @@ class OnsetModel:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(_Picklable):
     """A validated model specification (immutable).
 
     Use :func:`load_spec` to read one; :meth:`with_values` returns a copy with

@@ -47,7 +47,7 @@ def test_installed_wheel_ships_the_priors_and_loads_them(tmp_path):
     assert top in p_causes()
 
     # The console script, as pip installed it from the wheel's entry point (the one real run of the command line).
-    entry_points = zipfile.ZipFile(wheel).read("postfusion_bayes-0.1.0.dist-info/entry_points.txt").decode()
+    entry_points = zipfile.ZipFile(wheel).read("postfusion_bayes-0.2.0.dist-info/entry_points.txt").decode()
     assert "postfusion-bayes = postfusion_bayes.cli:run" in entry_points
     script = subprocess.run(
         [str(site / "bin" / "postfusion-bayes"), "diagnose", "--format", "json", "fever=yes", "time_since_surgery=under_6_weeks"],

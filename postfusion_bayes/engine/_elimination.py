@@ -171,6 +171,8 @@ class EliminationPlan:
     _buckets: tuple[_Bucket, ...] = field(repr=False)
     _downward: tuple[tuple[int, _Contraction], ...] = field(repr=False)
     _marginals: tuple[tuple[str, _Contraction], ...] = field(repr=False)
+    #: A pure memo of einsum contraction paths by operand shapes: a path only orders the same sums,
+    #: so it cannot change an answer (and a lost entry is recomputed).
     _paths: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def _run(

@@ -547,6 +547,8 @@ class CompiledNetwork:
         full, root_only, log_evidence = plan.query_hard(row)
         if not log_evidence > -np.inf:
             return None  # the general path recomputes it in extended precision before calling it impossible
+        full.setflags(write=False)
+        root_only.setflags(write=False)
         marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration")

@@ -1,0 +1,282 @@
+"""The engine's one query: every method against independent oracles, partial and joint answers, read-only
+results, the memory budget, and the scale of soft evidence.
+
+Oracles: variable elimination on the dense tables (another algorithm, the general-DAG path, itself checked
+against pgmpy in ``test_engine``), brute-force enumeration of the full joint at small sizes, and
+extended-precision (``np.longdouble``) enumeration in log space over every cause configuration.
+"""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import postfusion_bayes as pfb
+from postfusion_bayes.engine import NetworkTables, compile_network
+from postfusion_bayes.engine.compiled import ENUMERATION_LIMIT
+from postfusion_bayes.engine.encoding import EncodedEvidence
+from postfusion_bayes.engine.structured import Mixture, NoisyOr
+
+MODEL = pfb.load_model()
+TOLERANCE = 1e-9
+
+
+def structured_network(seed: int, n_causes: int, n_findings: int = 24, links_per_finding: int = 5, onset_states: int = 4) -> NetworkTables:
+    """A layered network of our shape: two context roots, binary causes, noisy-OR findings, one mixture over all causes."""
+    rng = np.random.default_rng(seed)
+    states = {"time": ("t0", "t1", "t2"), "risk": ("no", "yes")}
+    parents: dict[str, tuple[str, ...]] = {"time": (), "risk": ()}
+    cpts: dict[str, object] = {"time": rng.dirichlet(np.ones(3)), "risk": np.array([0.7, 0.3])}
+    causes = [f"c{i}" for i in range(n_causes)]
+    for c in causes:
+        states[c] = ("absent", "present")
+        parents[c] = ("time", "risk")
+        p = rng.uniform(0.02, 0.4, size=(3, 2))
+        cpts[c] = np.stack([1 - p, p], axis=-1)
+    for j in range(n_findings):
+        name = f"f{j}"
+        chosen = tuple(sorted(rng.choice(n_causes, size=min(links_per_finding, n_causes), replace=False)))
+        states[name] = ("no", "yes")
+        parents[name] = tuple(causes[i] for i in chosen)
+        cpts[name] = NoisyOr(rng.uniform(0.01, 0.2), rng.uniform(0.3, 0.8, size=len(chosen)))
+    onset_names = tuple(f"o{s}" for s in range(onset_states))
+    states["onset"] = onset_names
+    parents["onset"] = tuple(causes)
+    cpts["onset"] = Mixture(rng.dirichlet(np.ones(onset_states), size=n_causes), rng.dirichlet(np.ones(onset_states)))
+    return NetworkTables(states, parents, cpts)
+
+
+def patient(tables: NetworkTables, seed: int, n_observed: int = 10, context: bool = True, soft: int = 0) -> tuple[dict, dict]:
+    """Hard and soft evidence for one row drawn from the network (so it is possible)."""
+    rng = np.random.default_rng(seed)
+    from postfusion_bayes.engine.sampling import sample_cases
+
+    case = sample_cases(tables, 1, rng).iloc[0]
+    findings = [v for v in tables.variables if v.startswith("f")]
+    hard = {v: case[v] for v in rng.choice(findings, size=n_observed, replace=False)}
+    hard["onset"] = case["onset"]
+    if context:
+        hard.update({"time": case["time"], "risk": case["risk"]})
+    softs = {}
+    for v in rng.choice([f for f in findings if f not in hard], size=soft, replace=False):
+        softs[str(v)] = rng.uniform(0.05, 1.0, size=2)
+    return hard, softs
+
+
+def by_elimination(tables: NetworkTables, hard: dict, soft: dict, targets):
+    net = compile_network(tables.dense(), strategy="elimination")
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft] if soft else None), targets)
+    return result
+
+
+def by_longdouble_enumeration(tables: NetworkTables, hard: dict, soft: dict, causes):
+    """P(cause present | e) and log P(e) by enumerating every cause configuration and root state in np.longdouble."""
+    n = len(causes)
+    grid = np.array(np.unravel_index(np.arange(2**n), [2] * n)).T.astype(np.intp)
+    lam = EncodedEvidence.from_rows(tables.states, [hard], [soft] if soft else None)
+    dense = lam.dense({v: tables.cardinality(v) for v in lam.names})
+    roots = [v for v in tables.variables if not tables.parents[v]]
+    total = np.zeros(2**n, dtype=np.longdouble)
+    for t in range(3):
+        for r in range(2):
+            w = np.longdouble(tables.cpts["time"][t]) * np.longdouble(tables.cpts["risk"][r])
+            w *= np.longdouble(dense["time"][0, t] if "time" in dense else 1.0) * np.longdouble(dense["risk"][0, r] if "risk" in dense else 1.0)
+            log_prior = np.zeros(2**n, dtype=np.longdouble)
+            for i, c in enumerate(causes):
+                p = np.asarray(tables.cpts[c], dtype=np.longdouble)[t, r]
+                log_prior += np.log(p[grid[:, i]])
+            total += w * np.exp(log_prior)
+    log_like = np.zeros(2**n, dtype=np.longdouble)
+    for v, values in dense.items():
+        if v in roots:
+            continue
+        cpd = tables.cpd(v)
+        idx = [causes.index(p) for p in tables.parents[v]]
+        present = grid[:, idx]
+        if isinstance(cpd, NoisyOr):
+            no = np.longdouble(1 - float(cpd.leak)) * np.prod(np.where(present == 1, np.asarray(1 - cpd.links, dtype=np.longdouble), np.longdouble(1)), axis=1)
+            f = values[0, 1] + (values[0, 0] - values[0, 1]) * no
+        else:
+            count = present.sum(axis=1)
+            mixed = (present.astype(np.longdouble) @ np.asarray(cpd.distributions, dtype=np.longdouble)) / np.maximum(count, 1)[:, None]
+            dist = np.where(count[:, None] > 0, mixed, np.asarray(cpd.leak, dtype=np.longdouble)[None])
+            f = dist @ np.asarray(values[0], dtype=np.longdouble)
+        with np.errstate(divide="ignore"):
+            log_like += np.log(f)
+    weights = total * np.exp(log_like - log_like.max())
+    z = weights.sum()
+    post = (weights[:, None] * grid).sum(axis=0) / z
+    return post.astype(float), float(np.log(z) + log_like.max()) + float(lam.log_scale[0])  # the soft rows' scale, as the engine reports it
+
+
+# ------------------------------------------------------------------ every method agrees
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_enumeration_and_elimination_agree_on_a_small_structured_network(seed):
+    tables = structured_network(seed, n_causes=6)
+    hard, soft = patient(tables, seed, soft=1)
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(6)]
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes)
+    assert result.method == "enumeration"
+    oracle = by_elimination(tables, hard, soft, causes)
+    for c in causes:
+        np.testing.assert_allclose(result.marginals[c], oracle.marginals[c], rtol=TOLERANCE, atol=1e-15)
+    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+
+
+@pytest.mark.parametrize(("n_causes", "seed"), [(13, 0), (13, 1), (14, 2)])
+def test_large_networks_are_factorised_and_agree_with_elimination_on_the_dense_tables(n_causes, seed):
+    tables = structured_network(seed, n_causes=n_causes)
+    assert 2**n_causes > ENUMERATION_LIMIT
+    hard, soft = patient(tables, seed, n_observed=12, soft=1)
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(n_causes)]
+    targets = causes + ["time", "f23" if "f23" not in hard else "f22"]
+    targets = [t for t in targets if t not in hard]
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), targets)
+    assert result.method == "factorised"
+    oracle = by_elimination(tables, hard, soft, targets)
+    for t in targets:
+        np.testing.assert_allclose(result.marginals[t], oracle.marginals[t], rtol=TOLERANCE, atol=1e-14, err_msg=t)
+    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+
+
+def test_sixteen_causes_with_many_positive_findings_stay_exact_against_extended_precision():
+    """The stress profile: 16 causes, context and onset observed, 12 positive findings and one soft."""
+    n = 16
+    tables = structured_network(7, n_causes=n, n_findings=40, links_per_finding=6)
+    findings = [v for v in tables.variables if v.startswith("f")]
+    rng = np.random.default_rng(3)
+    hard = {f: "yes" for f in rng.choice(findings, size=12, replace=False)}
+    hard.update({"time": "t1", "risk": "yes", "onset": "o2"})
+    soft = {next(f for f in findings if f not in hard): np.array([0.3, 0.9])}
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(n)]
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes)
+    expected, log_p = by_longdouble_enumeration(tables, hard, soft, causes)
+    got = np.array([result.marginals[c][0, 0, 1] for c in causes])
+    np.testing.assert_allclose(got, expected, rtol=TOLERANCE, atol=0)
+    assert result.log_evidence[0, 0] == pytest.approx(log_p, rel=TOLERANCE)
+
+
+def test_the_joint_posterior_by_the_plan_by_structured_enumeration_and_by_clamping_agree():
+    small = structured_network(4, n_causes=5)
+    hard, soft = patient(small, 4, soft=1)
+    causes = [f"c{i}" for i in range(5)]
+    layered = compile_network(small)
+    eliminating = compile_network(small.dense(), strategy="elimination")
+    encoded = EncodedEvidence.from_rows(small.states, [hard], [soft])
+    a = layered.query(encoded, causes, joint=causes)
+    b = eliminating.query(encoded, (), joint=causes)
+    assert a.joint.names == b.joint.names == tuple(causes)
+    np.testing.assert_array_equal(a.joint.configurations, b.joint.configurations)
+    np.testing.assert_allclose(a.joint.posterior, b.joint.posterior, rtol=TOLERANCE, atol=1e-15)
+    for i, c in enumerate(causes):  # the marginals are sums of the joint
+        np.testing.assert_allclose(a.marginals[c][0, 0, 1], a.joint.posterior[0, 0][a.joint.configurations[:, i] == 1].sum(), rtol=1e-12)
+    sub = layered.query(encoded, (), joint=["c3", "c1"])
+    np.testing.assert_allclose(sub.joint.posterior.sum(), 1.0, rtol=1e-12)
+    both = a.joint.posterior[0, 0][(a.joint.configurations[:, 3] == 1) & (a.joint.configurations[:, 1] == 0)].sum()
+    assert sub.joint.posterior[0, 0][(sub.joint.configurations[:, 0] == 1) & (sub.joint.configurations[:, 1] == 0)].sum() == pytest.approx(both, rel=1e-12)
+
+
+def test_a_large_joint_is_enumerated_from_the_structure_and_agrees_with_extended_precision():
+    n = 13
+    tables = structured_network(5, n_causes=n)
+    hard, soft = patient(tables, 5, n_observed=10, soft=1)
+    causes = [f"c{i}" for i in range(n)]
+    net = compile_network(tables)
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes, joint=causes)
+    assert result.method == "structured enumeration"
+    expected, log_p = by_longdouble_enumeration(tables, hard, soft, causes)
+    got = np.array([result.marginals[c][0, 0, 1] for c in causes])
+    np.testing.assert_allclose(got, expected, rtol=TOLERANCE)
+    assert result.log_evidence[0, 0] == pytest.approx(log_p, rel=TOLERANCE)
+
+
+@given(st.integers(0, 2**16), st.booleans())
+def test_partial_evidence_equals_a_second_row_with_that_evidence_alone(seed, all_context):
+    tables = structured_network(seed % 7, n_causes=4)
+    hard, _ = patient(tables, seed, n_observed=5, context=True)
+    if not all_context:
+        hard.pop("risk")
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(4)]
+    result = net.query(EncodedEvidence.one(net.state_index, hard), causes, partial=["time", "risk"])
+    context = {k: v for k, v in hard.items() if k in ("time", "risk")}
+    two = net.query(EncodedEvidence.from_rows(net.states, [hard, context]), causes)
+    for c in causes:
+        np.testing.assert_allclose(result.marginals[c][0, 0], two.marginals[c][0, 0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(result.partial[c][0, 0], two.marginals[c][0, 1], rtol=1e-12, atol=1e-15)
+
+
+# ------------------------------------------------------------------ nothing writable, nothing lost to scale
+
+
+def test_no_query_result_is_a_writable_view_into_the_compiled_model():
+    """With every context variable observed, the partial (prior) answer once was a view into the plan."""
+    ctx = {"time_since_surgery": "over_2_years", "smoker": "no", "diabetes": "no", "osteoporosis": "no", "multilevel_fusion": "yes", "fusion_to_sacrum": "no"}
+    net = MODEL.network
+    before = MODEL.diagnose(ctx).prior["nerve_injury"]
+    result = net.query(EncodedEvidence.one(net.state_index, ctx), ["nerve_injury"], partial=list(ctx))
+    for array in (result.marginals["nerve_injury"], result.partial["nerve_injury"], result.log_evidence):
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0.0
+    assert MODEL.diagnose(ctx).prior["nerve_injury"] == before
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-300, 1e200])
+def test_only_ratios_of_soft_likelihoods_matter_at_any_scale(scale):
+    ev = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
+    tiny = {**ev, "radicular_pain": {"yes": scale, "no": scale}, "back_pain": {"yes": 2 * scale, "no": scale}}
+    plain = {**ev, "back_pain": {"yes": 2.0, "no": 1.0}}
+    np.testing.assert_allclose(MODEL.diagnose(tiny).posterior.to_numpy(), MODEL.diagnose(plain).posterior.to_numpy(), rtol=1e-12)
+
+
+def test_subnormal_soft_likelihoods_in_ratio_one_to_two_equal_one_and_two():
+    ev = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
+    a = MODEL.diagnose({**ev, "back_pain": {"yes": 5e-324, "no": 1e-323}}).posterior
+    b = MODEL.diagnose({**ev, "back_pain": {"yes": 1.0, "no": 2.0}}).posterior
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ the memory budget
+
+
+def test_a_query_beyond_the_memory_budget_says_so_clearly():
+    tables = structured_network(1, n_causes=14)
+    net = compile_network(tables, memory_budget=2**20)  # 1 MB: 2^14 configurations need more for a joint
+    hard, _ = patient(tables, 1)
+    with pytest.raises(pfb.MemoryBudgetError, match=r"MB.*budget of 1\.0 MB") as info:
+        net.query(EncodedEvidence.from_rows(net.states, [hard]), (), joint=[f"c{i}" for i in range(14)])
+    assert info.value.needed > info.value.budget == 2**20
+    assert isinstance(info.value, pfb.PostfusionError)
+
+
+def test_memory_budget_must_be_a_positive_number_of_bytes():
+    for bad in (0, -5, 2.5, True, "1GB"):
+        with pytest.raises(pfb.PostfusionError, match="memory_budget"):
+            compile_network(MODEL.tables, memory_budget=bad)
+    assert MODEL.network.with_memory_budget(2**30).memory_budget == 2**30
+
+
+def test_a_sixteen_cause_joint_query_stays_within_the_default_budget():
+    """Measured as the engine promises: the peak traced allocation of the query, its input excluded."""
+    tables = structured_network(2, n_causes=16, n_findings=40, links_per_finding=6)
+    net = compile_network(tables)
+    hard, _ = patient(tables, 2, n_observed=10, context=False)
+    encoded = EncodedEvidence.from_rows(net.states, [hard])
+    causes = [f"c{i}" for i in range(16)]
+    tracemalloc.start()
+    try:
+        result = net.query(encoded, causes, joint=causes)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.joint.posterior.shape == (1, 1, 2**16)
+    assert peak <= net.memory_budget, f"peak {peak / 2**20:.0f} MB"
