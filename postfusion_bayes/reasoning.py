@@ -52,6 +52,7 @@ import pandas as pd
 
 from .engine import CompiledNetwork
 from .engine.encoding import EncodedEvidence
+from .engine.structured import NoisyOr
 from .errors import MemoryBudgetError, PostfusionError, suggest
 from .evidence import Evidence, encode_rows
 from .spec import ModelSpec
@@ -186,7 +187,29 @@ class Reasoner:
         possible = weight > 0
         column = {c: i for i, c in enumerate(self.causes)}
         tests = {}
+        noisy = [t for t in direct if isinstance(tables.cpd(t), NoisyOr)]
+        if noisy:  # every noisy-OR test at once: P(no | configuration) = (1 - leak) prod (1 - link) over the present parents
+            log_inhibit = np.zeros((len(self.causes), len(noisy)))
+            certain = np.zeros((len(self.causes), len(noisy)))
+            leak = np.empty(len(noisy))
+            for k, t in enumerate(noisy):
+                cpd = tables.cpd(t)
+                leak[k] = cpd.leak
+                rows = [column[p] for p in tables.parents[t]]
+                links = np.asarray(cpd.links, dtype=float)
+                with np.errstate(divide="ignore"):
+                    log_inhibit[rows, k] = np.where(links < 1, np.log1p(-np.minimum(links, 1.0)), 0.0)
+                certain[rows, k] = links >= 1
+            as_float = present.astype(float)
+            absent = (1.0 - leak) * np.exp(as_float @ log_inhibit)
+            absent = np.where(as_float @ certain > 0, 0.0, absent)
+            absent = np.where(possible[:, None], absent, 0.0)
+            yes = np.where(possible[:, None], 1.0 - absent, 0.0)
+            for k, t in enumerate(noisy):
+                tests[t] = np.stack([absent[:, k], yes[:, k]], axis=1)
         for t in direct:
+            if t in tests:
+                continue
             parent_states = present[:, [column[p] for p in tables.parents[t]]].astype(np.intp)
             cpd = tables.cpd(t)
             probabilities = cpd[tuple(parent_states.T)] if isinstance(cpd, np.ndarray) else cpd.given(parent_states)
@@ -324,33 +347,60 @@ class Reasoner:
         costs_of = self.test_costs(costs)
         present, weight = self._joint
         tests, direct = self._tests
-        as_float = present.astype(float)
-        rows = []
-        for label, findings in self._units(by):
+        keep = weight > 0  # impossible configurations add nothing to any sum below
+        weight, as_float = weight[keep], present[keep].astype(float)
+        units = self._units(by)
+        # the result distributions of every unit given each configuration, stacked by number of results
+        groups: dict[int, list[tuple[int, np.ndarray]]] = {}
+        outcomes: list[list[str]] = []
+        for u, (label, findings) in enumerate(units):
             if len(findings) > 1 and not set(findings) <= direct:
                 raise PostfusionError(f"cannot rank {label!r} as one procedure: {sorted(set(findings) - direct)} depend on more than the causes")
-            q = np.ones((len(weight), 1))
-            outcomes = [()]
-            for name in findings:  # independent given the causes: the joint result is a product
-                q = (q[:, :, None] * tests[name][:, None, :]).reshape(len(weight), -1)
-                outcomes = [(*o, f"{name}={s}" if len(findings) > 1 else s) for o in outcomes for s in self.network.states[name]]
-            p_result = weight @ q
-            joint = weight[:, None] * q
+            q = tests[findings[0]][keep]
+            names = [f"{findings[0]}={s}" if len(findings) > 1 else s for s in self.network.states[findings[0]]]
+            for name in findings[1:]:  # independent given the causes: the joint result is a product
+                q = (q[:, :, None] * tests[name][keep][:, None, :]).reshape(len(weight), -1)
+                names = [f"{o}, {name}={s}" for o in names for s in self.network.states[name]]
+            groups.setdefault(q.shape[1], []).append((u, q))
+            outcomes.append(names)
+        gain = np.zeros(len(units))
+        p_changes = np.zeros(len(units))
+        likely = np.zeros(len(units), dtype=np.intp)
+        for members in groups.values():
+            index = np.array([u for u, _ in members])
+            q = np.stack([q for _, q in members], axis=1)  # (J, T, S)
+            joint = weight[:, None, None] * q
+            p_result = joint.sum(axis=0)  # (T, S)
             with np.errstate(divide="ignore", invalid="ignore"):
-                terms = np.where(joint > 0, joint * (np.log2(q) - np.log2(p_result)[None, :]), 0.0)
-            gain = max(float(terms.sum()), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
-            after = joint.T @ as_float  # (n_results, n_causes): P(cause present, result | e)
+                terms = np.where(joint > 0, joint * (np.log2(q) - np.log2(p_result)[None]), 0.0)
+            gain[index] = np.maximum(terms.sum(axis=(0, 2)), 0.0)  # weighted sums of KL divergences: >= 0 up to rounding
+            after = np.einsum("jts,jc->tsc", joint, as_float)  # P(cause present, result | e)
             # another cause must beat the current top strictly (beyond rounding), so exact ties never count
-            changed = (p_result > 0) & (after.max(axis=1) > after[:, top_index] * (1 + TIE_TOLERANCE))
-            kinds, costs_here, invasive = zip(*(costs_of[f] for f in findings))
-            rows.append(
-                (label, ", ".join(findings), kinds[0], max(costs_here), any(invasive), gain,
-                 min(float(p_result[changed].sum()), 1.0), ", ".join(outcomes[int(np.argmax(p_result))]))
-            )
-        table = pd.DataFrame.from_records(rows, columns=["test", *_NEXT_TESTS_COLUMNS[:-2]], index="test")
-        table["score"] = table["information_gain"] / (1.0 + table["cost"])
-        table = table.iloc[np.argsort(-table["information_gain"].to_numpy(), kind="stable")]
-        table["rank"] = np.arange(1, len(table) + 1)
+            changed = (p_result > 0) & (after.max(axis=2) > after[:, :, top_index] * (1 + TIE_TOLERANCE))
+            p_changes[index] = np.minimum(np.where(changed, p_result, 0.0).sum(axis=1), 1.0)
+            likely[index] = np.argmax(p_result, axis=1)
+        order = np.argsort(-gain, kind="stable")
+        kinds, costs_here, invasive = [], [], []
+        for _, findings in units:
+            k, c, i = zip(*(costs_of[f] for f in findings))
+            kinds.append(k[0])
+            costs_here.append(max(c))
+            invasive.append(any(i))
+        cost = np.array(costs_here, dtype=float)
+        table = pd.DataFrame(
+            {
+                "findings": [", ".join(units[u][1]) for u in order],
+                "test_kind": [kinds[u] for u in order],
+                "cost": cost[order],
+                "invasive": np.array(invasive, dtype=bool)[order],
+                "information_gain": gain[order],
+                "probability_top_changes": p_changes[order],
+                "most_likely_result": [outcomes[u][likely[u]] for u in order],
+                "score": (gain / (1.0 + cost))[order],
+                "rank": np.arange(1, len(units) + 1),
+            },
+            index=pd.Index([units[u][0] for u in order], name="test"),
+        )
         table.attrs.update({"unit": "bits of information about the joint configuration of the causes", "score": "information_gain / (1 + cost)", "by": by})
         return table
 
