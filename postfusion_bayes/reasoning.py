@@ -270,11 +270,13 @@ class Reasoner:
             top_without = np.full(len(items), top_now)
             key = np.abs(weight).max(axis=1) if order else np.zeros(len(items))
         observed = ["soft" if name in self.evidence.soft else self.evidence.hard[name] for name in items]
-        frame = pd.DataFrame(weight, index=pd.Index(items, name="finding"), columns=pd.Index(order, name="cause"))
-        frame.insert(0, "observed", observed)
-        frame["top_posterior_without"] = top_without
-        frame["change_if_left_out"] = top_without - top_now
-        frame = frame.iloc[np.argsort(-key, kind="stable")]
+        rank = np.argsort(-key, kind="stable")
+        columns: dict[str, object] = {"observed": [observed[i] for i in rank]}
+        columns.update({cause: weight[rank, j] for j, cause in enumerate(order)})
+        columns["top_posterior_without"] = np.asarray(top_without)[rank]
+        columns["change_if_left_out"] = (np.asarray(top_without) - top_now)[rank]
+        frame = pd.DataFrame(columns, index=pd.Index([items[i] for i in rank], name="finding"))
+        frame.columns.name = "cause"
         frame.attrs.update({"top_cause": top, "causes": order, "unit": "natural log of the likelihood ratio (weight of evidence)"})
         return frame
 
