@@ -109,3 +109,16 @@ def test_every_command_line_example_in_the_readme_names_a_real_command(capsys):
     first = [rest.split("#")[0].split() for name, rest in lines if name == "diagnose"][0]
     assert main(["diagnose", *first]) == 0
     assert "Causes, most probable first" in capsys.readouterr().out
+
+
+def test_the_readme_engine_example_runs_after_the_quick_start():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    engine = next(b for b in blocks if "net.query(" in b)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md quick start", "exec"), namespace)
+    exec(compile(engine, "README.md engine example", "exec"), namespace)
+    result = namespace["result"]
+    assert result.method == "enumeration"
+    assert result.joint.posterior.shape == (1, 1, 4)
+    assert abs(float(result.joint.posterior.sum()) - 1.0) < 1e-12
