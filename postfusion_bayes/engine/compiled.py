@@ -641,7 +641,7 @@ class CompiledNetwork:
                 offsets = (np.arange(rows.shape[0]) * size)[:, None]
                 summed = np.bincount((flat[None, :] + offsets).ravel(), weights=rows.ravel(), minlength=rows.shape[0] * size)
                 configuration = summed.reshape(configuration.shape[:-1] + (size,))
-                configurations = np.stack(np.unravel_index(np.arange(summed.shape[-1]), cards), axis=1)
+                configurations = np.stack(np.unravel_index(np.arange(size), cards), axis=1)
             joint_result = JointPosterior(tuple(joint), _frozen(configurations), _frozen(np.array(configuration)))
         return QueryResult(
             MappingProxyType({t: _frozen(np.array(m)) for t, m in marginals.items()}),
