@@ -15,10 +15,10 @@ Examples
 
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, compile_network
+from .engine.tables import NetworkTables
 from .errors import ConvergenceWarning, EvidenceError, ExportError, PostfusionError, SpecError
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
-from .engine.tables import NetworkTables
 
 __all__ = [
     "CompiledNetwork",

@@ -30,6 +30,7 @@ class RedFlag:
     advice: str
 
     def __str__(self) -> str:
+        """Return the one-line warning: ``RED FLAG name: advice``."""
         return f"RED FLAG {self.name}: {self.advice}"
 
 
@@ -248,7 +249,7 @@ class Diagnosis:
         return CONFLICT_WARNING.format(c, np.exp(c)) if c > CONFLICT_THRESHOLD else ""
 
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
-        """The ``k`` most probable joint sets of present causes (a patient can have two).
+        """Return the ``k`` most probable joint sets of present causes (a patient can have two).
 
         Returns
         -------
@@ -268,7 +269,7 @@ class Diagnosis:
 
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
-        """The pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        """Collect the pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
         frame = self.to_frame()
         try:
             explanation = self._explanation
@@ -300,7 +301,7 @@ class Diagnosis:
         }
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
-        """A readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
+        """Write a readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
 
         Examples
         --------
@@ -340,6 +341,7 @@ class Diagnosis:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
+        """Return the report of :meth:`summary`; without a reasoner, the red flags, the posteriors and the disclaimer."""
         if self.reasoner is None:
             lines = [str(flag) for flag in self.red_flags]
             lines.append(self.to_frame().round(3).to_string())

@@ -48,7 +48,7 @@ def _allowed(states: tuple[str, ...]) -> str:
 
 
 def state_of(name: str, value: Any, states: tuple[str, ...]) -> str:
-    """The state name a hard observation stands for.
+    """Return the state name a hard observation stands for.
 
     Raises
     ------

@@ -57,7 +57,7 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None):
 
 
 def one_way_plot(result, ax=None):
-    """The sensitivity function of a :class:`~postfusion_bayes.sensitivity.OneWayResult` over its range."""
+    """Draw the sensitivity function of a :class:`~postfusion_bayes.sensitivity.OneWayResult` over its range."""
     ax = _axes(ax)
     table = result.table
     ax.plot(table["value"], table["posterior"], marker="." if not result.exact_form else None)
@@ -133,7 +133,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
     image = ax.imshow(shown, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=45, ha="right", fontsize=8)
     if "observed" in table.columns:
-        labels = [f"{name} = {seen}" for name, seen in zip(table.index, table["observed"])]
+        labels = [f"{name} = {seen}" for name, seen in zip(table.index, table["observed"], strict=True)]
     else:
         labels = [str(i) if not isinstance(i, tuple) else " = ".join(map(str, i)) for i in table.index]
     ax.set_yticks(range(len(table.index)), labels, fontsize=8)
@@ -150,13 +150,15 @@ _ROLE_COLOUR = {"context": "#8c8c8c", "cause": "#4c72b0", "finding": "#55a868", 
 
 
 def network_plot(model, ax=None):
-    """The network in layers: context on top, the hidden causes, then findings and red flags.
+    """Draw the network in layers: context on top, the hidden causes, then findings and red flags.
 
     Parameters
     ----------
     model : Model
         Its variables (roles) and the parents of each table are drawn; nothing
-        is computed. Needs networkx (installed with pgmpy).
+        is computed. Needs networkx (in the ``plot`` extra).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new 16 x 7 inch figure when None.
 
     Examples
     --------
@@ -174,7 +176,7 @@ def network_plot(model, ax=None):
 
         _, ax = plt.subplots(figsize=(16, 7))
     variables = model.variables
-    role = dict(zip(variables["name"], variables["role"]))
+    role = dict(zip(variables["name"], variables["role"], strict=True))
     graph = nx.DiGraph()
     graph.add_nodes_from(role)
     graph.add_edges_from((parent, child) for child, parents in model.tables.parents.items() for parent in parents)

@@ -1,4 +1,4 @@
-"""Clinical reasoning about one patient: why this ranking, which test next, does the patient fit?
+"""Clinical reasoning about one patient: why this ranking, which test next, whether the patient fits.
 
 Four questions a clinician asks of a ranked list, answered exactly with the
 compiled engine (no sampling):
@@ -267,7 +267,7 @@ class Reasoner:
         return table
 
     def _units(self, by: str) -> list[tuple[str, list[str]]]:
-        """The tests to rank: one per finding, or one per procedure that observes several at once."""
+        """List the tests to rank: one per finding, or one per procedure that observes several at once."""
         if by == "finding":
             return [(name, [name]) for name in self.candidate_tests]
         if by != "procedure":
@@ -315,7 +315,7 @@ class Reasoner:
             if len(findings) > 1 and not set(findings) <= direct:
                 raise PostfusionError(f"cannot rank {label!r} as one procedure: {sorted(set(findings) - direct)} depend on more than the causes")
             q = np.ones((len(weight), 1))
-            outcomes = [()]
+            outcomes: list[tuple[str, ...]] = [()]
             for name in findings:  # independent given the causes: the joint result is a product
                 q = (q[:, :, None] * tests[name][:, None, :]).reshape(len(weight), -1)
                 outcomes = [(*o, f"{name}={s}" if len(findings) > 1 else s) for o in outcomes for s in self.network.states[name]]
@@ -327,7 +327,7 @@ class Reasoner:
             after = joint.T @ as_float  # (n_results, n_causes): P(cause present, result | e)
             # another cause must beat the current top strictly (beyond rounding), so exact ties never count
             changed = (p_result > 0) & (after.max(axis=1) > after[:, top_index] * (1 + TIE_TOLERANCE))
-            kinds, costs_here, invasive = zip(*(costs_of[f] for f in findings))
+            kinds, costs_here, invasive = zip(*(costs_of[f] for f in findings), strict=True)
             rows.append(
                 (label, ", ".join(findings), kinds[0], max(costs_here), any(invasive), gain,
                  min(float(p_result[changed].sum()), 1.0), ", ".join(outcomes[int(np.argmax(p_result))]))
@@ -353,7 +353,7 @@ class Reasoner:
 
     # ------------------------------------------------------------------ explanations
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
-        """The ``k`` most probable joint sets of present causes.
+        """Return the ``k`` most probable joint sets of present causes.
 
         Returns
         -------

@@ -14,7 +14,7 @@ from postfusion_bayes.engine.tables import NetworkTables
 
 
 def two_parent_tables() -> NetworkTables:
-    """x has parents (a, b); P(x = x0 | a = i, b = j) = 0.1 * (1 + 3 i + j): all six columns distinct."""
+    """Build x with parents (a, b); P(x = x0 | a = i, b = j) = 0.1 * (1 + 3 i + j): all six columns distinct."""
     x_given_ab = np.empty((2, 3, 2))
     for i in range(2):
         for j in range(3):

@@ -69,7 +69,7 @@ from __future__ import annotations
 import functools
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,7 +301,7 @@ def eliminate(
     return plan._run(tables, arrays, n_sets, n_rows, np.longdouble if extended else np.float64)
 
 
-def compile_plan(tables: NetworkTables, observed: Sequence[str], targets: Sequence[str]) -> EliminationPlan:
+def compile_plan(tables: NetworkTables, observed: Iterable[str], targets: Sequence[str]) -> EliminationPlan:
     """Return the (cached) elimination plan for these evidence variables and targets.
 
     Parameters
@@ -378,6 +378,7 @@ def _compile(structure: _Structure, observed: frozenset[str], targets: tuple[str
     scope: dict[_Ref, tuple[str, ...]] = {}
     batch: dict[_Ref, tuple[bool, bool]] = {}
     home: list[list[_Ref]] = [[] for _ in order]
+    ref: _Ref
     for name in order:
         ref = ("table", name)
         scope[ref], batch[ref] = parents[name] + (name,), (batched[name], False)
@@ -407,10 +408,10 @@ def _compile(structure: _Structure, observed: frozenset[str], targets: tuple[str
     # Downward messages, only on paths from a root to a target's bucket.
     needed: set[int] = set()
     for name in targets:
-        index: int | None = position[name]
-        while index is not None and index not in needed:
-            needed.add(index)
-            index = buckets[index].parent
+        bucket: int | None = position[name]
+        while bucket is not None and bucket not in needed:
+            needed.add(bucket)
+            bucket = buckets[bucket].parent
     downward = []
     for index in sorted(needed, reverse=True):
         parent = buckets[index].parent
@@ -511,7 +512,7 @@ def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:
 
 
 def _ancestral_set(parents: Mapping[str, tuple[str, ...]], roots: set[str]) -> set[str]:
-    """The given variables and all their ancestors."""
+    """Return the given variables and all their ancestors."""
     keep: set[str] = set()
     stack = list(roots)
     while stack:

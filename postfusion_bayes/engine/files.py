@@ -48,7 +48,7 @@ EXPORT_FORMATS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
+def to_pgmpy(tables: NetworkTables) -> DiscreteBayesianNetwork:
     """Build a checked pgmpy ``DiscreteBayesianNetwork`` from tables.
 
     Parameters
@@ -116,7 +116,7 @@ def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
     return bn
 
 
-def tables_from_pgmpy(bn: "DiscreteBayesianNetwork") -> NetworkTables:
+def tables_from_pgmpy(bn: DiscreteBayesianNetwork) -> NetworkTables:
     """Read the tables of a pgmpy ``DiscreteBayesianNetwork``.
 
     Parameters
@@ -216,6 +216,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
     Parameters
     ----------
     path : str or path-like
+        The UAI file.
     variables : sequence of str, optional
         Names of the variables in file order, e.g. ``tables.variables`` of the
         network that was written.
@@ -277,7 +278,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
 
 
 def export_format(path: str | PathLike[str], format: str | None = None) -> str:
-    """The export format named, or the one the suffix of ``path`` selects.
+    """Return the export format named, or the one the suffix of ``path`` selects.
 
     Raises
     ------
@@ -303,7 +304,7 @@ def export_format(path: str | PathLike[str], format: str | None = None) -> str:
 
 
 def _uai_text(tables: NetworkTables) -> str:
-    """The UAI standard: variables in topological order; scope = parents then child, last fastest."""
+    """Write the tables in the UAI standard: variables in topological order; scope = parents then child, last fastest."""
     index = {name: i for i, name in enumerate(tables.variables)}
     lines = ["BAYES", str(len(index)), " ".join(str(tables.cardinality(v)) for v in tables.variables), str(len(index))]
     lines += [" ".join(str(x) for x in (len(tables.parents[v]) + 1, *(index[p] for p in tables.parents[v]), index[v])) for v in tables.variables]

@@ -15,7 +15,7 @@ __all__ = ["sample_cases", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
+    """Return a numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
 
     Examples
     --------
@@ -39,6 +39,7 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     n : int
         Number of cases (>= 0).
     seed : int or numpy.random.Generator, optional
+        Seed of a new generator, or a generator to draw from; fresh entropy when None.
 
     Returns
     -------

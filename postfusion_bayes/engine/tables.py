@@ -58,6 +58,7 @@ class NetworkTables:
     cpts: Mapping[str, np.ndarray] = field(repr=False)
 
     def __post_init__(self) -> None:
+        """Check the tables against the states and parents, make them read-only and order all three topologically."""
         states = {str(k): tuple(str(s) for s in v) for k, v in self.states.items()}
         parents = {str(k): tuple(str(p) for p in self.parents.get(k, ())) for k in states}
         unknown = sorted(set(self.parents) - set(states)) + sorted(set(self.cpts) - set(states))
@@ -90,7 +91,7 @@ class NetworkTables:
         return tuple(self.states)
 
     def cardinality(self, name: str) -> int:
-        """Number of states of ``name``."""
+        """Return the number of states of ``name``."""
         return len(self.states[name])
 
     def children(self, name: str) -> tuple[str, ...]:
@@ -109,7 +110,7 @@ class NetworkTables:
                 problems.append(f"columns of {name!r} sum to 1 only within {worst:.3g} (tolerance {tolerance:g})")
         return problems
 
-    def replace(self, cpts: Mapping[str, np.ndarray]) -> "NetworkTables":
+    def replace(self, cpts: Mapping[str, np.ndarray]) -> NetworkTables:
         """Return new tables with some tables replaced (this object is unchanged)."""
         unknown = sorted(set(cpts) - set(self.states))
         if unknown:
