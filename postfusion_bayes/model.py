@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._strengths import prior_strengths
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, NetworkTables
@@ -156,13 +157,11 @@ class Model:
         update (for a hand-set model, the worth its range gives it: see
         :mod:`postfusion_bayes.learning`).
         """
-        from .learning import prior_strengths
-
-        defaults = None
+        parameters = self._spec.parameters.values()
+        # the rule's strengths, for the parameters without a recorded one (all of them in a hand-set model)
+        defaults = prior_strengths(self._spec, network=self._network) if any(p.strength is None for p in parameters) else pd.Series(dtype=float)
         rows = []
-        for p in self._spec.parameters.values():
-            if p.strength is None and defaults is None:
-                defaults = prior_strengths(self._spec, network=self._network)
+        for p in parameters:
             rows.append(
                 {
                     "name": p.name,

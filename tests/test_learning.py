@@ -212,6 +212,16 @@ def test_default_strengths_follow_the_ranges():
     assert (strengths > 0).all() and np.isfinite(strengths).all()
 
 
+@pytest.mark.parametrize("strength", [None, 12.5, {"context.smoker.prevalence": 3, "onset.distributions.leak": 0}])
+def test_the_scipy_free_copy_of_the_strength_rule_agrees_with_learning(strength):
+    # Model.parameters uses postfusion_bayes._strengths so as not to import scipy; both must give the same numbers
+    from postfusion_bayes import _strengths
+
+    learned = MODEL.update_with_cases(TRUE.simulate(40, seed=5))  # a learned spec counts its recorded strength and cases
+    for spec in (MODEL.spec, learned.spec):
+        pd.testing.assert_series_equal(_strengths.prior_strengths(spec, strength), learning.prior_strengths(spec, strength))
+
+
 # ------------------------------------------------------------------ (d) bad input
 
 

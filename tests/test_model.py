@@ -348,6 +348,16 @@ def test_pgmpy_is_not_imported_by_the_package():
     assert out.stdout.strip() == "False"
 
 
+def test_the_parameters_table_does_not_import_scipy():
+    # scipy is for learning's M-step and sensitivity's distributions; the table of numbers needs neither (and scipy costs ~1 s)
+    import subprocess
+    import sys
+
+    code = "import sys, postfusion_bayes as p; t = p.load_model().parameters; print(t['strength'].notna().all(), [m for m in sys.modules if m.split('.')[0] == 'scipy'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True []"
+
+
 # ------------------------------------------------------------------ many patients at once
 
 
