@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import EvidenceError, ExportError, SpecError, load_model
+from ._optional import require
 from .diagnosis import DISCLAIMER
 from .errors import suggest
 
@@ -161,8 +162,11 @@ def _write_json(data: object) -> None:
 
 
 def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) -> None:
-    from matplotlib.figure import Figure  # no pyplot: no global state; Figure.savefig renders with Agg
-
+    try:
+        # no pyplot: no global state; Figure.savefig renders with Agg
+        Figure = require("matplotlib.figure", "--plot").Figure
+    except ModuleNotFoundError as exc:
+        raise UsageError(str(exc)) from None
     figure = Figure(figsize=(9, height), layout="constrained")
     draw(table, figure.subplots())
     if not Path(path).suffix:

@@ -3,24 +3,25 @@
 Every function takes a table from :mod:`postfusion_bayes.sensitivity` or a
 :class:`~postfusion_bayes.diagnosis.Diagnosis` (or, for :func:`network_plot`,
 the model whose structure it draws) and an optional ``ax``, and
-returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib is imported
-only when a function is called (``pip install "postfusion-bayes[plot]"``).
+returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib (and, for
+:func:`network_plot`, networkx) is imported only when a function is called
+(``pip install "postfusion-bayes[plot]"``; without it a function raises
+``ModuleNotFoundError`` with that command).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from ._optional import require
+
 __all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot", "explanation_plot", "network_plot"]
 
 
-def _axes(ax):
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('plotting needs matplotlib: pip install "postfusion-bayes[plot]"') from exc
+def _axes(ax, figsize: tuple[float, float] = (8, 5)):
+    plt = require("matplotlib.pyplot", "plotting")
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+        _, ax = plt.subplots(figsize=figsize)
     return ax
 
 
@@ -169,12 +170,8 @@ def network_plot(model, ax=None):
     >>> ax.get_title()
     'The network: 6 context, 8 causes, 27 findings, 5 red flags'
     """
-    import networkx as nx
-
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(16, 7))
+    nx = require("networkx", "network_plot")
+    ax = _axes(ax, figsize=(16, 7))
     variables = model.variables
     role = dict(zip(variables["name"], variables["role"], strict=True))
     graph = nx.DiGraph()
