@@ -16,11 +16,23 @@ Examples
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, compile_network
 from .engine.tables import NetworkTables
-from .errors import ConvergenceWarning, EvidenceError, ExportError, PostfusionError, SpecError
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ConvergenceWarning,
+    EvidenceError,
+    ExportError,
+    NetworkError,
+    ParameterError,
+    PostfusionError,
+    SpecError,
+)
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "CompiledNetwork",
     "ConvergenceWarning",
     "Diagnosis",
@@ -28,7 +40,9 @@ __all__ = [
     "ExportError",
     "Model",
     "ModelSpec",
+    "NetworkError",
     "NetworkTables",
+    "ParameterError",
     "PostfusionError",
     "RedFlag",
     "SpecError",

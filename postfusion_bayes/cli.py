@@ -28,7 +28,7 @@ import pandas as pd
 from . import EvidenceError, ExportError, SpecError, load_model
 from ._optional import require
 from .diagnosis import DISCLAIMER
-from .errors import suggest
+from .errors import ArgumentError, PostfusionError, suggest
 
 __all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
 
@@ -52,8 +52,8 @@ BATCH_CHUNK = 1000
 EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
 
-class InputError(Exception):
-    """A case file or patients file that cannot be read (exit status 3)."""
+class InputError(PostfusionError, ValueError):
+    """A case file or patients file that cannot be read, or a bad option of a command (exit status 3)."""
 
 
 class OutputError(Exception):
@@ -325,7 +325,7 @@ def cmd_next_tests(args: argparse.Namespace) -> int:
     dx = load_model(args.priors).diagnose(_evidence(args))
     try:
         table = dx.next_tests(costs=dict(args.cost) or None, by=args.by)
-    except ValueError as exc:  # an unknown name or a bad cost
+    except ArgumentError as exc:  # an unknown name or a bad cost
         raise InputError(str(exc)) from None
     if args.top:
         table = table.head(args.top)

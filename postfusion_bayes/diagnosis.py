@@ -202,6 +202,12 @@ class Diagnosis:
             (``information_gain / (1 + cost)``) and ``rank``. Red flags are
             never tests.
 
+        Raises
+        ------
+        ArgumentError
+            If ``costs`` is not a mapping of finding or test kind (not a red
+            flag) to a finite cost >= 0, or ``by`` is neither choice.
+
         Examples
         --------
         >>> from postfusion_bayes import load_model
@@ -251,11 +257,21 @@ class Diagnosis:
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
         """Return the ``k`` most probable joint sets of present causes (a patient can have two).
 
+        Parameters
+        ----------
+        k : int
+            How many sets, most probable first (a positive integer).
+
         Returns
         -------
         DataFrame
             Index ``rank``; columns ``present_causes`` (joined by " + "),
             ``n_present`` and ``probability``.
+
+        Raises
+        ------
+        ArgumentError
+            If ``k`` is not a positive integer.
 
         Examples
         --------

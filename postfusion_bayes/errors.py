@@ -2,7 +2,18 @@
 
 Every error the library raises on bad input is one of these, so a caller can
 catch :class:`PostfusionError` for all of them, or ``ValueError`` for any of them
-but the base class.
+but the base class. Which one says what was wrong:
+
+* :class:`SpecError`: the priors (files, or values given to ``with_parameters``);
+* :class:`EvidenceError`: the evidence of a query, or the variables it asks about;
+* :class:`ParameterError`: parameter sets given to a query or to the tables;
+* :class:`NetworkError`: a network given to the engine (tables, a pgmpy model, a UAI file);
+* :class:`ArgumentError`: any other argument of a call (``k``, ``by``, ``costs``, ``n``,
+  ...); :class:`ArgumentTypeError`, also a ``TypeError``, when it has the wrong type;
+* :class:`ExportError`: a model that cannot be written to a file.
+
+A missing optional dependency is not bad input: it raises ``ModuleNotFoundError``
+naming the extra that installs it.
 """
 
 from __future__ import annotations
@@ -10,7 +21,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "ConvergenceWarning", "suggest"]
+__all__ = [
+    "PostfusionError",
+    "SpecError",
+    "EvidenceError",
+    "ParameterError",
+    "NetworkError",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ExportError",
+    "ConvergenceWarning",
+    "suggest",
+]
 
 
 class PostfusionError(Exception):
@@ -35,6 +57,27 @@ class SpecError(PostfusionError, ValueError):
 
 class EvidenceError(PostfusionError, ValueError):
     """Evidence given to a query is invalid or impossible under the model."""
+
+
+class ParameterError(PostfusionError, ValueError):
+    """Parameter sets given to a query or to the tables are invalid: unknown names, wrong shapes or values, or unequal numbers of sets."""
+
+
+class NetworkError(PostfusionError, ValueError):
+    """A network given to the engine is invalid or unsupported.
+
+    Tables that do not match their states and parents, a cycle, a pgmpy model
+    or a UAI file that cannot be read, or a query the network's shape does not
+    allow.
+    """
+
+
+class ArgumentError(PostfusionError, ValueError):
+    """An argument of a call is invalid: a value outside what the argument allows (a count, a choice, costs)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a call has the wrong type; also a ``TypeError``."""
 
 
 class ExportError(PostfusionError, ValueError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._optional import require
+from .errors import ArgumentError
 
 __all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot", "explanation_plot", "network_plot"]
 
@@ -125,7 +126,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
 
     columns = list(table.attrs["causes"]) if "causes" in table.attrs else [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     if not columns or not len(table):
-        raise ValueError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
+        raise ArgumentError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
     ax = _axes(ax)
     values = table[columns].to_numpy(dtype=float)
     finite = values[np.isfinite(values)]

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import CompiledNetwork, one_hot
-from .errors import PostfusionError, suggest
+from .errors import ArgumentError, PostfusionError, suggest
 from .evidence import Evidence, encode_rows
 from .spec import ModelSpec
 
@@ -253,15 +253,15 @@ class Reasoner:
         if costs is None:
             return table
         if not isinstance(costs, Mapping):
-            raise ValueError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
+            raise ArgumentError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
         allowed = spec.names("finding") + list(kinds) + (["unspecified"] if any(kind == "unspecified" for kind, _, _ in table.values()) else [])
         for key, value in costs.items():
             if key in spec.variables and spec.variables[key].role == "red_flag":
-                raise ValueError(f"costs: {key!r} is a red flag, and red flags are never tests")
+                raise ArgumentError(f"costs: {key!r} is a red flag, and red flags are never tests")
             if key not in allowed:
-                raise ValueError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
+                raise ArgumentError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= float(value) < math.inf:
-                raise ValueError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
+                raise ArgumentError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
         for t, (kind, cost, invasive) in table.items():  # a finding's own cost wins over its kind's
             table[t] = (kind, float(costs.get(t, costs.get(kind, cost))), invasive)
         return table
@@ -271,7 +271,7 @@ class Reasoner:
         if by == "finding":
             return [(name, [name]) for name in self.candidate_tests]
         if by != "procedure":
-            raise ValueError(f"by must be 'finding' or 'procedure', got {by!r}{suggest(by, ['finding', 'procedure'])}")
+            raise ArgumentError(f"by must be 'finding' or 'procedure', got {by!r}{suggest(by, ['finding', 'procedure'])}")
         units: dict[str, list[str]] = {}
         for name in self.candidate_tests:
             kind = self.spec.variables[name].test
@@ -367,7 +367,7 @@ class Reasoner:
             are possible.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise ArgumentError(f"k must be a positive integer, got {k!r}")
         present, weight, _, _ = self._configurations
         order = np.argsort(-weight, kind="stable")[: int(k)]
         order = order[weight[order] > 0]  # an impossible set is no explanation

@@ -14,7 +14,7 @@ from oracles import brute_force, forward_sample, unlikely_chain, variable_elimin
 
 from postfusion_bayes.engine._elimination import compile_plan, eliminate
 from postfusion_bayes.engine.tables import NetworkTables
-from postfusion_bayes.errors import EvidenceError
+from postfusion_bayes.errors import EvidenceError, ParameterError
 
 TOLERANCE = 1e-9
 LARGE_NETWORKS = {"child", "insurance", "alarm"}
@@ -185,7 +185,7 @@ def test_mismatched_parameter_set_counts_are_rejected(load_reference_network):
             "smoke": np.stack([perturbed(tables.cpts["smoke"], rng) for _ in range(3)]),
         }
     )
-    with pytest.raises(ValueError, match="parameter sets"):
+    with pytest.raises(ParameterError, match="parameter sets"):
         eliminate(bad, {}, ["dysp"])
 
 

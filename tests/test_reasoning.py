@@ -292,7 +292,7 @@ def test_costs_come_from_the_priors_and_can_be_overridden():
 )
 def test_bad_arguments_get_clear_errors(call, message):
     dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months"})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(pfb.ArgumentError, match=message):
         call(dx)
 
 
@@ -471,7 +471,7 @@ def test_every_cause_observed_still_gives_tests_explanations_and_a_report():
     assert mpe["present_causes"].tolist() == ["pseudarthrosis"] and mpe["probability"].tolist() == [1.0]
     assert dx.explain().attrs["causes"] == []
     assert "Causes, most probable first" in repr(dx) and "<h4>Causes" in dx._repr_html_()
-    with pytest.raises(ValueError, match="nothing to plot"):
+    with pytest.raises(pfb.ArgumentError, match="nothing to plot"):
         from postfusion_bayes import plotting
 
         plotting.explanation_plot(dx.explain())

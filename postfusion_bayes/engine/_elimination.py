@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EvidenceError, suggest
+from ..errors import EvidenceError, NetworkError, ParameterError, suggest
 from .tables import NetworkTables
 
 __all__ = ["EliminationPlan", "compile_plan", "eliminate"]
@@ -265,10 +265,10 @@ def eliminate(
 
     Raises
     ------
-    ValueError
-        If a target is unknown or batched tables disagree on ``P``.
+    ParameterError
+        If batched tables disagree on ``P``.
     EvidenceError
-        If a likelihood array is for an unknown variable, has the wrong shape,
+        If a target is unknown, or a likelihood array is for an unknown variable, has the wrong shape,
         or has negative or non-finite entries.
 
     Examples
@@ -294,7 +294,7 @@ def eliminate(
     target_names = tuple(dict.fromkeys(str(t) for t in targets))
     for name in target_names:
         if name not in tables.states:
-            raise ValueError(f"unknown target variable {name!r}{suggest(name, tables.states)}")
+            raise EvidenceError(f"unknown target variable {name!r}{suggest(name, tables.states)}")
     arrays, n_rows = _check_likelihoods(tables, likelihoods)
     n_sets = _count_sets(tables)
     plan = compile_plan(tables, observed=arrays, targets=target_names)
@@ -360,7 +360,7 @@ def _count_sets(tables: NetworkTables) -> int:
         if table.ndim == len(tables.parents[name]) + 2
     }
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"batched tables disagree on the number of parameter sets: {sizes}")
+        raise ParameterError(f"batched tables disagree on the number of parameter sets: {sizes}")
     return next(iter(sizes.values()), 1)
 
 
@@ -466,7 +466,7 @@ def _contraction(
         for v in variables:
             if v not in letters:
                 if len(letters) == len(_VARIABLE_LETTERS):
-                    raise ValueError(f"clusters of more than {len(_VARIABLE_LETTERS)} variables are not supported")
+                    raise NetworkError(f"clusters of more than {len(_VARIABLE_LETTERS)} variables are not supported")
                 letters[v] = _VARIABLE_LETTERS[len(letters)]
         batch_axes = (_SET_AXIS if has_sets else "") + (_ROW_AXIS if has_rows else "")
         return batch_axes + "".join(letters[v] for v in variables)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import ArgumentError, ArgumentTypeError
 from .tables import NetworkTables
 
 __all__ = ["sample_cases", "as_generator"]
@@ -26,7 +27,7 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
         return seed
     if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
-    raise TypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     ['yes', 'yes']
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
     rng = as_generator(seed)
     codes: dict[str, np.ndarray] = {}
     for name in tables.variables:

@@ -19,6 +19,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..errors import NetworkError
+
 __all__ = ["NetworkTables", "COLUMN_SUM_TOLERANCE"]
 
 #: Largest deviation from 1 accepted for a column of a conditional table.
@@ -63,19 +65,19 @@ class NetworkTables:
         parents = {str(k): tuple(str(p) for p in self.parents.get(k, ())) for k in states}
         unknown = sorted(set(self.parents) - set(states)) + sorted(set(self.cpts) - set(states))
         if unknown:
-            raise ValueError(f"tables name variables without states: {unknown}")
+            raise NetworkError(f"tables name variables without states: {unknown}")
         cpts = {}
         for name in states:
             if name not in self.cpts:
-                raise ValueError(f"no table for variable {name!r}")
+                raise NetworkError(f"no table for variable {name!r}")
             for p in parents[name]:
                 if p not in states:
-                    raise ValueError(f"parent {p!r} of {name!r} has no states")
+                    raise NetworkError(f"parent {p!r} of {name!r} has no states")
             table = np.array(self.cpts[name], dtype=float)
             table.setflags(write=False)
             expected = tuple(len(states[p]) for p in parents[name]) + (len(states[name]),)
             if table.shape[-len(expected):] != expected or table.ndim not in (len(expected), len(expected) + 1):
-                raise ValueError(
+                raise NetworkError(
                     f"table of {name!r} has shape {table.shape}, expected {expected} "
                     f"(parents {parents[name]}) with at most one leading batch axis"
                 )
@@ -114,7 +116,7 @@ class NetworkTables:
         """Return new tables with some tables replaced (this object is unchanged)."""
         unknown = sorted(set(cpts) - set(self.states))
         if unknown:
-            raise ValueError(f"cannot replace tables of unknown variables {unknown}")
+            raise NetworkError(f"cannot replace tables of unknown variables {unknown}")
         merged = dict(self.cpts)
         merged.update(cpts)
         return NetworkTables(states=self.states, parents=self.parents, cpts=merged)
@@ -128,7 +130,7 @@ def _topological_order(parents: Mapping[str, tuple[str, ...]]) -> list[str]:
     while remaining:
         ready = [k for k, ps in remaining.items() if ps <= done]
         if not ready:
-            raise ValueError(f"the graph has a cycle among {sorted(remaining)}")
+            raise NetworkError(f"the graph has a cycle among {sorted(remaining)}")
         for k in ready:
             order.append(k)
             done.add(k)
