@@ -23,6 +23,18 @@ from postfusion_bayes.cli import EXAMPLE_PATIENT  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Draw the README figure of the example patient.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The output path as the only argument; ``docs/example_patient.png`` without one.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     argv = sys.argv[1:] if argv is None else argv
     output = Path(argv[0]) if argv else Path(__file__).with_name("example_patient.png")
     dx = pfb.load_model().diagnose(EXAMPLE_PATIENT)

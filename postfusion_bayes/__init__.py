@@ -14,12 +14,26 @@ Examples
 """
 
 from .diagnosis import Diagnosis, RedFlag
-from .engine import CompiledNetwork, NetworkTables, compile_network
-from .errors import ConvergenceWarning, EvidenceError, ExportError, MemoryBudgetError, NetworkError, PostfusionError, SpecError
+from .engine import CompiledNetwork, compile_network
+from .engine.tables import NetworkTables
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ConvergenceWarning,
+    EvidenceError,
+    ExportError,
+    MemoryBudgetError,
+    NetworkError,
+    ParameterError,
+    PostfusionError,
+    SpecError,
+)
 from .model import Model, load_model
 from .spec import ModelSpec, load_spec
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "CompiledNetwork",
     "ConvergenceWarning",
     "Diagnosis",
@@ -30,6 +44,7 @@ __all__ = [
     "ModelSpec",
     "NetworkError",
     "NetworkTables",
+    "ParameterError",
     "PostfusionError",
     "RedFlag",
     "SpecError",

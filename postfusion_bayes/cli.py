@@ -26,8 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import EvidenceError, ExportError, SpecError, load_model
+from ._optional import require
 from .diagnosis import DISCLAIMER
-from .errors import suggest
+from .errors import ArgumentError, PostfusionError, suggest
 
 __all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
 
@@ -51,8 +52,8 @@ BATCH_CHUNK = 1000
 EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
 
 
-class InputError(Exception):
-    """A case file or patients file that cannot be read (exit status 3)."""
+class InputError(PostfusionError, ValueError):
+    """A case file or patients file that cannot be read, or a bad option of a command (exit status 3)."""
 
 
 class OutputError(Exception):
@@ -84,7 +85,7 @@ def _observation(text: str) -> tuple[str, str]:
 
 
 def read_case(path: str | Path) -> dict[str, object]:
-    """The evidence of a case file: a JSON (``*.json``) or YAML mapping of variable to observation.
+    """Read the evidence of a case file: a JSON (``*.json``) or YAML mapping of variable to observation.
 
     Raises
     ------
@@ -144,7 +145,7 @@ def _evidence(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _finite(value: object) -> object:
-    """A JSON-safe cell: non-finite floats become null (NaN is never written as a number)."""
+    """Make a cell JSON-safe: non-finite floats become null (NaN is never written as a number)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value.item() if hasattr(value, "item") else value
@@ -152,7 +153,7 @@ def _finite(value: object) -> object:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
     frame = frame.reset_index()
-    return [{k: _finite(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    return [{str(k): _finite(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _write_json(data: object) -> None:
@@ -161,8 +162,11 @@ def _write_json(data: object) -> None:
 
 
 def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) -> None:
-    from matplotlib.figure import Figure  # no pyplot: no global state; Figure.savefig renders with Agg
-
+    try:
+        # no pyplot: no global state; Figure.savefig renders with Agg
+        Figure = require("matplotlib.figure", "--plot").Figure
+    except ModuleNotFoundError as exc:
+        raise UsageError(str(exc)) from None
     figure = Figure(figsize=(9, height), layout="constrained")
     draw(table, figure.subplots())
     if not Path(path).suffix:
@@ -196,12 +200,12 @@ def _add_format(parser: argparse.ArgumentParser) -> None:
 
 
 def _flag_records(dx) -> list[dict[str, str]]:
-    """The red flags of a diagnosis for JSON output."""
+    """List the red flags of a diagnosis for JSON output."""
     return [{"name": f.name, "description": f.description, "advice": f.advice} for f in dx.red_flags]
 
 
 def _with_flag_column(table: pd.DataFrame, dx) -> pd.DataFrame:
-    """A copy of ``table`` with a first column ``red_flags`` (names joined by ", ") for CSV output."""
+    """Return a copy of ``table`` with a first column ``red_flags`` (names joined by ", ") for CSV output."""
     table = table.copy()
     table.insert(0, "red_flags", ", ".join(f.name for f in dx.red_flags))
     return table
@@ -226,8 +230,8 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
         print(DISCLAIMER)
     else:  # the full report: red flags, causes, findings that mattered, next tests, conflict
         report = dx.summary().splitlines()
-        flags = len(dx.red_flags)
-        print("\n".join(report[:flags] + [_evidence_line(dx, title)] + report[flags:]))
+        n_flags = len(dx.red_flags)
+        print("\n".join(report[:n_flags] + [_evidence_line(dx, title)] + report[n_flags:]))
 
 
 def _add_brief(parser: argparse.ArgumentParser) -> None:
@@ -254,14 +258,14 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The example patient (what ``python -m postfusion_bayes`` runs with no arguments)."""
+    """Diagnose the example patient (what ``python -m postfusion_bayes`` runs with no arguments)."""
     dx = load_model(args.priors).diagnose(EXAMPLE_PATIENT)
     _diagnosis_output(dx, args.format, "Example patient", args.brief)
     return EXIT_OK
 
 
 def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, digits: int = 3) -> None:
-    """A reasoning table in one of the three formats; red flags first in each."""
+    """Print a reasoning table in one of the three formats; red flags first in each."""
     if fmt == "json":
         flags = _flag_records(dx)
         _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
@@ -321,7 +325,7 @@ def cmd_next_tests(args: argparse.Namespace) -> int:
     dx = load_model(args.priors).diagnose(_evidence(args))
     try:
         table = dx.next_tests(costs=dict(args.cost) or None, by=args.by)
-    except ValueError as exc:  # an unknown name or a bad cost
+    except ArgumentError as exc:  # an unknown name or a bad cost
         raise InputError(str(exc)) from None
     if args.top:
         table = table.head(args.top)
@@ -493,7 +497,7 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every command."""
+    """Build the argument parser of every command."""
     from . import __version__
 
     parser = argparse.ArgumentParser(

@@ -30,6 +30,7 @@ class RedFlag:
     advice: str
 
     def __str__(self) -> str:
+        """Return the one-line warning: ``RED FLAG name: advice``."""
         return f"RED FLAG {self.name}: {self.advice}"
 
 
@@ -189,6 +190,12 @@ class Diagnosis:
             (``information_gain / (1 + cost)``) and ``rank``. Red flags are
             never tests.
 
+        Raises
+        ------
+        ArgumentError
+            If ``costs`` is not a mapping of finding or test kind (not a red
+            flag) to a finite cost >= 0, or ``by`` is neither choice.
+
         Examples
         --------
         >>> from postfusion_bayes import load_model
@@ -241,13 +248,23 @@ class Diagnosis:
         return CONFLICT_WARNING.format(c, np.exp(c)) if c > CONFLICT_THRESHOLD else ""
 
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
-        """The ``k`` most probable joint sets of present causes (a patient can have two).
+        """Return the ``k`` most probable joint sets of present causes (a patient can have two).
+
+        Parameters
+        ----------
+        k : int
+            How many sets, most probable first (a positive integer).
 
         Returns
         -------
         DataFrame
             Index ``rank``; columns ``present_causes`` (joined by " + "),
             ``n_present`` and ``probability``.
+
+        Raises
+        ------
+        ArgumentError
+            If ``k`` is not a positive integer.
 
         Examples
         --------
@@ -261,7 +278,7 @@ class Diagnosis:
 
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
-        """The pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        """Collect the pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
         frame = self.to_frame()
         try:
             explanation = self._explanation
@@ -293,7 +310,7 @@ class Diagnosis:
         }
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
-        """A readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
+        """Write a readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
 
         Examples
         --------
@@ -333,6 +350,7 @@ class Diagnosis:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
+        """Return the report of :meth:`summary`; without a reasoner, the red flags, the posteriors and the disclaimer."""
         if self.reasoner is None:
             lines = [str(flag) for flag in self.red_flags]
             lines.append(self.to_frame().round(3).to_string())

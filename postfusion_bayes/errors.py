@@ -2,7 +2,18 @@
 
 Every error the library raises on bad input is one of these, so a caller can
 catch :class:`PostfusionError` for all of them, or ``ValueError`` for any of them
-but the base class.
+but the base class. Which one says what was wrong:
+
+* :class:`SpecError`: the priors (files, or values given to ``with_parameters``);
+* :class:`EvidenceError`: the evidence of a query, or the variables it asks about;
+* :class:`ParameterError`: parameter sets given to a query or to the tables;
+* :class:`NetworkError`: a network given to the engine (tables, a pgmpy model, a UAI file);
+* :class:`ArgumentError`: any other argument of a call (``k``, ``by``, ``costs``, ``n``,
+  ...); :class:`ArgumentTypeError`, also a ``TypeError``, when it has the wrong type;
+* :class:`ExportError`: a model that cannot be written to a file.
+
+A missing optional dependency is not bad input: it raises ``ModuleNotFoundError``
+naming the extra that installs it.
 """
 
 from __future__ import annotations
@@ -10,7 +21,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["PostfusionError", "SpecError", "EvidenceError", "ExportError", "NetworkError", "MemoryBudgetError", "ConvergenceWarning", "suggest"]
+__all__ = [
+    "PostfusionError",
+    "SpecError",
+    "EvidenceError",
+    "ParameterError",
+    "NetworkError",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ExportError",
+    "MemoryBudgetError",
+    "ConvergenceWarning",
+    "suggest",
+]
 
 
 class PostfusionError(Exception):
@@ -37,6 +60,27 @@ class EvidenceError(PostfusionError, ValueError):
     """Evidence given to a query is invalid or impossible under the model."""
 
 
+class ParameterError(PostfusionError, ValueError):
+    """Parameter sets given to a query or to the tables are invalid: unknown names, wrong shapes or values, or unequal numbers of sets."""
+
+
+class NetworkError(PostfusionError, ValueError):
+    """A network given to the engine is invalid or unsupported.
+
+    Tables that do not match their states and parents, a cycle, a pgmpy model
+    or a UAI file that cannot be read, or a query the network's shape does not
+    allow.
+    """
+
+
+class ArgumentError(PostfusionError, ValueError):
+    """An argument of a call is invalid: a value outside what the argument allows (a count, a choice, costs)."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a call has the wrong type; also a ``TypeError``."""
+
+
 class ExportError(PostfusionError, ValueError):
     """A model cannot be written to a file: an unknown format, or a path that cannot be written.
 
@@ -44,12 +88,7 @@ class ExportError(PostfusionError, ValueError):
     """
 
 
-class NetworkError(PostfusionError, ValueError):
-    """A network given to the engine is invalid: tables of the wrong shape, numbers outside [0, 1],
-    columns not summing to 1, a cycle, an unknown variable or strategy."""
-
-
-class MemoryBudgetError(PostfusionError):
+class MemoryBudgetError(PostfusionError, ValueError):
     """A query would need more memory than the engine's budget allows.
 
     The message says how much it would need and what the budget is; raise the

@@ -49,7 +49,7 @@ def _allowed(states: tuple[str, ...]) -> str:
 
 
 def state_of(name: str, value: Any, states: tuple[str, ...]) -> str:
-    """The state name a hard observation stands for.
+    """Return the state name a hard observation stands for.
 
     Raises
     ------
@@ -168,7 +168,7 @@ def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], e
 
 
 def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> EncodedEvidence:
-    """The engine's encoding of validated evidence rows (hard states as codes, soft likelihoods as rows).
+    """Encode validated evidence rows for the engine (hard states as codes, soft likelihoods as rows).
 
     Examples
     --------

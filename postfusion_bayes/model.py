@@ -4,24 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ._strengths import prior_strengths
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
-from .engine import CompiledNetwork
+from .engine import CompiledNetwork, NetworkTables
 from .engine.encoding import EncodedEvidence
-from .reasoning import Reasoner
 from .errors import EvidenceError, suggest
 from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
+from .reasoning import Reasoner
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
+
+if TYPE_CHECKING:
+    from .learning import LearningReport
 
 __all__ = ["Model", "load_model"]
 
 
-def load_model(path: str | Path | None = None) -> "Model":
+def load_model(path: str | Path | None = None) -> Model:
     """Load and validate a model from a priors folder.
 
     Parameters
@@ -66,6 +70,18 @@ class Model:
     """
 
     __slots__ = ("_spec", "_tables", "_network", "_causes", "_red_flags", "_cause_index", "_context_names", "_cause_tuple", "_cause_set", "_accepted", "_learning")
+    # the slots' types (set once, by object.__setattr__, in __init__)
+    _spec: ModelSpec
+    _tables: NetworkTables
+    _network: CompiledNetwork
+    _causes: list[str]
+    _red_flags: list[str]
+    _cause_index: pd.Index
+    _context_names: frozenset[str]
+    _cause_tuple: tuple[str, ...]
+    _cause_set: frozenset[str]
+    _accepted: dict[str, dict[object, str]]
+    _learning: LearningReport | None
 
     def __init__(self, spec: ModelSpec):
         tables = build_tables(spec)
@@ -82,6 +98,7 @@ class Model:
         object.__setattr__(self, "_learning", None)
 
     def __setattr__(self, name: str, value: object) -> None:
+        """Refuse: a model is immutable."""
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -89,11 +106,16 @@ class Model:
         return (_rebuild_model, (self._spec, self._learning))
 
     def __delattr__(self, name: str) -> None:
+        """Refuse: a model is immutable."""
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
 
     def __repr__(self) -> str:
+        """Return where the priors came from and how many variables of each role and parameters the model has."""
         counts = {r: len(self._spec.names(r)) for r in ("context", "cause", "finding", "red_flag")}
-        return f"<Model from {self._spec.source}: {counts['context']} context, {counts['cause']} causes, {counts['finding']} findings, {counts['red_flag']} red flags, {len(self._spec.parameters)} parameters>"
+        return (
+            f"<Model from {self._spec.source}: {counts['context']} context, {counts['cause']} causes, "
+            f"{counts['finding']} findings, {counts['red_flag']} red flags, {len(self._spec.parameters)} parameters>"
+        )
 
     # ------------------------------------------------------------ description
     @property
@@ -102,7 +124,7 @@ class Model:
         return self._spec
 
     @property
-    def tables(self):
+    def tables(self) -> NetworkTables:
         """The conditional probability tables (:class:`~postfusion_bayes.engine.tables.NetworkTables`)."""
         return self._tables
 
@@ -146,13 +168,11 @@ class Model:
         update (for a hand-set model, the worth its range gives it: see
         :mod:`postfusion_bayes.learning`).
         """
-        from .learning import prior_strengths
-
-        defaults = None
+        parameters = self._spec.parameters.values()
+        # the rule's strengths, for the parameters without a recorded one (all of them in a hand-set model)
+        defaults = prior_strengths(self._spec, network=self._network) if any(p.strength is None for p in parameters) else pd.Series(dtype=float)
         rows = []
-        for p in self._spec.parameters.values():
-            if p.strength is None and defaults is None:
-                defaults = prior_strengths(self._spec, network=self._network)
+        for p in parameters:
             rows.append(
                 {
                     "name": p.name,
@@ -173,7 +193,7 @@ class Model:
         return pd.DataFrame(rows, columns=columns)
 
     @property
-    def learning_report(self):
+    def learning_report(self) -> LearningReport | None:
         """How the update that made this model from cases went (:class:`~postfusion_bayes.learning.LearningReport`), or None for a hand-set model."""
         return self._learning
 
@@ -184,7 +204,7 @@ class Model:
         *,
         max_iterations: int | None = None,
         tolerance: float | None = None,
-    ) -> "Model":
+    ) -> Model:
         """Return a new model whose parameters are the Bayesian update (MAP) given confirmed cases.
 
         The hand-set priors act as pseudo-counts whose number (strength) follows
@@ -252,7 +272,7 @@ class Model:
         object.__setattr__(learned, "_learning", report)
         return learned
 
-    def with_parameters(self, values: Mapping[str, float]) -> "Model":
+    def with_parameters(self, values: Mapping[str, float]) -> Model:
         """Return a new model with some parameter values changed (this one is unchanged).
 
         Parameters
@@ -282,7 +302,9 @@ class Model:
         Parameters
         ----------
         n : int
+            Number of cases (>= 0).
         seed : int or numpy.random.Generator, optional
+            Seed of a new generator, or a generator to draw from; fresh entropy when None.
 
         Returns
         -------
@@ -302,7 +324,7 @@ class Model:
         return sample_cases(self._tables, n, seed)
 
     def to_pgmpy(self):
-        """The model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
+        """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
 
         Imports pgmpy (slow, 2-3 s) on first use. Every table column sums to 1
         within 1e-9.
@@ -510,7 +532,7 @@ class Model:
         return out
 
     def likelihood_ratios(self, **context: Any) -> pd.DataFrame:
-        """What each finding does to each cause: likelihood ratios of every finding state.
+        """Tabulate what each finding does to each cause: likelihood ratios of every finding state.
 
         ``P(finding = state | cause present, context) / P(finding = state | cause absent, context)``,
         averaging over the other causes as the model's priors say (the same
@@ -569,6 +591,7 @@ class Model:
         finding : str
             A finding or red flag.
         cause : str
+            One of :attr:`causes`.
         state : str, optional
             The state counted as positive; "yes" for boolean findings (needed
             for a categorical finding such as ``onset``).

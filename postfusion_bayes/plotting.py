@@ -3,24 +3,26 @@
 Every function takes a table from :mod:`postfusion_bayes.sensitivity` or a
 :class:`~postfusion_bayes.diagnosis.Diagnosis` (or, for :func:`network_plot`,
 the model whose structure it draws) and an optional ``ax``, and
-returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib is imported
-only when a function is called (``pip install "postfusion-bayes[plot]"``).
+returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib (and, for
+:func:`network_plot`, networkx) is imported only when a function is called
+(``pip install "postfusion-bayes[plot]"``; without it a function raises
+``ModuleNotFoundError`` with that command).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from ._optional import require
+from .errors import ArgumentError
+
 __all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot", "explanation_plot", "network_plot"]
 
 
-def _axes(ax):
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('plotting needs matplotlib: pip install "postfusion-bayes[plot]"') from exc
+def _axes(ax, figsize: tuple[float, float] = (8, 5)):
+    plt = require("matplotlib.pyplot", "plotting")
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+        _, ax = plt.subplots(figsize=figsize)
     return ax
 
 
@@ -57,7 +59,7 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None):
 
 
 def one_way_plot(result, ax=None):
-    """The sensitivity function of a :class:`~postfusion_bayes.sensitivity.OneWayResult` over its range."""
+    """Draw the sensitivity function of a :class:`~postfusion_bayes.sensitivity.OneWayResult` over its range."""
     ax = _axes(ax)
     table = result.table
     ax.plot(table["value"], table["posterior"], marker="." if not result.exact_form else None)
@@ -124,7 +126,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
 
     columns = list(table.attrs["causes"]) if "causes" in table.attrs else [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     if not columns or not len(table):
-        raise ValueError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
+        raise ArgumentError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
     ax = _axes(ax)
     values = table[columns].to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
@@ -133,7 +135,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None):
     image = ax.imshow(shown, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
     ax.set_xticks(range(len(columns)), [str(c) for c in columns], rotation=45, ha="right", fontsize=8)
     if "observed" in table.columns:
-        labels = [f"{name} = {seen}" for name, seen in zip(table.index, table["observed"])]
+        labels = [f"{name} = {seen}" for name, seen in zip(table.index, table["observed"], strict=True)]
     else:
         labels = [str(i) if not isinstance(i, tuple) else " = ".join(map(str, i)) for i in table.index]
     ax.set_yticks(range(len(table.index)), labels, fontsize=8)
@@ -150,13 +152,15 @@ _ROLE_COLOUR = {"context": "#8c8c8c", "cause": "#4c72b0", "finding": "#55a868", 
 
 
 def network_plot(model, ax=None):
-    """The network in layers: context on top, the hidden causes, then findings and red flags.
+    """Draw the network in layers: context on top, the hidden causes, then findings and red flags.
 
     Parameters
     ----------
     model : Model
         Its variables (roles) and the parents of each table are drawn; nothing
-        is computed. Needs networkx (installed with pgmpy).
+        is computed. Needs networkx (in the ``plot`` extra).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new 16 x 7 inch figure when None.
 
     Examples
     --------
@@ -167,14 +171,10 @@ def network_plot(model, ax=None):
     >>> ax.get_title()
     'The network: 6 context, 8 causes, 27 findings, 5 red flags'
     """
-    import networkx as nx
-
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(16, 7))
+    nx = require("networkx", "network_plot")
+    ax = _axes(ax, figsize=(16, 7))
     variables = model.variables
-    role = dict(zip(variables["name"], variables["role"]))
+    role = dict(zip(variables["name"], variables["role"], strict=True))
     graph = nx.DiGraph()
     graph.add_nodes_from(role)
     graph.add_edges_from((parent, child) for child, parents in model.tables.parents.items() for parent in parents)

@@ -1,4 +1,4 @@
-"""Clinical reasoning about one patient: why this ranking, which test next, does the patient fit?
+"""Clinical reasoning about one patient: why this ranking, which test next, whether the patient fits.
 
 Four questions a clinician asks of a ranked list, answered exactly with the
 compiled engine (no sampling):
@@ -53,7 +53,7 @@ import pandas as pd
 from .engine import CompiledNetwork
 from .engine.encoding import EncodedEvidence
 from .engine.structured import NoisyOr
-from .errors import MemoryBudgetError, PostfusionError, suggest
+from .errors import ArgumentError, MemoryBudgetError, PostfusionError, suggest
 from .evidence import Evidence, encode_rows
 from .spec import ModelSpec
 
@@ -194,6 +194,7 @@ class Reasoner:
             leak = np.empty(len(noisy))
             for k, t in enumerate(noisy):
                 cpd = tables.cpd(t)
+                assert isinstance(cpd, NoisyOr)
                 leak[k] = cpd.leak
                 rows = [column[p] for p in tables.parents[t]]
                 links = np.asarray(cpd.links, dtype=float)
@@ -292,25 +293,25 @@ class Reasoner:
         if costs is None:
             return table
         if not isinstance(costs, Mapping):
-            raise ValueError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
+            raise ArgumentError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
         allowed = spec.names("finding") + list(kinds) + (["unspecified"] if any(kind == "unspecified" for kind, _, _ in table.values()) else [])
         for key, value in costs.items():
             if key in spec.variables and spec.variables[key].role == "red_flag":
-                raise ValueError(f"costs: {key!r} is a red flag, and red flags are never tests")
+                raise ArgumentError(f"costs: {key!r} is a red flag, and red flags are never tests")
             if key not in allowed:
-                raise ValueError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
+                raise ArgumentError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
             if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= float(value) < math.inf:
-                raise ValueError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
+                raise ArgumentError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
         for t, (kind, cost, invasive) in table.items():  # a finding's own cost wins over its kind's
             table[t] = (kind, float(costs.get(t, costs.get(kind, cost))), invasive)
         return table
 
     def _units(self, by: str) -> list[tuple[str, list[str]]]:
-        """The tests to rank: one per finding, or one per procedure that observes several at once."""
+        """List the tests to rank: one per finding, or one per procedure that observes several at once."""
         if by == "finding":
             return [(name, [name]) for name in self.candidate_tests]
         if by != "procedure":
-            raise ValueError(f"by must be 'finding' or 'procedure', got {by!r}{suggest(by, ['finding', 'procedure'])}")
+            raise ArgumentError(f"by must be 'finding' or 'procedure', got {by!r}{suggest(by, ['finding', 'procedure'])}")
         units: dict[str, list[str]] = {}
         for name in self.candidate_tests:
             kind = self.spec.variables[name].test
@@ -384,7 +385,7 @@ class Reasoner:
         order = np.argsort(-gain, kind="stable")
         kinds, costs_here, invasive = [], [], []
         for _, findings in units:
-            k, c, i = zip(*(costs_of[f] for f in findings))
+            k, c, i = zip(*(costs_of[f] for f in findings), strict=True)
             kinds.append(k[0])
             costs_here.append(max(c))
             invasive.append(any(i))
@@ -418,7 +419,7 @@ class Reasoner:
 
     # ------------------------------------------------------------------ explanations
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
-        """The ``k`` most probable joint sets of present causes.
+        """Return the ``k`` most probable joint sets of present causes.
 
         Returns
         -------
@@ -432,7 +433,7 @@ class Reasoner:
             are possible.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+            raise ArgumentError(f"k must be a positive integer, got {k!r}")
         present, weight = self._joint
         order = np.argsort(-weight, kind="stable")[: int(k)]
         order = order[weight[order] > 0]  # an impossible set is no explanation

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -91,7 +91,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _rebuild(cls: type, fields: dict[str, Any]) -> Any:
+def _rebuild(cls: Any, fields: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     for name, value in fields.items():
         object.__setattr__(obj, name, _freeze(value))
@@ -257,10 +257,10 @@ class ModelSpec(_Picklable):
         return [v.name for v in self.variables.values() if v.role == role]
 
     def value(self, name: str) -> float:
-        """The value of one parameter."""
+        """Return the value of one parameter."""
         return self.parameters[name].value
 
-    def with_values(self, values: Mapping[str, float]) -> "ModelSpec":
+    def with_values(self, values: Mapping[str, float]) -> ModelSpec:
         """Return a new spec with some parameter values replaced and checked.
 
         Every load-time check on the numbers applies (domain, distributions
@@ -373,7 +373,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error on one line, with its line and column in the file."""
+    """Describe a YAML error on one line, with its line and column in the file."""
     mark = getattr(exc, "problem_mark", None)
     what = " ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) or str(exc)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -392,7 +392,7 @@ def spec_from_documents(documents: Mapping[str, Any], source: str = "<memory>") 
 # --------------------------------------------------------------------------- reading
 
 
-def _is_number(x: object) -> bool:
+def _is_number(x: object) -> TypeGuard[numbers.Real]:
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
 
 
@@ -410,7 +410,7 @@ class _Reader:
 
     # ---- helpers
     def where(self, file: str) -> str:
-        """The file as shown in messages: its path when read from a folder."""
+        """Name the file as shown in messages: its path when read from a folder."""
         return str(Path(self.source) / file) if self.source != "<memory>" else file
 
     def problem(self, file: str, key: str, message: str) -> None:
@@ -449,12 +449,15 @@ class _Reader:
             self.problem(file, f"{key}.{extra}", f"unknown field{suggest(extra, _PARAMETER_KEYS)}; allowed: {', '.join(sorted(_PARAMETER_KEYS))}")
         ok = True
         value = entry.get("value")
+        number = math.nan
         if "value" not in entry:
             self.problem(file, key, "missing value")
             ok = False
         elif not _is_number(value):
             self.problem(file, key, f"value {value!r} is not a finite number")
             ok = False
+        else:
+            number = float(value)
         rng = entry.get("range")
         low = high = math.nan
         if "range" not in entry:
@@ -478,7 +481,7 @@ class _Reader:
             return None
         parameter = Parameter(
             name=key,
-            value=float(value),
+            value=number,
             low=low,
             high=high,
             source=source.strip(),
@@ -613,7 +616,11 @@ class _Reader:
             ors: dict[str, str] = {}
             for factor, sub in self.mapping(file, f"{key}.odds_ratios", node.get("odds_ratios"), required=False).items():
                 if factor not in boolean_context:
-                    self.problem(file, f"{key}.odds_ratios.{factor}", f"unknown risk factor {factor!r}{suggest(factor, boolean_context)}; allowed: boolean context variables {', '.join(boolean_context)}")
+                    self.problem(
+                        file,
+                        f"{key}.odds_ratios.{factor}",
+                        f"unknown risk factor {factor!r}{suggest(factor, boolean_context)}; allowed: boolean context variables {', '.join(boolean_context)}",
+                    )
                     continue
                 p = self.parameter(file, f"{key}.odds_ratios.{factor}", sub, kind="odds_ratio")
                 if p:
@@ -640,7 +647,7 @@ class _Reader:
         return names
 
     def read_test_kinds(self) -> dict[str, TestKind]:
-        """The optional ``test_kinds`` section of findings.yaml: cost and invasiveness per kind of test."""
+        """Read the optional ``test_kinds`` section of findings.yaml: cost and invasiveness per kind of test."""
         file = "findings.yaml"
         kinds: dict[str, TestKind] = {}
         for name, node in self.mapping(file, "test_kinds", self.documents[file].get("test_kinds"), required=False).items():
@@ -655,7 +662,7 @@ class _Reader:
             description = self.text(file, f"{key}.description", node.get("description"))
             judgment = self.text(file, f"{key}.judgment", node.get("judgment"))
             cost = node.get("cost")
-            if not _is_number(cost) or not 0 <= cost < math.inf:
+            if not _is_number(cost) or not 0 <= float(cost) < math.inf:
                 self.problem(file, f"{key}.cost", f"expected a finite number >= 0 (relative cost), got {cost!r}")
                 continue
             invasive = node.get("invasive")
@@ -763,7 +770,7 @@ def _check_parameter(p: Parameter, *, check_range: bool) -> list[str]:
 
 
 def _check_values(spec: ModelSpec) -> list[str]:
-    """Checks that involve several numbers: every distribution sums to 1."""
+    """Check what involves several numbers: every distribution sums to 1."""
     problems: list[str] = []
     values = {n: p.value for n, p in spec.parameters.items()}
     groups = [(f"context.{v}.distribution", d) for v, d in spec.context_priors.items() if list(d) != ["yes"]]
@@ -780,7 +787,7 @@ def _check_values(spec: ModelSpec) -> list[str]:
 
 
 def _check_graph(spec: ModelSpec) -> list[str]:
-    """The graph implied by the spec must be acyclic."""
+    """Check that the graph implied by the spec is acyclic."""
     parents: dict[str, set[str]] = {name: set() for name in spec.variables}
     for cause, prior in spec.cause_priors.items():
         parents[cause] |= {spec.time_variable, *prior.odds_ratios}

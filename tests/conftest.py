@@ -71,6 +71,9 @@ def load_reference_model():
 
 @pytest.fixture(scope="session")
 def load_reference_network():
-    """Return a function giving (once per session) a reference network as renormalised
-    ``NetworkTables`` and the pgmpy model built from them."""
+    """Return a function giving a reference network as renormalised tables and as a pgmpy model.
+
+    Each network is read once per session; the function returns its
+    ``NetworkTables`` and the pgmpy model built from them.
+    """
     return _load_normalised

@@ -23,7 +23,7 @@ def random_documents(rng: np.random.Generator, n_causes: int, n_findings: int, n
     times = [f"t{i}" for i in range(n_times)]
     tdist = rng.dirichlet(np.ones(n_times))
     tdist[-1] = 1.0 - math.fsum(tdist[:-1])
-    context = {"time": {"description": "time window", "states": times, "distribution": {t: entry(round(float(p), 17)) for t, p in zip(times, tdist)}}}
+    context = {"time": {"description": "time window", "states": times, "distribution": {t: entry(round(float(p), 17)) for t, p in zip(times, tdist, strict=True)}}}
     factors = [f"risk{i}" for i in range(n_factors)]
     for f in factors:
         context[f] = {"description": "a risk factor", "prevalence": entry(rng.uniform(0.05, 0.95))}
@@ -42,7 +42,7 @@ def random_documents(rng: np.random.Generator, n_causes: int, n_findings: int, n
     def dist():
         d = rng.dirichlet(np.ones(onset_states))
         d[-1] = 1.0 - math.fsum(d[:-1])
-        return {s: entry(float(p)) for s, p in zip(ostates, d)}
+        return {s: entry(float(p)) for s, p in zip(ostates, d, strict=True)}
 
     onset = {"variable": "onset", "description": "onset", "states": ostates, "distributions": {"leak": dist(), **{c: dist() for c in names if rng.random() < 0.8}}}
     return {
@@ -71,7 +71,7 @@ def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None =
     totals = dict.fromkeys(causes, 0.0)
     pe = 0.0
     for config in itertools.product(*[range(len(v[n].states)) for n in names]):
-        state = dict(zip(names, config))
+        state = dict(zip(names, config, strict=True))
         weight = 1.0
         for n in names:
             s = v[n].states[state[n]]

@@ -29,7 +29,7 @@ def _entry(value: float, low: float, high: float) -> dict:
 
 
 def extended_documents(n_extra: int, seed: int = 0) -> dict:
-    """The shipped priors documents plus ``n_extra`` synthetic causes."""
+    """Return the shipped priors documents plus ``n_extra`` synthetic causes."""
     docs = copy.deepcopy(_shipped())
     rng = np.random.default_rng(seed)
     windows = docs["context.yaml"]["context"][docs["causes.yaml"]["time_variable"]]["states"]

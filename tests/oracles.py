@@ -27,8 +27,8 @@ def forward_sample(tables: NetworkTables, n_rows: int, rng: np.random.Generator)
 
 
 def full_joint(tables: NetworkTables) -> np.ndarray:
-    """The joint distribution, one axis per variable in ``tables.variables`` order."""
-    letters = dict(zip(tables.variables, string.ascii_letters))
+    """Compute the joint distribution, one axis per variable in ``tables.variables`` order."""
+    letters = dict(zip(tables.variables, string.ascii_letters[: len(tables.variables)], strict=True))
     terms = ["".join(letters[v] for v in (*tables.parents[name], name)) for name in tables.variables]
     subscripts = ",".join(terms) + "->" + "".join(letters[v] for v in tables.variables)
     return np.einsum(subscripts, *(tables.cpts[name] for name in tables.variables), optimize="greedy")
@@ -62,8 +62,10 @@ def variable_elimination(bn):
 
 
 def unlikely_chain(n: int, rare: float, states: tuple[str, str] = ("common", "rare")) -> NetworkTables:
-    """A chain x0 -> x1 -> ... of binary nodes: x0 is rare with probability ``rare``, and each node
-    is rare with probability ``rare`` after a rare parent, 0.5 after a common one.
+    """Build a chain x0 -> x1 -> ... of binary nodes that are each rare with probability ``rare``.
+
+    x0 is rare with probability ``rare``, and each node is rare with probability
+    ``rare`` after a rare parent, 0.5 after a common one.
 
     Observing every node rare has probability ``rare ** n``, far below the float64 range for n >= 110.
     """

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 
 from postfusion_bayes.engine._elimination import compile_plan, eliminate
-from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.engine.tables import NetworkTables
-
-from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
+from postfusion_bayes.errors import EvidenceError, ParameterError
 
 TOLERANCE = 1e-9
 LARGE_NETWORKS = {"child", "insurance", "alarm"}
@@ -59,7 +58,7 @@ def pgmpy_marginal(inference, tables, target, **query):
 
 
 def perturbed(table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A renormalised random perturbation of a table, with the same zeros."""
+    """Perturb a table at random and renormalise it, keeping its zeros."""
     values = table * rng.uniform(0.2, 5.0, size=table.shape)
     return values / values.sum(axis=-1, keepdims=True)
 
@@ -82,7 +81,7 @@ def test_hard_evidence_matches_pgmpy(reference_network_name, load_reference_netw
     assert log_evidence.shape == (1, n_rows)
     assert np.all(np.isfinite(log_evidence))
     inference = variable_elimination(bn)
-    for row, (observed, row_targets) in enumerate(zip(observed_rows, target_rows)):
+    for row, (observed, row_targets) in enumerate(zip(observed_rows, target_rows, strict=True)):
         evidence = {v: tables.states[v][samples[v][row]] for v in observed}
         for t in row_targets:
             assert marginals[t].shape == (1, n_rows, tables.cardinality(t))
@@ -186,7 +185,7 @@ def test_mismatched_parameter_set_counts_are_rejected(load_reference_network):
             "smoke": np.stack([perturbed(tables.cpts["smoke"], rng) for _ in range(3)]),
         }
     )
-    with pytest.raises(ValueError, match="parameter sets"):
+    with pytest.raises(ParameterError, match="parameter sets"):
         eliminate(bad, {}, ["dysp"])
 
 
@@ -206,10 +205,10 @@ def small_networks(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     alpha = draw(st.sampled_from([0.3, 1.0, 5.0]))
     cpts = {}
-    for name, card in zip(names, cards):
+    for name, card in zip(names, cards, strict=True):
         parent_cards = tuple(cards[names.index(p)] for p in parents[name])
         cpts[name] = rng.dirichlet(np.full(card, alpha), size=parent_cards)
-    states = {name: tuple(f"s{k}" for k in range(card)) for name, card in zip(names, cards)}
+    states = {name: tuple(f"s{k}" for k in range(card)) for name, card in zip(names, cards, strict=True)}
     return NetworkTables(states=states, parents=parents, cpts=cpts)
 
 
@@ -264,7 +263,7 @@ def test_rows_batched_equal_rows_one_by_one(case):
 
 
 def _chain_with_zeros() -> NetworkTables:
-    """a -> b -> c where a is always "0" and b is always "0" when a is "0"."""
+    """Build a -> b -> c where a is always "0" and b is always "0" when a is "0"."""
     return NetworkTables(
         states={"a": ("0", "1"), "b": ("0", "1"), "c": ("0", "1")},
         parents={"b": ("a",), "c": ("b",)},

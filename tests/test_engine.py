@@ -17,15 +17,14 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
 
 import postfusion_bayes as pfb
 from postfusion_bayes.engine import CompiledNetwork, compile_network, one_hot
 from postfusion_bayes.engine.encoding import EncodedEvidence
-from postfusion_bayes.errors import EvidenceError
 from postfusion_bayes.engine.files import tables_from_pgmpy, to_pgmpy
 from postfusion_bayes.engine.tables import NetworkTables
-
-from oracles import brute_force, forward_sample, unlikely_chain, variable_elimination
+from postfusion_bayes.errors import EvidenceError
 
 TOLERANCE = 1e-9
 SAME = 1e-12
@@ -57,8 +56,8 @@ def pgmpy_evidence_probability(inference, hard: dict[str, str], soft: dict[str, 
     total = 0.0
     names = list(soft)
     for config in itertools.product(*[range(len(states[v])) for v in names]):
-        weight = math.prod(soft[v][k] for v, k in zip(names, config))
-        total += weight * joint.get_value(**hard, **{v: states[v][k] for v, k in zip(names, config)})
+        weight = math.prod(soft[v][k] for v, k in zip(names, config, strict=True))
+        total += weight * joint.get_value(**hard, **{v: states[v][k] for v, k in zip(names, config, strict=True)})
     return total
 
 
@@ -75,7 +74,7 @@ def evidence_frame(tables, samples, observed_rows, index=None, extra_empty: str 
 
 
 def perturbed(table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A renormalised random perturbation of a table (same zeros)."""
+    """Perturb a table at random and renormalise it (same zeros)."""
     values = table * rng.uniform(0.2, 5.0, size=table.shape)
     return values / values.sum(axis=-1, keepdims=True)
 
@@ -479,7 +478,7 @@ def layered_networks(draw):
 
 @st.composite
 def layered_cases(draw):
-    """A layered network, labelled evidence (hard, soft, both or none per variable and row) and targets."""
+    """Draw a layered network, labelled evidence (hard, soft, both or none per variable and row) and targets."""
     tables = draw(layered_networks())
     n_rows = draw(st.integers(1, 4))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -648,7 +647,7 @@ def asia(load_reference_model):
 
 
 def impossible_tables() -> NetworkTables:
-    """r -> m -> leaf (layered) with zeros: m is "0" whenever r is "0", and leaf is "0" whenever m is "0"."""
+    """Build r -> m -> leaf (layered) with zeros: m is "0" whenever r is "0", and leaf is "0" whenever m is "0"."""
     return NetworkTables(
         states={"r": ("0", "1"), "m": ("0", "1"), "leaf": ("0", "1")},
         parents={"m": ("r",), "leaf": ("m",)},
@@ -848,7 +847,7 @@ def many_findings_tables(n: int, rare_given=(1e-3, 3e-3), with_root: bool = True
 
 
 def test_layered_network_with_hundreds_of_unlikely_findings_stays_finite():
-    """root -> cause -> 300 findings, all observed in their rare state: P(e) is about 1e-900."""
+    """Query root -> cause -> 300 findings, all observed in their rare state: P(e) is about 1e-900."""
     n = 300
     rare_given = np.array([1e-3, 3e-3])
     compiled = compile_network(many_findings_tables(n, rare_given))
@@ -901,7 +900,7 @@ def test_a_variable_with_many_observed_children(network, n_rows):
 
 @pytest.mark.parametrize("strategy", ["layered", "elimination"])
 def test_tiny_but_possible_evidence_is_not_reported_impossible(strategy):
-    """r -> m -> 40 findings; r = "0" rules out m = "present", which the findings favour by 1e-9 to 0.5 each.
+    """Query r -> m -> 40 findings; r = "0" rules out m = "present", which the findings favour by 1e-9 to 0.5 each.
 
     P(e) = 0.5 * 1e-360 is below the double range, but log P(e) = log 0.5 + 40 log 1e-9 is finite,
     m = "absent" is certain, and the evidence is possible.

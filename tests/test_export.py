@@ -48,7 +48,7 @@ def import_pyagrum():
 
 
 def hard_states(evidence):
-    """The evidence as state names (what pgmpy and pyAgrum take)."""
+    """Return the evidence as state names (what pgmpy and pyAgrum take)."""
     return dict(model().diagnose(evidence).evidence)
 
 

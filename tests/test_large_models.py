@@ -11,9 +11,9 @@ import functools
 import numpy as np
 import pandas as pd
 import pytest
+from large_models import extended_spec, write_priors
 
 import postfusion_bayes as pfb
-from large_models import extended_spec, write_priors
 from postfusion_bayes.cli import main
 from postfusion_bayes.engine import compile_network
 from postfusion_bayes.engine.encoding import EncodedEvidence

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_documents
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oracles import forward_sample
 
 import postfusion_bayes as pfb
-from helpers import random_documents
-from oracles import forward_sample
 from postfusion_bayes import learning
 from postfusion_bayes.spec import spec_from_documents
 
@@ -34,7 +34,7 @@ TRUE = MODEL.with_parameters(MOVED)
 
 
 def beta_strength(value: float, low: float, high: float) -> float:
-    """The documented rule, written out: a + b of the Beta with mean ``value`` and sd = range / (2 * 1.645)."""
+    """Compute the documented rule, written out: a + b of the Beta with mean ``value`` and sd = range / (2 * 1.645)."""
     sd = (high - low) / (2 * Z)
     return value * (1 - value) / sd**2 - 1
 
@@ -151,12 +151,12 @@ def test_strength_zero_gives_the_observed_frequencies():
 def test_context_distribution_fully_observed_is_the_dirichlet_posterior():
     states = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
     counts = [7, 3, 0, 10]
-    cases = pd.DataFrame({"time_since_surgery": [s for s, n in zip(states, counts) for _ in range(n)]})
+    cases = pd.DataFrame({"time_since_surgery": [s for s, n in zip(states, counts, strict=True) for _ in range(n)]})
     learned = MODEL.update_with_cases(cases)
     names = [f"context.time_since_surgery.distribution.{s}" for s in states]
     params = [MODEL.spec.parameters[n] for n in names]
     strength = min(beta_strength(p.value, p.low, p.high) for p in params)  # one Dirichlet: the loosest entry's strength
-    for p, n in zip(params, counts):
+    for p, n in zip(params, counts, strict=True):
         expected = (strength * p.value + n) / (strength + sum(counts))
         assert learned.spec.value(p.name) == pytest.approx(expected, rel=1e-12)
         assert learned.spec.parameters[p.name].cases == 20
@@ -210,6 +210,16 @@ def test_default_strengths_follow_the_ranges():
     assert strengths[p.name] == pytest.approx(beta_strength(p.value, p.low, p.high))
     pd.testing.assert_series_equal(MODEL.parameters.set_index("name")["strength"], strengths, check_names=False)
     assert (strengths > 0).all() and np.isfinite(strengths).all()
+
+
+@pytest.mark.parametrize("strength", [None, 12.5, {"context.smoker.prevalence": 3, "onset.distributions.leak": 0}])
+def test_the_scipy_free_copy_of_the_strength_rule_agrees_with_learning(strength):
+    # Model.parameters uses postfusion_bayes._strengths so as not to import scipy; both must give the same numbers
+    from postfusion_bayes import _strengths
+
+    learned = MODEL.update_with_cases(TRUE.simulate(40, seed=5))  # a learned spec counts its recorded strength and cases
+    for spec in (MODEL.spec, learned.spec):
+        pd.testing.assert_series_equal(_strengths.prior_strengths(spec, strength), learning.prior_strengths(spec, strength))
 
 
 # ------------------------------------------------------------------ (d) bad input
@@ -298,7 +308,7 @@ def test_simulate_draws_from_the_model_and_is_reproducible():
     # the same frequencies as the test oracle's sampler
     oracle = forward_sample(MODEL.tables, 4000, np.random.default_rng(8))
     assert abs((a["radicular_pain"] == "yes").mean() - oracle["radicular_pain"].mean()) < 0.04
-    with pytest.raises(TypeError, match="seed"):
+    with pytest.raises(pfb.ArgumentTypeError, match="seed"):  # a TypeError too
         MODEL.simulate(3, seed="x")
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import brute_force, random_spec
 from hypothesis import given
 from hypothesis import strategies as st
+from vignettes import VIGNETTES
 
 import postfusion_bayes as pfb
-from helpers import brute_force, random_spec
-from vignettes import VIGNETTES
 
 MODEL = pfb.load_model()
 TIMES = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
 CONTEXT_BOOLS = ["smoker", "diabetes", "osteoporosis", "multilevel_fusion", "fusion_to_sacrum"]
-FINDINGS = [v for v, r in zip(MODEL.variables["name"], MODEL.variables["role"]) if r == "finding" and v != "onset"]
+FINDINGS = [v for v, r in zip(MODEL.variables["name"], MODEL.variables["role"], strict=True) if r == "finding" and v != "onset"]
 
 @pytest.mark.parametrize("cause", list(VIGNETTES))
 def test_typical_presentation_ranks_its_cause_first(cause):
@@ -348,6 +348,16 @@ def test_pgmpy_is_not_imported_by_the_package():
     assert out.stdout.strip() == "False"
 
 
+def test_the_parameters_table_does_not_import_scipy():
+    # scipy is for learning's M-step and sensitivity's distributions; the table of numbers needs neither (and scipy costs ~1 s)
+    import subprocess
+    import sys
+
+    code = "import sys, postfusion_bayes as p; t = p.load_model().parameters; print(t['strength'].notna().all(), [m for m in sys.modules if m.split('.')[0] == 'scipy'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True []"
+
+
 # ------------------------------------------------------------------ many patients at once
 
 
@@ -377,7 +387,7 @@ def test_diagnose_many_equals_diagnose_row_by_row_and_keeps_the_index():
 def test_diagnose_many_matches_diagnose_on_random_patients(rows):
     patients = pd.DataFrame(rows, index=[f"p{i}" for i in range(len(rows))])
     result = MODEL.diagnose_many(patients)
-    for label, evidence in zip(patients.index, rows):
+    for label, evidence in zip(patients.index, rows, strict=True):
         expected = MODEL.diagnose(evidence).posterior
         np.testing.assert_allclose(result.loc[label, MODEL.causes].to_numpy(dtype=float), expected[MODEL.causes].to_numpy(), atol=1e-12)
 

@@ -9,12 +9,15 @@ import warnings
 import numpy as np
 import pytest
 
-from postfusion_bayes.engine.files import read_bif, tables_from_pgmpy, to_pgmpy
+from postfusion_bayes.engine._elimination import eliminate
+from postfusion_bayes.engine.files import read_bif, read_uai, tables_from_pgmpy, to_pgmpy
+from postfusion_bayes.engine.sampling import sample_cases
 from postfusion_bayes.engine.tables import NetworkTables
+from postfusion_bayes.errors import ArgumentError, ArgumentTypeError, EvidenceError, NetworkError, PostfusionError
 
 
 def two_parent_tables() -> NetworkTables:
-    """x has parents (a, b); P(x = x0 | a = i, b = j) = 0.1 * (1 + 3 i + j): all six columns distinct."""
+    """Build x with parents (a, b); P(x = x0 | a = i, b = j) = 0.1 * (1 + 3 i + j): all six columns distinct."""
     x_given_ab = np.empty((2, 3, 2))
     for i in range(2):
         for j in range(3):
@@ -120,7 +123,7 @@ def test_reference_network_round_trips(reference_network_name, load_reference_mo
         assert_same_model(to_pgmpy(tables), bn)
     else:
         # A few files (sachs, insurance, alarm) round their tables: columns sum to 1 only within 1e-7.
-        with pytest.raises(ValueError, match="invalid conditional tables") as raised:
+        with pytest.raises(NetworkError, match="invalid conditional tables") as raised:
             to_pgmpy(tables)
         for problem in problems:
             assert problem in str(raised.value)
@@ -184,7 +187,7 @@ def test_read_bif_matches_the_pgmpy_model(name, locate_reference_network, load_r
 def test_to_pgmpy_rejects_batched_tables():
     tables = two_parent_tables()
     batched = tables.replace({"a": np.array([[0.25, 0.75], [0.5, 0.5]])})
-    with pytest.raises(ValueError, match=r"\['a'\].*batch axis"):
+    with pytest.raises(NetworkError, match=r"\['a'\].*batch axis"):
         to_pgmpy(batched)
 
 
@@ -192,7 +195,7 @@ def test_to_pgmpy_is_stricter_than_pgmpy_about_column_sums():
     tables = two_parent_tables()
     slightly_off = tables.cpts["x"].copy()
     slightly_off[1, 2] = [0.6, 0.4 + 1e-6]  # pgmpy's own check_model accepts this (tolerance 0.01)
-    with pytest.raises(ValueError, match="'x'"):
+    with pytest.raises(NetworkError, match="'x'"):
         to_pgmpy(tables.replace({"x": slightly_off}))
 
 
@@ -203,3 +206,54 @@ def test_importing_the_package_does_not_import_pgmpy():
         "assert not [m for m in sys.modules if m.split('.')[0] == 'pgmpy'], 'pgmpy imported at import time'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------ bad networks
+
+
+def _uai(tmp_path, text: str):
+    path = tmp_path / "net.uai"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda t, tmp: NetworkTables(states={"a": ("0", "1")}, parents={"b": ()}, cpts={"a": [0.5, 0.5]}), r"tables name variables without states: \['b'\]"),
+        (lambda t, tmp: NetworkTables(states={"a": ("0", "1")}, parents={}, cpts={}), "no table for variable 'a'"),
+        (lambda t, tmp: NetworkTables(states={"a": ("0", "1")}, parents={"a": ("z",)}, cpts={"a": [[0.5, 0.5]]}), "parent 'z' of 'a' has no states"),
+        (lambda t, tmp: NetworkTables(states={"a": ("0", "1")}, parents={}, cpts={"a": [0.2, 0.3, 0.5]}), r"table of 'a' has shape \(3,\), expected \(2,\)"),
+        (
+            lambda t, tmp: NetworkTables(states={"a": ("0", "1"), "b": ("0", "1")}, parents={"a": ("b",), "b": ("a",)}, cpts={"a": np.full((2, 2), 0.5), "b": np.full((2, 2), 0.5)}),
+            r"the graph has a cycle among \['a', 'b'\]",
+        ),
+        (lambda t, tmp: t.replace({"y": [0.5, 0.5]}), r"cannot replace tables of unknown variables \['y'\]"),
+        (lambda t, tmp: read_uai(_uai(tmp, "MARKOV 1 2 1 1 0 2 0.5 0.5")), "not a UAI Bayesian network"),
+        (lambda t, tmp: read_uai(_uai(tmp, "BAYES 1 2 1 1 0 2 0.5")), "the file ends early"),
+        (lambda t, tmp: read_uai(_uai(tmp, "BAYES 1 2 1 1 0 2 0.5 0.5"), ["a", "b"]), "the file has 1 variables, 2 names were given"),
+    ],
+)
+def test_bad_networks_raise_network_errors_naming_the_culprit(build, message, tmp_path):
+    with pytest.raises(NetworkError, match=message) as raised:
+        build(two_parent_tables(), tmp_path)
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, PostfusionError)
+
+
+def test_pgmpy_models_without_a_table_raise_network_errors():
+    bn = to_pgmpy(two_parent_tables())
+    bn.remove_cpds(bn.get_cpds("x"))
+    with pytest.raises(NetworkError, match="no CPD for node 'x'"):
+        tables_from_pgmpy(bn)
+
+
+def test_bad_arguments_of_the_sampler_and_unknown_targets():
+    tables = two_parent_tables()
+    with pytest.raises(ArgumentError, match="n must be a whole number >= 0, got -1"):
+        sample_cases(tables, -1)
+    with pytest.raises(ArgumentTypeError, match="seed must be an int or a numpy.random.Generator, got str"):
+        sample_cases(tables, 2, seed="x")
+    with pytest.raises(TypeError):  # still a TypeError, as before the error classes
+        sample_cases(tables, 2, seed=1.5)
+    with pytest.raises(EvidenceError, match=r"unknown target variable 'xx' \(did you mean 'x'\?\)"):
+        eliminate(tables, {}, ["xx"])

@@ -50,7 +50,7 @@ def test_explanation_plot_draws_one_row_per_finding_and_one_column_per_cause():
     dx = MODEL.diagnose({**PATIENT, "back_pain": True, "radicular_pain": False, "onset": "late_after_good_result"})
     table = dx.explain()
     ax = plotting.explanation_plot(table)
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{f} = {s}" for f, s in zip(table.index, table["observed"])]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{f} = {s}" for f, s in zip(table.index, table["observed"], strict=True)]
     assert [t.get_text() for t in ax.get_xticklabels()] == list(table.attrs["causes"])
     image = ax.get_images()[0]
     assert image.get_clim()[0] == -image.get_clim()[1]  # symmetric around 0: red for, blue against

@@ -1,5 +1,4 @@
-"""The engine's one query: every method against independent oracles, partial and joint answers, read-only
-results, the memory budget, and the scale of soft evidence.
+"""The engine's one query against independent oracles: partial and joint answers, read-only results, memory, scale.
 
 Oracles: variable elimination on the dense tables (another algorithm, the general-DAG path, itself checked
 against pgmpy in ``test_engine``), brute-force enumeration of the full joint at small sizes, and
@@ -26,7 +25,7 @@ TOLERANCE = 1e-9
 
 
 def structured_network(seed: int, n_causes: int, n_findings: int = 24, links_per_finding: int = 5, onset_states: int = 4) -> NetworkTables:
-    """A layered network of our shape: two context roots, binary causes, noisy-OR findings, one mixture over all causes."""
+    """Build a layered network of our shape: two context roots, binary causes, noisy-OR findings, one mixture over all causes."""
     rng = np.random.default_rng(seed)
     states = {"time": ("t0", "t1", "t2"), "risk": ("no", "yes")}
     parents: dict[str, tuple[str, ...]] = {"time": (), "risk": ()}

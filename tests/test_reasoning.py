@@ -13,21 +13,21 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import random_documents, random_spec
 from hypothesis import given
 from hypothesis import strategies as st
-
-import postfusion_bayes as pfb
-from helpers import random_documents, random_spec
-from postfusion_bayes.engine import CompiledNetwork
-from postfusion_bayes.evidence import parse_evidence
-from postfusion_bayes.reasoning import Reasoner
-from postfusion_bayes.spec import spec_from_documents
-from postfusion_bayes.engine.tables import NetworkTables
 from oracles import full_joint
 from vignettes import VIGNETTES
 
+import postfusion_bayes as pfb
+from postfusion_bayes.engine import CompiledNetwork
+from postfusion_bayes.engine.tables import NetworkTables
+from postfusion_bayes.evidence import parse_evidence
+from postfusion_bayes.reasoning import Reasoner
+from postfusion_bayes.spec import spec_from_documents
+
 MODEL = pfb.load_model()
-FINDINGS = [n for n, r in zip(MODEL.variables["name"], MODEL.variables["role"]) if r == "finding" and n != "onset"]
+FINDINGS = [n for n, r in zip(MODEL.variables["name"], MODEL.variables["role"], strict=True) if r == "finding" and n != "onset"]
 TIMES = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
 
 # ------------------------------------------------------------------ brute force on small models
@@ -44,7 +44,7 @@ class Joint:
         self.evidence = evidence
 
     def weighted(self, evidence: dict) -> np.ndarray:
-        """The joint times the evidence: a state name (hard) or a {state: likelihood} mapping (soft)."""
+        """Multiply the joint by the evidence: a state name (hard) or a {state: likelihood} mapping (soft)."""
         out = self.joint
         for name, state in evidence.items():
             mask = np.zeros(self.tables.cardinality(name))
@@ -100,7 +100,7 @@ def test_most_probable_explanation_agrees_with_brute_force_enumeration(seed):
     evidence = random_evidence(model, np.random.default_rng(seed), 3)
     brute = Joint(model, evidence).over(model.causes, evidence)
     expected = sorted(
-        ((float(brute[config]), " + ".join(c for c, s in zip(model.causes, config) if s) or "none of the modelled causes") for config in itertools.product((0, 1), repeat=3)),
+        ((float(brute[config]), " + ".join(c for c, s in zip(model.causes, config, strict=True) if s) or "none of the modelled causes") for config in itertools.product((0, 1), repeat=3)),
         key=lambda pair: -pair[0],
     )
     mpe = model.diagnose(evidence).most_probable_explanation(k=8)
@@ -292,7 +292,7 @@ def test_costs_come_from_the_priors_and_can_be_overridden():
 )
 def test_bad_arguments_get_clear_errors(call, message):
     dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months"})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(pfb.ArgumentError, match=message):
         call(dx)
 
 
@@ -372,7 +372,7 @@ def test_summary_without_red_flags_or_conflict():
 
 
 def model_with_test_kinds(seed: int) -> pfb.Model:
-    """A small random model whose findings are observed by two kinds: a free question and one procedure."""
+    """Build a small random model whose findings are observed by two kinds: a free question and one procedure."""
     docs = random_documents(np.random.default_rng(seed), n_causes=3, n_findings=4, n_times=2, onset_states=2)
     docs["findings.yaml"]["test_kinds"] = {
         "question": {"description": "asked", "cost": 0, "invasive": False, "one_procedure": False, "judgment": "test"},
@@ -471,7 +471,7 @@ def test_every_cause_observed_still_gives_tests_explanations_and_a_report():
     assert mpe["present_causes"].tolist() == ["pseudarthrosis"] and mpe["probability"].tolist() == [1.0]
     assert dx.explain().attrs["causes"] == []
     assert "Causes, most probable first" in repr(dx) and "<h4>Causes" in dx._repr_html_()
-    with pytest.raises(ValueError, match="nothing to plot"):
+    with pytest.raises(pfb.ArgumentError, match="nothing to plot"):
         from postfusion_bayes import plotting
 
         plotting.explanation_plot(dx.explain())

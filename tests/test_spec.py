@@ -228,7 +228,8 @@ def test_a_folder_that_does_not_exist(tmp_path):
 
 def test_a_cycle_is_reported(priors_copy):
     # a finding that is also declared as a cause would make the graph cyclic; ids are unique per role
-    _edit(priors_copy, "findings.yaml", lambda d: d["findings"].update(nerve_injury={"description": "loop", "leak": d["findings"]["back_pain"]["leak"], "links": {"nerve_injury": {"value": 0.5, "range": [0.4, 0.6], "judgment": "x"}}}))
+    loop = {"value": 0.5, "range": [0.4, 0.6], "judgment": "x"}
+    _edit(priors_copy, "findings.yaml", lambda d: d["findings"].update(nerve_injury={"description": "loop", "leak": d["findings"]["back_pain"]["leak"], "links": {"nerve_injury": loop}}))
     problems = _problems(priors_copy)
     assert any("'nerve_injury' is already declared as a cause" in p for p in problems)
 

@@ -69,12 +69,12 @@ from __future__ import annotations
 import functools
 import math
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EvidenceError, suggest
+from ..errors import EvidenceError, NetworkError, ParameterError, suggest
 from .tables import NetworkTables
 
 __all__ = ["EliminationPlan", "compile_plan", "eliminate"]
@@ -267,10 +267,10 @@ def eliminate(
 
     Raises
     ------
-    ValueError
-        If a target is unknown or batched tables disagree on ``P``.
+    ParameterError
+        If batched tables disagree on ``P``.
     EvidenceError
-        If a likelihood array is for an unknown variable, has the wrong shape,
+        If a target is unknown, or a likelihood array is for an unknown variable, has the wrong shape,
         or has negative or non-finite entries.
 
     Examples
@@ -296,14 +296,14 @@ def eliminate(
     target_names = tuple(dict.fromkeys(str(t) for t in targets))
     for name in target_names:
         if name not in tables.states:
-            raise ValueError(f"unknown target variable {name!r}{suggest(name, tables.states)}")
+            raise EvidenceError(f"unknown target variable {name!r}{suggest(name, tables.states)}")
     arrays, n_rows = _check_likelihoods(tables, likelihoods)
     n_sets = _count_sets(tables)
     plan = compile_plan(tables, observed=arrays, targets=target_names)
     return plan._run(tables, arrays, n_sets, n_rows, np.longdouble if extended else np.float64)
 
 
-def compile_plan(tables: NetworkTables, observed: Sequence[str], targets: Sequence[str]) -> EliminationPlan:
+def compile_plan(tables: NetworkTables, observed: Iterable[str], targets: Sequence[str]) -> EliminationPlan:
     """Return the (cached) elimination plan for these evidence variables and targets.
 
     Parameters
@@ -362,7 +362,7 @@ def _count_sets(tables: NetworkTables) -> int:
         if table.ndim == len(tables.parents[name]) + 2
     }
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"batched tables disagree on the number of parameter sets: {sizes}")
+        raise ParameterError(f"batched tables disagree on the number of parameter sets: {sizes}")
     return next(iter(sizes.values()), 1)
 
 
@@ -380,6 +380,7 @@ def _compile(structure: _Structure, observed: frozenset[str], targets: tuple[str
     scope: dict[_Ref, tuple[str, ...]] = {}
     batch: dict[_Ref, tuple[bool, bool]] = {}
     home: list[list[_Ref]] = [[] for _ in order]
+    ref: _Ref
     for name in order:
         ref = ("table", name)
         scope[ref], batch[ref] = parents[name] + (name,), (batched[name], False)
@@ -409,10 +410,10 @@ def _compile(structure: _Structure, observed: frozenset[str], targets: tuple[str
     # Downward messages, only on paths from a root to a target's bucket.
     needed: set[int] = set()
     for name in targets:
-        index: int | None = position[name]
-        while index is not None and index not in needed:
-            needed.add(index)
-            index = buckets[index].parent
+        bucket: int | None = position[name]
+        while bucket is not None and bucket not in needed:
+            needed.add(bucket)
+            bucket = buckets[bucket].parent
     downward = []
     for index in sorted(needed, reverse=True):
         parent = buckets[index].parent
@@ -467,7 +468,7 @@ def _contraction(
         for v in variables:
             if v not in letters:
                 if len(letters) == len(_VARIABLE_LETTERS):
-                    raise ValueError(f"clusters of more than {len(_VARIABLE_LETTERS)} variables are not supported")
+                    raise NetworkError(f"clusters of more than {len(_VARIABLE_LETTERS)} variables are not supported")
                 letters[v] = _VARIABLE_LETTERS[len(letters)]
         batch_axes = (_SET_AXIS if has_sets else "") + (_ROW_AXIS if has_rows else "")
         return batch_axes + "".join(letters[v] for v in variables)
@@ -513,7 +514,7 @@ def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:
 
 
 def _ancestral_set(parents: Mapping[str, tuple[str, ...]], roots: set[str]) -> set[str]:
-    """The given variables and all their ancestors."""
+    """Return the given variables and all their ancestors."""
     keep: set[str] = set()
     stack = list(roots)
     while stack:

@@ -59,6 +59,7 @@ def enumerate_joint(
     roots, middle, leaves : sequence of str
         The layers (isolated variables must be handled by the caller).
     evidence : EncodedEvidence
+        The rows.
     budget : int
         Bytes a row may use at its peak.
 

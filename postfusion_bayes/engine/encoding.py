@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,11 @@ class EncodedEvidence:
     """
 
     __slots__ = ("n_rows", "_codes", "_row", "likelihoods", "log_scales")
+    n_rows: int
+    _codes: Mapping[str, np.ndarray] | None
+    _row: Mapping[str, int] | None
+    likelihoods: Mapping[str, np.ndarray]
+    log_scales: Mapping[str, np.ndarray]
 
     def __init__(
         self,
@@ -75,6 +81,7 @@ class EncodedEvidence:
         object.__setattr__(self, "log_scales", log_scales)
 
     def __setattr__(self, name: str, value: object) -> None:
+        """Refuse: encoded evidence is immutable."""
         raise AttributeError("EncodedEvidence is immutable")
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
@@ -82,6 +89,7 @@ class EncodedEvidence:
         return (_rebuild, (self.n_rows, dict(self.codes), dict(self.likelihoods), dict(self.log_scales)))
 
     def __repr__(self) -> str:
+        """Show the rows and the observed variables."""
         return f"<EncodedEvidence: {self.n_rows} rows, hard {sorted(self.codes)}, soft {sorted(self.likelihoods)}>"
 
     @classmethod
@@ -141,7 +149,9 @@ class EncodedEvidence:
         states : mapping of str to sequence of str
             The network's states (to check names and sizes).
         codes : mapping of str to int array, shape (n_rows,)
+            Hard evidence: the observed state's index in each row, -1 where unobserved.
         n_rows : int
+            Number of rows.
         likelihoods : mapping of str to array, shape (n_rows, n_states), optional
             Non-negative and finite; a row of NaN means no soft evidence there.
         row_labels : sequence, optional
@@ -198,7 +208,7 @@ class EncodedEvidence:
         cls,
         states: Mapping[str, Sequence[str]],
         hard: Sequence[Mapping[str, str]],
-        soft: Sequence[Mapping[str, Sequence[float]]] | None = None,
+        soft: Sequence[Mapping[str, Any]] | None = None,
     ) -> EncodedEvidence:
         """Encode rows of state names and, optionally, rows of soft likelihoods (one mapping per row).
 
@@ -252,7 +262,7 @@ class EncodedEvidence:
         return not self.likelihoods
 
     def only(self, names: Sequence[str] | frozenset[str]) -> EncodedEvidence:
-        """The same rows with the evidence on ``names`` alone (for example the context)."""
+        """Keep the same rows with the evidence on ``names`` alone (for example the context)."""
         keep = set(names)
         if self._row is not None:
             return EncodedEvidence(1, None, _EMPTY, _EMPTY, MappingProxyType({k: v for k, v in self._row.items() if k in keep}))
@@ -262,7 +272,7 @@ class EncodedEvidence:
         return EncodedEvidence(self.n_rows, MappingProxyType(codes), MappingProxyType(lik), MappingProxyType(scales))
 
     def stack(self, other: EncodedEvidence) -> EncodedEvidence:
-        """These rows followed by ``other``'s."""
+        """Stack ``other``'s rows after these."""
         n, m = self.n_rows, other.n_rows
         codes = {}
         for name in self.codes.keys() | other.codes.keys():
@@ -271,7 +281,7 @@ class EncodedEvidence:
             codes[name] = _frozen(np.concatenate([a, b]))
         lik = {}
         for name in self.likelihoods.keys() | other.likelihoods.keys():
-            card = (self.likelihoods.get(name) if name in self.likelihoods else other.likelihoods[name]).shape[1]
+            card = (self.likelihoods[name] if name in self.likelihoods else other.likelihoods[name]).shape[1]
             a = self.likelihoods.get(name, np.ones((n, card)))
             b = other.likelihoods.get(name, np.ones((m, card)))
             lik[name] = _frozen(np.concatenate([a, b]))
@@ -281,7 +291,7 @@ class EncodedEvidence:
         return EncodedEvidence(n + m, MappingProxyType(codes), MappingProxyType(lik), MappingProxyType(scales))
 
     def rows(self, index: np.ndarray) -> EncodedEvidence:
-        """A selection of rows (an index array or a boolean mask)."""
+        """Select rows (an index array or a boolean mask)."""
         index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=np.intp)
         codes = {k: _frozen(v[index]) for k, v in self.codes.items()}
         lik = {k: _frozen(v[index]) for k, v in self.likelihoods.items()}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ExportError, suggest
+from ..errors import ExportError, NetworkError, suggest
 from .tables import NetworkTables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +48,7 @@ EXPORT_FORMATS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
+def to_pgmpy(tables: NetworkTables) -> DiscreteBayesianNetwork:
     """Build a checked pgmpy ``DiscreteBayesianNetwork`` from tables.
 
     Parameters
@@ -64,7 +64,7 @@ def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
 
     Raises
     ------
-    ValueError
+    NetworkError
         If a table has a leading batch axis, or if a column of a table does not
         sum to 1 within :data:`~postfusion_bayes.engine.tables.COLUMN_SUM_TOLERANCE`
         (stricter than pgmpy's own check) or has entries outside [0, 1].
@@ -86,10 +86,10 @@ def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
 
     batched = [name for name, table in tables.cpts.items() if table.ndim != len(tables.parents[name]) + 1]
     if batched:
-        raise ValueError(f"tables of {batched} have a leading batch axis; pgmpy models hold one parameter set")
+        raise NetworkError(f"tables of {batched} have a leading batch axis; pgmpy models hold one parameter set")
     problems = tables.column_sum_errors()
     if problems:
-        raise ValueError("invalid conditional tables:\n  - " + "\n  - ".join(problems))
+        raise NetworkError("invalid conditional tables:\n  - " + "\n  - ".join(problems))
 
     bn = DiscreteBayesianNetwork()
     bn.add_nodes_from(tables.variables)
@@ -116,7 +116,7 @@ def to_pgmpy(tables: NetworkTables) -> "DiscreteBayesianNetwork":
     return bn
 
 
-def tables_from_pgmpy(bn: "DiscreteBayesianNetwork") -> NetworkTables:
+def tables_from_pgmpy(bn: DiscreteBayesianNetwork) -> NetworkTables:
     """Read the tables of a pgmpy ``DiscreteBayesianNetwork``.
 
     Parameters
@@ -132,7 +132,7 @@ def tables_from_pgmpy(bn: "DiscreteBayesianNetwork") -> NetworkTables:
 
     Raises
     ------
-    ValueError
+    NetworkError
         If a node has no CPD, or a CPD's evidence differs from the node's parents.
 
     Examples
@@ -157,10 +157,10 @@ def tables_from_pgmpy(bn: "DiscreteBayesianNetwork") -> NetworkTables:
     for node in bn.nodes():
         cpd = bn.get_cpds(node)
         if cpd is None:
-            raise ValueError(f"no CPD for node {node!r}")
+            raise NetworkError(f"no CPD for node {node!r}")
         variable, *evidence = cpd.variables
         if set(evidence) != set(bn.get_parents(node)):
-            raise ValueError(f"CPD of {node!r} has evidence {evidence}, but the node has parents {bn.get_parents(node)}")
+            raise NetworkError(f"CPD of {node!r} has evidence {evidence}, but the node has parents {bn.get_parents(node)}")
         cards = [len(cpd.state_names[v]) for v in cpd.variables]
         values = np.asarray(cpd.get_values(), dtype=float).reshape(cards)  # (card, *parent_cards)
         name = str(variable)
@@ -216,6 +216,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
     Parameters
     ----------
     path : str or path-like
+        The UAI file.
     variables : sequence of str, optional
         Names of the variables in file order, e.g. ``tables.variables`` of the
         network that was written.
@@ -228,7 +229,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
 
     Raises
     ------
-    ValueError
+    NetworkError
         If the file is not a UAI Bayesian network (``BAYES``) or is truncated,
         or the names do not fit it.
 
@@ -245,13 +246,13 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
     """
     tokens = Path(path).read_text(encoding="ascii").split()
     if not tokens or tokens[0].upper() != "BAYES":
-        raise ValueError(f"{path}: not a UAI Bayesian network (the file must start with BAYES, got {tokens[:1]})")
+        raise NetworkError(f"{path}: not a UAI Bayesian network (the file must start with BAYES, got {tokens[:1]})")
     position = 1
 
     def take(n: int) -> list[str]:
         nonlocal position
         if position + n > len(tokens):
-            raise ValueError(f"{path}: the file ends early (needed {n} more numbers after token {position})")
+            raise NetworkError(f"{path}: the file ends early (needed {n} more numbers after token {position})")
         out = tokens[position : position + n]
         position += n
         return out
@@ -260,7 +261,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
     cards = [int(c) for c in take(n_vars)]
     names = list(variables) if variables is not None else [f"var_{i}" for i in range(n_vars)]
     if len(names) != n_vars:
-        raise ValueError(f"{path}: the file has {n_vars} variables, {len(names)} names were given")
+        raise NetworkError(f"{path}: the file has {n_vars} variables, {len(names)} names were given")
     scopes = [[int(i) for i in take(int(take(1)[0]))] for _ in range(int(take(1)[0]))]
     parents: dict[str, tuple[str, ...]] = {}
     cpts: dict[str, np.ndarray] = {}
@@ -277,7 +278,7 @@ def read_uai(path: str | PathLike[str], variables: Sequence[str] | None = None, 
 
 
 def export_format(path: str | PathLike[str], format: str | None = None) -> str:
-    """The export format named, or the one the suffix of ``path`` selects.
+    """Return the export format named, or the one the suffix of ``path`` selects.
 
     Raises
     ------
@@ -303,7 +304,7 @@ def export_format(path: str | PathLike[str], format: str | None = None) -> str:
 
 
 def _uai_text(tables: NetworkTables) -> str:
-    """The UAI standard: variables in topological order; scope = parents then child, last fastest."""
+    """Write the tables in the UAI standard: variables in topological order; scope = parents then child, last fastest."""
     index = {name: i for i, name in enumerate(tables.variables)}
     lines = ["BAYES", str(len(index)), " ".join(str(tables.cardinality(v)) for v in tables.variables), str(len(index))]
     lines += [" ".join(str(x) for x in (len(tables.parents[v]) + 1, *(index[p] for p in tables.parents[v]), index[v])) for v in tables.variables]
@@ -357,7 +358,7 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     ExportError
         For an unknown format, a suffix that selects none, or a path that
         cannot be written (the ``OSError`` is its ``__cause__``).
-    ValueError
+    NetworkError
         If the tables are batched or a column does not sum to 1.
 
     Examples

@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..errors import ArgumentError, ArgumentTypeError
 from .tables import NetworkTables
 
 __all__ = ["sample_cases", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """A numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
+    """Return a numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
 
     Examples
     --------
@@ -26,7 +27,7 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
         return seed
     if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
-    raise TypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -39,6 +40,7 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     n : int
         Number of cases (>= 0).
     seed : int or numpy.random.Generator, optional
+        Seed of a new generator, or a generator to draw from; fresh entropy when None.
 
     Returns
     -------
@@ -54,7 +56,7 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     ['yes', 'yes']
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
     rng = as_generator(seed)
     codes: dict[str, np.ndarray] = {}
     for name in tables.variables:

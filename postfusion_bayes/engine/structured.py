@@ -59,6 +59,7 @@ class NoisyOr:
     links: np.ndarray
 
     def __post_init__(self) -> None:
+        """Check the shapes and make the numbers read-only."""
         leak, links = _read_only(self.leak), _read_only(self.links)
         if links.ndim not in (1, 2) or leak.ndim != links.ndim - 1 or leak.shape != links.shape[:-1]:
             raise NetworkError(f"noisy-OR: leak of shape {leak.shape} and links of shape {links.shape} do not match (expected () and (k,), or (n_sets,) and (n_sets, k))")
@@ -81,7 +82,7 @@ class NoisyOr:
         return [f"noisy-OR {what} outside [0, 1]" for what in bad]
 
     def dense(self) -> np.ndarray:
-        """The full table, shape ``(*batch, 2, ..., 2, 2)``: parents' axes, then (no, yes)."""
+        """Expand to the full table, shape ``(*batch, 2, ..., 2, 2)``: parents' axes, then (no, yes)."""
         k = self.n_parents
         batch = self.batch_shape
         absent = np.broadcast_to((1.0 - self.leak).reshape(batch + (1,) * k), batch + (2,) * k).copy()
@@ -125,6 +126,7 @@ class Mixture:
     leak: np.ndarray
 
     def __post_init__(self) -> None:
+        """Check the shapes and make the numbers read-only."""
         dists, leak = _read_only(self.distributions), _read_only(self.leak)
         if dists.ndim not in (2, 3) or leak.ndim != dists.ndim - 1 or leak.shape[:-1] != dists.shape[:-2] or leak.shape[-1] != dists.shape[-1]:
             raise NetworkError(f"mixture: distributions of shape {dists.shape} and leak of shape {leak.shape} do not match (expected (k, n_states) and (n_states,), or with a leading n_sets axis)")
@@ -154,7 +156,7 @@ class Mixture:
         return out
 
     def dense(self) -> np.ndarray:
-        """The full table, shape ``(*batch, 2, ..., 2, n_states)``.
+        """Expand to the full table, shape ``(*batch, 2, ..., 2, n_states)``.
 
         Built without a loop over the ``2**k`` parent configurations: the sum
         of the present parents' distributions and their count are sums of

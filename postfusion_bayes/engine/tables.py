@@ -64,7 +64,7 @@ class _Tables(Mapping):
 
 
 def _as_table(values: object) -> np.ndarray:
-    """A read-only float array, copied only when the caller could still change it."""
+    """Return a read-only float array, copied only when the caller could still change it."""
     if isinstance(values, np.ndarray) and values.dtype == float and not values.flags.writeable:
         return values
     table = np.array(values, dtype=float)
@@ -111,6 +111,7 @@ class NetworkTables:
     cpts: Mapping[str, np.ndarray] = field(repr=False)
 
     def __post_init__(self) -> None:
+        """Check the tables against the states and parents, make them read-only and order all three topologically."""
         states = {str(k): tuple(str(s) for s in v) for k, v in self.states.items()}
         parents = {str(k): tuple(str(p) for p in self.parents.get(k, ())) for k in states}
         given_cpts = self.cpts._given if isinstance(self.cpts, _Tables) else self.cpts
@@ -157,18 +158,18 @@ class NetworkTables:
         return MappingProxyType({k: v for k, v in given.items() if not isinstance(v, np.ndarray)})
 
     def cpd(self, name: str) -> np.ndarray | NoisyOr | Mixture:
-        """The table of ``name`` as given: a dense array or a structured table."""
+        """Return the table of ``name`` as given: a dense array or a structured table."""
         return self.cpts._given[name]  # type: ignore[attr-defined]
 
     def batch_size(self, name: str) -> int | None:
-        """Number of parameter sets of the table of ``name``, or None when it is unbatched."""
+        """Return the number of parameter sets of the table of ``name``, or None when it is unbatched."""
         value = self.cpd(name)
         if isinstance(value, np.ndarray):
             return int(value.shape[0]) if value.ndim == len(self.parents[name]) + 2 else None
         return value.batch_shape[0] if value.batch_shape else None
 
     def cardinality(self, name: str) -> int:
-        """Number of states of ``name``."""
+        """Return the number of states of ``name``."""
         return len(self.states[name])
 
     def children(self, name: str) -> tuple[str, ...]:
@@ -177,7 +178,7 @@ class NetworkTables:
 
     def column_sum_errors(self, tolerance: float = COLUMN_SUM_TOLERANCE) -> list[str]:
         """Describe every table whose columns do not sum to 1 or hold values outside [0, 1]."""
-        problems = []
+        problems: list[str] = []
         for name in self.states:
             value = self.cpd(name)
             if isinstance(value, NoisyOr):
@@ -205,7 +206,7 @@ class NetworkTables:
         return NetworkTables(states=self.states, parents=self.parents, cpts=merged)
 
     def dense(self) -> NetworkTables:
-        """The same network with every table dense (for exporters and oracles; ``2**k`` columns per structured table)."""
+        """Return the same network with every table dense (for exporters and oracles; ``2**k`` columns per structured table)."""
         return NetworkTables(states=self.states, parents=self.parents, cpts={v: self.cpts[v] for v in self.states})
 
 

@@ -1,0 +1,191 @@
+"""The prior strength of every parameter: its worth in cases in an update from cases.
+
+The rule is the one :mod:`postfusion_bayes.learning` documents ("The prior of
+each parameter"): a probability's range, read as a central 90% interval, gives
+the ``a + b`` of a Beta; a distribution takes the smallest strength of its
+entries; an odds ratio's range gives a normal prior on its log whose precision,
+divided by the information one case carries on it, is its strength in cases.
+
+It lives apart from the EM so that :attr:`postfusion_bayes.Model.parameters`
+(which shows every strength) does not import scipy, which only the M-step
+needs. ``learning.prior_strengths`` gives the same numbers (a test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .cpts import build_tables
+from .engine import CompiledNetwork
+from .engine.encoding import EncodedEvidence
+from .errors import SpecError, suggest
+from .spec import BOOLEAN_STATES, ModelSpec, Parameter
+
+__all__ = ["RANGE_Z", "prior_strengths"]
+
+#: The range is read as a central 90% interval: its half-width is this many standard deviations.
+RANGE_Z = 1.6448536269514722
+
+
+@dataclass(frozen=True)
+class _Families:
+    """The parameter names of a spec, grouped as the update treats them."""
+
+    context: tuple[tuple[str, tuple[str, ...]], ...]  # (variable, parameter names per state; "" for "no" of a boolean)
+    distributions: tuple[tuple[str, ...], ...]  # parameter names of each distribution (Dirichlet groups)
+    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]  # cause, baseline names, factors, OR names
+    noisy_or: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # finding, leak name, link causes, link names
+    onset_owners: tuple[str, ...]  # causes with an onset distribution (leak last, as "leak")
+
+
+def _families(spec: ModelSpec) -> _Families:
+    context: list[tuple[str, tuple[str, ...]]] = []
+    groups: list[tuple[str, ...]] = []
+    for var, dist in spec.context_priors.items():
+        states = spec.variables[var].states
+        if states == BOOLEAN_STATES and list(dist) == ["yes"]:
+            context.append((var, ("", dist["yes"])))
+        else:
+            names = tuple(dist[s] for s in states)
+            context.append((var, names))
+            groups.append(names)
+    times = spec.variables[spec.time_variable].states
+    causes = tuple(
+        (c, tuple(p.baseline[t] for t in times), tuple(p.odds_ratios), tuple(p.odds_ratios.values())) for c, p in spec.cause_priors.items()
+    )
+    noisy = tuple((f, m.leak, tuple(m.links), tuple(m.links.values())) for f, m in spec.findings.items())
+    owners: tuple[str, ...] = ()
+    if spec.onset is not None:
+        states = spec.variables[spec.onset.variable].states
+        owners = tuple(c for c in spec.names("cause") if c in spec.onset.distributions) + ("leak",)
+        groups += [tuple(spec.onset.distributions[o][s] for s in states) for o in owners]
+    return _Families(tuple(context), tuple(groups), causes, noisy, owners)
+
+
+def _range_strength(p: Parameter) -> float:
+    """Beta strength a + b of the Beta with mean ``value`` whose sd matches the range (a 90% interval)."""
+    if p.high - p.low <= 0:
+        return math.inf
+    sd = (p.high - p.low) / (2 * RANGE_Z)
+    return max(p.value * (1.0 - p.value) / sd**2 - 1.0, 0.0)
+
+
+def _odds_ratio_precision(p: Parameter) -> float:
+    """1 / sd**2 of the normal prior on log OR implied by the range."""
+    if p.high - p.low <= 0:
+        return math.inf
+    sd = (math.log(p.high) - math.log(p.low)) / (2 * RANGE_Z)
+    return 1.0 / sd**2
+
+
+def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
+    """Compute f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
+    names = network.layers["middle"]
+    result = network.query(EncodedEvidence.from_codes(network.states, {}, 1), names)
+    p_cause = {c: float(result.marginals[c][0, 0, 1]) for c in names}
+    out = {}
+    for cause, prior in spec.cause_priors.items():
+        p = float(p_cause[cause])
+        for factor, name in prior.odds_ratios.items():
+            f = spec.value(spec.context_priors[factor]["yes"])
+            out[name] = f * (1 - f) * p * (1 - p)
+    return out
+
+
+def _default_strengths(spec: ModelSpec, info: Mapping[str, float]) -> dict[str, float]:
+    out = {}
+    for name, p in spec.parameters.items():
+        if p.strength is not None:
+            out[name] = p.strength + p.cases
+        elif p.kind == "odds_ratio":
+            tau = _odds_ratio_precision(p)
+            out[name] = math.inf if (math.isinf(tau) or info[name] <= 0) else tau / info[name]
+        else:
+            out[name] = _range_strength(p)
+    return out
+
+
+def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | None = None, *, network: CompiledNetwork | None = None) -> pd.Series:
+    """Return the prior strength (equivalent number of cases) of every parameter in an update.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model specification; a learned one counts its recorded strength plus cases.
+    strength : float or mapping, optional
+        The override an update would get (see :mod:`postfusion_bayes.learning`).
+    network : CompiledNetwork, optional
+        The spec's compiled network, when at hand (saves compiling it).
+
+    Returns
+    -------
+    Series
+        Index ``parameter``; entries of one distribution share its Dirichlet's strength.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> s = prior_strengths(load_spec())
+    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]
+    26.7
+    """
+    network = network if network is not None else CompiledNetwork(build_tables(spec))
+    resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))
+    return pd.Series(resolved, name="strength").rename_axis("parameter")
+
+
+def _resolve_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | None, families: _Families, info: Mapping[str, float]) -> dict[str, float]:
+    """Strength per parameter: the override where given, else the rule; one strength per distribution."""
+    defaults = _default_strengths(spec, info)
+    given: dict[str, float] = {}
+    group_keys = {name.rsplit(".", 1)[0]: group for group in families.distributions for name in group[:1]}
+    if strength is None:
+        pass
+    elif isinstance(strength, Mapping):
+        problems = []
+        for key, value in strength.items():
+            targets = group_keys.get(key) or ((key,) if key in spec.parameters else None)
+            if targets is None:
+                problems.append(f"strength: parameter {key!r} does not exist{suggest(key, list(spec.parameters) + list(group_keys))}; see model.parameters")
+                continue
+            problem = _strength_problem(f"strength of {key!r}", value)
+            if problem:
+                problems.append(problem)
+                continue
+            for t in targets:
+                if t in given and given[t] != float(value):
+                    problems.append(f"strength: {t!r} is given {given[t]:g} and {float(value):g}")
+                given[t] = float(value)
+        for group in families.distributions:
+            values = {given[n] for n in group if n in given}
+            if len(values) > 1:
+                problems.append(f"strength: the entries of the distribution {group[0].rsplit('.', 1)[0]!r} share one Dirichlet strength; got {sorted(values)}")
+            elif values:
+                given.update(dict.fromkeys(group, values.pop()))
+        if problems:
+            raise SpecError(problems)
+    else:
+        problem = _strength_problem("strength", strength)
+        if problem:
+            raise SpecError([problem])
+        given = dict.fromkeys(spec.parameters, float(strength))
+    out = {}
+    for name in spec.parameters:
+        out[name] = given.get(name, defaults[name])
+    for group in families.distributions:
+        if not any(n in given for n in group):
+            out.update(dict.fromkeys(group, min(defaults[n] for n in group)))
+    return out
+
+
+def _strength_problem(where: str, value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"{where}: got {value!r}; expected a number of cases (a finite number >= 0), or a mapping of parameter name to one"
+    if not math.isfinite(float(value)) or float(value) < 0:
+        return f"{where}: got {value!r}; a strength must be a finite number >= 0"
+    return ""
