@@ -46,7 +46,7 @@ IMPOSSIBLE_LOG = -1e300
 
 
 def layers(tables: NetworkTables) -> tuple[list[str], list[str], list[str], list[str]]:
-    """The variables by layer: isolated (no parents, no children), roots, middle (parents and children), leaves."""
+    """Split the variables by layer: isolated (no parents, no children), roots, middle (parents and children), leaves."""
     children = {v: tables.children(v) for v in tables.variables}
     isolated = [v for v in tables.variables if not tables.parents[v] and not children[v]]
     roots = [v for v in tables.variables if not tables.parents[v] and children[v]]
@@ -117,7 +117,7 @@ class LayeredPlan:
         self.mid_indicator = {m: np.eye(card(m))[self.mid_states[:, i]] for m, i in self.mid_pos.items()}
         self.mid_indicator_all = np.concatenate([self.mid_indicator[m] for m in self.middle], axis=1)  # (J, sum cards)
         ends = np.cumsum([card(m) for m in self.middle])
-        self.mid_slices = {m: slice(int(e - card(m)), int(e)) for m, e in zip(self.middle, ends)}
+        self.mid_slices = {m: slice(int(e - card(m)), int(e)) for m, e in zip(self.middle, ends, strict=True)}
         # columns of the dense evidence that belong to each root, gathered per root configuration
         self.root_columns = {r: self.offset[r] + self.root_states[:, i] for r, i in self.root_pos.items()}
         self.mid_columns = {m: self.offset[m] + self.mid_states[:, i] for m, i in self.mid_pos.items()}
@@ -127,7 +127,7 @@ class LayeredPlan:
         self.leaf_cards = np.array([card(leaf) for leaf in self.leaves])
         self.leaf_block = np.repeat(np.arange(len(self.leaves)), self.leaf_cards)
         self.leaf_number = {leaf: i for i, leaf in enumerate(self.leaves)}
-        self.leaf_col_of = {leaf: int(start) for leaf, start in zip(self.leaves, self.leaf_starts)}
+        self.leaf_col_of = {leaf: int(start) for leaf, start in zip(self.leaves, self.leaf_starts, strict=True)}
         root_cards = [card(r) for r in self.roots]
         self.root_strides = [int(np.prod(root_cards[i + 1 :])) for i in range(len(root_cards))]
         self.leaf_index = {leaf: tuple(self.mid_states[:, self.mid_pos[p]] for p in tables.parents[leaf]) for leaf in self.leaves}
@@ -180,7 +180,7 @@ class LayeredPlan:
             else:
                 isolated.append((v, s))
         if len(roots) == len(self.roots):
-            k = sum(s * self.root_strides[pos] for pos, s in roots)
+            k = int(sum(s * self.root_strides[pos] for pos, s in roots))
             prior_j = self.joint_root_middle[k]
             if not self.shared_root_prior[0, k] > 0:
                 nan = np.full(self.mid_indicator_all.shape[1], np.nan)
@@ -223,6 +223,9 @@ class LayeredPlan:
         codes : mapping of str to int array, shape (n_rows,)
             Observed state index per row, -1 where unobserved.
         n_rows : int
+            Number of rows.
+        want_joint : bool, default False
+            Also return the joint posterior of the middle configurations.
 
         Returns
         -------
@@ -243,6 +246,7 @@ class LayeredPlan:
         codes : mapping of str to int array, shape (n_rows,)
             Observed state index per row, -1 where unobserved.
         n_rows : int
+            Number of rows.
 
         Returns
         -------
@@ -339,6 +343,7 @@ class LayeredPlan:
             probs = table[(slice(None),) + idx]  # (P, A, card_m)
             factor = probs[:, :, self.mid_states[:, i]]  # (P, A, J)
             out = factor if out is None else out * factor
+        assert out is not None, "a layered network has a middle layer"
         return out
 
     # ---------------------------------------------------------------- inference
@@ -359,7 +364,7 @@ class LayeredPlan:
     def _run_dense(self, cpts: Mapping[str, np.ndarray] | None, lam: np.ndarray, targets: Sequence[str], want_joint: bool) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
         """As :meth:`run`, with the evidence already as one dense matrix (``cpts=None``: the compiled tables)."""
         shared = cpts is None
-        if shared:
+        if cpts is None:
             cpts = self.tables.cpts
         B = lam.shape[0]
         target_leaves = [t for t in targets if t in self.leaf_number]
@@ -431,7 +436,8 @@ class LayeredPlan:
                     ll = self._hard_batched(cpts, H)
                 ll += scale[None, :, None]
                 add(ll)
-            for i in np.flatnonzero(soft.any(axis=0)) if soft.any() else ():
+            for column in np.flatnonzero(soft.any(axis=0)) if soft.any() else ():
+                i = int(column)
                 leaf = self.leaves[i]
                 rows = soft[:, i]
                 C = self._leaf(cpts, leaf)
@@ -454,7 +460,9 @@ class LayeredPlan:
                 block = lam[:, self.offset[t] : self.offset[t] + self.tables.cardinality(t)]
                 target_factor[t] = (C, block)
                 lik_full = lik_full * np.einsum("bs,pjs->pbj", block, C)
-            full = np.multiply(prior_j, lik_full, out=prior_j) if prior_j.shape == np.broadcast_shapes(prior_j.shape, lik_full.shape) and not target_factor and not any(t in self.root_pos or t in self.leaf_number for t in targets) and prior_j.flags.writeable else prior_j * lik_full
+            in_place = prior_j.shape == np.broadcast_shapes(prior_j.shape, lik_full.shape) and prior_j.flags.writeable
+            in_place = in_place and not target_factor and not any(t in self.root_pos or t in self.leaf_number for t in targets)
+            full = np.multiply(prior_j, lik_full, out=prior_j) if in_place else prior_j * lik_full
             total = full.sum(axis=2)
             total[np.broadcast_to(dead[..., 0], total.shape)] = 0.0
             log_evidence = np.log(total) + shift[..., 0]
@@ -497,7 +505,7 @@ class LayeredPlan:
             any_impossible = impossible.any()
             for t in out:
                 value = out[t]
-                if value.shape[:2] != (n_sets, B):
+                if tuple(value.shape[:2]) != (n_sets, B):
                     value = np.broadcast_to(value, (n_sets, B) + value.shape[2:]).copy()
                 if any_impossible:
                     value = np.array(value)
@@ -539,4 +547,5 @@ class LayeredPlan:
         if shared_rows:
             term = (H[:, shared_rows].astype(float) @ self.shared_log_sentinel[shared_rows])[None]
             out = term if out is None else out + term
+        assert out is not None, "called with some hard evidence"
         return out

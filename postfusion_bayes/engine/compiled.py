@@ -210,6 +210,13 @@ class CompiledNetwork:
     """
 
     __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured")
+    _tables: NetworkTables
+    _strategy: str
+    _plan: LayeredPlan | None
+    _state_index: Mapping[str, Mapping[str, int]]
+    _budget: int
+    _layers: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+    _structured: bool
 
     def __init__(self, tables: NetworkTables, strategy: str = "auto", memory_budget: int = DEFAULT_MEMORY_BUDGET):
         problems = tables.column_sum_errors()
@@ -247,9 +254,11 @@ class CompiledNetwork:
         object.__setattr__(self, "_structured", structured and strategy == "layered")
 
     def __setattr__(self, name: str, value: object) -> None:
+        """Refuse: a compiled network is immutable."""
         raise AttributeError("CompiledNetwork is immutable")
 
     def __delattr__(self, name: str) -> None:
+        """Refuse: a compiled network is immutable."""
         raise AttributeError("CompiledNetwork is immutable")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
@@ -257,6 +266,7 @@ class CompiledNetwork:
         return (CompiledNetwork, (self._tables, self._strategy, self._budget))
 
     def __repr__(self) -> str:
+        """Show the size, the strategy and the memory budget."""
         return f"<CompiledNetwork: {len(self.variables)} variables, strategy={self._strategy!r}, memory budget {self._budget // 2**20} MB>"
 
     # ---------------------------------------------------------------- description
@@ -276,7 +286,7 @@ class CompiledNetwork:
         return self._budget
 
     def with_memory_budget(self, memory_budget: int) -> CompiledNetwork:
-        """The same network with another memory budget (this one is unchanged)."""
+        """Return the same network with another memory budget (this one is unchanged)."""
         return CompiledNetwork(self._tables, self._strategy, memory_budget)
 
     @property
@@ -377,7 +387,7 @@ class CompiledNetwork:
 
     # ---------------------------------------------------------------- parameter sets
     def _parameter_tables(self, parameters: Mapping[str, Any] | None, validate: bool = True) -> tuple[dict[str, Any], int]:
-        """The tables with some replaced by batched versions, and the number of sets (1 when none)."""
+        """Return the tables with some replaced by batched versions, and the number of sets (1 when none)."""
         given = {v: self._tables.cpd(v) for v in self.variables}
         if not parameters:
             return given, 1
@@ -387,7 +397,7 @@ class CompiledNetwork:
                 raise NetworkError(f"parameters name unknown variable {name!r}{suggest(name, self.variables)}")
             if isinstance(table, NoisyOr | Mixture):
                 own = self._tables.cpd(name)
-                if type(own) is not type(table) or not table.batch_shape or table.n_parents != own.n_parents:  # type: ignore[union-attr]
+                if not isinstance(own, type(table)) or not table.batch_shape or table.n_parents != own.n_parents:
                     raise NetworkError(f"parameter tables of {name!r}: expected a batched {type(own).__name__} with {len(self._tables.parents[name])} parents")
                 sizes.add(table.batch_shape[0])
                 given[name] = table
@@ -447,6 +457,7 @@ class CompiledNetwork:
             Also give the joint posterior of these variables' configurations
             (middle-layer variables of a layered network).
         validate : bool, default True
+            Check the parameter tables (see ``parameters``).
 
         Returns
         -------
@@ -501,7 +512,7 @@ class CompiledNetwork:
         return self._query(evidence, targets, cpds, n_sets, batched, joint)
 
     def _joint_by_clamping(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched, joint: tuple[str, ...]) -> QueryResult:
-        """The joint posterior of any variables: one evidence row per configuration, clamped, and their probabilities."""
+        """Give the joint posterior of any variables: one evidence row per configuration, clamped, and their probabilities."""
         cards = [self._tables.cardinality(v) for v in joint]
         J = int(np.prod(cards, dtype=np.int64))
         n = evidence.n_rows
@@ -530,13 +541,13 @@ class CompiledNetwork:
             posterior = weight / total
             log_evidence = np.where(finite[..., 0], (np.log(total) + top)[..., 0], -np.inf)
         posterior[~finite[..., 0]] = np.nan
-        marginals = {}
+        marginals: Mapping[str, np.ndarray] = {}
         if targets:
             marginals = self._query(evidence, targets, cpds, n_sets, batched, None).marginals
         return QueryResult(MappingProxyType(dict(marginals)), _frozen(log_evidence), None, JointPosterior(joint, _frozen(configurations), _frozen(posterior)), both.method)
 
     def _one_hard_row(self, evidence: EncodedEvidence, targets: tuple[str, ...], partial: frozenset[str]) -> QueryResult | None:
-        """The precomputed single-row path of the enumeration plan, or None where it does not apply."""
+        """Answer from the enumeration plan's precomputed single-row path, or return None where it does not apply."""
         plan = self._plan
         row = evidence.row
         if plan is None or row is None or not all(t in plan.mid_pos for t in targets):
@@ -618,7 +629,8 @@ class CompiledNetwork:
         log_evidence = np.concatenate([p.log_evidence for p in parts], axis=1)
         joint_result = None
         if joint is not None:
-            joint_result = JointPosterior(parts[0].joint.names, parts[0].joint.configurations, _frozen(np.concatenate([p.joint.posterior for p in parts], axis=1)))  # type: ignore[union-attr]
+            joints = [p.joint for p in parts if p.joint is not None]
+            joint_result = JointPosterior(joints[0].names, joints[0].configurations, _frozen(np.concatenate([j.posterior for j in joints], axis=1)))
         return QueryResult(MappingProxyType({t: _frozen(m) for t, m in marginals.items()}), _frozen(log_evidence), None, joint_result, parts[0].method)
 
     def _result(self, marginals, log_evidence, evidence: EncodedEvidence, joint, configuration, method: str) -> QueryResult:
@@ -740,7 +752,7 @@ class CompiledNetwork:
         cause_given_root = np.empty((P, K, n))
         for m, i in mid_index.items():
             table = lead(cpds[m], len(tables.parents[m]) + 1)
-            idx = tuple(root_states[:, roots.index(p)] for p in tables.parents[m])
+            idx: tuple[Any, ...] = tuple(root_states[:, roots.index(p)] for p in tables.parents[m])
             cause_given_root[:, :, i] = np.broadcast_to(table[(slice(None), *idx, 1)] if idx else table[:, None, 1], (table.shape[0], K))
         cause_likelihood = np.ones((n_rows, n, 2))
         for m, i in mid_index.items():
