@@ -110,7 +110,7 @@ def peak_allocation(fn: Callable[[], Any]) -> int | Failure:
 def size_guard(largest: int, limit: int, engine: str) -> Failure | None:
     """``not run`` when the largest dense table is over the limit (pgmpy and pyAgrum build them all)."""
     if largest > limit:
-        return not_run(f"{engine} would need a dense table of {largest:,} entries (the onset table), over the limit of {limit:,}")
+        return not_run(f"its dense onset table would have {largest:,} entries (limit {limit:,})")
     return None
 
 

@@ -72,15 +72,19 @@ def synthetic_causes(documents: dict, n: int = MAX_EXTRA, seed: int = NETWORK_SE
     out = []
     for i in range(n):
         name = f"synthetic_cause_{i + 1:02d}"
-        baseline = {t: _entry(round(float(rng.uniform(0.02, 0.2)), 4), judgment, 0.0, 1.0) for t in times}
+        baseline = {}
+        for t in times:
+            v = round(float(rng.uniform(0.02, 0.2)), 4)
+            baseline[t] = _entry(v, judgment, v / 2, min(1.0, 2 * v))
         factor = str(rng.choice(factors))
+        odds_ratio = round(float(rng.uniform(0.5, 3.0)), 3)
         cause = {
             "description": f"Synthetic cause {i + 1} (benchmark only).",
             "baseline": baseline,
-            "odds_ratios": {factor: _entry(round(float(rng.uniform(0.5, 3.0)), 3), judgment, 0.1, 10.0)},
+            "odds_ratios": {factor: _entry(odds_ratio, judgment, odds_ratio / 2, 2 * odds_ratio)},
         }
         linked = rng.choice(findings, size=LINKS_PER_CAUSE, replace=False)
-        links = {str(f): _entry(round(float(rng.uniform(*LINK_RANGE)), 4), judgment, 0.0, 1.0) for f in linked}
+        links = {str(f): _entry(round(float(rng.uniform(*LINK_RANGE)), 4), judgment, *LINK_RANGE) for f in linked}
         out.append((name, cause, links, _distribution(rng, onset_states, judgment)))
     return out
 
