@@ -57,9 +57,9 @@ class Measure:
             return size(self.value)
         return seconds(self.value)
 
-    def line(self) -> str:
+    def line(self, width: int = NAME_WIDTH) -> str:
         status = "" if self.met is None else ("met" if self.met else "NOT met")
-        text = f"{self.name:<{NAME_WIDTH}} {self.shown():>12}  {self.target:<14} {status:<7}"
+        text = f"{self.name:<{width}} {self.shown():>12}  {self.target:<14} {status:<7}"
         extra = [str(self.value)] if failed(self.value) else []
         if self.note:
             extra.append(self.note)
@@ -72,9 +72,9 @@ class Agreement:
     value: Any  # float, or a Failure
     new_size: bool = False  # a network beyond the shipped one: a failure does not fail the quick run
 
-    def line(self) -> str:
+    def line(self, width: int = NAME_WIDTH) -> str:
         shown = str(self.value) if failed(self.value) else f"{self.value:.2e}"
-        return f"max |difference| {self.name:<{NAME_WIDTH - 17}} {shown:>12}"
+        return f"max |difference| {self.name:<{width - 17}} {shown:>12}"
 
     @property
     def too_large(self) -> bool:
@@ -86,8 +86,12 @@ class Section:
     title: str
     rows: list = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        return [f"== {self.title} =="] + [r if isinstance(r, str) else r.line() for r in self.rows]
+    def lines(self, width: int = NAME_WIDTH) -> list[str]:
+        return [f"== {self.title} =="] + [r if isinstance(r, str) else r.line(width) for r in self.rows]
+
+    def width(self) -> int:
+        """The name column that fits every row of this section."""
+        return max([len(r.name) + (17 if isinstance(r, Agreement) else 0) for r in self.rows if not isinstance(r, str)] + [NAME_WIDTH])
 
 
 def target_at_most(value: Any, limit: float, what: str = "") -> tuple[str, bool]:

@@ -567,8 +567,8 @@ def part_reference(b: Bench) -> None:
         if failed(tables):
             b.measure(sec, f"{name}: read", tables)
             continue
-        normalize = bool(tables.column_sum_errors())
-        net = attempt(lambda: compile_network(tables, normalize=normalize))
+        normalize = attempt(lambda: bool(tables.column_sum_errors()))
+        net = normalize if failed(normalize) else attempt(lambda: compile_network(tables, normalize=normalize))
         label = f"{name} ({len(tables.variables)} nodes{', normalize=True' if normalize else ''})"
         if failed(net):
             b.measure(sec, f"{label}: compile_network", net)
@@ -576,7 +576,10 @@ def part_reference(b: Bench) -> None:
             continue
         ag = attempt(lambda: AgrumLP(net.tables.states, net.tables.parents, net.tables.cpts))
         rng = np.random.default_rng(600)
-        cases = sample_cases(net.tables, b.s.reference_rows, seed=601)
+        cases = attempt(lambda: sample_cases(net.tables, b.s.reference_rows, seed=601))
+        if failed(cases):
+            b.measure(sec, f"{label}: sample the evidence", cases)
+            continue
         rows = []
         for _, case in cases.iterrows():
             observed = rng.choice(list(net.tables.variables), size=max(3, len(net.tables.variables) // 4), replace=False)
@@ -633,7 +636,7 @@ def part_growth(b: Bench) -> None:
     for n in b.s.growth_causes:
         growth_point(b, by_causes, n, n, b.patients(n, "typical", b.s.growth_patients, seed=700 + n), agreement)
     n = b.s.growth_positives_causes
-    by_positives = Series(f"time per diagnosis against the number of positive findings ({n} causes; all context, onset and 4 negative findings observed)", "positive findings", list(b.s.growth_positives), engines)
+    by_positives = Series(f"time per diagnosis against the number of positive findings ({n} causes; all context, onset and 4 negative findings observed)", "number of positive findings", list(b.s.growth_positives), engines)
     for k in b.s.growth_positives:
         growth_point(b, by_positives, k, n, b.patients(n, "positives", b.s.growth_patients, seed=800 + k, n_positive=k), agreement)
     for engine in (PGMPY, AGRUM):
@@ -666,12 +669,14 @@ def machine() -> str:
 def render(b: Bench) -> str:
     lines: list[str] = []
     exact = Section(f"exactness: max |difference| of the cause posteriors (and the other answers) between engines; the run fails above {TOLERANCE:g}")
-    exact.rows = [a.line() for a in b.agreements]
+    exact.rows = list(b.agreements)
     numeric = [a.value for a in b.agreements if not failed(a.value)]
     ok = not any(a.too_large for a in b.agreements)
-    exact.rows.append(Measure(f"every max |difference| <= {TOLERANCE:g} ({len(numeric)} compared, {len(b.agreements) - len(numeric)} without a value)", None, met=ok).line())
-    for sec in [exact, *b.sections]:
-        lines += sec.lines() + [""]
+    exact.rows.append(Measure(f"every max |difference| <= {TOLERANCE:g} ({len(numeric)} compared, {len(b.agreements) - len(numeric)} without a value)", None, met=ok))
+    sections = [exact, *b.sections]
+    width = max(sec.width() for sec in sections)
+    for sec in sections:
+        lines += sec.lines(width) + [""]
     for series in b.series:
         lines += series.table() + [""]
     return "\n".join(lines).rstrip() + "\n"
@@ -743,8 +748,9 @@ def main(argv=None) -> int:
             run = {"networks": part_networks, "batch": part_batch, "parameters": part_parameters, "reasoning": part_reasoning, "reference": part_reference, "growth": part_growth}[part]
             crashed = attempt(lambda: run(b))  # a last resort: each part guards its own engine calls
             if failed(crashed):
-                b.measure(Section(part), f"part {part} stopped early", crashed)
-                b.sections.append(Section(f"part {part} stopped early: {crashed}"))
+                sec = Section(f"part {part} stopped early (a harness error or an unguarded call)")
+                b.sections.append(sec)
+                b.measure(sec, f"part {part}", crashed)
         print(f"[{part}: {time.perf_counter() - part_start:.1f} s]", file=sys.stderr, flush=True)
     report = render(b)
     print(report)
