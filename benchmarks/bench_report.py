@@ -129,13 +129,14 @@ class Series:
 
     def table(self) -> list[str]:
         width = 16
-        head = f"{self.x_label:<22}" + "".join(f"{e:>{width}}" for e in self.engines)
+        first = max(22, len(self.x_label) + 2)
+        head = f"{self.x_label:<{first}}" + "".join(f"{e:>{width}}" for e in self.engines)
         ratio_names = [f"{e} / {self.engines[0]}" for e in self.engines[1:]]
         head += "".join(f"{r:>{max(width, len(r) + 2)}}" for r in ratio_names)
         lines = [self.title, head]
         notes: dict[str, list[str]] = {}
         for x in self.xs:
-            row = f"{x:<22}"
+            row = f"{x:<{first}}"
             for e in self.engines:
                 v = self.values.get(e, {}).get(x)
                 if v is None:
@@ -164,13 +165,12 @@ class Series:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         markers = ["o", "s", "^", "D"]
-        for engine, marker in zip(self.engines, markers):
+        for i, (engine, marker) in enumerate(zip(self.engines, markers)):
+            color = f"C{i}"  # fixed per engine, the same in every figure
             points = [(x, v) for x, v in sorted(self.values.get(engine, {}).items()) if v is not None and not failed(v)]
-            if points:
-                ax.plot([p[0] for p in points], [p[1] * 1e3 for p in points], marker=marker, label=engine)
             missing = [x for x, v in sorted(self.values.get(engine, {}).items()) if failed(v)]
-            if missing:
-                ax.plot([], [], " ", label=f"{engine}: no value at {', '.join(map(str, missing))}")
+            label = engine + (f" (no value at {', '.join(map(str, missing))})" if missing else "")
+            ax.plot([p[0] for p in points], [p[1] * 1e3 for p in points], marker=marker, color=color, label=label)
         ax.set_yscale("log")
         ax.set_xlabel(self.x_label)
         ax.set_ylabel("time per diagnosis (ms, log scale)")

@@ -666,8 +666,8 @@ def machine() -> str:
     )
 
 
-def render(b: Bench) -> str:
-    lines: list[str] = []
+def render(b: Bench, settings_line: str) -> str:
+    lines: list[str] = [settings_line, ""]
     exact = Section(f"exactness: max |difference| of the cause posteriors (and the other answers) between engines; the run fails above {TOLERANCE:g}")
     exact.rows = list(b.agreements)
     numeric = [a.value for a in b.agreements if not failed(a.value)]
@@ -752,7 +752,12 @@ def main(argv=None) -> int:
                 b.sections.append(sec)
                 b.measure(sec, f"part {part}", crashed)
         print(f"[{part}: {time.perf_counter() - part_start:.1f} s]", file=sys.stderr, flush=True)
-    report = render(b)
+    settings_line = (
+        f"{'quick' if quick else 'full'} run of {', '.join(p for p in PARTS if p in parts)}; every guarded call limited to {settings.budget:g} s; "
+        f"pgmpy and pyAgrum given tables of at most {args.table_limit:,} entries; "
+        + (f"address space capped at {args.memory_limit_gb:g} GB (a larger allocation fails as MemoryError)" if args.memory_limit_gb > 0 else "address space not capped")
+    )
+    report = render(b, settings_line)
     print(report)
     output = args.output or (None if quick else HERE / "RESULTS.md")
     figures: list[Path] = []

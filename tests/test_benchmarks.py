@@ -40,7 +40,7 @@ NEW_SIZES = re.compile(r"\((16|24) causes|growth series")
 def test_benchmark_quick_mode_runs_and_engines_agree(tmp_path):
     output = tmp_path / "results.md"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_benchmarks.py"), "--quick", "--output", str(output)],
+        [sys.executable, str(ROOT / "benchmarks" / "run_benchmarks.py"), "--quick", "--figures", "--output", str(output)],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -64,6 +64,8 @@ def test_benchmark_quick_mode_runs_and_engines_agree(tmp_path):
     # every target is judged, and the growth series are there
     assert all(re.search(r"\b(met|NOT met)\b", line) for line in lines if re.search(r"\s(<=|>=) \d", line)), "a target without a verdict"
     assert "time per diagnosis against the number of causes" in text and "time per diagnosis against the number of positive findings" in text
+    for figure in ("growth_causes.png", "growth_positives.png"):  # drawn beside the results and embedded
+        assert (tmp_path / figure).stat().st_size > 0 and f"]({figure})" in text
 
 
 def test_synthetic_networks_are_valid_and_nested():
