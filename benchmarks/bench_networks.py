@@ -110,14 +110,6 @@ def network_spec(n_extra: int, seed: int = NETWORK_SEED):
     return spec
 
 
-def write_priors_folder(n_extra: int, folder: Path, seed: int = NETWORK_SEED) -> Path:
-    """Write the documents as a priors folder (for the cold start or ``load_model(path)``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, doc in network_documents(n_extra, seed).items():
-        (folder / name).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return folder
-
-
 # --------------------------------------------------------------------------- the numbers, as arrays
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_engines import Failure, failed
+from bench_engines import failed
 
 TOLERANCE = 1e-9
 NAME_WIDTH = 84

@@ -68,7 +68,7 @@ import pandas as pd  # noqa: E402
 import bench_networks as nets  # noqa: E402
 import bench_oracle as oracle  # noqa: E402
 from bench_engines import AgrumLP, Failure, PgmpyVE, attempt, failed, median_time, not_run, peak_allocation, size_guard, timed_per_item  # noqa: E402
-from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, seconds, target_at_least_ratio, target_at_most  # noqa: E402
+from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, target_at_least_ratio, target_at_most  # noqa: E402
 
 ROOT = HERE.parent
 REFERENCE_NETWORKS = ROOT / "tests" / "data" / "networks"
@@ -694,7 +694,7 @@ def write_results(b: Bench, report: str, output: Path, quick: bool, figures: lis
         f"(links in [{nets.LINK_RANGE[0]}, {nets.LINK_RANGE[1]}]) and with its own onset distribution. Patients are sampled "
         "from each network and shaped to a profile:\n\n"
         + "".join(f"- **{k}**: {v}\n" for k, v in nets.PROFILES.items())
-        + f"\nPatients per network (typical / stress): "
+        + "\nPatients per network (typical / stress): "
         + ", ".join(f"{n} causes {s.typical[n]} / {s.stress[n]}" for n in s.networks)
         + f"; pgmpy and pyAgrum timed on the first {s.reference_timed}; medians of {s.repeats} repeats. "
         "pgmpy and pyAgrum are not run when a dense table would pass the size limit (the onset table has "
