@@ -29,7 +29,7 @@ Parts (``--only``; all by default):
 * ``cold-start``: a fresh ``python -c`` that imports, loads and diagnoses once, against
   ``python -c "import pandas"`` timed in the same run;
 * ``reference``: one labelled query on alarm, child and insurance (``tests/data/networks``) through
-  ``compile_network(...).posteriors()`` and the low-level ``posterior_arrays``, against pyAgrum;
+  ``compile_network(...).posteriors()`` and the low-level ``query``, against pyAgrum;
 * ``growth``: time per diagnosis against the number of causes (8-24) and of positive findings
   (2-14 at 16 causes) for all three engines, as tables and two figures.
 
@@ -368,7 +368,7 @@ def part_parameters(b: Bench) -> None:
 
         def batched_tables():
             sets = build_tables(model.spec, values)
-            return {v: t for v, t in sets.cpts.items() if t.ndim == len(sets.parents[v]) + 2}
+            return {v: sets.cpd(v) for v in sets.variables if sets.batch_size(v) is not None}
 
         batched = attempt(batched_tables, b.s.budget)
         lam = attempt(lambda: model.network.encode(pd.DataFrame([patient.hard])))
@@ -377,11 +377,11 @@ def part_parameters(b: Bench) -> None:
             b.measure(sec, name, problem, target=target_at_most(problem, PARAMETER_TARGETS[n]), new_size=new)
             b.agree(f"parameter sets vs with_parameters ({where})", not_ours(problem), new)
             continue
-        result = attempt(lambda: model.network.posterior_arrays(lam, causes, 1, batched), b.s.budget)
+        result = attempt(lambda: model.network.query(lam, causes, parameters=batched), b.s.budget)
         if failed(result):
             agreement = result
         else:
-            marginals = result[0]
+            marginals = result.marginals
 
             def check():
                 worst = 0.0
@@ -392,14 +392,14 @@ def part_parameters(b: Bench) -> None:
 
             agreement = attempt(check, b.s.budget)
         b.agree(f"parameter sets vs with_parameters ({where}, 3 of {n_sets:,} sets)", agreement, new)
-        t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.posterior_arrays(lam, causes, 1, batched, validate=False), b.s.repeats) / n_sets, b.s.budget)
+        t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.query(lam, causes, parameters=batched, validate=False), b.s.repeats) / n_sets, b.s.budget)
         b.measure(sec, name, t, target=target_at_most(t, PARAMETER_TARGETS[n]), new_size=new)
         if n == SHIPPED:
-            t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.posterior_arrays(lam, causes, 1, batched), b.s.repeats) / n_sets, b.s.budget)
+            t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.query(lam, causes, parameters=batched), b.s.repeats) / n_sets, b.s.budget)
             b.measure(sec, f"postfusion-bayes {n_sets:,} parameter sets, tables checked (per set, {where})", t)
 
             def build_and_infer():
-                return model.network.posterior_arrays(lam, causes, 1, batched_tables(), validate=False)
+                return model.network.query(lam, causes, parameters=batched_tables(), validate=False)
 
             t = result if failed(result) else attempt(lambda: median_time(build_and_infer, b.s.repeats) / n_sets, b.s.budget)
             b.measure(sec, f"postfusion-bayes {n_sets:,} parameter sets incl. building the tables (per set, {where})", t)
@@ -599,14 +599,14 @@ def part_reference(b: Bench) -> None:
         idx = list(range(len(rows)))
         t_ours = ours if failed(ours) else timed_per_item(public, idx, b.s.repeats, b.s.budget)
         encoded = attempt(lambda: [net.encode(row) for row in rows])
-        t_low = encoded if failed(encoded) else timed_per_item(lambda i: net.posterior_arrays(encoded[i], targets[i], 1), idx, b.s.repeats, b.s.budget)
+        t_low = encoded if failed(encoded) else timed_per_item(lambda i: net.query(encoded[i], targets[i]), idx, b.s.repeats, b.s.budget)
         t_ag = theirs if failed(theirs) else timed_per_item(lambda i: ag.all_posteriors(targets[i], rows[i].iloc[0].to_dict()), idx, b.s.repeats, b.s.budget)
         r = ratio(t_ag, t_ours)
         b.measure(sec, f"{label}: compile_network(...).posteriors(), per query", t_ours)
-        b.measure(sec, f"{label}: low level, encode once then posterior_arrays, per query", t_low)
+        b.measure(sec, f"{label}: low level, encode once then query, per query", t_low)
         b.measure(sec, f"{label}: pyAgrum LazyPropagation, engine reused, per query", t_ag, ours=False)
         b.measure(sec, f"pyAgrum / compile_network(...).posteriors() ({name})", r, "x", target_at_least_ratio(r, 1.0))
-        b.measure(sec, f"pyAgrum / posterior_arrays ({name})", ratio(t_ag, t_low), "x")
+        b.measure(sec, f"pyAgrum / query ({name})", ratio(t_ag, t_low), "x")
 
 
 def growth_point(b: Bench, series: Series, x, n: int, pats: list, agreement: dict) -> None:
