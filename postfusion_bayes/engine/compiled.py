@@ -209,7 +209,7 @@ class CompiledNetwork:
         (``tracemalloc``) of the query, excluding its input.
     """
 
-    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured")
+    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured", "_columns")
     _tables: NetworkTables
     _strategy: str
     _plan: LayeredPlan | None
@@ -217,6 +217,7 @@ class CompiledNetwork:
     _budget: int
     _layers: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     _structured: bool
+    _columns: Mapping[str, pd.Index]
 
     def __init__(self, tables: NetworkTables, strategy: str = "auto", memory_budget: int = DEFAULT_MEMORY_BUDGET):
         problems = tables.column_sum_errors()
@@ -252,6 +253,8 @@ class CompiledNetwork:
         object.__setattr__(self, "_budget", int(memory_budget))
         object.__setattr__(self, "_layers", (tuple(isolated), tuple(roots), tuple(middle), tuple(leaves)))
         object.__setattr__(self, "_structured", structured and strategy == "layered")
+        # the labelled results' column index of every variable, made once (pandas indexes are immutable)
+        object.__setattr__(self, "_columns", MappingProxyType({v: pd.Index(list(st), name=v, dtype=object) for v, st in tables.states.items()}))
 
     def __setattr__(self, name: str, value: object) -> None:
         """Refuse: a compiled network is immutable."""
@@ -336,9 +339,10 @@ class CompiledNetwork:
         if not isinstance(evidence, pd.DataFrame):
             raise EvidenceError(f"evidence must be a pandas DataFrame (one row per case), got {type(evidence).__name__}")
         codes: dict[str, np.ndarray] = {}
-        for column in evidence.columns:
+        cells = evidence.to_numpy(dtype=object) if len(evidence) <= 16 else None  # a few rows: read the cells once
+        for j, column in enumerate(evidence.columns):
             name = self._check_variable(column, "the evidence columns")
-            codes[name] = self._codes(name, evidence[column], evidence.index)
+            codes[name] = self._codes(name, evidence[column] if cells is None else cells[:, j], evidence.index)
         soft: dict[str, np.ndarray] = {}
         for column, value in (likelihood or {}).items():
             name = self._check_variable(column, "the likelihood")
@@ -354,11 +358,20 @@ class CompiledNetwork:
             raise EvidenceError(f"unknown variable {name!r} in {what}{suggest(name, self.variables)}")
         return str(name)
 
-    def _codes(self, name: str, values: pd.Series, index: pd.Index) -> np.ndarray:
+    def _codes(self, name: str, values: pd.Series | np.ndarray, index: pd.Index) -> np.ndarray:
         """State index of every cell (-1 where unobserved); raises on an unknown state, naming rows."""
         states = self._tables.states[name]
         lookup = self._state_index[name]
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if len(values) <= 16:  # a few rows: a dictionary lookup per cell beats factorising
+            out = np.empty(len(values), dtype=np.intp)
+            for i, value in enumerate(values if isinstance(values, np.ndarray) else values.array):
+                code = lookup.get(value) if isinstance(value, str) else (-1 if pd.isna(value) else None)
+                if code is None:
+                    break
+                out[i] = code
+            else:
+                return out
+        codes, uniques = pd.factorize(pd.Series(values) if isinstance(values, np.ndarray) else values, use_na_sentinel=True)
         translate = np.empty(len(uniques) + 1, dtype=np.intp)
         translate[-1] = -1
         for i, value in enumerate(uniques):
@@ -684,9 +697,9 @@ class CompiledNetwork:
         return marginals, log_evidence
 
     def _eliminate(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
-        dense = self._dense_cpts(cpds)
+        dense: Mapping[str, np.ndarray] = self._dense_cpts(cpds) if batched else self._tables.cpts
         lam = evidence.dense({v: self._tables.cardinality(v) for v in evidence.names})
-        tables = NetworkTables(self._tables.states, self._tables.parents, dense)
+        tables = NetworkTables(self._tables.states, self._tables.parents, dense) if batched else self._tables
         full = lam or {self.variables[0]: np.ones((evidence.n_rows, self._tables.cardinality(self.variables[0])))}
         marginals, log_evidence = eliminate(tables, full, list(targets))
         if log_evidence.shape[0] != n_sets:
@@ -871,9 +884,8 @@ class CompiledNetwork:
         self._impossible(result.log_evidence, evidence.index, n_sets)
         index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
         out = {}
-        for t in result.marginals:
-            values = result.marginals[t].reshape(-1, result.marginals[t].shape[-1])
-            out[t] = pd.DataFrame(values, index=index, columns=pd.Index(list(self._tables.states[t]), name=t))
+        for t, marginal in result.marginals.items():
+            out[t] = pd.DataFrame(marginal.reshape(-1, marginal.shape[-1]), index=index, columns=self._columns[t], copy=False)
         return out
 
     def evidence_probability(
