@@ -1,5 +1,7 @@
-"""The benchmark harness runs in quick mode and the engines agree (timings are not checked here);
-its networks are valid specs and its enumeration oracle agrees with the brute force of tests/helpers."""
+"""The benchmark harness runs in quick mode and the engines agree (timings are not checked here).
+
+Its networks are valid specs and its enumeration oracle agrees with the brute force of tests/helpers.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import brute_force, random_spec
 
 ROOT = Path(__file__).resolve().parents[1]
