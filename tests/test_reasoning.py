@@ -496,13 +496,21 @@ def test_the_report_warns_of_conflict_only_above_the_threshold():
 
 
 def test_too_many_causes_to_enumerate_still_gives_the_report_without_those_sections():
-    model = pfb.Model(random_spec(1, n_causes=17, n_findings=2, n_times=2, onset_states=2))
+    """26 causes: the posteriors are exact (factorised), but their 2^26 joint configurations exceed the memory budget."""
+    model = pfb.Model(random_spec(1, n_causes=26, n_findings=2, n_times=2, onset_states=2))
     dx = model.diagnose({"finding0": "yes"})
-    with pytest.raises(pfb.PostfusionError, match="17 unobserved causes"):
+    assert dx.posterior.between(0, 1).all()
+    with pytest.raises(pfb.MemoryBudgetError, match=r"2\^26 joint configurations of the unobserved causes would need about .* budget of 256\.0 MB"):
         dx.next_tests()
     text = repr(dx)
-    assert "Causes, most probable first" in text and "No findings or tests section: 17 unobserved causes" in text
-    assert "17 unobserved causes" in dx._repr_html_()
+    assert "Causes, most probable first" in text and "No findings or tests section: enumerating the 2^26" in text
+    assert "2^26 joint configurations" in dx._repr_html_()
+
+
+def test_seventeen_causes_fit_the_budget_and_get_next_tests_and_explanations():
+    model = pfb.Model(random_spec(1, n_causes=17, n_findings=2, n_times=2, onset_states=2))
+    dx = model.diagnose({"finding0": "yes"})
+    assert set(dx.next_tests().index) == {"finding1", "onset"} and len(dx.most_probable_explanation(k=2)) == 2
 
 
 def test_the_report_ranks_findings_by_their_weight_on_the_top_cause_and_tests_by_score():
