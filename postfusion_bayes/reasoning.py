@@ -42,7 +42,6 @@ conflict one per finding alone.
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -148,22 +147,25 @@ class Reasoner:
         if needed > self.network.memory_budget:
             raise MemoryBudgetError(needed, self.network.memory_budget, f"enumerating the 2^{len(free)} joint configurations of the unobserved causes")
         result = self.network.query(self._encoded, (), joint=free)
-        weight = np.array(result.joint.posterior[0, 0]) if free else np.ones(1)  # type: ignore[union-attr]
+        weight = result.joint.posterior[0, 0] if free else np.ones(1)  # type: ignore[union-attr]
         if not np.isfinite(result.log_evidence[0, 0]):
             raise PostfusionError("the evidence is impossible under the model (probability 0)")
         weight = np.where(np.isfinite(weight), weight, 0.0)
-        grid = np.array(list(itertools.product((0, 1), repeat=len(free))), dtype=np.intp).reshape(n, len(free))
-        present = np.zeros((n, len(self.causes)), dtype=bool)
+        grid = result.joint.configurations  # type: ignore[union-attr]  # itertools.product((0, 1), ...) order
         column = {c: i for i, c in enumerate(self.causes)}
-        for j, cause in enumerate(free):
-            present[:, column[cause]] = grid[:, j] == 1
+        if free == self.causes:
+            present = grid.astype(bool)
+        else:
+            present = np.zeros((n, len(self.causes)), dtype=bool)
+            for j, cause in enumerate(free):
+                present[:, column[cause]] = grid[:, j] == 1
         for cause, state in self.evidence.hard.items():  # observed causes keep their state
             if cause in column:
                 present[:, column[cause]] = state == self.network.states[cause][1]
         return present, weight
 
     @functools.cached_property
-    def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str]]:
+    def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str], tuple[tuple[str, ...], np.ndarray | None]]:
         """P(test | configuration, e) for every candidate test, over the configurations of :attr:`_joint`.
 
         A test whose parents are all causes is independent of the rest of the
@@ -178,6 +180,8 @@ class Reasoner:
         direct : frozenset of str
             The tests whose parents are all causes: given a configuration they
             are independent of the evidence and of each other.
+        block : (tuple of str, array (n_configurations, n_noisy, 2) or None)
+            The noisy-OR tests' tables side by side (``tests`` holds views into it).
         """
         present, weight = self._joint
         tables = self.network.tables
@@ -188,6 +192,7 @@ class Reasoner:
         column = {c: i for i, c in enumerate(self.causes)}
         tests = {}
         noisy = [t for t in direct if isinstance(tables.cpd(t), NoisyOr)]
+        both = None
         if noisy:  # every noisy-OR test at once: P(no | configuration) = (1 - leak) prod (1 - link) over the present parents
             log_inhibit = np.zeros((len(self.causes), len(noisy)))
             certain = np.zeros((len(self.causes), len(noisy)))
@@ -202,12 +207,18 @@ class Reasoner:
                     log_inhibit[rows, k] = np.where(links < 1, np.log1p(-np.minimum(links, 1.0)), 0.0)
                 certain[rows, k] = links >= 1
             as_float = present.astype(float)
-            absent = (1.0 - leak) * np.exp(as_float @ log_inhibit)
-            absent = np.where(as_float @ certain > 0, 0.0, absent)
-            absent = np.where(possible[:, None], absent, 0.0)
-            yes = np.where(possible[:, None], 1.0 - absent, 0.0)
+            both = np.empty((len(weight), len(noisy), 2))  # one array; each test's table is a view into it
+            absent = both[:, :, 0]
+            np.exp(as_float @ log_inhibit, out=absent)
+            absent *= 1.0 - leak
+            if certain.any():
+                absent[as_float @ certain > 0] = 0.0
+            np.subtract(1.0, absent, out=both[:, :, 1])
+            if not possible.all():
+                both[~possible] = 0.0
             for k, t in enumerate(noisy):
-                tests[t] = np.stack([absent[:, k], yes[:, k]], axis=1)
+                tests[t] = both[:, k, :]
+
         for t in direct:
             if t in tests:
                 continue
@@ -225,7 +236,7 @@ class Reasoner:
             result = self.network.query(EncodedEvidence.from_codes(states, codes, n, soft), queried, validate=False)
             for t in queried:
                 tests[t] = np.where(possible[:, None], np.nan_to_num(result.marginals[t][0], nan=0.0), 0.0)
-        return tests, frozenset(direct)
+        return tests, frozenset(direct), (tuple(noisy), both)
 
     # ------------------------------------------------------------------ explain
     def explain(self, posterior: pd.Series) -> pd.DataFrame:
@@ -349,35 +360,51 @@ class Reasoner:
         """
         costs_of = self.test_costs(costs)
         present, weight = self._joint
-        tests, direct = self._tests
+        tests, direct, block = self._tests
         keep = weight > 0  # impossible configurations add nothing to any sum below
-        weight, as_float = weight[keep], present[keep].astype(float)
+        if keep.all():
+            as_float = present.astype(float)
+        else:
+            weight, as_float = weight[keep], present[keep].astype(float)
+            tests = {t: q[keep] for t, q in tests.items()}
+            block = ((), None)
         units = self._units(by)
-        # the result distributions of every unit given each configuration, stacked by number of results
+        gain = np.zeros(len(units))
+        p_changes = np.zeros(len(units))
+        likely = np.zeros(len(units), dtype=np.intp)
+        tables = self.network.tables
+        fast = [u for u, (_, findings) in enumerate(units) if len(findings) == 1 and findings[0] in direct and isinstance(tables.cpd(findings[0]), NoisyOr)]
+        if fast:
+            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), weight, as_float, tests, block, top_index, gain, p_changes, likely)
+        fast_set = set(fast)
+        # the result distributions of every other unit given each configuration, stacked by number of results
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
         outcomes: list[list[str]] = []
         for u, (label, findings) in enumerate(units):
             if len(findings) > 1 and not set(findings) <= direct:
                 raise PostfusionError(f"cannot rank {label!r} as one procedure: {sorted(set(findings) - direct)} depend on more than the causes")
-            q = tests[findings[0]][keep]
+            if u in fast_set:
+                outcomes.append(list(self.network.states[findings[0]]))
+                continue
+            q = tests[findings[0]]
             names = [f"{findings[0]}={s}" if len(findings) > 1 else s for s in self.network.states[findings[0]]]
             for name in findings[1:]:  # independent given the causes: the joint result is a product
-                q = (q[:, :, None] * tests[name][keep][:, None, :]).reshape(len(weight), -1)
+                q = (q[:, :, None] * tests[name][:, None, :]).reshape(len(weight), -1)
                 names = [f"{o}, {name}={s}" for o in names for s in self.network.states[name]]
             groups.setdefault(q.shape[1], []).append((u, q))
             outcomes.append(names)
-        gain = np.zeros(len(units))
-        p_changes = np.zeros(len(units))
-        likely = np.zeros(len(units), dtype=np.intp)
         for members in groups.values():
             index = np.array([u for u, _ in members])
             q = np.stack([q for _, q in members], axis=1)  # (J, T, S)
-            joint = weight[:, None, None] * q
-            p_result = joint.sum(axis=0)  # (T, S)
+            J, T, S = q.shape
+            flat = q.reshape(J, T * S)
+            p_result = (weight @ flat).reshape(T, S)
+            # information = sum over configurations of weight x KL(result | configuration || result), each KL >= 0
             with np.errstate(divide="ignore", invalid="ignore"):
-                terms = np.where(joint > 0, joint * (np.log2(q) - np.log2(p_result)[None]), 0.0)
-            gain[index] = np.maximum(terms.sum(axis=(0, 2)), 0.0)  # weighted sums of KL divergences: >= 0 up to rounding
-            after = np.einsum("jts,jc->tsc", joint, as_float)  # P(cause present, result | e)
+                log_p = np.where(p_result > 0, np.log2(np.where(p_result > 0, p_result, 1.0)), 0.0).reshape(1, T * S)
+                kl = np.where(flat > 0, flat * (np.log2(np.where(flat > 0, flat, 1.0)) - log_p), 0.0).reshape(J, T, S).sum(axis=2)
+            gain[index] = np.maximum(weight @ kl, 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
+            after = ((weight[:, None] * as_float).T @ flat).reshape(-1, T, S).transpose(1, 2, 0)  # P(cause present, result | e)
             # another cause must beat the current top strictly (beyond rounding), so exact ties never count
             changed = (p_result > 0) & (after.max(axis=2) > after[:, :, top_index] * (1 + TIE_TOLERANCE))
             p_changes[index] = np.minimum(np.where(changed, p_result, 0.0).sum(axis=1), 1.0)
@@ -406,6 +433,52 @@ class Reasoner:
         )
         table.attrs.update({"unit": "bits of information about the joint configuration of the causes", "score": "information_gain / (1 + cost)", "by": by})
         return table
+
+    def _noisy_gains(self, names, index, weight, as_float, tests, block, top_index, gain, p_changes, likely) -> None:
+        """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place.
+
+        The information a test gives about every cause is the information it gives about its parents
+        (it depends on the rest only through them), so it is computed from the posterior of its parents'
+        configurations: one bincount over the joint for all tests, then tables of at most 2^k rows. The
+        joint of each cause with each result is two matrix products over the configurations.
+        """
+        tables = self.network.tables
+        column = {c: i for i, c in enumerate(self.causes)}
+        T = len(names)
+        powers = np.zeros((len(self.causes), T))
+        sizes = []
+        for t, name in enumerate(names):
+            parents = tables.parents[name]
+            for j, p in enumerate(parents):
+                powers[column[p], t] = 2.0 ** (len(parents) - 1 - j)
+            sizes.append(2 ** len(parents))
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        codes = (as_float @ powers).astype(np.intp) + offsets[None, :]  # (J, T): each test's parent configuration
+        parent_weight = np.bincount(codes.ravel(), weights=np.repeat(weight, T), minlength=int(sum(sizes)))
+        block_names, both = block
+        if both is not None and set(names) <= set(block_names):
+            columns = [block_names.index(name) for name in names]
+            absent, yes = both[:, columns, 0], both[:, columns, 1]
+        else:
+            absent = np.stack([tests[name][:, 0] for name in names], axis=1)  # (J, T)
+            yes = np.stack([tests[name][:, 1] for name in names], axis=1)
+        joint_cause = (weight[:, None] * as_float).T  # (C, J)
+        after = np.stack([joint_cause @ absent, joint_cause @ yes], axis=2)  # (C, T, 2): P(cause present, result | e)
+        for t, name in enumerate(names):
+            k = len(tables.parents[name])
+            bits = (np.arange(2**k)[:, None] >> np.arange(k - 1, -1, -1)[None, :]) & 1
+            q = tables.cpd(name).given(bits)  # type: ignore[union-attr]
+            w = parent_weight[offsets[t] : offsets[t] + sizes[t]]
+            p_result = w @ q
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_p = np.where(p_result > 0, np.log2(np.where(p_result > 0, p_result, 1.0)), 0.0)
+                kl = np.where(q > 0, q * (np.log2(np.where(q > 0, q, 1.0)) - log_p[None, :]), 0.0).sum(axis=1)  # exactly 0 where q is p
+            u = index[t]
+            gain[u] = max(float(w @ kl), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
+            here = after[:, t, :]  # (C, 2)
+            changed = (p_result > 0) & (here.max(axis=0) > here[top_index] * (1 + TIE_TOLERANCE))
+            p_changes[u] = min(float(np.where(changed, p_result, 0.0).sum()), 1.0)
+            likely[u] = int(np.argmax(p_result))
 
     # ------------------------------------------------------------------ conflict
     def conflict(self) -> float:

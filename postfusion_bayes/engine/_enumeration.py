@@ -82,7 +82,10 @@ def enumerate_joint(
     needed = enumeration_bytes(J, len(middle))
     if needed > budget:
         raise MemoryBudgetError(needed, budget, f"enumerating the {J:,} joint configurations of {len(middle)} variables")
-    configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
+    if middle and all(c == 2 for c in cards):  # the bits of the configuration number, last variable fastest
+        configurations = ((np.arange(J)[:, None] >> np.arange(len(middle) - 1, -1, -1)[None, :]) & 1).astype(np.intp)
+    else:
+        configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
     mid_pos = {m: i for i, m in enumerate(middle)}
     root_cards = [tables.cardinality(r) for r in roots]
     K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
@@ -97,7 +100,25 @@ def enumerate_joint(
     middle_tables = {m: np.asarray(tables.cpts[m]) for m in middle}
 
     # leaves: evidence-independent pieces
-    binary_present = (configurations == 1).astype(float) if all(c == 2 for c in cards) else None
+    binary = all(c == 2 for c in cards)
+    present = (configurations == 1).astype(float) if binary else None  # (J, n)
+    noisy = [leaf for leaf in leaves if isinstance(tables.cpd(leaf), NoisyOr)] if binary else []
+    if noisy:  # every noisy-OR leaf at once: log P(no | configuration) = log(1 - leak) + present @ log(1 - links)
+        log_inhibit = np.zeros((len(middle), len(noisy)))
+        certain = np.zeros((len(middle), len(noisy)))
+        log_open = np.empty(len(noisy))
+        for k, leaf in enumerate(noisy):
+            cpd = tables.cpd(leaf)
+            assert isinstance(cpd, NoisyOr)
+            rows = [mid_pos[p] for p in tables.parents[leaf]]
+            links = np.asarray(cpd.links, dtype=float)
+            with np.errstate(divide="ignore"):
+                log_inhibit[rows, k] = np.where(links < 1, np.log1p(-np.minimum(links, 1.0)), 0.0)
+            certain[rows, k] = links >= 1
+            with np.errstate(divide="ignore"):
+                log_open[k] = np.log1p(-float(cpd.leak))
+    noisy_index = {leaf: k for k, leaf in enumerate(noisy)}
+    noisy_arrays = (log_inhibit, certain, log_open) if noisy else (None, None, None)
 
     posterior = np.empty((B, J))
     log_evidence = np.empty(B)
@@ -113,16 +134,44 @@ def enumerate_joint(
             log_evidence[b] = -np.inf
             continue
         shift_k = weight[active].max()
+        if present is not None and active.size == 1:
+            log_prior = _additive_row(tables, roots, middle, mid_pos, root_states[active[0]], dense_ev, b, present, noisy, noisy_index, *noisy_arrays)
+            handled = {leaf for leaf in noisy if leaf in dense_ev and dense_ev[leaf][b][1] == 0.0}
+            log_prior = log_prior + weight[active[0]]
+            log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, handled)
+            top = log_prior.max()
+            if not top > -np.inf:
+                posterior[b] = np.nan
+                log_evidence[b] = -np.inf
+                continue
+            w = np.exp(log_prior - top)
+            total = w.sum()
+            posterior[b] = w / total
+            log_evidence[b] = top + np.log(total)
+            continue
         log_prior = np.full(J, -np.inf)
         chunk = max(1, int(budget // (J * 8 * 4)))  # (k, J) working arrays
         for start in range(0, active.size, chunk):
             ks = active[start : start + chunk]
-            term = np.repeat((weight[ks] - shift_k)[:, None], J, axis=1)  # (k, J)
-            for m, i in mid_pos.items():
-                table = middle_tables[m]
-                idx = tuple(root_states[ks, roots.index(p)] for p in tables.parents[m])
-                probs = table[idx] if idx else np.broadcast_to(table, (ks.size, cards[i]))  # (k, card)
-                term += _log(probs)[:, configurations[:, i]]
+            if present is not None:  # binary middle: one matrix product per chunk of root configurations
+                p = np.empty((ks.size, len(middle)))
+                for m, i in mid_pos.items():
+                    table = middle_tables[m]
+                    idx = tuple(root_states[ks, roots.index(q)] for q in tables.parents[m])
+                    p[:, i] = table[idx][:, 1] if idx else table[1]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    log_on, log_off = np.log(p), np.log1p(-p)
+                    # present @ log p + (1 - present) @ log(1 - p), with 0 * log 0 counted as 0
+                    term = np.where(np.isfinite(log_on), log_on, 0.0) @ present.T + np.where(np.isfinite(log_off), log_off, 0.0) @ (1.0 - present).T
+                    impossible = (~np.isfinite(log_on)).astype(float) @ present.T + (~np.isfinite(log_off)).astype(float) @ (1.0 - present).T
+                term = np.where(impossible > 0, -np.inf, term) + (weight[ks] - shift_k)[:, None]
+            else:
+                term = np.repeat((weight[ks] - shift_k)[:, None], J, axis=1)  # (k, J)
+                for m, i in mid_pos.items():
+                    table = middle_tables[m]
+                    idx = tuple(root_states[ks, roots.index(q)] for q in tables.parents[m])
+                    probs = table[idx] if idx else np.broadcast_to(table, (ks.size, cards[i]))  # (k, card)
+                    term += _log(probs)[:, configurations[:, i]]
             top = term.max(axis=0)
             finite = top > -np.inf
             summed = np.full(J, -np.inf)
@@ -133,36 +182,8 @@ def enumerate_joint(
         for m, i in mid_pos.items():
             if m in dense_ev:
                 log_prior = log_prior + _log(dense_ev[m][b, configurations[:, i]])
-        # 3. leaves
-        for leaf in leaves:
-            if leaf not in dense_ev:
-                continue
-            lam = dense_ev[leaf][b]
-            if np.all(lam == lam[0]):
-                log_prior = log_prior + _log(lam[:1])
-                continue
-            parents_pos = [mid_pos[p] for p in tables.parents[leaf]]
-            cpd = tables.cpd(leaf)
-            if isinstance(cpd, NoisyOr) and binary_present is not None:
-                with np.errstate(divide="ignore"):
-                    log_inhibit = np.log1p(-np.asarray(cpd.links))
-                log_no = np.log1p(-float(cpd.leak)) + binary_present[:, parents_pos] @ np.where(np.isfinite(log_inhibit), log_inhibit, 0.0)
-                p_no = np.exp(log_no)
-                if not np.all(np.isfinite(log_inhibit)):  # a link of 1: the finding is certain when that parent is present
-                    certain = (binary_present[:, parents_pos][:, ~np.isfinite(log_inhibit)] > 0).any(axis=1)
-                    p_no = np.where(certain, 0.0, p_no)
-                factor = lam[1] + (lam[0] - lam[1]) * p_no
-            elif isinstance(cpd, Mixture) and binary_present is not None:
-                present = binary_present[:, parents_pos]
-                count = present.sum(axis=1)
-                dist_lam = np.asarray(cpd.distributions) @ lam
-                mixed = present @ dist_lam / np.where(count > 0, count, 1.0)
-                factor = np.where(count > 0, mixed, float(np.asarray(cpd.leak) @ lam))
-            else:
-                table = np.asarray(tables.cpts[leaf])
-                idx = tuple(configurations[:, p] for p in parents_pos)
-                factor = table[idx] @ lam
-            log_prior = log_prior + _log(np.maximum(factor, 0.0))
+        # 3. leaves: the noisy-OR ones together, the others one by one
+        log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, set())
         top = log_prior.max()
         if not top > -np.inf:
             posterior[b] = np.nan
@@ -173,3 +194,76 @@ def enumerate_joint(
         posterior[b] = w / total
         log_evidence[b] = top + np.log(total)
     return configurations, posterior, log_evidence
+
+
+def _additive_row(tables, roots, middle, mid_pos, root_state, dense_ev, b, present, noisy, noisy_index, log_inhibit, certain, log_open) -> np.ndarray:
+    """Log prior of every configuration for one root configuration, with the causes' evidence and the negative findings.
+
+    Every one of these terms is a sum over causes, so the whole is one matrix-vector product:
+    ``present @ per_cause + constant``, with impossible states (a probability or likelihood of 0) excluded.
+    """
+    n = len(middle)
+    on = np.zeros(n)  # log weight of "present" minus "absent"
+    const = 0.0
+    forbid_on = np.zeros(n, dtype=bool)
+    forbid_off = np.zeros(n, dtype=bool)
+    for m, i in mid_pos.items():
+        table = np.asarray(tables.cpts[m])
+        idx = tuple(root_state[roots.index(q)] for q in tables.parents[m])
+        p = np.array(table[idx] if idx else table, dtype=float)
+        if m in dense_ev:
+            p = p * dense_ev[m][b]
+        forbid_off[i], forbid_on[i] = p[0] <= 0, p[1] <= 0
+        if forbid_off[i] and forbid_on[i]:
+            return np.full(present.shape[0], -np.inf)
+        log_off = np.log(p[0]) if p[0] > 0 else 0.0
+        log_on = np.log(p[1]) if p[1] > 0 else 0.0
+        on[i] = log_on - log_off
+        const += log_off
+    negative = [leaf for leaf in noisy if leaf in dense_ev and dense_ev[leaf][b][1] == 0.0]
+    if negative:  # P(no | configuration) = (1 - leak) prod (1 - link): additive in logs
+        cols = [noisy_index[leaf] for leaf in negative]
+        on = on + log_inhibit[:, cols].sum(axis=1)
+        const += float(log_open[cols].sum()) + float(sum(np.log(dense_ev[leaf][b][0]) for leaf in negative))
+        blocked = certain[:, cols].any(axis=1)
+        forbid_on |= blocked
+    log_prior = present @ on + const
+    if forbid_on.any():
+        log_prior[(present[:, forbid_on] > 0).any(axis=1)] = -np.inf
+    if forbid_off.any():
+        log_prior[(present[:, forbid_off] == 0).any(axis=1)] = -np.inf
+    return log_prior
+
+
+def _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, log_inhibit, certain, log_open, log_prior, handled) -> np.ndarray:
+    """Add the log-likelihood of the observed leaves not in ``handled``: noisy-OR ones together, the others one by one."""
+    seen = [leaf for leaf in noisy if leaf in dense_ev and leaf not in handled and not np.all(dense_ev[leaf][b] == dense_ev[leaf][b][0])]
+    if seen:
+        cols = [noisy_index[leaf] for leaf in seen]
+        lam = np.stack([dense_ev[leaf][b] for leaf in seen])  # (F', 2): (no, yes)
+        p_no = np.exp(log_open[cols] + present @ log_inhibit[:, cols])
+        if certain[:, cols].any():  # a link of 1: the finding is certain when that parent is present
+            p_no = np.where(present @ certain[:, cols] > 0, 0.0, p_no)
+        factor = lam[:, 1] + (lam[:, 0] - lam[:, 1]) * p_no
+        log_prior = log_prior + _log(np.maximum(factor, 0.0)).sum(axis=1)
+    for leaf in leaves:
+        if leaf not in dense_ev or leaf in handled or leaf in seen:
+            continue
+        lam_leaf = dense_ev[leaf][b]
+        if np.all(lam_leaf == lam_leaf[0]):
+            log_prior = log_prior + _log(lam_leaf[:1])
+            continue
+        parents_pos = [mid_pos[p] for p in tables.parents[leaf]]
+        cpd = tables.cpd(leaf)
+        if isinstance(cpd, Mixture) and present is not None:
+            on = present[:, parents_pos]
+            count = on.sum(axis=1)
+            dist_lam = np.asarray(cpd.distributions) @ lam_leaf
+            mixed = on @ dist_lam / np.where(count > 0, count, 1.0)
+            factor = np.where(count > 0, mixed, float(np.asarray(cpd.leak) @ lam_leaf))
+        else:
+            table = np.asarray(tables.cpts[leaf])
+            idx = tuple(configurations[:, p] for p in parents_pos)
+            factor = table[idx] @ lam_leaf
+        log_prior = log_prior + _log(np.maximum(factor, 0.0))
+    return log_prior

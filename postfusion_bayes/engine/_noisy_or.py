@@ -1,0 +1,1208 @@
+"""Exact inference for large layered noisy-OR networks, without enumerating the causes.
+
+The networks are layered: root configurations ``k`` (context, observed or not)
+-> ``n`` binary causes (each with a dense table over the roots) -> leaves that
+are either leaky noisy-OR binary findings or "mixture" categorical findings
+(the distribution of such a leaf is the mean of the distributions of its
+present parents, or a leak distribution when none is present). Enumerating the
+``2**n`` cause configurations, as :mod:`._layered` does, is hopeless beyond
+about sixteen causes; the methods here cost what the *positive* evidence costs.
+
+Notation (one row, one parameter set, one root configuration): ``p_i`` is
+P(cause i | k), ``lambda_i0, lambda_i1`` the evidence likelihood of cause i
+absent or present; for a binary finding ``f``, ``q_f(C) = (1 - leak_f)
+prod_{i in C} (1 - link_fi)`` is P(f = no | present causes C).
+
+Quickscore (Heckerman 1989)
+    Every likelihood vector is first divided by its maximum (the logs of the
+    scales are added back to log P(e), so only ratios matter). The factor of a
+    finding with likelihood ``(a_no, a_yes)`` is ``a_yes + (a_no - a_yes) q_f``:
+    constant when unobserved, ``q_f`` (which factorises over the causes) when
+    negative; the other findings, the set ``E`` of ``m`` *expanded* ones, are
+    multiplied out: ``prod_{f in E} (a_f + b_f q_f) = sum_{S subset E} alpha_S
+    prod_{f in S} q_f``. Each of the ``2**m`` terms factorises over causes:
+    ``sum_C ... = prod_i u_i`` with ``u_i = A_i + B_i g_Si``, ``A_i = (1 - p_i)
+    lambda_i0``, ``B_i = p_i lambda_i1 prod_{f negative} (1 - link_fi)`` and
+    ``g_Si = prod_{f in S} (1 - link_fi)``. P(cause c present, e) replaces
+    ``u_c`` by its present part: ``B_c g_Sc prod_{j != c} u_j``, the product
+    over the other causes taken from prefix and suffix cumulative products (no
+    division). Findings leaning positive (``a_yes > a_no``) give negative
+    ``b_f``: the terms alternate in sign and cancel.
+
+Mixture leaf
+    With ``v_i = d_i . lam`` (the parent's distribution dotted with the leaf's
+    likelihood) and ``L = leak . lam``, its factor is ``L`` when no parent is
+    present and ``(1/k) sum_{i in C_M} v_i`` for ``k`` present parents. As
+    ``1/k = int_0^1 t**(k - 1) dt``, the second part is the integral over ``t``
+    of a sum in which every present parent carries ``t`` except one, "chosen",
+    that carries ``v_i``. For fixed ``t`` this is the first-order part of the
+    product of dual numbers ``z_i = u_i(t) + eps w_i`` with ``u_i(t) = A_i +
+    B_i g_Si t`` and ``w_i = v_i B_i g_Si``: ``D(t) = prod_i u_i(t) * R(t)``,
+    ``R = sum_i w_i / u_i`` (``u_i = 0`` forces ``w_i = 0``; such terms are
+    dropped), a polynomial of degree ``|M| - 1`` in ``t``, so Gauss-Legendre
+    quadrature with ``ceil(|M| / 2)`` nodes on [0, 1] (positive weights) is
+    exact. The empty-parent part is the same product at ``t = 0`` times ``L``.
+    The marginal numerator of cause ``c`` at a node is ``B_c g_Sc prod_{j != c}
+    u_j * (tau_c R + v_c A_c / u_c)`` (``tau_c = t`` for a mixture parent, 1
+    otherwise), derived so that nothing is subtracted. At most one mixture may
+    be observed (unobserved ones are constant factors).
+
+Predictions
+    For an unobserved binary finding ``f`` to predict (its own likelihood is
+    ignored), P(e, f = yes) is computed *directly*, not as P(e) - P(e, f = no):
+    per term, ``sum_C w(C) (1 - prod_{i in C} x_i)`` with ``x_i = 1 - link_fi``
+    telescopes to ``sum_i B_i link_fi pre'_i suf_i`` (``pre'`` the prefix
+    products of ``u'_i = A_i + B_i x_i``, ``suf`` the suffix products of
+    ``u``), and the same with dual numbers for the mixture. Every quantity is
+    a sum of non-negative numbers, so a tiny P(f = yes | e) keeps its
+    relative precision.
+
+Cancellation and the choice of method
+    Along with every signed sum over the terms ``S`` the sum of their absolute
+    values is computed (only ``alpha_S`` carries a sign). A forward error
+    analysis in the standard model of floating-point arithmetic (each
+    operation exact up to a factor ``1 + d``, ``|d| <= u``, the unit roundoff)
+    bounds the absolute error of every computed probability by
+    ``gamma_k * sum|terms|``, ``gamma_k = k u / (1 - k u)`` with ``k`` the
+    roundings along one term plus those of the signed sum (counted in
+    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m``), plus an allowance
+    for underflow and a small relative error from the roundings of the
+    quantities all terms share (which perturb a positive multilinear
+    function, so the cancellation does not amplify them). Every computed
+    probability (P(e), the root totals, every P(cause present, e), every
+    P(e, finding yes)) must be within ``tolerance`` (relative; 5e-10 by
+    default), so every returned posterior, a ratio of two of them, is within
+    ``2 * tolerance`` = 1e-9 and log P(e) within 5e-10. The bound is a worst
+    case: measured errors are a few hundred times smaller. The methods,
+    named in ``FactorisedResult.method``:
+
+    ``quickscore``
+        the above in float64; cost about ``K * 2**m * (nodes) * n``.
+    ``quickscore-longdouble``
+        the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
+        whose float64 bound fails but whose longdouble bound, predicted from
+        the same sums, would pass.
+    ``enumeration``
+        cancellation-free: all ``2**n`` cause configurations, built as an
+        outer product of two halves (``2**(n/2)`` each) so that every
+        configuration costs a few multiply-adds per expanded finding;
+        P(f = yes | C) is built as ``1 - q`` without subtracting
+        (``r(C + i) = r(C) + q(C) link_i``). Every number is a sum of
+        non-negative terms: relative error about ``(n + m) eps`` unless it
+        underflows, which is checked.
+    ``enumeration-log``
+        the same in log space, for the rare rows whose numbers underflow.
+
+    The first method tried for a row is the cheaper of ``quickscore`` and
+    ``enumeration`` (with many positive findings and few causes enumeration is
+    cheaper outright); rows whose bound fails move on to the cheaper of the
+    longdouble rerun (when predicted to pass) and enumeration, then to the
+    log-space enumeration. A method is available only if one row (one
+    parameter set) of it fits ``max_bytes``; rows are processed in chunks
+    that fit. If no allowed method can meet the tolerance within the budget,
+    :class:`MemoryBudgetError` says so: a number is never returned silently
+    inaccurate.
+
+    Outputs that are exactly zero (an impossible root configuration, cause
+    state or prediction; impossible evidence) are recognised exactly, from
+    the zero pattern of the inputs, not from rounded sums.
+
+Only numpy is used; nothing here knows what the variables mean.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["METHODS", "FactorisedResult", "MemoryBudgetError", "Mixture", "factorised_query"]
+
+#: The methods, in the order in which they are normally tried.
+METHODS = ("quickscore", "quickscore-longdouble", "enumeration", "enumeration-log")
+
+#: Stands for log(0) inside matrix products (0 * it is 0, never NaN); sums below half of it are log(0).
+_LOG_ZERO = -1e300
+#: The smallest subnormal double: a bound on the absolute error of any rounding that underflows.
+_UNDERFLOW_ULP = 2.0**-1074
+_LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
+#: Unit roundoff of float64.
+_U64 = float(np.finfo(np.float64).eps) / 2
+#: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
+_CACHE_BYTES = 2**18
+
+
+class MemoryBudgetError(ValueError):
+    """Exact evaluation of a row would need more memory than ``max_bytes`` allows.
+
+    Also raised when none of the allowed methods can meet the tolerance for a
+    row within the budget. The message names the size needed and the budget.
+    """
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A categorical finding whose distribution is the mean of its present parents' distributions.
+
+    P(leaf = s | causes C) is the mean of ``distributions[:, j, s]`` over the
+    present parents ``parents[j]`` in C, or ``leak[:, s]`` when none is present.
+
+    Attributes
+    ----------
+    parents : int array, shape (n_parents,)
+        Indices of the parent causes (distinct).
+    distributions : array, shape (P, n_parents, S)
+        Distribution of the leaf for each parent (rows sum to 1).
+    leak : array, shape (P, S)
+        Distribution of the leaf when no parent is present (sums to 1).
+    likelihood : array, shape (B, S)
+        Evidence likelihood of each state (ones when unobserved).
+    """
+
+    parents: np.ndarray
+    distributions: np.ndarray
+    leak: np.ndarray
+    likelihood: np.ndarray
+
+
+@dataclass(frozen=True)
+class FactorisedResult:
+    """Posteriors and evidence of :func:`factorised_query`.
+
+    Attributes
+    ----------
+    cause_posterior : array, shape (P, B, n)
+        P(cause i present | evidence); NaN in impossible rows.
+    root_posterior : array, shape (P, B, K)
+        P(root configuration k | evidence); NaN in impossible rows.
+    log_evidence : array, shape (P, B)
+        Natural log of P(evidence); -inf in impossible rows.
+    finding_posterior : array, shape (P, B, len(predict))
+        P(finding = yes | evidence) for each predicted finding (its own
+        likelihood ignored); NaN in impossible rows.
+    method : str
+        The methods that produced the rows, joined by ``+`` in the order of
+        :data:`METHODS` (e.g. ``"quickscore"`` or ``"quickscore+enumeration"``);
+        ``"none"`` when every row is impossible.
+    """
+
+    cause_posterior: np.ndarray
+    root_posterior: np.ndarray
+    log_evidence: np.ndarray
+    finding_posterior: np.ndarray
+    method: str
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+# Everything below runs under np.errstate(all="ignore") (set once in factorised_query): log(0) = -inf,
+# 0 / 0 and the like are intended and masked.
+
+
+def _lead(arr: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` of an array whose leading axis is full, or its single row (kept, to broadcast)."""
+    return arr[index] if arr.shape[0] > 1 else arr[:1]
+
+
+def _full(arr: np.ndarray, C: int) -> np.ndarray:
+    """Repeat a leading axis of size 1 to ``C`` (no copy when it is already ``C``)."""
+    return arr if arr.shape[0] == C else np.repeat(arr, C, axis=0)
+
+
+@functools.cache
+def _bits(k: int) -> np.ndarray:
+    """(2**k, k) float matrix: bit j of configuration c."""
+    c = np.arange(2**k)
+    return ((c[:, None] >> np.arange(k)) & 1).astype(float)
+
+
+@functools.cache
+def _nodes(n_parents: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1], exact for polynomials of degree < n_parents."""
+    x, w = np.polynomial.legendre.leggauss(max(1, math.ceil(n_parents / 2)))
+    return (x + 1) / 2, w / 2
+
+
+@functools.cache
+def _node_tables(member: bytes, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Node weights ``omega (Q1,)`` (0 at the extra node t = 0) and ``tau (Q1, n)`` (t for mixture parents, else 1)."""
+    parent = np.frombuffer(member, dtype=bool)
+    t, w = _nodes(int(parent.sum()))
+    t = np.concatenate([[0.0], t])
+    omega = np.concatenate([[0.0], w]).astype(dtype)
+    tau = np.where(parent[None, :], t[:, None], 1.0).astype(dtype)
+    return omega, tau
+
+
+def _config_table(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Products over causes ``(..., k) -> (..., 2**k)``; bit j of the index is cause j present."""
+    out = np.ones(absent.shape[:-1] + (1,), dtype=absent.dtype)
+    for j in range(absent.shape[-1]):
+        out = np.concatenate([out * absent[..., j : j + 1], out * present[..., j : j + 1]], axis=-1)
+    return out
+
+
+def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """q(C) = q0 prod_{i in C} (1 - link_i) and r(C) = 1 - q(C) computed without subtraction.
+
+    ``link`` has shape (..., k); ``q0``, ``r0 = 1 - q0`` shape (...); returns two (..., 2**k).
+    """
+    q, r = q0[..., None], r0[..., None]
+    for j in range(link.shape[-1]):
+        lj = link[..., j : j + 1]
+        q, r = np.concatenate([q, q * (1 - lj)], axis=-1), np.concatenate([r, r + q * lj], axis=-1)
+    return q, r
+
+
+def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
+    """Compute log sum exp over ``axis``; -inf when every entry is -inf (no NaN)."""
+    top = np.max(x, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+    return np.squeeze(out, axis=axis)
+
+
+# ----------------------------------------------------------------------------------------------- the problem
+
+
+@dataclass
+class _Problem:
+    """Validated inputs, with the row-wise classification of the evidence.
+
+    Arrays keep their own leading size (1 or full) on the parameter-set or row axis.
+    """
+
+    P: int
+    B: int
+    K: int
+    n: int
+    F: int
+    root_weight: np.ndarray  # (Pw, Bw, K)
+    log_pq: np.ndarray  # (Pc, K, n, 2) log P(absent | k), log P(present | k)
+    log_lam: np.ndarray  # (Bl, n, 2) log of the normalised cause likelihoods
+    a: np.ndarray  # (Bf, F, 2) normalised finding likelihoods (no, yes)
+    negative: np.ndarray  # (Bf, F) float 0/1
+    expanded: np.ndarray  # (Bf, F) bool
+    m_row: np.ndarray  # (Bf,) number of expanded findings
+    links: np.ndarray  # (Pk, F, n)
+    leak: np.ndarray  # (Pl, F)
+    log1m_links: np.ndarray  # (Pk, F, n) log(1 - link), _LOG_ZERO for log 0
+    log1m_leak: np.ndarray  # (Pl, F)
+    row_log_scale: np.ndarray  # (B,)
+    row_dead: np.ndarray  # (B,) a likelihood vector is all zeros
+    predict: np.ndarray  # (npr,)
+    member: np.ndarray | None  # (n,) bool, the parents of the observed mixture
+    mix_parents: np.ndarray | None
+    mix_dist: np.ndarray | None  # (Pm, n_parents, S)
+    mix_leak: np.ndarray | None  # (Pm, S)
+    mix_lam: np.ndarray | None  # (Bm, S) normalised
+    const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
+
+
+def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
+    full = {s for s in sizes if s != 1}
+    if len(full) > 1:
+        raise ValueError(f"inconsistent {name} sizes {sorted(full)} (each must be 1 or the same)")
+    return full.pop() if full else 1
+
+
+def _check(name: str, arr: np.ndarray, upper: float | None) -> None:
+    if arr.size and not (np.minimum.reduce(arr, axis=None) >= 0 and (upper is None or np.maximum.reduce(arr, axis=None) <= upper)):
+        what = "probabilities in [0, 1]" if upper is not None else "non-negative (and not NaN)"
+        raise ValueError(f"{name} must be {what}")
+
+
+def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict) -> _Problem:
+    rw = np.asarray(root_weight, dtype=float)
+    cg = np.asarray(cause_given_root, dtype=float)
+    cl = np.asarray(cause_likelihood, dtype=float)
+    lk = np.asarray(leak, dtype=float)
+    ln = np.asarray(links, dtype=float)
+    fl = np.asarray(finding_likelihood, dtype=float)
+    if rw.ndim != 3 or cg.ndim != 3 or cl.ndim != 3 or lk.ndim != 2 or ln.ndim != 3 or fl.ndim != 3:
+        raise ValueError("expected root_weight (P, B, K), cause_given_root (P, K, n), cause_likelihood (B, n, 2), leak (P, F), links (P, F, n), finding_likelihood (B, F, 2)")
+    K, n = cg.shape[1], cg.shape[2]
+    F = ln.shape[1]
+    if rw.shape[2] != K or K < 1 or n < 1:
+        raise ValueError(f"root_weight has {rw.shape[2]} root configurations, cause_given_root {K} (and n = {n} causes); both need at least one")
+    if cl.shape[1:] != (n, 2) or ln.shape[2] != n or lk.shape[1] != F or fl.shape[1:] != (F, 2):
+        raise ValueError(f"shapes disagree on n = {n} causes or F = {F} findings: cause_likelihood {cl.shape}, links {ln.shape}, leak {lk.shape}, finding_likelihood {fl.shape}")
+    mixtures = list(mixtures)
+    P = _lead_sizes("parameter-set (P)", [rw.shape[0], cg.shape[0], lk.shape[0], ln.shape[0]] + [np.shape(mx.distributions)[0] for mx in mixtures] + [np.shape(mx.leak)[0] for mx in mixtures])
+    B = _lead_sizes("row (B)", [rw.shape[1], cl.shape[0], fl.shape[0]] + [np.shape(mx.likelihood)[0] for mx in mixtures])
+    _check("root_weight", rw, None)
+    _check("cause_likelihood", cl, None)
+    _check("finding_likelihood", fl, None)
+    _check("cause_given_root", cg, 1.0)
+    _check("leak", lk, 1.0)
+    _check("links", ln, 1.0)
+    predict = np.asarray(predict, dtype=np.intp).reshape(-1)
+    if predict.size:
+        if predict.min() < 0 or predict.max() >= F:
+            raise ValueError(f"predict indices must be in [0, {F})")
+        fl = fl.copy()
+        fl[:, predict, :] = 1.0  # a predicted finding's own likelihood is ignored
+
+    row_log_scale = np.zeros(B)
+    row_dead = np.zeros(B, dtype=bool)
+
+    def normalise(lam: np.ndarray) -> np.ndarray:
+        """Divide likelihood vectors (last axis) by their maxima; add the log scales per row."""
+        top = lam.max(axis=-1, keepdims=True)
+        if not top.all():
+            dead = top[..., 0] == 0
+            row_dead[...] |= dead.reshape(lam.shape[0], -1).any(axis=1)
+            top = np.where(top > 0, top, 1.0)
+        row_log_scale[...] += np.log(top).reshape(lam.shape[0], -1).sum(axis=1)  # broadcasts from one row
+        return lam / top
+
+    lam = normalise(cl)
+    a = normalise(fl)
+    unobserved = a[..., 0] == a[..., 1]
+    negative = a[..., 1] == 0  # (never both zero after normalising)
+    expanded = ~(unobserved | negative)
+    member = mix_parents = mix_dist = mix_leak = mix_lam = None
+    const_mix = []
+    for index, mx in enumerate(mixtures):
+        parents = np.asarray(mx.parents, dtype=np.intp).reshape(-1)
+        dist = np.asarray(mx.distributions, dtype=float)
+        mleak = np.asarray(mx.leak, dtype=float)
+        mlam = np.asarray(mx.likelihood, dtype=float)
+        if dist.ndim != 3 or dist.shape[1] != parents.size or mleak.ndim != 2 or mlam.ndim != 2 or not (dist.shape[2] == mleak.shape[1] == mlam.shape[1]):
+            raise ValueError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
+        if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
+            raise ValueError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
+        _check(f"mixture {index} likelihood", mlam, None)
+        _check(f"mixture {index} distributions", dist, 1.0)
+        _check(f"mixture {index} leak", mleak, 1.0)
+        sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
+        if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
+            raise ValueError(f"mixture {index}: distributions and leak must sum to 1 over the states")
+        mlam = normalise(mlam)
+        if (mlam == 1).all():
+            continue  # unobserved: a constant factor (1 after normalising)
+        if parents.size == 0:
+            const_mix.append((mleak, mlam))
+            continue
+        if member is not None:
+            raise ValueError("at most one mixture finding may be observed (the others must have constant likelihoods)")
+        member = np.zeros(n, dtype=bool)
+        member[parents] = True
+        mix_parents, mix_dist, mix_leak, mix_lam = parents, dist, mleak, mlam
+    log_pq = np.empty(cg.shape + (2,))
+    np.log1p(-cg, out=log_pq[..., 0])
+    np.log(cg, out=log_pq[..., 1])
+    return _Problem(
+        P=P,
+        B=B,
+        K=K,
+        n=n,
+        F=F,
+        root_weight=rw,
+        log_pq=log_pq,
+        log_lam=np.log(lam),
+        a=a,
+        negative=negative.astype(float),
+        expanded=expanded,
+        m_row=expanded.sum(axis=1),
+        links=ln,
+        leak=lk,
+        log1m_links=np.maximum(np.log1p(-ln), _LOG_ZERO),
+        log1m_leak=np.maximum(np.log1p(-lk), _LOG_ZERO),
+        row_log_scale=row_log_scale,
+        row_dead=row_dead,
+        predict=predict,
+        member=member,
+        mix_parents=mix_parents,
+        mix_dist=mix_dist,
+        mix_leak=mix_leak,
+        mix_lam=mix_lam,
+        const_mix=const_mix,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- blocks of cells
+
+
+@dataclass
+class _Block:
+    """A chunk of cells (parameter set p, row b) with everything gathered per cell.
+
+    ``m`` expanded findings per cell (the same number for every cell), ``K`` the
+    root configurations kept (``kcol`` maps them back).
+    """
+
+    logW: np.ndarray  # (C, K) log root weight
+    logAB: np.ndarray  # (C, K, n, 2) log weight of cause absent, present (negative findings included)
+    kcol: np.ndarray  # (C, K) original root configuration of each column
+    LE: np.ndarray  # (C, m, n) links of the expanded findings
+    leakE: np.ndarray  # (C, m)
+    aN: np.ndarray  # (C, m) normalised likelihood of "no"
+    aY: np.ndarray  # (C, m) normalised likelihood of "yes"
+    LP: np.ndarray  # (C, npr, n) links of the predicted findings
+    leakP: np.ndarray  # (C, npr)
+    v: np.ndarray | None  # (C, n) mixture: parent distribution . likelihood (0 for non-parents), scaled
+    L: np.ndarray | None  # (C,) mixture: leak . likelihood, scaled
+    member: np.ndarray | None  # (n,) bool
+    log_const: np.ndarray  # (C,) log of the constant factors (negative findings' leaks, scales)
+    input_error: np.ndarray  # (C,) relative error of the result from the roundings of the shared inputs
+
+    @property
+    def logA(self) -> np.ndarray:
+        return self.logAB[..., 0]
+
+    @property
+    def logB(self) -> np.ndarray:
+        return self.logAB[..., 1]
+
+
+def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gather the root weights ``(C, K')`` to keep and their columns ``kcol (C, K')``.
+
+    One column per cell when each cell has at most one positive weight (context
+    observed), else the union of the positive ones.
+    """
+    rw = prob.root_weight
+    if rw.shape[0] == 1 and rw.shape[1] == 1:
+        w = np.repeat(rw[0], pi.size, axis=0)
+    else:
+        w = rw[pi if rw.shape[0] > 1 else 0, bi if rw.shape[1] > 1 else 0]
+    if prob.K == 1:
+        return w, np.zeros((pi.size, 1), dtype=np.intp)
+    positive = w > 0
+    if (positive.sum(axis=1) <= 1).all():
+        kcol = positive.argmax(axis=1)[:, None]
+    else:
+        keep = np.flatnonzero(positive.any(axis=0))
+        kcol = np.broadcast_to(keep, (pi.size, keep.size))
+    return np.take_along_axis(w, kcol, axis=1), kcol
+
+
+def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: tuple[np.ndarray, np.ndarray] | None = None) -> _Block:
+    C, n = pi.size, prob.n
+    rw, kcol = roots if roots is not None else _root_columns(prob, pi, bi)
+    logW = np.log(rw)
+    # log weights of each cause absent / present given each kept root configuration
+    log_pq = prob.log_pq
+    if log_pq.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all():
+        lpq = log_pq  # (1, K, n, 2)
+    else:
+        lpq = log_pq[(pi if log_pq.shape[0] > 1 else np.zeros(C, np.intp))[:, None], kcol]  # (C, K', n, 2)
+    lam = _lead(prob.log_lam, bi)  # (Cb, n, 2)
+    neg = _lead(prob.negative, bi)  # (Cb, F)
+    if prob.links.shape[0] == 1:
+        log_gneg = neg @ prob.log1m_links[0]  # (Cb, n)
+    else:
+        log_gneg = np.einsum("cf,cfn->cn", np.broadcast_to(neg, (C, prob.F)), prob.log1m_links[pi])
+    if prob.leak.shape[0] == 1:
+        log_const = neg @ prob.log1m_leak[0]
+    else:
+        log_const = np.einsum("cf,cf->c", np.broadcast_to(neg, (C, prob.F)), prob.log1m_leak[pi])
+    log_gneg[log_gneg < _LOG_ZERO / 2] = -np.inf
+    log_const = _full(log_const, C)
+    log_const[log_const < _LOG_ZERO / 2] = -np.inf
+    logAB = _full(lpq + lam[:, None], C)  # (C, K, n, 2)
+    logAB[..., 1] += log_gneg[:, None, :]
+    # the expanded findings of each cell (the same number in every cell of a block)
+    fb = bi if prob.a.shape[0] > 1 else np.zeros(C, np.intp)
+    eidx = np.nonzero(prob.expanded[fb])[1].reshape(C, m)
+    pk = pi if prob.links.shape[0] > 1 else np.zeros(C, np.intp)
+    pl = pi if prob.leak.shape[0] > 1 else np.zeros(C, np.intp)
+    LE = prob.links[pk[:, None], eidx]  # (C, m, n)
+    leakE = prob.leak[pl[:, None], eidx]
+    aE = prob.a[fb[:, None], eidx]  # (C, m, 2)
+    if prob.predict.size:
+        LP = prob.links[pk[:, None], prob.predict[None, :]]
+        leakP = prob.leak[pl[:, None], prob.predict[None, :]]
+    else:
+        LP, leakP = np.zeros((C, 0, n)), np.zeros((C, 0))
+    v = L = None
+    for mleak, mlam in prob.const_mix:
+        const = (_lead(mleak, pi) * _lead(mlam, bi)).sum(axis=-1)
+        log_const = log_const + np.log(const)
+    if prob.member is not None:
+        dist = _lead(prob.mix_dist, pi)  # (Cp, n_parents, S)
+        mlam = _lead(prob.mix_lam, bi)  # (Cb, S)
+        vp = _full(np.matmul(dist, mlam[:, :, None])[..., 0], C)
+        L = _full((_lead(prob.mix_leak, pi) * mlam).sum(axis=-1), C)
+        top = np.maximum(vp.max(axis=1), L)
+        top = np.where(top > 0, top, 1.0)
+        log_const = log_const + np.log(top)
+        v = np.zeros((C, n))
+        v[:, prob.mix_parents] = vp / top[:, None]
+        L = L / top
+    # Roundings in quantities every term shares (the weights of the causes and roots, through logs and exp;
+    # the mixture's v and L; the quadrature nodes) perturb the result as a positive multilinear function of
+    # them: relatively, by at most their sum, without amplification by the cancellation.
+    # (the logs are all <= 0, as every likelihood is at most 1 after normalising)
+    size = -np.where(logAB > -np.inf, logAB, 0.0).sum(axis=(-2, -1)).max(axis=-1)  # (C,)
+    input_error = _U64 * ((prob.F + 4) * (size + 4 * n) + np.abs(np.where(logW > -np.inf, logW, 0.0)).max(axis=-1) + 2 * m + 8)
+    if prob.member is not None:
+        input_error += 1e-14 * (n + 2) + _U64 * (prob.mix_lam.shape[1] + 4)
+    return _Block(
+        logW=logW,
+        logAB=logAB,
+        kcol=kcol,
+        LE=LE,
+        leakE=leakE,
+        aN=aE[..., 0],
+        aY=aE[..., 1],
+        LP=LP,
+        leakP=leakP,
+        v=v,
+        L=L,
+        member=prob.member,
+        log_const=log_const,
+        input_error=input_error,
+    )
+
+
+def _subblock(d: _Block, rows: np.ndarray) -> _Block:
+    fields = {}
+    for name in d.__dataclass_fields__:
+        value = getattr(d, name)
+        fields[name] = value if name == "member" or value is None else value[rows]
+    return _Block(**fields)
+
+
+def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Linear weights scaled so that every cause's larger weight is 1 and the largest root weight is 1.
+
+    Returns ``W (C, K)``, ``A (C, K, n)``, ``B (C, K, n)`` (in ``dtype``) and the log scale ``sigma (C,)``.
+    """
+    # (a cause with both weights 0, or a cell with every root weight 0, gets a finite stand-in scale:
+    # such cells are impossible, which _judge establishes exactly)
+    s = np.maximum(d.logAB.max(axis=-1, keepdims=True), _LOG_ZERO)
+    AB = np.exp(d.logAB - s if dtype is np.float64 else (d.logAB - s).astype(dtype))
+    logW = d.logW + s[..., 0].sum(axis=-1)
+    sigma = np.maximum(logW.max(axis=1), _LOG_ZERO)
+    W = np.exp(logW - sigma[:, None] if dtype is np.float64 else (logW - sigma[:, None]).astype(dtype))
+    return W, AB[..., 0], AB[..., 1], sigma
+
+
+# ----------------------------------------------------------------------------------------------- results of a method
+
+
+@dataclass
+class _Sums:
+    """Unnormalised outputs of a method for a block, relative to ``exp(sigma)``.
+
+    The columns of ``values (C, X)`` are P(e), W_k P(e | k) for each kept root
+    column, P(cause present, e) for each cause and P(e, finding yes) for each
+    prediction (``X = 1 + K + n + npr``). ``err`` bounds their absolute
+    errors; for Quickscore ``mag`` holds the sums of absolute values of the
+    terms and ``gamma_ld`` the longdouble rounding bounds per column.
+    """
+
+    values: np.ndarray
+    err: np.ndarray
+    sigma: np.ndarray
+    mag: np.ndarray | None = None
+    gamma_ld: np.ndarray | None = None
+
+
+# ----------------------------------------------------------------------------------------------- Quickscore
+
+
+def _gamma(k: float, dtype) -> float:
+    """Bound the relative error of ``k`` roundings: ``k u / (1 - k u)``, ``u`` the unit roundoff."""
+    u = float(np.finfo(dtype).eps) / 2
+    return k * u / (1 - k * u)
+
+
+def _quickscore_gammas(n: int, m: int, nodes: int, K: int, dtype) -> tuple[float, float, float]:
+    """Bounds on the rounding error per unit of the sum of absolute values of the terms: P(e), numerators, predictions.
+
+    Counted along the computation of one term (relative error of a product of
+    roundings): ``g_Si`` has ``2m`` (``1 - link`` and the product), ``u_i`` a
+    further 3, the product over causes ``n (2m + 3) + n - 1``, the dual part
+    ``R`` about ``4m + n + 6``, the nodes ``nodes - 1``, ``alpha_S`` ``4m``
+    (``a_no - a_yes``, ``1 - leak`` and the products); then the signed sum of
+    ``2**m K`` terms in any order. Predictions have a second product over the
+    causes. The counts are rounded up.
+    """
+    T = 2**m
+    k_total = n * (2 * m + 6) + 10 * m + nodes + T + K + 20
+    k_num = k_total + 2 * m + 4
+    k_pred = n * (4 * m + 12) + 12 * m + nodes + T + K + 40
+    return _gamma(k_total, dtype), _gamma(k_num, dtype), _gamma(k_pred, dtype)
+
+
+@functools.cache
+def _quickscore_gamma_columns(n: int, m: int, nodes: int, K: int, npr: int, dtype) -> np.ndarray:
+    """Spread the bounds of :func:`_quickscore_gammas` over the output columns (P(e), roots, numerators, predictions)."""
+    g_total, g_num, g_pred = _quickscore_gammas(n, m, nodes, K, dtype)
+    return np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr)
+
+
+def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> int:
+    item = np.dtype(dtype).itemsize
+    return item * K * 2**m * nodes * n * (10 + 9 * npr) + item * 2**m * (m + 4) * n * 2 + 4096
+
+
+@functools.cache
+def _subsets(m: int) -> np.ndarray:
+    """(2**m, m) bool: whether expanded finding j is in subset S (bit j of S)."""
+    return ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool)
+
+
+def _quickscore(d: _Block, dtype) -> _Sums:
+    """Quickscore over the expanded findings, with the mixture by quadrature, in precision ``dtype``.
+
+    Arrays are laid out cause-major, ``(n, nodes, C, K, T)``: the long axes
+    (cells, root columns, terms) are innermost and contiguous, reductions
+    over the causes are over the outermost axis.
+    """
+    W, A, B0, sigma = _scaled(d, dtype)  # (C, K), (C, K, n), (C, K, n)
+    C, K, n = A.shape
+    m = d.LE.shape[1]
+    npr = d.LP.shape[1]
+    T = 2**m
+    one = dtype(1)
+    tiny = np.finfo(dtype).tiny
+    if dtype is np.float64:
+        aY, aN, leakE, LE = d.aY, d.aN, d.leakE, d.LE
+    else:
+        aY, aN, leakE, LE = (x.astype(dtype) for x in (d.aY, d.aN, d.leakE, d.LE))
+    subsets = _subsets(m)  # (T, m)
+    # alpha_S prod_{f in S} (1 - leak_f) and the same with |b_f|: (C, 2, T); b_f in the working precision,
+    # as its rounding is amplified by the cancellation
+    bk = ((aN - aY) * (one - leakE))[:, None, :]
+    cm = np.empty((C, 2, T), dtype)
+    np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
+    np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    # g_S for every cause: (n, C, T)
+    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (one - LE).transpose(1, 2, 0)[..., None], one), axis=0)
+    A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
+    Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
+    mixture = d.member is not None
+    if mixture:
+        omega, tau = _node_tables(d.member.tobytes(), dtype)  # (Q1,), (Q1, n)
+        tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
+        Bt = Bk[:, None] * tau  # (n, Q1, C, K, T)
+    else:
+        Bt = Bk[:, None]
+    u = Bt + A
+    prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
+    # 1 / u, and 0 where u is 0 or subnormal: such a cause's present weight is at most u / t, so what is dropped
+    # is within the underflow allowance. prod * invu is then the product over the other causes.
+    invu = np.zeros_like(u)
+    np.divide(one, u, out=invu, where=u > tiny)
+    others = invu * prod  # (n, Q1, C, K, T)
+    if mixture:
+        v = (d.v if dtype is np.float64 else d.v.astype(dtype)).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+        L = d.L if dtype is np.float64 else d.L.astype(dtype)
+        w = Bk[:, None] * v  # (n, 1, C, K, T): the "chosen" weight v_i B_i g_Si
+        r = w * invu[:, 1:]  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
+        h = np.empty_like(prod)  # plain weight L at node 0, omega_q R_q at the others
+        h[0] = L[:, None, None]
+        np.multiply(r.sum(axis=0), omega[1:, None, None, None], out=h[1:])
+        tot = (prod * h).sum(axis=0)  # (C, K, T)
+        # numerator: B_c prod_{j != c} u_j (tau_c h + omega v_c A_c / u_c), summed over the nodes
+        y = A * invu[:, 1:]  # A_c / u_c <= 1
+        y *= others[:, 1:]
+        y *= omega[1:, None, None, None]
+        nums = (others * tau * h).sum(axis=1) + v[:, 0] * y.sum(axis=1)
+        nums *= Bk
+    else:
+        tot = prod[0]
+        nums = Bk * others[:, 0]
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    if npr:
+        # P(e, f yes) per term = leak_f tot + (1 - leak_f) sum_C w(C) (1 - prod_{i in C} x_i), telescoped:
+        # sum_i B_i link_i prod_{j < i} u'_j prod_{j > i} u_j [bracket], with u'_j = A_j + B_j t x_j <= u_j
+        lp = (d.LP if dtype is np.float64 else d.LP.astype(dtype)).transpose(2, 1, 0)[:, :, None, :, None, None]  # (n, npr, 1, C, 1, 1)
+        leakp = (d.leakP if dtype is np.float64 else d.leakP.astype(dtype)).T[:, :, None, None]  # (npr, C, 1, 1)
+        xp = one - lp
+        up = A[:, None] + Bt[:, None] * xp  # (n, npr, Q1, C, K, T)
+        ratio = up * invu[:, None]  # u'_j / u_j (0 where u_j is dropped)
+        lower = np.empty_like(ratio)  # prod_{j < i} u'_j / u_j
+        lower[0] = one
+        np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+        core = lower * others[:, None]
+        core *= Bk[:, None, None] * lp
+        if mixture:
+            # bracket = tau (rho + omega (R'_{<i} + R_{>i})) + omega v, R' = sum_{j<i} w_j x_j / u'_j, R = sum_{j>i} w_j / u_j
+            invup = np.zeros_like(up[:, :, 1:])
+            np.divide(one, up[:, :, 1:], out=invup, where=up[:, :, 1:] > tiny)
+            rp = w[:, None] * xp * invup  # (n, npr, Q, C, K, T)
+            acc = np.empty_like(rp)
+            acc[0] = 0
+            np.cumsum(rp[:-1], axis=0, out=acc[1:])
+            after = np.empty_like(r)
+            after[-1] = 0
+            np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+            acc += after[:, None]
+            acc *= omega[1:, None, None, None]
+            acc *= tau[:, None, 1:]
+            acc += v[:, None] * omega[1:, None, None, None]
+            X = (core[:, :, 1:] * acc).sum(axis=(0, 2)) + L[:, None, None] * (core[:, :, 0] * tau[:, None, 0]).sum(axis=0)
+        else:
+            X = core[:, :, 0].sum(axis=0)  # (npr, C, K, T)
+        Pt = leakp * tot + (one - leakp) * X  # (npr, C, K, T)
+        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 2)
+    else:
+        pred = np.zeros((C, 0, 2), dtype)
+    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute)
+    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred], axis=1)
+    if dtype is not np.float64:
+        out = out.astype(float)
+    values, mag = out[..., 0], out[..., 1]
+    # underflow: every rounding below the normal range errs by at most _UNDERFLOW_ULP, magnified at most by the
+    # later factors (each below 2, and 1 / t_min for R); dropped causes (u subnormal) lose no more; this also
+    # covers inputs (v, L) that were subnormal doubles
+    nodes = u.shape[1]
+    t_min = float(_nodes(2 * nodes - 2)[0][0]) if mixture else 1.0
+    delta = T * nodes * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
+    err = _quickscore_gamma_columns(n, m, nodes, K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
+    gamma_ld = _quickscore_gamma_columns(n, m, nodes, K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
+    return _Sums(values, err, sigma, mag, gamma_ld)
+
+
+# ----------------------------------------------------------------------------------------------- enumeration
+
+
+def _enumeration_bytes(n: int, m: int, K: int, npr: int) -> int:
+    half = 2 ** ((n + 1) // 2)
+    return 8 * (3 * 2**n + half * (4 * K + 6 * (m + npr) + K * (1 + npr) * 3 + 8)) + 4096
+
+
+def _enumerate(d: _Block) -> _Sums:
+    W, A, B, sigma = _scaled(d)
+    C, K, n = A.shape
+    m = d.LE.shape[1]
+    npr = d.LP.shape[1]
+    nlo = (n + 1) // 2
+    lo, hi = slice(0, nlo), slice(nlo, n)
+    w_lo = _config_table(A[..., lo], B[..., lo])  # (C, K, Lo)
+    w_hi = _config_table(A[..., hi], B[..., hi])  # (C, K, Hi)
+    link = np.concatenate([d.LE, d.LP], axis=1)  # (C, m + npr, n)
+    leak = np.concatenate([d.leakE, d.leakP], axis=1)
+    q_lo, r_lo = _noisy_or_table(link[..., lo], 1 - leak, leak)  # (C, m + npr, Lo)
+    q_hi, r_hi = _noisy_or_table(link[..., hi], np.ones_like(leak), np.zeros_like(leak))
+    Lo, Hi = w_lo.shape[-1], w_hi.shape[-1]
+    lik = np.ones((C, Lo, Hi))
+    tmp = np.empty_like(lik)
+    if m:
+        alpha = d.aY[..., None] * r_lo[:, :m]  # (C, m, Lo)
+        beta = d.aY[..., None] * r_hi[:, :m] + d.aN[..., None] * q_hi[:, :m]  # (C, m, Hi)
+        for j in range(m):
+            np.multiply(q_lo[:, j, :, None], beta[:, j, None, :], out=tmp)
+            tmp += alpha[:, j, :, None]
+            lik *= tmp
+    if d.member is not None:
+        s_lo = _sum_table(d.v[:, lo])
+        s_hi = _sum_table(d.v[:, hi])
+        count = _bits(nlo) @ d.member[lo].astype(float)
+        count = count[:, None] + (_bits(n - nlo) @ d.member[hi].astype(float))[None, :]
+        inverse = np.divide(1.0, count, out=np.zeros_like(count), where=count > 0)
+        np.add(s_lo[:, :, None], s_hi[:, None, :], out=tmp)
+        tmp *= inverse
+        empty_lo = np.flatnonzero(_bits(nlo) @ d.member[lo].astype(float) == 0)
+        empty_hi = np.flatnonzero(_bits(n - nlo) @ d.member[hi].astype(float) == 0)
+        tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.L[:, None, None]
+        lik *= tmp
+    # sums: Y[c, lo, k] = sum_hi lik w_hi_k ; V[c, lo, k, f] = sum_hi lik w_hi_k r_hi_f
+    cols = [w_hi]
+    if npr:
+        cols.append((w_hi[:, :, None, :] * r_hi[:, None, m:, :]).reshape(C, K * npr, Hi))
+    Y = np.matmul(lik, np.concatenate(cols, axis=1).transpose(0, 2, 1))  # (C, Lo, K (1 + npr))
+    Yk = Y[..., :K]
+    Wlo = W[:, :, None] * w_lo  # (C, K, Lo)
+    roots = np.einsum("ckl,clk->ck", Wlo, Yk)
+    total = roots.sum(axis=1)
+    lo_weight = np.einsum("ckl,clk->cl", Wlo, Yk)
+    Z = np.matmul(Wlo, lik)  # (C, K, Hi)
+    hi_weight = (Z * w_hi).sum(axis=1)
+    num = np.concatenate([lo_weight @ _bits(nlo), hi_weight @ _bits(n - nlo)], axis=1)
+    if npr:
+        V = Y[..., K:].reshape(C, Lo, K, npr)
+        pred = np.einsum("ckl,cfl,clk->cf", Wlo, r_lo[:, m:], Yk) + np.einsum("ckl,cfl,clkf->cf", Wlo, q_lo[:, m:], V)
+    else:
+        pred = np.zeros((C, 0))
+    # every summand is at most 1; roundings that underflow lose at most this much in all; otherwise the error is
+    # relative: the roundings along a configuration's product and those of the sums over the two halves
+    floor = 2.0**n * K * (n + m + npr + 10) * (m + 2) * _UNDERFLOW_ULP
+    relative = _gamma((m + 2) * (2 * n + 8) + Lo + Hi + K + 30, np.float64) + d.input_error
+    values = np.concatenate([total[:, None], roots, num, pred], axis=1)
+    return _Sums(values, floor + values * relative[:, None], sigma)
+
+
+def _sum_table(v: np.ndarray) -> np.ndarray:
+    """(C, k) -> (C, 2**k): sum of v over the present causes of each configuration."""
+    out = np.zeros(v.shape[:-1] + (1,))
+    for j in range(v.shape[-1]):
+        out = np.concatenate([out, out + v[..., j : j + 1]], axis=-1)
+    return out
+
+
+def _enumeration_log_bytes(n: int, m: int, K: int, npr: int) -> int:
+    return 8 * 2**n * (3 * K + 3 * (m + npr) + 8) + 4096
+
+
+def _enumerate_log(d: _Block) -> _Sums:
+    C, K, n = d.logA.shape
+    m = d.LE.shape[1]
+    npr = d.LP.shape[1]
+    N = 2**n
+    logw = np.zeros((C, K, 1))
+    for j in range(n):
+        logw = np.concatenate([logw + d.logA[..., j : j + 1], logw + d.logB[..., j : j + 1]], axis=-1)
+    link = np.concatenate([d.LE, d.LP], axis=1)
+    leak = np.concatenate([d.leakE, d.leakP], axis=1)
+    logq = np.log1p(-leak)[..., None]
+    log_x = np.log1p(-link)  # (C, m + npr, n)
+    for j in range(n):
+        logq = np.concatenate([logq, logq + log_x[..., j : j + 1]], axis=-1)
+    logr = np.log(-np.expm1(logq))
+    loglik = np.zeros((C, N))
+    for j in range(m):
+        loglik += np.logaddexp(np.log(d.aY[:, j, None]) + logr[:, j], np.log(d.aN[:, j, None]) + logq[:, j])
+    if d.member is not None:
+        logs = np.full((C, 1), -np.inf)
+        logv = np.log(d.v)
+        count = _bits(n) @ d.member.astype(float)
+        for j in range(n):
+            logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if d.member[j] else logs], axis=-1)
+        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.L)[:, None])
+        loglik += logmix
+    logfull = d.logW[..., None] + logw + loglik[:, None, :]  # (C, K, N)
+    logroots = _logsumexp(logfull, axis=-1)
+    logtotal = _logsumexp(logroots, axis=-1)
+    lognum = np.empty((C, n))
+    for i in range(n):
+        view = logfull.reshape(C, K, 2 ** (n - 1 - i), 2, 2**i)[:, :, :, 1, :]
+        lognum[:, i] = _logsumexp(view.reshape(C, -1), axis=-1)
+    logpred = np.empty((C, npr))
+    for f in range(npr):
+        logpred[:, f] = _logsumexp((logfull + logr[:, None, m + f, :]).reshape(C, -1), axis=-1)
+    shift = np.where(np.isfinite(logtotal), logtotal, 0.0)
+
+    def rel(x):
+        return np.exp(x - shift.reshape((C,) + (1,) * (x.ndim - 1)))
+
+    values = np.concatenate([rel(logtotal)[:, None], rel(logroots), rel(lognum), rel(logpred)], axis=1)
+    return _Sums(values, np.zeros_like(values), shift)
+
+
+# ----------------------------------------------------------------------------------------------- exact zeros
+
+
+def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Which outputs are exactly non-zero, from the zero pattern of the inputs alone.
+
+    Returns ``(C, 1 + K + n + npr)``: whether P(e), W_k P(e | k), P(cause
+    present, e) and P(e, finding yes) are positive (the columns of :class:`_Sums`). Feasibility is monotone in the present causes (positive findings
+    need one present parent with a positive link, or a positive leak), so
+    setting every cause that may be present present decides it; the mixture
+    adds the alternative "no parent present" (which needs a positive leak).
+    """
+    C, K, n = d.logA.shape
+    npr = d.LP.shape[1]
+    canA = np.isfinite(d.logA)  # (C, K, n)
+    canB = np.isfinite(d.logB)
+    posW = np.isfinite(d.logW) & np.isfinite(d.log_const)[:, None]  # (C, K)
+    pure = d.aN == 0  # (C, m) findings observed "yes" with certainty
+    # clamps: 0 = none, 1..n = cause c present, n+1.. = predicted finding yes
+    X = 1 + n + npr
+    allowA = np.broadcast_to(canA[:, :, None, :], (C, K, X, n)).copy()
+    allowA[:, :, 1 : 1 + n, :] &= ~np.eye(n, dtype=bool)
+    allowB = np.broadcast_to(canB[:, :, None, :], (C, K, X, n))
+    each = (allowA | allowB).all(axis=-1)  # (C, K, X)
+
+    def satisfied(present: np.ndarray) -> np.ndarray:
+        """(C, K, X) every pure-positive finding (and the clamped prediction) can be on."""
+        pres = present.astype(float)
+        ok = np.ones(present.shape[:-1], dtype=bool)
+        if pure.any():
+            reach = np.einsum("ckxn,cfn->ckxf", pres, (d.LE > 0).astype(float)) > 0
+            need = pure[:, None, None, :] & ~(d.leakE > 0)[:, None, None, :]
+            ok &= ~(need & ~reach).any(axis=-1)
+        if npr:
+            reach = np.einsum("ckfn,cfn->ckf", pres[:, :, 1 + n :, :], (d.LP > 0).astype(float)) > 0
+            ok[:, :, 1 + n :] &= reach | (d.leakP > 0)[:, None, :]
+        return ok
+
+    present = allowB
+    if d.member is None:
+        feasible = each & satisfied(present)
+    else:
+        vpos = (d.v > 0) & d.member[None, :]
+        case1 = satisfied(present) & (present & vpos[:, None, None, :]).any(axis=-1)
+        present2 = allowB & ~d.member
+        absent_ok = (allowA | ~d.member).all(axis=-1)
+        case2 = satisfied(present2) & absent_ok & (d.L > 0)[:, None, None]
+        feasible = each & (case1 | case2)
+    feasible &= posW[:, :, None]
+    roots = feasible[:, :, 0]
+    return np.concatenate([roots.any(axis=1, keepdims=True), roots, feasible[:, :, 1:].any(axis=1)], axis=1)
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+
+def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Accept or reject each cell's outputs; replace exact zeros.
+
+    Returns ``ok (C,)``, ``impossible (C,)``, ``ld_hope (C,)`` (a longdouble
+    rerun is predicted to pass) and the values ``(C, X)``.
+    """
+    values = s.values
+    ok = s.err <= tol * np.abs(values)
+    good = ok.all(axis=1)
+    impossible = np.zeros(good.shape, dtype=bool)
+    if good.all():
+        return good, impossible, impossible, values
+    values = values.copy()
+    K, n = d.logW.shape[1], d.logAB.shape[2]
+    # structural zeros: a root configuration of weight 0; a cause that cannot be present
+    zero = np.zeros(values.shape, dtype=bool)
+    zero[:, 1 : 1 + K] = ~np.isfinite(d.logW)
+    zero[:, 1 + K : 1 + K + n] = (~np.isfinite(d.logB) | zero[:, 1 : 1 + K, None]).all(axis=1)
+    values[zero] = 0.0
+    ok |= zero
+    bad = ~ok.all(axis=1)
+    if bad.any():
+        # the remaining failures may be exact zeros: decide them from the zero pattern of the inputs
+        rows = np.flatnonzero(bad)
+        feasible = _feasible(_subblock(d, rows))
+        impossible[rows] = ~feasible[:, 0]
+        zero = ~feasible & ~ok[rows]
+        values[rows] = np.where(zero, 0.0, values[rows])
+        ok[rows] |= zero
+        bad = ~ok.all(axis=1) & ~impossible
+    ld_hope = np.zeros(bad.shape, dtype=bool)
+    if ld and s.gamma_ld is not None and bad.any():
+        # the longdouble bound, predicted: gamma_ld * magnitude + input error <= tol * (a lower bound on the true value)
+        lower = np.abs(values) - s.err
+        hope = (s.gamma_ld * s.mag + 2 * d.input_error[:, None] * lower <= tol * lower) & (lower > 0)
+        ld_hope = bad & (hope | ok).all(axis=1)
+    return ~bad, impossible, ld_hope, values
+
+
+def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict, dict]:
+    """Estimate per cell the memory (bytes), the largest working array (bytes) and the work of each method.
+
+    The work is a rough count of array element operations, to choose the cheaper method.
+    """
+    need = {
+        "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+        "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
+        "enumeration": _enumeration_bytes(n, m, K, npr),
+        "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
+    }
+    qs = K * 2.0**m * nodes * n * (14 + 12 * npr)
+    cost = {
+        "quickscore": qs,
+        "quickscore-longdouble": 8 * qs,
+        "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
+        "enumeration-log": 2.0**n * 20 * (K + m + npr + n),
+    }
+    qs_array = K * 2**m * nodes * n * (1 + npr)
+    array = {
+        "quickscore": 8 * qs_array,
+        "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
+        "enumeration": 8 * 2**n,
+        "enumeration-log": 8 * 2**n * K,
+    }
+    return need, array, cost
+
+
+def factorised_query(
+    root_weight,
+    cause_given_root,
+    cause_likelihood,
+    leak,
+    links,
+    finding_likelihood,
+    mixtures=(),
+    predict=(),
+    *,
+    max_bytes=256 * 2**20,
+    tolerance=5e-10,
+    methods=METHODS,
+) -> FactorisedResult:
+    """Exact posteriors of a layered noisy-OR network at a cost that grows with the positive findings.
+
+    Parameters
+    ----------
+    root_weight : array, shape (P, B, K)
+        Prior of each root configuration times the likelihood of the root
+        evidence (non-negative; K >= 1).
+    cause_given_root : array, shape (P, K, n)
+        P(cause i present | root configuration k).
+    cause_likelihood : array, shape (B, n, 2)
+        Evidence likelihood of each cause (absent, present); ones when unobserved.
+    leak : array, shape (P, F)
+        P(finding yes | no parent present).
+    links : array, shape (P, F, n)
+        Link probability of cause i for finding f; 0 where i is not a parent.
+    finding_likelihood : array, shape (B, F, 2)
+        Likelihood of (no, yes) for every binary finding; ones when unobserved.
+    mixtures : sequence of Mixture
+        Categorical findings whose distribution is the mean of their present
+        parents' (at most one observed; unobserved ones are ignored).
+    predict : sequence of int
+        Binary findings whose P(yes | evidence) is wanted; their own
+        likelihoods in ``finding_likelihood`` are ignored.
+    max_bytes : int
+        Memory budget of the working arrays; rows and parameter sets are
+        processed in chunks that fit.
+    tolerance : float
+        Largest accepted bound on the relative rounding error of every
+        computed probability (P(e), P(cause present, e), ...); posteriors,
+        ratios of two of them, are then within ``2 * tolerance``.
+    methods : sequence of str
+        Methods allowed (see :data:`METHODS`); for testing and diagnosis.
+
+    Returns
+    -------
+    FactorisedResult
+        Posteriors, log P(evidence) and the methods used. A leading size of
+        1 in P or B broadcasts. Rows whose evidence is impossible have NaN
+        posteriors and log P(evidence) -inf.
+
+    Raises
+    ------
+    MemoryBudgetError
+        If some row cannot be computed to the tolerance within ``max_bytes``
+        by any allowed method.
+    ValueError
+        If the arrays are inconsistent, or more than one mixture is observed.
+
+    Examples
+    --------
+    Two causes, one root configuration, one finding observed "yes":
+
+    >>> import numpy as np
+    >>> r = factorised_query(
+    ...     root_weight=np.ones((1, 1, 1)), cause_given_root=np.array([[[0.1, 0.2]]]),
+    ...     cause_likelihood=np.ones((1, 2, 2)), leak=np.array([[0.01]]),
+    ...     links=np.array([[[0.9, 0.5]]]), finding_likelihood=np.array([[[0.0, 1.0]]]))
+    >>> r.cause_posterior.round(4)
+    array([[[0.4815, 0.581 ]]])
+    >>> r.method
+    'quickscore'
+    """
+    unknown = set(methods) - set(METHODS)
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
+    with np.errstate(all="ignore"):
+        return _query(_prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict), max_bytes, tolerance, methods)
+
+
+def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str]) -> FactorisedResult:
+    P, B, K, n = prob.P, prob.B, prob.K, prob.n
+    npr = prob.predict.size
+    cause_post = np.empty((P, B, n))
+    root_post = np.empty((P, B, K))
+    log_ev = np.empty((P, B))
+    pred_post = np.empty((P, B, npr))
+    cause_post.fill(np.nan)
+    root_post.fill(np.nan)
+    log_ev.fill(-np.inf)
+    pred_post.fill(np.nan)
+    used: set[str] = set()
+    if P * B == 1:
+        cp = cb = np.zeros(1, dtype=np.intp)
+    else:
+        cp, cb = np.divmod(np.arange(P * B), B)
+    alive = ~prob.row_dead[cb]
+    m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
+    every = alive.all()
+    groups = [int(m_cell[0])] if every and (prob.m_row.shape[0] == 1 or (m_cell == m_cell[0]).all()) else np.unique(m_cell[alive])
+    nodes = 1 + (_nodes(int(prob.member.sum()))[0].size if prob.member is not None else 0)
+    ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
+
+    def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
+        p, b = cp[index], cb[index]
+        k = block.kcol.shape[1]
+        total = values[:, 0]
+        post = values[:, 1:] / values[:, :1]
+        evidence = np.log(total) + sigma + block.log_const + prob.row_log_scale[b]
+        dead = impossible | ~(total > 0) | ~np.isfinite(evidence)
+        if dead.any():
+            post[dead] = np.nan
+            evidence[dead] = -np.inf
+        if K == 1:
+            root_post[p, b] = post[:, :1]
+        else:
+            rp = np.zeros((index.size, K))
+            np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
+            rp[dead] = np.nan
+            root_post[p, b] = rp
+        cause_post[p, b] = post[:, k : k + n]
+        pred_post[p, b] = post[:, k + n :]
+        log_ev[p, b] = evidence
+        if not dead.all():
+            used.add(method)
+
+    for m in groups:
+        m = int(m)
+        group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
+        roots = _root_columns(prob, cp[group], cb[group])
+        need, array, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
+        fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
+        fits["quickscore-longdouble"] &= ld_allowed
+        first = [name for name in ("quickscore", "enumeration") if fits[name]] or [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
+        if not first:
+            smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
+            raise MemoryBudgetError(f"one row needs {need[smallest]} bytes ({smallest} with n = {n} causes, m = {m} expanded findings), over the budget max_bytes = {max_bytes}")
+        queue = [(min(first, key=lambda name: cost[name]), group)]
+        while queue:
+            method, todo = queue.pop(0)
+            if method is None:
+                allowed = [x for x in METHODS if x in methods and x != "quickscore"]
+                sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
+                raise MemoryBudgetError(
+                    f"{todo.size} row(s) cannot be computed to the tolerance {tolerance:g} within max_bytes = {max_bytes} "
+                    f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
+                )
+            # chunks within the budget, and small enough for the working arrays to stay in cache
+            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // array[method]))
+            failed, hope = [], []
+            for start in range(0, todo.size, chunk):
+                index = todo[start : start + chunk]
+                whole = index.size == group.size
+                block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                if method == "quickscore":
+                    sums = _quickscore(block, np.float64)
+                elif method == "quickscore-longdouble":
+                    sums = _quickscore(block, np.longdouble)
+                elif method == "enumeration":
+                    sums = _enumerate(block)
+                else:
+                    sums = _enumerate_log(block)
+                ok, impossible, ld_hope, values = _judge(block, sums, tolerance, ld_allowed)
+                if ok.all():
+                    store(index, block, values, impossible, sums.sigma, method)
+                    continue
+                if ok.any():
+                    keep = np.flatnonzero(ok)
+                    store(index[keep], _subblock(block, keep), values[keep], impossible[keep], sums.sigma[keep], method)
+                failed.append(index[~ok])
+                hope.append(ld_hope[~ok])
+            if not failed:
+                continue
+            failed = np.concatenate(failed)
+            hope = np.concatenate(hope)
+            # where the rows that failed go next
+            if method == "quickscore":
+                to_ld = hope & fits["quickscore-longdouble"]
+                if fits["enumeration"]:
+                    to_ld &= cost["quickscore-longdouble"] < cost["enumeration"]
+                    rest = "enumeration"
+                else:
+                    rest = "enumeration-log" if fits["enumeration-log"] else None
+                queue += [("quickscore-longdouble", failed[to_ld]), (rest, failed[~to_ld])]
+            elif method == "quickscore-longdouble" and fits["enumeration"]:
+                queue.append(("enumeration", failed))
+            else:
+                queue.append(("enumeration-log" if method != "enumeration-log" and fits["enumeration-log"] else None, failed))
+            queue = [(name, rows) for name, rows in queue if rows.size]
+    method = "+".join(name for name in METHODS if name in used) or "none"
+    return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
