@@ -19,6 +19,7 @@ take a few milliseconds and a few MB per row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ def enumerate_joint(
             with np.errstate(divide="ignore"):
                 log_open[k] = np.log1p(-float(cpd.leak))
     noisy_index = {leaf: k for k, leaf in enumerate(noisy)}
-    noisy_arrays = (log_inhibit, certain, log_open) if noisy else (None, None, None)
+    noisy_arrays: tuple[Any, Any, Any] = (log_inhibit, certain, log_open) if noisy else (None, None, None)
 
     posterior = np.empty((B, J))
     log_evidence = np.empty(B)
