@@ -209,7 +209,7 @@ class CompiledNetwork:
         (``tracemalloc``) of the query, excluding its input.
     """
 
-    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured", "_columns")
+    __slots__ = ("_tables", "_strategy", "_plan", "_state_index", "_budget", "_layers", "_structured", "_columns", "_factors")
     _tables: NetworkTables
     _strategy: str
     _plan: LayeredPlan | None
@@ -218,6 +218,7 @@ class CompiledNetwork:
     _layers: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     _structured: bool
     _columns: Mapping[str, pd.Index]
+    _factors: _Factors | None
 
     def __init__(self, tables: NetworkTables, strategy: str = "auto", memory_budget: int = DEFAULT_MEMORY_BUDGET):
         problems = tables.column_sum_errors()
@@ -253,6 +254,8 @@ class CompiledNetwork:
         object.__setattr__(self, "_budget", int(memory_budget))
         object.__setattr__(self, "_layers", (tuple(isolated), tuple(roots), tuple(middle), tuple(leaves)))
         object.__setattr__(self, "_structured", structured and strategy == "layered")
+        factors = _Factors.build(tables, self._layers, {v: tables.cpd(v) for v in tables.variables}) if structured and strategy == "layered" and plan is None else None
+        object.__setattr__(self, "_factors", factors)
         # the labelled results' column index of every variable, made once (pandas indexes are immutable)
         object.__setattr__(self, "_columns", MappingProxyType({v: pd.Index(list(st), name=v, dtype=object) for v, st in tables.states.items()}))
 
@@ -513,6 +516,16 @@ class CompiledNetwork:
             fast = self._one_hard_row(evidence, targets, partial) if not batched and joint is None else None
             if fast is not None:
                 return fast
+            factors = self._factors
+            if factors is not None and not batched and joint is None and partial <= factors.root_tables.keys() and set(targets) <= factors.mid_index.keys():
+                # the causes given the roots' evidence alone are a sum over the root configurations, no factorised sums
+                full = self._query(evidence, targets, cpds, n_sets, batched, None)
+                roots_only = evidence.only(partial)
+                lam = roots_only.dense({v: self._tables.cardinality(v) for v in roots_only.names})
+                present, _ = factors.causes_given(lam, evidence.n_rows)
+                both_states = _frozen(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
+                prior = {t: both_states[:, :, factors.mid_index[t], :] for t in targets}
+                return QueryResult(full.marginals, full.log_evidence, MappingProxyType(prior), None, full.method)
             both = self._query(evidence.stack(evidence.only(partial)), targets, cpds, n_sets, batched, joint)
             n = evidence.n_rows
             return QueryResult(
@@ -669,7 +682,7 @@ class CompiledNetwork:
                 configurations = np.stack(np.unravel_index(np.arange(size), cards), axis=1)
             joint_result = JointPosterior(tuple(joint), _frozen(configurations), _frozen(np.array(configuration)))
         return QueryResult(
-            MappingProxyType({t: _frozen(np.array(m)) for t, m in marginals.items()}),
+            MappingProxyType({t: _frozen(np.asarray(m).view()) for t, m in marginals.items()}),  # read-only views, no copies
             _frozen(np.array(log_evidence)),
             None,
             joint_result,
@@ -745,62 +758,40 @@ class CompiledNetwork:
         n_rows = evidence.n_rows
         observed = evidence.names
         lam = evidence.dense({v: tables.cardinality(v) for v in observed})
-        mid_index = {m: i for i, m in enumerate(middle)}
+        factors = _Factors.build(tables, self._layers, cpds) if batched or self._factors is None else self._factors
+        mid_index = factors.mid_index
         n = len(middle)
-        # roots: prior x evidence of every root configuration
-        root_cards = [tables.cardinality(r) for r in roots]
-        K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
-        root_states = np.stack(np.unravel_index(np.arange(K), root_cards), axis=1) if roots else np.zeros((1, 0), dtype=np.intp)
-        P = n_sets if batched else 1
-
-        def lead(table: np.ndarray, n_axes: int) -> np.ndarray:
-            table = np.asarray(table)
-            return table if table.ndim == n_axes + 1 else table[None]
-
-        weight = np.ones((P, n_rows, K))
-        for i, r in enumerate(roots):
-            weight = weight * lead(cpds[r], 1)[:, root_states[:, i]][:, None, :]
-            if r in lam:
-                weight = weight * lam[r][:, root_states[:, i]][None]
-        cause_given_root = np.empty((P, K, n))
-        for m, i in mid_index.items():
-            table = lead(cpds[m], len(tables.parents[m]) + 1)
-            idx: tuple[Any, ...] = tuple(root_states[:, roots.index(p)] for p in tables.parents[m])
-            cause_given_root[:, :, i] = np.broadcast_to(table[(slice(None), *idx, 1)] if idx else table[:, None, 1], (table.shape[0], K))
+        root_states = factors.root_states
+        weight = factors.root_weight(lam, n_rows)
+        cause_given_root = factors.cause_given_root
+        P = max(weight.shape[0], cause_given_root.shape[0], factors.leak.shape[0])
         cause_likelihood = np.ones((n_rows, n, 2))
         for m, i in mid_index.items():
             if m in lam:
                 cause_likelihood[:, i] = lam[m]
-        binary = [f for f in leaves if isinstance(tables.cpd(f), NoisyOr)]
         leaf_targets = [t for t in targets if t in leaves]
-        predicted = [t for t in leaf_targets if isinstance(tables.cpd(t), NoisyOr) and t not in observed]
-        used = [f for f in binary if f in observed and f not in leaf_targets] + predicted
+        predicted = [t for t in leaf_targets if t in factors.noisy_index and t not in observed]
+        used = [f for f in factors.noisy if f in observed and f not in leaf_targets] + predicted
         F = len(used)
-        leak = np.zeros((P, F))
-        links = np.zeros((P, F, n))
+        columns = [factors.noisy_index[f] for f in used]
+        leak = factors.leak[:, columns]
+        links = factors.links[:, columns, :]
         finding_likelihood = np.ones((n_rows, F, 2))
         for j, f in enumerate(used):
-            cpd = cpds[f]
-            leak[:, j] = np.broadcast_to(cpd.leak, (P,)) if cpd.batch_shape else cpd.leak
-            parent_index = [mid_index[p] for p in tables.parents[f]]
-            links[:, j, parent_index] = np.broadcast_to(cpd.links, (P, len(parent_index))) if cpd.batch_shape else cpd.links
             if f in lam and f not in predicted:
                 finding_likelihood[:, j] = lam[f]
         mixtures = []
-        for f in leaves:
-            cpd = cpds[f]
-            if isinstance(cpd, Mixture) and f in observed and f not in leaf_targets:
-                dists = cpd.distributions if cpd.batch_shape else cpd.distributions[None]
-                mleak = cpd.leak if cpd.batch_shape else cpd.leak[None]
-                mixtures.append(MixtureTerm(np.array([mid_index[p] for p in tables.parents[f]], dtype=np.intp), dists, mleak, lam[f]))
+        for f, (parent_index, dists, mleak) in factors.mixtures.items():
+            if f in observed and f not in leaf_targets:
+                mixtures.append(MixtureTerm(parent_index, dists, mleak, lam[f]))
         predict = np.arange(F - len(predicted), F)
         result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget)
         log_evidence = self._add_isolated(result.log_evidence, evidence)
         marginals: dict[str, np.ndarray] = {}
+        both_states = np.stack([1.0 - result.cause_posterior, result.cause_posterior], axis=-1)  # (P, B, n, 2)
         for t in targets:
             if t in mid_index:
-                p = result.cause_posterior[:, :, mid_index[t]]
-                marginals[t] = np.stack([1.0 - p, p], axis=-1)
+                marginals[t] = both_states[:, :, mid_index[t], :]
             elif t in roots:
                 i = roots.index(t)
                 marginals[t] = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
@@ -908,3 +899,82 @@ class CompiledNetwork:
         values = result.log_evidence.reshape(-1)
         name = "log_evidence_probability" if log else "evidence_probability"
         return pd.Series(values if log else np.exp(values), index=index, name=name)
+
+
+@dataclass(frozen=True, eq=False)
+class _Factors:
+    """The numbers the factorised sums read, gathered once from structured tables (read-only).
+
+    For the compiled tables they are built at compile time; for parameter sets, per query.
+    """
+
+    mid_index: Mapping[str, int]
+    root_states: np.ndarray  # (K, n_roots)
+    root_prior: np.ndarray  # (P, K)
+    root_tables: Mapping[str, int]  # root -> its column in root_states
+    cause_given_root: np.ndarray  # (P, K, n)
+    noisy: tuple[str, ...]
+    noisy_index: Mapping[str, int]
+    leak: np.ndarray  # (P, F)
+    links: np.ndarray  # (P, F, n)
+    mixtures: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # leaf -> (parent indices, distributions (P, k, S), leak (P, S))
+
+    @staticmethod
+    def build(tables: NetworkTables, layer: tuple[tuple[str, ...], ...], cpds: Mapping[str, Any]) -> _Factors:
+        """Gather the numbers of ``cpds`` (the compiled tables, or batched replacements)."""
+        _, roots, middle, leaves = layer
+        mid_index = {m: i for i, m in enumerate(middle)}
+        n = len(middle)
+        root_cards = [tables.cardinality(r) for r in roots]
+        K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
+        root_states = np.stack(np.unravel_index(np.arange(K), root_cards), axis=1) if roots else np.zeros((1, 0), dtype=np.intp)
+
+        def lead(table: Any, n_axes: int) -> np.ndarray:
+            table = np.asarray(table)
+            return table if table.ndim == n_axes + 1 else table[None]
+
+        root_prior = np.ones((1, K))
+        for i, r in enumerate(roots):
+            root_prior = root_prior * lead(cpds[r], 1)[:, root_states[:, i]]
+        sets = max([root_prior.shape[0]] + [lead(cpds[m], len(tables.parents[m]) + 1).shape[0] for m in middle])
+        cause_given_root = np.empty((sets, K, n))
+        for m, i in mid_index.items():
+            table = lead(cpds[m], len(tables.parents[m]) + 1)
+            idx: tuple[Any, ...] = tuple(root_states[:, roots.index(p)] for p in tables.parents[m])
+            cause_given_root[:, :, i] = np.broadcast_to(table[(slice(None), *idx, 1)] if idx else table[:, None, 1], (table.shape[0], K))
+        noisy = tuple(f for f in leaves if isinstance(cpds[f], NoisyOr))
+        batch = max([1] + [cpds[f].batch_shape[0] for f in noisy if cpds[f].batch_shape])
+        leak = np.zeros((batch, len(noisy)))
+        links = np.zeros((batch, len(noisy), n))
+        for j, f in enumerate(noisy):
+            cpd = cpds[f]
+            leak[:, j] = cpd.leak
+            links[:, j, [mid_index[p] for p in tables.parents[f]]] = cpd.links
+        mixtures = {}
+        for f in leaves:
+            cpd = cpds[f]
+            if isinstance(cpd, Mixture):
+                dists = cpd.distributions if cpd.batch_shape else cpd.distributions[None]
+                mleak = cpd.leak if cpd.batch_shape else cpd.leak[None]
+                mixtures[f] = (np.array([mid_index[p] for p in tables.parents[f]], dtype=np.intp), dists, mleak)
+        for array in (root_states, root_prior, cause_given_root, leak, links):
+            array.setflags(write=False)
+        return _Factors(
+            MappingProxyType(mid_index), root_states, root_prior, MappingProxyType({r: i for i, r in enumerate(roots)}), cause_given_root,
+            noisy, MappingProxyType({f: j for j, f in enumerate(noisy)}), leak, links, MappingProxyType(mixtures),
+        )
+
+    def root_weight(self, lam: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
+        """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
+        weight = np.broadcast_to(self.root_prior[:, None, :], (self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
+        for r, i in self.root_tables.items():
+            if r in lam:
+                weight = weight * lam[r][:, self.root_states[:, i]][None]
+        return np.array(weight)
+
+    def causes_given(self, lam: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """P(cause present | the evidence on the roots alone), shape (P, n_rows, n), and log P(that evidence)."""
+        weight = self.root_weight(lam, n_rows)
+        total = weight.sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (weight @ self.cause_given_root) / total[..., None], np.log(total)
