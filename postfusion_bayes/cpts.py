@@ -21,15 +21,14 @@ batch of parameter sets at once (a leading axis), which sensitivity analysis use
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 from .engine.tables import NetworkTables
+from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["build_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order"]
+__all__ = ["build_tables", "changed_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order", "table_parameters"]
 
 
 def parent_order(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
@@ -144,12 +143,100 @@ def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(distributions.shape[:-2], leak.shape[:-1])
     distributions = np.broadcast_to(distributions, batch + (k, n))
     leak = np.broadcast_to(leak, batch + (n,))
-    out = np.empty(batch + (2,) * k + (n,))
-    for config in itertools.product((0, 1), repeat=k):
-        active = [i for i, c in enumerate(config) if c]
-        index = (Ellipsis,) + config + (slice(None),)
-        out[index] = distributions[..., active, :].mean(axis=-2) if active else leak
+    # one array pass per parent instead of one per configuration: add each present cause's distribution
+    # into the half of the table where it is present, in parent order (the order, and so the rounding,
+    # of the mean over the present causes), then divide by how many are present
+    total = np.zeros(batch + (2,) * k + (n,))
+    counts = np.zeros((2,) * k)
+    for i in range(k):
+        present = (Ellipsis,) + (slice(None),) * i + (1,) + (slice(None),) * (k - i)
+        total[present] += distributions[..., i, :].reshape(batch + (1,) * (k - 1) + (n,))
+        counts[(slice(None),) * i + (1,)] += 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = total / counts[..., None]
+    out[(Ellipsis,) + (0,) * k + (slice(None),)] = leak  # no modelled cause present: the leak distribution
     return out
+
+
+def table_parameters(spec: ModelSpec) -> dict[str, str]:
+    """The variable whose table each parameter enters (every parameter enters exactly one table).
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> owners = table_parameters(load_spec())
+    >>> owners["findings.radicular_pain.leak"], owners["causes.pseudarthrosis.odds_ratios.smoker"]
+    ('radicular_pain', 'pseudarthrosis')
+    """
+    owners: dict[str, str] = {}
+    for name in spec.names("context"):
+        for parameter in spec.context_priors[name].values():
+            owners[parameter] = name
+    for cause, prior in spec.cause_priors.items():
+        for parameter in (*prior.baseline.values(), *prior.odds_ratios.values()):
+            owners[parameter] = cause
+    for name, finding in spec.findings.items():
+        for parameter in (finding.leak, *finding.links.values()):
+            owners[parameter] = name
+    if spec.onset is not None:
+        for dist in spec.onset.distributions.values():
+            for parameter in dist.values():
+                owners[parameter] = spec.onset.variable
+    return owners
+
+
+def _check_values(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> int | None:
+    """The common number of parameter sets of ``values`` (None when there are none)."""
+    n_sets = {np.shape(v)[0] for v in values.values()}
+    if len(n_sets) > 1:
+        raise ValueError(f"parameter arrays have different lengths {sorted(n_sets)}")
+    unknown = sorted(set(values) - set(spec.parameters))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}")
+    return n_sets.pop() if n_sets else None
+
+
+def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values: Mapping[str, np.ndarray], n_sets: int | None) -> np.ndarray:
+    """The table of one variable, with a leading axis of ``n_sets`` when any of its parameters is in ``values``."""
+
+    def get(names: list[str]) -> np.ndarray:
+        """Values of some parameters, shape (n,) or (n_sets, n) when any is overridden."""
+        if any(n in values for n in names):
+            cols = [np.broadcast_to(np.asarray(values.get(n, spec.value(n)), dtype=float), (n_sets,)) for n in names]
+            return np.stack(cols, axis=-1) if cols else np.empty((n_sets, 0))
+        return np.array([spec.value(n) for n in names], dtype=float)
+
+    role = spec.variables[name].role
+    if role == "context":
+        var = spec.variables[name]
+        dist = spec.context_priors[name]
+        if var.states == BOOLEAN_STATES and list(dist) == ["yes"]:
+            p = get([dist["yes"]])[..., 0]
+            return np.stack([1.0 - p, p], axis=-1)
+        return get([dist[s] for s in var.states])
+    if name in spec.cause_priors:
+        prior = spec.cause_priors[name]
+        time_states = spec.variables[spec.time_variable].states
+        return odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
+    if name in spec.findings:
+        finding = spec.findings[name]
+        return noisy_or_table(get([finding.leak])[..., 0], get(list(finding.links.values())))
+    onset = spec.onset
+    states = spec.variables[onset.variable].states
+    leak = get([onset.distributions["leak"][s] for s in states])
+    if not parents:
+        return leak
+    dists = np.stack(np.broadcast_arrays(*[get([onset.distributions[c][s] for s in states]) for c in parents]), axis=-2)
+    return onset_table(dists, leak)
+
+
+def _states(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
+    states = {name: spec.variables[name].states for name in spec.names("context")}
+    states.update(dict.fromkeys(spec.cause_priors, CAUSE_STATES))
+    states.update(dict.fromkeys(spec.findings, BOOLEAN_STATES))
+    if spec.onset is not None:
+        states[spec.onset.variable] = spec.variables[spec.onset.variable].states
+    return states
 
 
 def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None) -> NetworkTables:
@@ -166,51 +253,51 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
     Returns
     -------
     NetworkTables
+
+    See Also
+    --------
+    changed_tables : only the tables that ``values`` change (what a batched query needs).
     """
     values = dict(values or {})
-    n_sets = {np.shape(v)[0] for v in values.values()}
-    if len(n_sets) > 1:
-        raise ValueError(f"parameter arrays have different lengths {sorted(n_sets)}")
-    unknown = sorted(set(values) - set(spec.parameters))
-    if unknown:
-        raise ValueError(f"unknown parameters {unknown}")
-
-    def get(names: list[str]) -> np.ndarray:
-        """Values of some parameters, shape (n,) or (n_sets, n) when any is overridden."""
-        if any(n in values for n in names):
-            (size,) = n_sets
-            cols = [np.broadcast_to(np.asarray(values.get(n, spec.value(n)), dtype=float), (size,)) for n in names]
-            return np.stack(cols, axis=-1) if cols else np.empty((size, 0))
-        return np.array([spec.value(n) for n in names], dtype=float)
-
+    n_sets = _check_values(spec, values)
     parents = parent_order(spec)
-    states: dict[str, tuple[str, ...]] = {}
-    cpts: dict[str, np.ndarray] = {}
-    for name in spec.names("context"):
-        var = spec.variables[name]
-        states[name] = var.states
-        dist = spec.context_priors[name]
-        if var.states == BOOLEAN_STATES and list(dist) == ["yes"]:
-            p = get([dist["yes"]])[..., 0]
-            cpts[name] = np.stack([1.0 - p, p], axis=-1)
-        else:
-            cpts[name] = get([dist[s] for s in var.states])
-    time_states = spec.variables[spec.time_variable].states
-    for cause, prior in spec.cause_priors.items():
-        states[cause] = CAUSE_STATES
-        cpts[cause] = odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
-    for name, finding in spec.findings.items():
-        states[name] = BOOLEAN_STATES
-        cpts[name] = noisy_or_table(get([finding.leak])[..., 0], get(list(finding.links.values())))
-    if spec.onset is not None:
-        onset = spec.onset
-        var = spec.variables[onset.variable]
-        states[onset.variable] = var.states
-        owners = parents[onset.variable]
-        dists = np.stack(np.broadcast_arrays(*[get([onset.distributions[c][s] for s in var.states]) for c in owners]), axis=-2) if owners else None
-        leak = get([onset.distributions["leak"][s] for s in var.states])
-        if dists is None:
-            cpts[onset.variable] = leak
-        else:
-            cpts[onset.variable] = onset_table(dists, leak)
+    states = _states(spec)
+    cpts = {name: _variable_table(spec, name, parents[name], values, n_sets) for name in states}
     return NetworkTables(states=states, parents=parents, cpts=cpts)
+
+
+def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Only the tables that depend on the parameters in ``values``, each with a leading axis of parameter sets.
+
+    The same arrays, bit for bit, as the batched tables of
+    ``build_tables(spec, values)``, without building (and copying) the tables
+    of the other variables: a compiled network keeps its own for those
+    (:meth:`~postfusion_bayes.engine.CompiledNetwork.posterior_arrays` takes
+    replacement tables for some variables only).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    values : mapping of str to array, shape (n_sets,)
+
+    Returns
+    -------
+    dict of str to array, shape (n_sets, *parent_cards, card)
+        Empty when ``values`` is empty.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> spec = load_spec()
+    >>> tables = changed_tables(spec, {"findings.back_pain.leak": np.array([0.1, 0.2, 0.3])})
+    >>> list(tables), tables["back_pain"].shape[0]
+    (['back_pain'], 3)
+    """
+    values = dict(values)
+    n_sets = _check_values(spec, values)
+    if n_sets is None:
+        return {}
+    owners = table_parameters(spec)
+    variables = {owners[name] for name in values}
+    parents = parent_order(spec)
+    return {name: _variable_table(spec, name, parents[name], values, n_sets) for name in _states(spec) if name in variables}

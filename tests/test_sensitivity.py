@@ -318,3 +318,56 @@ def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_r
     row = table.loc[leak + states[3]]
     expected = degenerate.with_parameters(sa.covaried(degenerate, leak + states[3], row["low"]))
     assert row["posterior_at_low"] == pytest.approx(expected.diagnose({"time_since_surgery": "over_2_years", "onset": "immediate"}).posterior["pseudarthrosis"], abs=1e-12)
+
+
+# ------------------------------------------------------------------ the speed-ups change no result
+
+
+def _onset_table_by_configuration(distributions, leak):
+    """The former onset_table: one mean per configuration of the causes present (the reference)."""
+    import itertools
+
+    k, n = distributions.shape[-2:]
+    batch = np.broadcast_shapes(distributions.shape[:-2], leak.shape[:-1])
+    distributions = np.broadcast_to(distributions, batch + (k, n))
+    leak = np.broadcast_to(leak, batch + (n,))
+    out = np.empty(batch + (2,) * k + (n,))
+    for config in itertools.product((0, 1), repeat=k):
+        active = [i for i, c in enumerate(config) if c]
+        out[(Ellipsis, *config, slice(None))] = distributions[..., active, :].mean(axis=-2) if active else leak
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(0, 8), n=st.integers(1, 5), batch=st.sampled_from([(), (1,), (3,)]), seed=st.integers(0, 2**32 - 1))
+def test_vectorised_onset_table_equals_the_loop_over_configurations(k, n, batch, seed):
+    from postfusion_bayes.cpts import onset_table
+
+    rng = np.random.default_rng(seed)
+    distributions = rng.dirichlet(np.ones(n), size=batch + (k,))
+    leak = rng.dirichlet(np.ones(n), size=batch)
+    np.testing.assert_array_equal(onset_table(distributions, leak), _onset_table_by_configuration(distributions, leak))
+
+
+@settings(max_examples=20, deadline=None)
+@given(names=st.lists(st.sampled_from(PARAMETERS), min_size=1, max_size=12, unique=True), n_sets=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+def test_changed_tables_are_bit_identical_to_a_full_rebuild(names, n_sets, seed):
+    from postfusion_bayes.cpts import build_tables, changed_tables, table_parameters
+
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for name in names:  # each set moves the named parameters within their ranges (distributions co-varied)
+        p = MODEL.spec.parameters[name]
+        for k, v in sa._covaried_arrays(MODEL, name, rng.uniform(p.low, p.high, n_sets)).items():
+            values.setdefault(k, v)
+    full = build_tables(MODEL.spec, values)
+    partial = changed_tables(MODEL.spec, values)
+    owners = table_parameters(MODEL.spec)
+    assert set(partial) == {owners[name] for name in values}
+    for variable, table in full.cpts.items():
+        if variable in partial:
+            assert partial[variable].shape == table.shape and partial[variable].shape[0] == n_sets
+            np.testing.assert_array_equal(partial[variable], table)
+        else:  # not rebuilt: the compiled network's own table is the one a full rebuild gives
+            np.testing.assert_array_equal(table, MODEL.tables.cpts[variable])
+    assert changed_tables(MODEL.spec, {}) == {}
