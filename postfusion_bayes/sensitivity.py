@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .cpts import build_tables
+from .cpts import changed_tables, table_parameters
 from .errors import EvidenceError, SpecError, suggest
 from .evidence import parse_evidence
 
@@ -204,8 +204,7 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     targets = list(targets or model.causes)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
-    tables = build_tables(model.spec, values)
-    batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
+    batched = changed_tables(model.spec, values)  # only the tables the values change; the network keeps its own for the rest
     marginals, log_evidence = model.network.posterior_arrays(lam, targets, len(index), batched or None, validate=False)
     bad = ~np.isfinite(log_evidence)
     if bad.any() and impossible == "raise":
@@ -433,13 +432,17 @@ def _stacked_settings(model, settings: Sequence[tuple[str, str | float]]) -> tup
     """One parameter set per (name, value or 'low'/'high'), all others at their values."""
     n = len(settings)
     spec = model.spec
-    values: dict[str, np.ndarray] = {}
+    at: dict[str, tuple[list[int], list[float]]] = {}
     for i, (name, which) in enumerate(settings):
-        x = getattr(spec.parameters[name], which) if isinstance(which, str) else float(which)
-        for k, v in covaried(model, name, x).items():
+        rows, xs = at.setdefault(name, ([], []))
+        rows.append(i)
+        xs.append(getattr(spec.parameters[name], which) if isinstance(which, str) else float(which))
+    values: dict[str, np.ndarray] = {}
+    for name, (rows, xs) in at.items():  # every setting of one parameter co-varied at once, as covaried() does one
+        for k, v in _covaried_arrays(model, name, np.array(xs, dtype=float)).items():
             if k not in values:
                 values[k] = np.full(n, spec.value(k))
-            values[k][i] = v
+            values[k][rows] = v
     return values, n
 
 
@@ -499,9 +502,8 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
             c = (evidence_p[2 * i + 1] - evidence_p[2 * i]) / (x1 - x0)
             d = evidence_p[2 * i] - c * x0
             rows.append(_exact_interval(model, name, ti, slope, intercept, (c, d)))
-    for name in names:
-        if name not in exact:
-            rows.append(_searched_interval(model, evidence, name, ti, points))
+    searched = _searched_intervals(model, evidence, [n for n in names if n not in exact], ti, points)
+    rows += [searched[n] for n in names if n not in exact]
     frame = pd.DataFrame(rows).set_index("parameter").loc[names]
     frame.attrs["top"] = top
     return frame
@@ -535,47 +537,85 @@ def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.
     return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "exact"}
 
 
-def _searched_interval(model, evidence, name: str, ti: int, points: int) -> dict:
-    causes = model.causes
-    value = model.spec.value(name)
-    lo, hi = _domain(model, name)
-    kind = model.spec.parameters[name].kind
-    if kind == "odds_ratio":
-        left = np.geomspace(lo, value, points // 2 + 1)
-        right = np.geomspace(value, hi, points // 2 + 1)
-    else:
-        left = np.linspace(lo, value, points // 2 + 1)
-        right = np.linspace(value, hi, points // 2 + 1)
+def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: int) -> dict[str, dict]:
+    """Grid and bisection for every parameter without the exact form, all of them in step.
 
-    def leaders(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        present, _ = evaluate(model, evidence, _covaried_arrays(model, name, xs), impossible="nan")
+    The grids of the parameters of one table are evaluated in one batch of
+    parameter sets, and then each bisection step of every end still open in
+    one batch; each end follows its own grid and midpoints, as it would
+    searched alone.
+    """
+    causes = model.causes
+    spec = model.spec
+    ends = []  # (name, towards_low, points from the value outwards, kind)
+    for name in names:
+        value = spec.value(name)
+        lo, hi = _domain(model, name)
+        kind = spec.parameters[name].kind
+        if kind == "odds_ratio":
+            left = np.geomspace(lo, value, points // 2 + 1)
+            right = np.geomspace(value, hi, points // 2 + 1)
+        else:
+            left = np.linspace(lo, value, points // 2 + 1)
+            right = np.linspace(value, hi, points // 2 + 1)
+        ends += [(name, True, left[::-1], kind), (name, False, right, kind)]
+
+    def leaders(settings: list[tuple[str, float]]) -> np.ndarray:
+        values, _ = _stacked_settings(model, settings)
+        present, _ = evaluate(model, evidence, values, impossible="nan")
         lead = _leader(np.nan_to_num(present[:, 0, :], nan=-1.0))
         lead[np.isnan(present[:, 0, 0])] = ti  # no posterior where the evidence is impossible: nothing takes over
-        return lead, present[:, 0, :]
+        return lead
 
-    def end(grid: np.ndarray, towards_low: bool) -> tuple[float, str | None]:
-        order = grid[::-1] if towards_low else grid  # from the value outwards
-        lead, _ = leaders(order)
-        changed = np.flatnonzero(lead != ti)
+    found: dict[tuple[str, bool], tuple[float, str | None]] = {}
+    open_ends: dict[int, list] = {}  # end -> [inside, outside, rival]
+    # the grids, one batch per table: a batch that changes one table is evaluated several times faster than one that changes many
+    owners = table_parameters(spec)
+    by_table: dict[str, list[int]] = {}
+    for e, (name, *_) in enumerate(ends):
+        by_table.setdefault(owners[name], []).append(e)
+    grid_leads: dict[int, np.ndarray] = {}
+    for group in by_table.values():
+        lead = leaders([(ends[e][0], float(x)) for e in group for x in ends[e][2]])
+        start = 0
+        for e in group:
+            grid_leads[e] = lead[start : start + len(ends[e][2])]
+            start += len(ends[e][2])
+    for e, (name, towards_low, order, _) in enumerate(ends):
+        here = grid_leads[e]
+        changed = np.flatnonzero(here != ti)
         if changed.size == 0:
-            return (lo if towards_low else hi), None
-        k = changed[0]
-        inside, outside = order[k - 1], order[k]
-        rival = int(lead[k])
-        for _ in range(200):
-            mid = math.sqrt(inside * outside) if kind == "odds_ratio" else 0.5 * (inside + outside)
-            lead_mid, _ = leaders(np.array([mid]))
-            if lead_mid[0] == ti:
-                inside = mid
+            lo, hi = _domain(model, name)
+            found[name, towards_low] = ((lo if towards_low else hi), None)
+        else:
+            k = changed[0]
+            open_ends[e] = [order[k - 1], order[k], int(here[k])]
+    for _ in range(200):
+        if not open_ends:
+            break
+        mids = {}
+        for e, (inside, outside, _) in open_ends.items():
+            mids[e] = math.sqrt(inside * outside) if ends[e][3] == "odds_ratio" else 0.5 * (inside + outside)
+        lead = leaders([(ends[e][0], mid) for e, mid in mids.items()])
+        for (e, mid), lead_mid in zip(mids.items(), lead):
+            state = open_ends[e]
+            if lead_mid == ti:
+                state[0] = mid
             else:
-                outside, rival = mid, int(lead_mid[0])
+                state[1], state[2] = mid, int(lead_mid)
+            inside, outside, rival = state
             if abs(outside - inside) <= 1e-10 * max(1.0, abs(inside)):
-                break
-        return inside, causes[rival]
+                found[ends[e][0], ends[e][1]] = (inside, causes[rival])
+                del open_ends[e]
+    for e, (inside, _, rival) in open_ends.items():  # 200 steps without reaching the tolerance
+        found[ends[e][0], ends[e][1]] = (inside, causes[rival])
 
-    lower, below = end(left, towards_low=True)
-    upper, above = end(right, towards_low=False)
-    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+    rows = {}
+    for name in names:
+        lo, hi = _domain(model, name)
+        (lower, below), (upper, above) = found[name, True], found[name, False]
+        rows[name] = {"parameter": name, "value": spec.value(name), "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+    return rows
 
 
 # --------------------------------------------------------------------------- uncertainty distributions
