@@ -24,7 +24,6 @@ Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from . import ranges
 from .cpts import changed_tables, table_parameters
 from .errors import EvidenceError, SpecError, suggest
 from .evidence import parse_evidence
+from .ranges import RANGE_Z, range_distributions
 
 __all__ = [
     "OneWayResult",
@@ -620,8 +621,8 @@ def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: 
 
 # --------------------------------------------------------------------------- uncertainty distributions
 
-#: A range touching 0 or 1 is fitted as if it stopped this far from the bound (a Beta quantile cannot be 0 or 1).
-BOUND_MARGIN = 1e-4
+#: A range touching 0 or 1 is fitted as if it stopped this far from the bound (see :mod:`postfusion_bayes.ranges`).
+BOUND_MARGIN = ranges.BOUND_MARGIN
 
 
 def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.DataFrame:
@@ -630,13 +631,15 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
     A hand-set probability gets a Beta whose 5% and 95% quantiles are its
     ``low`` and ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds
     ratio a log-normal with those quantiles; a parameter whose range is a
-    single value stays fixed. A number learned from cases
-    (:meth:`Model.update_with_cases`) is drawn from what the update says of it
-    instead (:func:`postfusion_bayes.learning.learned_distributions`: centred
-    on the learned value, narrower the more cases informed it); its ``low``
-    and ``high`` here are that distribution's 5% and 95% quantiles. Entries of
-    one distribution (onset, time window) are drawn independently and then
-    divided by their sum, so each draw is a distribution again.
+    single value stays fixed. This is the package's one reading of a range
+    (:func:`postfusion_bayes.ranges.range_distribution`), the same that gives
+    a number its prior strength when learning from cases. A number learned
+    from cases (:meth:`Model.update_with_cases`) is drawn from what the update
+    says of it instead (:func:`postfusion_bayes.learning.learned_distributions`:
+    centred on the learned value, narrower the more cases informed it); its
+    ``low`` and ``high`` here are that distribution's 5% and 95% quantiles.
+    Entries of one distribution (onset, time window) are drawn independently
+    and then divided by their sum, so each draw is a distribution again.
 
     Returns
     -------
@@ -646,68 +649,39 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
         of the log), ``low``, ``high``, ``mean``, ``basis`` ("hand-set range"
         or "learned from cases").
     """
-    from scipy import stats
-
     from .learning import learned_distributions
 
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
-    z = stats.norm.ppf(0.95)
-    learned = learned_distributions(model.spec, network=model.network)
-    rows = []
     for name in names:
         _check_parameter(model, name)
+    learned = learned_distributions(model.spec, network=model.network)
+    hand_set = range_distributions(model.spec.parameters[name] for name in names if name not in learned)
+    rows = []
+    for name in names:
         p = model.spec.parameters[name]
         if name in learned:
             family, one, two = learned[name]
             if family == "beta":
+                from scipy import stats
+
                 low, high = stats.beta.ppf([0.05, 0.95], one, two)
                 mean = one / (one + two)
             elif family == "lognormal":
-                low, high = math.exp(one - z * two), math.exp(one + z * two)
+                low, high = math.exp(one - RANGE_Z * two), math.exp(one + RANGE_Z * two)
                 mean = math.exp(one + two**2 / 2)
             else:
                 low = high = mean = one
             rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": float(low), "high": float(high), "mean": float(mean), "basis": "learned from cases"})
             continue
-        if p.high - p.low <= 1e-12:
-            rows.append({"parameter": name, "family": "fixed", "shape_1": p.value, "shape_2": 0.0, "low": p.low, "high": p.high, "mean": p.value, "basis": "hand-set range"})
-            continue
-        if p.kind == "odds_ratio":
-            mu = 0.5 * (math.log(p.low) + math.log(p.high))
-            sigma = (math.log(p.high) - math.log(p.low)) / (2 * z)
-            rows.append({"parameter": name, "family": "lognormal", "shape_1": mu, "shape_2": sigma, "low": p.low, "high": p.high, "mean": math.exp(mu + sigma**2 / 2), "basis": "hand-set range"})
-            continue
-        low = min(max(p.low, BOUND_MARGIN), 1 - 2 * BOUND_MARGIN)
-        high = max(min(p.high, 1 - BOUND_MARGIN), low + BOUND_MARGIN)
-        mean = 0.5 * (low + high)
-        sd = (high - low) / (2 * z)
-        common = max(mean * (1 - mean) / sd**2 - 1, 1e-3)
-        start = np.log([mean * common, (1 - mean) * common])
-
-        a, b = _fit_beta(low, high, tuple(start))
-        if not np.isfinite(a):
-            raise SpecError([f"{p.file}: {name}: no Beta has 5% and 95% quantiles {low:g} and {high:g}"])
-        rows.append({"parameter": name, "family": "beta", "shape_1": a, "shape_2": b, "low": p.low, "high": p.high, "mean": a / (a + b), "basis": "hand-set range"})
+        family, one, two = hand_set[name]
+        if family == "beta":
+            mean = one / (one + two)
+        elif family == "lognormal":
+            mean = math.exp(one + two**2 / 2)
+        else:
+            mean = one
+        rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": p.low, "high": p.high, "mean": mean, "basis": "hand-set range"})
     return pd.DataFrame(rows).set_index("parameter")
-
-
-@functools.lru_cache(maxsize=4096)
-def _fit_beta(low: float, high: float, start: tuple[float, float]) -> tuple[float, float]:
-    """Alpha and beta with 5% and 95% quantiles low and high (NaN when none is found)."""
-    from scipy import optimize, stats
-
-    def residual(log_ab):
-        a, b = np.exp(log_ab)
-        q = stats.beta.ppf([0.05, 0.95], a, b)
-        return np.log(np.maximum(q, 1e-300)) - np.log([low, high])
-
-    mean = 0.5 * (low + high)
-    for guess in (np.array(start), np.log([1.0, (1 - mean) / mean]), np.log([0.5, 0.5 * (1 - mean) / mean])):
-        solution = optimize.least_squares(residual, guess, xtol=1e-15, ftol=1e-15, gtol=1e-15)
-        if np.max(np.abs(residual(solution.x))) <= 1e-6:
-            a, b = np.exp(solution.x)
-            return float(a), float(b)
-    return math.nan, math.nan
 
 
 def _rng(seed) -> np.random.Generator:

@@ -371,3 +371,56 @@ def test_changed_tables_are_bit_identical_to_a_full_rebuild(names, n_sets, seed)
         else:  # not rebuilt: the compiled network's own table is the one a full rebuild gives
             np.testing.assert_array_equal(table, MODEL.tables.cpts[variable])
     assert changed_tables(MODEL.spec, {}) == {}
+
+
+# ------------------------------------------------------------------ one reading of a range, shared with learning
+
+
+def test_every_fitted_distribution_has_the_range_ends_as_its_5_and_95_percent_quantiles():
+    fitted = sa.fit_distributions(MODEL)
+    for name, row in fitted.iterrows():
+        p = MODEL.spec.parameters[name]
+        if row["family"] == "beta":
+            low, high = max(p.low, sa.BOUND_MARGIN), min(p.high, 1 - sa.BOUND_MARGIN)
+            assert stats.beta.ppf([0.05, 0.95], row["shape_1"], row["shape_2"]) == pytest.approx([low, high], abs=1e-9, rel=1e-9), name
+        elif row["family"] == "lognormal":
+            assert stats.lognorm.ppf([0.05, 0.95], row["shape_2"], scale=np.exp(row["shape_1"])) == pytest.approx([p.low, p.high], rel=1e-12), name
+        else:
+            assert p.low == p.high == row["shape_1"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(low=st.floats(0.0, 0.98), width=st.floats(0.005, 1.0))
+def test_fitted_beta_of_any_range_has_its_quantiles_at_the_ends(low, width):
+    from postfusion_bayes.ranges import fit_beta
+
+    high = min(low + width, 1.0)
+    low, high = max(low, sa.BOUND_MARGIN), min(high, 1 - sa.BOUND_MARGIN)
+    if high - low < 0.005:
+        return
+    a, b = fit_beta(low, high)
+    assert stats.beta.ppf([0.05, 0.95], a, b) == pytest.approx([low, high], abs=1e-9, rel=1e-9)
+    assert stats.beta.cdf([low, high], a, b) == pytest.approx([0.05, 0.95], abs=1e-9)
+
+
+def test_learning_weighs_each_number_by_the_distribution_sensitivity_draws_it_from():
+    from postfusion_bayes import learning
+
+    strengths = learning.prior_strengths(MODEL.spec)
+    fitted = sa.fit_distributions(MODEL)
+    grouped = {n for members in sa._groups(MODEL).values() for n in members}
+    for name, row in fitted.iterrows():
+        if row["family"] == "beta" and name not in grouped:  # a distribution's entries share its loosest entry's strength
+            assert strengths[name] == row["shape_1"] + row["shape_2"], name
+        elif row["family"] == "lognormal":
+            info = learning._information_per_case(MODEL.spec, MODEL.network)[name]
+            assert strengths[name] == pytest.approx(1 / (row["shape_2"] ** 2 * info), rel=1e-12), name
+
+
+def test_reading_model_parameters_imports_no_scipy():
+    import subprocess
+    import sys
+
+    code = "import sys, postfusion_bayes as p; m = p.load_model(); m.parameters; m.diagnose({'smoker': True}); print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
