@@ -70,17 +70,32 @@ def odds_ratio_table(baseline: np.ndarray, odds_ratios: np.ndarray) -> np.ndarra
     odds_ratios = np.asarray(odds_ratios, dtype=float)
     k = odds_ratios.shape[-1]
     batch = np.broadcast_shapes(baseline.shape[:-1], odds_ratios.shape[:-1])
-    baseline = np.broadcast_to(baseline, batch + baseline.shape[-1:])
-    odds_ratios = np.broadcast_to(odds_ratios, batch + (k,))
-    ratio = np.ones(batch + (2,) * k)
+    n_time = baseline.shape[-1]
+    # computed with the batch axes last (long contiguous rows); multiplying by 1 where a factor is "no" is
+    # left out, which changes no bit of the product
+    ratios = _batch_last(np.broadcast_to(odds_ratios, batch + (k,)), batch)  # (k, *batch)
+    ratio = np.ones((2,) * k + batch)
     for i in range(k):
-        shape = batch + tuple(2 if j == i else 1 for j in range(k))
-        factor = np.stack([np.ones(batch), odds_ratios[..., i]], axis=-1).reshape(shape)
-        ratio = ratio * factor
-    p = baseline.reshape(batch + (baseline.shape[-1],) + (1,) * k)
-    r = ratio.reshape(batch + (1,) + (2,) * k)
-    present = p * r / (1.0 - p + p * r)
-    return np.stack([1.0 - present, present], axis=-1)
+        ratio[(slice(None),) * i + (1,)] *= ratios[i]
+    p = _batch_last(np.broadcast_to(baseline, batch + (n_time,)), batch).reshape((n_time,) + (1,) * k + batch)
+    present = p * ratio / (1.0 - p + p * ratio)  # (n_time, 2, ..., 2, *batch)
+    return _two_states(present, batch, first=False)
+
+
+def _batch_last(array: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """A view with the leading batch axes moved to the end."""
+    nb = len(batch)
+    return np.moveaxis(array, tuple(range(nb)), tuple(range(-nb, 0))) if nb else array
+
+
+def _two_states(x: np.ndarray, batch: tuple[int, ...], *, first: bool) -> np.ndarray:
+    """The table (*batch, ..., 2) with states (x, 1 - x) if ``first`` else (1 - x, x), from x with its batch axes last."""
+    nb = len(batch)
+    x = np.moveaxis(x, tuple(range(x.ndim - nb, x.ndim)), tuple(range(nb))) if nb else x
+    out = np.empty(x.shape + (2,))
+    out[..., 0 if first else 1] = x
+    np.subtract(1.0, x, out=out[..., 1 if first else 0])
+    return out
 
 
 def noisy_or_table(leak: np.ndarray, links: np.ndarray) -> np.ndarray:
@@ -108,15 +123,14 @@ def noisy_or_table(leak: np.ndarray, links: np.ndarray) -> np.ndarray:
     links = np.asarray(links, dtype=float)
     k = links.shape[-1]
     batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
-    leak = np.broadcast_to(leak, batch)
-    links = np.broadcast_to(links, batch + (k,))
-    inhibit = 1.0 - links
-    absent = np.broadcast_to((1.0 - leak).reshape(batch + (1,) * k), batch + (2,) * k).copy()
+    # computed with the batch axes last (long contiguous rows); multiplying by 1 where a parent is absent is
+    # left out, which changes no bit of the product
+    inhibit = 1.0 - _batch_last(np.broadcast_to(links, batch + (k,)), batch)  # (k, *batch)
+    absent = np.empty((2,) * k + batch)
+    absent[...] = 1.0 - np.broadcast_to(leak, batch)
     for i in range(k):
-        shape = batch + tuple(2 if j == i else 1 for j in range(k))
-        factor = np.stack([np.ones(batch), inhibit[..., i]], axis=-1).reshape(shape)
-        absent = absent * factor
-    return np.stack([absent, 1.0 - absent], axis=-1)
+        absent[(slice(None),) * i + (1,)] *= inhibit[i]
+    return _two_states(absent, batch, first=True)
 
 
 def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
@@ -145,17 +159,20 @@ def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
     leak = np.broadcast_to(leak, batch + (n,))
     # one array pass per parent instead of one per configuration: add each present cause's distribution
     # into the half of the table where it is present, in parent order (the order, and so the rounding,
-    # of the mean over the present causes), then divide by how many are present
-    total = np.zeros(batch + (2,) * k + (n,))
+    # of the mean over the present causes), then divide by how many are present; the batch axes are
+    # moved last while doing so, so that every addition runs over long contiguous rows
+    nb = len(batch)
+    to_end = (tuple(range(nb)), tuple(range(-nb, 0)))
+    d = np.moveaxis(distributions, *to_end)  # (k, n, *batch)
+    total = np.zeros((2,) * k + (n,) + batch)
     counts = np.zeros((2,) * k)
     for i in range(k):
-        present = (Ellipsis,) + (slice(None),) * i + (1,) + (slice(None),) * (k - i)
-        total[present] += distributions[..., i, :].reshape(batch + (1,) * (k - 1) + (n,))
+        total[(slice(None),) * i + (1,)] += d[i]
         counts[(slice(None),) * i + (1,)] += 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = total / counts[..., None]
-    out[(Ellipsis,) + (0,) * k + (slice(None),)] = leak  # no modelled cause present: the leak distribution
-    return out
+        total /= counts.reshape(counts.shape + (1,) * (1 + nb))
+    total[(0,) * k] = np.moveaxis(leak, *to_end)  # no modelled cause present: the leak distribution
+    return np.moveaxis(total, tuple(range(k + 1, k + 1 + nb)), tuple(range(nb)))  # a view: batch axes first again
 
 
 def table_parameters(spec: ModelSpec) -> dict[str, str]:
