@@ -211,6 +211,11 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     barren, owners = _barren(model, lam, targets), table_parameters(model.spec)
     needed = {k: v for k, v in values.items() if owners[k] not in barren}
     batched = changed_tables(model.spec, needed or values)
+    return _posteriors(model, lam, index, batched, targets, impossible)
+
+
+def _posteriors(model, lam: Mapping[str, np.ndarray], index: pd.Index, batched: Mapping[str, np.ndarray], targets: Sequence[str], impossible: str) -> tuple[np.ndarray, np.ndarray]:
+    """evaluate() on tables already built: P(target present | evidence) per set, row and target, and log P(evidence)."""
     marginals, log_evidence = model.network.posterior_arrays(lam, targets, len(index), batched or None, validate=False)
     bad = ~np.isfinite(log_evidence)
     if bad.any() and impossible == "raise":
@@ -706,19 +711,22 @@ def _rng(seed) -> np.random.Generator:
 
 def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
     """Parameter values from uniforms u (n, n_params) through each fitted inverse CDF; groups renormalised."""
+    return _renormalised(model, _inverse_cdf(fitted, u))
+
+
+def _inverse_cdf(fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
+    """Parameter values from uniforms u (n, n_params) through each fitted inverse CDF (distributions not yet renormalised)."""
     from scipy import stats
 
     values: dict[str, np.ndarray] = {}
-    for k, (name, row) in enumerate(fitted.iterrows()):
-        # Sobol designs reuse each column's values many times: invert each distinct value once
-        distinct, back = np.unique(u[:, k], return_inverse=True)
-        if row["family"] == "beta":
-            values[name] = stats.beta.ppf(distinct, row["shape_1"], row["shape_2"])[back]
-        elif row["family"] == "lognormal":
-            values[name] = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf(distinct))[back]
+    for k, (name, family, one, two) in enumerate(zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"])):
+        if family == "beta":
+            values[name] = stats.beta.ppf(u[:, k], one, two)
+        elif family == "lognormal":
+            values[name] = np.exp(one + two * stats.norm.ppf(u[:, k]))
         else:
-            values[name] = np.full(u.shape[0], row["shape_1"])
-    return _renormalised(model, values)
+            values[name] = np.full(u.shape[0], float(one))
+    return values
 
 
 def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -845,10 +853,16 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
 def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
     """First-order and total Sobol indices of P(target present | evidence) per parameter.
 
-    SALib's Sobol (Saltelli) sampler and analyzer, over the same distributions
-    as :func:`monte_carlo`: SALib samples uniforms on [0, 1] and each is mapped
-    through its parameter's inverse CDF, which leaves the indices unchanged.
-    Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches.
+    SALib's Sobol (Saltelli) design and analyzer, over the same distributions
+    as :func:`monte_carlo`: the design's uniforms on [0, 1] are mapped through
+    each parameter's inverse CDF, which leaves the indices unchanged. The
+    design is built with numpy from its two base matrices (the same numbers
+    as ``SALib.sample.sobol.sample(problem, n, calc_second_order=False)``
+    with the same seed), the inverse CDFs applied to the base matrices only.
+    Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches
+    of ``n``; each cross-sampled batch rebuilds only the table its parameter
+    enters, and one whose parameter no posterior reads (the table of a
+    finding not observed) is not evaluated.
 
     Parameters
     ----------
@@ -862,7 +876,6 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
         ``total``, ``total_conf`` (95% bootstrap half-widths), sorted by total.
     """
     from SALib.analyze import sobol as sobol_analyze
-    from SALib.sample import sobol as sobol_sample
 
     if not isinstance(n, int | np.integer) or n < 2 or n & (n - 1):
         raise ValueError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
@@ -875,10 +888,10 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
         raise ValueError("no parameter with a range to vary")
     names = list(varying.index)
     problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
-    u = sobol_sample.sample(problem, int(n), calc_second_order=False, scramble=True, seed=int(rng.integers(2**31 - 1)))
-    u = np.clip(u, 1e-12, 1 - 1e-12)
-    values = _transform(model, varying, u)
-    y = _batched_evaluate(model, evidence, values, progress)[:, 0, ti]
+    a, b = _saltelli_base(len(names), int(n), int(rng.integers(2**31 - 1)))
+    a, b = np.clip(a, 1e-12, 1 - 1e-12), np.clip(b, 1e-12, 1 - 1e-12)
+    chunk = 4096  # base rows per batch (their tables are held in memory at once)
+    y = np.concatenate([_saltelli_outputs(model, evidence, varying, a[s : s + chunk], b[s : s + chunk], ti, progress) for s in range(0, int(n), chunk)])
     result = sobol_analyze.analyze(problem, y, calc_second_order=False, print_to_console=False, seed=int(rng.integers(2**31 - 1)))
     frame = pd.DataFrame(
         {"first_order": result["S1"], "first_order_conf": result["S1_conf"], "total": result["ST"], "total_conf": result["ST_conf"]},
@@ -886,3 +899,73 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
     ).sort_values("total", ascending=False)
     frame.attrs.update(target=target, n=n, evaluations=len(y))
     return frame
+
+
+def _saltelli_base(d: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The base matrices A and B, shape (n, d), of SALib's Saltelli design: the halves of a scrambled Sobol sequence in 2 d dimensions."""
+    from scipy.stats import qmc
+
+    base = qmc.Sobol(d=2 * d, scramble=True, seed=seed).random(n)
+    return base[:, :d], base[:, d:]
+
+
+def _saltelli_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The Saltelli design (first and total order) of base matrices A and B, in SALib's row order.
+
+    For each base row j: A_j, then AB_1j, ..., AB_dj (A_j with column i taken
+    from B_j), then B_j; ``n * (d + 2)`` rows in all.
+    """
+    n, d = a.shape
+    design = np.repeat(a[:, None, :], d + 2, axis=1)
+    columns = np.arange(d)
+    design[:, 1 + columns, columns] = b
+    design[:, d + 1] = b
+    return design.reshape(n * (d + 2), d)
+
+
+def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: np.ndarray, ti: int, progress: bool | None) -> np.ndarray:
+    """P(target | evidence) at every row of the Saltelli design of A and B, in SALib's row order.
+
+    The parameters of AB_i are A's except for parameter i, drawn from B, and
+    its distribution's other entries (renormalised): all in the one table
+    that parameter i enters. So A's tables are built once and each AB_i
+    batch rebuilds that one table; where no posterior reads it (an
+    unobserved finding's table), AB_i's outputs are A's.
+    """
+    n, d = a.shape
+    names = list(fitted.index)
+    spec = model.spec
+    raw_a, raw_b = _inverse_cdf(fitted, a), _inverse_cdf(fitted, b)
+    values_a, values_b = _renormalised(model, dict(raw_a)), _renormalised(model, dict(raw_b))
+    lam, index = _encode(model, evidence)
+    targets = model.causes
+    barren, owners = _barren(model, lam, targets), table_parameters(spec)
+    groups = _groups(model)
+    by_table: dict[str, list[str]] = {}
+    for name in spec.parameters:
+        by_table.setdefault(owners[name], []).append(name)
+
+    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        needed = {k: v for k, v in values.items() if owners[k] not in barren}
+        return changed_tables(spec, needed or dict(values))
+
+    tables_a = tables_of(values_a)
+    y = np.empty((n, d + 2))
+    y[:, 0] = _posteriors(model, lam, index, tables_a, targets, "raise")[0][:, 0, ti]
+    y[:, d + 1] = _posteriors(model, lam, index, tables_of(values_b), targets, "raise")[0][:, 0, ti]
+    steps = range(d)
+    if progress is not False:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, total=d, unit="parameter", disable=None if progress is None else not progress, desc="parameters")
+    for i in steps:
+        name = names[i]
+        table = owners[name]
+        if table in barren or table not in tables_a:
+            y[:, 1 + i] = y[:, 0]
+            continue
+        group = {m: (raw_b[m] if m == name else raw_a[m]) for m in groups.get(name, [name]) if m in raw_a}
+        crossed = {**{m: values_a[m] for m in by_table[table] if m in values_a}, **_renormalised(model, group)}
+        tables = {**tables_a, **changed_tables(spec, crossed)}
+        y[:, 1 + i] = _posteriors(model, lam, index, tables, targets, "raise")[0][:, 0, ti]
+    return y.reshape(-1)
