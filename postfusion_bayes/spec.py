@@ -265,6 +265,16 @@ class _RefuseDuplicateKeys:
     """Loader mixin: refuse a key given twice in one mapping (the last would silently win)."""
 
     def construct_mapping(self, node, deep=False):
+        if any(key_node.tag == "tag:yaml.org,2002:merge" for key_node, _ in node.value):
+            self._refuse_duplicate_keys(node, deep)  # before merging, which may override keys on purpose
+            return super().construct_mapping(node, deep=deep)
+        n_keys = len(node.value)
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) != n_keys:  # some key came twice: find the first and say where
+            self._refuse_duplicate_keys(node, deep)
+        return mapping
+
+    def _refuse_duplicate_keys(self, node, deep):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -273,7 +283,6 @@ class _RefuseDuplicateKeys:
                     "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 class _UniqueKeyLoader(_RefuseDuplicateKeys, yaml.SafeLoader):
