@@ -16,7 +16,11 @@ Times (medians over repeats, same patients for every engine):
   inference on tables built from validated numbers (the path sensitivity analysis
   takes), the same with every table checked, and including expanding the numbers
   into tables;
-* cold start: a fresh ``python -c`` that imports, loads and diagnoses once.
+* cold start: a fresh ``python -c`` that imports, loads and diagnoses once;
+* section "sensitivity": ``monte_carlo`` (n = 10,000), ``sobol`` (n = 1024, all
+  parameters), ``rank_robustness`` and ``tornado`` for one patient, warm, and
+  ``load_model``, each against its target (the quick mode prints them with
+  smaller sizes, without comparing).
 
 Every engine's posteriors are compared with every other's; the script fails (exit 1)
 if they differ by more than 1e-9. Timings are printed and, in a full run, written to
@@ -128,6 +132,65 @@ def cold_start(repeats: int) -> tuple[float, bool]:
         times.append(time.perf_counter() - start)
         imported |= out.stdout.strip() == "True"
     return statistics.median(times), imported
+
+
+#: Targets of the sensitivity analyses on one patient, warm (issue 10, "sensitivity at interactive speed"), in seconds.
+SENSITIVITY_TARGETS = {
+    "monte_carlo": 0.5,
+    "sobol": 15.0,
+    "rank_robustness": 0.3,
+    "tornado": 0.1,
+    "load_model": 0.015,
+}
+
+
+def sensitivity_section(model, patient: dict, quick: bool) -> tuple[list[str], dict[str, bool]]:
+    """Time the sensitivity analyses (and loading the model) for one patient, warm, against their targets.
+
+    Parameters
+    ----------
+    model : Model
+    patient : dict
+        One patient's evidence.
+    quick : bool
+        Smaller sizes and one repeat: the lines are printed, but not compared with the targets.
+
+    Returns
+    -------
+    lines : list of str
+        One line per measure: its median, its target and whether it is met.
+    met : dict of str to bool
+        Per target (full run only; empty in quick mode).
+    """
+    import postfusion_bayes as pfb
+    from postfusion_bayes import sensitivity
+
+    target = model.diagnose(patient).top
+    n_mc, n_sobol = (1000, 64) if quick else (10_000, 1024)
+    # warm: the first call in a process imports scipy and SALib and fits the distributions
+    sensitivity.monte_carlo(model, patient, n=100, seed=0, progress=False)
+    sensitivity.sobol(model, patient, target, n=4, seed=0, progress=False)
+    sensitivity.rank_robustness(model, patient)
+    sensitivity.tornado(model, patient, target)
+    measures = [
+        ("monte_carlo", f"sensitivity.monte_carlo, n={n_mc:,}", lambda: sensitivity.monte_carlo(model, patient, n=n_mc, seed=1, progress=False), 5),
+        ("sobol", f"sensitivity.sobol, n={n_sobol:,}, all parameters", lambda: sensitivity.sobol(model, patient, target, n=n_sobol, seed=1, progress=False), 3),
+        ("rank_robustness", "sensitivity.rank_robustness, all parameters", lambda: sensitivity.rank_robustness(model, patient), 7),
+        ("tornado", "sensitivity.tornado, all parameters", lambda: sensitivity.tornado(model, patient, target), 9),
+        ("load_model", "load_model() (read, check and compile the shipped priors)", pfb.load_model, 9),
+    ]
+    lines = [f"sensitivity, one patient ({len(patient)} variables observed, target {target}), warm; medians" + (" (quick mode: smaller sizes, not compared)" if quick else "")]
+    met: dict[str, bool] = {}
+    for key, label, fn, repeats in measures:
+        seconds = median_time(fn, 1 if quick else repeats)
+        goal = SENSITIVITY_TARGETS[key]
+        if quick:
+            verdict = "(quick)"
+        else:
+            met[f"{label} <= {goal:g} s"] = seconds <= goal
+            verdict = "met" if seconds <= goal else "NOT met"
+        lines.append(f"{label:<70} {seconds * 1e3:>10.1f} ms   target {goal * 1e3:>7.0f} ms   {verdict}")
+    return lines, met
 
 
 def main(argv=None) -> int:
@@ -265,6 +328,9 @@ def main(argv=None) -> int:
     cold, pgmpy_imported = cold_start(1 if quick else 5)
     results["cold start: python -c import, load, diagnose once"] = cold
 
+    # sensitivity analyses on the first sampled patient (all context and 8 findings observed)
+    sensitivity_lines, sensitivity_met = sensitivity_section(model, dicts[0], quick)
+
     # report
     pg_time = results["pgmpy VariableElimination.query(causes, joint=False)"]
     ag_time = results["pyAgrum LazyPropagation, engine reused"]
@@ -292,9 +358,12 @@ def main(argv=None) -> int:
         "cold start <= 1 s": cold <= 1.0,
         "pgmpy not imported on the cold-start path": not pgmpy_imported,
     }
+    targets.update(sensitivity_met)
     lines.append("")
     for name, ok in targets.items():
         lines.append(f"{name:<82} {'met' if ok else 'NOT met':>12}")
+    lines.append("")
+    lines.extend(sensitivity_lines)
     lines.append("")
     for name, value in disagreement.items():
         lines.append(f"max |difference| {name:<65} {value:>12.2e}")
