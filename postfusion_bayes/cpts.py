@@ -16,7 +16,9 @@ Onset (equal-weight mixture)
     leak distribution when no modelled cause is present.
 
 Every function here is pure numpy; :func:`build_tables` can evaluate a whole
-batch of parameter sets at once (a leading axis), which sensitivity analysis uses.
+batch of parameter sets at once (a leading axis), and :func:`changed_tables`
+builds only the tables that some parameters enter, which sensitivity analysis
+uses.
 """
 
 from __future__ import annotations
