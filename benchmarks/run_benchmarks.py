@@ -26,6 +26,9 @@ Parts (``--only``; all by default):
 * ``reasoning``: ``explain()`` and ``next_tests()`` against pgmpy doing the same by repeated queries
   (8 causes); ``next_tests()`` and ``most_probable_explanation(k=3)`` time and peak traced
   allocation (8 and 16 causes), the latter checked against the enumeration;
+* ``sensitivity``: ``monte_carlo`` (n = 10,000), ``sobol`` (n = 1024, all parameters),
+  ``rank_robustness``, ``tornado``, ``explain()``, ``next_tests()`` and ``load_model`` on the shipped
+  model for one typical patient, warm, each against its target;
 * ``cold-start``: a fresh ``python -c`` that imports, loads and diagnoses once, against
   ``python -c "import pandas"`` timed in the same run;
 * ``reference``: one labelled query on alarm, child and insurance (``tests/data/networks``) through
@@ -72,7 +75,7 @@ from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, 
 
 ROOT = HERE.parent
 REFERENCE_NETWORKS = ROOT / "tests" / "data" / "networks"
-PARTS = ("networks", "batch", "parameters", "reasoning", "cold-start", "reference", "growth")
+PARTS = ("networks", "batch", "parameters", "reasoning", "sensitivity", "cold-start", "reference", "growth")
 SHIPPED = 8  # causes of the shipped model
 PGMPY, AGRUM = "pgmpy VE", "pyAgrum LazyPropagation"
 
@@ -555,6 +558,43 @@ def part_cold_start(b: Bench) -> bool:
     return imported
 
 
+#: Targets of the sensitivity analyses on one patient, warm (issue 10, "sensitivity at interactive speed"), in seconds.
+SENSITIVITY_TARGETS = {"monte_carlo": 0.5, "sobol": 15.0, "rank_robustness": 0.3, "tornado": 0.1, "next_tests": 0.002, "explain": 0.001, "load_model": 0.015}
+
+
+def part_sensitivity(b: Bench) -> None:
+    """Time the sensitivity analyses, explain, next tests and loading the model for one patient, warm, on the shipped model."""
+    import postfusion_bayes as pfb
+    from postfusion_bayes import sensitivity
+
+    sec = Section("sensitivity and reasoning at interactive speed: the shipped model, one typical patient, warm (after a first call)")
+    b.sections.append(sec)
+    model = b.model(SHIPPED)
+    if failed(model):
+        b.measure(sec, "shipped model", model)
+        return
+    patient = b.patients(SHIPPED, "typical", 1, seed=500)[0].evidence
+    target = model.diagnose(patient).top
+    n_mc, n_sobol = (1000, 64) if b.quick else (10_000, 1024)
+    warm = attempt(lambda: (sensitivity.monte_carlo(model, patient, n=100, seed=0, progress=False), sensitivity.sobol(model, patient, target, n=4, seed=0, progress=False),
+                            sensitivity.rank_robustness(model, patient), sensitivity.tornado(model, patient, target)), b.s.budget)
+    if failed(warm):
+        b.measure(sec, "sensitivity warm-up", warm)
+        return
+    measures = [
+        ("monte_carlo", f"sensitivity.monte_carlo, n={n_mc:,}", lambda: sensitivity.monte_carlo(model, patient, n=n_mc, seed=1, progress=False), 5),
+        ("sobol", f"sensitivity.sobol, n={n_sobol:,}, all parameters", lambda: sensitivity.sobol(model, patient, target, n=n_sobol, seed=1, progress=False), 3),
+        ("rank_robustness", "sensitivity.rank_robustness, all parameters", lambda: sensitivity.rank_robustness(model, patient), 7),
+        ("tornado", "sensitivity.tornado, all parameters", lambda: sensitivity.tornado(model, patient, target), 9),
+        ("next_tests", "diagnose(...).next_tests() (a new diagnosis each time)", lambda: model.diagnose(patient).next_tests(), 30),
+        ("explain", "diagnose(...).explain() (a new diagnosis each time)", lambda: model.diagnose(patient).explain(), 30),
+        ("load_model", "load_model() (read, check and compile the shipped priors)", pfb.load_model, 9),
+    ]
+    for key, label, fn, repeats in measures:
+        t = attempt(lambda fn=fn, repeats=repeats: median_time(fn, 1 if b.quick else repeats), b.s.budget)
+        b.measure(sec, label, t, target=None if b.quick else target_at_most(t, SENSITIVITY_TARGETS[key]))
+
+
 def part_reference(b: Bench) -> None:
     from postfusion_bayes.engine import compile_network
     from postfusion_bayes.engine.files import read_bif
@@ -717,6 +757,65 @@ def limit_memory(gigabytes: float) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+#: Targets of the sensitivity analyses on one patient, warm (issue 10, "sensitivity at interactive speed"), in seconds.
+SENSITIVITY_TARGETS = {
+    "monte_carlo": 0.5,
+    "sobol": 15.0,
+    "rank_robustness": 0.3,
+    "tornado": 0.1,
+    "load_model": 0.015,
+}
+
+
+def sensitivity_section(model, patient: dict, quick: bool) -> tuple[list[str], dict[str, bool]]:
+    """Time the sensitivity analyses (and loading the model) for one patient, warm, against their targets.
+
+    Parameters
+    ----------
+    model : Model
+    patient : dict
+        One patient's evidence.
+    quick : bool
+        Smaller sizes and one repeat: the lines are printed, but not compared with the targets.
+
+    Returns
+    -------
+    lines : list of str
+        One line per measure: its median, its target and whether it is met.
+    met : dict of str to bool
+        Per target (full run only; empty in quick mode).
+    """
+    import postfusion_bayes as pfb
+    from postfusion_bayes import sensitivity
+
+    target = model.diagnose(patient).top
+    n_mc, n_sobol = (1000, 64) if quick else (10_000, 1024)
+    # warm: the first call in a process imports scipy and SALib and fits the distributions
+    sensitivity.monte_carlo(model, patient, n=100, seed=0, progress=False)
+    sensitivity.sobol(model, patient, target, n=4, seed=0, progress=False)
+    sensitivity.rank_robustness(model, patient)
+    sensitivity.tornado(model, patient, target)
+    measures = [
+        ("monte_carlo", f"sensitivity.monte_carlo, n={n_mc:,}", lambda: sensitivity.monte_carlo(model, patient, n=n_mc, seed=1, progress=False), 5),
+        ("sobol", f"sensitivity.sobol, n={n_sobol:,}, all parameters", lambda: sensitivity.sobol(model, patient, target, n=n_sobol, seed=1, progress=False), 3),
+        ("rank_robustness", "sensitivity.rank_robustness, all parameters", lambda: sensitivity.rank_robustness(model, patient), 7),
+        ("tornado", "sensitivity.tornado, all parameters", lambda: sensitivity.tornado(model, patient, target), 9),
+        ("load_model", "load_model() (read, check and compile the shipped priors)", pfb.load_model, 9),
+    ]
+    lines = [f"sensitivity, one patient ({len(patient)} variables observed, target {target}), warm; medians" + (" (quick mode: smaller sizes, not compared)" if quick else "")]
+    met: dict[str, bool] = {}
+    for key, label, fn, repeats in measures:
+        seconds = median_time(fn, 1 if quick else repeats)
+        goal = SENSITIVITY_TARGETS[key]
+        if quick:
+            verdict = "(quick)"
+        else:
+            met[f"{label} <= {goal:g} s"] = seconds <= goal
+            verdict = "met" if seconds <= goal else "NOT met"
+        lines.append(f"{label:<70} {seconds * 1e3:>10.1f} ms   target {goal * 1e3:>7.0f} ms   {verdict}")
+    return lines, met
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: check the harness and the agreement (CI); about a minute")
@@ -745,7 +844,7 @@ def main(argv=None) -> int:
         if part == "cold-start":
             pgmpy_imported = part_cold_start(b)
         else:
-            run = {"networks": part_networks, "batch": part_batch, "parameters": part_parameters, "reasoning": part_reasoning, "reference": part_reference, "growth": part_growth}[part]
+            run = {"networks": part_networks, "batch": part_batch, "parameters": part_parameters, "reasoning": part_reasoning, "sensitivity": part_sensitivity, "reference": part_reference, "growth": part_growth}[part]
             crashed = attempt(lambda: run(b))  # a last resort: each part guards its own engine calls
             if failed(crashed):
                 sec = Section(f"part {part} stopped early (a harness error or an unguarded call)")

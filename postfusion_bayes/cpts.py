@@ -16,21 +16,22 @@ Onset (equal-weight mixture)
     leak distribution when no modelled cause is present.
 
 Every function here is pure numpy; :func:`build_tables` can evaluate a whole
-batch of parameter sets at once (a leading axis), which sensitivity analysis uses.
+batch of parameter sets at once (a leading axis), and :func:`changed_tables`
+builds only the tables that some parameters enter, which sensitivity analysis
+uses.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 from .engine.structured import Mixture, NoisyOr
 from .engine.tables import NetworkTables
+from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["build_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order"]
+__all__ = ["build_tables", "changed_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order", "table_parameters"]
 
 
 def parent_order(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
@@ -72,17 +73,32 @@ def odds_ratio_table(baseline: np.ndarray, odds_ratios: np.ndarray) -> np.ndarra
     odds_ratios = np.asarray(odds_ratios, dtype=float)
     k = odds_ratios.shape[-1]
     batch = np.broadcast_shapes(baseline.shape[:-1], odds_ratios.shape[:-1])
-    baseline = np.broadcast_to(baseline, batch + baseline.shape[-1:])
-    odds_ratios = np.broadcast_to(odds_ratios, batch + (k,))
-    ratio = np.ones(batch + (2,) * k)
+    n_time = baseline.shape[-1]
+    # computed with the batch axes last (long contiguous rows); multiplying by 1 where a factor is "no" is
+    # left out, which changes no bit of the product
+    ratios = _batch_last(np.broadcast_to(odds_ratios, batch + (k,)), batch)  # (k, *batch)
+    ratio = np.ones((2,) * k + batch)
     for i in range(k):
-        shape = batch + tuple(2 if j == i else 1 for j in range(k))
-        factor = np.stack([np.ones(batch), odds_ratios[..., i]], axis=-1).reshape(shape)
-        ratio = ratio * factor
-    p = baseline.reshape(batch + (baseline.shape[-1],) + (1,) * k)
-    r = ratio.reshape(batch + (1,) + (2,) * k)
-    present = p * r / (1.0 - p + p * r)
-    return np.stack([1.0 - present, present], axis=-1)
+        ratio[(slice(None),) * i + (1,)] *= ratios[i]
+    p = _batch_last(np.broadcast_to(baseline, batch + (n_time,)), batch).reshape((n_time,) + (1,) * k + batch)
+    present = p * ratio / (1.0 - p + p * ratio)  # (n_time, 2, ..., 2, *batch)
+    return _two_states(present, batch, first=False)
+
+
+def _batch_last(array: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """A view with the leading batch axes moved to the end."""
+    nb = len(batch)
+    return np.moveaxis(array, tuple(range(nb)), tuple(range(-nb, 0))) if nb else array
+
+
+def _two_states(x: np.ndarray, batch: tuple[int, ...], *, first: bool) -> np.ndarray:
+    """The table (*batch, ..., 2) with states (x, 1 - x) if ``first`` else (1 - x, x), from x with its batch axes last."""
+    nb = len(batch)
+    x = np.moveaxis(x, tuple(range(x.ndim - nb, x.ndim)), tuple(range(nb))) if nb else x
+    out = np.empty(x.shape + (2,))
+    out[..., 0 if first else 1] = x
+    np.subtract(1.0, x, out=out[..., 1 if first else 0])
+    return out
 
 
 def noisy_or_table(leak: np.ndarray, links: np.ndarray) -> np.ndarray:
@@ -110,15 +126,14 @@ def noisy_or_table(leak: np.ndarray, links: np.ndarray) -> np.ndarray:
     links = np.asarray(links, dtype=float)
     k = links.shape[-1]
     batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
-    leak = np.broadcast_to(leak, batch)
-    links = np.broadcast_to(links, batch + (k,))
-    inhibit = 1.0 - links
-    absent = np.broadcast_to((1.0 - leak).reshape(batch + (1,) * k), batch + (2,) * k).copy()
+    # computed with the batch axes last (long contiguous rows); multiplying by 1 where a parent is absent is
+    # left out, which changes no bit of the product
+    inhibit = 1.0 - _batch_last(np.broadcast_to(links, batch + (k,)), batch)  # (k, *batch)
+    absent = np.empty((2,) * k + batch)
+    absent[...] = 1.0 - np.broadcast_to(leak, batch)
     for i in range(k):
-        shape = batch + tuple(2 if j == i else 1 for j in range(k))
-        factor = np.stack([np.ones(batch), inhibit[..., i]], axis=-1).reshape(shape)
-        absent = absent * factor
-    return np.stack([absent, 1.0 - absent], axis=-1)
+        absent[(slice(None),) * i + (1,)] *= inhibit[i]
+    return _two_states(absent, batch, first=True)
 
 
 def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
@@ -145,12 +160,111 @@ def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(distributions.shape[:-2], leak.shape[:-1])
     distributions = np.broadcast_to(distributions, batch + (k, n))
     leak = np.broadcast_to(leak, batch + (n,))
-    out = np.empty(batch + (2,) * k + (n,))
-    for config in itertools.product((0, 1), repeat=k):
-        active = [i for i, c in enumerate(config) if c]
-        index = (Ellipsis,) + config + (slice(None),)
-        out[index] = distributions[..., active, :].mean(axis=-2) if active else leak
-    return out
+    # one array pass per parent instead of one per configuration: add each present cause's distribution
+    # into the half of the table where it is present, in parent order (the order, and so the rounding,
+    # of the mean over the present causes), then divide by how many are present; the batch axes are
+    # moved last while doing so, so that every addition runs over long contiguous rows
+    nb = len(batch)
+    to_end = (tuple(range(nb)), tuple(range(-nb, 0)))
+    d = np.moveaxis(distributions, *to_end)  # (k, n, *batch)
+    total = np.zeros((2,) * k + (n,) + batch)
+    counts = np.zeros((2,) * k)
+    for i in range(k):
+        total[(slice(None),) * i + (1,)] += d[i]
+        counts[(slice(None),) * i + (1,)] += 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total /= counts.reshape(counts.shape + (1,) * (1 + nb))
+    total[(0,) * k] = np.moveaxis(leak, *to_end)  # no modelled cause present: the leak distribution
+    return np.moveaxis(total, tuple(range(k + 1, k + 1 + nb)), tuple(range(nb)))  # a view: batch axes first again
+
+
+def table_parameters(spec: ModelSpec) -> dict[str, str]:
+    """The variable whose table each parameter enters (every parameter enters exactly one table).
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> owners = table_parameters(load_spec())
+    >>> owners["findings.radicular_pain.leak"], owners["causes.pseudarthrosis.odds_ratios.smoker"]
+    ('radicular_pain', 'pseudarthrosis')
+    """
+    owners: dict[str, str] = {}
+    for name in spec.names("context"):
+        for parameter in spec.context_priors[name].values():
+            owners[parameter] = name
+    for cause, prior in spec.cause_priors.items():
+        for parameter in (*prior.baseline.values(), *prior.odds_ratios.values()):
+            owners[parameter] = cause
+    for name, finding in spec.findings.items():
+        for parameter in (finding.leak, *finding.links.values()):
+            owners[parameter] = name
+    if spec.onset is not None:
+        for dist in spec.onset.distributions.values():
+            for parameter in dist.values():
+                owners[parameter] = spec.onset.variable
+    return owners
+
+
+def _check_values(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> int | None:
+    """The common number of parameter sets of ``values`` (None when there are none)."""
+    n_sets = {np.shape(v)[0] for v in values.values()}
+    if len(n_sets) > 1:
+        raise ValueError(f"parameter arrays have different lengths {sorted(n_sets)}")
+    unknown = sorted(set(values) - set(spec.parameters))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}")
+    return n_sets.pop() if n_sets else None
+
+
+def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values: Mapping[str, np.ndarray], n_sets: int | None) -> np.ndarray | NoisyOr | Mixture:
+    """Build the table of one variable, with a leading axis of ``n_sets`` when any of its parameters is in ``values``.
+
+    Findings are kept as their noisy-OR numbers and onset as its mixture
+    (:mod:`postfusion_bayes.engine.structured`): never as ``2**k``-column tables.
+    """
+
+    def get(names: list[str]) -> np.ndarray:
+        """Values of some parameters, shape (n,) or (n_sets, n) when any is overridden."""
+        if any(n in values for n in names):
+            cols = [np.broadcast_to(np.asarray(values.get(n, spec.value(n)), dtype=float), (n_sets,)) for n in names]
+            return np.stack(cols, axis=-1) if cols else np.empty((n_sets, 0))
+        return np.array([spec.value(n) for n in names], dtype=float)
+
+    role = spec.variables[name].role
+    if role == "context":
+        var = spec.variables[name]
+        dist = spec.context_priors[name]
+        if var.states == BOOLEAN_STATES and list(dist) == ["yes"]:
+            p = get([dist["yes"]])[..., 0]
+            return np.stack([1.0 - p, p], axis=-1)
+        return get([dist[s] for s in var.states])
+    if name in spec.cause_priors:
+        prior = spec.cause_priors[name]
+        time_states = spec.variables[spec.time_variable].states
+        return odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
+    if name in spec.findings:
+        finding = spec.findings[name]
+        leak, links = get([finding.leak])[..., 0], get(list(finding.links.values()))
+        batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
+        return NoisyOr(np.broadcast_to(leak, batch), np.broadcast_to(links, batch + links.shape[-1:]))
+    onset = spec.onset
+    assert onset is not None
+    states = spec.variables[onset.variable].states
+    leak = get([onset.distributions["leak"][s] for s in states])
+    if not parents:
+        return leak
+    dists = np.stack(np.broadcast_arrays(*[get([onset.distributions[c][s] for s in states]) for c in parents]), axis=-2)
+    batch = np.broadcast_shapes(dists.shape[:-2], leak.shape[:-1])
+    return Mixture(np.broadcast_to(dists, batch + dists.shape[-2:]), np.broadcast_to(leak, batch + leak.shape[-1:]))
+
+
+def _states(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
+    states = {name: spec.variables[name].states for name in spec.names("context")}
+    states.update(dict.fromkeys(spec.cause_priors, CAUSE_STATES))
+    states.update(dict.fromkeys(spec.findings, BOOLEAN_STATES))
+    if spec.onset is not None:
+        states[spec.onset.variable] = spec.variables[spec.onset.variable].states
+    return states
 
 
 def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None) -> NetworkTables:
@@ -167,54 +281,52 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
     Returns
     -------
     NetworkTables
+
+    See Also
+    --------
+    changed_tables : only the tables that ``values`` change (what a batched query needs).
     """
     values = dict(values or {})
-    n_sets = {np.shape(v)[0] for v in values.values()}
-    if len(n_sets) > 1:
-        raise ValueError(f"parameter arrays have different lengths {sorted(n_sets)}")
-    unknown = sorted(set(values) - set(spec.parameters))
-    if unknown:
-        raise ValueError(f"unknown parameters {unknown}")
-
-    def get(names: list[str]) -> np.ndarray:
-        """Values of some parameters, shape (n,) or (n_sets, n) when any is overridden."""
-        if any(n in values for n in names):
-            (size,) = n_sets
-            cols = [np.broadcast_to(np.asarray(values.get(n, spec.value(n)), dtype=float), (size,)) for n in names]
-            return np.stack(cols, axis=-1) if cols else np.empty((size, 0))
-        return np.array([spec.value(n) for n in names], dtype=float)
-
+    n_sets = _check_values(spec, values)
     parents = parent_order(spec)
-    states: dict[str, tuple[str, ...]] = {}
-    cpts: dict[str, np.ndarray] = {}
-    for name in spec.names("context"):
-        var = spec.variables[name]
-        states[name] = var.states
-        dist = spec.context_priors[name]
-        if var.states == BOOLEAN_STATES and list(dist) == ["yes"]:
-            p = get([dist["yes"]])[..., 0]
-            cpts[name] = np.stack([1.0 - p, p], axis=-1)
-        else:
-            cpts[name] = get([dist[s] for s in var.states])
-    time_states = spec.variables[spec.time_variable].states
-    for cause, prior in spec.cause_priors.items():
-        states[cause] = CAUSE_STATES
-        cpts[cause] = odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
-    for name, finding in spec.findings.items():
-        states[name] = BOOLEAN_STATES
-        leak, links = get([finding.leak])[..., 0], get(list(finding.links.values()))
-        batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
-        cpts[name] = NoisyOr(np.broadcast_to(leak, batch), np.broadcast_to(links, batch + links.shape[-1:]))
-    if spec.onset is not None:
-        onset = spec.onset
-        var = spec.variables[onset.variable]
-        states[onset.variable] = var.states
-        owners = parents[onset.variable]
-        dists = np.stack(np.broadcast_arrays(*[get([onset.distributions[c][s] for s in var.states]) for c in owners]), axis=-2) if owners else None
-        leak = get([onset.distributions["leak"][s] for s in var.states])
-        if dists is None:
-            cpts[onset.variable] = leak
-        else:
-            batch = np.broadcast_shapes(dists.shape[:-2], leak.shape[:-1])
-            cpts[onset.variable] = Mixture(np.broadcast_to(dists, batch + dists.shape[-2:]), np.broadcast_to(leak, batch + leak.shape[-1:]))
+    states = _states(spec)
+    cpts = {name: _variable_table(spec, name, parents[name], values, n_sets) for name in states}
     return NetworkTables(states=states, parents=parents, cpts=cpts)
+
+
+def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
+    """Only the tables that depend on the parameters in ``values``, each with a leading axis of parameter sets.
+
+    The same arrays, bit for bit, as the batched tables of
+    ``build_tables(spec, values)``, without building (and copying) the tables
+    of the other variables: a compiled network keeps its own for those
+    (:meth:`~postfusion_bayes.engine.CompiledNetwork.query` takes
+    replacement tables for some variables only).
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    values : mapping of str to array, shape (n_sets,)
+
+    Returns
+    -------
+    dict of str to array or structured table
+        Dense tables of shape ``(n_sets, *parent_cards, card)``, or batched
+        noisy-OR and mixture numbers; empty when ``values`` is empty.
+
+    Examples
+    --------
+    >>> from postfusion_bayes.spec import load_spec
+    >>> spec = load_spec()
+    >>> tables = changed_tables(spec, {"findings.back_pain.leak": np.array([0.1, 0.2, 0.3])})
+    >>> list(tables), tables["back_pain"].batch_shape
+    (['back_pain'], (3,))
+    """
+    values = dict(values)
+    n_sets = _check_values(spec, values)
+    if n_sets is None:
+        return {}
+    owners = table_parameters(spec)
+    variables = {owners[name] for name in values}
+    parents = parent_order(spec)
+    return {name: _variable_table(spec, name, parents[name], values, n_sets) for name in _states(spec) if name in variables}

@@ -10,12 +10,12 @@ anywhere, causes included.
 The prior of each parameter
 ---------------------------
 Every probability ``v`` with range ``[low, high]`` gets a strength ``n``, its
-worth in cases. The range is read as a central 90% interval (as
-:func:`postfusion_bayes.sensitivity.fit_distributions` does), so its standard
-deviation is ``sd = (high - low) / (2 * 1.645)``, and ``n`` is the ``a + b`` of
-the Beta(a, b) with mean ``v`` and that standard deviation:
-``n = v (1 - v) / sd**2 - 1`` (0 when negative, which a range too wide for the
-value gives; infinite, a fixed parameter, when ``low == high``). With ``N1`` of
+worth in cases, from the distribution its range stands for: the range is read
+as a central 90% interval, and ``n`` is the ``a + b`` of the Beta(a, b) whose
+5% and 95% quantiles are ``low`` and ``high`` (a bound at 0 or 1 moved in by
+1e-4), the very Beta that :func:`postfusion_bayes.sensitivity.fit_distributions`
+draws the number from (one function, :func:`postfusion_bayes.ranges.range_distribution`,
+fits it for both); infinite, a fixed parameter, when ``low == high``. With ``N1`` of
 ``N`` cases counting for the parameter (expected counts under EM), the learned
 value is
 
@@ -32,7 +32,9 @@ moves. (It is also the posterior *mean* under Beta(n v, n (1 - v)), the
   entries' Beta strengths, so that no entry is held tighter than its own range
   says.
 * An odds ratio gets a normal prior on ``log OR`` centred on the log of its
-  value with ``sd = (log high - log low) / (2 * 1.645)``. Its strength in cases
+  value with ``sd = (log high - log low) / (2 * 1.645)``, the sigma of the
+  log-normal whose 5% and 95% quantiles are the range's ends (the same
+  :func:`~postfusion_bayes.ranges.range_distribution`). Its strength in cases
   is the number of cases whose 2x2 table would give that standard error:
   ``n = 1 / (sd**2 f (1 - f) p (1 - p))`` with ``f`` the prevalence of the risk
   factor and ``p`` the cause's probability, both from the model; a strength
@@ -113,14 +115,15 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 
+from . import ranges
 from .cpts import build_tables
 from .engine import CompiledNetwork
 from .engine.encoding import EncodedEvidence
 from .errors import ConvergenceWarning, EvidenceError, SpecError, suggest
 from .evidence import frame_codes
-from .spec import BOOLEAN_STATES, ModelSpec, Parameter
+from .ranges import range_distributions
+from .spec import BOOLEAN_STATES, ModelSpec
 
 __all__ = ["LearningReport", "update_spec", "prior_strengths", "learned_distributions", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
 
@@ -128,8 +131,8 @@ __all__ = ["LearningReport", "update_spec", "prior_strengths", "learned_distribu
 DEFAULT_TOLERANCE = 1e-6
 #: EM warns and stops after this many iterations.
 DEFAULT_MAX_ITERATIONS = 500
-#: The range is read as a central 90% interval: its half-width is this many standard deviations.
-RANGE_Z = 1.6448536269514722
+#: The range is read as a central 90% interval: its half-width is this many standard deviations (see :mod:`postfusion_bayes.ranges`).
+RANGE_Z = ranges.RANGE_Z
 #: Log odds (baselines and odds ratios) are kept within +-LOGIT_BOUND.
 LOGIT_BOUND = 30.0
 _TINY = np.finfo(float).tiny
@@ -205,22 +208,6 @@ def _families(spec: ModelSpec) -> _Families:
     return _Families(tuple(context), tuple(groups), causes, noisy, owners)
 
 
-def _range_strength(p: Parameter) -> float:
-    """Beta strength a + b of the Beta with mean ``value`` whose sd matches the range (a 90% interval)."""
-    if p.high - p.low <= 0:
-        return math.inf
-    sd = (p.high - p.low) / (2 * RANGE_Z)
-    return max(p.value * (1.0 - p.value) / sd**2 - 1.0, 0.0)
-
-
-def _odds_ratio_precision(p: Parameter) -> float:
-    """1 / sd**2 of the normal prior on log OR implied by the range."""
-    if p.high - p.low <= 0:
-        return math.inf
-    sd = (math.log(p.high) - math.log(p.low)) / (2 * RANGE_Z)
-    return 1.0 / sd**2
-
-
 def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
     """f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
     names = network.layers["middle"]
@@ -236,15 +223,20 @@ def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str
 
 
 def _default_strengths(spec: ModelSpec, info: Mapping[str, float]) -> dict[str, float]:
+    """Strength per parameter by the rule: from the distribution its range stands for (see the module docstring)."""
+    fitted = range_distributions(p for p in spec.parameters.values() if p.strength is None)
     out = {}
     for name, p in spec.parameters.items():
         if p.strength is not None:
             out[name] = p.strength + p.cases
-        elif p.kind == "odds_ratio":
-            tau = _odds_ratio_precision(p)
-            out[name] = math.inf if (math.isinf(tau) or info[name] <= 0) else tau / info[name]
-        else:
-            out[name] = _range_strength(p)
+            continue
+        family, one, two = fitted[name]
+        if family == "fixed":
+            out[name] = math.inf
+        elif family == "lognormal":  # the precision 1 / sigma**2 of log OR, in cases
+            out[name] = math.inf if info[name] <= 0 else 1.0 / (two**2 * info[name])
+        else:  # a + b of the Beta: its worth in cases
+            out[name] = one + two
     return out
 
 
@@ -268,8 +260,8 @@ def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | Non
     --------
     >>> from postfusion_bayes.spec import load_spec
     >>> s = prior_strengths(load_spec())
-    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]
-    26.7
+    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]: a + b of Beta(5.89, 21.77)
+    27.7
     """
     network = network if network is not None else CompiledNetwork(build_tables(spec))
     resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))
@@ -511,7 +503,7 @@ def update_spec(
     >>> learned, report = update_spec(spec, cases)
     >>> p = learned.parameters["context.smoker.prevalence"]
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
-    (0.2789, 100.0, 26.7, 0.2)
+    (0.2783, 100.0, 27.67, 0.2)
     """
     if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral) or max_iterations < 1:
         raise ValueError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
@@ -673,6 +665,8 @@ class _EM:
                 new[name] = float(min(max((s * self.prior[name] + c) / (s + total), 0.0), 1.0))
 
     def _cause(self, new, cases, cause, baselines, factors, or_names, n, n1):
+        from scipy import optimize, special  # imported here: reading Model.parameters (prior_strengths) needs no scipy
+
         n_times = len(baselines)
         shape = (n_times,) + (2,) * len(factors)
         n, n1 = n.reshape(n_times, -1), n1.reshape(n_times, -1)
@@ -797,6 +791,8 @@ class _EM:
 
     # ------------------------------------------------------------ objective
     def log_prior(self, values: Mapping[str, float]) -> float:
+        from scipy import special
+
         total = 0.0
         for name, p in self.spec.parameters.items():
             s = self.strengths[name]

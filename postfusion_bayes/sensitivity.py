@@ -24,7 +24,6 @@ Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +32,12 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .cpts import build_tables
+from . import ranges
+from .cpts import changed_tables, table_parameters
+from .engine.encoding import EncodedEvidence
 from .errors import EvidenceError, SpecError, suggest
 from .evidence import parse_evidence
+from .ranges import RANGE_Z, range_distributions
 
 __all__ = [
     "OneWayResult",
@@ -157,7 +159,7 @@ def _domain(model, parameter: str) -> tuple[float, float]:
 # --------------------------------------------------------------------------- evaluation
 
 
-def _encode(model, evidence) -> tuple[dict[str, np.ndarray], pd.Index]:
+def _encode(model, evidence) -> tuple[EncodedEvidence, pd.Index]:
     """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
     if isinstance(evidence, pd.DataFrame):
         rows = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
@@ -204,8 +206,17 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     targets = list(targets or model.causes)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
-    tables = build_tables(model.spec, values)
-    batched = {v: tables.cpd(v) for v in tables.variables if tables.batch_size(v) is not None}
+    # only the tables the values change (the network keeps its own for the rest), and of those not the
+    # tables of findings nobody observed: such a leaf sums out to 1, so the engine never reads its table
+    # (when all of them are such leaves' tables they are kept, so that the answer still has one row per set)
+    barren, owners = _barren(model, lam, targets), table_parameters(model.spec)
+    needed = {k: v for k, v in values.items() if owners[k] not in barren}
+    batched = changed_tables(model.spec, needed or values)
+    return _posteriors(model, lam, index, batched, targets, impossible)
+
+
+def _posteriors(model, lam: EncodedEvidence, index: pd.Index, batched: Mapping[str, Any], targets: Sequence[str], impossible: str) -> tuple[np.ndarray, np.ndarray]:
+    """evaluate() on tables already built: P(target present | evidence) per set, row and target, and log P(evidence)."""
     result = model.network.query(lam, targets, parameters=batched or None, validate=False)
     marginals, log_evidence = result.marginals, result.log_evidence
     bad = ~np.isfinite(log_evidence)
@@ -214,6 +225,13 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
         raise EvidenceError(f"the evidence is impossible under the model for parameter set {int(sets[0])} (row {index[rows[0]]!r})")
     present = np.stack([marginals[t][..., -1] for t in targets], axis=-1)
     return present, log_evidence
+
+
+def _barren(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
+    """Variables without children, not asked for and unobserved in every row: their tables cannot change a posterior."""
+    parents = model.network.tables.parents
+    with_children = {p for ps in parents.values() for p in ps}
+    return {v for v in parents if v not in with_children and v not in targets and v not in lam.names}
 
 
 def _check_values(model, values: Mapping[str, np.ndarray]) -> None:
@@ -434,13 +452,17 @@ def _stacked_settings(model, settings: Sequence[tuple[str, str | float]]) -> tup
     """One parameter set per (name, value or 'low'/'high'), all others at their values."""
     n = len(settings)
     spec = model.spec
-    values: dict[str, np.ndarray] = {}
+    at: dict[str, tuple[list[int], list[float]]] = {}
     for i, (name, which) in enumerate(settings):
-        x = getattr(spec.parameters[name], which) if isinstance(which, str) else float(which)
-        for k, v in covaried(model, name, x).items():
+        rows, xs = at.setdefault(name, ([], []))
+        rows.append(i)
+        xs.append(getattr(spec.parameters[name], which) if isinstance(which, str) else float(which))
+    values: dict[str, np.ndarray] = {}
+    for name, (rows, xs) in at.items():  # every setting of one parameter co-varied at once, as covaried() does one
+        for k, v in _covaried_arrays(model, name, np.array(xs, dtype=float)).items():
             if k not in values:
                 values[k] = np.full(n, spec.value(k))
-            values[k][i] = v
+            values[k][rows] = v
     return values, n
 
 
@@ -500,9 +522,8 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
             c = (evidence_p[2 * i + 1] - evidence_p[2 * i]) / (x1 - x0)
             d = evidence_p[2 * i] - c * x0
             rows.append(_exact_interval(model, name, ti, slope, intercept, (c, d)))
-    for name in names:
-        if name not in exact:
-            rows.append(_searched_interval(model, evidence, name, ti, points))
+    searched = _searched_intervals(model, evidence, [n for n in names if n not in exact], ti, points)
+    rows += [searched[n] for n in names if n not in exact]
     frame = pd.DataFrame(rows).set_index("parameter").loc[names]
     frame.attrs["top"] = top
     return frame
@@ -536,53 +557,91 @@ def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.
     return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "exact"}
 
 
-def _searched_interval(model, evidence, name: str, ti: int, points: int) -> dict:
-    causes = model.causes
-    value = model.spec.value(name)
-    lo, hi = _domain(model, name)
-    kind = model.spec.parameters[name].kind
-    if kind == "odds_ratio":
-        left = np.geomspace(lo, value, points // 2 + 1)
-        right = np.geomspace(value, hi, points // 2 + 1)
-    else:
-        left = np.linspace(lo, value, points // 2 + 1)
-        right = np.linspace(value, hi, points // 2 + 1)
+def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: int) -> dict[str, dict]:
+    """Grid and bisection for every parameter without the exact form, all of them in step.
 
-    def leaders(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        present, _ = evaluate(model, evidence, _covaried_arrays(model, name, xs), impossible="nan")
+    The grids of the parameters of one table are evaluated in one batch of
+    parameter sets, and then each bisection step of every end still open in
+    one batch; each end follows its own grid and midpoints, as it would
+    searched alone.
+    """
+    causes = model.causes
+    spec = model.spec
+    ends = []  # (name, towards_low, points from the value outwards, kind)
+    for name in names:
+        value = spec.value(name)
+        lo, hi = _domain(model, name)
+        kind = spec.parameters[name].kind
+        if kind == "odds_ratio":
+            left = np.geomspace(lo, value, points // 2 + 1)
+            right = np.geomspace(value, hi, points // 2 + 1)
+        else:
+            left = np.linspace(lo, value, points // 2 + 1)
+            right = np.linspace(value, hi, points // 2 + 1)
+        ends += [(name, True, left[::-1], kind), (name, False, right, kind)]
+
+    def leaders(settings: list[tuple[str, float]]) -> np.ndarray:
+        values, _ = _stacked_settings(model, settings)
+        present, _ = evaluate(model, evidence, values, impossible="nan")
         lead = _leader(np.nan_to_num(present[:, 0, :], nan=-1.0))
         lead[np.isnan(present[:, 0, 0])] = ti  # no posterior where the evidence is impossible: nothing takes over
-        return lead, present[:, 0, :]
+        return lead
 
-    def end(grid: np.ndarray, towards_low: bool) -> tuple[float, str | None]:
-        order = grid[::-1] if towards_low else grid  # from the value outwards
-        lead, _ = leaders(order)
-        changed = np.flatnonzero(lead != ti)
+    found: dict[tuple[str, bool], tuple[float, str | None]] = {}
+    open_ends: dict[int, list] = {}  # end -> [inside, outside, rival]
+    # the grids, one batch per table: a batch that changes one table is evaluated several times faster than one that changes many
+    owners = table_parameters(spec)
+    by_table: dict[str, list[int]] = {}
+    for e, (name, *_) in enumerate(ends):
+        by_table.setdefault(owners[name], []).append(e)
+    grid_leads: dict[int, np.ndarray] = {}
+    for group in by_table.values():
+        lead = leaders([(ends[e][0], float(x)) for e in group for x in ends[e][2]])
+        start = 0
+        for e in group:
+            grid_leads[e] = lead[start : start + len(ends[e][2])]
+            start += len(ends[e][2])
+    for e, (name, towards_low, order, _) in enumerate(ends):
+        here = grid_leads[e]
+        changed = np.flatnonzero(here != ti)
         if changed.size == 0:
-            return (lo if towards_low else hi), None
-        k = changed[0]
-        inside, outside = order[k - 1], order[k]
-        rival = int(lead[k])
-        for _ in range(200):
-            mid = math.sqrt(inside * outside) if kind == "odds_ratio" else 0.5 * (inside + outside)
-            lead_mid, _ = leaders(np.array([mid]))
-            if lead_mid[0] == ti:
-                inside = mid
+            lo, hi = _domain(model, name)
+            found[name, towards_low] = ((lo if towards_low else hi), None)
+        else:
+            k = changed[0]
+            open_ends[e] = [order[k - 1], order[k], int(here[k])]
+    for _ in range(200):
+        if not open_ends:
+            break
+        mids = {}
+        for e, (inside, outside, _) in open_ends.items():
+            mids[e] = math.sqrt(inside * outside) if ends[e][3] == "odds_ratio" else 0.5 * (inside + outside)
+        lead = leaders([(ends[e][0], mid) for e, mid in mids.items()])
+        for (e, mid), lead_mid in zip(mids.items(), lead):
+            state = open_ends[e]
+            if lead_mid == ti:
+                state[0] = mid
             else:
-                outside, rival = mid, int(lead_mid[0])
+                state[1], state[2] = mid, int(lead_mid)
+            inside, outside, rival = state
             if abs(outside - inside) <= 1e-10 * max(1.0, abs(inside)):
-                break
-        return inside, causes[rival]
+                found[ends[e][0], ends[e][1]] = (inside, causes[rival])
+                del open_ends[e]
+    for e, (inside, _, rival) in open_ends.items():  # 200 steps without reaching the tolerance
+        found[ends[e][0], ends[e][1]] = (inside, causes[rival])
 
-    lower, below = end(left, towards_low=True)
-    upper, above = end(right, towards_low=False)
-    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+    rows = {}
+    for name in names:
+        lo, hi = _domain(model, name)
+        (lower, below), (upper, above) = found[name, True], found[name, False]
+        rows[name] = {"parameter": name, "value": spec.value(name), "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+    return rows
 
 
 # --------------------------------------------------------------------------- uncertainty distributions
 
-#: A range touching 0 or 1 is fitted as if it stopped this far from the bound (a Beta quantile cannot be 0 or 1).
-BOUND_MARGIN = 1e-4
+#: A range touching 0 or 1 is fitted as if it stopped this far from the bound (see :mod:`postfusion_bayes.ranges`).
+BOUND_MARGIN = ranges.BOUND_MARGIN
 
 
 def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.DataFrame:
@@ -591,13 +650,15 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
     A hand-set probability gets a Beta whose 5% and 95% quantiles are its
     ``low`` and ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds
     ratio a log-normal with those quantiles; a parameter whose range is a
-    single value stays fixed. A number learned from cases
-    (:meth:`Model.update_with_cases`) is drawn from what the update says of it
-    instead (:func:`postfusion_bayes.learning.learned_distributions`: centred
-    on the learned value, narrower the more cases informed it); its ``low``
-    and ``high`` here are that distribution's 5% and 95% quantiles. Entries of
-    one distribution (onset, time window) are drawn independently and then
-    divided by their sum, so each draw is a distribution again.
+    single value stays fixed. This is the package's one reading of a range
+    (:func:`postfusion_bayes.ranges.range_distribution`), the same that gives
+    a number its prior strength when learning from cases. A number learned
+    from cases (:meth:`Model.update_with_cases`) is drawn from what the update
+    says of it instead (:func:`postfusion_bayes.learning.learned_distributions`:
+    centred on the learned value, narrower the more cases informed it); its
+    ``low`` and ``high`` here are that distribution's 5% and 95% quantiles.
+    Entries of one distribution (onset, time window) are drawn independently
+    and then divided by their sum, so each draw is a distribution again.
 
     Returns
     -------
@@ -607,68 +668,39 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
         of the log), ``low``, ``high``, ``mean``, ``basis`` ("hand-set range"
         or "learned from cases").
     """
-    from scipy import stats
-
     from .learning import learned_distributions
 
     names = list(parameters) if parameters is not None else list(model.spec.parameters)
-    z = stats.norm.ppf(0.95)
-    learned = learned_distributions(model.spec, network=model.network)
-    rows = []
     for name in names:
         _check_parameter(model, name)
+    learned = learned_distributions(model.spec, network=model.network)
+    hand_set = range_distributions(model.spec.parameters[name] for name in names if name not in learned)
+    rows = []
+    for name in names:
         p = model.spec.parameters[name]
         if name in learned:
             family, one, two = learned[name]
             if family == "beta":
+                from scipy import stats
+
                 low, high = stats.beta.ppf([0.05, 0.95], one, two)
                 mean = one / (one + two)
             elif family == "lognormal":
-                low, high = math.exp(one - z * two), math.exp(one + z * two)
+                low, high = math.exp(one - RANGE_Z * two), math.exp(one + RANGE_Z * two)
                 mean = math.exp(one + two**2 / 2)
             else:
                 low = high = mean = one
             rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": float(low), "high": float(high), "mean": float(mean), "basis": "learned from cases"})
             continue
-        if p.high - p.low <= 1e-12:
-            rows.append({"parameter": name, "family": "fixed", "shape_1": p.value, "shape_2": 0.0, "low": p.low, "high": p.high, "mean": p.value, "basis": "hand-set range"})
-            continue
-        if p.kind == "odds_ratio":
-            mu = 0.5 * (math.log(p.low) + math.log(p.high))
-            sigma = (math.log(p.high) - math.log(p.low)) / (2 * z)
-            rows.append({"parameter": name, "family": "lognormal", "shape_1": mu, "shape_2": sigma, "low": p.low, "high": p.high, "mean": math.exp(mu + sigma**2 / 2), "basis": "hand-set range"})
-            continue
-        low = min(max(p.low, BOUND_MARGIN), 1 - 2 * BOUND_MARGIN)
-        high = max(min(p.high, 1 - BOUND_MARGIN), low + BOUND_MARGIN)
-        mean = 0.5 * (low + high)
-        sd = (high - low) / (2 * z)
-        common = max(mean * (1 - mean) / sd**2 - 1, 1e-3)
-        start = np.log([mean * common, (1 - mean) * common])
-
-        a, b = _fit_beta(low, high, tuple(start))
-        if not np.isfinite(a):
-            raise SpecError([f"{p.file}: {name}: no Beta has 5% and 95% quantiles {low:g} and {high:g}"])
-        rows.append({"parameter": name, "family": "beta", "shape_1": a, "shape_2": b, "low": p.low, "high": p.high, "mean": a / (a + b), "basis": "hand-set range"})
+        family, one, two = hand_set[name]
+        if family == "beta":
+            mean = one / (one + two)
+        elif family == "lognormal":
+            mean = math.exp(one + two**2 / 2)
+        else:
+            mean = one
+        rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": p.low, "high": p.high, "mean": mean, "basis": "hand-set range"})
     return pd.DataFrame(rows).set_index("parameter")
-
-
-@functools.lru_cache(maxsize=4096)
-def _fit_beta(low: float, high: float, start: tuple[float, float]) -> tuple[float, float]:
-    """Alpha and beta with 5% and 95% quantiles low and high (NaN when none is found)."""
-    from scipy import optimize, stats
-
-    def residual(log_ab):
-        a, b = np.exp(log_ab)
-        q = stats.beta.ppf([0.05, 0.95], a, b)
-        return np.log(np.maximum(q, 1e-300)) - np.log([low, high])
-
-    mean = 0.5 * (low + high)
-    for guess in (np.array(start), np.log([1.0, (1 - mean) / mean]), np.log([0.5, 0.5 * (1 - mean) / mean])):
-        solution = optimize.least_squares(residual, guess, xtol=1e-15, ftol=1e-15, gtol=1e-15)
-        if np.max(np.abs(residual(solution.x))) <= 1e-6:
-            a, b = np.exp(solution.x)
-            return float(a), float(b)
-    return math.nan, math.nan
 
 
 def _rng(seed) -> np.random.Generator:
@@ -681,18 +713,44 @@ def _rng(seed) -> np.random.Generator:
 
 def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
     """Parameter values from uniforms u (n, n_params) through each fitted inverse CDF; groups renormalised."""
+    return _renormalised(model, _inverse_cdf(fitted, u))
+
+
+def _inverse_cdf(fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
+    """Parameter values from uniforms u (n, n_params) through each fitted inverse CDF (distributions not yet renormalised)."""
     from scipy import stats
 
     values: dict[str, np.ndarray] = {}
-    for k, (name, row) in enumerate(fitted.iterrows()):
-        # Sobol designs reuse each column's values many times: invert each distinct value once
-        distinct, back = np.unique(u[:, k], return_inverse=True)
-        if row["family"] == "beta":
-            values[name] = stats.beta.ppf(distinct, row["shape_1"], row["shape_2"])[back]
-        elif row["family"] == "lognormal":
-            values[name] = np.exp(row["shape_1"] + row["shape_2"] * stats.norm.ppf(distinct))[back]
+    for k, (name, family, one, two) in enumerate(zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"])):
+        if family == "beta":
+            values[name] = stats.beta.ppf(u[:, k], one, two)
+        elif family == "lognormal":
+            values[name] = np.exp(one + two * stats.norm.ppf(u[:, k]))
         else:
-            values[name] = np.full(u.shape[0], row["shape_1"])
+            values[name] = np.full(u.shape[0], float(one))
+    return values
+
+
+def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """``n`` draws of every fitted parameter, straight from numpy's samplers, column after column; groups renormalised.
+
+    ``Generator.beta`` and ``Generator.lognormal`` draw from the fitted
+    distributions directly (about 30 times faster than the inverse CDF of
+    uniforms, which :func:`sobol` needs for its design).
+    """
+    values: dict[str, np.ndarray] = {}
+    for name, family, one, two in zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"]):
+        if family == "beta":
+            values[name] = rng.beta(one, two, n)
+        elif family == "lognormal":
+            values[name] = rng.lognormal(one, two, n)
+        else:
+            values[name] = np.full(n, float(one))
+    return _renormalised(model, values)
+
+
+def _renormalised(model, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Make the drawn entries of every distribution a distribution again (in place; returned)."""
     groups = _groups(model)
     done: set[str] = set()
     for name in list(values):
@@ -734,8 +792,9 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     """Posterior uncertainty from the uncertainty of the priors.
 
     Every parameter (or those named) is drawn ``n`` times from its fitted
-    distribution (:func:`fit_distributions`); all draws are evaluated in
-    batches.
+    distribution (:func:`fit_distributions`) with numpy's ``Generator.beta``
+    and ``Generator.lognormal`` (one parameter after another, ``n`` draws
+    each); all draws are evaluated in batches.
 
     Parameters
     ----------
@@ -761,7 +820,7 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
         raise ValueError(f"n must be a positive integer, got {n!r}")
     rng = _rng(seed)
     fitted = fit_distributions(model, parameters)
-    values = _transform(model, fitted, rng.random((n, len(fitted))))
+    values = _draw(model, fitted, rng, int(n))
     present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
     current, _ = evaluate(model, evidence, {})
     causes = model.causes
@@ -796,10 +855,16 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
 def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
     """First-order and total Sobol indices of P(target present | evidence) per parameter.
 
-    SALib's Sobol (Saltelli) sampler and analyzer, over the same distributions
-    as :func:`monte_carlo`: SALib samples uniforms on [0, 1] and each is mapped
-    through its parameter's inverse CDF, which leaves the indices unchanged.
-    Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches.
+    SALib's Sobol (Saltelli) design and analyzer, over the same distributions
+    as :func:`monte_carlo`: the design's uniforms on [0, 1] are mapped through
+    each parameter's inverse CDF, which leaves the indices unchanged. The
+    design is built with numpy from its two base matrices (the same numbers
+    as ``SALib.sample.sobol.sample(problem, n, calc_second_order=False)``
+    with the same seed), the inverse CDFs applied to the base matrices only.
+    Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches
+    of ``n``; each cross-sampled batch rebuilds only the table its parameter
+    enters, and one whose parameter no posterior reads (the table of a
+    finding not observed) is not evaluated.
 
     Parameters
     ----------
@@ -813,7 +878,6 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
         ``total``, ``total_conf`` (95% bootstrap half-widths), sorted by total.
     """
     from SALib.analyze import sobol as sobol_analyze
-    from SALib.sample import sobol as sobol_sample
 
     if not isinstance(n, int | np.integer) or n < 2 or n & (n - 1):
         raise ValueError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
@@ -826,10 +890,10 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
         raise ValueError("no parameter with a range to vary")
     names = list(varying.index)
     problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
-    u = sobol_sample.sample(problem, int(n), calc_second_order=False, scramble=True, seed=int(rng.integers(2**31 - 1)))
-    u = np.clip(u, 1e-12, 1 - 1e-12)
-    values = _transform(model, varying, u)
-    y = _batched_evaluate(model, evidence, values, progress)[:, 0, ti]
+    a, b = _saltelli_base(len(names), int(n), int(rng.integers(2**31 - 1)))
+    a, b = np.clip(a, 1e-12, 1 - 1e-12), np.clip(b, 1e-12, 1 - 1e-12)
+    chunk = 4096  # base rows per batch (their tables are held in memory at once)
+    y = np.concatenate([_saltelli_outputs(model, evidence, varying, a[s : s + chunk], b[s : s + chunk], ti, progress) for s in range(0, int(n), chunk)])
     result = sobol_analyze.analyze(problem, y, calc_second_order=False, print_to_console=False, seed=int(rng.integers(2**31 - 1)))
     frame = pd.DataFrame(
         {"first_order": result["S1"], "first_order_conf": result["S1_conf"], "total": result["ST"], "total_conf": result["ST_conf"]},
@@ -837,3 +901,73 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
     ).sort_values("total", ascending=False)
     frame.attrs.update(target=target, n=n, evaluations=len(y))
     return frame
+
+
+def _saltelli_base(d: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The base matrices A and B, shape (n, d), of SALib's Saltelli design: the halves of a scrambled Sobol sequence in 2 d dimensions."""
+    from scipy.stats import qmc
+
+    base = qmc.Sobol(d=2 * d, scramble=True, seed=seed).random(n)
+    return base[:, :d], base[:, d:]
+
+
+def _saltelli_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The Saltelli design (first and total order) of base matrices A and B, in SALib's row order.
+
+    For each base row j: A_j, then AB_1j, ..., AB_dj (A_j with column i taken
+    from B_j), then B_j; ``n * (d + 2)`` rows in all.
+    """
+    n, d = a.shape
+    design = np.repeat(a[:, None, :], d + 2, axis=1)
+    columns = np.arange(d)
+    design[:, 1 + columns, columns] = b
+    design[:, d + 1] = b
+    return design.reshape(n * (d + 2), d)
+
+
+def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: np.ndarray, ti: int, progress: bool | None) -> np.ndarray:
+    """P(target | evidence) at every row of the Saltelli design of A and B, in SALib's row order.
+
+    The parameters of AB_i are A's except for parameter i, drawn from B, and
+    its distribution's other entries (renormalised): all in the one table
+    that parameter i enters. So A's tables are built once and each AB_i
+    batch rebuilds that one table; where no posterior reads it (an
+    unobserved finding's table), AB_i's outputs are A's.
+    """
+    n, d = a.shape
+    names = list(fitted.index)
+    spec = model.spec
+    raw_a, raw_b = _inverse_cdf(fitted, a), _inverse_cdf(fitted, b)
+    values_a, values_b = _renormalised(model, dict(raw_a)), _renormalised(model, dict(raw_b))
+    lam, index = _encode(model, evidence)
+    targets = model.causes
+    barren, owners = _barren(model, lam, targets), table_parameters(spec)
+    groups = _groups(model)
+    by_table: dict[str, list[str]] = {}
+    for name in spec.parameters:
+        by_table.setdefault(owners[name], []).append(name)
+
+    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        needed = {k: v for k, v in values.items() if owners[k] not in barren}
+        return changed_tables(spec, needed or dict(values))
+
+    tables_a = tables_of(values_a)
+    y = np.empty((n, d + 2))
+    y[:, 0] = _posteriors(model, lam, index, tables_a, targets, "raise")[0][:, 0, ti]
+    y[:, d + 1] = _posteriors(model, lam, index, tables_of(values_b), targets, "raise")[0][:, 0, ti]
+    steps = range(d)
+    if progress is not False:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, total=d, unit="parameter", disable=None if progress is None else not progress, desc="parameters")
+    for i in steps:
+        name = names[i]
+        table = owners[name]
+        if table in barren or table not in tables_a:
+            y[:, 1 + i] = y[:, 0]
+            continue
+        group = {m: (raw_b[m] if m == name else raw_a[m]) for m in groups.get(name, [name]) if m in raw_a}
+        crossed = {**{m: values_a[m] for m in by_table[table] if m in values_a}, **_renormalised(model, group)}
+        tables = {**tables_a, **changed_tables(spec, crossed)}
+        y[:, 1 + i] = _posteriors(model, lam, index, tables, targets, "raise")[0][:, 0, ti]
+    return y.reshape(-1)

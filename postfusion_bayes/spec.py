@@ -296,10 +296,20 @@ class ModelSpec(_Picklable):
         return new
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (the last would silently win)."""
+class _RefuseDuplicateKeys:
+    """Loader mixin: refuse a key given twice in one mapping (the last would silently win)."""
 
     def construct_mapping(self, node, deep=False):
+        if any(key_node.tag == "tag:yaml.org,2002:merge" for key_node, _ in node.value):
+            self._refuse_duplicate_keys(node, deep)  # before merging, which may override keys on purpose
+            return super().construct_mapping(node, deep=deep)
+        n_keys = len(node.value)
+        mapping = super().construct_mapping(node, deep=deep)
+        if len(mapping) != n_keys:  # some key came twice: find the first and say where
+            self._refuse_duplicate_keys(node, deep)
+        return mapping
+
+    def _refuse_duplicate_keys(self, node, deep):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -308,7 +318,33 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+
+
+class _UniqueKeyLoader(_RefuseDuplicateKeys, yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (the last would silently win)."""
+
+
+if hasattr(yaml, "CSafeLoader"):
+
+    class _FastUniqueKeyLoader(_RefuseDuplicateKeys, yaml.CSafeLoader):
+        """The same on libyaml's parser (about five times faster on the priors)."""
+
+else:  # PyYAML built without libyaml
+    _FastUniqueKeyLoader = None
+
+
+def _read_yaml(text: str) -> Any:
+    """Parse one prior file: with libyaml when PyYAML has it, refusing duplicate keys.
+
+    A file that libyaml refuses is read again by the pure-Python loader, so
+    that the error (raised from there) is worded as it always was.
+    """
+    if _FastUniqueKeyLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
 
 
 def default_priors_path() -> Path:
@@ -358,7 +394,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
             problems.append(f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})")
             continue
         try:
-            documents[filename] = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+            documents[filename] = _read_yaml(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
         except UnicodeDecodeError as exc:

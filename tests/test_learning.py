@@ -12,13 +12,14 @@ from helpers import random_documents
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import forward_sample
+from scipy import stats
 
 import postfusion_bayes as pfb
 from postfusion_bayes import learning
+from postfusion_bayes.ranges import range_distribution
 from postfusion_bayes.spec import spec_from_documents
 
 MODEL = pfb.load_model()
-Z = 1.6448536269514722
 
 #: Parameters moved away from the priors (inside their domains) to make the "true" clinic.
 MOVED = {
@@ -33,10 +34,12 @@ MOVED = {
 TRUE = MODEL.with_parameters(MOVED)
 
 
-def beta_strength(value: float, low: float, high: float) -> float:
-    """Compute the documented rule, written out: a + b of the Beta with mean ``value`` and sd = range / (2 * 1.645)."""
-    sd = (high - low) / (2 * Z)
-    return value * (1 - value) / sd**2 - 1
+def beta_strength(p) -> float:
+    """The documented rule: a + b of the Beta whose 5% and 95% quantiles are the range's ends (checked with scipy)."""
+    family, a, b = range_distribution(p)
+    assert family == "beta"
+    assert stats.beta.ppf([0.05, 0.95], a, b) == pytest.approx([max(p.low, 1e-4), min(p.high, 1 - 1e-4)], abs=1e-9)
+    return a + b
 
 
 def errors(model) -> dict[str, float]:
@@ -155,8 +158,8 @@ def test_context_distribution_fully_observed_is_the_dirichlet_posterior():
     learned = MODEL.update_with_cases(cases)
     names = [f"context.time_since_surgery.distribution.{s}" for s in states]
     params = [MODEL.spec.parameters[n] for n in names]
-    strength = min(beta_strength(p.value, p.low, p.high) for p in params)  # one Dirichlet: the loosest entry's strength
-    for p, n in zip(params, counts, strict=True):
+    strength = min(beta_strength(p) for p in params)  # one Dirichlet: the loosest entry's strength
+    for p, n in zip(params, counts):
         expected = (strength * p.value + n) / (strength + sum(counts))
         assert learned.spec.value(p.name) == pytest.approx(expected, rel=1e-12)
         assert learned.spec.parameters[p.name].cases == 20
@@ -173,7 +176,7 @@ def test_noisy_or_leak_with_every_cause_recorded_absent_is_the_beta_posterior():
         cases[cause] = "absent"
     learned = MODEL.update_with_cases(cases)
     p = MODEL.spec.parameters["findings.back_pain.leak"]
-    s = beta_strength(p.value, p.low, p.high)
+    s = beta_strength(p)
     assert learned.spec.value(p.name) == pytest.approx((s * p.value + 6) / (s + 20), rel=1e-12)
     assert learned.spec.parameters[p.name].cases == 20
     # links: no case had their cause present, so they keep their value and count no case
@@ -188,7 +191,7 @@ def test_baseline_of_a_cause_without_odds_ratios_is_the_beta_posterior():
     cases = pd.DataFrame({"time_since_surgery": ["6_to_24_months"] * 12, "epidural_fibrosis": [True] * 3 + [False] * 9})
     learned = MODEL.update_with_cases(cases)
     p = MODEL.spec.parameters["causes.epidural_fibrosis.baseline.6_to_24_months"]
-    s = beta_strength(p.value, p.low, p.high)
+    s = beta_strength(p)
     assert learned.spec.value(p.name) == pytest.approx((s * p.value + 3) / (s + 12), rel=1e-12)
     other = "causes.epidural_fibrosis.baseline.over_2_years"
     assert learned.spec.value(other) == MODEL.spec.value(other)
@@ -207,7 +210,7 @@ def test_updating_twice_equals_updating_once_with_all_the_cases():
 def test_default_strengths_follow_the_ranges():
     strengths = learning.prior_strengths(MODEL.spec)
     p = MODEL.spec.parameters["context.smoker.prevalence"]
-    assert strengths[p.name] == pytest.approx(beta_strength(p.value, p.low, p.high))
+    assert strengths[p.name] == pytest.approx(beta_strength(p))
     pd.testing.assert_series_equal(MODEL.parameters.set_index("name")["strength"], strengths, check_names=False)
     assert (strengths > 0).all() and np.isfinite(strengths).all()
 

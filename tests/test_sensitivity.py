@@ -318,3 +318,222 @@ def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_r
     row = table.loc[leak + states[3]]
     expected = degenerate.with_parameters(sa.covaried(degenerate, leak + states[3], row["low"]))
     assert row["posterior_at_low"] == pytest.approx(expected.diagnose({"time_since_surgery": "over_2_years", "onset": "immediate"}).posterior["pseudarthrosis"], abs=1e-12)
+
+
+# ------------------------------------------------------------------ the speed-ups change no result
+
+
+def _onset_table_by_configuration(distributions, leak):
+    """The former onset_table: one mean per configuration of the causes present (the reference)."""
+    import itertools
+
+    k, n = distributions.shape[-2:]
+    batch = np.broadcast_shapes(distributions.shape[:-2], leak.shape[:-1])
+    distributions = np.broadcast_to(distributions, batch + (k, n))
+    leak = np.broadcast_to(leak, batch + (n,))
+    out = np.empty(batch + (2,) * k + (n,))
+    for config in itertools.product((0, 1), repeat=k):
+        active = [i for i, c in enumerate(config) if c]
+        out[(Ellipsis, *config, slice(None))] = distributions[..., active, :].mean(axis=-2) if active else leak
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(0, 8), n=st.integers(1, 5), batch=st.sampled_from([(), (1,), (3,)]), seed=st.integers(0, 2**32 - 1))
+def test_vectorised_onset_table_equals_the_loop_over_configurations(k, n, batch, seed):
+    from postfusion_bayes.cpts import onset_table
+
+    rng = np.random.default_rng(seed)
+    distributions = rng.dirichlet(np.ones(n), size=batch + (k,))
+    leak = rng.dirichlet(np.ones(n), size=batch)
+    np.testing.assert_array_equal(onset_table(distributions, leak), _onset_table_by_configuration(distributions, leak))
+
+
+@settings(max_examples=20, deadline=None)
+@given(names=st.lists(st.sampled_from(PARAMETERS), min_size=1, max_size=12, unique=True), n_sets=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+def test_changed_tables_are_bit_identical_to_a_full_rebuild(names, n_sets, seed):
+    from postfusion_bayes.cpts import build_tables, changed_tables, table_parameters
+
+    rng = np.random.default_rng(seed)
+    values: dict[str, np.ndarray] = {}
+    for name in names:  # each set moves the named parameters within their ranges (distributions co-varied)
+        p = MODEL.spec.parameters[name]
+        for k, v in sa._covaried_arrays(MODEL, name, rng.uniform(p.low, p.high, n_sets)).items():
+            values.setdefault(k, v)
+    full = build_tables(MODEL.spec, values)
+    partial = changed_tables(MODEL.spec, values)
+    owners = table_parameters(MODEL.spec)
+    assert set(partial) == {owners[name] for name in values}
+    for variable, table in full.cpts.items():
+        if variable in partial:
+            assert partial[variable].shape == table.shape and partial[variable].shape[0] == n_sets
+            np.testing.assert_array_equal(partial[variable], table)
+        else:  # not rebuilt: the compiled network's own table is the one a full rebuild gives
+            np.testing.assert_array_equal(table, MODEL.tables.cpts[variable])
+    assert changed_tables(MODEL.spec, {}) == {}
+
+
+# ------------------------------------------------------------------ one reading of a range, shared with learning
+
+
+def test_every_fitted_distribution_has_the_range_ends_as_its_5_and_95_percent_quantiles():
+    fitted = sa.fit_distributions(MODEL)
+    for name, row in fitted.iterrows():
+        p = MODEL.spec.parameters[name]
+        if row["family"] == "beta":
+            low, high = max(p.low, sa.BOUND_MARGIN), min(p.high, 1 - sa.BOUND_MARGIN)
+            assert stats.beta.ppf([0.05, 0.95], row["shape_1"], row["shape_2"]) == pytest.approx([low, high], abs=1e-9, rel=1e-9), name
+        elif row["family"] == "lognormal":
+            assert stats.lognorm.ppf([0.05, 0.95], row["shape_2"], scale=np.exp(row["shape_1"])) == pytest.approx([p.low, p.high], rel=1e-12), name
+        else:
+            assert p.low == p.high == row["shape_1"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(low=st.floats(0.0, 0.98), width=st.floats(0.005, 1.0))
+def test_fitted_beta_of_any_range_has_its_quantiles_at_the_ends(low, width):
+    from postfusion_bayes.ranges import fit_beta
+
+    high = min(low + width, 1.0)
+    low, high = max(low, sa.BOUND_MARGIN), min(high, 1 - sa.BOUND_MARGIN)
+    if high - low < 0.005:
+        return
+    a, b = fit_beta(low, high)
+    assert stats.beta.ppf([0.05, 0.95], a, b) == pytest.approx([low, high], abs=1e-9, rel=1e-9)
+    assert stats.beta.cdf([low, high], a, b) == pytest.approx([0.05, 0.95], abs=1e-9)
+
+
+def test_learning_weighs_each_number_by_the_distribution_sensitivity_draws_it_from():
+    from postfusion_bayes import learning
+
+    strengths = learning.prior_strengths(MODEL.spec)
+    fitted = sa.fit_distributions(MODEL)
+    grouped = {n for members in sa._groups(MODEL).values() for n in members}
+    for name, row in fitted.iterrows():
+        if row["family"] == "beta" and name not in grouped:  # a distribution's entries share its loosest entry's strength
+            assert strengths[name] == row["shape_1"] + row["shape_2"], name
+        elif row["family"] == "lognormal":
+            info = learning._information_per_case(MODEL.spec, MODEL.network)[name]
+            assert strengths[name] == pytest.approx(1 / (row["shape_2"] ** 2 * info), rel=1e-12), name
+
+
+def test_reading_model_parameters_imports_no_scipy():
+    import subprocess
+    import sys
+
+    code = "import sys, postfusion_bayes as p; m = p.load_model(); m.parameters; m.diagnose({'smoker': True}); print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _noisy_or_reference(leak, links):
+    """The former noisy_or_table (batch axes first), the reference."""
+    k = links.shape[-1]
+    batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
+    leak, links = np.broadcast_to(leak, batch), np.broadcast_to(links, batch + (k,))
+    absent = np.broadcast_to((1.0 - leak).reshape(batch + (1,) * k), batch + (2,) * k).copy()
+    for i in range(k):
+        absent = absent * np.stack([np.ones(batch), 1.0 - links[..., i]], axis=-1).reshape(batch + tuple(2 if j == i else 1 for j in range(k)))
+    return np.stack([absent, 1.0 - absent], axis=-1)
+
+
+def _odds_ratio_reference(baseline, odds_ratios):
+    """The former odds_ratio_table (batch axes first), the reference."""
+    k = odds_ratios.shape[-1]
+    batch = np.broadcast_shapes(baseline.shape[:-1], odds_ratios.shape[:-1])
+    baseline, odds_ratios = np.broadcast_to(baseline, batch + baseline.shape[-1:]), np.broadcast_to(odds_ratios, batch + (k,))
+    ratio = np.ones(batch + (2,) * k)
+    for i in range(k):
+        ratio = ratio * np.stack([np.ones(batch), odds_ratios[..., i]], axis=-1).reshape(batch + tuple(2 if j == i else 1 for j in range(k)))
+    p = baseline.reshape(batch + (baseline.shape[-1],) + (1,) * k)
+    r = ratio.reshape(batch + (1,) + (2,) * k)
+    present = p * r / (1.0 - p + p * r)
+    return np.stack([1.0 - present, present], axis=-1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(0, 6), batch=st.sampled_from([(), (1,), (4,)]), seed=st.integers(0, 2**32 - 1))
+def test_noisy_or_and_odds_ratio_tables_equal_their_former_batch_first_versions(k, batch, seed):
+    from postfusion_bayes.cpts import noisy_or_table, odds_ratio_table
+
+    rng = np.random.default_rng(seed)
+    leak, links = rng.random(batch), rng.random(batch + (k,))
+    np.testing.assert_array_equal(noisy_or_table(leak, links), _noisy_or_reference(leak, links))
+    np.testing.assert_array_equal(noisy_or_table(np.array(0.3), links), _noisy_or_reference(np.array(0.3), links))
+    baseline, ratios = rng.random(batch + (4,)), np.exp(rng.normal(size=batch + (k,)))
+    np.testing.assert_array_equal(odds_ratio_table(baseline, ratios), _odds_ratio_reference(baseline, ratios))
+    np.testing.assert_array_equal(odds_ratio_table(baseline, ratios[..., :0] if k else ratios), _odds_ratio_reference(baseline, ratios[..., :0] if k else ratios))
+
+
+@pytest.mark.parametrize("evidence", [PATIENT, {}, {"time_since_surgery": "under_6_weeks", "onset": "immediate", "radicular_pain": {"yes": 0.8, "no": 0.3}}])
+def test_evaluate_equals_the_engine_on_a_full_rebuild_of_the_tables(evidence):
+    """evaluate() passes only the changed tables of observed or inner variables; the answer is the full rebuild's, bit for bit."""
+    from postfusion_bayes.cpts import build_tables
+
+    rng = np.random.default_rng(5)
+    fitted = sa.fit_distributions(MODEL)
+    values = sa._draw(MODEL, fitted, rng, 64)
+    for subset in (values, {k: v for k, v in values.items() if k.startswith("findings.ct_")}, {k: v for k, v in values.items() if k.startswith("onset.")}):
+        present, log_evidence = sa.evaluate(MODEL, evidence, subset)
+        tables = build_tables(MODEL.spec, subset)
+        batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
+        lam, index = sa._encode(MODEL, evidence)
+        marginals, expected_log = MODEL.network.posterior_arrays(lam, MODEL.causes, len(index), batched, validate=False)
+        expected = np.stack([marginals[t][..., -1] for t in MODEL.causes], axis=-1)
+        assert present.shape == expected.shape == (64, 1, len(MODEL.causes))
+        np.testing.assert_array_equal(present, expected)
+        np.testing.assert_array_equal(log_evidence, expected_log)
+
+
+# ------------------------------------------------------------------ Sobol design built with numpy; Monte Carlo draws
+
+
+@pytest.mark.parametrize(("d", "n", "seed"), [(1, 2, 0), (3, 8, 1), (len(PARAMETERS), 64, 12345), (2, 1024, 7)])
+def test_array_built_saltelli_design_equals_salibs(d, n, seed):
+    from SALib.sample import sobol as sobol_sample
+
+    problem = {"num_vars": d, "names": [f"x{i}" for i in range(d)], "bounds": [[0.0, 1.0]] * d}
+    expected = sobol_sample.sample(problem, n, calc_second_order=False, scramble=True, seed=seed)
+    np.testing.assert_array_equal(sa._saltelli_design(*sa._saltelli_base(d, n, seed)), expected)
+
+
+@pytest.mark.parametrize("evidence", [PATIENT, {"time_since_surgery": "under_6_weeks", "onset": "immediate", "radicular_pain": True}])
+def test_sobol_outputs_equal_the_whole_design_evaluated_at_once(evidence):
+    """Inverse CDFs on the base matrices only, one table rebuilt per cross-sampled batch, unread tables skipped: the same outputs."""
+    fitted = sa.fit_distributions(MODEL)
+    varying = fitted[fitted["family"] != "fixed"]
+    a, b = sa._saltelli_base(len(varying), 8, 3)
+    ti = MODEL.causes.index(TARGET)
+    y = sa._saltelli_outputs(MODEL, evidence, varying, a, b, ti, progress=False)
+    design = sa._saltelli_design(a, b)
+    expected = sa.evaluate(MODEL, evidence, sa._transform(MODEL, varying, design))[0][:, 0, ti]
+    np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-15)
+
+
+def test_monte_carlo_draws_follow_the_fitted_distributions():
+    fitted = sa.fit_distributions(MODEL)
+    values = sa._draw(MODEL, fitted, np.random.default_rng(2024), 4000)
+    grouped = {n for members in sa._groups(MODEL).values() for n in members}
+    worst = 1.0
+    for name, row in fitted.iterrows():
+        if name in grouped:  # entries of a distribution are renormalised after drawing
+            continue
+        if row["family"] == "beta":
+            cdf = stats.beta(row["shape_1"], row["shape_2"]).cdf
+        elif row["family"] == "lognormal":
+            cdf = stats.lognorm(row["shape_2"], scale=np.exp(row["shape_1"])).cdf
+        else:
+            assert (values[name] == row["shape_1"]).all()
+            continue
+        worst = min(worst, stats.kstest(values[name], cdf).pvalue)
+    assert worst > 1e-4  # over about 150 parameters with a fixed seed; a wrong distribution gives p-values near 0
+    for members in {tuple(m) for m in sa._groups(MODEL).values()}:
+        np.testing.assert_allclose(np.sum([values[m] for m in members], axis=0), 1.0, rtol=0, atol=1e-12)
+    # monte_carlo evaluates exactly these draws
+    name, evidence = "findings.radicular_pain.leak", {"radicular_pain": True}
+    drawn = sa._draw(MODEL, sa.fit_distributions(MODEL, [name]), np.random.default_rng(9), 500)
+    present = sa.evaluate(MODEL, evidence, drawn)[0][:, 0, :]
+    table = sa.monte_carlo(MODEL, evidence, n=500, seed=9, parameters=[name])
+    for k, cause in enumerate(MODEL.causes):
+        assert table.loc[cause, "mean"] == pytest.approx(present[:, k].mean(), rel=1e-12)
+        assert table.loc[cause, "q95"] == pytest.approx(np.quantile(present[:, k], 0.95), rel=1e-12)

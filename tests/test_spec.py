@@ -325,3 +325,15 @@ def test_an_unreadable_file_or_a_file_for_a_folder_is_a_spec_error(priors_copy):
     assert len(yaml_problem) == 1 and "\n" not in yaml_problem[0] and "(line 2, column 1)" in yaml_problem[0]
     with pytest.raises(pfb.SpecError, match="is a file, not a priors folder"):
         load_spec(priors_copy / "causes.yaml")
+
+
+def test_libyaml_reads_the_priors_as_the_pure_python_loader_does():
+    from postfusion_bayes import spec as spec_module
+
+    if spec_module._FastUniqueKeyLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    for filename in PRIOR_FILES:
+        text = (PRIORS / filename).read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=spec_module._FastUniqueKeyLoader) == yaml.load(text, Loader=spec_module._UniqueKeyLoader)
+    with pytest.raises(yaml.constructor.ConstructorError, match="found the key 'a' twice"):
+        yaml.load("a: 1\na: 2\n", Loader=spec_module._FastUniqueKeyLoader)
