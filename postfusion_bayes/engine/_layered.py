@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import NetworkError
 from .tables import NetworkTables
 
 __all__ = ["LayeredPlan", "is_layered", "layers"]
@@ -94,7 +95,7 @@ class LayeredPlan:
 
     def __init__(self, tables: NetworkTables):
         if not is_layered(tables):
-            raise ValueError("the network is not layered (roots -> middle -> leaves)")
+            raise NetworkError("the network is not layered (roots -> middle -> leaves)")
         self.tables = tables
         self.isolated, self.roots, self.middle, self.leaves = layers(tables)
         card = tables.cardinality
