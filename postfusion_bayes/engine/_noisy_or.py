@@ -59,12 +59,22 @@ Predictions
 
 Cancellation and the choice of method
     Along with every signed sum over the terms ``S`` the sum of their absolute
-    values is computed (only ``alpha_S`` carries a sign); the relative error
-    of an output is then at most ``gamma * sum|terms| / |sum|`` plus an
-    underflow allowance, ``gamma = eps * (operations along a term)``. Every
-    output (P(e), the root totals, every marginal numerator, every
-    prediction) must pass ``tolerance`` (1e-11 by default, a hundredfold
-    margin under 1e-9). The methods, named in ``FactorisedResult.method``:
+    values is computed (only ``alpha_S`` carries a sign). A forward error
+    analysis in the standard model of floating-point arithmetic (each
+    operation exact up to a factor ``1 + d``, ``|d| <= u``, the unit roundoff)
+    bounds the absolute error of every computed probability by
+    ``gamma_k * sum|terms|``, ``gamma_k = k u / (1 - k u)`` with ``k`` the
+    roundings along one term plus those of the signed sum (counted in
+    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m``), plus an allowance
+    for underflow and a small relative error from the roundings of the
+    quantities all terms share (which perturb a positive multilinear
+    function, so the cancellation does not amplify them). Every computed
+    probability (P(e), the root totals, every P(cause present, e), every
+    P(e, finding yes)) must be within ``tolerance`` (relative; 5e-10 by
+    default), so every returned posterior, a ratio of two of them, is within
+    ``2 * tolerance`` = 1e-9 and log P(e) within 5e-10. The bound is a worst
+    case: measured errors are a few hundred times smaller. The methods,
+    named in ``FactorisedResult.method``:
 
     ``quickscore``
         the above in float64; cost about ``K * 2**m * (nodes) * n``.
@@ -119,6 +129,8 @@ _LOG_ZERO = -1e300
 #: The smallest subnormal double: a bound on the absolute error of any rounding that underflows.
 _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
+#: Unit roundoff of float64.
+_U64 = float(np.finfo(np.float64).eps) / 2
 
 
 class MemoryBudgetError(ValueError):
@@ -141,9 +153,9 @@ class Mixture:
     parents : int array, shape (n_parents,)
         Indices of the parent causes (distinct).
     distributions : array, shape (P, n_parents, S)
-        Distribution of the leaf for each parent.
+        Distribution of the leaf for each parent (rows sum to 1).
     leak : array, shape (P, S)
-        Distribution of the leaf when no parent is present.
+        Distribution of the leaf when no parent is present (sums to 1).
     likelihood : array, shape (B, S)
         Evidence likelihood of each state (ones when unobserved).
     """
@@ -171,7 +183,8 @@ class FactorisedResult:
         likelihood ignored); NaN in impossible rows.
     method : str
         The methods that produced the rows, joined by ``+`` in the order of
-        :data:`METHODS` (e.g. ``"quickscore"`` or ``"quickscore+enumeration"``).
+        :data:`METHODS` (e.g. ``"quickscore"`` or ``"quickscore+enumeration"``);
+        ``"none"`` when every row is impossible.
     """
 
     cause_posterior: np.ndarray
@@ -182,32 +195,18 @@ class FactorisedResult:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+# Everything below runs under np.errstate(all="ignore") (set once in factorised_query): log(0) = -inf,
+# 0 / 0 and the like are intended and masked.
 
 
-def _log(x: np.ndarray) -> np.ndarray:
-    """Natural log with log(0) = -inf and no warning."""
-    with np.errstate(divide="ignore"):
-        return np.log(x)
+def _lead(arr: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` of an array whose leading axis is full, or its single row (kept, to broadcast)."""
+    return arr[index] if arr.shape[0] > 1 else arr[:1]
 
 
-def _log1m(x: np.ndarray) -> np.ndarray:
-    """log(1 - x) with log(0) = -inf and no warning."""
-    with np.errstate(divide="ignore"):
-        return np.log1p(-x)
-
-
-def _sentinel(logs: np.ndarray) -> np.ndarray:
-    """Replace -inf in logs by a finite stand-in, for matrix products."""
-    return np.where(logs > _LOG_ZERO, logs, _LOG_ZERO)
-
-
-def _unsentinel(logs: np.ndarray) -> np.ndarray:
-    return np.where(logs > _LOG_ZERO / 2, logs, -np.inf)
-
-
-def _sel(lead: int, index: np.ndarray) -> np.ndarray:
-    """Index into an array whose leading axis is 1 (broadcast) or full."""
-    return index if lead > 1 else np.zeros_like(index)
+def _full(arr: np.ndarray, C: int) -> np.ndarray:
+    """Repeat a leading axis of size 1 to ``C`` (no copy when it is already ``C``)."""
+    return arr if arr.shape[0] == C else np.repeat(arr, C, axis=0)
 
 
 @functools.cache
@@ -222,6 +221,17 @@ def _nodes(n_parents: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1], exact for polynomials of degree < n_parents."""
     x, w = np.polynomial.legendre.leggauss(max(1, math.ceil(n_parents / 2)))
     return (x + 1) / 2, w / 2
+
+
+@functools.cache
+def _node_tables(member: bytes, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Node weights ``omega (Q1,)`` (0 at the extra node t = 0) and ``tau (Q1, n)`` (t for mixture parents, else 1)."""
+    parent = np.frombuffer(member, dtype=bool)
+    t, w = _nodes(int(parent.sum()))
+    t = np.concatenate([[0.0], t])
+    omega = np.concatenate([[0.0], w]).astype(dtype)
+    tau = np.where(parent[None, :], t[:, None], 1.0).astype(dtype)
+    return omega, tau
 
 
 def _config_table(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -245,11 +255,10 @@ def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[n
 
 
 def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
-    """Compute log sum exp over ``axis``; -inf when every entry is -inf (no NaN, no warning)."""
+    """Compute log sum exp over ``axis``; -inf when every entry is -inf (no NaN)."""
     top = np.max(x, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
+    out = np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)) + top
     return np.squeeze(out, axis=axis)
 
 
@@ -258,7 +267,10 @@ def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
 
 @dataclass
 class _Problem:
-    """Validated inputs, with the row-wise classification of the evidence."""
+    """Validated inputs, with the row-wise classification of the evidence.
+
+    Arrays keep their own leading size (1 or full) on the parameter-set or row axis.
+    """
 
     P: int
     B: int
@@ -266,27 +278,25 @@ class _Problem:
     n: int
     F: int
     root_weight: np.ndarray  # (Pw, Bw, K)
-    log_p: np.ndarray  # (Pc, K, n) log P(present | k)
-    log_q: np.ndarray  # (Pc, K, n) log P(absent | k)
+    log_pq: np.ndarray  # (Pc, K, n, 2) log P(absent | k), log P(present | k)
     log_lam: np.ndarray  # (Bl, n, 2) log of the normalised cause likelihoods
     a: np.ndarray  # (Bf, F, 2) normalised finding likelihoods (no, yes)
-    negative: np.ndarray  # (Bf, F) bool
+    negative: np.ndarray  # (Bf, F) float 0/1
     expanded: np.ndarray  # (Bf, F) bool
     m_row: np.ndarray  # (Bf,) number of expanded findings
     links: np.ndarray  # (Pk, F, n)
     leak: np.ndarray  # (Pl, F)
-    log1m_links: np.ndarray  # (Pk, F, n) log(1 - link), sentinel for log 0
+    log1m_links: np.ndarray  # (Pk, F, n) log(1 - link), _LOG_ZERO for log 0
     log1m_leak: np.ndarray  # (Pl, F)
     row_log_scale: np.ndarray  # (B,)
     row_dead: np.ndarray  # (B,) a likelihood vector is all zeros
     predict: np.ndarray  # (npr,)
-    # the observed mixture, if any
-    member: np.ndarray | None  # (n,) bool
+    member: np.ndarray | None  # (n,) bool, the parents of the observed mixture
     mix_parents: np.ndarray | None
     mix_dist: np.ndarray | None  # (Pm, n_parents, S)
     mix_leak: np.ndarray | None  # (Pm, S)
     mix_lam: np.ndarray | None  # (Bm, S) normalised
-    const_mix: list  # [(leak (Pm, S), lam (Bm, S))] mixtures with no parents: constant factors
+    const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
 
 
 def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
@@ -296,35 +306,42 @@ def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
     return full.pop() if full else 1
 
 
+def _check(name: str, arr: np.ndarray, upper: float | None) -> None:
+    if arr.size and not (np.minimum.reduce(arr, axis=None) >= 0 and (upper is None or np.maximum.reduce(arr, axis=None) <= upper)):
+        what = "probabilities in [0, 1]" if upper is not None else "non-negative (and not NaN)"
+        raise ValueError(f"{name} must be {what}")
+
+
 def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict) -> _Problem:
     rw = np.asarray(root_weight, dtype=float)
     cg = np.asarray(cause_given_root, dtype=float)
     cl = np.asarray(cause_likelihood, dtype=float)
     lk = np.asarray(leak, dtype=float)
     ln = np.asarray(links, dtype=float)
-    fl = np.array(finding_likelihood, dtype=float)
+    fl = np.asarray(finding_likelihood, dtype=float)
     if rw.ndim != 3 or cg.ndim != 3 or cl.ndim != 3 or lk.ndim != 2 or ln.ndim != 3 or fl.ndim != 3:
         raise ValueError("expected root_weight (P, B, K), cause_given_root (P, K, n), cause_likelihood (B, n, 2), leak (P, F), links (P, F, n), finding_likelihood (B, F, 2)")
     K, n = cg.shape[1], cg.shape[2]
     F = ln.shape[1]
-    if rw.shape[2] != K or K < 1:
-        raise ValueError(f"root_weight has {rw.shape[2]} root configurations, cause_given_root {K}")
+    if rw.shape[2] != K or K < 1 or n < 1:
+        raise ValueError(f"root_weight has {rw.shape[2]} root configurations, cause_given_root {K} (and n = {n} causes); both need at least one")
     if cl.shape[1:] != (n, 2) or ln.shape[2] != n or lk.shape[1] != F or fl.shape[1:] != (F, 2):
         raise ValueError(f"shapes disagree on n = {n} causes or F = {F} findings: cause_likelihood {cl.shape}, links {ln.shape}, leak {lk.shape}, finding_likelihood {fl.shape}")
     mixtures = list(mixtures)
     P = _lead_sizes("parameter-set (P)", [rw.shape[0], cg.shape[0], lk.shape[0], ln.shape[0]] + [np.shape(mx.distributions)[0] for mx in mixtures] + [np.shape(mx.leak)[0] for mx in mixtures])
     B = _lead_sizes("row (B)", [rw.shape[1], cl.shape[0], fl.shape[0]] + [np.shape(mx.likelihood)[0] for mx in mixtures])
-    for name, arr in (("root_weight", rw), ("cause_likelihood", cl), ("finding_likelihood", fl)):
-        if not (arr >= 0).all():
-            raise ValueError(f"{name} must be non-negative (and not NaN)")
-    for name, arr in (("cause_given_root", cg), ("leak", lk), ("links", ln)):
-        if not ((arr >= 0) & (arr <= 1)).all():
-            raise ValueError(f"{name} must be probabilities in [0, 1]")
+    _check("root_weight", rw, None)
+    _check("cause_likelihood", cl, None)
+    _check("finding_likelihood", fl, None)
+    _check("cause_given_root", cg, 1.0)
+    _check("leak", lk, 1.0)
+    _check("links", ln, 1.0)
     predict = np.asarray(predict, dtype=np.intp).reshape(-1)
-    if predict.size and (predict.min() < 0 or predict.max() >= F):
-        raise ValueError(f"predict indices must be in [0, {F})")
-    # a predicted finding's own likelihood is ignored
-    fl[:, predict, :] = 1.0
+    if predict.size:
+        if predict.min() < 0 or predict.max() >= F:
+            raise ValueError(f"predict indices must be in [0, {F})")
+        fl = fl.copy()
+        fl[:, predict, :] = 1.0  # a predicted finding's own likelihood is ignored
 
     row_log_scale = np.zeros(B)
     row_dead = np.zeros(B, dtype=bool)
@@ -332,18 +349,18 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     def normalise(lam: np.ndarray) -> np.ndarray:
         """Divide likelihood vectors (last axis) by their maxima; add the log scales per row."""
         top = lam.max(axis=-1, keepdims=True)
-        dead = top[..., 0] == 0
-        safe = np.where(dead[..., None], 1.0, top)
-        scale = np.log(safe[..., 0]).reshape(lam.shape[0], -1).sum(axis=1)
-        row_log_scale[...] += scale  # broadcasts when the array has one row
-        row_dead[...] |= dead.reshape(lam.shape[0], -1).any(axis=1)
-        return lam / safe
+        if not top.all():
+            dead = top[..., 0] == 0
+            row_dead[...] |= dead.reshape(lam.shape[0], -1).any(axis=1)
+            top = np.where(top > 0, top, 1.0)
+        row_log_scale[...] += np.log(top).reshape(lam.shape[0], -1).sum(axis=1)  # broadcasts from one row
+        return lam / top
 
     lam = normalise(cl)
     a = normalise(fl)
     unobserved = a[..., 0] == a[..., 1]
-    negative = (a[..., 1] == 0) & ~unobserved
-    expanded = ~unobserved & ~negative
+    negative = a[..., 1] == 0  # (never both zero after normalising)
+    expanded = ~(unobserved | negative)
     member = mix_parents = mix_dist = mix_leak = mix_lam = None
     const_mix = []
     for index, mx in enumerate(mixtures):
@@ -353,10 +370,14 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         mlam = np.asarray(mx.likelihood, dtype=float)
         if dist.ndim != 3 or dist.shape[1] != parents.size or mleak.ndim != 2 or mlam.ndim != 2 or not (dist.shape[2] == mleak.shape[1] == mlam.shape[1]):
             raise ValueError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
-        if parents.size and (parents.min() < 0 or parents.max() >= n or np.unique(parents).size != parents.size):
+        if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
             raise ValueError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
-        if not (mlam >= 0).all() or not ((dist >= 0).all() and (mleak >= 0).all()):
-            raise ValueError(f"mixture {index}: probabilities and likelihoods must be non-negative")
+        _check(f"mixture {index} likelihood", mlam, None)
+        _check(f"mixture {index} distributions", dist, 1.0)
+        _check(f"mixture {index} leak", mleak, 1.0)
+        sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
+        if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
+            raise ValueError(f"mixture {index}: distributions and leak must sum to 1 over the states")
         mlam = normalise(mlam)
         if (mlam == 1).all():
             continue  # unobserved: a constant factor (1 after normalising)
@@ -368,8 +389,9 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         member = np.zeros(n, dtype=bool)
         member[parents] = True
         mix_parents, mix_dist, mix_leak, mix_lam = parents, dist, mleak, mlam
-    with np.errstate(divide="ignore"):
-        log_lam = np.log(lam)
+    log_pq = np.empty(cg.shape + (2,))
+    np.log1p(-cg, out=log_pq[..., 0])
+    np.log(cg, out=log_pq[..., 1])
     return _Problem(
         P=P,
         B=B,
@@ -377,17 +399,16 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         n=n,
         F=F,
         root_weight=rw,
-        log_p=_log(cg),
-        log_q=_log1m(cg),
-        log_lam=log_lam,
+        log_pq=log_pq,
+        log_lam=np.log(lam),
         a=a,
-        negative=negative,
+        negative=negative.astype(float),
         expanded=expanded,
         m_row=expanded.sum(axis=1),
         links=ln,
         leak=lk,
-        log1m_links=_sentinel(_log1m(ln)),
-        log1m_leak=_sentinel(_log1m(lk)),
+        log1m_links=np.maximum(np.log1p(-ln), _LOG_ZERO),
+        log1m_leak=np.maximum(np.log1p(-lk), _LOG_ZERO),
         row_log_scale=row_log_scale,
         row_dead=row_dead,
         predict=predict,
@@ -412,8 +433,7 @@ class _Block:
     """
 
     logW: np.ndarray  # (C, K) log root weight
-    logA: np.ndarray  # (C, K, n) log weight of cause absent
-    logB: np.ndarray  # (C, K, n) log weight of cause present (negative findings included)
+    logAB: np.ndarray  # (C, K, n, 2) log weight of cause absent, present (negative findings included)
     kcol: np.ndarray  # (C, K) original root configuration of each column
     LE: np.ndarray  # (C, m, n) links of the expanded findings
     leakE: np.ndarray  # (C, m)
@@ -425,75 +445,103 @@ class _Block:
     L: np.ndarray | None  # (C,) mixture: leak . likelihood, scaled
     member: np.ndarray | None  # (n,) bool
     log_const: np.ndarray  # (C,) log of the constant factors (negative findings' leaks, scales)
+    input_error: np.ndarray  # (C,) relative error of the result from the roundings of the shared inputs
+
+    @property
+    def logA(self) -> np.ndarray:
+        return self.logAB[..., 0]
+
+    @property
+    def logB(self) -> np.ndarray:
+        return self.logAB[..., 1]
 
 
-def _active_roots(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> np.ndarray:
-    """(C, K) whether each root configuration has positive weight in each cell."""
-    return prob.root_weight[_sel(prob.root_weight.shape[0], pi), _sel(prob.root_weight.shape[1], bi)] > 0
+def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gather the root weights ``(C, K')`` to keep and their columns ``kcol (C, K')``.
 
-
-def _root_columns(active: np.ndarray) -> np.ndarray:
-    """(C, K') root configurations to keep: one per cell when each cell has at most one, else the union."""
-    if (active.sum(axis=1) <= 1).all():
-        return active.argmax(axis=1)[:, None]
-    keep = np.flatnonzero(active.any(axis=0))
-    if keep.size == 0:
-        keep = np.array([0])
-    return np.broadcast_to(keep, (active.shape[0], keep.size))
-
-
-def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int) -> _Block:
-    C, n = pi.size, prob.n
-    kcol = _root_columns(_active_roots(prob, pi, bi))
-    rw = prob.root_weight[_sel(prob.root_weight.shape[0], pi)[:, None], _sel(prob.root_weight.shape[1], bi)[:, None], kcol]
-    pc = _sel(prob.log_p.shape[0], pi)[:, None]
-    log_p = prob.log_p[pc, kcol]  # (C, K, n)
-    log_q = prob.log_q[pc, kcol]
-    lam = prob.log_lam[_sel(prob.log_lam.shape[0], bi)]  # (C, n, 2)
-    fb = _sel(prob.a.shape[0], bi)
-    neg = prob.negative[fb].astype(float)  # (C, F)
-    pk = _sel(prob.links.shape[0], pi)
-    pl = _sel(prob.leak.shape[0], pi)
-    if prob.links.shape[0] == 1:
-        log_gneg = neg @ prob.log1m_links[0]
+    One column per cell when each cell has at most one positive weight (context
+    observed), else the union of the positive ones.
+    """
+    rw = prob.root_weight
+    if rw.shape[0] == 1 and rw.shape[1] == 1:
+        w = np.repeat(rw[0], pi.size, axis=0)
     else:
-        log_gneg = np.einsum("cf,cfn->cn", neg, prob.log1m_links[pk])
+        w = rw[pi if rw.shape[0] > 1 else 0, bi if rw.shape[1] > 1 else 0]
+    if prob.K == 1:
+        return w, np.zeros((pi.size, 1), dtype=np.intp)
+    positive = w > 0
+    if (positive.sum(axis=1) <= 1).all():
+        kcol = positive.argmax(axis=1)[:, None]
+    else:
+        keep = np.flatnonzero(positive.any(axis=0))
+        kcol = np.broadcast_to(keep, (pi.size, keep.size))
+    return np.take_along_axis(w, kcol, axis=1), kcol
+
+
+def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: tuple[np.ndarray, np.ndarray] | None = None) -> _Block:
+    C, n = pi.size, prob.n
+    rw, kcol = roots if roots is not None else _root_columns(prob, pi, bi)
+    logW = np.log(rw)
+    # log weights of each cause absent / present given each kept root configuration
+    log_pq = prob.log_pq
+    if log_pq.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all():
+        lpq = log_pq  # (1, K, n, 2)
+    else:
+        lpq = log_pq[(pi if log_pq.shape[0] > 1 else np.zeros(C, np.intp))[:, None], kcol]  # (C, K', n, 2)
+    lam = _lead(prob.log_lam, bi)  # (Cb, n, 2)
+    neg = _lead(prob.negative, bi)  # (Cb, F)
+    if prob.links.shape[0] == 1:
+        log_gneg = neg @ prob.log1m_links[0]  # (Cb, n)
+    else:
+        log_gneg = np.einsum("cf,cfn->cn", np.broadcast_to(neg, (C, prob.F)), prob.log1m_links[pi])
     if prob.leak.shape[0] == 1:
         log_const = neg @ prob.log1m_leak[0]
     else:
-        log_const = np.einsum("cf,cf->c", neg, prob.log1m_leak[pl])
-    log_gneg = _unsentinel(log_gneg)
-    log_const = _unsentinel(log_const)
-    logA = log_q + lam[:, None, :, 0]
-    logB = log_p + lam[:, None, :, 1] + log_gneg[:, None, :]
-    if m:
-        eidx = np.nonzero(prob.expanded[fb])[1].reshape(C, m)
-    else:
-        eidx = np.zeros((C, 0), dtype=np.intp)
+        log_const = np.einsum("cf,cf->c", np.broadcast_to(neg, (C, prob.F)), prob.log1m_leak[pi])
+    log_gneg[log_gneg < _LOG_ZERO / 2] = -np.inf
+    log_const = _full(log_const, C)
+    log_const[log_const < _LOG_ZERO / 2] = -np.inf
+    logAB = _full(lpq + lam[:, None], C)  # (C, K, n, 2)
+    logAB[..., 1] += log_gneg[:, None, :]
+    # the expanded findings of each cell (the same number in every cell of a block)
+    fb = bi if prob.a.shape[0] > 1 else np.zeros(C, np.intp)
+    eidx = np.nonzero(prob.expanded[fb])[1].reshape(C, m)
+    pk = pi if prob.links.shape[0] > 1 else np.zeros(C, np.intp)
+    pl = pi if prob.leak.shape[0] > 1 else np.zeros(C, np.intp)
     LE = prob.links[pk[:, None], eidx]  # (C, m, n)
     leakE = prob.leak[pl[:, None], eidx]
     aE = prob.a[fb[:, None], eidx]  # (C, m, 2)
-    LP = prob.links[pk][:, prob.predict] if prob.predict.size else np.zeros((C, 0, n))
-    leakP = prob.leak[pl][:, prob.predict] if prob.predict.size else np.zeros((C, 0))
+    if prob.predict.size:
+        LP = prob.links[pk[:, None], prob.predict[None, :]]
+        leakP = prob.leak[pl[:, None], prob.predict[None, :]]
+    else:
+        LP, leakP = np.zeros((C, 0, n)), np.zeros((C, 0))
     v = L = None
     for mleak, mlam in prob.const_mix:
-        const = np.einsum("cs,cs->c", mleak[_sel(mleak.shape[0], pi)], mlam[_sel(mlam.shape[0], bi)])
-        log_const = log_const + _log(const)
+        const = (_lead(mleak, pi) * _lead(mlam, bi)).sum(axis=-1)
+        log_const = log_const + np.log(const)
     if prob.member is not None:
-        dist = prob.mix_dist[_sel(prob.mix_dist.shape[0], pi)]  # (C, n_parents, S)
-        mlam = prob.mix_lam[_sel(prob.mix_lam.shape[0], bi)]  # (C, S)
-        vp = np.einsum("cjs,cs->cj", dist, mlam)
-        L = np.einsum("cs,cs->c", prob.mix_leak[_sel(prob.mix_leak.shape[0], pi)], mlam)
+        dist = _lead(prob.mix_dist, pi)  # (Cp, n_parents, S)
+        mlam = _lead(prob.mix_lam, bi)  # (Cb, S)
+        vp = _full(np.matmul(dist, mlam[:, :, None])[..., 0], C)
+        L = _full((_lead(prob.mix_leak, pi) * mlam).sum(axis=-1), C)
         top = np.maximum(vp.max(axis=1), L)
         top = np.where(top > 0, top, 1.0)
         log_const = log_const + np.log(top)
         v = np.zeros((C, n))
         v[:, prob.mix_parents] = vp / top[:, None]
         L = L / top
+    # Roundings in quantities every term shares (the weights of the causes and roots, through logs and exp;
+    # the mixture's v and L; the quadrature nodes) perturb the result as a positive multilinear function of
+    # them: relatively, by at most their sum, without amplification by the cancellation.
+    # (the logs are all <= 0, as every likelihood is at most 1 after normalising)
+    size = -np.where(logAB > -np.inf, logAB, 0.0).sum(axis=(-2, -1)).max(axis=-1)  # (C,)
+    input_error = _U64 * ((prob.F + 4) * (size + 4 * n) + np.abs(np.where(logW > -np.inf, logW, 0.0)).max(axis=-1) + 2 * m + 8)
+    if prob.member is not None:
+        input_error += 1e-14 * (n + 2) + _U64 * (prob.mix_lam.shape[1] + 4)
     return _Block(
-        logW=_log(rw),
-        logA=logA,
-        logB=logB,
+        logW=logW,
+        logAB=logAB,
         kcol=kcol,
         LE=LE,
         leakE=leakE,
@@ -505,7 +553,16 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int) -> _Bloc
         L=L,
         member=prob.member,
         log_const=log_const,
+        input_error=input_error,
     )
+
+
+def _subblock(d: _Block, rows: np.ndarray) -> _Block:
+    fields = {}
+    for name in d.__dataclass_fields__:
+        value = getattr(d, name)
+        fields[name] = value if name == "member" or value is None else value[rows]
+    return _Block(**fields)
 
 
 def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -513,16 +570,14 @@ def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.nda
 
     Returns ``W (C, K)``, ``A (C, K, n)``, ``B (C, K, n)`` (in ``dtype``) and the log scale ``sigma (C,)``.
     """
-    s = np.maximum(d.logA, d.logB)
-    s = np.where(np.isfinite(s), s, 0.0)
-    with np.errstate(invalid="ignore"):
-        A = np.exp((d.logA - s).astype(dtype))
-        B = np.exp((d.logB - s).astype(dtype))
-        logW = d.logW + s.sum(axis=-1)
-    sigma = logW.max(axis=1)
-    sigma = np.where(np.isfinite(sigma), sigma, 0.0)
-    W = np.exp((logW - sigma[:, None]).astype(dtype))
-    return W, A, B, sigma
+    # (a cause with both weights 0, or a cell with every root weight 0, gets a finite stand-in scale:
+    # such cells are impossible, which _judge establishes exactly)
+    s = np.maximum(d.logAB.max(axis=-1, keepdims=True), _LOG_ZERO)
+    AB = np.exp(d.logAB - s if dtype is np.float64 else (d.logAB - s).astype(dtype))
+    logW = d.logW + s[..., 0].sum(axis=-1)
+    sigma = np.maximum(logW.max(axis=1), _LOG_ZERO)
+    W = np.exp(logW - sigma[:, None] if dtype is np.float64 else (logW - sigma[:, None]).astype(dtype))
+    return W, AB[..., 0], AB[..., 1], sigma
 
 
 # ----------------------------------------------------------------------------------------------- results of a method
@@ -532,38 +587,63 @@ def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.nda
 class _Sums:
     """Unnormalised outputs of a method for a block, relative to ``exp(sigma)``.
 
-    ``total`` P(e); ``roots`` W_k P(e | k)-like totals per kept root column;
-    ``num`` P(cause present, e); ``pred`` P(e, finding yes). ``err_*`` bound
-    their absolute errors; for Quickscore ``mag_*`` are the sums of absolute
-    values of the terms (so ``err = gamma * mag + delta``).
+    The columns of ``values (C, X)`` are P(e), W_k P(e | k) for each kept root
+    column, P(cause present, e) for each cause and P(e, finding yes) for each
+    prediction (``X = 1 + K + n + npr``). ``err`` bounds their absolute
+    errors; for Quickscore ``mag`` holds the sums of absolute values of the
+    terms and ``gamma_ld`` the longdouble rounding bounds per column.
     """
 
-    total: np.ndarray
-    roots: np.ndarray
-    num: np.ndarray
-    pred: np.ndarray
+    values: np.ndarray
+    err: np.ndarray
     sigma: np.ndarray
-    err_total: np.ndarray
-    err_roots: np.ndarray
-    err_num: np.ndarray
-    err_pred: np.ndarray
-    mag_total: np.ndarray | None = None
-    mag_roots: np.ndarray | None = None
-    mag_num: np.ndarray | None = None
-    mag_pred: np.ndarray | None = None
+    mag: np.ndarray | None = None
+    gamma_ld: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------- Quickscore
 
 
-def _quickscore_gamma(n: int, m: int, terms: int, dtype) -> float:
-    """Relative rounding error allowed per unit of the sum of absolute values of the terms."""
-    return float(np.finfo(dtype).eps) * (3 * n + 3 * m + 2 * math.log2(max(terms, 2)) + 40)
+def _gamma(k: float, dtype) -> float:
+    """Bound the relative error of ``k`` roundings: ``k u / (1 - k u)``, ``u`` the unit roundoff."""
+    u = float(np.finfo(dtype).eps) / 2
+    return k * u / (1 - k * u)
+
+
+def _quickscore_gammas(n: int, m: int, nodes: int, K: int, dtype) -> tuple[float, float, float]:
+    """Bounds on the rounding error per unit of the sum of absolute values of the terms: P(e), numerators, predictions.
+
+    Counted along the computation of one term (relative error of a product of
+    roundings): ``g_Si`` has ``2m`` (``1 - link`` and the product), ``u_i`` a
+    further 3, the product over causes ``n (2m + 3) + n - 1``, the dual part
+    ``R`` about ``4m + n + 6``, the nodes ``nodes - 1``, ``alpha_S`` ``4m``
+    (``a_no - a_yes``, ``1 - leak`` and the products); then the signed sum of
+    ``2**m K`` terms in any order. Predictions have a second product over the
+    causes. The counts are rounded up.
+    """
+    T = 2**m
+    k_total = n * (2 * m + 6) + 10 * m + nodes + T + K + 20
+    k_num = k_total + 2 * m + 4
+    k_pred = n * (4 * m + 12) + 12 * m + nodes + T + K + 40
+    return _gamma(k_total, dtype), _gamma(k_num, dtype), _gamma(k_pred, dtype)
+
+
+@functools.cache
+def _quickscore_gamma_columns(n: int, m: int, nodes: int, K: int, npr: int, dtype) -> np.ndarray:
+    """Spread the bounds of :func:`_quickscore_gammas` over the output columns (P(e), roots, numerators, predictions)."""
+    g_total, g_num, g_pred = _quickscore_gammas(n, m, nodes, K, dtype)
+    return np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr)
 
 
 def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> int:
     item = np.dtype(dtype).itemsize
-    return item * K * 2**m * nodes * n * (10 + 9 * npr) + item * 2**m * n * 4 + 4096
+    return item * K * 2**m * nodes * n * (10 + 9 * npr) + item * 2**m * (m + 4) * n * 2 + 4096
+
+
+@functools.cache
+def _subsets(m: int) -> np.ndarray:
+    """(2**m, m) bool: whether expanded finding j is in subset S (bit j of S)."""
+    return ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool)
 
 
 def _quickscore(d: _Block, dtype) -> _Sums:
@@ -573,27 +653,23 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     npr = d.LP.shape[1]
     T = 2**m
     one = dtype(1)
-    aY = d.aY.astype(dtype)
-    b = d.aN.astype(dtype) - aY  # in the working precision: its rounding is amplified by the cancellation
-    keep = one - d.leakE.astype(dtype)
-    x = one - d.LE.astype(dtype)
-    # coefficients alpha_S prod_{f in S} (1 - leak_f) and their absolute values; g_S
-    coef = np.ones((C, 1), dtype)
-    mag = np.ones((C, 1), dtype)
-    G = np.ones((C, 1, n), dtype)
-    for j in range(m):
-        bj = (b[:, j] * keep[:, j])[:, None]
-        yj = aY[:, j : j + 1]
-        coef = np.concatenate([coef * yj, coef * bj], axis=1)
-        mag = np.concatenate([mag * yj, mag * np.abs(bj)], axis=1)
-        G = np.concatenate([G, G * x[:, j : j + 1, :]], axis=1)
+    if dtype is np.float64:
+        aY, aN, leakE, LE = d.aY, d.aN, d.leakE, d.LE
+    else:
+        aY, aN, leakE, LE = (x.astype(dtype) for x in (d.aY, d.aN, d.leakE, d.LE))
+    # b_f (1 - leak_f), in the working precision: its rounding is amplified by the cancellation
+    bk = ((aN - aY) * (one - leakE))[:, None, :]
+    aY = aY[:, None, :]
+    subsets = _subsets(m)  # (T, m)
+    # alpha_S prod_{f in S} (1 - leak_f), the same with |b_f|, and g_S (C, T, n)
+    cm = np.empty((C, 2, T), dtype)
+    np.multiply.reduce(np.where(subsets, bk, aY), axis=-1, out=cm[:, 0])
+    np.multiply.reduce(np.where(subsets, np.abs(bk), aY), axis=-1, out=cm[:, 1])
+    G = np.multiply.reduce(np.where(subsets[:, :, None], (one - LE)[:, None, :, :], one), axis=2)
     Bk = B0[:, :, None, :] * G[:, None, :, :]  # (C, K, T, n)
     mixture = d.member is not None
     if mixture:
-        t, omega_t = _nodes(int(d.member.sum()))
-        tnodes = np.concatenate([[0.0], t]).astype(dtype)
-        omega = np.concatenate([[0.0], omega_t]).astype(dtype)  # (Q1,)
-        tau = np.where(d.member[None, :], tnodes[:, None], one).astype(dtype)  # (Q1, n)
+        omega, tau = _node_tables(d.member.tobytes(), dtype)  # (Q1,), (Q1, n)
         Bt = Bk[:, :, :, None, :] * tau  # (C, K, T, Q1, n)
     else:
         Bt = Bk[:, :, :, None, :]
@@ -607,8 +683,8 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     prod = pre[..., -1] * u[..., -1]  # (C, K, T, Q1)
     presuf = pre * suf
     if mixture:
-        v = d.v.astype(dtype)
-        L = d.L.astype(dtype)
+        v = d.v if dtype is np.float64 else d.v.astype(dtype)
+        L = d.L if dtype is np.float64 else d.L.astype(dtype)
         positive = u > 0
         w = Bk * v[:, None, None, :]  # (C, K, T, n)
         r = np.zeros_like(u)  # node 0 (t = 0: no parent present) has no chosen parent, so r = 0 there
@@ -627,9 +703,7 @@ def _quickscore(d: _Block, dtype) -> _Sums:
         node = prod
         nums = presuf[..., 0, :] * Bk
     tot = node.sum(axis=-1)  # (C, K, T)
-    cm = np.stack([coef, mag], axis=1)  # (C, 2, T)
     roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
-    total = roots.sum(axis=1)  # (C, 2)
     cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
     num = np.matmul(cmW, nums.reshape(C, K * T, n))  # (C, 2, n)
     if npr:
@@ -654,7 +728,7 @@ def _quickscore(d: _Block, dtype) -> _Sums:
             np.cumsum(r[..., :0:-1], axis=-1, out=gt[..., -2::-1])
             lt += gt[:, :, None]
             lt *= omega[:, None]
-            rho = np.zeros((C, tnodes.size), dtype)
+            rho = np.zeros((C, omega.size), dtype)
             rho[:, 0] = L
             lt += rho[:, None, None, None, :, None]
             lt *= tau
@@ -667,23 +741,18 @@ def _quickscore(d: _Block, dtype) -> _Sums:
         pred = pred.transpose(0, 2, 1)  # (C, 2, npr)
     else:
         pred = np.zeros((C, 2, 0), dtype)
-    nodes_count = u.shape[3]
-    gamma = _quickscore_gamma(n, m, T * nodes_count * K, dtype)
+    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute)
+    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred.transpose(0, 2, 1)], axis=1)
+    if dtype is not np.float64:
+        out = out.astype(float)
+    values, mag = out[..., 0], out[..., 1]
     # underflow: every rounding below the normal range errs by at most _UNDERFLOW_ULP, magnified at most by the
-    # later factors (each below 2, and 1 / t_min for R); also covers inputs (v, L) that were subnormal doubles
-    t_min = float(_nodes(int(d.member.sum()))[0][0]) if mixture else 1.0
-    delta = T * nodes_count * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
-
-    def split(pair):
-        signed = pair[:, 0].astype(float)
-        magnitude = pair[:, 1].astype(float)
-        return signed, magnitude, gamma * magnitude + delta
-
-    total_s, total_m, total_e = split(total)
-    roots_s, roots_m, roots_e = roots[..., 0].astype(float), roots[..., 1].astype(float), gamma * roots[..., 1].astype(float) + delta
-    num_s, num_m, num_e = split(num)
-    pred_s, pred_m, pred_e = split(pred)
-    return _Sums(total_s, roots_s, num_s, pred_s, sigma, total_e, roots_e, num_e, pred_e, total_m, roots_m, num_m, pred_m)
+    # later factors (each below 2, and 1 / t_min for R); this also covers inputs (v, L) that were subnormal doubles
+    t_min = float(omega.size and _nodes(2 * omega.size - 2)[0][0]) if mixture else 1.0
+    delta = T * u.shape[3] * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
+    err = _quickscore_gamma_columns(n, m, u.shape[3], K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
+    gamma_ld = _quickscore_gamma_columns(n, m, u.shape[3], K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
+    return _Sums(values, err, sigma, mag, gamma_ld)
 
 
 # ----------------------------------------------------------------------------------------------- enumeration
@@ -747,13 +816,12 @@ def _enumerate(d: _Block) -> _Sums:
         pred = np.einsum("ckl,cfl,clk->cf", Wlo, r_lo[:, m:], Yk) + np.einsum("ckl,cfl,clkf->cf", Wlo, q_lo[:, m:], V)
     else:
         pred = np.zeros((C, 0))
-    # every summand is at most 1; roundings that underflow lose at most this much in all
-    floor = 2.0**n * K * (n + m + npr + 10) * _UNDERFLOW_ULP
-
-    def err(x):
-        return np.full(x.shape, floor) + x * (n + m + 20) * np.finfo(float).eps
-
-    return _Sums(total, roots, num, pred, sigma, err(total), err(roots), err(num), err(pred))
+    # every summand is at most 1; roundings that underflow lose at most this much in all; otherwise the error is
+    # relative: the roundings along a configuration's product and those of the sums over the two halves
+    floor = 2.0**n * K * (n + m + npr + 10) * (m + 2) * _UNDERFLOW_ULP
+    relative = _gamma((m + 2) * (2 * n + 8) + Lo + Hi + K + 30, np.float64) + d.input_error
+    values = np.concatenate([total[:, None], roots, num, pred], axis=1)
+    return _Sums(values, floor + values * relative[:, None], sigma)
 
 
 def _sum_table(v: np.ndarray) -> np.ndarray:
@@ -778,23 +846,21 @@ def _enumerate_log(d: _Block) -> _Sums:
         logw = np.concatenate([logw + d.logA[..., j : j + 1], logw + d.logB[..., j : j + 1]], axis=-1)
     link = np.concatenate([d.LE, d.LP], axis=1)
     leak = np.concatenate([d.leakE, d.leakP], axis=1)
-    logq = _log1m(leak)[..., None]
-    log_x = _log1m(link)  # (C, m + npr, n)
+    logq = np.log1p(-leak)[..., None]
+    log_x = np.log1p(-link)  # (C, m + npr, n)
     for j in range(n):
         logq = np.concatenate([logq, logq + log_x[..., j : j + 1]], axis=-1)
-    with np.errstate(divide="ignore"):
-        logr = np.log(-np.expm1(logq))
+    logr = np.log(-np.expm1(logq))
     loglik = np.zeros((C, N))
     for j in range(m):
-        loglik += np.logaddexp(_log(d.aY[:, j, None]) + logr[:, j], _log(d.aN[:, j, None]) + logq[:, j])
+        loglik += np.logaddexp(np.log(d.aY[:, j, None]) + logr[:, j], np.log(d.aN[:, j, None]) + logq[:, j])
     if d.member is not None:
         logs = np.full((C, 1), -np.inf)
-        logv = _log(d.v)
+        logv = np.log(d.v)
         count = _bits(n) @ d.member.astype(float)
         for j in range(n):
             logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if d.member[j] else logs], axis=-1)
-        with np.errstate(divide="ignore"):
-            logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), _log(d.L)[:, None])
+        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.L)[:, None])
         loglik += logmix
     logfull = d.logW[..., None] + logw + loglik[:, None, :]  # (C, K, N)
     logroots = _logsumexp(logfull, axis=-1)
@@ -811,8 +877,8 @@ def _enumerate_log(d: _Block) -> _Sums:
     def rel(x):
         return np.exp(x - shift.reshape((C,) + (1,) * (x.ndim - 1)))
 
-    zero = np.zeros
-    return _Sums(rel(logtotal), rel(logroots), rel(lognum), rel(logpred), shift, zero(C), zero((C, K)), zero((C, n)), zero((C, npr)))
+    values = np.concatenate([rel(logtotal)[:, None], rel(logroots), rel(lognum), rel(logpred)], axis=1)
+    return _Sums(values, np.zeros_like(values), shift)
 
 
 # ----------------------------------------------------------------------------------------------- exact zeros
@@ -821,9 +887,8 @@ def _enumerate_log(d: _Block) -> _Sums:
 def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Which outputs are exactly non-zero, from the zero pattern of the inputs alone.
 
-    Returns ``total (C,)``, ``roots (C, K)``, ``num (C, n)``, ``pred (C, npr)``:
-    whether P(e), W_k P(e | k), P(cause present, e) and P(e, finding yes) are
-    positive. Feasibility is monotone in the present causes (positive findings
+    Returns ``(C, 1 + K + n + npr)``: whether P(e), W_k P(e | k), P(cause
+    present, e) and P(e, finding yes) are positive (the columns of :class:`_Sums`). Feasibility is monotone in the present causes (positive findings
     need one present parent with a positive link, or a positive leak), so
     setting every cause that may be present present decides it; the mixture
     adds the alternative "no parent present" (which needs a positive leak).
@@ -866,65 +931,67 @@ def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         feasible = each & (case1 | case2)
     feasible &= posW[:, :, None]
     roots = feasible[:, :, 0]
-    return roots.any(axis=1), roots, feasible[:, :, 1 : 1 + n].any(axis=1), feasible[:, :, 1 + n :].any(axis=1)
+    return np.concatenate([roots.any(axis=1, keepdims=True), roots, feasible[:, :, 1:].any(axis=1)], axis=1)
 
 
 # ----------------------------------------------------------------------------------------------- driver
 
 
-def _judge(d: _Block, s: _Sums, tol: float, ld_gamma_ratio: float | None):
-    """Accept or reject each cell's outputs; replace exact zeros; return values for the accepted cells."""
-    total, roots, num, pred = s.total.copy(), s.roots.copy(), s.num.copy(), s.pred.copy()
-    with np.errstate(invalid="ignore"):
-        ok_total = s.err_total <= tol * np.abs(total)
-        ok_roots = s.err_roots <= tol * np.abs(roots)
-        ok_num = s.err_num <= tol * np.abs(num)
-        ok_pred = s.err_pred <= tol * np.abs(pred)
+def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Accept or reject each cell's outputs; replace exact zeros.
+
+    Returns ``ok (C,)``, ``impossible (C,)``, ``ld_hope (C,)`` (a longdouble
+    rerun is predicted to pass) and the values ``(C, X)``.
+    """
+    values = s.values
+    ok = s.err <= tol * np.abs(values)
+    good = ok.all(axis=1)
+    impossible = np.zeros(good.shape, dtype=bool)
+    if good.all():
+        return good, impossible, impossible, values
+    values = values.copy()
+    K, n = d.logW.shape[1], d.logAB.shape[2]
     # structural zeros: a root configuration of weight 0; a cause that cannot be present
-    zero_root = ~np.isfinite(d.logW)
-    zero_num = (~np.isfinite(d.logB) | zero_root[:, :, None]).all(axis=1)
-    roots[zero_root] = 0.0
-    ok_roots |= zero_root
-    num[zero_num] = 0.0
-    ok_num |= zero_num
-    bad = ~(ok_total & ok_roots.all(axis=1) & ok_num.all(axis=1) & ok_pred.all(axis=1))
-    impossible = np.zeros(total.shape, dtype=bool)
+    zero = np.zeros(values.shape, dtype=bool)
+    zero[:, 1 : 1 + K] = ~np.isfinite(d.logW)
+    zero[:, 1 + K : 1 + K + n] = (~np.isfinite(d.logB) | zero[:, 1 : 1 + K, None]).all(axis=1)
+    values[zero] = 0.0
+    ok |= zero
+    bad = ~ok.all(axis=1)
     if bad.any():
+        # the remaining failures may be exact zeros: decide them from the zero pattern of the inputs
         rows = np.flatnonzero(bad)
-        sub = _subblock(d, rows)
-        f_total, f_roots, f_num, f_pred = _feasible(sub)
-        impossible[rows] = ~f_total
-        r_roots = ~f_roots & ~ok_roots[rows]
-        r_num = ~f_num & ~ok_num[rows]
-        r_pred = ~f_pred & ~ok_pred[rows]
-        roots[rows] = np.where(r_roots, 0.0, roots[rows])
-        num[rows] = np.where(r_num, 0.0, num[rows])
-        pred[rows] = np.where(r_pred, 0.0, pred[rows])
-        ok_roots[rows] |= r_roots
-        ok_num[rows] |= r_num
-        ok_pred[rows] |= r_pred
-        ok_total[rows] |= ~f_total
-        bad = ~(ok_total & ok_roots.all(axis=1) & ok_num.all(axis=1) & ok_pred.all(axis=1)) & ~impossible
+        feasible = _feasible(_subblock(d, rows))
+        impossible[rows] = ~feasible[:, 0]
+        zero = ~feasible & ~ok[rows]
+        values[rows] = np.where(zero, 0.0, values[rows])
+        ok[rows] |= zero
+        bad = ~ok.all(axis=1) & ~impossible
     ld_hope = np.zeros(bad.shape, dtype=bool)
-    if ld_gamma_ratio is not None and bad.any():
-        # the longdouble bound, predicted: gamma_ld * magnitude <= tol * (a lower bound on the true value)
-        def hopeful(x, err, mag, ok):
-            lower = np.abs(x) - err
-            with np.errstate(invalid="ignore"):
-                good = (ld_gamma_ratio * mag <= tol * lower) & (lower > 0)
-            return (good | ok).reshape(x.shape[0], -1).all(axis=1)
-
-        ld_hope = bad & hopeful(total, s.err_total, s.mag_total, ok_total) & hopeful(roots, s.err_roots, s.mag_roots, ok_roots)
-        ld_hope &= hopeful(num, s.err_num, s.mag_num, ok_num) & hopeful(pred, s.err_pred, s.mag_pred, ok_pred)
-    return ~bad, impossible, ld_hope, (total, roots, num, pred)
+    if ld and s.gamma_ld is not None and bad.any():
+        # the longdouble bound, predicted: gamma_ld * magnitude + input error <= tol * (a lower bound on the true value)
+        lower = np.abs(values) - s.err
+        hope = (s.gamma_ld * s.mag + 2 * d.input_error[:, None] * lower <= tol * lower) & (lower > 0)
+        ld_hope = bad & (hope | ok).all(axis=1)
+    return ~bad, impossible, ld_hope, values
 
 
-def _subblock(d: _Block, rows: np.ndarray) -> _Block:
-    fields = {}
-    for name in d.__dataclass_fields__:
-        value = getattr(d, name)
-        fields[name] = value if name == "member" or value is None else value[rows]
-    return _Block(**fields)
+def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict]:
+    """Memory per cell (bytes) and a rough cost per cell (array element operations) of each method."""
+    need = {
+        "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+        "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
+        "enumeration": _enumeration_bytes(n, m, K, npr),
+        "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
+    }
+    qs = K * 2.0**m * nodes * n * (14 + 12 * npr)
+    cost = {
+        "quickscore": qs,
+        "quickscore-longdouble": 8 * qs,
+        "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
+        "enumeration-log": 2.0**n * 20 * (K + m + npr + n),
+    }
+    return need, cost
 
 
 def factorised_query(
@@ -938,7 +1005,7 @@ def factorised_query(
     predict=(),
     *,
     max_bytes=256 * 2**20,
-    tolerance=1e-11,
+    tolerance=5e-10,
     methods=METHODS,
 ) -> FactorisedResult:
     """Exact posteriors of a layered noisy-OR network at a cost that grows with the positive findings.
@@ -969,8 +1036,8 @@ def factorised_query(
         processed in chunks that fit.
     tolerance : float
         Largest accepted bound on the relative rounding error of every
-        computed probability (the bound is pessimistic; the errors are
-        typically far smaller).
+        computed probability (P(e), P(cause present, e), ...); posteriors,
+        ratios of two of them, are then within ``2 * tolerance``.
     methods : sequence of str
         Methods allowed (see :data:`METHODS`); for testing and diagnosis.
 
@@ -1006,114 +1073,117 @@ def factorised_query(
     unknown = set(methods) - set(METHODS)
     if unknown or not methods:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
-    prob = _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict)
+    with np.errstate(all="ignore"):
+        return _query(_prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict), max_bytes, tolerance, methods)
+
+
+def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str]) -> FactorisedResult:
     P, B, K, n = prob.P, prob.B, prob.K, prob.n
     npr = prob.predict.size
-    cause_post = np.full((P, B, n), np.nan)
-    root_post = np.full((P, B, K), np.nan)
-    log_ev = np.full((P, B), -np.inf)
-    pred_post = np.full((P, B, npr), np.nan)
+    cause_post = np.empty((P, B, n))
+    root_post = np.empty((P, B, K))
+    log_ev = np.empty((P, B))
+    pred_post = np.empty((P, B, npr))
+    cause_post.fill(np.nan)
+    root_post.fill(np.nan)
+    log_ev.fill(-np.inf)
+    pred_post.fill(np.nan)
     used: set[str] = set()
-    cells = np.arange(P * B)
-    cp, cb = np.divmod(cells, B)
+    if P * B == 1:
+        cp = cb = np.zeros(1, dtype=np.intp)
+    else:
+        cp, cb = np.divmod(np.arange(P * B), B)
     alive = ~prob.row_dead[cb]
-    m_cell = prob.m_row[_sel(prob.m_row.shape[0], cb)]
-    n_mix = int(prob.member.sum()) if prob.member is not None else 0
-    nodes = 1 + (_nodes(n_mix)[0].size if n_mix else 0)
+    m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
+    every = alive.all()
+    groups = [int(m_cell[0])] if every and (prob.m_row.shape[0] == 1 or (m_cell == m_cell[0]).all()) else np.unique(m_cell[alive])
+    nodes = 1 + (_nodes(int(prob.member.sum()))[0].size if prob.member is not None else 0)
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
-    def store(index: np.ndarray, block: _Block, values, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
-        total, roots, num, pred = values
+    def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
         p, b = cp[index], cb[index]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cause_post[p, b] = num / total[:, None]
+        k = block.kcol.shape[1]
+        total = values[:, 0]
+        post = values[:, 1:] / values[:, :1]
+        evidence = np.log(total) + sigma + block.log_const + prob.row_log_scale[b]
+        dead = impossible | ~(total > 0) | ~np.isfinite(evidence)
+        if dead.any():
+            post[dead] = np.nan
+            evidence[dead] = -np.inf
+        if K == 1:
+            root_post[p, b] = post[:, :1]
+        else:
             rp = np.zeros((index.size, K))
-            np.put_along_axis(rp, block.kcol, roots / total[:, None], axis=1)
+            np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
+            rp[dead] = np.nan
             root_post[p, b] = rp
-            pred_post[p, b] = pred / total[:, None]
-            log_ev[p, b] = np.log(total) + sigma + block.log_const + prob.row_log_scale[b]
-        dead = impossible | ~(total > 0) | ~np.isfinite(log_ev[p, b])
-        cause_post[p[dead], b[dead]] = np.nan
-        root_post[p[dead], b[dead]] = np.nan
-        pred_post[p[dead], b[dead]] = np.nan
-        log_ev[p[dead], b[dead]] = -np.inf
-        if (~dead).any():
+        cause_post[p, b] = post[:, k : k + n]
+        pred_post[p, b] = post[:, k + n :]
+        log_ev[p, b] = evidence
+        if not dead.all():
             used.add(method)
 
-    for m in np.unique(m_cell[alive]):
-        group = np.flatnonzero(alive & (m_cell == m))
-        active = _active_roots(prob, cp[group], cb[group])
-        k_eff = 1 if (active.sum(axis=1) <= 1).all() else int(active.any(axis=0).sum())
-        need = {
-            "quickscore": _quickscore_bytes(n, m, k_eff, nodes, npr, np.float64),
-            "quickscore-longdouble": _quickscore_bytes(n, m, k_eff, nodes, npr, np.longdouble),
-            "enumeration": _enumeration_bytes(n, m, k_eff, npr),
-            "enumeration-log": _enumeration_log_bytes(n, m, k_eff, npr),
-        }
-        cost = {
-            "quickscore": k_eff * 2.0**m * nodes * n * (14 + 12 * npr),
-            "quickscore-longdouble": 8 * k_eff * 2.0**m * nodes * n * (14 + 12 * npr),
-            "enumeration": 2.0**n * (3 * m + 8 + 3 * k_eff * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + k_eff),
-            "enumeration-log": 2.0**n * 20 * (k_eff + m + npr + n),
-        }
+    for m in groups:
+        m = int(m)
+        group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
+        roots = _root_columns(prob, cp[group], cb[group])
+        need, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
-        if not ld_allowed:
-            fits["quickscore-longdouble"] = False
-        first = [name for name in ("quickscore", "enumeration") if fits[name]]
-        if not first:
-            first = [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
+        fits["quickscore-longdouble"] &= ld_allowed
+        first = [name for name in ("quickscore", "enumeration") if fits[name]] or [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
         if not first:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(f"one row needs {need[smallest]} bytes ({smallest} with n = {n} causes, m = {m} expanded findings), over the budget max_bytes = {max_bytes}")
         queue = [(min(first, key=lambda name: cost[name]), group)]
         while queue:
             method, todo = queue.pop(0)
-            per_cell = need[method]
-            chunk = max(1, max_bytes // per_cell)
+            if method is None:
+                allowed = [x for x in METHODS if x in methods and x != "quickscore"]
+                sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
+                raise MemoryBudgetError(
+                    f"{todo.size} row(s) cannot be computed to the tolerance {tolerance:g} within max_bytes = {max_bytes} "
+                    f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
+                )
+            chunk = max(1, max_bytes // need[method])
             failed, hope = [], []
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
-                block = _make_block(prob, cp[index], cb[index], int(m))
+                whole = index.size == group.size
+                block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
                 if method == "quickscore":
                     sums = _quickscore(block, np.float64)
-                    ratio = _quickscore_gamma(n, m, 2**m * nodes * block.logW.shape[1], np.longdouble) if ld_allowed else None
                 elif method == "quickscore-longdouble":
-                    sums, ratio = _quickscore(block, np.longdouble), None
+                    sums = _quickscore(block, np.longdouble)
                 elif method == "enumeration":
-                    sums, ratio = _enumerate(block), None
+                    sums = _enumerate(block)
                 else:
-                    sums, ratio = _enumerate_log(block), None
-                ok, impossible, ld_hope, values = _judge(block, sums, tolerance, ratio)
+                    sums = _enumerate_log(block)
+                ok, impossible, ld_hope, values = _judge(block, sums, tolerance, ld_allowed)
+                if ok.all():
+                    store(index, block, values, impossible, sums.sigma, method)
+                    continue
                 if ok.any():
                     keep = np.flatnonzero(ok)
-                    store(index[keep], _subblock(block, keep), tuple(v[keep] for v in values), impossible[keep], sums.sigma[keep], method)
+                    store(index[keep], _subblock(block, keep), values[keep], impossible[keep], sums.sigma[keep], method)
                 failed.append(index[~ok])
                 hope.append(ld_hope[~ok])
+            if not failed:
+                continue
             failed = np.concatenate(failed)
             hope = np.concatenate(hope)
-            if not failed.size:
-                continue
+            # where the rows that failed go next
             if method == "quickscore":
                 to_ld = hope & fits["quickscore-longdouble"]
                 if fits["enumeration"]:
                     to_ld &= cost["quickscore-longdouble"] < cost["enumeration"]
-                    rest = [("enumeration", failed[~to_ld])]
+                    rest = "enumeration"
                 else:
-                    rest = [("enumeration-log", failed[~to_ld])] if fits["enumeration-log"] else [(None, failed[~to_ld])]
-                queue.extend([("quickscore-longdouble", failed[to_ld])] + rest)
-            elif method in ("quickscore-longdouble", "enumeration"):
-                nxt = "enumeration" if method == "quickscore-longdouble" and fits["enumeration"] else "enumeration-log" if fits["enumeration-log"] else None
-                queue.append((nxt, failed))
+                    rest = "enumeration-log" if fits["enumeration-log"] else None
+                queue += [("quickscore-longdouble", failed[to_ld]), (rest, failed[~to_ld])]
+            elif method == "quickscore-longdouble" and fits["enumeration"]:
+                queue.append(("enumeration", failed))
             else:
-                queue.append((None, failed))
-            queue = [(name, cells_) for name, cells_ in queue if cells_.size]
-            for name, cells_ in queue:
-                if name is None:
-                    allowed = [x for x in METHODS if x in methods and x != "quickscore"]
-                    sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
-                    raise MemoryBudgetError(
-                        f"{cells_.size} row(s) cannot be computed to the tolerance {tolerance:g} within max_bytes = {max_bytes} "
-                        f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
-                    )
+                queue.append(("enumeration-log" if method != "enumeration-log" and fits["enumeration-log"] else None, failed))
+            queue = [(name, rows) for name, rows in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
     return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
