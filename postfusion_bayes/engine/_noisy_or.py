@@ -131,6 +131,8 @@ _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
+#: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
+_CACHE_BYTES = 2**18
 
 
 class MemoryBudgetError(ValueError):
@@ -266,6 +268,17 @@ def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
 
 
 @dataclass
+class _MixtureSpec:
+    """An observed mixture finding: its parents (indices and mask), tables and normalised likelihood."""
+
+    parents: np.ndarray  # (n_parents,)
+    member: np.ndarray  # (n,) bool
+    dist: np.ndarray  # (Pm, n_parents, S)
+    leak: np.ndarray  # (Pm, S)
+    lam: np.ndarray  # (Bm, S) normalised
+
+
+@dataclass
 class _Problem:
     """Validated inputs, with the row-wise classification of the evidence.
 
@@ -291,11 +304,7 @@ class _Problem:
     row_log_scale: np.ndarray  # (B,)
     row_dead: np.ndarray  # (B,) a likelihood vector is all zeros
     predict: np.ndarray  # (npr,)
-    member: np.ndarray | None  # (n,) bool, the parents of the observed mixture
-    mix_parents: np.ndarray | None
-    mix_dist: np.ndarray | None  # (Pm, n_parents, S)
-    mix_leak: np.ndarray | None  # (Pm, S)
-    mix_lam: np.ndarray | None  # (Bm, S) normalised
+    mixture: _MixtureSpec | None  # the observed mixture, if any
     const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
 
 
@@ -361,7 +370,7 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     unobserved = a[..., 0] == a[..., 1]
     negative = a[..., 1] == 0  # (never both zero after normalising)
     expanded = ~(unobserved | negative)
-    member = mix_parents = mix_dist = mix_leak = mix_lam = None
+    spec: _MixtureSpec | None = None
     const_mix = []
     for index, mx in enumerate(mixtures):
         parents = np.asarray(mx.parents, dtype=np.intp).reshape(-1)
@@ -384,11 +393,11 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         if parents.size == 0:
             const_mix.append((mleak, mlam))
             continue
-        if member is not None:
+        if spec is not None:
             raise ValueError("at most one mixture finding may be observed (the others must have constant likelihoods)")
         member = np.zeros(n, dtype=bool)
         member[parents] = True
-        mix_parents, mix_dist, mix_leak, mix_lam = parents, dist, mleak, mlam
+        spec = _MixtureSpec(parents, member, dist, mleak, mlam)
     log_pq = np.empty(cg.shape + (2,))
     np.log1p(-cg, out=log_pq[..., 0])
     np.log(cg, out=log_pq[..., 1])
@@ -412,16 +421,26 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         row_log_scale=row_log_scale,
         row_dead=row_dead,
         predict=predict,
-        member=member,
-        mix_parents=mix_parents,
-        mix_dist=mix_dist,
-        mix_leak=mix_leak,
-        mix_lam=mix_lam,
+        mixture=spec,
         const_mix=const_mix,
     )
 
 
 # ----------------------------------------------------------------------------------------------- blocks of cells
+
+
+@dataclass
+class _MixtureCells:
+    """The observed mixture finding, per cell.
+
+    ``v (C, n)``: each parent's distribution dotted with the likelihood (0 for
+    non-parents); ``L (C,)``: the leak's; both scaled to a maximum of 1.
+    ``member (n,)``: its parents.
+    """
+
+    v: np.ndarray
+    L: np.ndarray
+    member: np.ndarray
 
 
 @dataclass
@@ -441,9 +460,7 @@ class _Block:
     aY: np.ndarray  # (C, m) normalised likelihood of "yes"
     LP: np.ndarray  # (C, npr, n) links of the predicted findings
     leakP: np.ndarray  # (C, npr)
-    v: np.ndarray | None  # (C, n) mixture: parent distribution . likelihood (0 for non-parents), scaled
-    L: np.ndarray | None  # (C,) mixture: leak . likelihood, scaled
-    member: np.ndarray | None  # (n,) bool
+    mix: _MixtureCells | None  # the observed mixture, if any
     log_const: np.ndarray  # (C,) log of the constant factors (negative findings' leaks, scales)
     input_error: np.ndarray  # (C,) relative error of the result from the roundings of the shared inputs
 
@@ -516,29 +533,29 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: t
         leakP = prob.leak[pl[:, None], prob.predict[None, :]]
     else:
         LP, leakP = np.zeros((C, 0, n)), np.zeros((C, 0))
-    v = L = None
     for mleak, mlam in prob.const_mix:
         const = (_lead(mleak, pi) * _lead(mlam, bi)).sum(axis=-1)
         log_const = log_const + np.log(const)
-    if prob.member is not None:
-        dist = _lead(prob.mix_dist, pi)  # (Cp, n_parents, S)
-        mlam = _lead(prob.mix_lam, bi)  # (Cb, S)
-        vp = _full(np.matmul(dist, mlam[:, :, None])[..., 0], C)
-        L = _full((_lead(prob.mix_leak, pi) * mlam).sum(axis=-1), C)
+    mix = None
+    spec = prob.mixture
+    if spec is not None:
+        mlam = _lead(spec.lam, bi)  # (Cb, S)
+        vp = _full(np.matmul(_lead(spec.dist, pi), mlam[:, :, None])[..., 0], C)  # (C, n_parents)
+        L = _full((_lead(spec.leak, pi) * mlam).sum(axis=-1), C)
         top = np.maximum(vp.max(axis=1), L)
         top = np.where(top > 0, top, 1.0)
         log_const = log_const + np.log(top)
         v = np.zeros((C, n))
-        v[:, prob.mix_parents] = vp / top[:, None]
-        L = L / top
+        v[:, spec.parents] = vp / top[:, None]
+        mix = _MixtureCells(v, L / top, spec.member)
     # Roundings in quantities every term shares (the weights of the causes and roots, through logs and exp;
     # the mixture's v and L; the quadrature nodes) perturb the result as a positive multilinear function of
     # them: relatively, by at most their sum, without amplification by the cancellation.
     # (the logs are all <= 0, as every likelihood is at most 1 after normalising)
     size = -np.where(logAB > -np.inf, logAB, 0.0).sum(axis=(-2, -1)).max(axis=-1)  # (C,)
     input_error = _U64 * ((prob.F + 4) * (size + 4 * n) + np.abs(np.where(logW > -np.inf, logW, 0.0)).max(axis=-1) + 2 * m + 8)
-    if prob.member is not None:
-        input_error += 1e-14 * (n + 2) + _U64 * (prob.mix_lam.shape[1] + 4)
+    if spec is not None:
+        input_error += 1e-14 * (n + 2) + _U64 * (spec.lam.shape[1] + 4)
     return _Block(
         logW=logW,
         logAB=logAB,
@@ -549,20 +566,28 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: t
         aY=aE[..., 1],
         LP=LP,
         leakP=leakP,
-        v=v,
-        L=L,
-        member=prob.member,
+        mix=mix,
         log_const=log_const,
         input_error=input_error,
     )
 
 
 def _subblock(d: _Block, rows: np.ndarray) -> _Block:
-    fields = {}
-    for name in d.__dataclass_fields__:
-        value = getattr(d, name)
-        fields[name] = value if name == "member" or value is None else value[rows]
-    return _Block(**fields)
+    """Select the cells ``rows`` of a block."""
+    return _Block(
+        logW=d.logW[rows],
+        logAB=d.logAB[rows],
+        kcol=d.kcol[rows],
+        LE=d.LE[rows],
+        leakE=d.leakE[rows],
+        aN=d.aN[rows],
+        aY=d.aY[rows],
+        LP=d.LP[rows],
+        leakP=d.leakP[rows],
+        mix=None if d.mix is None else _MixtureCells(d.mix.v[rows], d.mix.L[rows], d.mix.member),
+        log_const=d.log_const[rows],
+        input_error=d.input_error[rows],
+    )
 
 
 def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -647,111 +672,118 @@ def _subsets(m: int) -> np.ndarray:
 
 
 def _quickscore(d: _Block, dtype) -> _Sums:
-    W, A, B0, sigma = _scaled(d, dtype)
+    """Quickscore over the expanded findings, with the mixture by quadrature, in precision ``dtype``.
+
+    Arrays are laid out cause-major, ``(n, nodes, C, K, T)``: the long axes
+    (cells, root columns, terms) are innermost and contiguous, reductions
+    over the causes are over the outermost axis.
+    """
+    W, A, B0, sigma = _scaled(d, dtype)  # (C, K), (C, K, n), (C, K, n)
     C, K, n = A.shape
     m = d.LE.shape[1]
     npr = d.LP.shape[1]
     T = 2**m
     one = dtype(1)
+    tiny = np.finfo(dtype).tiny
     if dtype is np.float64:
         aY, aN, leakE, LE = d.aY, d.aN, d.leakE, d.LE
     else:
         aY, aN, leakE, LE = (x.astype(dtype) for x in (d.aY, d.aN, d.leakE, d.LE))
-    # b_f (1 - leak_f), in the working precision: its rounding is amplified by the cancellation
-    bk = ((aN - aY) * (one - leakE))[:, None, :]
-    aY = aY[:, None, :]
     subsets = _subsets(m)  # (T, m)
-    # alpha_S prod_{f in S} (1 - leak_f), the same with |b_f|, and g_S (C, T, n)
+    # alpha_S prod_{f in S} (1 - leak_f) and the same with |b_f|: (C, 2, T); b_f in the working precision,
+    # as its rounding is amplified by the cancellation
+    bk = ((aN - aY) * (one - leakE))[:, None, :]
     cm = np.empty((C, 2, T), dtype)
-    np.multiply.reduce(np.where(subsets, bk, aY), axis=-1, out=cm[:, 0])
-    np.multiply.reduce(np.where(subsets, np.abs(bk), aY), axis=-1, out=cm[:, 1])
-    G = np.multiply.reduce(np.where(subsets[:, :, None], (one - LE)[:, None, :, :], one), axis=2)
-    Bk = B0[:, :, None, :] * G[:, None, :, :]  # (C, K, T, n)
-    mixture = d.member is not None
-    if mixture:
-        omega, tau = _node_tables(d.member.tobytes(), dtype)  # (Q1,), (Q1, n)
-        Bt = Bk[:, :, :, None, :] * tau  # (C, K, T, Q1, n)
+    np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
+    np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    # g_S for every cause: (n, C, T)
+    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (one - LE).transpose(1, 2, 0)[..., None], one), axis=0)
+    A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
+    Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
+    mix = d.mix
+    mixture = mix is not None
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), dtype)  # (Q1,), (Q1, n)
+        tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
+        Bt = Bk[:, None] * tau  # (n, Q1, C, K, T)
     else:
-        Bt = Bk[:, :, :, None, :]
-    u = Bt + A[:, :, None, None, :]
-    pre = np.empty_like(u)
-    pre[..., 0] = one
-    np.cumprod(u[..., :-1], axis=-1, out=pre[..., 1:])
-    suf = np.empty_like(u)
-    suf[..., -1] = one
-    np.cumprod(u[..., :0:-1], axis=-1, out=suf[..., -2::-1])
-    prod = pre[..., -1] * u[..., -1]  # (C, K, T, Q1)
-    presuf = pre * suf
-    if mixture:
-        v = d.v if dtype is np.float64 else d.v.astype(dtype)
-        L = d.L if dtype is np.float64 else d.L.astype(dtype)
-        positive = u > 0
-        w = Bk * v[:, None, None, :]  # (C, K, T, n)
-        r = np.zeros_like(u)  # node 0 (t = 0: no parent present) has no chosen parent, so r = 0 there
-        np.divide(w[:, :, :, None, :], u[:, :, :, 1:], out=r[:, :, :, 1:], where=positive[:, :, :, 1:])
-        R = r.sum(axis=-1)  # (C, K, T, Q1)
-        h = R * omega
-        h[..., 0] += L[:, None, None]
-        node = prod * h
-        y = np.zeros_like(u)
-        np.divide((A * v[:, None, :])[:, :, None, None, :], u, out=y, where=positive)
-        y *= omega[:, None]
-        y += tau * h[..., None]
-        y *= presuf
-        nums = y.sum(axis=3) * Bk  # (C, K, T, n)
+        Bt = Bk[:, None]
+    u = Bt + A
+    prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
+    # 1 / u, and 0 where u is 0 or subnormal: such a cause's present weight is at most u / t, so what is dropped
+    # is within the underflow allowance. prod * invu is then the product over the other causes.
+    invu = np.zeros_like(u)
+    np.divide(one, u, out=invu, where=u > tiny)
+    others = invu * prod  # (n, Q1, C, K, T)
+    if mix is not None:
+        v = (mix.v if dtype is np.float64 else mix.v.astype(dtype)).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+        L = mix.L if dtype is np.float64 else mix.L.astype(dtype)
+        w = Bk[:, None] * v  # (n, 1, C, K, T): the "chosen" weight v_i B_i g_Si
+        r = w * invu[:, 1:]  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
+        h = np.empty_like(prod)  # plain weight L at node 0, omega_q R_q at the others
+        h[0] = L[:, None, None]
+        np.multiply(r.sum(axis=0), omega[1:, None, None, None], out=h[1:])
+        tot = (prod * h).sum(axis=0)  # (C, K, T)
+        # numerator: B_c prod_{j != c} u_j (tau_c h + omega v_c A_c / u_c), summed over the nodes
+        y = A * invu[:, 1:]  # A_c / u_c <= 1
+        y *= others[:, 1:]
+        y *= omega[1:, None, None, None]
+        nums = (others * tau * h).sum(axis=1) + v[:, 0] * y.sum(axis=1)
+        nums *= Bk
     else:
-        node = prod
-        nums = presuf[..., 0, :] * Bk
-    tot = node.sum(axis=-1)  # (C, K, T)
-    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
+        tot = prod[0]
+        nums = Bk * others[:, 0]
     cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
-    num = np.matmul(cmW, nums.reshape(C, K * T, n))  # (C, 2, n)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
     if npr:
-        lp = d.LP.astype(dtype)  # (C, npr, n)
+        # P(e, f yes) per term = leak_f tot + (1 - leak_f) sum_C w(C) (1 - prod_{i in C} x_i), telescoped:
+        # sum_i B_i link_i prod_{j < i} u'_j prod_{j > i} u_j [bracket], with u'_j = A_j + B_j t x_j <= u_j
+        lp = (d.LP if dtype is np.float64 else d.LP.astype(dtype)).transpose(2, 1, 0)[:, :, None, :, None, None]  # (n, npr, 1, C, 1, 1)
+        leakp = (d.leakP if dtype is np.float64 else d.leakP.astype(dtype)).T[:, :, None, None]  # (npr, C, 1, 1)
         xp = one - lp
-        leakp = d.leakP.astype(dtype)
-        up = A[:, :, None, None, None, :] + Bt[:, :, None] * xp[:, None, :, None, None, :]  # (C, K, npr, T, Q1, n)
-        prep = np.empty_like(up)
-        prep[..., 0] = one
-        np.cumprod(up[..., :-1], axis=-1, out=prep[..., 1:])
-        core = prep * suf[:, :, None]
-        core *= (Bk[:, :, None, :, None, :] * lp[:, None, :, None, None, :])
-        if mixture:
-            # bracket = tau (rho + omega (R'_{<i} + R_{>i})) + omega v
-            rp = np.zeros_like(up)
-            np.divide((w[:, :, None] * xp[:, None, :, None, :])[:, :, :, :, None, :], up[..., 1:, :], out=rp[..., 1:, :], where=up[..., 1:, :] > 0)
-            lt = np.empty_like(rp)
-            lt[..., 0] = 0
-            np.cumsum(rp[..., :-1], axis=-1, out=lt[..., 1:])
-            gt = np.empty_like(r)
-            gt[..., -1] = 0
-            np.cumsum(r[..., :0:-1], axis=-1, out=gt[..., -2::-1])
-            lt += gt[:, :, None]
-            lt *= omega[:, None]
-            rho = np.zeros((C, omega.size), dtype)
-            rho[:, 0] = L
-            lt += rho[:, None, None, None, :, None]
-            lt *= tau
-            lt += omega[:, None] * v[:, None, None, None, None, :]
-            core *= lt
-        X = core.sum(axis=(-2, -1))  # (C, K, npr, T)
-        Pt = leakp[:, None, :, None] * tot[:, :, None, :] + (one - leakp)[:, None, :, None] * X
-        Pt = Pt.transpose(0, 2, 1, 3).reshape(C, npr, K * T)
-        pred = np.matmul(Pt, cmW.transpose(0, 2, 1))  # (C, npr, 2)
-        pred = pred.transpose(0, 2, 1)  # (C, 2, npr)
+        up = A[:, None] + Bt[:, None] * xp  # (n, npr, Q1, C, K, T)
+        ratio = up * invu[:, None]  # u'_j / u_j (0 where u_j is dropped)
+        lower = np.empty_like(ratio)  # prod_{j < i} u'_j / u_j
+        lower[0] = one
+        np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+        core = lower * others[:, None]
+        core *= Bk[:, None, None] * lp
+        if mix is not None:
+            # bracket = tau (rho + omega (R'_{<i} + R_{>i})) + omega v, R' = sum_{j<i} w_j x_j / u'_j, R = sum_{j>i} w_j / u_j
+            invup = np.zeros_like(up[:, :, 1:])
+            np.divide(one, up[:, :, 1:], out=invup, where=up[:, :, 1:] > tiny)
+            rp = w[:, None] * xp * invup  # (n, npr, Q, C, K, T)
+            acc = np.empty_like(rp)
+            acc[0] = 0
+            np.cumsum(rp[:-1], axis=0, out=acc[1:])
+            after = np.empty_like(r)
+            after[-1] = 0
+            np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+            acc += after[:, None]
+            acc *= omega[1:, None, None, None]
+            acc *= tau[:, None, 1:]
+            acc += v[:, None] * omega[1:, None, None, None]
+            X = (core[:, :, 1:] * acc).sum(axis=(0, 2)) + L[:, None, None] * (core[:, :, 0] * tau[:, None, 0]).sum(axis=0)
+        else:
+            X = core[:, :, 0].sum(axis=0)  # (npr, C, K, T)
+        Pt = leakp * tot + (one - leakp) * X  # (npr, C, K, T)
+        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 2)
     else:
-        pred = np.zeros((C, 2, 0), dtype)
+        pred = np.zeros((C, 0, 2), dtype)
     # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute)
-    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred.transpose(0, 2, 1)], axis=1)
+    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred], axis=1)
     if dtype is not np.float64:
         out = out.astype(float)
     values, mag = out[..., 0], out[..., 1]
     # underflow: every rounding below the normal range errs by at most _UNDERFLOW_ULP, magnified at most by the
-    # later factors (each below 2, and 1 / t_min for R); this also covers inputs (v, L) that were subnormal doubles
-    t_min = float(omega.size and _nodes(2 * omega.size - 2)[0][0]) if mixture else 1.0
-    delta = T * u.shape[3] * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
-    err = _quickscore_gamma_columns(n, m, u.shape[3], K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
-    gamma_ld = _quickscore_gamma_columns(n, m, u.shape[3], K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
+    # later factors (each below 2, and 1 / t_min for R); dropped causes (u subnormal) lose no more; this also
+    # covers inputs (v, L) that were subnormal doubles
+    nodes = u.shape[1]
+    t_min = float(_nodes(2 * nodes - 2)[0][0]) if mixture else 1.0
+    delta = T * nodes * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
+    err = _quickscore_gamma_columns(n, m, nodes, K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
+    gamma_ld = _quickscore_gamma_columns(n, m, nodes, K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
     return _Sums(values, err, sigma, mag, gamma_ld)
 
 
@@ -786,17 +818,18 @@ def _enumerate(d: _Block) -> _Sums:
             np.multiply(q_lo[:, j, :, None], beta[:, j, None, :], out=tmp)
             tmp += alpha[:, j, :, None]
             lik *= tmp
-    if d.member is not None:
-        s_lo = _sum_table(d.v[:, lo])
-        s_hi = _sum_table(d.v[:, hi])
-        count = _bits(nlo) @ d.member[lo].astype(float)
-        count = count[:, None] + (_bits(n - nlo) @ d.member[hi].astype(float))[None, :]
+    if d.mix is not None:
+        member = d.mix.member
+        s_lo = _sum_table(d.mix.v[:, lo])
+        s_hi = _sum_table(d.mix.v[:, hi])
+        count = _bits(nlo) @ member[lo].astype(float)
+        count = count[:, None] + (_bits(n - nlo) @ member[hi].astype(float))[None, :]
         inverse = np.divide(1.0, count, out=np.zeros_like(count), where=count > 0)
         np.add(s_lo[:, :, None], s_hi[:, None, :], out=tmp)
         tmp *= inverse
-        empty_lo = np.flatnonzero(_bits(nlo) @ d.member[lo].astype(float) == 0)
-        empty_hi = np.flatnonzero(_bits(n - nlo) @ d.member[hi].astype(float) == 0)
-        tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.L[:, None, None]
+        empty_lo = np.flatnonzero(_bits(nlo) @ member[lo].astype(float) == 0)
+        empty_hi = np.flatnonzero(_bits(n - nlo) @ member[hi].astype(float) == 0)
+        tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.mix.L[:, None, None]
         lik *= tmp
     # sums: Y[c, lo, k] = sum_hi lik w_hi_k ; V[c, lo, k, f] = sum_hi lik w_hi_k r_hi_f
     cols = [w_hi]
@@ -854,13 +887,14 @@ def _enumerate_log(d: _Block) -> _Sums:
     loglik = np.zeros((C, N))
     for j in range(m):
         loglik += np.logaddexp(np.log(d.aY[:, j, None]) + logr[:, j], np.log(d.aN[:, j, None]) + logq[:, j])
-    if d.member is not None:
+    if d.mix is not None:
+        member = d.mix.member
         logs = np.full((C, 1), -np.inf)
-        logv = np.log(d.v)
-        count = _bits(n) @ d.member.astype(float)
+        logv = np.log(d.mix.v)
+        count = _bits(n) @ member.astype(float)
         for j in range(n):
-            logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if d.member[j] else logs], axis=-1)
-        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.L)[:, None])
+            logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if member[j] else logs], axis=-1)
+        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.mix.L)[:, None])
         loglik += logmix
     logfull = d.logW[..., None] + logw + loglik[:, None, :]  # (C, K, N)
     logroots = _logsumexp(logfull, axis=-1)
@@ -884,7 +918,7 @@ def _enumerate_log(d: _Block) -> _Sums:
 # ----------------------------------------------------------------------------------------------- exact zeros
 
 
-def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _feasible(d: _Block) -> np.ndarray:
     """Which outputs are exactly non-zero, from the zero pattern of the inputs alone.
 
     Returns ``(C, 1 + K + n + npr)``: whether P(e), W_k P(e | k), P(cause
@@ -920,14 +954,14 @@ def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         return ok
 
     present = allowB
-    if d.member is None:
+    if d.mix is None:
         feasible = each & satisfied(present)
     else:
-        vpos = (d.v > 0) & d.member[None, :]
+        vpos = (d.mix.v > 0) & d.mix.member[None, :]
         case1 = satisfied(present) & (present & vpos[:, None, None, :]).any(axis=-1)
-        present2 = allowB & ~d.member
-        absent_ok = (allowA | ~d.member).all(axis=-1)
-        case2 = satisfied(present2) & absent_ok & (d.L > 0)[:, None, None]
+        present2 = allowB & ~d.mix.member
+        absent_ok = (allowA | ~d.mix.member).all(axis=-1)
+        case2 = satisfied(present2) & absent_ok & (d.mix.L > 0)[:, None, None]
         feasible = each & (case1 | case2)
     feasible &= posW[:, :, None]
     roots = feasible[:, :, 0]
@@ -976,8 +1010,11 @@ def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.nd
     return ~bad, impossible, ld_hope, values
 
 
-def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict]:
-    """Memory per cell (bytes) and a rough cost per cell (array element operations) of each method."""
+def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict, dict]:
+    """Estimate per cell the memory (bytes), the largest working array (bytes) and the work of each method.
+
+    The work is a rough count of array element operations, to choose the cheaper method.
+    """
     need = {
         "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
         "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
@@ -991,7 +1028,14 @@ def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict]:
         "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
         "enumeration-log": 2.0**n * 20 * (K + m + npr + n),
     }
-    return need, cost
+    qs_array = K * 2**m * nodes * n * (1 + npr)
+    array = {
+        "quickscore": 8 * qs_array,
+        "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
+        "enumeration": 8 * 2**n,
+        "enumeration-log": 8 * 2**n * K,
+    }
+    return need, array, cost
 
 
 def factorised_query(
@@ -1097,7 +1141,7 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
     every = alive.all()
     groups = [int(m_cell[0])] if every and (prob.m_row.shape[0] == 1 or (m_cell == m_cell[0]).all()) else np.unique(m_cell[alive])
-    nodes = 1 + (_nodes(int(prob.member.sum()))[0].size if prob.member is not None else 0)
+    nodes = 1 + (_nodes(int(prob.mixture.member.sum()))[0].size if prob.mixture is not None else 0)
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
     def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
@@ -1127,14 +1171,14 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         m = int(m)
         group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
         roots = _root_columns(prob, cp[group], cb[group])
-        need, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
+        need, array, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
         first = [name for name in ("quickscore", "enumeration") if fits[name]] or [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
         if not first:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(f"one row needs {need[smallest]} bytes ({smallest} with n = {n} causes, m = {m} expanded findings), over the budget max_bytes = {max_bytes}")
-        queue = [(min(first, key=lambda name: cost[name]), group)]
+        queue: list[tuple[str | None, np.ndarray]] = [(min(first, key=lambda name: cost[name]), group)]
         while queue:
             method, todo = queue.pop(0)
             if method is None:
@@ -1144,8 +1188,10 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                     f"{todo.size} row(s) cannot be computed to the tolerance {tolerance:g} within max_bytes = {max_bytes} "
                     f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
                 )
-            chunk = max(1, max_bytes // need[method])
-            failed, hope = [], []
+            # chunks within the budget, and small enough for the working arrays to stay in cache
+            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // array[method]))
+            failed_parts: list[np.ndarray] = []
+            hope_parts: list[np.ndarray] = []
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
@@ -1165,18 +1211,18 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 if ok.any():
                     keep = np.flatnonzero(ok)
                     store(index[keep], _subblock(block, keep), values[keep], impossible[keep], sums.sigma[keep], method)
-                failed.append(index[~ok])
-                hope.append(ld_hope[~ok])
-            if not failed:
+                failed_parts.append(index[~ok])
+                hope_parts.append(ld_hope[~ok])
+            if not failed_parts:
                 continue
-            failed = np.concatenate(failed)
-            hope = np.concatenate(hope)
+            failed = np.concatenate(failed_parts)
+            hope = np.concatenate(hope_parts)
             # where the rows that failed go next
             if method == "quickscore":
                 to_ld = hope & fits["quickscore-longdouble"]
                 if fits["enumeration"]:
                     to_ld &= cost["quickscore-longdouble"] < cost["enumeration"]
-                    rest = "enumeration"
+                    rest: str | None = "enumeration"
                 else:
                     rest = "enumeration-log" if fits["enumeration-log"] else None
                 queue += [("quickscore-longdouble", failed[to_ld]), (rest, failed[~to_ld])]
