@@ -225,8 +225,8 @@ def small_case(seed=0, n=5, F=6, K=3, P=1, B=1, mixture=True, predict=(1, 4)):
 
 @pytest.mark.parametrize(
     "methods",
-    [METHODS, ("quickscore", "enumeration-log"), ("quickscore-longdouble", "enumeration-log"), ("enumeration", "enumeration-log"), ("enumeration-log",)],
-    ids=["auto", "quickscore", "quickscore-longdouble", "enumeration", "enumeration-log"],
+    [METHODS, ("quickscore", "enumeration-log"), ("quickscore-longdouble", "enumeration-log"), ("subset-dp", "enumeration-log"), ("enumeration", "enumeration-log"), ("enumeration-log",)],
+    ids=["auto", "quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log"],
 )
 @pytest.mark.parametrize("mixture", [True, False], ids=["mixture", "no-mixture"])
 def test_every_method_matches_the_brute_force(methods, mixture):
@@ -240,7 +240,7 @@ def test_a_tiny_network_matches_exact_rational_arithmetic():
     args = small_case(seed=3, n=3, F=4, K=2, predict=(1,))
     args["finding_likelihood"][0, 3] = [1.0, 1.0]
     exact = exact_rational(**unbatched(args, 0, 0))
-    for methods in (METHODS, ("enumeration",), ("quickscore-longdouble",)):
+    for methods in (METHODS, ("enumeration",), ("quickscore-longdouble",), ("subset-dp",)):
         result = factorised_query(**args, methods=methods)
         assert_log_evidence(result.log_evidence[0, 0], exact["log_evidence"])
         for field in ("cause_posterior", "root_posterior", "finding_posterior"):
@@ -250,8 +250,13 @@ def test_a_tiny_network_matches_exact_rational_arithmetic():
 def test_the_docstring_example_by_hand():
     # P(C) for C = {}, {1}, {2}, {1, 2}: 0.72, 0.08, 0.18, 0.02; P(yes | C): 0.01, 0.901, 0.505, 0.9505
     joint = np.array([0.72 * 0.01, 0.08 * 0.901, 0.18 * 0.505, 0.02 * 0.9505])
-    r = factorised_query(np.ones((1, 1, 1)), np.array([[[0.1, 0.2]]]), np.ones((1, 2, 2)), np.array([[0.01]]), np.array([[[0.9, 0.5]]]), np.array([[[0.0, 1.0]]]))
-    assert r.method == "quickscore"
+    for methods in ((name,) for name in METHODS):
+        r = factorised_query(np.ones((1, 1, 1)), np.array([[[0.1, 0.2]]]), np.ones((1, 2, 2)), np.array([[0.01]]), np.array([[[0.9, 0.5]]]), np.array([[[0.0, 1.0]]]), methods=methods)
+        assert r.method == methods[0]
+        check_one_by_hand(r, joint)
+
+
+def check_one_by_hand(r, joint):
     assert_relative(r.cause_posterior[0, 0], [(joint[1] + joint[3]) / joint.sum(), (joint[2] + joint[3]) / joint.sum()], 1e-12)
     assert_log_evidence(r.log_evidence[0, 0], math.log(joint.sum()), 1e-12)
     assert r.root_posterior[0, 0, 0] == pytest.approx(1.0, abs=1e-15)
@@ -321,7 +326,10 @@ def test_random_networks_match_the_brute_force(args):
     check_against_brute_force(args, factorised_query(**args))
 
 
-@given(problems(), st.sampled_from([("quickscore", "enumeration-log"), ("quickscore", "quickscore-longdouble", "enumeration-log"), ("enumeration", "enumeration-log")]))
+@given(
+    problems(),
+    st.sampled_from([("quickscore", "enumeration-log"), ("quickscore", "quickscore-longdouble", "enumeration-log"), ("subset-dp", "enumeration-log"), ("enumeration", "enumeration-log")]),
+)
 def test_random_networks_match_the_brute_force_whichever_method_runs_first(args, methods):
     check_against_brute_force(args, factorised_query(**args, methods=methods))
 
@@ -450,7 +458,7 @@ def test_impossible_evidence_gives_nan_and_minus_infinity(make_impossible):
         args["leak"][0, 2] = 1.0
         args["finding_likelihood"][0, 2] = [1.0, 1.0]
         args["finding_likelihood"][row, 2] = [1.0, 0.0]
-    for methods in (METHODS, ("enumeration",), ("quickscore", "enumeration-log")):
+    for methods in (METHODS, ("enumeration",), ("quickscore", "enumeration-log"), ("subset-dp",)):
         r = factorised_query(**args, methods=methods)
         assert r.log_evidence[0, row] == -np.inf
         assert np.isnan(r.cause_posterior[0, row]).all() and np.isnan(r.root_posterior[0, row]).all() and np.isnan(r.finding_posterior[0, row]).all()
@@ -470,7 +478,7 @@ def test_a_mixture_with_no_parent_present_uses_its_leak():
     args = small_case(seed=6)
     parents = args["mixtures"][0].parents
     args["cause_likelihood"][0, parents] = [1.0, 0.0]  # every mixture parent observed absent
-    for methods in (METHODS, ("quickscore", "enumeration-log"), ("enumeration",)):
+    for methods in (METHODS, ("quickscore", "enumeration-log"), ("subset-dp",), ("enumeration",)):
         r = factorised_query(**args, methods=methods)
         check_against_brute_force(args, r)
         assert (r.cause_posterior[0, 0, parents] == 0).all()
@@ -480,7 +488,7 @@ def test_observed_causes():
     args = small_case(seed=7)
     args["cause_likelihood"][0, 0] = [0.0, 1.0]  # observed present
     args["cause_likelihood"][0, 3] = [1.0, 0.0]  # observed absent
-    for methods in (METHODS, ("quickscore", "enumeration-log"), ("enumeration",)):
+    for methods in (METHODS, ("quickscore", "enumeration-log"), ("subset-dp",), ("enumeration",)):
         r = factorised_query(**args, methods=methods)
         check_against_brute_force(args, r)
         assert r.cause_posterior[0, 0, 0] == pytest.approx(1.0, abs=1e-15)
@@ -534,7 +542,7 @@ def test_shared_evidence_broadcasts_over_parameter_sets():
     check_against_brute_force(args, r)
 
 
-@pytest.mark.parametrize("methods", [METHODS, ("enumeration",)], ids=["auto", "enumeration"])
+@pytest.mark.parametrize("methods", [METHODS, ("subset-dp",), ("enumeration",)], ids=["auto", "subset-dp", "enumeration"])
 def test_a_small_budget_processes_rows_in_chunks_with_the_same_results(methods):
     args = small_case(seed=12, B=12, P=2)
     roomy = factorised_query(**args, methods=methods)
@@ -577,15 +585,38 @@ def stress_case(seed, n=16, n_positive=12, n_negative=2, soft=1):
 @pytest.mark.parametrize("seed, n_positive", [(0, 12), (1, 14)])
 def test_many_positive_findings_are_exact_without_cancellation(seed, n_positive):
     args = stress_case(seed, n_positive=n_positive)
-    result = factorised_query(**args)
-    assert result.method == "enumeration"  # cancellation-free
     expected = brute_force(**unbatched(args, 0, 0), dtype=np.longdouble)
-    assert_log_evidence(result.log_evidence[0, 0], expected["log_evidence"])
-    for field in ("cause_posterior", "root_posterior", "finding_posterior"):
-        assert_relative(getattr(result, field)[0, 0], expected[field], TOLERANCE, field)
+    for methods, name in ((METHODS, "enumeration"), (("subset-dp",), "subset-dp")):
+        result = factorised_query(**args, methods=methods)
+        assert result.method == name  # cancellation-free
+        assert_log_evidence(result.log_evidence[0, 0], expected["log_evidence"])
+        for field in ("cause_posterior", "root_posterior", "finding_posterior"):
+            assert_relative(getattr(result, field)[0, 0], expected[field], TOLERANCE, field)
     # plain float64 Quickscore cannot certify these numbers: it must refuse rather than return them
     with pytest.raises(MemoryBudgetError, match="cannot be computed to the tolerance|quickscore"):
         factorised_query(**args, methods=("quickscore",))
+
+
+def test_many_positive_findings_with_too_many_causes_to_enumerate():
+    args = stress_case(2, n=24, n_positive=12)
+    result = factorised_query(**args)
+    assert result.method == "subset-dp"  # enumerating 2**24 configurations does not fit the default budget
+    assert np.isfinite(result.log_evidence).all()
+    assert ((result.cause_posterior >= 0) & (result.cause_posterior <= 1)).all()
+    # the positive findings' parents explain them: marginally, a present parent for each positive finding
+    positive = np.flatnonzero(args["finding_likelihood"][0, :, 0] < 1)
+    for f in positive:
+        assert result.cause_posterior[0, 0, args["links"][0, f] > 0].max() > 0.05
+    # the same answer with the causes in another order (another order of the programme's sums)
+    order = np.random.default_rng(0).permutation(24)
+    permuted = dict(args, cause_given_root=args["cause_given_root"][..., order], cause_likelihood=args["cause_likelihood"][:, order], links=args["links"][..., order])
+    mx = args["mixtures"][0]
+    inverse = np.argsort(order)
+    permuted["mixtures"] = [Mixture(inverse[mx.parents], mx.distributions, mx.leak, mx.likelihood)]
+    again = factorised_query(**permuted)
+    assert_relative(again.cause_posterior[0, 0], result.cause_posterior[0, 0, order], TOLERANCE)
+    assert_relative(again.finding_posterior, result.finding_posterior, TOLERANCE)
+    assert_log_evidence(again.log_evidence[0, 0], result.log_evidence[0, 0])
 
 
 def test_quickscore_in_longdouble_when_float64_cannot_certify():

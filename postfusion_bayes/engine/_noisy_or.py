@@ -77,31 +77,43 @@ Cancellation and the choice of method
     named in ``FactorisedResult.method``:
 
     ``quickscore``
-        the above in float64; cost about ``K * 2**m * (nodes) * n``.
+        the above in float64; cost about ``K 2**m (nodes) n`` per row.
     ``quickscore-longdouble``
         the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
         whose float64 bound fails but whose longdouble bound, predicted from
-        the same sums, would pass.
+        the same sums, would pass (about twenty times slower).
+    ``subset-dp``
+        cancellation-free: a dynamic programme over the causes whose state is
+        the set of expanded findings already switched on (by their leaks or
+        an earlier present cause), times the quadrature nodes and the dual
+        part; a backward pass gives the marginals, one extra state bit per
+        predicted finding its prediction. Cost about ``n m 2**m (nodes)``
+        per row: the method for many positive findings among many causes.
     ``enumeration``
         cancellation-free: all ``2**n`` cause configurations, built as an
         outer product of two halves (``2**(n/2)`` each) so that every
         configuration costs a few multiply-adds per expanded finding;
         P(f = yes | C) is built as ``1 - q`` without subtracting
-        (``r(C + i) = r(C) + q(C) link_i``). Every number is a sum of
-        non-negative terms: relative error about ``(n + m) eps`` unless it
-        underflows, which is checked.
+        (``r(C + i) = r(C) + q(C) link_i``). The method for many positive
+        findings among up to about twenty causes.
     ``enumeration-log``
         the same in log space, for the rare rows whose numbers underflow.
 
-    The first method tried for a row is the cheaper of ``quickscore`` and
-    ``enumeration`` (with many positive findings and few causes enumeration is
-    cheaper outright); rows whose bound fails move on to the cheaper of the
-    longdouble rerun (when predicted to pass) and enumeration, then to the
-    log-space enumeration. A method is available only if one row (one
-    parameter set) of it fits ``max_bytes``; rows are processed in chunks
-    that fit. If no allowed method can meet the tolerance within the budget,
-    :class:`MemoryBudgetError` says so: a number is never returned silently
-    inaccurate.
+    The cancellation-free methods sum non-negative numbers only: their error
+    bound is relative, ``gamma_k`` with ``k`` the roundings along a path (about
+    ``n (3m + 12)``) and the final sums, unless a number underflows, which is
+    checked. Rows are grouped by the number of expanded findings; for each
+    group a rough cost model (numpy calls and array work) picks the first
+    method: Quickscore, or directly a cancellation-free method when it is
+    cheaper or Quickscore would likely fail (many expanded findings). Rows
+    whose bound fails move on to the cheapest of the longdouble rerun (when
+    predicted to pass), the dynamic programme and the enumeration, and rows
+    whose numbers underflow to the log-space enumeration. A method is
+    available only if one row (one parameter set) of it fits ``max_bytes``;
+    rows are processed in chunks that fit (and that keep the working arrays
+    cache-sized). If no allowed method can meet the tolerance within the
+    budget, :class:`MemoryBudgetError` says so: a number is never returned
+    silently inaccurate.
 
     Outputs that are exactly zero (an impossible root configuration, cause
     state or prediction; impossible evidence) are recognised exactly, from
@@ -122,7 +134,7 @@ import numpy as np
 __all__ = ["METHODS", "FactorisedResult", "MemoryBudgetError", "Mixture", "factorised_query"]
 
 #: The methods, in the order in which they are normally tried.
-METHODS = ("quickscore", "quickscore-longdouble", "enumeration", "enumeration-log")
+METHODS = ("quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
 
 #: Stands for log(0) inside matrix products (0 * it is 0, never NaN); sums below half of it are log(0).
 _LOG_ZERO = -1e300
@@ -787,6 +799,145 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     return _Sums(values, err, sigma, mag, gamma_ld)
 
 
+# ----------------------------------------------------------------------------------------------- subset dynamic programme
+
+
+def _activate(X: np.ndarray, j: int, m: int, link: np.ndarray, keep: np.ndarray, transpose: bool) -> None:
+    """Apply in place the activation of expanded finding ``j`` by one present cause.
+
+    ``X`` has the subsets of the ``m`` expanded findings on its first axis (bit
+    ``j`` of the index: finding ``j`` switched on); ``link`` and ``keep = 1 -
+    link`` broadcast against its trailing axes. Forward, mass moves from "off"
+    to "on" with probability ``link``; transposed (for the backward pass),
+    ``g(off) <- keep g(off) + link g(on)``. Only products and sums of
+    non-negative numbers.
+    """
+    V = X.reshape((2 ** (m - 1 - j), 2, 2**j) + X.shape[1:])
+    off, on = V[:, 0], V[:, 1]
+    if transpose:
+        off *= keep
+        off += on * link
+    else:
+        on += off * link
+        off *= keep
+
+
+def _subset_dp_bytes(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool) -> int:
+    parts = 2 if mixture else 1
+    state = 8 * 2**m * nodes * K * parts
+    return state * (n + 8 + 6 * npr) + 4096
+
+
+def _subset_dp(d: _Block) -> _Sums:
+    """Run a cancellation-free dynamic programme over the causes, for many positive findings.
+
+    The state is the set of expanded findings already switched on (by their
+    leaks or by an earlier present cause): ``2**m`` states, times the mixture's
+    quadrature nodes and its dual part (no parent chosen yet / chosen). Each
+    present cause switches each of its findings on with its link probability;
+    the findings' likelihoods weight the final states. A backward pass gives
+    the marginals of the causes; an extra state bit per predicted finding
+    gives P(e, finding yes). Every number is a sum of products of non-negative
+    numbers: cost ``O(n m 2**m)`` per row and root column, no cancellation.
+    """
+    W, A, B0, sigma = _scaled(d)
+    C, K, n = A.shape
+    m = d.LE.shape[1]
+    npr = d.LP.shape[1]
+    S = 2**m
+    mix = d.mix
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), np.float64)
+        rho = np.zeros((tau.shape[0], C))
+        rho[0] = mix.L
+    else:
+        omega, tau, rho = np.zeros(1), np.ones((1, n)), np.ones((1, C))
+    Q1 = tau.shape[0]
+    keep = 1.0 - d.LE  # (C, m, n)
+    start = _config_table(1.0 - d.leakE, d.leakE).T  # (S, C): the findings switched on by their leaks
+    phi = _config_table(d.aN, d.aY).T  # (S, C): likelihood of each state of the findings
+    # with predictions, a second axis holds one extra finding each, switched off/on: (S, 2, npr, ...)
+    extra = (2, npr) if npr else ()
+    lead = (S,) + extra
+    D = np.broadcast_to(start.reshape((S,) + (1,) * len(extra) + (1, C, 1)), lead + (Q1, C, K)).copy()
+    if npr:
+        D[:, 0] *= (1.0 - d.leakP).T[:, None, :, None]
+        D[:, 1] *= d.leakP.T[:, None, :, None]
+    Y = np.zeros_like(D) if mix is not None else None
+    a_all = A.transpose(2, 0, 1)  # (n, C, K)
+    b_all = B0.transpose(2, 0, 1)
+    bt_all = b_all[:, None] * tau.T[:, :, None, None]  # (n, Q1, C, K)
+    w_all = b_all * mix.v.T[:, :, None] if mix is not None else None  # (n, C, K)
+    saved: list[tuple[np.ndarray, np.ndarray | None]] = []
+    active = [[j for j in range(m) if d.LE[:, j, i].any()] for i in range(n)]
+    for i in range(n):
+        a, bt = a_all[i], bt_all[i]
+        TD = D.copy()
+        TY = Y.copy() if Y is not None else None
+        for j in active[i]:
+            link, kp = d.LE[:, j, i, None], keep[:, j, i, None]
+            _activate(TD, j, m, link, kp, False)
+            if TY is not None:
+                _activate(TY, j, m, link, kp, False)
+        if npr:
+            link, kp = d.LP[:, :, i].T[:, None, :, None], 1.0 - d.LP[:, :, i].T[:, None, :, None]  # (npr, 1, C, 1)
+            for X in (TD, TY) if TY is not None else (TD,):
+                X[:, 1] += X[:, 0] * link
+                X[:, 0] *= kp
+        if Y is not None and TY is not None and w_all is not None:
+            Y = a * Y + bt * TY + w_all[i] * TD
+        D = a * D + bt * TD
+        # the marginals need the states without the extra findings (summed out: their transitions are stochastic)
+        saved.append((TD[:, :, 0].sum(axis=1) if npr else TD, (TY[:, :, 0].sum(axis=1) if npr else TY) if TY is not None else None))
+    # final weights: the findings' likelihoods, the node weights (plain part rho, dual part omega)
+    Gd = np.broadcast_to((phi[:, None, :] * rho[None])[..., None], (S, Q1, C, K)).copy()
+    Gy = np.broadcast_to((phi[:, None, :] * omega[None, :, None])[..., None], (S, Q1, C, K)).copy() if Y is not None else None
+    if npr:
+        on_d, Dall = D[:, 1], D[:, :, 0].sum(axis=1)  # (S, npr, Q1, C, K), (S, Q1, C, K)
+        pred_k = np.einsum("sfqck,sqck->fck", on_d, Gd)
+        Yall = Y[:, :, 0].sum(axis=1) if Y is not None else None
+        if Y is not None and Gy is not None:
+            pred_k += np.einsum("sfqck,sqck->fck", Y[:, 1], Gy)
+    else:
+        Dall = D
+        Yall = Y
+    roots = (Dall * Gd).sum(axis=(0, 1))  # (C, K)
+    if Yall is not None and Gy is not None:
+        roots += (Yall * Gy).sum(axis=(0, 1))
+    num = np.empty((C, K, n))
+    for i in reversed(range(n)):
+        TD, TY = saved[i]
+        a, bt = a_all[i], bt_all[i]
+        total_i = (bt * (TD * Gd).sum(axis=0)).sum(axis=0)
+        if TY is not None and Gy is not None and w_all is not None:
+            total_i += w_all[i] * (TD * Gy).sum(axis=(0, 1)) + (bt * (TY * Gy).sum(axis=0)).sum(axis=0)
+        num[:, :, i] = total_i
+        if i == 0:
+            break
+        TGd = Gd.copy()
+        TGy = Gy.copy() if Gy is not None else None
+        for j in active[i]:
+            link, kp = d.LE[:, j, i, None], keep[:, j, i, None]
+            _activate(TGd, j, m, link, kp, True)
+            if TGy is not None:
+                _activate(TGy, j, m, link, kp, True)
+        if Gy is not None and TGy is not None and w_all is not None:
+            Gd = a * Gd + bt * TGd + w_all[i] * TGy
+            Gy = a * Gy + bt * TGy
+        else:
+            Gd = a * Gd + bt * TGd
+    roots = roots * W
+    values = np.concatenate([roots.sum(axis=1, keepdims=True), roots, np.einsum("ck,ckn->cn", W, num)], axis=1)
+    if npr:
+        values = np.concatenate([values, np.einsum("ck,fck->cf", W, pred_k)], axis=1)
+    # all sums of non-negative terms: a relative error from the roundings along a path through the causes
+    # (each activation two, each cause a few) and the final sums; values are at most 2**n (times 2**n for
+    # the marginals), so underflow loses at most this much
+    relative = _gamma(n * (3 * m + 12) + S * Q1 + K + 40, np.float64) + d.input_error
+    floor = float(S * Q1 * K * n * (3 * m + 12)) * 4.0**n * _UNDERFLOW_ULP
+    return _Sums(values, floor + values * relative[:, None], sigma)
+
+
 # ----------------------------------------------------------------------------------------------- enumeration
 
 
@@ -1010,32 +1161,60 @@ def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.nd
     return ~bad, impossible, ld_hope, values
 
 
-def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict, dict]:
-    """Estimate per cell the memory (bytes), the largest working array (bytes) and the work of each method.
+@dataclass
+class _Plan:
+    """Per-cell memory, working-array size and estimated time of each method, for one group of cells."""
 
-    The work is a rough count of array element operations, to choose the cheaper method.
+    need: dict[str, int]  # bytes per cell (working memory)
+    array: dict[str, int]  # bytes per cell of the largest working array (for cache-sized chunks)
+    calls: dict[str, float]  # numpy calls per chunk
+    work: dict[str, float]  # array element operations per cell, in float64-multiply equivalents
+
+    def seconds(self, method: str, cells: int) -> float:
+        """Estimated time per cell when ``cells`` cells go to ``method`` (call overhead shared by a chunk)."""
+        chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
+        return self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+
+
+def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: float) -> _Plan:
+    """Estimate the memory and time of each method (rough constants, measured on x86-64, only to choose).
+
+    ``active`` is the mean number of expanded findings a cause links to (the
+    dynamic programme's work per cause).
     """
-    need = {
-        "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
-        "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
-        "enumeration": _enumeration_bytes(n, m, K, npr),
-        "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
-    }
-    qs = K * 2.0**m * nodes * n * (14 + 12 * npr)
-    cost = {
-        "quickscore": qs,
-        "quickscore-longdouble": 8 * qs,
-        "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
-        "enumeration-log": 2.0**n * 20 * (K + m + npr + n),
-    }
+    S, parts = 2**m, 2 if mixture else 1
+    qs_work = K * 2.0**m * nodes * n * (16 + 16 * npr)
     qs_array = K * 2**m * nodes * n * (1 + npr)
-    array = {
-        "quickscore": 8 * qs_array,
-        "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
-        "enumeration": 8 * 2**n,
-        "enumeration-log": 8 * 2**n * K,
-    }
-    return need, array, cost
+    return _Plan(
+        need={
+            "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+            "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
+            "subset-dp": _subset_dp_bytes(n, m, K, nodes, npr, mixture),
+            "enumeration": _enumeration_bytes(n, m, K, npr),
+            "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
+        },
+        array={
+            "quickscore": 8 * qs_array,
+            "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
+            "subset-dp": 8 * S * nodes * K * parts * (1 + 2 * npr),
+            "enumeration": 8 * 2**n,
+            "enumeration-log": 8 * 2**n * K,
+        },
+        calls={
+            "quickscore": 70 + 25 * (npr > 0),
+            "quickscore-longdouble": 80 + 25 * (npr > 0),
+            "subset-dp": 2 * n * (6 * active * parts + 14) + 40,
+            "enumeration": 3 * m + 60,
+            "enumeration-log": 2 * n + 8 * m + 60,
+        },
+        work={
+            "quickscore": qs_work,
+            "quickscore-longdouble": 18 * qs_work,
+            "subset-dp": 2 * n * (3 * active + 10) * S * nodes * K * parts * (1 + npr),
+            "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
+            "enumeration-log": 2.0**n * 10 * (K + m + npr + n),
+        },
+    )
 
 
 def factorised_query(
@@ -1111,8 +1290,11 @@ def factorised_query(
     ...     links=np.array([[[0.9, 0.5]]]), finding_likelihood=np.array([[[0.0, 1.0]]]))
     >>> r.cause_posterior.round(4)
     array([[[0.4815, 0.581 ]]])
-    >>> r.method
-    'quickscore'
+    >>> r.method  # with two causes, enumerating their four configurations is cheapest
+    'enumeration'
+    >>> factorised_query(np.ones((1, 1, 1)), np.array([[[0.1, 0.2]]]), np.ones((1, 2, 2)), np.array([[0.01]]),
+    ...                  np.array([[[0.9, 0.5]]]), np.array([[[0.0, 1.0]]]), methods=("quickscore",)).cause_posterior.round(4)
+    array([[[0.4815, 0.581 ]]])
     """
     unknown = set(methods) - set(METHODS)
     if unknown or not methods:
@@ -1171,14 +1353,28 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         m = int(m)
         group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
         roots = _root_columns(prob, cp[group], cb[group])
-        need, array, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
+        # the dynamic programme's work depends on how many of the expanded findings each cause links to
+        sample = np.flatnonzero(prob.expanded[cb[group[0]] if prob.expanded.shape[0] > 1 else 0])
+        active = float((prob.links[0][sample] > 0).sum()) / n
+        plan = _plan(n, m, roots[1].shape[1], nodes, npr, prob.mixture is not None, active)
+        need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
-        first = [name for name in ("quickscore", "enumeration") if fits[name]] or [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
-        if not first:
+
+        def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
+            usable = [name for name in candidates if fits[name]]
+            return min(usable, key=lambda name: plan.seconds(name, cells)) if usable else None
+
+        # Quickscore's bound fails more often the more findings are expanded (a rough guess, used only to choose):
+        # count the fallback it would then need
+        exact = cheapest(("subset-dp", "enumeration"), group.size)
+        risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
+        first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
+        first = first or cheapest(("quickscore", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
+        if first is None:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(f"one row needs {need[smallest]} bytes ({smallest} with n = {n} causes, m = {m} expanded findings), over the budget max_bytes = {max_bytes}")
-        queue: list[tuple[str | None, np.ndarray]] = [(min(first, key=lambda name: cost[name]), group)]
+        queue: list[tuple[str | None, np.ndarray]] = [(first, group)]
         while queue:
             method, todo = queue.pop(0)
             if method is None:
@@ -1189,7 +1385,7 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                     f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
                 )
             # chunks within the budget, and small enough for the working arrays to stay in cache
-            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // array[method]))
+            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // plan.array[method]))
             failed_parts: list[np.ndarray] = []
             hope_parts: list[np.ndarray] = []
             for start in range(0, todo.size, chunk):
@@ -1200,6 +1396,8 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                     sums = _quickscore(block, np.float64)
                 elif method == "quickscore-longdouble":
                     sums = _quickscore(block, np.longdouble)
+                elif method == "subset-dp":
+                    sums = _subset_dp(block)
                 elif method == "enumeration":
                     sums = _enumerate(block)
                 else:
@@ -1217,19 +1415,20 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 continue
             failed = np.concatenate(failed_parts)
             hope = np.concatenate(hope_parts)
-            # where the rows that failed go next
+            # where the rows that failed go next: cancellation-free methods (or a longdouble rerun predicted
+            # to pass) for Quickscore's, log space for those whose numbers underflow
+            exact = cheapest(("subset-dp", "enumeration"), failed.size)
             if method == "quickscore":
                 to_ld = hope & fits["quickscore-longdouble"]
-                if fits["enumeration"]:
-                    to_ld &= cost["quickscore-longdouble"] < cost["enumeration"]
-                    rest: str | None = "enumeration"
-                else:
-                    rest = "enumeration-log" if fits["enumeration-log"] else None
-                queue += [("quickscore-longdouble", failed[to_ld]), (rest, failed[~to_ld])]
-            elif method == "quickscore-longdouble" and fits["enumeration"]:
-                queue.append(("enumeration", failed))
+                if exact is not None:
+                    to_ld &= plan.seconds("quickscore-longdouble", int(to_ld.sum())) < plan.seconds(exact, failed.size)
+                queue += [("quickscore-longdouble", failed[to_ld]), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld])]
+            elif method == "quickscore-longdouble":
+                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed))
+            elif method != "enumeration-log":
+                queue.append((cheapest(("enumeration-log",), failed.size), failed))
             else:
-                queue.append(("enumeration-log" if method != "enumeration-log" and fits["enumeration-log"] else None, failed))
+                queue.append((None, failed))
             queue = [(name, rows) for name, rows in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
     return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
