@@ -1176,6 +1176,7 @@ class _Plan:
         return self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
 
 
+@functools.lru_cache(maxsize=256)
 def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: float) -> _Plan:
     """Estimate the memory and time of each method (rough constants, measured on x86-64, only to choose).
 
@@ -1331,13 +1332,13 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         k = block.kcol.shape[1]
         total = values[:, 0]
         post = values[:, 1:] / values[:, :1]
-        evidence = np.log(total) + sigma + block.log_const + prob.row_log_scale[b]
-        dead = impossible | ~(total > 0) | ~np.isfinite(evidence)
+        evidence = np.log(total) + (sigma + block.log_const + prob.row_log_scale[b])
+        dead = impossible | ~(evidence > -np.inf)  # (NaN when the total is not positive)
         if dead.any():
             post[dead] = np.nan
             evidence[dead] = -np.inf
         if K == 1:
-            root_post[p, b] = post[:, :1]
+            root_post[p, b] = post[:, 0:1]
         else:
             rp = np.zeros((index.size, K))
             np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
@@ -1354,8 +1355,12 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
         roots = _root_columns(prob, cp[group], cb[group])
         # the dynamic programme's work depends on how many of the expanded findings each cause links to
-        sample = np.flatnonzero(prob.expanded[cb[group[0]] if prob.expanded.shape[0] > 1 else 0])
-        active = float((prob.links[0][sample] > 0).sum()) / n
+        # (with few expanded findings it is never the cheapest: no need to look)
+        if m > 6:
+            sample = np.flatnonzero(prob.expanded[cb[group[0]] if prob.expanded.shape[0] > 1 else 0])
+            active = round(float((prob.links[0][sample] > 0).sum()) / n, 1)
+        else:
+            active = float(m)
         plan = _plan(n, m, roots[1].shape[1], nodes, npr, prob.mixture is not None, active)
         need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
