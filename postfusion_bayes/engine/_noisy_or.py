@@ -144,7 +144,7 @@ _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
-_CACHE_BYTES = 2**18
+_CACHE_BYTES = 2**20
 
 
 class MemoryBudgetError(ValueError):
@@ -683,12 +683,27 @@ def _subsets(m: int) -> np.ndarray:
     return ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool)
 
 
-def _quickscore(d: _Block, dtype) -> _Sums:
+class _Workspace:
+    """Working arrays reused by the chunks of one run: no fresh large allocation (and page faults) per chunk."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+        key = (slot, shape, np.dtype(dtype))
+        array = self.arrays.get(key)
+        if array is None:
+            array = self.arrays[key] = np.empty(shape, dtype)
+        return array
+
+
+def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     """Quickscore over the expanded findings, with the mixture by quadrature, in precision ``dtype``.
 
     Arrays are laid out cause-major, ``(n, nodes, C, K, T)``: the long axes
     (cells, root columns, terms) are innermost and contiguous, reductions
-    over the causes are over the outermost axis.
+    over the causes are over the outermost axis. The largest ones come from
+    ``workspace`` when given.
     """
     W, A, B0, sigma = _scaled(d, dtype)  # (C, K), (C, K, n), (C, K, n)
     C, K, n = A.shape
@@ -714,33 +729,46 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     mix = d.mix
     mixture = mix is not None
+    nodes = 1
     if mix is not None:
         omega, tau = _node_tables(mix.member.tobytes(), dtype)  # (Q1,), (Q1, n)
         tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
-        Bt = Bk[:, None] * tau  # (n, Q1, C, K, T)
+        nodes = omega.size
+    big = (n, nodes, C, K, T)
+
+    def buffer(slot: int) -> np.ndarray:
+        return workspace.get(slot, big, dtype) if workspace is not None else np.empty(big, dtype)
+
+    u = buffer(0)
+    if mix is not None:
+        np.multiply(Bk[:, None], tau, out=u)  # the present weight B_i g_Si, times t for the mixture's parents
     else:
-        Bt = Bk[:, None]
-    u = Bt + A
+        u[:, 0] = Bk
+    Bt = u.copy() if npr else u  # (kept for the predictions)
+    u += A
     prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
     # 1 / u, and 0 where u is 0 or subnormal: such a cause's present weight is at most u / t, so what is dropped
     # is within the underflow allowance. prod * invu is then the product over the other causes.
-    invu = np.zeros_like(u)
+    invu = buffer(1)
+    invu.fill(0)
     np.divide(one, u, out=invu, where=u > tiny)
-    others = invu * prod  # (n, Q1, C, K, T)
+    others = np.multiply(invu, prod, out=buffer(2))  # (n, Q1, C, K, T)
     if mix is not None:
         v = (mix.v if dtype is np.float64 else mix.v.astype(dtype)).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
         L = mix.L if dtype is np.float64 else mix.L.astype(dtype)
         w = Bk[:, None] * v  # (n, 1, C, K, T): the "chosen" weight v_i B_i g_Si
-        r = w * invu[:, 1:]  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
+        r = np.multiply(w, invu[:, 1:], out=buffer(3)[:, 1:])  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
         h = np.empty_like(prod)  # plain weight L at node 0, omega_q R_q at the others
         h[0] = L[:, None, None]
         np.multiply(r.sum(axis=0), omega[1:, None, None, None], out=h[1:])
         tot = (prod * h).sum(axis=0)  # (C, K, T)
         # numerator: B_c prod_{j != c} u_j (tau_c h + omega v_c A_c / u_c), summed over the nodes
-        y = A * invu[:, 1:]  # A_c / u_c <= 1
+        y = np.multiply(A, invu[:, 1:], out=buffer(4)[:, 1:])  # A_c / u_c <= 1
         y *= others[:, 1:]
         y *= omega[1:, None, None, None]
-        nums = (others * tau * h).sum(axis=1) + v[:, 0] * y.sum(axis=1)
+        spread = np.multiply(others, tau, out=u)  # (u is no longer needed)
+        spread *= h
+        nums = spread.sum(axis=1) + v[:, 0] * y.sum(axis=1)
         nums *= Bk
     else:
         tot = prod[0]
@@ -1143,9 +1171,11 @@ def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.nd
     values[zero] = 0.0
     ok |= zero
     bad = ~ok.all(axis=1)
-    if bad.any():
-        # the remaining failures may be exact zeros: decide them from the zero pattern of the inputs
-        rows = np.flatnonzero(bad)
+    # a failure may be an exact zero, unless the value is certainly not zero (|value| > its error bound):
+    # decide those from the zero pattern of the inputs
+    maybe_zero = bad & ((np.abs(values) <= s.err) & ~ok).any(axis=1)
+    if maybe_zero.any():
+        rows = np.flatnonzero(maybe_zero)
         feasible = _feasible(_subblock(d, rows))
         impossible[rows] = ~feasible[:, 0]
         zero = ~feasible & ~ok[rows]
@@ -1393,14 +1423,15 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // plan.array[method]))
             failed_parts: list[np.ndarray] = []
             hope_parts: list[np.ndarray] = []
+            workspace = _Workspace()
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
                 block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
                 if method == "quickscore":
-                    sums = _quickscore(block, np.float64)
+                    sums = _quickscore(block, np.float64, workspace)
                 elif method == "quickscore-longdouble":
-                    sums = _quickscore(block, np.longdouble)
+                    sums = _quickscore(block, np.longdouble, workspace)
                 elif method == "subset-dp":
                     sums = _subset_dp(block)
                 elif method == "enumeration":
