@@ -853,7 +853,7 @@ def _activate(X: np.ndarray, j: int, m: int, link: np.ndarray, keep: np.ndarray,
 def _subset_dp_bytes(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool) -> int:
     parts = 2 if mixture else 1
     state = 8 * 2**m * nodes * K * parts
-    return state * (n + 8 + 6 * npr) + 4096
+    return state * (n + 8 + 8 * npr) + 4096
 
 
 def _subset_dp(d: _Block) -> _Sums:
@@ -881,82 +881,63 @@ def _subset_dp(d: _Block) -> _Sums:
     else:
         omega, tau, rho = np.zeros(1), np.ones((1, n)), np.ones((1, C))
     Q1 = tau.shape[0]
+    parts = 2 if mix is not None else 1  # plain part, and the dual part (a mixture parent chosen)
     keep = 1.0 - d.LE  # (C, m, n)
     start = _config_table(1.0 - d.leakE, d.leakE).T  # (S, C): the findings switched on by their leaks
     phi = _config_table(d.aN, d.aY).T  # (S, C): likelihood of each state of the findings
-    # with predictions, a second axis holds one extra finding each, switched off/on: (S, 2, npr, ...)
-    extra = (2, npr) if npr else ()
-    lead = (S,) + extra
-    D = np.broadcast_to(start.reshape((S,) + (1,) * len(extra) + (1, C, 1)), lead + (Q1, C, K)).copy()
+    # forward states (S, E, F, parts, Q1, C, K): E = 2 with predictions (one extra finding each, off / on), F = npr
+    E, F = (2, npr) if npr else (1, 1)
+    X = np.zeros((S, E, F, parts, Q1, C, K))
+    X[:, :, :, 0] = start[:, None, None, None, :, None]
     if npr:
-        D[:, 0] *= (1.0 - d.leakP).T[:, None, :, None]
-        D[:, 1] *= d.leakP.T[:, None, :, None]
-    Y = np.zeros_like(D) if mix is not None else None
+        X[:, 0, :, 0] *= (1.0 - d.leakP).T[None, :, None, :, None]
+        X[:, 1, :, 0] *= d.leakP.T[None, :, None, :, None]
     a_all = A.transpose(2, 0, 1)  # (n, C, K)
     b_all = B0.transpose(2, 0, 1)
     bt_all = b_all[:, None] * tau.T[:, :, None, None]  # (n, Q1, C, K)
     w_all = b_all * mix.v.T[:, :, None] if mix is not None else None  # (n, C, K)
-    saved: list[tuple[np.ndarray, np.ndarray | None]] = []
     active = [[j for j in range(m) if d.LE[:, j, i].any()] for i in range(n)]
+    saved: list[np.ndarray] = []
     for i in range(n):
-        a, bt = a_all[i], bt_all[i]
-        TD = D.copy()
-        TY = Y.copy() if Y is not None else None
+        TX = X.copy()
         for j in active[i]:
-            link, kp = d.LE[:, j, i, None], keep[:, j, i, None]
-            _activate(TD, j, m, link, kp, False)
-            if TY is not None:
-                _activate(TY, j, m, link, kp, False)
+            _activate(TX, j, m, d.LE[:, j, i, None], keep[:, j, i, None], False)
         if npr:
-            link, kp = d.LP[:, :, i].T[:, None, :, None], 1.0 - d.LP[:, :, i].T[:, None, :, None]  # (npr, 1, C, 1)
-            for X in (TD, TY) if TY is not None else (TD,):
-                X[:, 1] += X[:, 0] * link
-                X[:, 0] *= kp
-        if Y is not None and TY is not None and w_all is not None:
-            Y = a * Y + bt * TY + w_all[i] * TD
-        D = a * D + bt * TD
+            link = d.LP[:, :, i].T[:, None, None, :, None]  # (npr, 1, 1, C, 1)
+            TX[:, 1] += TX[:, 0] * link
+            TX[:, 0] *= 1.0 - link
+        X *= a_all[i]
+        X += bt_all[i] * TX
+        if w_all is not None:
+            X[:, :, :, 1] += w_all[i] * TX[:, :, :, 0]
         # the marginals need the states without the extra findings (summed out: their transitions are stochastic)
-        saved.append((TD[:, :, 0].sum(axis=1) if npr else TD, (TY[:, :, 0].sum(axis=1) if npr else TY) if TY is not None else None))
-    # final weights: the findings' likelihoods, the node weights (plain part rho, dual part omega)
-    Gd = np.broadcast_to((phi[:, None, :] * rho[None])[..., None], (S, Q1, C, K)).copy()
-    Gy = np.broadcast_to((phi[:, None, :] * omega[None, :, None])[..., None], (S, Q1, C, K)).copy() if Y is not None else None
-    if npr:
-        on_d, Dall = D[:, 1], D[:, :, 0].sum(axis=1)  # (S, npr, Q1, C, K), (S, Q1, C, K)
-        pred_k = np.einsum("sfqck,sqck->fck", on_d, Gd)
-        Yall = Y[:, :, 0].sum(axis=1) if Y is not None else None
-        if Y is not None and Gy is not None:
-            pred_k += np.einsum("sfqck,sqck->fck", Y[:, 1], Gy)
-    else:
-        Dall = D
-        Yall = Y
-    roots = (Dall * Gd).sum(axis=(0, 1))  # (C, K)
-    if Yall is not None and Gy is not None:
-        roots += (Yall * Gy).sum(axis=(0, 1))
+        saved.append(TX[:, :, 0].sum(axis=1) if npr else TX[:, 0, 0])
+    # final weights (S, parts, Q1, C, K): the findings' likelihoods times the node weights (rho plain, omega dual)
+    G = np.empty((S, parts, Q1, C, K))
+    G[:, 0] = (phi[:, None, :] * rho[None])[..., None]
+    if parts == 2:
+        G[:, 1] = (phi[:, None, :] * omega[None, :, None])[..., None]
+    X0 = X[:, :, 0].sum(axis=1) if npr else X[:, 0, 0]
+    roots = (X0 * G).sum(axis=(0, 1, 2))  # (C, K)
+    pred_k = np.einsum("sfpqck,spqck->fck", X[:, 1], G) if npr else None
     num = np.empty((C, K, n))
     for i in reversed(range(n)):
-        TD, TY = saved[i]
-        a, bt = a_all[i], bt_all[i]
-        total_i = (bt * (TD * Gd).sum(axis=0)).sum(axis=0)
-        if TY is not None and Gy is not None and w_all is not None:
-            total_i += w_all[i] * (TD * Gy).sum(axis=(0, 1)) + (bt * (TY * Gy).sum(axis=0)).sum(axis=0)
-        num[:, :, i] = total_i
+        TX = saved[i]
+        num[:, :, i] = (bt_all[i] * (TX * G).sum(axis=(0, 1))).sum(axis=0)
+        if w_all is not None:
+            num[:, :, i] += w_all[i] * (TX[:, 0] * G[:, 1]).sum(axis=(0, 1))
         if i == 0:
             break
-        TGd = Gd.copy()
-        TGy = Gy.copy() if Gy is not None else None
+        TG = G.copy()
         for j in active[i]:
-            link, kp = d.LE[:, j, i, None], keep[:, j, i, None]
-            _activate(TGd, j, m, link, kp, True)
-            if TGy is not None:
-                _activate(TGy, j, m, link, kp, True)
-        if Gy is not None and TGy is not None and w_all is not None:
-            Gd = a * Gd + bt * TGd + w_all[i] * TGy
-            Gy = a * Gy + bt * TGy
-        else:
-            Gd = a * Gd + bt * TGd
+            _activate(TG, j, m, d.LE[:, j, i, None], keep[:, j, i, None], True)
+        G *= a_all[i]
+        G += bt_all[i] * TG
+        if w_all is not None:
+            G[:, 0] += w_all[i] * TG[:, 1]
     roots = roots * W
     values = np.concatenate([roots.sum(axis=1, keepdims=True), roots, np.einsum("ck,ckn->cn", W, num)], axis=1)
-    if npr:
+    if pred_k is not None:
         values = np.concatenate([values, np.einsum("ck,fck->cf", W, pred_k)], axis=1)
     # all sums of non-negative terms: a relative error from the roundings along a path through the causes
     # (each activation two, each cause a few) and the final sums; values are at most 2**n (times 2**n for
