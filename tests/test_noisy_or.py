@@ -542,11 +542,17 @@ def test_shared_evidence_broadcasts_over_parameter_sets():
     check_against_brute_force(args, r)
 
 
-@pytest.mark.parametrize("methods", [METHODS, ("subset-dp",), ("enumeration",)], ids=["auto", "subset-dp", "enumeration"])
-def test_a_small_budget_processes_rows_in_chunks_with_the_same_results(methods):
+@pytest.mark.parametrize(
+    "methods, budget",
+    [(METHODS, 40_000), (("quickscore",), 100_000), (("subset-dp",), 40_000), (("enumeration",), 40_000)],
+    ids=["auto", "quickscore", "subset-dp", "enumeration"],
+)
+def test_a_small_budget_processes_rows_in_chunks_with_the_same_results(methods, budget):
+    # (24 cells; these budgets hold one to four of them at a time)
     args = small_case(seed=12, B=12, P=2)
     roomy = factorised_query(**args, methods=methods)
-    tight = factorised_query(**args, methods=methods, max_bytes=40_000)
+    tight = factorised_query(**args, methods=methods, max_bytes=budget)
+    assert tight.method == roomy.method
     for field in ("cause_posterior", "root_posterior", "finding_posterior", "log_evidence"):
         np.testing.assert_allclose(getattr(tight, field), getattr(roomy, field), rtol=1e-13, atol=0)
 
