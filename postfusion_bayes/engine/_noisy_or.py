@@ -25,9 +25,13 @@ Quickscore (Heckerman 1989)
     lambda_i0``, ``B_i = p_i lambda_i1 prod_{f negative} (1 - link_fi)`` and
     ``g_Si = prod_{f in S} (1 - link_fi)``. P(cause c present, e) replaces
     ``u_c`` by its present part: ``B_c g_Sc prod_{j != c} u_j``, the product
-    over the other causes taken from prefix and suffix cumulative products (no
-    division). Findings leaning positive (``a_yes > a_no``) give negative
-    ``b_f``: the terms alternate in sign and cancel.
+    over the other causes taken as ``prod_j u_j * (1 / u_c)`` with ``1 / u_c``
+    read as 0 where ``u_c`` is zero or subnormal (then ``B_c g_Sc <= u_c`` and
+    what is dropped is within the underflow allowance below); nothing is
+    subtracted. Findings leaning positive (``a_yes > a_no``) give negative
+    ``b_f``: the terms alternate in sign and cancel. Arrays are laid out
+    cause-major, ``(causes, nodes, cells, root columns, terms)``, so that the
+    long axes are innermost.
 
 Mixture leaf
     With ``v_i = d_i . lam`` (the parent's distribution dotted with the leaf's
@@ -51,11 +55,12 @@ Predictions
     For an unobserved binary finding ``f`` to predict (its own likelihood is
     ignored), P(e, f = yes) is computed *directly*, not as P(e) - P(e, f = no):
     per term, ``sum_C w(C) (1 - prod_{i in C} x_i)`` with ``x_i = 1 - link_fi``
-    telescopes to ``sum_i B_i link_fi pre'_i suf_i`` (``pre'`` the prefix
-    products of ``u'_i = A_i + B_i x_i``, ``suf`` the suffix products of
-    ``u``), and the same with dual numbers for the mixture. Every quantity is
-    a sum of non-negative numbers, so a tiny P(f = yes | e) keeps its
-    relative precision.
+    telescopes to ``sum_i B_i link_fi prod_{j < i} u'_j prod_{j > i} u_j``
+    with ``u'_j = A_j + B_j x_j <= u_j`` (computed as ``prod_j u_j / u_i``
+    times the prefix products of the ratios ``u'_j / u_j <= 1``), and the
+    same with dual numbers for the mixture. Every quantity is a sum of
+    non-negative numbers, so a tiny P(f = yes | e) keeps its relative
+    precision.
 
 Cancellation and the choice of method
     Along with every signed sum over the terms ``S`` the sum of their absolute
