@@ -25,9 +25,13 @@ Quickscore (Heckerman 1989)
     lambda_i0``, ``B_i = p_i lambda_i1 prod_{f negative} (1 - link_fi)`` and
     ``g_Si = prod_{f in S} (1 - link_fi)``. P(cause c present, e) replaces
     ``u_c`` by its present part: ``B_c g_Sc prod_{j != c} u_j``, the product
-    over the other causes taken from prefix and suffix cumulative products (no
-    division). Findings leaning positive (``a_yes > a_no``) give negative
-    ``b_f``: the terms alternate in sign and cancel.
+    over the other causes taken as ``prod_j u_j * (1 / u_c)`` with ``1 / u_c``
+    read as 0 where ``u_c`` is zero or subnormal (then ``B_c g_Sc <= u_c`` and
+    what is dropped is within the underflow allowance below); nothing is
+    subtracted. Findings leaning positive (``a_yes > a_no``) give negative
+    ``b_f``: the terms alternate in sign and cancel. Arrays are laid out
+    cause-major, ``(causes, nodes, cells, root columns, terms)``, so that the
+    long axes are innermost.
 
 Mixture leaf
     With ``v_i = d_i . lam`` (the parent's distribution dotted with the leaf's
@@ -51,11 +55,12 @@ Predictions
     For an unobserved binary finding ``f`` to predict (its own likelihood is
     ignored), P(e, f = yes) is computed *directly*, not as P(e) - P(e, f = no):
     per term, ``sum_C w(C) (1 - prod_{i in C} x_i)`` with ``x_i = 1 - link_fi``
-    telescopes to ``sum_i B_i link_fi pre'_i suf_i`` (``pre'`` the prefix
-    products of ``u'_i = A_i + B_i x_i``, ``suf`` the suffix products of
-    ``u``), and the same with dual numbers for the mixture. Every quantity is
-    a sum of non-negative numbers, so a tiny P(f = yes | e) keeps its
-    relative precision.
+    telescopes to ``sum_i B_i link_fi prod_{j < i} u'_j prod_{j > i} u_j``
+    with ``u'_j = A_j + B_j x_j <= u_j`` (computed as ``prod_j u_j / u_i``
+    times the prefix products of the ratios ``u'_j / u_j <= 1``), and the
+    same with dual numbers for the mixture. Every quantity is a sum of
+    non-negative numbers, so a tiny P(f = yes | e) keeps its relative
+    precision.
 
 Cancellation and the choice of method
     Along with every signed sum over the terms ``S`` the sum of their absolute
@@ -77,31 +82,43 @@ Cancellation and the choice of method
     named in ``FactorisedResult.method``:
 
     ``quickscore``
-        the above in float64; cost about ``K * 2**m * (nodes) * n``.
+        the above in float64; cost about ``K 2**m (nodes) n`` per row.
     ``quickscore-longdouble``
         the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
         whose float64 bound fails but whose longdouble bound, predicted from
-        the same sums, would pass.
+        the same sums, would pass (about twenty times slower).
+    ``subset-dp``
+        cancellation-free: a dynamic programme over the causes whose state is
+        the set of expanded findings already switched on (by their leaks or
+        an earlier present cause), times the quadrature nodes and the dual
+        part; a backward pass gives the marginals, one extra state bit per
+        predicted finding its prediction. Cost about ``n m 2**m (nodes)``
+        per row: the method for many positive findings among many causes.
     ``enumeration``
         cancellation-free: all ``2**n`` cause configurations, built as an
         outer product of two halves (``2**(n/2)`` each) so that every
         configuration costs a few multiply-adds per expanded finding;
         P(f = yes | C) is built as ``1 - q`` without subtracting
-        (``r(C + i) = r(C) + q(C) link_i``). Every number is a sum of
-        non-negative terms: relative error about ``(n + m) eps`` unless it
-        underflows, which is checked.
+        (``r(C + i) = r(C) + q(C) link_i``). The method for many positive
+        findings among up to about twenty causes.
     ``enumeration-log``
         the same in log space, for the rare rows whose numbers underflow.
 
-    The first method tried for a row is the cheaper of ``quickscore`` and
-    ``enumeration`` (with many positive findings and few causes enumeration is
-    cheaper outright); rows whose bound fails move on to the cheaper of the
-    longdouble rerun (when predicted to pass) and enumeration, then to the
-    log-space enumeration. A method is available only if one row (one
-    parameter set) of it fits ``max_bytes``; rows are processed in chunks
-    that fit. If no allowed method can meet the tolerance within the budget,
-    :class:`MemoryBudgetError` says so: a number is never returned silently
-    inaccurate.
+    The cancellation-free methods sum non-negative numbers only: their error
+    bound is relative, ``gamma_k`` with ``k`` the roundings along a path (about
+    ``n (3m + 12)``) and the final sums, unless a number underflows, which is
+    checked. Rows are grouped by the number of expanded findings; for each
+    group a rough cost model (numpy calls and array work) picks the first
+    method: Quickscore, or directly a cancellation-free method when it is
+    cheaper or Quickscore would likely fail (many expanded findings). Rows
+    whose bound fails move on to the cheapest of the longdouble rerun (when
+    predicted to pass), the dynamic programme and the enumeration, and rows
+    whose numbers underflow to the log-space enumeration. A method is
+    available only if one row (one parameter set) of it fits ``max_bytes``;
+    rows are processed in chunks that fit (and that keep the working arrays
+    cache-sized). If no allowed method can meet the tolerance within the
+    budget, :class:`MemoryBudgetError` says so: a number is never returned
+    silently inaccurate.
 
     Outputs that are exactly zero (an impossible root configuration, cause
     state or prediction; impossible evidence) are recognised exactly, from
@@ -119,10 +136,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ArgumentError, MemoryBudgetError, NetworkError
+
 __all__ = ["METHODS", "FactorisedResult", "MemoryBudgetError", "Mixture", "factorised_query"]
 
 #: The methods, in the order in which they are normally tried.
-METHODS = ("quickscore", "quickscore-longdouble", "enumeration", "enumeration-log")
+METHODS = ("quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
 
 #: Stands for log(0) inside matrix products (0 * it is 0, never NaN); sums below half of it are log(0).
 _LOG_ZERO = -1e300
@@ -132,15 +151,7 @@ _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
-_CACHE_BYTES = 2**18
-
-
-class MemoryBudgetError(ValueError):
-    """Exact evaluation of a row would need more memory than ``max_bytes`` allows.
-
-    Also raised when none of the allowed methods can meet the tolerance for a
-    row within the budget. The message names the size needed and the budget.
-    """
+_CACHE_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -211,18 +222,28 @@ def _full(arr: np.ndarray, C: int) -> np.ndarray:
     return arr if arr.shape[0] == C else np.repeat(arr, C, axis=0)
 
 
+def _memo(array: np.ndarray) -> np.ndarray:
+    """Make an array kept by a module-level memo read-only, so that no caller can change a later answer.
+
+    The memos below (bit tables, quadrature nodes, error-bound constants, method plans) are pure:
+    keyed by small integers and dtypes, computed from nothing else, and never written to.
+    """
+    array.setflags(write=False)
+    return array
+
+
 @functools.cache
 def _bits(k: int) -> np.ndarray:
     """(2**k, k) float matrix: bit j of configuration c."""
     c = np.arange(2**k)
-    return ((c[:, None] >> np.arange(k)) & 1).astype(float)
+    return _memo(((c[:, None] >> np.arange(k)) & 1).astype(float))
 
 
 @functools.cache
 def _nodes(n_parents: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes and weights on [0, 1], exact for polynomials of degree < n_parents."""
     x, w = np.polynomial.legendre.leggauss(max(1, math.ceil(n_parents / 2)))
-    return (x + 1) / 2, w / 2
+    return _memo((x + 1) / 2), _memo(w / 2)
 
 
 @functools.cache
@@ -233,7 +254,7 @@ def _node_tables(member: bytes, dtype) -> tuple[np.ndarray, np.ndarray]:
     t = np.concatenate([[0.0], t])
     omega = np.concatenate([[0.0], w]).astype(dtype)
     tau = np.where(parent[None, :], t[:, None], 1.0).astype(dtype)
-    return omega, tau
+    return _memo(omega), _memo(tau)
 
 
 def _config_table(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -268,6 +289,17 @@ def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
 
 
 @dataclass
+class _MixtureSpec:
+    """An observed mixture finding: its parents (indices and mask), tables and normalised likelihood."""
+
+    parents: np.ndarray  # (n_parents,)
+    member: np.ndarray  # (n,) bool
+    dist: np.ndarray  # (Pm, n_parents, S)
+    leak: np.ndarray  # (Pm, S)
+    lam: np.ndarray  # (Bm, S) normalised
+
+
+@dataclass
 class _Problem:
     """Validated inputs, with the row-wise classification of the evidence.
 
@@ -293,25 +325,21 @@ class _Problem:
     row_log_scale: np.ndarray  # (B,)
     row_dead: np.ndarray  # (B,) a likelihood vector is all zeros
     predict: np.ndarray  # (npr,)
-    member: np.ndarray | None  # (n,) bool, the parents of the observed mixture
-    mix_parents: np.ndarray | None
-    mix_dist: np.ndarray | None  # (Pm, n_parents, S)
-    mix_leak: np.ndarray | None  # (Pm, S)
-    mix_lam: np.ndarray | None  # (Bm, S) normalised
+    mixture: _MixtureSpec | None  # the observed mixture, if any
     const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
 
 
 def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
     full = {s for s in sizes if s != 1}
     if len(full) > 1:
-        raise ValueError(f"inconsistent {name} sizes {sorted(full)} (each must be 1 or the same)")
+        raise NetworkError(f"inconsistent {name} sizes {sorted(full)} (each must be 1 or the same)")
     return full.pop() if full else 1
 
 
 def _check(name: str, arr: np.ndarray, upper: float | None) -> None:
     if arr.size and not (np.minimum.reduce(arr, axis=None) >= 0 and (upper is None or np.maximum.reduce(arr, axis=None) <= upper)):
         what = "probabilities in [0, 1]" if upper is not None else "non-negative (and not NaN)"
-        raise ValueError(f"{name} must be {what}")
+        raise NetworkError(f"{name} must be {what}")
 
 
 def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict) -> _Problem:
@@ -322,13 +350,13 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     ln = np.asarray(links, dtype=float)
     fl = np.asarray(finding_likelihood, dtype=float)
     if rw.ndim != 3 or cg.ndim != 3 or cl.ndim != 3 or lk.ndim != 2 or ln.ndim != 3 or fl.ndim != 3:
-        raise ValueError("expected root_weight (P, B, K), cause_given_root (P, K, n), cause_likelihood (B, n, 2), leak (P, F), links (P, F, n), finding_likelihood (B, F, 2)")
+        raise NetworkError("expected root_weight (P, B, K), cause_given_root (P, K, n), cause_likelihood (B, n, 2), leak (P, F), links (P, F, n), finding_likelihood (B, F, 2)")
     K, n = cg.shape[1], cg.shape[2]
     F = ln.shape[1]
     if rw.shape[2] != K or K < 1 or n < 1:
-        raise ValueError(f"root_weight has {rw.shape[2]} root configurations, cause_given_root {K} (and n = {n} causes); both need at least one")
+        raise NetworkError(f"root_weight has {rw.shape[2]} root configurations, cause_given_root {K} (and n = {n} causes); both need at least one")
     if cl.shape[1:] != (n, 2) or ln.shape[2] != n or lk.shape[1] != F or fl.shape[1:] != (F, 2):
-        raise ValueError(f"shapes disagree on n = {n} causes or F = {F} findings: cause_likelihood {cl.shape}, links {ln.shape}, leak {lk.shape}, finding_likelihood {fl.shape}")
+        raise NetworkError(f"shapes disagree on n = {n} causes or F = {F} findings: cause_likelihood {cl.shape}, links {ln.shape}, leak {lk.shape}, finding_likelihood {fl.shape}")
     mixtures = list(mixtures)
     P = _lead_sizes("parameter-set (P)", [rw.shape[0], cg.shape[0], lk.shape[0], ln.shape[0]] + [np.shape(mx.distributions)[0] for mx in mixtures] + [np.shape(mx.leak)[0] for mx in mixtures])
     B = _lead_sizes("row (B)", [rw.shape[1], cl.shape[0], fl.shape[0]] + [np.shape(mx.likelihood)[0] for mx in mixtures])
@@ -341,7 +369,7 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     predict = np.asarray(predict, dtype=np.intp).reshape(-1)
     if predict.size:
         if predict.min() < 0 or predict.max() >= F:
-            raise ValueError(f"predict indices must be in [0, {F})")
+            raise NetworkError(f"predict indices must be in [0, {F})")
         fl = fl.copy()
         fl[:, predict, :] = 1.0  # a predicted finding's own likelihood is ignored
 
@@ -363,7 +391,7 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     unobserved = a[..., 0] == a[..., 1]
     negative = a[..., 1] == 0  # (never both zero after normalising)
     expanded = ~(unobserved | negative)
-    member = mix_parents = mix_dist = mix_leak = mix_lam = None
+    spec: _MixtureSpec | None = None
     const_mix = []
     for index, mx in enumerate(mixtures):
         parents = np.asarray(mx.parents, dtype=np.intp).reshape(-1)
@@ -371,26 +399,26 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         mleak = np.asarray(mx.leak, dtype=float)
         mlam = np.asarray(mx.likelihood, dtype=float)
         if dist.ndim != 3 or dist.shape[1] != parents.size or mleak.ndim != 2 or mlam.ndim != 2 or not (dist.shape[2] == mleak.shape[1] == mlam.shape[1]):
-            raise ValueError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
+            raise NetworkError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
         if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
-            raise ValueError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
+            raise NetworkError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
         _check(f"mixture {index} likelihood", mlam, None)
         _check(f"mixture {index} distributions", dist, 1.0)
         _check(f"mixture {index} leak", mleak, 1.0)
         sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
         if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
-            raise ValueError(f"mixture {index}: distributions and leak must sum to 1 over the states")
+            raise NetworkError(f"mixture {index}: distributions and leak must sum to 1 over the states")
         mlam = normalise(mlam)
         if (mlam == 1).all():
             continue  # unobserved: a constant factor (1 after normalising)
         if parents.size == 0:
             const_mix.append((mleak, mlam))
             continue
-        if member is not None:
-            raise ValueError("at most one mixture finding may be observed (the others must have constant likelihoods)")
+        if spec is not None:
+            raise NetworkError("at most one mixture finding may be observed (the others must have constant likelihoods)")
         member = np.zeros(n, dtype=bool)
         member[parents] = True
-        mix_parents, mix_dist, mix_leak, mix_lam = parents, dist, mleak, mlam
+        spec = _MixtureSpec(parents, member, dist, mleak, mlam)
     log_pq = np.empty(cg.shape + (2,))
     np.log1p(-cg, out=log_pq[..., 0])
     np.log(cg, out=log_pq[..., 1])
@@ -414,16 +442,26 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         row_log_scale=row_log_scale,
         row_dead=row_dead,
         predict=predict,
-        member=member,
-        mix_parents=mix_parents,
-        mix_dist=mix_dist,
-        mix_leak=mix_leak,
-        mix_lam=mix_lam,
+        mixture=spec,
         const_mix=const_mix,
     )
 
 
 # ----------------------------------------------------------------------------------------------- blocks of cells
+
+
+@dataclass
+class _MixtureCells:
+    """The observed mixture finding, per cell.
+
+    ``v (C, n)``: each parent's distribution dotted with the likelihood (0 for
+    non-parents); ``L (C,)``: the leak's; both scaled to a maximum of 1.
+    ``member (n,)``: its parents.
+    """
+
+    v: np.ndarray
+    L: np.ndarray
+    member: np.ndarray
 
 
 @dataclass
@@ -443,9 +481,7 @@ class _Block:
     aY: np.ndarray  # (C, m) normalised likelihood of "yes"
     LP: np.ndarray  # (C, npr, n) links of the predicted findings
     leakP: np.ndarray  # (C, npr)
-    v: np.ndarray | None  # (C, n) mixture: parent distribution . likelihood (0 for non-parents), scaled
-    L: np.ndarray | None  # (C,) mixture: leak . likelihood, scaled
-    member: np.ndarray | None  # (n,) bool
+    mix: _MixtureCells | None  # the observed mixture, if any
     log_const: np.ndarray  # (C,) log of the constant factors (negative findings' leaks, scales)
     input_error: np.ndarray  # (C,) relative error of the result from the roundings of the shared inputs
 
@@ -518,29 +554,29 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: t
         leakP = prob.leak[pl[:, None], prob.predict[None, :]]
     else:
         LP, leakP = np.zeros((C, 0, n)), np.zeros((C, 0))
-    v = L = None
     for mleak, mlam in prob.const_mix:
         const = (_lead(mleak, pi) * _lead(mlam, bi)).sum(axis=-1)
         log_const = log_const + np.log(const)
-    if prob.member is not None:
-        dist = _lead(prob.mix_dist, pi)  # (Cp, n_parents, S)
-        mlam = _lead(prob.mix_lam, bi)  # (Cb, S)
-        vp = _full(np.matmul(dist, mlam[:, :, None])[..., 0], C)
-        L = _full((_lead(prob.mix_leak, pi) * mlam).sum(axis=-1), C)
+    mix = None
+    spec = prob.mixture
+    if spec is not None:
+        mlam = _lead(spec.lam, bi)  # (Cb, S)
+        vp = _full(np.matmul(_lead(spec.dist, pi), mlam[:, :, None])[..., 0], C)  # (C, n_parents)
+        L = _full((_lead(spec.leak, pi) * mlam).sum(axis=-1), C)
         top = np.maximum(vp.max(axis=1), L)
         top = np.where(top > 0, top, 1.0)
         log_const = log_const + np.log(top)
         v = np.zeros((C, n))
-        v[:, prob.mix_parents] = vp / top[:, None]
-        L = L / top
+        v[:, spec.parents] = vp / top[:, None]
+        mix = _MixtureCells(v, L / top, spec.member)
     # Roundings in quantities every term shares (the weights of the causes and roots, through logs and exp;
     # the mixture's v and L; the quadrature nodes) perturb the result as a positive multilinear function of
     # them: relatively, by at most their sum, without amplification by the cancellation.
     # (the logs are all <= 0, as every likelihood is at most 1 after normalising)
     size = -np.where(logAB > -np.inf, logAB, 0.0).sum(axis=(-2, -1)).max(axis=-1)  # (C,)
     input_error = _U64 * ((prob.F + 4) * (size + 4 * n) + np.abs(np.where(logW > -np.inf, logW, 0.0)).max(axis=-1) + 2 * m + 8)
-    if prob.member is not None:
-        input_error += 1e-14 * (n + 2) + _U64 * (prob.mix_lam.shape[1] + 4)
+    if spec is not None:
+        input_error += 1e-14 * (n + 2) + _U64 * (spec.lam.shape[1] + 4)
     return _Block(
         logW=logW,
         logAB=logAB,
@@ -551,20 +587,28 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: t
         aY=aE[..., 1],
         LP=LP,
         leakP=leakP,
-        v=v,
-        L=L,
-        member=prob.member,
+        mix=mix,
         log_const=log_const,
         input_error=input_error,
     )
 
 
 def _subblock(d: _Block, rows: np.ndarray) -> _Block:
-    fields = {}
-    for name in d.__dataclass_fields__:
-        value = getattr(d, name)
-        fields[name] = value if name == "member" or value is None else value[rows]
-    return _Block(**fields)
+    """Select the cells ``rows`` of a block."""
+    return _Block(
+        logW=d.logW[rows],
+        logAB=d.logAB[rows],
+        kcol=d.kcol[rows],
+        LE=d.LE[rows],
+        leakE=d.leakE[rows],
+        aN=d.aN[rows],
+        aY=d.aY[rows],
+        LP=d.LP[rows],
+        leakP=d.leakP[rows],
+        mix=None if d.mix is None else _MixtureCells(d.mix.v[rows], d.mix.L[rows], d.mix.member),
+        log_const=d.log_const[rows],
+        input_error=d.input_error[rows],
+    )
 
 
 def _scaled(d: _Block, dtype=np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -634,7 +678,7 @@ def _quickscore_gammas(n: int, m: int, nodes: int, K: int, dtype) -> tuple[float
 def _quickscore_gamma_columns(n: int, m: int, nodes: int, K: int, npr: int, dtype) -> np.ndarray:
     """Spread the bounds of :func:`_quickscore_gammas` over the output columns (P(e), roots, numerators, predictions)."""
     g_total, g_num, g_pred = _quickscore_gammas(n, m, nodes, K, dtype)
-    return np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr)
+    return _memo(np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr))
 
 
 def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> int:
@@ -645,15 +689,30 @@ def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> in
 @functools.cache
 def _subsets(m: int) -> np.ndarray:
     """(2**m, m) bool: whether expanded finding j is in subset S (bit j of S)."""
-    return ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool)
+    return _memo(((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool))
 
 
-def _quickscore(d: _Block, dtype) -> _Sums:
+class _Workspace:
+    """Working arrays reused by the chunks of one run: no fresh large allocation (and page faults) per chunk."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, slot: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+        key = (slot, shape, np.dtype(dtype))
+        array = self.arrays.get(key)
+        if array is None:
+            array = self.arrays[key] = np.empty(shape, dtype)
+        return array
+
+
+def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     """Quickscore over the expanded findings, with the mixture by quadrature, in precision ``dtype``.
 
     Arrays are laid out cause-major, ``(n, nodes, C, K, T)``: the long axes
     (cells, root columns, terms) are innermost and contiguous, reductions
-    over the causes are over the outermost axis.
+    over the causes are over the outermost axis. The largest ones come from
+    ``workspace`` when given.
     """
     W, A, B0, sigma = _scaled(d, dtype)  # (C, K), (C, K, n), (C, K, n)
     C, K, n = A.shape
@@ -677,34 +736,48 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (one - LE).transpose(1, 2, 0)[..., None], one), axis=0)
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
-    mixture = d.member is not None
-    if mixture:
-        omega, tau = _node_tables(d.member.tobytes(), dtype)  # (Q1,), (Q1, n)
+    mix = d.mix
+    mixture = mix is not None
+    nodes = 1
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), dtype)  # (Q1,), (Q1, n)
         tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
-        Bt = Bk[:, None] * tau  # (n, Q1, C, K, T)
+        nodes = omega.size
+    big = (n, nodes, C, K, T)
+
+    def buffer(slot: int) -> np.ndarray:
+        return workspace.get(slot, big, dtype) if workspace is not None else np.empty(big, dtype)
+
+    u = buffer(0)
+    if mix is not None:
+        np.multiply(Bk[:, None], tau, out=u)  # the present weight B_i g_Si, times t for the mixture's parents
     else:
-        Bt = Bk[:, None]
-    u = Bt + A
+        u[:, 0] = Bk
+    Bt = u.copy() if npr else u  # (kept for the predictions)
+    u += A
     prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
     # 1 / u, and 0 where u is 0 or subnormal: such a cause's present weight is at most u / t, so what is dropped
     # is within the underflow allowance. prod * invu is then the product over the other causes.
-    invu = np.zeros_like(u)
+    invu = buffer(1)
+    invu.fill(0)
     np.divide(one, u, out=invu, where=u > tiny)
-    others = invu * prod  # (n, Q1, C, K, T)
-    if mixture:
-        v = (d.v if dtype is np.float64 else d.v.astype(dtype)).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
-        L = d.L if dtype is np.float64 else d.L.astype(dtype)
+    others = np.multiply(invu, prod, out=buffer(2))  # (n, Q1, C, K, T)
+    if mix is not None:
+        v = (mix.v if dtype is np.float64 else mix.v.astype(dtype)).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+        L = mix.L if dtype is np.float64 else mix.L.astype(dtype)
         w = Bk[:, None] * v  # (n, 1, C, K, T): the "chosen" weight v_i B_i g_Si
-        r = w * invu[:, 1:]  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
+        r = np.multiply(w, invu[:, 1:], out=buffer(3)[:, 1:])  # (n, Q, C, K, T), at most v / t (node 0, t = 0, has no chosen parent)
         h = np.empty_like(prod)  # plain weight L at node 0, omega_q R_q at the others
         h[0] = L[:, None, None]
         np.multiply(r.sum(axis=0), omega[1:, None, None, None], out=h[1:])
         tot = (prod * h).sum(axis=0)  # (C, K, T)
         # numerator: B_c prod_{j != c} u_j (tau_c h + omega v_c A_c / u_c), summed over the nodes
-        y = A * invu[:, 1:]  # A_c / u_c <= 1
+        y = np.multiply(A, invu[:, 1:], out=buffer(4)[:, 1:])  # A_c / u_c <= 1
         y *= others[:, 1:]
         y *= omega[1:, None, None, None]
-        nums = (others * tau * h).sum(axis=1) + v[:, 0] * y.sum(axis=1)
+        spread = np.multiply(others, tau, out=u)  # (u is no longer needed)
+        spread *= h
+        nums = spread.sum(axis=1) + v[:, 0] * y.sum(axis=1)
         nums *= Bk
     else:
         tot = prod[0]
@@ -725,7 +798,7 @@ def _quickscore(d: _Block, dtype) -> _Sums:
         np.cumprod(ratio[:-1], axis=0, out=lower[1:])
         core = lower * others[:, None]
         core *= Bk[:, None, None] * lp
-        if mixture:
+        if mix is not None:
             # bracket = tau (rho + omega (R'_{<i} + R_{>i})) + omega v, R' = sum_{j<i} w_j x_j / u'_j, R = sum_{j>i} w_j / u_j
             invup = np.zeros_like(up[:, :, 1:])
             np.divide(one, up[:, :, 1:], out=invup, where=up[:, :, 1:] > tiny)
@@ -763,6 +836,126 @@ def _quickscore(d: _Block, dtype) -> _Sums:
     return _Sums(values, err, sigma, mag, gamma_ld)
 
 
+# ----------------------------------------------------------------------------------------------- subset dynamic programme
+
+
+def _activate(X: np.ndarray, j: int, m: int, link: np.ndarray, keep: np.ndarray, transpose: bool) -> None:
+    """Apply in place the activation of expanded finding ``j`` by one present cause.
+
+    ``X`` has the subsets of the ``m`` expanded findings on its first axis (bit
+    ``j`` of the index: finding ``j`` switched on); ``link`` and ``keep = 1 -
+    link`` broadcast against its trailing axes. Forward, mass moves from "off"
+    to "on" with probability ``link``; transposed (for the backward pass),
+    ``g(off) <- keep g(off) + link g(on)``. Only products and sums of
+    non-negative numbers.
+    """
+    V = X.reshape((2 ** (m - 1 - j), 2, 2**j) + X.shape[1:])
+    off, on = V[:, 0], V[:, 1]
+    if transpose:
+        off *= keep
+        off += on * link
+    else:
+        on += off * link
+        off *= keep
+
+
+def _subset_dp_bytes(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool) -> int:
+    parts = 2 if mixture else 1
+    state = 8 * 2**m * nodes * K * parts
+    return state * (n + 8 + 8 * npr) + 4096
+
+
+def _subset_dp(d: _Block) -> _Sums:
+    """Run a cancellation-free dynamic programme over the causes, for many positive findings.
+
+    The state is the set of expanded findings already switched on (by their
+    leaks or by an earlier present cause): ``2**m`` states, times the mixture's
+    quadrature nodes and its dual part (no parent chosen yet / chosen). Each
+    present cause switches each of its findings on with its link probability;
+    the findings' likelihoods weight the final states. A backward pass gives
+    the marginals of the causes; an extra state bit per predicted finding
+    gives P(e, finding yes). Every number is a sum of products of non-negative
+    numbers: cost ``O(n m 2**m)`` per row and root column, no cancellation.
+    """
+    W, A, B0, sigma = _scaled(d)
+    C, K, n = A.shape
+    m = d.LE.shape[1]
+    npr = d.LP.shape[1]
+    S = 2**m
+    mix = d.mix
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), np.float64)
+        rho = np.zeros((tau.shape[0], C))
+        rho[0] = mix.L
+    else:
+        omega, tau, rho = np.zeros(1), np.ones((1, n)), np.ones((1, C))
+    Q1 = tau.shape[0]
+    parts = 2 if mix is not None else 1  # plain part, and the dual part (a mixture parent chosen)
+    keep = 1.0 - d.LE  # (C, m, n)
+    start = _config_table(1.0 - d.leakE, d.leakE).T  # (S, C): the findings switched on by their leaks
+    phi = _config_table(d.aN, d.aY).T  # (S, C): likelihood of each state of the findings
+    # forward states (S, E, F, parts, Q1, C, K): E = 2 with predictions (one extra finding each, off / on), F = npr
+    E, F = (2, npr) if npr else (1, 1)
+    X = np.zeros((S, E, F, parts, Q1, C, K))
+    X[:, :, :, 0] = start[:, None, None, None, :, None]
+    if npr:
+        X[:, 0, :, 0] *= (1.0 - d.leakP).T[None, :, None, :, None]
+        X[:, 1, :, 0] *= d.leakP.T[None, :, None, :, None]
+    a_all = A.transpose(2, 0, 1)  # (n, C, K)
+    b_all = B0.transpose(2, 0, 1)
+    bt_all = b_all[:, None] * tau.T[:, :, None, None]  # (n, Q1, C, K)
+    w_all = b_all * mix.v.T[:, :, None] if mix is not None else None  # (n, C, K)
+    active = [[j for j in range(m) if d.LE[:, j, i].any()] for i in range(n)]
+    saved: list[np.ndarray] = []
+    for i in range(n):
+        TX = X.copy()
+        for j in active[i]:
+            _activate(TX, j, m, d.LE[:, j, i, None], keep[:, j, i, None], False)
+        if npr:
+            link = d.LP[:, :, i].T[:, None, None, :, None]  # (npr, 1, 1, C, 1)
+            TX[:, 1] += TX[:, 0] * link
+            TX[:, 0] *= 1.0 - link
+        X *= a_all[i]
+        X += bt_all[i] * TX
+        if w_all is not None:
+            X[:, :, :, 1] += w_all[i] * TX[:, :, :, 0]
+        # the marginals need the states without the extra findings (summed out: their transitions are stochastic)
+        saved.append(TX[:, :, 0].sum(axis=1) if npr else TX[:, 0, 0])
+    # final weights (S, parts, Q1, C, K): the findings' likelihoods times the node weights (rho plain, omega dual)
+    G = np.empty((S, parts, Q1, C, K))
+    G[:, 0] = (phi[:, None, :] * rho[None])[..., None]
+    if parts == 2:
+        G[:, 1] = (phi[:, None, :] * omega[None, :, None])[..., None]
+    X0 = X[:, :, 0].sum(axis=1) if npr else X[:, 0, 0]
+    roots = (X0 * G).sum(axis=(0, 1, 2))  # (C, K)
+    pred_k = np.einsum("sfpqck,spqck->fck", X[:, 1], G) if npr else None
+    num = np.empty((C, K, n))
+    for i in reversed(range(n)):
+        TX = saved[i]
+        num[:, :, i] = (bt_all[i] * (TX * G).sum(axis=(0, 1))).sum(axis=0)
+        if w_all is not None:
+            num[:, :, i] += w_all[i] * (TX[:, 0] * G[:, 1]).sum(axis=(0, 1))
+        if i == 0:
+            break
+        TG = G.copy()
+        for j in active[i]:
+            _activate(TG, j, m, d.LE[:, j, i, None], keep[:, j, i, None], True)
+        G *= a_all[i]
+        G += bt_all[i] * TG
+        if w_all is not None:
+            G[:, 0] += w_all[i] * TG[:, 1]
+    roots = roots * W
+    values = np.concatenate([roots.sum(axis=1, keepdims=True), roots, np.einsum("ck,ckn->cn", W, num)], axis=1)
+    if pred_k is not None:
+        values = np.concatenate([values, np.einsum("ck,fck->cf", W, pred_k)], axis=1)
+    # all sums of non-negative terms: a relative error from the roundings along a path through the causes
+    # (each activation two, each cause a few) and the final sums; values are at most 2**n (times 2**n for
+    # the marginals), so underflow loses at most this much
+    relative = _gamma(n * (3 * m + 12) + S * Q1 + K + 40, np.float64) + d.input_error
+    floor = float(S * Q1 * K * n * (3 * m + 12)) * 4.0**n * _UNDERFLOW_ULP
+    return _Sums(values, floor + values * relative[:, None], sigma)
+
+
 # ----------------------------------------------------------------------------------------------- enumeration
 
 
@@ -794,17 +987,18 @@ def _enumerate(d: _Block) -> _Sums:
             np.multiply(q_lo[:, j, :, None], beta[:, j, None, :], out=tmp)
             tmp += alpha[:, j, :, None]
             lik *= tmp
-    if d.member is not None:
-        s_lo = _sum_table(d.v[:, lo])
-        s_hi = _sum_table(d.v[:, hi])
-        count = _bits(nlo) @ d.member[lo].astype(float)
-        count = count[:, None] + (_bits(n - nlo) @ d.member[hi].astype(float))[None, :]
+    if d.mix is not None:
+        member = d.mix.member
+        s_lo = _sum_table(d.mix.v[:, lo])
+        s_hi = _sum_table(d.mix.v[:, hi])
+        count = _bits(nlo) @ member[lo].astype(float)
+        count = count[:, None] + (_bits(n - nlo) @ member[hi].astype(float))[None, :]
         inverse = np.divide(1.0, count, out=np.zeros_like(count), where=count > 0)
         np.add(s_lo[:, :, None], s_hi[:, None, :], out=tmp)
         tmp *= inverse
-        empty_lo = np.flatnonzero(_bits(nlo) @ d.member[lo].astype(float) == 0)
-        empty_hi = np.flatnonzero(_bits(n - nlo) @ d.member[hi].astype(float) == 0)
-        tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.L[:, None, None]
+        empty_lo = np.flatnonzero(_bits(nlo) @ member[lo].astype(float) == 0)
+        empty_hi = np.flatnonzero(_bits(n - nlo) @ member[hi].astype(float) == 0)
+        tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.mix.L[:, None, None]
         lik *= tmp
     # sums: Y[c, lo, k] = sum_hi lik w_hi_k ; V[c, lo, k, f] = sum_hi lik w_hi_k r_hi_f
     cols = [w_hi]
@@ -862,13 +1056,14 @@ def _enumerate_log(d: _Block) -> _Sums:
     loglik = np.zeros((C, N))
     for j in range(m):
         loglik += np.logaddexp(np.log(d.aY[:, j, None]) + logr[:, j], np.log(d.aN[:, j, None]) + logq[:, j])
-    if d.member is not None:
+    if d.mix is not None:
+        member = d.mix.member
         logs = np.full((C, 1), -np.inf)
-        logv = np.log(d.v)
-        count = _bits(n) @ d.member.astype(float)
+        logv = np.log(d.mix.v)
+        count = _bits(n) @ member.astype(float)
         for j in range(n):
-            logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if d.member[j] else logs], axis=-1)
-        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.L)[:, None])
+            logs = np.concatenate([logs, np.logaddexp(logs, logv[:, j : j + 1]) if member[j] else logs], axis=-1)
+        logmix = np.where(count > 0, logs - np.log(np.maximum(count, 1)), np.log(d.mix.L)[:, None])
         loglik += logmix
     logfull = d.logW[..., None] + logw + loglik[:, None, :]  # (C, K, N)
     logroots = _logsumexp(logfull, axis=-1)
@@ -892,7 +1087,7 @@ def _enumerate_log(d: _Block) -> _Sums:
 # ----------------------------------------------------------------------------------------------- exact zeros
 
 
-def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _feasible(d: _Block) -> np.ndarray:
     """Which outputs are exactly non-zero, from the zero pattern of the inputs alone.
 
     Returns ``(C, 1 + K + n + npr)``: whether P(e), W_k P(e | k), P(cause
@@ -928,14 +1123,14 @@ def _feasible(d: _Block) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         return ok
 
     present = allowB
-    if d.member is None:
+    if d.mix is None:
         feasible = each & satisfied(present)
     else:
-        vpos = (d.v > 0) & d.member[None, :]
+        vpos = (d.mix.v > 0) & d.mix.member[None, :]
         case1 = satisfied(present) & (present & vpos[:, None, None, :]).any(axis=-1)
-        present2 = allowB & ~d.member
-        absent_ok = (allowA | ~d.member).all(axis=-1)
-        case2 = satisfied(present2) & absent_ok & (d.L > 0)[:, None, None]
+        present2 = allowB & ~d.mix.member
+        absent_ok = (allowA | ~d.mix.member).all(axis=-1)
+        case2 = satisfied(present2) & absent_ok & (d.mix.L > 0)[:, None, None]
         feasible = each & (case1 | case2)
     feasible &= posW[:, :, None]
     roots = feasible[:, :, 0]
@@ -966,9 +1161,11 @@ def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.nd
     values[zero] = 0.0
     ok |= zero
     bad = ~ok.all(axis=1)
-    if bad.any():
-        # the remaining failures may be exact zeros: decide them from the zero pattern of the inputs
-        rows = np.flatnonzero(bad)
+    # a failure may be an exact zero, unless the value is certainly not zero (|value| > its error bound):
+    # decide those from the zero pattern of the inputs
+    maybe_zero = bad & ((np.abs(values) <= s.err) & ~ok).any(axis=1)
+    if maybe_zero.any():
+        rows = np.flatnonzero(maybe_zero)
         feasible = _feasible(_subblock(d, rows))
         impossible[rows] = ~feasible[:, 0]
         zero = ~feasible & ~ok[rows]
@@ -984,32 +1181,61 @@ def _judge(d: _Block, s: _Sums, tol: float, ld: bool) -> tuple[np.ndarray, np.nd
     return ~bad, impossible, ld_hope, values
 
 
-def _costs(n: int, m: int, K: int, nodes: int, npr: int) -> tuple[dict, dict, dict]:
-    """Estimate per cell the memory (bytes), the largest working array (bytes) and the work of each method.
+@dataclass
+class _Plan:
+    """Per-cell memory, working-array size and estimated time of each method, for one group of cells."""
 
-    The work is a rough count of array element operations, to choose the cheaper method.
+    need: dict[str, int]  # bytes per cell (working memory)
+    array: dict[str, int]  # bytes per cell of the largest working array (for cache-sized chunks)
+    calls: dict[str, float]  # numpy calls per chunk
+    work: dict[str, float]  # array element operations per cell, in float64-multiply equivalents
+
+    def seconds(self, method: str, cells: int) -> float:
+        """Estimated time per cell when ``cells`` cells go to ``method`` (call overhead shared by a chunk)."""
+        chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
+        return self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: float) -> _Plan:
+    """Estimate the memory and time of each method (rough constants, measured on x86-64, only to choose).
+
+    ``active`` is the mean number of expanded findings a cause links to (the
+    dynamic programme's work per cause).
     """
-    need = {
-        "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
-        "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
-        "enumeration": _enumeration_bytes(n, m, K, npr),
-        "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
-    }
-    qs = K * 2.0**m * nodes * n * (14 + 12 * npr)
-    cost = {
-        "quickscore": qs,
-        "quickscore-longdouble": 8 * qs,
-        "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
-        "enumeration-log": 2.0**n * 20 * (K + m + npr + n),
-    }
+    S, parts = 2**m, 2 if mixture else 1
+    qs_work = K * 2.0**m * nodes * n * (16 + 16 * npr)
     qs_array = K * 2**m * nodes * n * (1 + npr)
-    array = {
-        "quickscore": 8 * qs_array,
-        "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
-        "enumeration": 8 * 2**n,
-        "enumeration-log": 8 * 2**n * K,
-    }
-    return need, array, cost
+    return _Plan(
+        need={
+            "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+            "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
+            "subset-dp": _subset_dp_bytes(n, m, K, nodes, npr, mixture),
+            "enumeration": _enumeration_bytes(n, m, K, npr),
+            "enumeration-log": _enumeration_log_bytes(n, m, K, npr),
+        },
+        array={
+            "quickscore": 8 * qs_array,
+            "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
+            "subset-dp": 8 * S * nodes * K * parts * (1 + 2 * npr),
+            "enumeration": 8 * 2**n,
+            "enumeration-log": 8 * 2**n * K,
+        },
+        calls={
+            "quickscore": 70 + 25 * (npr > 0),
+            "quickscore-longdouble": 80 + 25 * (npr > 0),
+            "subset-dp": 2 * n * (6 * active * parts + 14) + 40,
+            "enumeration": 3 * m + 60,
+            "enumeration-log": 2 * n + 8 * m + 60,
+        },
+        work={
+            "quickscore": qs_work,
+            "quickscore-longdouble": 18 * qs_work,
+            "subset-dp": 2 * n * (3 * active + 10) * S * nodes * K * parts * (1 + npr),
+            "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
+            "enumeration-log": 2.0**n * 10 * (K + m + npr + n),
+        },
+    )
 
 
 def factorised_query(
@@ -1085,12 +1311,15 @@ def factorised_query(
     ...     links=np.array([[[0.9, 0.5]]]), finding_likelihood=np.array([[[0.0, 1.0]]]))
     >>> r.cause_posterior.round(4)
     array([[[0.4815, 0.581 ]]])
-    >>> r.method
-    'quickscore'
+    >>> r.method  # with two causes, enumerating their four configurations is cheapest
+    'enumeration'
+    >>> factorised_query(np.ones((1, 1, 1)), np.array([[[0.1, 0.2]]]), np.ones((1, 2, 2)), np.array([[0.01]]),
+    ...                  np.array([[[0.9, 0.5]]]), np.array([[[0.0, 1.0]]]), methods=("quickscore",)).cause_posterior.round(4)
+    array([[[0.4815, 0.581 ]]])
     """
     unknown = set(methods) - set(METHODS)
     if unknown or not methods:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
+        raise ArgumentError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
     with np.errstate(all="ignore"):
         return _query(_prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict), max_bytes, tolerance, methods)
 
@@ -1115,7 +1344,7 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
     every = alive.all()
     groups = [int(m_cell[0])] if every and (prob.m_row.shape[0] == 1 or (m_cell == m_cell[0]).all()) else np.unique(m_cell[alive])
-    nodes = 1 + (_nodes(int(prob.member.sum()))[0].size if prob.member is not None else 0)
+    nodes = 1 + (_nodes(int(prob.mixture.member.sum()))[0].size if prob.mixture is not None else 0)
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
     def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
@@ -1123,13 +1352,13 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         k = block.kcol.shape[1]
         total = values[:, 0]
         post = values[:, 1:] / values[:, :1]
-        evidence = np.log(total) + sigma + block.log_const + prob.row_log_scale[b]
-        dead = impossible | ~(total > 0) | ~np.isfinite(evidence)
+        evidence = np.log(total) + (sigma + block.log_const + prob.row_log_scale[b])
+        dead = impossible | ~(evidence > -np.inf)  # (NaN when the total is not positive)
         if dead.any():
             post[dead] = np.nan
             evidence[dead] = -np.inf
         if K == 1:
-            root_post[p, b] = post[:, :1]
+            root_post[p, b] = post[:, 0:1]
         else:
             rp = np.zeros((index.size, K))
             np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
@@ -1145,34 +1374,58 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         m = int(m)
         group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
         roots = _root_columns(prob, cp[group], cb[group])
-        need, array, cost = _costs(n, m, roots[1].shape[1], nodes, npr)
+        # the dynamic programme's work depends on how many of the expanded findings each cause links to
+        # (with few expanded findings it is never the cheapest: no need to look)
+        if m > 6:
+            sample = np.flatnonzero(prob.expanded[cb[group[0]] if prob.expanded.shape[0] > 1 else 0])
+            active = round(float((prob.links[0][sample] > 0).sum()) / n, 1)
+        else:
+            active = float(m)
+        plan = _plan(n, m, roots[1].shape[1], nodes, npr, prob.mixture is not None, active)
+        need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
-        first = [name for name in ("quickscore", "enumeration") if fits[name]] or [name for name in ("quickscore-longdouble", "enumeration-log") if fits[name]]
-        if not first:
+
+        def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
+            usable = [name for name in candidates if fits[name]]
+            return min(usable, key=lambda name: plan.seconds(name, cells)) if usable else None
+
+        # Quickscore's bound fails more often the more findings are expanded (a rough guess, used only to choose):
+        # count the fallback it would then need
+        exact = cheapest(("subset-dp", "enumeration"), group.size)
+        risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
+        first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
+        first = first or cheapest(("quickscore", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
+        if first is None:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
-            raise MemoryBudgetError(f"one row needs {need[smallest]} bytes ({smallest} with n = {n} causes, m = {m} expanded findings), over the budget max_bytes = {max_bytes}")
-        queue = [(min(first, key=lambda name: cost[name]), group)]
+            raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
+        queue: list[tuple[str | None, np.ndarray]] = [(first, group)]
         while queue:
             method, todo = queue.pop(0)
             if method is None:
                 allowed = [x for x in METHODS if x in methods and x != "quickscore"]
                 sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
                 raise MemoryBudgetError(
-                    f"{todo.size} row(s) cannot be computed to the tolerance {tolerance:g} within max_bytes = {max_bytes} "
-                    f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})"
+                    min((need[x] for x in allowed), default=0),
+                    max_bytes,
+                    f"{todo.size} row(s) that cannot be computed to the tolerance {tolerance:g} by quickscore "
+                    f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})",
                 )
             # chunks within the budget, and small enough for the working arrays to stay in cache
-            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // array[method]))
-            failed, hope = [], []
+            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // plan.array[method]))
+            failed_parts: list[np.ndarray] = []
+            hope_parts: list[np.ndarray] = []
+            workspace = _Workspace()
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
                 block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
                 if method == "quickscore":
-                    sums = _quickscore(block, np.float64)
+                    sums = _quickscore(block, np.float64, workspace)
                 elif method == "quickscore-longdouble":
-                    sums = _quickscore(block, np.longdouble)
+                    sums = _quickscore(block, np.longdouble, workspace)
+                elif method == "subset-dp":
+                    sums = _subset_dp(block)
                 elif method == "enumeration":
                     sums = _enumerate(block)
                 else:
@@ -1184,25 +1437,26 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 if ok.any():
                     keep = np.flatnonzero(ok)
                     store(index[keep], _subblock(block, keep), values[keep], impossible[keep], sums.sigma[keep], method)
-                failed.append(index[~ok])
-                hope.append(ld_hope[~ok])
-            if not failed:
+                failed_parts.append(index[~ok])
+                hope_parts.append(ld_hope[~ok])
+            if not failed_parts:
                 continue
-            failed = np.concatenate(failed)
-            hope = np.concatenate(hope)
-            # where the rows that failed go next
+            failed = np.concatenate(failed_parts)
+            hope = np.concatenate(hope_parts)
+            # where the rows that failed go next: cancellation-free methods (or a longdouble rerun predicted
+            # to pass) for Quickscore's, log space for those whose numbers underflow
+            exact = cheapest(("subset-dp", "enumeration"), failed.size)
             if method == "quickscore":
                 to_ld = hope & fits["quickscore-longdouble"]
-                if fits["enumeration"]:
-                    to_ld &= cost["quickscore-longdouble"] < cost["enumeration"]
-                    rest = "enumeration"
-                else:
-                    rest = "enumeration-log" if fits["enumeration-log"] else None
-                queue += [("quickscore-longdouble", failed[to_ld]), (rest, failed[~to_ld])]
-            elif method == "quickscore-longdouble" and fits["enumeration"]:
-                queue.append(("enumeration", failed))
+                if exact is not None:
+                    to_ld &= plan.seconds("quickscore-longdouble", int(to_ld.sum())) < plan.seconds(exact, failed.size)
+                queue += [("quickscore-longdouble", failed[to_ld]), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld])]
+            elif method == "quickscore-longdouble":
+                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed))
+            elif method != "enumeration-log":
+                queue.append((cheapest(("enumeration-log",), failed.size), failed))
             else:
-                queue.append(("enumeration-log" if method != "enumeration-log" and fits["enumeration-log"] else None, failed))
+                queue.append((None, failed))
             queue = [(name, rows) for name, rows in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
     return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
