@@ -279,3 +279,25 @@ def test_a_sixteen_cause_joint_query_stays_within_the_default_budget():
         tracemalloc.stop()
     assert result.joint.posterior.shape == (1, 1, 2**16)
     assert peak <= net.memory_budget, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_an_observed_isolated_variable_on_a_factorised_network_multiplies_the_evidence_only():
+    """A variable with neither parents nor children (a context variable no cause depends on) next to 13 causes."""
+    base = structured_network(3, n_causes=13)
+    states = {**base.states, "unused": ("no", "yes")}
+    parents = {**base.parents, "unused": ()}
+    cpts = {v: base.cpd(v) for v in base.variables}
+    cpts["unused"] = np.array([0.3, 0.7])
+    tables = NetworkTables(states, parents, cpts)
+    hard, soft = patient(base, 3, soft=1)
+    hard["unused"] = "yes"
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(13)]
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes)
+    assert result.method == "factorised"
+    oracle = by_elimination(tables, hard, soft, causes)
+    for c in causes:
+        np.testing.assert_allclose(result.marginals[c], oracle.marginals[c], rtol=TOLERANCE, atol=1e-14)
+    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+    without = net.query(EncodedEvidence.from_rows(net.states, [{k: v for k, v in hard.items() if k != "unused"}], [soft]), causes)
+    assert result.log_evidence[0, 0] == pytest.approx(without.log_evidence[0, 0] + np.log(0.7), rel=1e-12)

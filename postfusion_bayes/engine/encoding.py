@@ -299,14 +299,17 @@ class EncodedEvidence:
         return EncodedEvidence(int(index.size), MappingProxyType(codes), MappingProxyType(lik), MappingProxyType(scales))
 
     def dense(self, cardinality: Mapping[str, int]) -> dict[str, np.ndarray]:
-        """One likelihood array ``(n_rows, n_states)`` per observed variable (hard and soft multiplied)."""
+        """Return one likelihood array ``(n_rows, n_states)`` per observed variable named in ``cardinality`` (hard and soft multiplied)."""
         out: dict[str, np.ndarray] = {}
         for name, codes in self.codes.items():
+            if name not in cardinality:
+                continue
             lam = np.zeros((self.n_rows, cardinality[name]))
             seen = codes >= 0
             lam[np.flatnonzero(seen), codes[seen]] = 1.0
             lam[~seen] = 1.0
             out[name] = lam
         for name, soft in self.likelihoods.items():
-            out[name] = out[name] * soft if name in out else soft.copy()
+            if name in cardinality:
+                out[name] = out[name] * soft if name in out else soft.copy()
         return out
