@@ -402,11 +402,11 @@ class CompiledNetwork:
         return arr
 
     # ---------------------------------------------------------------- parameter sets
-    def _parameter_tables(self, parameters: Mapping[str, Any] | None, validate: bool = True) -> tuple[dict[str, Any], int]:
+    def _parameter_tables(self, parameters: Mapping[str, Any] | None, validate: bool = True) -> tuple[Mapping[str, Any], int]:
         """Return the tables with some replaced by batched versions, and the number of sets (1 when none)."""
-        given = {v: self._tables.cpd(v) for v in self.variables}
         if not parameters:
-            return given, 1
+            return self._tables.cpts._given, 1  # type: ignore[attr-defined]  # the compiled tables as given (read-only use)
+        given = {v: self._tables.cpd(v) for v in self.variables}
         sizes = set()
         for name, table in parameters.items():
             if name not in given:
@@ -590,7 +590,7 @@ class CompiledNetwork:
         prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration")
 
-    def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: dict[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
+    def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
         if self._strategy == "elimination":
             return self._eliminate(evidence, targets, cpds, n_sets, batched)
         if joint is not None:
@@ -609,7 +609,7 @@ class CompiledNetwork:
         per_set = max(1, n_rows * per_row_entries * _FLOAT * 6)
         return max(1, min(n_sets, self._budget // per_set))
 
-    def _enumerate(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: dict[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
+    def _enumerate(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
         plan = self._plan
         assert plan is not None
         n_rows = evidence.n_rows
