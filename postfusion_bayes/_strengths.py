@@ -1,14 +1,19 @@
 """The prior strength of every parameter: its worth in cases in an update from cases.
 
-The rule is the one :mod:`postfusion_bayes.learning` documents ("The prior of
-each parameter"): a probability's range, read as a central 90% interval, gives
-the ``a + b`` of a Beta; a distribution takes the smallest strength of its
-entries; an odds ratio's range gives a normal prior on its log whose precision,
-divided by the information one case carries on it, is its strength in cases.
+The one home of the rule that :mod:`postfusion_bayes.learning` documents ("The
+prior of each parameter"): a probability's range stands for the Beta whose 5%
+and 95% quantiles are its ends (:func:`postfusion_bayes.ranges.range_distributions`,
+the package's one reading of a range) and its strength is that Beta's
+``a + b``; a distribution takes the smallest strength of its entries; an odds
+ratio's range stands for a log-normal, whose precision ``1 / sigma**2`` on the
+log scale, divided by the information one case carries on the log odds ratio,
+is its strength in cases.
 
-It lives apart from the EM so that :attr:`postfusion_bayes.Model.parameters`
-(which shows every strength) does not import scipy, which only the M-step
-needs. ``learning.prior_strengths`` gives the same numbers (a test checks it).
+The EM (:func:`postfusion_bayes.learning.update_spec`) and
+:attr:`postfusion_bayes.Model.parameters` both call this module, which imports
+neither scipy (the ranges' Betas are fitted without it) nor the EM: reading the
+table of parameters stays light. ``learning.prior_strengths`` is
+:func:`prior_strengths`.
 """
 
 from __future__ import annotations
@@ -24,12 +29,10 @@ from .cpts import build_tables
 from .engine import CompiledNetwork
 from .engine.encoding import EncodedEvidence
 from .errors import SpecError, suggest
-from .spec import BOOLEAN_STATES, ModelSpec, Parameter
+from .ranges import range_distributions
+from .spec import BOOLEAN_STATES, ModelSpec
 
-__all__ = ["RANGE_Z", "prior_strengths"]
-
-#: The range is read as a central 90% interval: its half-width is this many standard deviations.
-RANGE_Z = 1.6448536269514722
+__all__ = ["prior_strengths"]
 
 
 @dataclass(frozen=True)
@@ -67,22 +70,6 @@ def _families(spec: ModelSpec) -> _Families:
     return _Families(tuple(context), tuple(groups), causes, noisy, owners)
 
 
-def _range_strength(p: Parameter) -> float:
-    """Beta strength a + b of the Beta with mean ``value`` whose sd matches the range (a 90% interval)."""
-    if p.high - p.low <= 0:
-        return math.inf
-    sd = (p.high - p.low) / (2 * RANGE_Z)
-    return max(p.value * (1.0 - p.value) / sd**2 - 1.0, 0.0)
-
-
-def _odds_ratio_precision(p: Parameter) -> float:
-    """1 / sd**2 of the normal prior on log OR implied by the range."""
-    if p.high - p.low <= 0:
-        return math.inf
-    sd = (math.log(p.high) - math.log(p.low)) / (2 * RANGE_Z)
-    return 1.0 / sd**2
-
-
 def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
     """Compute f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
     names = network.layers["middle"]
@@ -98,15 +85,20 @@ def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str
 
 
 def _default_strengths(spec: ModelSpec, info: Mapping[str, float]) -> dict[str, float]:
+    """Return the strength of every parameter by the rule: from the distribution its range stands for."""
+    fitted = range_distributions(p for p in spec.parameters.values() if p.strength is None)
     out = {}
     for name, p in spec.parameters.items():
-        if p.strength is not None:
+        if p.strength is not None:  # a learned model: its recorded strength plus its cases
             out[name] = p.strength + p.cases
-        elif p.kind == "odds_ratio":
-            tau = _odds_ratio_precision(p)
-            out[name] = math.inf if (math.isinf(tau) or info[name] <= 0) else tau / info[name]
-        else:
-            out[name] = _range_strength(p)
+            continue
+        family, first, second = fitted[name]
+        if family == "fixed":
+            out[name] = math.inf
+        elif family == "lognormal":  # the precision 1 / sigma**2 of log OR, in cases
+            out[name] = math.inf if info[name] <= 0 else 1.0 / (second**2 * info[name])
+        else:  # a + b of the Beta: its worth in cases
+            out[name] = first + second
     return out
 
 
@@ -131,8 +123,8 @@ def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | Non
     --------
     >>> from postfusion_bayes.spec import load_spec
     >>> s = prior_strengths(load_spec())
-    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]
-    26.7
+    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]: a + b of Beta(5.89, 21.77)
+    27.7
     """
     network = network if network is not None else CompiledNetwork(build_tables(spec))
     resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))

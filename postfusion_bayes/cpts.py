@@ -29,6 +29,7 @@ import numpy as np
 
 from .engine.structured import Mixture, NoisyOr
 from .engine.tables import NetworkTables
+from .errors import ParameterError
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
 __all__ = ["build_tables", "changed_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order", "table_parameters"]
@@ -86,13 +87,13 @@ def odds_ratio_table(baseline: np.ndarray, odds_ratios: np.ndarray) -> np.ndarra
 
 
 def _batch_last(array: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
-    """A view with the leading batch axes moved to the end."""
+    """Return a view of ``array`` with its leading batch axes moved to the end."""
     nb = len(batch)
     return np.moveaxis(array, tuple(range(nb)), tuple(range(-nb, 0))) if nb else array
 
 
 def _two_states(x: np.ndarray, batch: tuple[int, ...], *, first: bool) -> np.ndarray:
-    """The table (*batch, ..., 2) with states (x, 1 - x) if ``first`` else (1 - x, x), from x with its batch axes last."""
+    """Return the table (*batch, ..., 2) with states (x, 1 - x) if ``first`` else (1 - x, x), from x with its batch axes last."""
     nb = len(batch)
     x = np.moveaxis(x, tuple(range(x.ndim - nb, x.ndim)), tuple(range(nb))) if nb else x
     out = np.empty(x.shape + (2,))
@@ -142,7 +143,9 @@ def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     distributions : array, shape (..., n_parents, n_states)
+        The onset distribution of each parent cause.
     leak : array, shape (..., n_states)
+        The onset distribution when no modelled cause is present.
 
     Returns
     -------
@@ -179,7 +182,7 @@ def onset_table(distributions: np.ndarray, leak: np.ndarray) -> np.ndarray:
 
 
 def table_parameters(spec: ModelSpec) -> dict[str, str]:
-    """The variable whose table each parameter enters (every parameter enters exactly one table).
+    """Return the variable whose table each parameter enters (every parameter enters exactly one table).
 
     Examples
     --------
@@ -206,13 +209,13 @@ def table_parameters(spec: ModelSpec) -> dict[str, str]:
 
 
 def _check_values(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> int | None:
-    """The common number of parameter sets of ``values`` (None when there are none)."""
+    """Return the common number of parameter sets of ``values`` (None when there are none)."""
     n_sets = {np.shape(v)[0] for v in values.values()}
     if len(n_sets) > 1:
-        raise ValueError(f"parameter arrays have different lengths {sorted(n_sets)}")
+        raise ParameterError(f"parameter arrays have different lengths {sorted(n_sets)}")
     unknown = sorted(set(values) - set(spec.parameters))
     if unknown:
-        raise ValueError(f"unknown parameters {unknown}")
+        raise ParameterError(f"unknown parameters {unknown}")
     return n_sets.pop() if n_sets else None
 
 
@@ -225,7 +228,7 @@ def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values
 
     def get(names: list[str]) -> np.ndarray:
         """Values of some parameters, shape (n,) or (n_sets, n) when any is overridden."""
-        if any(n in values for n in names):
+        if n_sets is not None and any(n in values for n in names):  # n_sets is None only when values is empty
             cols = [np.broadcast_to(np.asarray(values.get(n, spec.value(n)), dtype=float), (n_sets,)) for n in names]
             return np.stack(cols, axis=-1) if cols else np.empty((n_sets, 0))
         return np.array([spec.value(n) for n in names], dtype=float)
@@ -273,6 +276,7 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
     Parameters
     ----------
     spec : ModelSpec
+        The model specification.
     values : mapping of str to array, optional
         Parameter values overriding the spec's, each an array of shape
         ``(n_sets,)`` (all the same ``n_sets``): then every table that depends
@@ -291,7 +295,8 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
     parents = parent_order(spec)
     states = _states(spec)
     cpts = {name: _variable_table(spec, name, parents[name], values, n_sets) for name in states}
-    return NetworkTables(states=states, parents=parents, cpts=cpts)
+    # NetworkTables.cpts is annotated with what reading it gives (dense arrays); as its docstring says, it takes NoisyOr and Mixture too
+    return NetworkTables(states=states, parents=parents, cpts=cpts)  # type: ignore[arg-type]
 
 
 def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
@@ -306,7 +311,9 @@ def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[st
     Parameters
     ----------
     spec : ModelSpec
+        The model specification.
     values : mapping of str to array, shape (n_sets,)
+        Parameter values overriding the spec's (all the same ``n_sets``).
 
     Returns
     -------

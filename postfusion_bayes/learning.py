@@ -117,13 +117,13 @@ import numpy as np
 import pandas as pd
 
 from . import ranges
+from ._strengths import _Families, _families, _information_per_case, _resolve_strengths, prior_strengths
 from .cpts import build_tables
 from .engine import CompiledNetwork
 from .engine.encoding import EncodedEvidence
-from .errors import ConvergenceWarning, EvidenceError, SpecError, suggest
+from .errors import ArgumentError, ArgumentTypeError, ConvergenceWarning, EvidenceError
 from .evidence import frame_codes
-from .ranges import range_distributions
-from .spec import BOOLEAN_STATES, ModelSpec
+from .spec import ModelSpec
 
 __all__ = ["LearningReport", "update_spec", "prior_strengths", "learned_distributions", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
 
@@ -173,103 +173,13 @@ class LearningReport:
     log_posterior: tuple[float, ...]
 
 
-# --------------------------------------------------------------------------- the families of parameters
-
-
-@dataclass(frozen=True)
-class _Families:
-    context: tuple[tuple[str, tuple[str, ...]], ...]  # (variable, parameter names per state; None for "no" of a boolean)
-    distributions: tuple[tuple[str, ...], ...]  # parameter names of each distribution (Dirichlet groups)
-    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]  # cause, baseline names, factors, OR names
-    noisy_or: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # finding, leak name, link causes, link names
-    onset_owners: tuple[str, ...]  # causes with an onset distribution (leak last, as "leak")
-
-
-def _families(spec: ModelSpec) -> _Families:
-    context, groups = [], []
-    for var, dist in spec.context_priors.items():
-        states = spec.variables[var].states
-        if states == BOOLEAN_STATES and list(dist) == ["yes"]:
-            context.append((var, ("", dist["yes"])))
-        else:
-            names = tuple(dist[s] for s in states)
-            context.append((var, names))
-            groups.append(names)
-    times = spec.variables[spec.time_variable].states
-    causes = tuple(
-        (c, tuple(p.baseline[t] for t in times), tuple(p.odds_ratios), tuple(p.odds_ratios.values())) for c, p in spec.cause_priors.items()
-    )
-    noisy = tuple((f, m.leak, tuple(m.links), tuple(m.links.values())) for f, m in spec.findings.items())
-    owners: tuple[str, ...] = ()
-    if spec.onset is not None:
-        states = spec.variables[spec.onset.variable].states
-        owners = tuple(c for c in spec.names("cause") if c in spec.onset.distributions) + ("leak",)
-        groups += [tuple(spec.onset.distributions[o][s] for s in states) for o in owners]
-    return _Families(tuple(context), tuple(groups), causes, noisy, owners)
-
-
-def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
-    """f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
-    names = network.layers["middle"]
-    result = network.query(EncodedEvidence.from_codes(network.states, {}, 1), names)
-    p_cause = {c: float(result.marginals[c][0, 0, 1]) for c in names}
-    out = {}
-    for cause, prior in spec.cause_priors.items():
-        p = float(p_cause[cause])
-        for factor, name in prior.odds_ratios.items():
-            f = spec.value(spec.context_priors[factor]["yes"])
-            out[name] = f * (1 - f) * p * (1 - p)
-    return out
-
-
-def _default_strengths(spec: ModelSpec, info: Mapping[str, float]) -> dict[str, float]:
-    """Strength per parameter by the rule: from the distribution its range stands for (see the module docstring)."""
-    fitted = range_distributions(p for p in spec.parameters.values() if p.strength is None)
-    out = {}
-    for name, p in spec.parameters.items():
-        if p.strength is not None:
-            out[name] = p.strength + p.cases
-            continue
-        family, one, two = fitted[name]
-        if family == "fixed":
-            out[name] = math.inf
-        elif family == "lognormal":  # the precision 1 / sigma**2 of log OR, in cases
-            out[name] = math.inf if info[name] <= 0 else 1.0 / (two**2 * info[name])
-        else:  # a + b of the Beta: its worth in cases
-            out[name] = one + two
-    return out
-
-
-def prior_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | None = None, *, network: CompiledNetwork | None = None) -> pd.Series:
-    """The prior strength (equivalent number of cases) of every parameter in an update.
-
-    Parameters
-    ----------
-    spec : ModelSpec
-    strength : float or mapping, optional
-        The override an update would get (see the module docstring).
-    network : CompiledNetwork, optional
-        The spec's compiled network, when at hand (saves compiling it).
-
-    Returns
-    -------
-    Series
-        Index ``parameter``; entries of one distribution share its Dirichlet's strength.
-
-    Examples
-    --------
-    >>> from postfusion_bayes.spec import load_spec
-    >>> s = prior_strengths(load_spec())
-    >>> round(float(s["context.smoker.prevalence"]), 1)   # 0.20 with range [0.10, 0.35]: a + b of Beta(5.89, 21.77)
-    27.7
-    """
-    network = network if network is not None else CompiledNetwork(build_tables(spec))
-    resolved = _resolve_strengths(spec, strength, _families(spec), _information_per_case(spec, network))
-    return pd.Series(resolved, name="strength").rename_axis("parameter")
+# --------------------------------------------------------------------------- the prior and the posterior of each parameter
+# (the prior strengths, the rule of the module docstring, are computed in postfusion_bayes._strengths, their one home:
+# Model.parameters shows them without importing the EM)
 
 
 def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = None) -> dict[str, tuple[str, float, float]]:
-    """The posterior left by the update for every parameter learned from cases (``cases > 0``).
+    """Return the posterior left by the update for every parameter learned from cases (``cases > 0``).
 
     What the cases and the prior together say about each learned number, for
     sensitivity analysis of a learned model. With ``m = strength + cases``:
@@ -294,13 +204,12 @@ def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = 
     >>> learned_distributions(model.spec)   # nothing learned yet
     {}
     """
-    learned = {name: p for name, p in spec.parameters.items() if p.cases > 0 and p.strength is not None}
+    learned = {name: (p, p.strength + p.cases) for name, p in spec.parameters.items() if p.cases > 0 and p.strength is not None}
     if not learned:
         return {}
     info = None
     out: dict[str, tuple[str, float, float]] = {}
-    for name, p in learned.items():
-        m = p.strength + p.cases
+    for name, (p, m) in learned.items():
         if math.isinf(m):
             out[name] = ("fixed", p.value, 0.0)
         elif p.kind == "odds_ratio":
@@ -312,62 +221,10 @@ def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = 
     return out
 
 
-def _resolve_strengths(spec: ModelSpec, strength, families: _Families, info: Mapping[str, float]) -> dict[str, float]:
-    """Strength per parameter: the override where given, else the rule; one strength per distribution."""
-    defaults = _default_strengths(spec, info)
-    given: dict[str, float] = {}
-    group_keys = {name.rsplit(".", 1)[0]: group for group in families.distributions for name in group[:1]}
-    if strength is None:
-        pass
-    elif isinstance(strength, Mapping):
-        problems = []
-        for key, value in strength.items():
-            targets = group_keys.get(key) or ((key,) if key in spec.parameters else None)
-            if targets is None:
-                problems.append(f"strength: parameter {key!r} does not exist{suggest(key, list(spec.parameters) + list(group_keys))}; see model.parameters")
-                continue
-            problem = _strength_problem(f"strength of {key!r}", value)
-            if problem:
-                problems.append(problem)
-                continue
-            for t in targets:
-                if t in given and given[t] != float(value):
-                    problems.append(f"strength: {t!r} is given {given[t]:g} and {float(value):g}")
-                given[t] = float(value)
-        for group in families.distributions:
-            values = {given[n] for n in group if n in given}
-            if len(values) > 1:
-                problems.append(f"strength: the entries of the distribution {group[0].rsplit('.', 1)[0]!r} share one Dirichlet strength; got {sorted(values)}")
-            elif values:
-                given.update(dict.fromkeys(group, values.pop()))
-        if problems:
-            raise SpecError(problems)
-    else:
-        problem = _strength_problem("strength", strength)
-        if problem:
-            raise SpecError([problem])
-        given = dict.fromkeys(spec.parameters, float(strength))
-    out = {}
-    for name in spec.parameters:
-        out[name] = given.get(name, defaults[name])
-    for group in families.distributions:
-        if not any(n in given for n in group):
-            out.update(dict.fromkeys(group, min(defaults[n] for n in group)))
-    return out
-
-
 def _ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """numerator / denominator clipped to [0, 1], ``fallback`` where the denominator is 0."""
+    """Return ``numerator / denominator`` clipped to [0, 1], ``fallback`` where the denominator is 0."""
     out = np.divide(numerator, denominator, out=np.array(fallback, dtype=float, copy=True), where=denominator > 0)
     return np.clip(out, 0.0, 1.0)
-
-
-def _strength_problem(where: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return f"{where}: got {value!r}; expected a number of cases (a finite number >= 0), or a mapping of parameter name to one"
-    if not math.isfinite(float(value)) or float(value) < 0:
-        return f"{where}: got {value!r}; a strength must be a finite number >= 0"
-    return ""
 
 
 # --------------------------------------------------------------------------- the cases
@@ -405,7 +262,8 @@ def _prepare(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, root
                 else:
                     filled[r] = codes[r][expanded]
             pieces.append((expanded, np.arange(len(part)) * m, filled))
-    chunks, current = [], []
+    chunks: list[_Chunk] = []
+    current: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
     size = 0
     for piece in pieces:
         if current and size + len(piece[0]) > limit:
@@ -422,7 +280,7 @@ def _merge(pieces, roots) -> _Chunk:
     offsets = np.cumsum([0] + [len(p[0]) for p in pieces[:-1]])
     return _Chunk(
         rows=np.concatenate([p[0] for p in pieces]),
-        starts=np.concatenate([p[1] + o for p, o in zip(pieces, offsets)]),
+        starts=np.concatenate([p[1] + o for p, o in zip(pieces, offsets, strict=True)]),
         roots={r: np.concatenate([p[2][r] for p in pieces]) for r in roots},
     )
 
@@ -461,7 +319,7 @@ def update_spec(
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[ModelSpec, LearningReport]:
-    """The spec whose parameters are the MAP given a table of confirmed cases.
+    """Return the spec whose parameters are the MAP given a table of confirmed cases.
 
     See the module docstring for the priors, the algorithm and ``cases``.
     ``Model.update_with_cases`` is the public entry point.
@@ -469,12 +327,16 @@ def update_spec(
     Parameters
     ----------
     spec : ModelSpec
+        The model specification whose parameters are updated.
     frame : DataFrame
         One case per row, any model variables as columns; missing cells allowed.
     strength : float or mapping of str to float, optional
         Prior strength override (equivalent number of cases).
     max_iterations : int
+        EM stops (and warns) after this many iterations.
     tolerance : float
+        EM stops when no parameter moves by more than this between two
+        iterations (odds ratios on the log scale).
 
     Returns
     -------
@@ -491,8 +353,9 @@ def update_spec(
         or rows impossible under the model (named).
     SpecError
         A bad ``strength`` (unknown name with a close match, negative, not finite).
-    ValueError
-        A bad ``max_iterations`` or ``tolerance``; a network that is not layered.
+    ArgumentError
+        A bad ``max_iterations`` or ``tolerance`` (:class:`~postfusion_bayes.errors.ArgumentTypeError`,
+        also a ``TypeError``, when it is not a number at all).
 
     Examples
     --------
@@ -505,10 +368,14 @@ def update_spec(
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
     (0.2783, 100.0, 27.67, 0.2)
     """
-    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral) or max_iterations < 1:
-        raise ValueError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) or not (tolerance > 0 and math.isfinite(tolerance)):
-        raise ValueError(f"tolerance must be a finite number > 0, got {tolerance!r}")
+    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral):
+        raise ArgumentTypeError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
+    if max_iterations < 1:
+        raise ArgumentError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
+        raise ArgumentTypeError(f"tolerance must be a finite number > 0, got {tolerance!r}")
+    if not (tolerance > 0 and math.isfinite(tolerance)):
+        raise ArgumentError(f"tolerance must be a finite number > 0, got {tolerance!r}")
     codes = frame_codes(spec, frame, soft_hint="learning takes confirmed cases only")
     network = CompiledNetwork(build_tables(spec))
     families = _families(spec)
@@ -517,6 +384,18 @@ def update_spec(
     if n_rows == 0:
         return spec, LearningReport(0, 0, True, 0.0, float(tolerance), int(max_iterations), ())
     return _EM(spec, frame.index, codes, network, families, strengths).run(int(max_iterations), float(tolerance))
+
+
+@dataclass
+class _Statistics:
+    """The expected counts of one E-step (added to in place while the cases are read)."""
+
+    context: dict[str, np.ndarray]  # per context variable: expected cases in each state
+    cause_n: dict[str, np.ndarray]  # per cause: expected cases per configuration of (time, risk factors), flattened
+    cause_n1: dict[str, np.ndarray]  # the same with the cause present
+    q1: np.ndarray  # (recorded binary findings, cause configurations): expected cases with the finding present
+    qobs: np.ndarray  # the same with the finding recorded
+    onset: np.ndarray  # (onset states, cause configurations): expected cases with that onset
 
 
 class _EM:
@@ -542,7 +421,7 @@ class _EM:
         mask = np.zeros((len(self.binary), len(self.mid_names)), bool)
         link_names = [[""] * len(self.mid_names) for _ in self.binary]
         for i, f in enumerate(self.binary):
-            for c, name in zip(by_name[f][1], by_name[f][2]):
+            for c, name in zip(by_name[f][1], by_name[f][2], strict=True):
                 mask[i, self.mid_names.index(c)] = True
                 link_names[i][self.mid_names.index(c)] = name
         self._links = (mask, [by_name[f][0] for f in self.binary], link_names)
@@ -552,22 +431,22 @@ class _EM:
             self._owners = (owners, {o: [spec.onset.distributions[o][s] for s in states] for o in families.onset_owners})
 
     # ------------------------------------------------------------ E-step
-    def expect(self, network: CompiledNetwork, iteration: int):
-        """Expected counts under the current parameters, and the log likelihood of the cases."""
+    def expect(self, network: CompiledNetwork, iteration: int) -> tuple[_Statistics, float]:
+        """Return the expected counts under the current parameters, and the log likelihood of the cases."""
         spec, fam = self.spec, self.families
         times = spec.variables[spec.time_variable].states
-        stats = {
-            "context": {v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
-            "cause_n": {c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
-            "cause_n1": {c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
-            "q1": np.zeros((len(self.binary), self.J)),
-            "qobs": np.zeros((len(self.binary), self.J)),
-            "onset": np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
-        }
+        stats = _Statistics(
+            context={v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
+            cause_n={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            cause_n1={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            q1=np.zeros((len(self.binary), self.J)),
+            qobs=np.zeros((len(self.binary), self.J)),
+            onset=np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
+        )
         for v, _ in fam.context:  # recorded context: counted directly (whole numbers); the rest is imputed below
             if v in self.codes:
                 c = self.codes[v]
-                stats["context"][v] += np.bincount(c[c >= 0], minlength=len(spec.variables[v].states))
+                stats.context[v] += np.bincount(c[c >= 0], minlength=len(spec.variables[v].states))
         log_likelihood = 0.0
         bad_rows: list[int] = []
         cause_pos = {c: i for i, c in enumerate(self.mid_names)}
@@ -576,6 +455,7 @@ class _EM:
             query = {v: c[rows] for v, c in self.fixed_codes.items()}
             query.update(chunk.roots)
             result = network.query(EncodedEvidence.from_codes(network.states, query, len(rows)), (), joint=self.mid_names, validate=False)
+            assert result.joint is not None  # asked for with joint=
             posterior, log_ev = np.array(result.joint.posterior[0]), result.log_evidence[0]
             peak = np.maximum.reduceat(log_ev, chunk.starts)
             dead = ~np.isfinite(peak)
@@ -595,27 +475,27 @@ class _EM:
                 if v in self.roots:
                     imputed = self.masks[v][rows] & (self.codes[v][rows] < 0) if v in self.codes else self.masks[v][rows]
                     w = weight * imputed
-                    stats["context"][v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
+                    stats.context[v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
             for c, _, factors, _ in fam.causes:
                 w = weight * self.masks[c][rows]
                 config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times)] + [2] * len(factors))
                 size = len(times) * 2 ** len(factors)
-                stats["cause_n"][c] += np.bincount(config, weights=w, minlength=size)
-                stats["cause_n1"][c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
+                stats.cause_n[c] += np.bincount(config, weights=w, minlength=size)
+                stats.cause_n1[c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
             columns = []
             if self.binary:
                 f_codes = np.stack([self.codes[f][rows] for f in self.binary], axis=1)
                 columns += [(f_codes == 1) * weight[:, None], (f_codes >= 0) * weight[:, None]]
             if self.onset:
                 o = self.codes[self.onset][rows]
-                columns.append((o[:, None] == np.arange(stats["onset"].shape[0])[None, :]) * weight[:, None])
+                columns.append((o[:, None] == np.arange(stats.onset.shape[0])[None, :]) * weight[:, None])
             if columns:
                 # one product (J, B') @ (B', columns): expected counts of every leaf state per cause configuration
                 sums = (posterior.T @ np.concatenate(columns, axis=1)).T
                 nb = len(self.binary)
-                stats["q1"] += sums[:nb]
-                stats["qobs"] += sums[nb : 2 * nb]
-                stats["onset"] += sums[2 * nb :]
+                stats.q1 += sums[:nb]
+                stats.qobs += sums[nb : 2 * nb]
+                stats.onset += sums[2 * nb :]
         if bad_rows:
             self._impossible(network, sorted(set(bad_rows)), iteration)
         return stats, log_likelihood
@@ -631,22 +511,22 @@ class _EM:
         raise EvidenceError(f"the evidence of rows {labels} is too improbable under the model to learn from in double precision")
 
     # ------------------------------------------------------------ M-step
-    def maximise(self, values: dict[str, float], stats, inner_tolerance: float) -> tuple[dict[str, float], dict[str, float]]:
-        """New values and the cases that counted for each parameter."""
+    def maximise(self, values: dict[str, float], stats: _Statistics, inner_tolerance: float) -> tuple[dict[str, float], dict[str, float]]:
+        """Return the new values and the cases that counted for each parameter."""
         spec, fam = self.spec, self.families
         new = dict(values)
         cases = dict.fromkeys(spec.parameters, 0.0)
         for var, names in fam.context:
-            counts = stats["context"][var]
+            counts = stats.context[var]
             if names[0] == "":  # boolean prevalence of "yes"
                 self._beta(new, cases, names[1], counts[1], counts.sum())
             else:
                 self._dirichlet(new, cases, names, counts)
         for cause, baselines, factors, or_names in fam.causes:
-            self._cause(new, cases, cause, baselines, factors, or_names, stats["cause_n"][cause], stats["cause_n1"][cause])
+            self._cause(new, cases, cause, baselines, factors, or_names, stats.cause_n[cause], stats.cause_n1[cause])
         self._noisy_or(values, new, cases, stats, inner_tolerance)
         if self.onset:
-            self._onset(values, new, cases, stats["onset"], inner_tolerance)
+            self._onset(values, new, cases, stats.onset, inner_tolerance)
         return new, cases
 
     def _beta(self, new, cases, name, n1, n):
@@ -661,7 +541,7 @@ class _EM:
         for name in names:
             cases[name] = total
         if total > 0 and math.isfinite(s):
-            for name, c in zip(names, counts):
+            for name, c in zip(names, counts, strict=True):
                 new[name] = float(min(max((s * self.prior[name] + c) / (s + total), 0.0), 1.0))
 
     def _cause(self, new, cases, cause, baselines, factors, or_names, n, n1):
@@ -683,7 +563,7 @@ class _EM:
         s = np.array([self.strengths[b] for b in baselines])
         v = np.array([self.prior[b] for b in baselines])
         info = [self._info[o] for o in or_names]
-        tau = np.array([self.strengths[o] * i for o, i in zip(or_names, info)])
+        tau = np.array([self.strengths[o] * i for o, i in zip(or_names, info, strict=True)])
         g0 = np.log([self.prior[o] for o in or_names])
         start_b = special.logit(np.clip([new[b] for b in baselines], 1e-300, 1.0))
         start_g = np.log([new[o] for o in or_names])
@@ -694,7 +574,7 @@ class _EM:
         free = np.concatenate([touched_b & np.isfinite(s), touched_g & np.isfinite(tau)])
         if not free.any():
             return
-        bounds = [(lo, hi) if f else (x, x) for x, f, lo, hi in zip(x0, free, [-LOGIT_BOUND] * len(x0), [LOGIT_BOUND] * len(x0))]
+        bounds = [(-LOGIT_BOUND, LOGIT_BOUND) if f else (x, x) for x, f in zip(x0, free, strict=True)]
         s_f, tau_f = np.where(np.isfinite(s), s, 0.0), np.where(np.isfinite(tau), tau, 0.0)
 
         def objective(theta):
@@ -717,7 +597,7 @@ class _EM:
             if free[n_times + k]:
                 new[name] = float(np.exp(theta[n_times + k]))
 
-    def _noisy_or(self, values, new, cases, stats, inner_tolerance):
+    def _noisy_or(self, values, new, cases, stats: _Statistics, inner_tolerance):
         """Leaks and links of every recorded binary finding at once (Diez/Vomlel EM).
 
         The cause posteriors of the E-step are held fixed and the hidden
@@ -727,7 +607,7 @@ class _EM:
         """
         if not self.binary:
             return
-        q1, qobs = stats["q1"], stats["qobs"]
+        q1, qobs = stats.q1, stats.qobs
         on = self.present  # (J, C)
         mask, leak_names, link_names = self._links
         leak = np.array([values[n] for n in leak_names])
@@ -780,8 +660,8 @@ class _EM:
             d = new_d
             if change <= inner_tolerance:
                 break
-        for o, row, c in zip(owners, d, counts.sum(axis=1)):
-            for name, x in zip(names[o], row):
+        for o, row, c in zip(owners, d, counts.sum(axis=1), strict=True):
+            for name, x in zip(names[o], row, strict=True):
                 new[name], cases[name] = float(x), float(c)
         self._dirichlet(new, cases, names["leak"], q_states[:, empty].sum(axis=1))
 
@@ -817,7 +697,8 @@ class _EM:
         self._in_distribution = {n for g in self.families.distributions for n in g}
         values = dict(self.prior)
         trace: list[float] = []
-        change, converged, iteration, cases = math.inf, False, 0, {}
+        change, converged, iteration = math.inf, False, 0
+        cases: dict[str, float] = {}
         current = spec
         while iteration < max_iterations:
             stats, log_likelihood = self.expect(network, iteration)

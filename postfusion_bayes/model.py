@@ -255,7 +255,7 @@ class Model:
         >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100})
         >>> learned = model.update_with_cases(cases)
         >>> learned.parameters.set_index("name").loc["context.smoker.prevalence", ["value", "hand_set_value", "cases"]].round(4).tolist()
-        [0.2789, 0.2, 100.0]
+        [0.2783, 0.2, 100.0]
         >>> model.spec.value("context.smoker.prevalence")
         0.2
         """

@@ -26,10 +26,12 @@ fails.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
 from .errors import SpecError
+from .spec import Parameter
 
 __all__ = ["BOUND_MARGIN", "RANGE_Z", "beta_cdf", "fit_beta", "range_distribution", "range_distributions"]
 
@@ -44,8 +46,8 @@ _lgamma = np.frompyfunc(math.lgamma, 1, 1)
 _TINY = 1e-300
 
 
-def range_distribution(parameter) -> tuple[str, float, float]:
-    """The distribution a hand-set number's range stands for.
+def range_distribution(parameter: Parameter) -> tuple[str, float, float]:
+    """Return the distribution a hand-set number's range stands for.
 
     Parameters
     ----------
@@ -75,19 +77,35 @@ def range_distribution(parameter) -> tuple[str, float, float]:
     return range_distributions([parameter])[parameter.name]
 
 
-def range_distributions(parameters) -> dict[str, tuple[str, float, float]]:
-    """:func:`range_distribution` of several parameters (their Betas fitted together), by name."""
+def range_distributions(parameters: Iterable[Parameter]) -> dict[str, tuple[str, float, float]]:
+    """Return :func:`range_distribution` of several parameters (their Betas fitted together), by name.
+
+    Parameters
+    ----------
+    parameters : iterable of Parameter
+        Parameters of a spec.
+
+    Returns
+    -------
+    dict of str to (str, float, float)
+        By parameter name, as :func:`range_distribution` gives it.
+
+    Raises
+    ------
+    SpecError
+        No Beta has a range as its 5% and 95% quantiles (naming every such parameter).
+    """
     parameters = list(parameters)
-    ends = {}
+    ends: dict[str, tuple[float, float]] = {}
     for p in parameters:
         if p.high - p.low > 1e-12 and p.kind != "odds_ratio":
             low = min(max(p.low, BOUND_MARGIN), 1 - 2 * BOUND_MARGIN)
             ends[p.name] = (low, max(min(p.high, 1 - BOUND_MARGIN), low + BOUND_MARGIN))
     missing = sorted({e for e in ends.values() if e not in _BETAS})
     if missing:
-        lows, highs = (np.array(v) for v in zip(*missing))
-        a, b = _newton(lows, highs)
-        for (low, high), ai, bi in zip(missing, a, b):
+        lows, highs = np.array(missing).T
+        fitted_a, fitted_b = _newton(lows, highs)
+        for (low, high), ai, bi in zip(missing, fitted_a, fitted_b, strict=True):
             _BETAS[low, high] = (float(ai), float(bi)) if math.isfinite(ai) else _least_squares(low, high, _moment_start(low, high))
     out: dict[str, tuple[str, float, float]] = {}
     problems = []
@@ -113,7 +131,7 @@ _BETAS: dict[tuple[float, float], tuple[float, float]] = {}
 
 
 def fit_beta(low: float, high: float) -> tuple[float, float]:
-    """Alpha and beta of the Beta whose 5% and 95% quantiles are ``low`` and ``high``.
+    """Return alpha and beta of the Beta whose 5% and 95% quantiles are ``low`` and ``high``.
 
     Parameters
     ----------
@@ -139,7 +157,7 @@ def fit_beta(low: float, high: float) -> tuple[float, float]:
 
 
 def beta_cdf(x: np.ndarray, a, b) -> np.ndarray:
-    """The Beta(a, b) distribution function at ``x``, elementwise (the regularized incomplete beta function).
+    """Return the Beta(a, b) distribution function at ``x``, elementwise (the regularized incomplete beta function).
 
     A continued fraction (Lentz's method) on the side of ``x`` where it
     converges fast, to about 1e-15; ``x`` in (0, 1).
@@ -159,7 +177,7 @@ def beta_cdf(x: np.ndarray, a, b) -> np.ndarray:
 
 
 def _continued_fraction(a: np.ndarray, b: np.ndarray, x: np.ndarray, max_terms: int = 100_000) -> np.ndarray:
-    """The continued fraction of the incomplete beta function (Numerical Recipes' betacf), elementwise."""
+    """Return the continued fraction of the incomplete beta function (Numerical Recipes' betacf), elementwise."""
 
     def guard(v):
         return np.where(np.abs(v) < _TINY, _TINY, v)
@@ -224,7 +242,7 @@ def _newton(lows: np.ndarray, highs: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _least_squares(low: float, high: float, start: tuple[float, float]) -> tuple[float, float]:
-    """The fallback: scipy's least squares on the log quantiles (NaN when that fails too)."""
+    """Fit the Beta by scipy's least squares on the log quantiles, the fallback (NaN when that fails too)."""
     from scipy import optimize, stats
 
     def residual(log_ab):

@@ -25,17 +25,19 @@ Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import ranges
+from ._optional import require
 from .cpts import changed_tables, table_parameters
 from .engine.encoding import EncodedEvidence
-from .errors import EvidenceError, SpecError, suggest
+from .engine.structured import Mixture, NoisyOr
+from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, suggest
 from .evidence import parse_evidence
 from .ranges import RANGE_Z, range_distributions
 
@@ -64,7 +66,7 @@ def _groups(model) -> dict[str, list[str]]:
     """Parameter name -> the names of its distribution (itself alone when it is no distribution entry)."""
     spec = model.spec
     groups: dict[str, list[str]] = {}
-    for var, dist in spec.context_priors.items():
+    for dist in spec.context_priors.values():
         if list(dist) != ["yes"]:
             members = list(dist.values())
             for name in members:
@@ -78,7 +80,7 @@ def _groups(model) -> dict[str, list[str]]:
 
 
 def distribution_of(model, parameter: str) -> list[str]:
-    """The parameters that co-vary with ``parameter`` (its distribution), itself included."""
+    """Return the parameters that co-vary with ``parameter`` (its distribution), itself included."""
     _check_parameter(model, parameter)
     return _groups(model).get(parameter, [parameter])
 
@@ -162,7 +164,8 @@ def _domain(model, parameter: str) -> tuple[float, float]:
 def _encode(model, evidence) -> tuple[EncodedEvidence, pd.Index]:
     """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
     if isinstance(evidence, pd.DataFrame):
-        rows = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
+        # column labels of any type: parse_evidence names any label that is not a variable
+        rows: list[dict[Any, Any]] = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
         index = evidence.index
     else:
         rows = [dict(evidence or {})]
@@ -177,6 +180,7 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     Parameters
     ----------
     model : Model
+        The model whose parameters are varied.
     evidence : mapping or DataFrame
         One patient, or one patient per row.
     values : mapping of str to array, shape (n_sets,)
@@ -200,9 +204,11 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
         no longer sum to 1 (use :func:`covaried`).
     EvidenceError
         Evidence impossible for some parameter set (with ``impossible="raise"``).
+    ArgumentError
+        ``impossible`` is neither "raise" nor "nan".
     """
     if impossible not in ("raise", "nan"):
-        raise ValueError(f"impossible must be 'raise' or 'nan', got {impossible!r}")
+        raise ArgumentError(f"impossible must be 'raise' or 'nan', got {impossible!r}")
     targets = list(targets or model.causes)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
@@ -323,11 +329,12 @@ def _posterior_at(model, evidence, parameter: str, target_index: int, xs: np.nda
 
 
 def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: str, *, points: int = 21) -> OneWayResult:
-    """The exact one-way sensitivity function of P(target present | evidence) in one parameter.
+    """Return the exact one-way sensitivity function of P(target present | evidence) in one parameter.
 
     Parameters
     ----------
     model : Model
+        The model whose parameter is varied.
     evidence : mapping
         One patient, as for :meth:`Model.diagnose`.
     target : str
@@ -617,7 +624,7 @@ def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: 
         for e, (inside, outside, _) in open_ends.items():
             mids[e] = math.sqrt(inside * outside) if ends[e][3] == "odds_ratio" else 0.5 * (inside + outside)
         lead = leaders([(ends[e][0], mid) for e, mid in mids.items()])
-        for (e, mid), lead_mid in zip(mids.items(), lead):
+        for (e, mid), lead_mid in zip(mids.items(), lead, strict=True):
             state = open_ends[e]
             if lead_mid == ti:
                 state[0] = mid
@@ -634,7 +641,17 @@ def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: 
     for name in names:
         lo, hi = _domain(model, name)
         (lower, below), (upper, above) = found[name, True], found[name, False]
-        rows[name] = {"parameter": name, "value": spec.value(name), "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "grid and bisection"}
+        rows[name] = {
+            "parameter": name,
+            "value": spec.value(name),
+            "domain_low": lo,
+            "domain_high": hi,
+            "lower": lower,
+            "upper": upper,
+            "cause_below": below,
+            "cause_above": above,
+            "method": "grid and bisection",
+        }
     return rows
 
 
@@ -645,7 +662,7 @@ BOUND_MARGIN = ranges.BOUND_MARGIN
 
 
 def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.DataFrame:
-    """The distribution each parameter is drawn from in :func:`monte_carlo` and :func:`sobol`.
+    """Return the distribution each parameter is drawn from in :func:`monte_carlo` and :func:`sobol`.
 
     A hand-set probability gets a Beta whose 5% and 95% quantiles are its
     ``low`` and ``high`` (a bound at 0 or 1 is moved in by 1e-4); an odds
@@ -708,7 +725,7 @@ def _rng(seed) -> np.random.Generator:
         return seed
     if seed is None or isinstance(seed, int | np.integer):
         return np.random.default_rng(seed)
-    raise TypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
@@ -721,7 +738,7 @@ def _inverse_cdf(fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
     from scipy import stats
 
     values: dict[str, np.ndarray] = {}
-    for k, (name, family, one, two) in enumerate(zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"])):
+    for k, (name, family, one, two) in enumerate(zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True)):
         if family == "beta":
             values[name] = stats.beta.ppf(u[:, k], one, two)
         elif family == "lognormal":
@@ -739,7 +756,7 @@ def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int) -> dict
     uniforms, which :func:`sobol` needs for its design).
     """
     values: dict[str, np.ndarray] = {}
-    for name, family, one, two in zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"]):
+    for name, family, one, two in zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True):
         if family == "beta":
             values[name] = rng.beta(one, two, n)
         elif family == "lognormal":
@@ -779,7 +796,7 @@ def _renormalised(model, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
 def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:
     """evaluate() in chunks of parameter sets, with an optional tqdm progress bar."""
     n = len(next(iter(values.values())))
-    starts = range(0, n, chunk)
+    starts: Iterable[int] = range(0, n, chunk)
     if progress is not False and n > chunk:
         from tqdm.auto import tqdm
 
@@ -799,12 +816,15 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     Parameters
     ----------
     model : Model
+        The model whose parameters are drawn.
     evidence : mapping or DataFrame
         One patient, or one patient per row.
     n : int
+        Number of draws (parameter sets).
     seed : int or numpy.random.Generator
         Reproducible with the same seed.
     parameters : sequence of str, optional
+        The parameters to draw (default all); the others keep their values.
     progress : bool, optional
         Show a tqdm progress bar; by default only when interactive.
 
@@ -816,8 +836,10 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
         ``median``, ``q05``, ``q95`` and ``probability_first`` (share of draws
         in which the cause ranks first).
     """
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if not isinstance(n, int | np.integer):
+        raise ArgumentTypeError(f"n must be a positive integer, got {n!r}")
+    if n < 1:
+        raise ArgumentError(f"n must be a positive integer, got {n!r}")
     rng = _rng(seed)
     fitted = fit_distributions(model, parameters)
     values = _draw(model, fitted, rng, int(n))
@@ -852,8 +874,17 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
 # --------------------------------------------------------------------------- Sobol
 
 
-def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
-    """First-order and total Sobol indices of P(target present | evidence) per parameter.
+def sobol(
+    model,
+    evidence: Mapping[str, Any] | None,
+    target: str,
+    n: int = 512,
+    seed: int | np.random.Generator | None = None,
+    *,
+    parameters: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Compute the first-order and total Sobol indices of P(target present | evidence) per parameter.
 
     SALib's Sobol (Saltelli) design and analyzer, over the same distributions
     as :func:`monte_carlo`: the design's uniforms on [0, 1] are mapped through
@@ -866,28 +897,53 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
     enters, and one whose parameter no posterior reads (the table of a
     finding not observed) is not evaluated.
 
+    Needs SALib, the ``sensitivity`` extra: ``pip install "postfusion-bayes[sensitivity]"``.
+
     Parameters
     ----------
+    model : Model
+        The model whose parameters are varied.
+    evidence : mapping
+        One patient, as for :meth:`Model.diagnose`.
+    target : str
+        A cause.
     n : int
         Base sample size; a power of 2.
+    seed : int or numpy.random.Generator
+        Reproducible with the same seed.
+    parameters : sequence of str, optional
+        The parameters to vary (default all with a range); the others keep their values.
+    progress : bool, optional
+        Show a tqdm progress bar; by default only when interactive.
 
     Returns
     -------
     DataFrame
         Index ``parameter``; columns ``first_order``, ``first_order_conf``,
         ``total``, ``total_conf`` (95% bootstrap half-widths), sorted by total.
-    """
-    from SALib.analyze import sobol as sobol_analyze
 
-    if not isinstance(n, int | np.integer) or n < 2 or n & (n - 1):
-        raise ValueError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
+    Raises
+    ------
+    ModuleNotFoundError
+        SALib is not installed (the message gives the pip command).
+    ArgumentError
+        ``n`` is not a power of 2 (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        when it is not an integer at all).
+    ParameterError
+        None of the parameters has a range to vary.
+    """
+    sobol_analyze = require("SALib.analyze.sobol", "sensitivity.sobol")
+    if not isinstance(n, int | np.integer):
+        raise ArgumentTypeError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
+    if n < 2 or n & (n - 1):
+        raise ArgumentError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
     _one_patient(evidence)
     ti = _target_index(model, target)
     rng = _rng(seed)
     fitted = fit_distributions(model, parameters)
     varying = fitted[fitted["family"] != "fixed"]
     if varying.empty:
-        raise ValueError("no parameter with a range to vary")
+        raise ParameterError("no parameter with a range to vary")
     names = list(varying.index)
     problem = {"num_vars": len(names), "names": names, "bounds": [[0.0, 1.0]] * len(names)}
     a, b = _saltelli_base(len(names), int(n), int(rng.integers(2**31 - 1)))
@@ -904,7 +960,7 @@ def sobol(model, evidence: Mapping[str, Any] | None, target: str, n: int = 512, 
 
 
 def _saltelli_base(d: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The base matrices A and B, shape (n, d), of SALib's Saltelli design: the halves of a scrambled Sobol sequence in 2 d dimensions."""
+    """Return the base matrices A and B, shape (n, d), of SALib's Saltelli design: the halves of a scrambled Sobol sequence in 2 d dimensions."""
     from scipy.stats import qmc
 
     base = qmc.Sobol(d=2 * d, scramble=True, seed=seed).random(n)
@@ -912,7 +968,7 @@ def _saltelli_base(d: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _saltelli_design(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The Saltelli design (first and total order) of base matrices A and B, in SALib's row order.
+    """Return the Saltelli design (first and total order) of base matrices A and B, in SALib's row order.
 
     For each base row j: A_j, then AB_1j, ..., AB_dj (A_j with column i taken
     from B_j), then B_j; ``n * (d + 2)`` rows in all.
@@ -947,7 +1003,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     for name in spec.parameters:
         by_table.setdefault(owners[name], []).append(name)
 
-    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
         needed = {k: v for k, v in values.items() if owners[k] not in barren}
         return changed_tables(spec, needed or dict(values))
 
@@ -955,7 +1011,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     y = np.empty((n, d + 2))
     y[:, 0] = _posteriors(model, lam, index, tables_a, targets, "raise")[0][:, 0, ti]
     y[:, d + 1] = _posteriors(model, lam, index, tables_of(values_b), targets, "raise")[0][:, 0, ti]
-    steps = range(d)
+    steps: Iterable[int] = range(d)
     if progress is not False:
         from tqdm.auto import tqdm
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -296,10 +296,14 @@ class ModelSpec(_Picklable):
         return new
 
 
-class _RefuseDuplicateKeys:
-    """Loader mixin: refuse a key given twice in one mapping (the last would silently win)."""
+class _RefuseDuplicateKeys(yaml.constructor.SafeConstructor):
+    """Loader mixin: refuse a key given twice in one mapping (the last would silently win).
 
-    def construct_mapping(self, node, deep=False):
+    A SafeConstructor itself, so that ``super()`` has ``construct_mapping``;
+    a loader lists it before its own SafeConstructor (``(_RefuseDuplicateKeys, yaml.SafeLoader)``).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if any(key_node.tag == "tag:yaml.org,2002:merge" for key_node, _ in node.value):
             self._refuse_duplicate_keys(node, deep)  # before merging, which may override keys on purpose
             return super().construct_mapping(node, deep=deep)
@@ -309,7 +313,7 @@ class _RefuseDuplicateKeys:
             self._refuse_duplicate_keys(node, deep)
         return mapping
 
-    def _refuse_duplicate_keys(self, node, deep):
+    def _refuse_duplicate_keys(self, node: yaml.MappingNode, deep: bool) -> None:
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -324,13 +328,14 @@ class _UniqueKeyLoader(_RefuseDuplicateKeys, yaml.SafeLoader):
     """A safe YAML loader that refuses a key given twice in one mapping (the last would silently win)."""
 
 
+#: The same on libyaml's parser (about five times faster on the priors); None when PyYAML is built without libyaml.
+_FastUniqueKeyLoader: type[yaml.CSafeLoader] | None = None
 if hasattr(yaml, "CSafeLoader"):
 
-    class _FastUniqueKeyLoader(_RefuseDuplicateKeys, yaml.CSafeLoader):
-        """The same on libyaml's parser (about five times faster on the priors)."""
+    class _CUniqueKeyLoader(_RefuseDuplicateKeys, yaml.CSafeLoader):
+        """A safe YAML loader on libyaml's parser that refuses a key given twice in one mapping."""
 
-else:  # PyYAML built without libyaml
-    _FastUniqueKeyLoader = None
+    _FastUniqueKeyLoader = _CUniqueKeyLoader
 
 
 def _read_yaml(text: str) -> Any:

@@ -35,7 +35,7 @@ TRUE = MODEL.with_parameters(MOVED)
 
 
 def beta_strength(p) -> float:
-    """The documented rule: a + b of the Beta whose 5% and 95% quantiles are the range's ends (checked with scipy)."""
+    """Return the documented rule's strength: a + b of the Beta whose 5% and 95% quantiles are the range's ends (checked with scipy)."""
     family, a, b = range_distribution(p)
     assert family == "beta"
     assert stats.beta.ppf([0.05, 0.95], a, b) == pytest.approx([max(p.low, 1e-4), min(p.high, 1 - 1e-4)], abs=1e-9)
@@ -159,7 +159,7 @@ def test_context_distribution_fully_observed_is_the_dirichlet_posterior():
     names = [f"context.time_since_surgery.distribution.{s}" for s in states]
     params = [MODEL.spec.parameters[n] for n in names]
     strength = min(beta_strength(p) for p in params)  # one Dirichlet: the loosest entry's strength
-    for p, n in zip(params, counts):
+    for p, n in zip(params, counts, strict=True):
         expected = (strength * p.value + n) / (strength + sum(counts))
         assert learned.spec.value(p.name) == pytest.approx(expected, rel=1e-12)
         assert learned.spec.parameters[p.name].cases == 20
@@ -215,14 +215,16 @@ def test_default_strengths_follow_the_ranges():
     assert (strengths > 0).all() and np.isfinite(strengths).all()
 
 
-@pytest.mark.parametrize("strength", [None, 12.5, {"context.smoker.prevalence": 3, "onset.distributions.leak": 0}])
-def test_the_scipy_free_copy_of_the_strength_rule_agrees_with_learning(strength):
-    # Model.parameters uses postfusion_bayes._strengths so as not to import scipy; both must give the same numbers
+def test_one_strength_rule_for_the_update_and_the_parameters_table():
+    # the EM and Model.parameters read the rule from its one home, postfusion_bayes._strengths (which imports no scipy)
     from postfusion_bayes import _strengths
 
-    learned = MODEL.update_with_cases(TRUE.simulate(40, seed=5))  # a learned spec counts its recorded strength and cases
-    for spec in (MODEL.spec, learned.spec):
-        pd.testing.assert_series_equal(_strengths.prior_strengths(spec, strength), learning.prior_strengths(spec, strength))
+    assert learning.prior_strengths is _strengths.prior_strengths
+    learned = MODEL.update_with_cases(TRUE.simulate(40, seed=5))
+    # a next update starts a learned spec from its recorded strength plus its cases; the table shows the recorded strength
+    recorded = pd.Series({n: p.strength + p.cases for n, p in learned.spec.parameters.items()})
+    np.testing.assert_array_equal(learning.prior_strengths(learned.spec).to_numpy(), recorded.to_numpy())
+    np.testing.assert_array_equal(learned.parameters["strength"].to_numpy(), [p.strength for p in learned.spec.parameters.values()])
 
 
 # ------------------------------------------------------------------ (d) bad input

@@ -163,7 +163,6 @@ def test_the_command_line_plot_without_matplotlib_is_a_one_line_usage_error(tmp_
     assert not (tmp_path / "t.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="TODO(issue 10): sensitivity.sobol should import SALib through _optional.require (sensitivity.py is being rewritten)")
 def test_sobol_without_salib_names_the_pip_command():
     code = (
         "import postfusion_bayes as pfb\n"

@@ -324,7 +324,7 @@ def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_r
 
 
 def _onset_table_by_configuration(distributions, leak):
-    """The former onset_table: one mean per configuration of the causes present (the reference)."""
+    """Compute the former onset_table, the reference: one mean per configuration of the causes present."""
     import itertools
 
     k, n = distributions.shape[-2:]
@@ -364,13 +364,31 @@ def test_changed_tables_are_bit_identical_to_a_full_rebuild(names, n_sets, seed)
     partial = changed_tables(MODEL.spec, values)
     owners = table_parameters(MODEL.spec)
     assert set(partial) == {owners[name] for name in values}
-    for variable, table in full.cpts.items():
+    for variable in full.variables:
+        table = full.cpd(variable)
         if variable in partial:
-            assert partial[variable].shape == table.shape and partial[variable].shape[0] == n_sets
-            np.testing.assert_array_equal(partial[variable], table)
+            assert full.batch_size(variable) == n_sets
+            _assert_same_table(partial[variable], table)
         else:  # not rebuilt: the compiled network's own table is the one a full rebuild gives
-            np.testing.assert_array_equal(table, MODEL.tables.cpts[variable])
+            assert full.batch_size(variable) is None
+            _assert_same_table(table, MODEL.tables.cpd(variable))
     assert changed_tables(MODEL.spec, {}) == {}
+
+
+def _assert_same_table(got, expected):
+    """Assert that two tables are the same kind (dense, noisy-OR, mixture) with the same numbers, bit for bit."""
+    from postfusion_bayes.engine.structured import Mixture, NoisyOr
+
+    assert type(got) is type(expected)
+    if isinstance(got, NoisyOr):
+        pairs = [(got.leak, expected.leak), (got.links, expected.links)]
+    elif isinstance(got, Mixture):
+        pairs = [(got.distributions, expected.distributions), (got.leak, expected.leak)]
+    else:
+        pairs = [(got, expected)]
+    for a, b in pairs:
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------------ one reading of a range, shared with learning
@@ -427,7 +445,7 @@ def test_reading_model_parameters_imports_no_scipy():
 
 
 def _noisy_or_reference(leak, links):
-    """The former noisy_or_table (batch axes first), the reference."""
+    """Compute the former noisy_or_table (batch axes first), the reference."""
     k = links.shape[-1]
     batch = np.broadcast_shapes(leak.shape, links.shape[:-1])
     leak, links = np.broadcast_to(leak, batch), np.broadcast_to(links, batch + (k,))
@@ -438,7 +456,7 @@ def _noisy_or_reference(leak, links):
 
 
 def _odds_ratio_reference(baseline, odds_ratios):
-    """The former odds_ratio_table (batch axes first), the reference."""
+    """Compute the former odds_ratio_table (batch axes first), the reference."""
     k = odds_ratios.shape[-1]
     batch = np.broadcast_shapes(baseline.shape[:-1], odds_ratios.shape[:-1])
     baseline, odds_ratios = np.broadcast_to(baseline, batch + baseline.shape[-1:]), np.broadcast_to(odds_ratios, batch + (k,))
@@ -476,10 +494,11 @@ def test_evaluate_equals_the_engine_on_a_full_rebuild_of_the_tables(evidence):
     for subset in (values, {k: v for k, v in values.items() if k.startswith("findings.ct_")}, {k: v for k, v in values.items() if k.startswith("onset.")}):
         present, log_evidence = sa.evaluate(MODEL, evidence, subset)
         tables = build_tables(MODEL.spec, subset)
-        batched = {v: t for v, t in tables.cpts.items() if t.ndim == len(tables.parents[v]) + 2}
-        lam, index = sa._encode(MODEL, evidence)
-        marginals, expected_log = MODEL.network.posterior_arrays(lam, MODEL.causes, len(index), batched, validate=False)
-        expected = np.stack([marginals[t][..., -1] for t in MODEL.causes], axis=-1)
+        batched = {v: tables.cpd(v) for v in tables.variables if tables.batch_size(v) is not None}
+        lam, _ = sa._encode(MODEL, evidence)
+        result = MODEL.network.query(lam, MODEL.causes, parameters=batched, validate=False)
+        expected = np.stack([result.marginals[t][..., -1] for t in MODEL.causes], axis=-1)
+        expected_log = result.log_evidence
         assert present.shape == expected.shape == (64, 1, len(MODEL.causes))
         np.testing.assert_array_equal(present, expected)
         np.testing.assert_array_equal(log_evidence, expected_log)
