@@ -248,6 +248,8 @@ class Model:
         SpecError
             A bad ``strength``: an unknown name (with a close match), a
             negative or non-finite number.
+        ArgumentError
+            A ``max_iterations`` or ``tolerance`` of the wrong type or value.
 
         Examples
         --------
