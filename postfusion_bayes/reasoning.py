@@ -184,6 +184,10 @@ class Reasoner:
             The noisy-OR tests' tables side by side (``tests`` holds views into it).
         """
         present, weight = self._joint
+        # the tests' tables over the configurations, and what ranking them needs beside: about six arrays of that size
+        needed = len(weight) * 8 * (6 * 2 * len(self.candidate_tests) + len(self.causes))
+        if needed > self.network.memory_budget:
+            raise MemoryBudgetError(needed, self.network.memory_budget, f"ranking {len(self.candidate_tests)} tests over the 2^{len(self.free_causes)} joint configurations of the unobserved causes")
         tables = self.network.tables
         causes = set(self.causes)
         direct = [t for t in self.candidate_tests if set(tables.parents[t]) <= causes]
