@@ -36,7 +36,7 @@ query that cannot fit says so with a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -124,9 +124,15 @@ class QueryResult:
     partial: Mapping[str, np.ndarray] | None
     joint: JointPosterior | None
     method: str
+    #: The targets' last states side by side (full, partial), when the method computed them so; read by :meth:`last_state`.
+    _last: tuple[tuple[str, ...], np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
 
     def last_state(self, targets: Sequence[str], *, partial: bool = False) -> np.ndarray:
         """Each target's probability of its last state (e.g. "present"), shape (n_sets, n_rows, n_targets)."""
+        if self._last is not None and tuple(targets) == self._last[0]:
+            found = self._last[2] if partial else self._last[1]
+            if found is not None:
+                return found.reshape(1, 1, -1).copy()
         source = self.partial if partial else self.marginals
         if source is None:
             raise NetworkError("this result has no partial marginals; pass partial= to query()")
@@ -588,7 +594,8 @@ class CompiledNetwork:
         root_only.setflags(write=False)
         marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
-        return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration")
+        last = np.array([plan.mid_slices[t].stop - 1 for t in targets], dtype=np.intp)
+        return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration", (targets, full[last], root_only[last]))
 
     def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
         if self._strategy == "elimination":
