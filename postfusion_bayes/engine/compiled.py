@@ -666,14 +666,15 @@ class CompiledNetwork:
             joint_result = JointPosterior(joints[0].names, joints[0].configurations, _frozen(np.concatenate([j.posterior for j in joints], axis=1)))
         return QueryResult(MappingProxyType({t: _frozen(m) for t, m in marginals.items()}), _frozen(log_evidence), None, joint_result, parts[0].method)
 
-    def _result(self, marginals, log_evidence, evidence: EncodedEvidence, joint, configuration, method: str) -> QueryResult:
+    def _result(self, marginals, log_evidence, evidence: EncodedEvidence, joint, configuration, method: str, configurations: np.ndarray | None = None) -> QueryResult:
         """Freeze the arrays, add back the soft evidence's scale, give the joint its labels."""
         if evidence.log_scales:
             log_evidence = log_evidence + evidence.log_scale[None, :]
         joint_result = None
         if joint is not None:
             plan_names = self._layers[2]
-            configurations = np.stack(np.unravel_index(np.arange(configuration.shape[-1]), [self._tables.cardinality(m) for m in plan_names]), axis=1)
+            if configurations is None:
+                configurations = np.stack(np.unravel_index(np.arange(configuration.shape[-1]), [self._tables.cardinality(m) for m in plan_names]), axis=1)
             if not joint:
                 configuration = np.asarray(configuration).sum(axis=-1, keepdims=True)
                 configurations = np.zeros((1, 0), dtype=np.intp)
@@ -743,7 +744,7 @@ class CompiledNetwork:
             card = self._tables.cardinality(t)
             marginals[t] = np.stack([posterior[:, configurations[:, i] == s].sum(axis=1) for s in range(card)], axis=-1)[None]
         log_evidence = self._add_isolated(log_evidence[None], evidence)
-        return self._result(marginals, log_evidence, evidence, joint, posterior[None], "structured enumeration")
+        return self._result(marginals, log_evidence, evidence, joint, posterior[None], "structured enumeration", configurations)
 
     def _add_isolated(self, log_evidence: np.ndarray, evidence: EncodedEvidence) -> np.ndarray:
         isolated = self._layers[0]
