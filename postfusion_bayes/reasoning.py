@@ -73,6 +73,40 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NoisyBlock:
+    """The noisy-OR tests over the joint configurations of the causes, side by side.
+
+    Attributes
+    ----------
+    names : tuple of str
+    codes : int array (n_configurations, n_tests)
+        Row of each test's own table (offset into the stacked tables) for each configuration.
+    absent, present : array (n_configurations, n_tests)
+        P(test no | configuration) and P(test yes | configuration).
+    offsets, sizes : the rows of each test's table in the stacked tables.
+    small : tuple of arrays (2^k, 2)
+        Each test's table over its own parents' configurations.
+    """
+
+    names: tuple[str, ...]
+    codes: np.ndarray
+    absent: np.ndarray
+    present: np.ndarray
+    offsets: np.ndarray
+    sizes: tuple[int, ...]
+    small: tuple[np.ndarray, ...]
+
+    def table(self, name: str) -> np.ndarray:
+        """Return one test's (no, yes) probabilities for every configuration, shape (n_configurations, 2)."""
+        k = self.names.index(name)
+        return np.stack([self.absent[:, k], self.present[:, k]], axis=1)
+
+    def rows(self, keep: np.ndarray) -> NoisyBlock:
+        """Return the block restricted to some configurations."""
+        return NoisyBlock(self.names, self.codes[keep], self.absent[keep], self.present[keep], self.offsets, self.sizes, self.small)
+
+
+@dataclass(frozen=True)
 class Reasoner:
     """One patient's evidence on a compiled network, with the exact queries behind the explanations.
 
@@ -165,7 +199,7 @@ class Reasoner:
         return present, weight
 
     @functools.cached_property
-    def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str], tuple[tuple[str, ...], np.ndarray | None]]:
+    def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str], NoisyBlock | None]:
         """P(test | configuration, e) for every candidate test, over the configurations of :attr:`_joint`.
 
         A test whose parents are all causes is independent of the rest of the
@@ -176,12 +210,12 @@ class Reasoner:
         Returns
         -------
         tests : dict of str to array (n_configurations, n_states)
-            Rows of impossible configurations are 0.
+            The tests that are not noisy-OR; rows of impossible configurations are 0.
         direct : frozenset of str
             The tests whose parents are all causes: given a configuration they
             are independent of the evidence and of each other.
-        block : (tuple of str, array (n_configurations, n_noisy, 2) or None)
-            The noisy-OR tests' tables side by side (``tests`` holds views into it).
+        block : NoisyBlock or None
+            The noisy-OR tests, side by side (:meth:`NoisyBlock.table` gives one as ``tests`` would).
         """
         present, weight = self._joint
         # the tests' tables over the configurations, and what ranking them needs beside: about six arrays of that size
@@ -194,37 +228,29 @@ class Reasoner:
         queried = [t for t in self.candidate_tests if t not in direct]
         possible = weight > 0
         column = {c: i for i, c in enumerate(self.causes)}
-        tests = {}
+        tests: dict[str, np.ndarray] = {}
         noisy = [t for t in direct if isinstance(tables.cpd(t), NoisyOr)]
-        both = None
-        if noisy:  # every noisy-OR test at once: P(no | configuration) = (1 - leak) prod (1 - link) over the present parents
-            log_inhibit = np.zeros((len(self.causes), len(noisy)))
-            certain = np.zeros((len(self.causes), len(noisy)))
-            leak = np.empty(len(noisy))
+        block: NoisyBlock | None = None
+        if noisy:
+            # each noisy-OR test given each configuration is its table at the configuration of its parents:
+            # one code per (configuration, test), then a gather from tables of at most 2^k rows
+            powers = np.zeros((len(self.causes), len(noisy)))
+            sizes = []
+            small = []
             for k, t in enumerate(noisy):
-                cpd = tables.cpd(t)
-                assert isinstance(cpd, NoisyOr)
-                leak[k] = cpd.leak
-                rows = [column[p] for p in tables.parents[t]]
-                links = np.asarray(cpd.links, dtype=float)
-                with np.errstate(divide="ignore"):
-                    log_inhibit[rows, k] = np.where(links < 1, np.log1p(-np.minimum(links, 1.0)), 0.0)
-                certain[rows, k] = links >= 1
-            as_float = present.astype(float)
-            both = np.empty((len(weight), len(noisy), 2))  # one array; each test's table is a view into it
-            absent = both[:, :, 0]
-            np.exp(as_float @ log_inhibit, out=absent)
-            absent *= 1.0 - leak
-            if certain.any():
-                absent[as_float @ certain > 0] = 0.0
-            np.subtract(1.0, absent, out=both[:, :, 1])
-            if not possible.all():
-                both[~possible] = 0.0
-            for k, t in enumerate(noisy):
-                tests[t] = both[:, k, :]
-
+                parents = tables.parents[t]
+                for j, p in enumerate(parents):
+                    powers[column[p], k] = 2.0 ** (len(parents) - 1 - j)
+                sizes.append(2 ** len(parents))
+                bits = (np.arange(2 ** len(parents))[:, None] >> np.arange(len(parents) - 1, -1, -1)[None, :]) & 1
+                small.append(tables.cpd(t).given(bits))  # type: ignore[union-attr]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+            parent_codes = (present.astype(float) @ powers).astype(np.intp)
+            parent_codes += offsets[None, :]
+            stacked = np.concatenate(small)  # (sum of sizes, 2)
+            block = NoisyBlock(tuple(noisy), parent_codes, stacked[:, 0][parent_codes], stacked[:, 1][parent_codes], offsets, tuple(sizes), tuple(small))
         for t in direct:
-            if t in tests:
+            if t in noisy:
                 continue
             parent_states = present[:, [column[p] for p in tables.parents[t]]].astype(np.intp)
             cpd = tables.cpd(t)
@@ -240,7 +266,7 @@ class Reasoner:
             result = self.network.query(EncodedEvidence.from_codes(states, codes, n, soft), queried, validate=False)
             for t in queried:
                 tests[t] = np.where(possible[:, None], np.nan_to_num(result.marginals[t][0], nan=0.0), 0.0)
-        return tests, frozenset(direct), (tuple(noisy), both)
+        return tests, frozenset(direct), block
 
     # ------------------------------------------------------------------ explain
     def explain(self, posterior: pd.Series) -> pd.DataFrame:
@@ -371,15 +397,17 @@ class Reasoner:
         else:
             weight, as_float = weight[keep], present[keep].astype(float)
             tests = {t: q[keep] for t, q in tests.items()}
-            block = ((), None)
+            block = block.rows(keep) if block is not None else None
+        if block is not None:
+            tests = {**tests, **{t: block.table(t) for t in block.names if any(t in f and len(f) > 1 for _, f in self._units(by))}}
         units = self._units(by)
         gain = np.zeros(len(units))
         p_changes = np.zeros(len(units))
         likely = np.zeros(len(units), dtype=np.intp)
-        tables = self.network.tables
-        fast = [u for u, (_, findings) in enumerate(units) if len(findings) == 1 and findings[0] in direct and isinstance(tables.cpd(findings[0]), NoisyOr)]
+        fast = [u for u, (_, findings) in enumerate(units) if block is not None and len(findings) == 1 and findings[0] in block.names]
         if fast:
-            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), weight, as_float, tests, block, top_index, gain, p_changes, likely)
+            assert block is not None
+            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), weight, as_float, block, top_index, gain, p_changes, likely)
         fast_set = set(fast)
         # the result distributions of every other unit given each configuration, stacked by number of results
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -438,7 +466,7 @@ class Reasoner:
         table.attrs.update({"unit": "bits of information about the joint configuration of the causes", "score": "information_gain / (1 + cost)", "by": by})
         return table
 
-    def _noisy_gains(self, names, index, weight, as_float, tests, block, top_index, gain, p_changes, likely) -> None:
+    def _noisy_gains(self, names, index, weight, as_float, block: NoisyBlock, top_index, gain, p_changes, likely) -> None:
         """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place.
 
         The information a test gives about every cause is the information it gives about its parents
@@ -446,33 +474,18 @@ class Reasoner:
         configurations: one bincount over the joint for all tests, then tables of at most 2^k rows. The
         joint of each cause with each result is two matrix products over the configurations.
         """
-        tables = self.network.tables
-        column = {c: i for i, c in enumerate(self.causes)}
+        columns = [block.names.index(name) for name in names]
+        whole = columns == list(range(len(block.names)))
+        codes = block.codes if whole else block.codes[:, columns]
+        absent = block.absent if whole else block.absent[:, columns]
+        yes = block.present if whole else block.present[:, columns]
         T = len(names)
-        powers = np.zeros((len(self.causes), T))
-        sizes = []
-        for t, name in enumerate(names):
-            parents = tables.parents[name]
-            for j, p in enumerate(parents):
-                powers[column[p], t] = 2.0 ** (len(parents) - 1 - j)
-            sizes.append(2 ** len(parents))
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-        codes = (as_float @ powers).astype(np.intp) + offsets[None, :]  # (J, T): each test's parent configuration
-        parent_weight = np.bincount(codes.ravel(), weights=np.repeat(weight, T), minlength=int(sum(sizes)))
-        block_names, both = block
-        if both is not None and set(names) <= set(block_names):
-            columns = [block_names.index(name) for name in names]
-            absent, yes = both[:, columns, 0], both[:, columns, 1]
-        else:
-            absent = np.stack([tests[name][:, 0] for name in names], axis=1)  # (J, T)
-            yes = np.stack([tests[name][:, 1] for name in names], axis=1)
+        parent_weight = np.bincount(codes.ravel(), weights=np.repeat(weight, T), minlength=int(sum(block.sizes)))
         joint_cause = (weight[:, None] * as_float).T  # (C, J)
         after = np.stack([joint_cause @ absent, joint_cause @ yes], axis=2)  # (C, T, 2): P(cause present, result | e)
-        for t, name in enumerate(names):
-            k = len(tables.parents[name])
-            bits = (np.arange(2**k)[:, None] >> np.arange(k - 1, -1, -1)[None, :]) & 1
-            q = tables.cpd(name).given(bits)  # type: ignore[union-attr]
-            w = parent_weight[offsets[t] : offsets[t] + sizes[t]]
+        for t, column in enumerate(columns):
+            q = block.small[column]
+            w = parent_weight[block.offsets[column] : block.offsets[column] + block.sizes[column]]
             p_result = w @ q
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_p = np.where(p_result > 0, np.log2(np.where(p_result > 0, p_result, 1.0)), 0.0)
