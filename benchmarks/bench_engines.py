@@ -26,6 +26,7 @@ class Failure(str):
 
 
 def failure(exc: BaseException) -> Failure:
+    """Return the Failure text of an exception: its type and the first line of its message, cut at 160 characters."""
     first = (str(exc).strip().splitlines() or [""])[0]
     if len(first) > 160:
         first = first[:157] + "..."
@@ -33,6 +34,7 @@ def failure(exc: BaseException) -> Failure:
 
 
 def not_run(reason: str) -> Failure:
+    """Return the Failure text of an engine that is not run, and why."""
     return Failure(f"not run: {reason}")
 
 
@@ -71,6 +73,7 @@ def attempt(fn: Callable[[], Any], budget: float | None = None) -> Any:
 
 
 def failed(value: Any) -> bool:
+    """Return whether ``value`` is a Failure (the text recorded in place of a result)."""
     return isinstance(value, Failure)
 
 
@@ -142,6 +145,7 @@ class PgmpyVE:
         self.ve = VariableElimination(bn)
 
     def posteriors(self, targets: Sequence[str], hard: dict, soft: dict | None = None, state: str = "present") -> np.ndarray:
+        """Return P(target = state | evidence) for each target, from one query with ``joint=False``."""
         virtual = [self._cpd(f, len(self.states[f]), [[lam.get(s, 0.0)] for s in self.states[f]], state_names={f: list(self.states[f])}) for f, lam in (soft or {}).items()]
         q = self.ve.query(list(targets), evidence=hard, virtual_evidence=virtual or None, joint=False, show_progress=False)
         return np.array([q[t].get_value(**{t: state}) for t in targets])
@@ -170,6 +174,7 @@ class AgrumLP:
         self.ie = gum.LazyPropagation(bn)
 
     def posteriors(self, targets: Sequence[str], hard: dict, soft: dict | None = None, state: str = "present") -> np.ndarray:
+        """Return P(target = state | evidence) for each target; soft evidence is given as likelihoods."""
         ie = self.ie
         ie.eraseAllEvidence()
         evidence: dict[str, Any] = dict(hard)
@@ -180,6 +185,7 @@ class AgrumLP:
         return np.array([ie.posterior(t)[{t: state}] for t in targets])
 
     def all_posteriors(self, targets: Sequence[str], hard: dict) -> dict[str, np.ndarray]:
+        """Return the posterior distribution of each target given hard evidence."""
         ie = self.ie
         ie.eraseAllEvidence()
         ie.setEvidence(hard)

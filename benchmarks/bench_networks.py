@@ -35,13 +35,14 @@ LINK_RANGE = (0.3, 0.8)
 
 
 def priors_folder() -> Path:
+    """Return the folder of the shipped priors documents."""
     from postfusion_bayes.spec import default_priors_path
 
     return default_priors_path()
 
 
 def shipped_documents() -> dict:
-    """The five priors documents of the shipped model, parsed."""
+    """Read and parse the five priors documents of the shipped model."""
     from postfusion_bayes.spec import PRIOR_FILES
 
     folder = priors_folder()
@@ -58,7 +59,7 @@ def _distribution(rng: np.random.Generator, states: list[str], judgment: str) ->
     d = rng.dirichlet(np.full(len(states), 1.5))
     d = np.round(d, 6)
     d[-1] = 1.0 - math.fsum(d[:-1])
-    return {s: _entry(float(p), judgment, 0.0, 1.0) for s, p in zip(states, d)}
+    return {s: _entry(float(p), judgment, 0.0, 1.0) for s, p in zip(states, d, strict=True)}
 
 
 def synthetic_causes(documents: dict, n: int = MAX_EXTRA, seed: int = NETWORK_SEED) -> list[tuple[str, dict, dict[str, dict], dict]]:
@@ -90,7 +91,7 @@ def synthetic_causes(documents: dict, n: int = MAX_EXTRA, seed: int = NETWORK_SE
 
 
 def network_documents(n_extra: int, seed: int = NETWORK_SEED) -> dict:
-    """The shipped documents with the first ``n_extra`` synthetic causes added."""
+    """Return the shipped documents with the first ``n_extra`` synthetic causes added."""
     if not 0 <= n_extra <= MAX_EXTRA:
         raise ValueError(f"n_extra must be in [0, {MAX_EXTRA}]")
     documents = copy.deepcopy(shipped_documents())
@@ -103,7 +104,7 @@ def network_documents(n_extra: int, seed: int = NETWORK_SEED) -> dict:
 
 
 def network_spec(n_extra: int, seed: int = NETWORK_SEED):
-    """A validated ``ModelSpec``: the shipped model plus ``n_extra`` synthetic causes."""
+    """Build a validated ``ModelSpec``: the shipped model plus ``n_extra`` synthetic causes."""
     from postfusion_bayes.spec import spec_from_documents
 
     spec = spec_from_documents(network_documents(n_extra, seed), source=f"<shipped priors + {n_extra} synthetic causes, seed {seed}>")
@@ -147,6 +148,7 @@ class Numbers:
 
 
 def numbers(spec) -> Numbers:
+    """Gather the spec's numbers as arrays (a :class:`Numbers`), in the order of the spec's variables."""
     value = spec.value
     context = spec.names("context")
     states = {c: spec.variables[c].states for c in context}
@@ -191,7 +193,7 @@ def sample_states(num: Numbers, n: int, rng: np.random.Generator) -> list[dict]:
         present = rng.random(len(num.causes)) < num.cause_probability(ctx)
         absent = (1 - num.leak) * np.prod(np.where(present[None, :], 1 - num.links, 1.0), axis=1)
         positive = rng.random(len(num.findings)) >= absent
-        case = {"context": ctx, "causes": present, "findings": dict(zip(num.findings, positive))}
+        case = {"context": ctx, "causes": present, "findings": dict(zip(num.findings, positive, strict=True))}
         if num.onset is not None:
             owners = np.flatnonzero(present & num.onset_owner)
             dist = num.onset_dist[owners].mean(axis=0) if owners.size else num.onset_leak
@@ -225,8 +227,11 @@ def _positive_findings(case: dict, num: Numbers) -> list[str]:
 
 
 def shape_patient(case: dict, num: Numbers, rng: np.random.Generator, n_positive: int, n_negative: int, n_soft: int = 0) -> Patient | None:
-    """Observe all context and onset, ``n_positive`` positive and ``n_negative`` negative findings
-    (as sampled: the row stays possible); ``None`` when the case has too few of either."""
+    """Observe all context and onset, ``n_positive`` positive and ``n_negative`` negative findings.
+
+    The findings are chosen among the sampled ones, so the row stays possible; the first ``n_soft``
+    positive ones are observed as soft evidence. Return ``None`` when the case has too few of either.
+    """
     positives = _positive_findings(case, num)
     negatives = [f for f, v in case["findings"].items() if not v]
     if len(positives) < n_positive or len(negatives) < n_negative:
@@ -247,8 +252,10 @@ def shape_patient(case: dict, num: Numbers, rng: np.random.Generator, n_positive
 
 
 def patients(spec, profile: str, n: int, seed: int, *, n_positive: int | None = None, max_draws: int = 2_000_000) -> list[Patient]:
-    """``n`` patients of one profile, each from a case sampled from the spec (rejection on the
-    number of positive findings; cases are drawn in blocks until enough fit).
+    """Sample ``n`` patients of one profile, each from a case sampled from the spec.
+
+    Cases are rejected on their number of positive (and negative) findings, and drawn in blocks
+    until enough fit.
 
     ``profile`` is "typical", "stress" or "positives" (``n_positive`` positive findings and 4
     negative ones, for the growth series).
@@ -309,7 +316,7 @@ def reference_tables(spec) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[
         table = np.empty((len(times),) + (2,) * len(factors) + (2,))
         for idx in np.ndindex(*table.shape[:-1]):
             p = num.baseline[i, idx[0]]
-            odds = p / (1 - p) * math.prod(num.odds_ratios[i][f] for f, on in zip(factors, idx[1:]) if on)
+            odds = p / (1 - p) * math.prod(num.odds_ratios[i][f] for f, on in zip(factors, idx[1:], strict=True) if on)
             q = odds / (1 + odds)
             table[idx] = (1 - q, q)
         cpts[c] = table

@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-
 from bench_networks import Numbers
 
 LD = np.longdouble
@@ -43,14 +42,17 @@ def _doubling(weights: np.ndarray) -> np.ndarray:
 
 
 def posteriors(num: Numbers, hard: dict[str, str], soft: dict[str, dict[str, float]] | None = None) -> tuple[np.ndarray, float]:
-    """P(cause present | evidence) for every cause (float64, from long double sums) and
-    log P(findings | context) (the context's own prior is left out)."""
+    """Return P(cause present | evidence) for every cause and log P(findings | context).
+
+    The posteriors are float64, from long double sums; the context's own prior is left out of the
+    log-likelihood.
+    """
     result = enumerate_causes(num, hard, soft)
     return result[0], result[1]
 
 
 def most_probable(num: Numbers, hard: dict[str, str], soft: dict[str, dict[str, float]] | None = None, k: int = 3) -> list[tuple[tuple[str, ...], float]]:
-    """The ``k`` most probable sets of present causes and P(exactly this set | evidence)."""
+    """Return the ``k`` most probable sets of present causes and P(exactly this set | evidence)."""
     return enumerate_causes(num, hard, soft, k)[2]
 
 
@@ -161,5 +163,5 @@ def enumerate_causes(num: Numbers, hard: dict[str, str], soft: dict[str, dict[st
         if not np.isfinite(log_joint_value):
             continue
         bits = [(low_config >> i) & 1 for i in range(low)] + list(high_config)
-        top_sets.append((tuple(c for c, b in zip(num.causes, bits) if b), float(np.exp(log_joint_value - log_total))))
+        top_sets.append((tuple(c for c, b in zip(num.causes, bits, strict=True) if b), float(np.exp(log_joint_value - log_total))))
     return (present / total).astype(np.float64), float(log_total), top_sets

@@ -65,11 +65,10 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
 import bench_networks as nets  # noqa: E402
 import bench_oracle as oracle  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from bench_engines import AgrumLP, Failure, PgmpyVE, attempt, failed, median_time, not_run, peak_allocation, size_guard, timed_per_item  # noqa: E402
 from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, target_at_least_ratio, target_at_most  # noqa: E402
 
@@ -82,6 +81,8 @@ PGMPY, AGRUM = "pgmpy VE", "pyAgrum LazyPropagation"
 
 @dataclass(frozen=True)
 class Settings:
+    """Sizes, repeats and the time budget of a run (``FULL`` or ``QUICK``)."""
+
     networks: tuple[int, ...]  # numbers of causes
     typical: dict[int, int]  # patients per network
     stress: dict[int, int]
@@ -155,6 +156,7 @@ COLD_START_MARGIN = 0.2
 
 
 def network_label(n: int) -> str:
+    """Return the report's name of the network with ``n`` causes."""
     return "shipped model (8 causes)" if n == SHIPPED else f"{n} causes (shipped + {n - SHIPPED} synthetic)"
 
 
@@ -177,12 +179,13 @@ class Bench:
 
     # ---- building blocks, cached
     def spec(self, n: int):
+        """Return the spec of the network with ``n`` causes, built once."""
         if n not in self._specs:
             self._specs[n] = nets.network_spec(n - SHIPPED)
         return self._specs[n]
 
     def model(self, n: int):
-        """The model (or the Failure of building it), built once under the time budget."""
+        """Return the model (or the Failure of building it), built once under the time budget."""
         if n not in self._models:
             import postfusion_bayes as pfb
 
@@ -194,11 +197,12 @@ class Bench:
         return self._models[n]
 
     def build_time(self, n: int):
+        """Return the seconds it took to build the model with ``n`` causes (or the Failure)."""
         self.model(n)
         return self._build_times[n]
 
     def reference(self, n: int, engine: str):
-        """pgmpy VE or pyAgrum LazyPropagation on the network, or why not."""
+        """Return pgmpy VE or pyAgrum LazyPropagation on the network, or why not."""
         key = (n, engine)
         if key not in self._refs:
             guard = size_guard(nets.largest_table(self.spec(n)), self.table_limit, engine)
@@ -210,6 +214,7 @@ class Bench:
         return self._refs[key]
 
     def patients(self, n: int, profile: str, count: int, seed: int, **kwargs) -> list:
+        """Return ``count`` patients of one profile on the network with ``n`` causes, sampled once per arguments."""
         key = (n, profile, count, seed, tuple(sorted(kwargs.items())))
         if key not in self._patients:
             self._patients[key] = nets.patients(self.spec(n), profile, count, seed, **kwargs)
@@ -217,14 +222,15 @@ class Bench:
 
     # ---- recording
     def fail(self, new_size: bool, text: str) -> None:
+        """Record a failure of postfusion-bayes for the exit status."""
         self.failures.append((new_size, text))
 
     def agree(self, name: str, value, new_size: bool) -> None:
-        """An agreement line (a failure on our side is recorded by the measure that times the same call)."""
+        """Add an agreement line (a failure on our side is recorded by the measure that times the same call)."""
         self.agreements.append(Agreement(name, value, new_size))
 
     def measure(self, section: Section, name: str, value, unit: str = "s", target: tuple[str, bool] | None = None, new_size: bool = False, note: str = "", ours: bool = True) -> Measure:
-        """A measure line; a failure of postfusion-bayes (``ours``) is recorded for the exit status."""
+        """Add a measure line to ``section``; a failure of postfusion-bayes (``ours``) is recorded for the exit status."""
         m = Measure(name, value, unit, *(target or ("", None)), note=note)
         section.rows.append(m)
         if ours and failed(value) and value.startswith("fails") and unit != "x":
@@ -233,15 +239,18 @@ class Bench:
 
 
 def causes_of(model) -> list[str]:
+    """Return the model's causes, in its order."""
     return list(model.causes)
 
 
 def ours_posteriors(model, patients) -> np.ndarray:
+    """Return the cause posteriors of ``model.diagnose``, one row per patient."""
     causes = causes_of(model)
     return np.array([model.diagnose(p.evidence).posterior[causes].to_numpy() for p in patients])
 
 
 def max_difference(a, b):
+    """Return the largest absolute difference between ``a`` and ``b``, or the first Failure of the two."""
     if failed(a):
         return a
     if failed(b):
@@ -250,12 +259,12 @@ def max_difference(a, b):
 
 
 def not_ours(value) -> Failure:
-    """What a comparison records when our side has no value."""
+    """Return what a comparison records when our side has no value."""
     return not_run(f"postfusion-bayes has no value ({value})")
 
 
 def compare(ours, theirs):
-    """max |ours - theirs|, or why not: the reference's reason first, then ours."""
+    """Return max |ours - theirs|, or why not: the reference's reason first, then ours."""
     if failed(theirs):
         return theirs
     if failed(ours):
@@ -267,6 +276,7 @@ def compare(ours, theirs):
 
 
 def part_networks(b: Bench) -> None:
+    """Check and time model.diagnose against pgmpy VE, pyAgrum LazyPropagation and the enumeration, per network and profile."""
     for n in b.s.networks:
         new = n > SHIPPED
         sec = Section(f"{network_label(n)}: model.diagnose(...).posterior against pgmpy VE, pyAgrum LazyPropagation and the enumeration")
@@ -279,25 +289,25 @@ def part_networks(b: Bench) -> None:
         for profile, counts in (("typical", b.s.typical), ("stress", b.s.stress)):
             pats = b.patients(n, profile, counts[n], seed=100 + n + (profile == "stress"))
             where = f"{n} causes, {profile}"
-            ours = model if failed(model) else attempt(lambda: ours_posteriors(model, pats), b.s.budget)
+            ours = model if failed(model) else attempt(lambda model=model, pats=pats: ours_posteriors(model, pats), b.s.budget)
             # exactness
             theirs = {}
             for engine, eng in ((PGMPY, pg), (AGRUM, ag)):
-                theirs[engine] = eng if failed(eng) else attempt(lambda: np.array([eng.posteriors(num.causes, p.hard, p.soft) for p in pats]), b.s.budget)
+                theirs[engine] = eng if failed(eng) else attempt(lambda eng=eng, num=num, pats=pats: np.array([eng.posteriors(num.causes, p.hard, p.soft) for p in pats]), b.s.budget)
                 b.agree(f"{engine} ({where}, {len(pats)} patients)", compare(ours, theirs[engine]), new)
             checked = pats[: b.s.oracle[n]]
             if failed(ours) and all(failed(t) for t in theirs.values()):
                 enumeration = not_ours(ours)  # nothing to check, and at 24 causes it costs seconds a patient
             else:
-                enumeration = attempt(lambda: np.array([oracle.posteriors(num, p.hard, p.soft)[0] for p in checked]), b.s.budget)
+                enumeration = attempt(lambda num=num, checked=checked: np.array([oracle.posteriors(num, p.hard, p.soft)[0] for p in checked]), b.s.budget)
             b.agree(f"long-double enumeration ({where}, {len(checked)} patients)", compare(ours, enumeration), new)
             if not failed(theirs[PGMPY]) and not failed(enumeration):
                 b.agree(f"enumeration vs pgmpy VE, the harness's own check ({where})", max_difference(theirs[PGMPY][: len(checked)], enumeration), new)
             # speed
             timed_refs = pats[: b.s.reference_timed]
-            t_ours = ours if failed(ours) else timed_per_item(lambda p: model.diagnose(p.evidence).posterior, pats, b.s.repeats, b.s.budget)
-            t_pg = pg if failed(pg) else timed_per_item(lambda p: pg.posteriors(num.causes, p.hard, p.soft), timed_refs, b.s.repeats, b.s.budget)
-            t_ag = ag if failed(ag) else timed_per_item(lambda p: ag.posteriors(num.causes, p.hard, p.soft), timed_refs, b.s.repeats, b.s.budget)
+            t_ours = ours if failed(ours) else timed_per_item(lambda p, model=model: model.diagnose(p.evidence).posterior, pats, b.s.repeats, b.s.budget)
+            t_pg = pg if failed(pg) else timed_per_item(lambda p, pg=pg, num=num: pg.posteriors(num.causes, p.hard, p.soft), timed_refs, b.s.repeats, b.s.budget)
+            t_ag = ag if failed(ag) else timed_per_item(lambda p, ag=ag, num=num: ag.posteriors(num.causes, p.hard, p.soft), timed_refs, b.s.repeats, b.s.budget)
             targets = DIAGNOSE_TARGETS.get((n, profile), {})
             b.measure(
                 sec,
@@ -315,6 +325,7 @@ def part_networks(b: Bench) -> None:
 
 
 def part_batch(b: Bench) -> None:
+    """Time model.diagnose_many per patient and check it against diagnose, per network."""
     sec = Section("model.diagnose_many, typical profile (hard evidence, one patient per row)")
     b.sections.append(sec)
     for n in b.s.networks:
@@ -322,21 +333,27 @@ def part_batch(b: Bench) -> None:
         where = f"{n} causes, typical"
         model = b.model(n)
         if failed(model):
-            b.measure(sec, f"postfusion-bayes model.diagnose_many, {b.s.n_batch[n]:,} patients (per patient, {where})", model, new_size=new, target=target_at_most(model, BATCH_TARGETS[n]) if n in BATCH_TARGETS else None)
+            b.measure(
+                sec,
+                f"postfusion-bayes model.diagnose_many, {b.s.n_batch[n]:,} patients (per patient, {where})",
+                model,
+                new_size=new,
+                target=target_at_most(model, BATCH_TARGETS[n]) if n in BATCH_TARGETS else None,
+            )
             b.agree(f"diagnose_many vs diagnose ({where})", not_ours(model), new)
             continue
         pats = b.patients(n, "typical", b.s.n_batch[n], seed=200 + n)
         frame = pd.DataFrame([p.hard for p in pats])
-        batch = attempt(lambda: model.diagnose_many(frame), b.s.budget)
+        batch = attempt(lambda model=model, frame=frame: model.diagnose_many(frame), b.s.budget)
         causes = causes_of(model)
         rows = list(range(0, len(pats), max(1, len(pats) // 20)))
         if failed(batch):
             value = batch
         else:
-            one = attempt(lambda: np.array([model.diagnose(pats[i].evidence).posterior[causes].to_numpy() for i in rows]), b.s.budget)
+            one = attempt(lambda model=model, pats=pats, causes=causes, rows=rows: np.array([model.diagnose(pats[i].evidence).posterior[causes].to_numpy() for i in rows]), b.s.budget)
             value = max_difference(batch.iloc[rows][causes].to_numpy(dtype=float), one) if not failed(one) else not_run(f"model.diagnose has no value ({one})")
         b.agree(f"diagnose_many vs diagnose ({where}, {len(rows)} of {len(pats):,} rows)", value, new)
-        t = batch if failed(batch) else attempt(lambda: median_time(lambda: model.diagnose_many(frame), b.s.repeats) / len(frame), b.s.budget)
+        t = batch if failed(batch) else attempt(lambda model=model, frame=frame: median_time(lambda: model.diagnose_many(frame), b.s.repeats) / len(frame), b.s.budget)
         b.measure(
             sec,
             f"postfusion-bayes model.diagnose_many, {len(frame):,} patients (per patient, {where})",
@@ -347,6 +364,7 @@ def part_batch(b: Bench) -> None:
 
 
 def part_parameters(b: Bench) -> None:
+    """Time parameter sets through the compiled network for one patient and check them against with_parameters, per network."""
     import postfusion_bayes as pfb
     from postfusion_bayes.cpts import build_tables
 
@@ -369,24 +387,24 @@ def part_parameters(b: Bench) -> None:
         values = {p.name: rng.uniform(p.low, p.high, n_sets) for p in free}
         patient = b.patients(n, "typical", 1, seed=300 + n)[0]
 
-        def batched_tables():
+        def batched_tables(model=model, values=values):
             sets = build_tables(model.spec, values)
             return {v: sets.cpd(v) for v in sets.variables if sets.batch_size(v) is not None}
 
         batched = attempt(batched_tables, b.s.budget)
-        lam = attempt(lambda: model.network.encode(pd.DataFrame([patient.hard])))
+        lam = attempt(lambda model=model, patient=patient: model.network.encode(pd.DataFrame([patient.hard])))
         if failed(batched) or failed(lam):
             problem = batched if failed(batched) else lam
             b.measure(sec, name, problem, target=target_at_most(problem, PARAMETER_TARGETS[n]), new_size=new)
             b.agree(f"parameter sets vs with_parameters ({where})", not_ours(problem), new)
             continue
-        result = attempt(lambda: model.network.query(lam, causes, parameters=batched), b.s.budget)
+        result = attempt(lambda model=model, lam=lam, causes=causes, batched=batched: model.network.query(lam, causes, parameters=batched), b.s.budget)
         if failed(result):
             agreement = result
         else:
             marginals = result.marginals
 
-            def check():
+            def check(model=model, values=values, patient=patient, marginals=marginals, causes=causes, n_sets=n_sets):
                 worst = 0.0
                 for i in (0, n_sets // 2, n_sets - 1):
                     one = pfb.Model(model.spec.with_values({k: float(v[i]) for k, v in values.items()})).diagnose(patient.evidence).posterior
@@ -395,20 +413,31 @@ def part_parameters(b: Bench) -> None:
 
             agreement = attempt(check, b.s.budget)
         b.agree(f"parameter sets vs with_parameters ({where}, 3 of {n_sets:,} sets)", agreement, new)
-        t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.query(lam, causes, parameters=batched, validate=False), b.s.repeats) / n_sets, b.s.budget)
+        t = result if failed(result) else attempt(
+            lambda model=model, lam=lam, causes=causes, batched=batched, n_sets=n_sets: (
+                median_time(lambda: model.network.query(lam, causes, parameters=batched, validate=False), b.s.repeats) / n_sets
+            ),
+            b.s.budget,
+        )
         b.measure(sec, name, t, target=target_at_most(t, PARAMETER_TARGETS[n]), new_size=new)
         if n == SHIPPED:
-            t = result if failed(result) else attempt(lambda: median_time(lambda: model.network.query(lam, causes, parameters=batched), b.s.repeats) / n_sets, b.s.budget)
+            t = result if failed(result) else attempt(
+                lambda model=model, lam=lam, causes=causes, batched=batched, n_sets=n_sets: (
+                    median_time(lambda: model.network.query(lam, causes, parameters=batched), b.s.repeats) / n_sets
+                ),
+                b.s.budget,
+            )
             b.measure(sec, f"postfusion-bayes {n_sets:,} parameter sets, tables checked (per set, {where})", t)
 
-            def build_and_infer():
+            def build_and_infer(model=model, lam=lam, causes=causes, batched_tables=batched_tables):
                 return model.network.query(lam, causes, parameters=batched_tables(), validate=False)
 
-            t = result if failed(result) else attempt(lambda: median_time(build_and_infer, b.s.repeats) / n_sets, b.s.budget)
+            t = result if failed(result) else attempt(lambda build_and_infer=build_and_infer, n_sets=n_sets: median_time(build_and_infer, b.s.repeats) / n_sets, b.s.budget)
             b.measure(sec, f"postfusion-bayes {n_sets:,} parameter sets incl. building the tables (per set, {where})", t)
 
 
 def pgmpy_explain(ve, spec, causes, d):
+    """Query the cause posteriors with pgmpy, each observed finding left out in turn (what explain() needs)."""
     out = {}
     for f in [k for k in d if spec.variables[k].role in ("finding", "red_flag")]:
         rest = {k: v for k, v in d.items() if k != f}
@@ -430,11 +459,13 @@ def pgmpy_information_gain(ve, causes, d, tests):
 
 
 def mpe_difference(mpe, top) -> float:
-    """Largest difference between our k most probable sets and the enumeration's, rank by rank
-    (1.0 when a set differs where the enumeration's probabilities are not tied)."""
+    """Return the largest difference between our k most probable sets and the enumeration's, rank by rank.
+
+    The difference is 1.0 when a set differs where the enumeration's probabilities are not tied.
+    """
     worst = 0.0
     probs = [p for _, p in top]
-    for rank, (sets, prob) in enumerate(zip(mpe["present_causes"], mpe["probability"])):
+    for rank, (sets, prob) in enumerate(zip(mpe["present_causes"], mpe["probability"], strict=True)):
         if rank >= len(top):
             return 1.0
         expected_set = " + ".join(top[rank][0]) or "none of the modelled causes"
@@ -446,6 +477,7 @@ def mpe_difference(mpe, top) -> float:
 
 
 def part_reasoning(b: Bench) -> None:
+    """Time explain(), next_tests() and most_probable_explanation(k=3), against pgmpy where it does the same, and check them."""
     sec = Section("reasoning on one patient (typical profile): explain(), next_tests(), most_probable_explanation(k=3); dx.method() times a fresh Diagnosis made outside the timing")
     b.sections.append(sec)
     model = b.model(SHIPPED)
@@ -491,13 +523,13 @@ def part_reasoning(b: Bench) -> None:
         for method, call in (("next_tests()", lambda dx: dx.next_tests()), ("most_probable_explanation(k=3)", lambda dx: dx.most_probable_explanation(k=3))):
             name = f"postfusion-bayes dx.{method}, one patient ({where})"
             # one call first: a failure is recorded once, not paid again by the timing and the allocation
-            first[method] = model if failed(model) else attempt(lambda: call(model.diagnose(pats[0].evidence)), b.s.budget)
+            first[method] = model if failed(model) else attempt(lambda call=call, model=model, pats=pats: call(model.diagnose(pats[0].evidence)), b.s.budget)
             if failed(first[method]):
                 b.measure(sec, name, first[method], target=target_at_most(first[method], target) if target else None, new_size=new)
                 b.measure(sec, f"peak traced allocation of dx.{method} ({where})", first[method], "B", new_size=new, ours=False)
                 continue
 
-            def run_fresh():
+            def run_fresh(model=model, pats=pats, call=call):
                 # a fresh Diagnosis for every call (the methods cache their answer); diagnoses are made outside the timing
                 times = []
                 for _ in range(b.s.repeats):
@@ -510,14 +542,14 @@ def part_reasoning(b: Bench) -> None:
 
             t = attempt(run_fresh, b.s.budget)
             b.measure(sec, name, t, target=target_at_most(t, target) if target else None, new_size=new)
-            dx = attempt(lambda: model.diagnose(pats[0].evidence))
-            peak = dx if failed(dx) else peak_allocation(lambda: call(dx))
+            dx = attempt(lambda model=model, pats=pats: model.diagnose(pats[0].evidence))
+            peak = dx if failed(dx) else peak_allocation(lambda call=call, dx=dx: call(dx))
             b.measure(sec, f"peak traced allocation of dx.{method} ({where})", peak, "B", new_size=new)
         if failed(first["most_probable_explanation(k=3)"]):
             b.agree(f"most_probable_explanation vs enumeration ({where})", not_ours(first["most_probable_explanation(k=3)"]), new)
             continue
 
-        def mpe_check():
+        def mpe_check(model=model, pats=pats, num=num):
             worst = 0.0
             for p in pats:
                 mpe = model.diagnose(p.evidence).most_probable_explanation(k=3)
@@ -528,6 +560,7 @@ def part_reasoning(b: Bench) -> None:
 
 
 def cold_start(code: str, repeats: int) -> tuple[float, str]:
+    """Run ``python -c code`` ``repeats`` times; return the median wall time and the last run's output."""
     times, out = [], ""
     for _ in range(repeats):
         start = time.perf_counter()
@@ -538,7 +571,7 @@ def cold_start(code: str, repeats: int) -> tuple[float, str]:
 
 
 def part_cold_start(b: Bench) -> bool:
-    """Returns whether pgmpy was imported on the cold-start path."""
+    """Time a cold start against ``import pandas``; return whether pgmpy was imported on the cold-start path."""
     sec = Section("cold start: a fresh python -c, median of the runs")
     b.sections.append(sec)
     ours_code = (
@@ -596,6 +629,7 @@ def part_sensitivity(b: Bench) -> None:
 
 
 def part_reference(b: Bench) -> None:
+    """Check and time one labelled query on the reference networks (alarm, child, insurance) against pyAgrum."""
     from postfusion_bayes.engine import compile_network
     from postfusion_bayes.engine.files import read_bif
     from postfusion_bayes.engine.sampling import sample_cases
@@ -603,20 +637,20 @@ def part_reference(b: Bench) -> None:
     sec = Section("reference networks (tests/data/networks): one labelled query, all unobserved variables, against pyAgrum (engine reused)")
     b.sections.append(sec)
     for name in ("alarm", "child", "insurance"):
-        tables = attempt(lambda: read_bif(REFERENCE_NETWORKS / f"{name}.bif"))
+        tables = attempt(lambda name=name: read_bif(REFERENCE_NETWORKS / f"{name}.bif"))
         if failed(tables):
             b.measure(sec, f"{name}: read", tables)
             continue
-        normalize = attempt(lambda: bool(tables.column_sum_errors()))
-        net = normalize if failed(normalize) else attempt(lambda: compile_network(tables, normalize=normalize))
+        normalize = attempt(lambda tables=tables: bool(tables.column_sum_errors()))
+        net = normalize if failed(normalize) else attempt(lambda tables=tables, normalize=normalize: compile_network(tables, normalize=normalize))
         label = f"{name} ({len(tables.variables)} nodes{', normalize=True' if normalize else ''})"
         if failed(net):
             b.measure(sec, f"{label}: compile_network", net)
             b.agree(f"compile_network(...).posteriors() vs pyAgrum ({name})", not_ours(net), False)
             continue
-        ag = attempt(lambda: AgrumLP(net.tables.states, net.tables.parents, net.tables.cpts))
+        ag = attempt(lambda net=net: AgrumLP(net.tables.states, net.tables.parents, net.tables.cpts))
         rng = np.random.default_rng(600)
-        cases = attempt(lambda: sample_cases(net.tables, b.s.reference_rows, seed=601))
+        cases = attempt(lambda net=net: sample_cases(net.tables, b.s.reference_rows, seed=601))
         if failed(cases):
             b.measure(sec, f"{label}: sample the evidence", cases)
             continue
@@ -626,21 +660,21 @@ def part_reference(b: Bench) -> None:
             rows.append(pd.DataFrame([{v: case[v] for v in observed}]))
         targets = [[v for v in net.tables.variables if v not in row.columns] for row in rows]
 
-        def public(i):
+        def public(i, net=net, rows=rows, targets=targets):
             return net.posteriors(rows[i], targets[i])
 
-        ours = attempt(lambda: [public(i) for i in range(len(rows))], b.s.budget)
-        theirs = ag if failed(ag) else attempt(lambda: [ag.all_posteriors(targets[i], rows[i].iloc[0].to_dict()) for i in range(len(rows))], b.s.budget)
+        ours = attempt(lambda public=public, rows=rows: [public(i) for i in range(len(rows))], b.s.budget)
+        theirs = ag if failed(ag) else attempt(lambda ag=ag, targets=targets, rows=rows: [ag.all_posteriors(targets[i], rows[i].iloc[0].to_dict()) for i in range(len(rows))], b.s.budget)
         if failed(ours) or failed(theirs):
             value = not_ours(ours) if failed(ours) else theirs
         else:
-            value = max(float(np.max(np.abs(o[t].to_numpy()[0] - th[t]))) for o, th in zip(ours, theirs) for t in o)
+            value = max(float(np.max(np.abs(o[t].to_numpy()[0] - th[t]))) for o, th in zip(ours, theirs, strict=True) for t in o)
         b.agree(f"compile_network(...).posteriors() vs pyAgrum ({name}, {len(rows)} queries)", value, False)
         idx = list(range(len(rows)))
         t_ours = ours if failed(ours) else timed_per_item(public, idx, b.s.repeats, b.s.budget)
-        encoded = attempt(lambda: [net.encode(row) for row in rows])
-        t_low = encoded if failed(encoded) else timed_per_item(lambda i: net.query(encoded[i], targets[i]), idx, b.s.repeats, b.s.budget)
-        t_ag = theirs if failed(theirs) else timed_per_item(lambda i: ag.all_posteriors(targets[i], rows[i].iloc[0].to_dict()), idx, b.s.repeats, b.s.budget)
+        encoded = attempt(lambda net=net, rows=rows: [net.encode(row) for row in rows])
+        t_low = encoded if failed(encoded) else timed_per_item(lambda i, net=net, encoded=encoded, targets=targets: net.query(encoded[i], targets[i]), idx, b.s.repeats, b.s.budget)
+        t_ag = theirs if failed(theirs) else timed_per_item(lambda i, ag=ag, targets=targets, rows=rows: ag.all_posteriors(targets[i], rows[i].iloc[0].to_dict()), idx, b.s.repeats, b.s.budget)
         r = ratio(t_ag, t_ours)
         b.measure(sec, f"{label}: compile_network(...).posteriors(), per query", t_ours)
         b.measure(sec, f"{label}: low level, encode once then query, per query", t_low)
@@ -663,20 +697,26 @@ def growth_point(b: Bench, series: Series, x, n: int, pats: list, agreement: dic
         if failed(eng):
             series.set(label, x, eng)
             continue
-        theirs = attempt(lambda: np.array([eng.posteriors(num.causes, p.hard, p.soft) for p in few]), b.s.budget)
+        theirs = attempt(lambda eng=eng: np.array([eng.posteriors(num.causes, p.hard, p.soft) for p in few]), b.s.budget)
         if not failed(theirs) and not failed(ours):
             agreement[engine] = max(agreement.get(engine, 0.0), max_difference(ours[: len(few)], theirs))
-        series.set(label, x, theirs if failed(theirs) else timed_per_item(lambda p: eng.posteriors(num.causes, p.hard, p.soft), few, b.s.repeats, b.s.budget))
+        series.set(label, x, theirs if failed(theirs) else timed_per_item(lambda p, eng=eng: eng.posteriors(num.causes, p.hard, p.soft), few, b.s.repeats, b.s.budget))
 
 
 def part_growth(b: Bench) -> None:
+    """Time every engine against the number of causes and against the number of positive findings."""
     engines = ["postfusion-bayes", "pgmpy VE", "pyAgrum LP"]
     agreement: dict[str, float] = {}
     by_causes = Series("time per diagnosis against the number of causes (typical profile)", "number of causes", list(b.s.growth_causes), engines)
     for n in b.s.growth_causes:
         growth_point(b, by_causes, n, n, b.patients(n, "typical", b.s.growth_patients, seed=700 + n), agreement)
     n = b.s.growth_positives_causes
-    by_positives = Series(f"time per diagnosis against the number of positive findings ({n} causes; all context, onset and 4 negative findings observed)", "number of positive findings", list(b.s.growth_positives), engines)
+    by_positives = Series(
+        f"time per diagnosis against the number of positive findings ({n} causes; all context, onset and 4 negative findings observed)",
+        "number of positive findings",
+        list(b.s.growth_positives),
+        engines,
+    )
     for k in b.s.growth_positives:
         growth_point(b, by_positives, k, n, b.patients(n, "positives", b.s.growth_patients, seed=800 + k, n_positive=k), agreement)
     for engine in (PGMPY, AGRUM):
@@ -688,6 +728,7 @@ def part_growth(b: Bench) -> None:
 
 
 def machine() -> str:
+    """Describe the machine, Python and the versions of the libraries, for the results' header."""
     import numpy
     import pgmpy
     import pyagrum
@@ -707,6 +748,7 @@ def machine() -> str:
 
 
 def render(b: Bench, settings_line: str) -> str:
+    """Return the report: the settings, the exactness section, the other sections, then the growth tables."""
     lines: list[str] = [settings_line, ""]
     exact = Section(f"exactness: max |difference| of the cause posteriors (and the other answers) between engines; the run fails above {TOLERANCE:g}")
     exact.rows = list(b.agreements)
@@ -723,6 +765,7 @@ def render(b: Bench, settings_line: str) -> str:
 
 
 def write_results(b: Bench, report: str, output: Path, quick: bool, figures: list[Path]) -> None:
+    """Write the results file: a description of the run, the report and links to the figures."""
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     mode = "quick mode (harness check; timings not meaningful)" if quick else "full run"
     s = b.s
@@ -757,66 +800,8 @@ def limit_memory(gigabytes: float) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-#: Targets of the sensitivity analyses on one patient, warm (issue 10, "sensitivity at interactive speed"), in seconds.
-SENSITIVITY_TARGETS = {
-    "monte_carlo": 0.5,
-    "sobol": 15.0,
-    "rank_robustness": 0.3,
-    "tornado": 0.1,
-    "load_model": 0.015,
-}
-
-
-def sensitivity_section(model, patient: dict, quick: bool) -> tuple[list[str], dict[str, bool]]:
-    """Time the sensitivity analyses (and loading the model) for one patient, warm, against their targets.
-
-    Parameters
-    ----------
-    model : Model
-    patient : dict
-        One patient's evidence.
-    quick : bool
-        Smaller sizes and one repeat: the lines are printed, but not compared with the targets.
-
-    Returns
-    -------
-    lines : list of str
-        One line per measure: its median, its target and whether it is met.
-    met : dict of str to bool
-        Per target (full run only; empty in quick mode).
-    """
-    import postfusion_bayes as pfb
-    from postfusion_bayes import sensitivity
-
-    target = model.diagnose(patient).top
-    n_mc, n_sobol = (1000, 64) if quick else (10_000, 1024)
-    # warm: the first call in a process imports scipy and SALib and fits the distributions
-    sensitivity.monte_carlo(model, patient, n=100, seed=0, progress=False)
-    sensitivity.sobol(model, patient, target, n=4, seed=0, progress=False)
-    sensitivity.rank_robustness(model, patient)
-    sensitivity.tornado(model, patient, target)
-    measures = [
-        ("monte_carlo", f"sensitivity.monte_carlo, n={n_mc:,}", lambda: sensitivity.monte_carlo(model, patient, n=n_mc, seed=1, progress=False), 5),
-        ("sobol", f"sensitivity.sobol, n={n_sobol:,}, all parameters", lambda: sensitivity.sobol(model, patient, target, n=n_sobol, seed=1, progress=False), 3),
-        ("rank_robustness", "sensitivity.rank_robustness, all parameters", lambda: sensitivity.rank_robustness(model, patient), 7),
-        ("tornado", "sensitivity.tornado, all parameters", lambda: sensitivity.tornado(model, patient, target), 9),
-        ("load_model", "load_model() (read, check and compile the shipped priors)", pfb.load_model, 9),
-    ]
-    lines = [f"sensitivity, one patient ({len(patient)} variables observed, target {target}), warm; medians" + (" (quick mode: smaller sizes, not compared)" if quick else "")]
-    met: dict[str, bool] = {}
-    for key, label, fn, repeats in measures:
-        seconds = median_time(fn, 1 if quick else repeats)
-        goal = SENSITIVITY_TARGETS[key]
-        if quick:
-            verdict = "(quick)"
-        else:
-            met[f"{label} <= {goal:g} s"] = seconds <= goal
-            verdict = "met" if seconds <= goal else "NOT met"
-        lines.append(f"{label:<70} {seconds * 1e3:>10.1f} ms   target {goal * 1e3:>7.0f} ms   {verdict}")
-    return lines, met
-
-
 def main(argv=None) -> int:
+    """Run the benchmark; return 1 when engines disagree, pgmpy is imported on the cold-start path or a measure fails, else 0."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: check the harness and the agreement (CI); about a minute")
     parser.add_argument("--output", type=Path, default=None, help="where to write the results (full run: benchmarks/RESULTS.md); figures go beside it")
@@ -844,8 +829,16 @@ def main(argv=None) -> int:
         if part == "cold-start":
             pgmpy_imported = part_cold_start(b)
         else:
-            run = {"networks": part_networks, "batch": part_batch, "parameters": part_parameters, "reasoning": part_reasoning, "sensitivity": part_sensitivity, "reference": part_reference, "growth": part_growth}[part]
-            crashed = attempt(lambda: run(b))  # a last resort: each part guards its own engine calls
+            run = {
+                "networks": part_networks,
+                "batch": part_batch,
+                "parameters": part_parameters,
+                "reasoning": part_reasoning,
+                "sensitivity": part_sensitivity,
+                "reference": part_reference,
+                "growth": part_growth,
+            }[part]
+            crashed = attempt(lambda run=run: run(b))  # a last resort: each part guards its own engine calls
             if failed(crashed):
                 sec = Section(f"part {part} stopped early (a harness error or an unguarded call)")
                 b.sections.append(sec)
@@ -864,8 +857,8 @@ def main(argv=None) -> int:
         folder = output.parent if output else HERE
         names = ["growth_causes.png", "growth_positives.png"]
         folder.mkdir(parents=True, exist_ok=True)
-        for series, name in zip(b.series, names):
-            drawn = attempt(lambda: series.figure(folder / name))
+        for series, name in zip(b.series, names, strict=True):
+            drawn = attempt(lambda series=series, name=name: series.figure(folder / name))
             if failed(drawn):
                 print(f"figure {name}: {drawn}", file=sys.stderr)
             else:
