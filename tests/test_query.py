@@ -301,3 +301,111 @@ def test_an_observed_isolated_variable_on_a_factorised_network_multiplies_the_ev
     assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
     without = net.query(EncodedEvidence.from_rows(net.states, [{k: v for k, v in hard.items() if k != "unused"}], [soft]), causes)
     assert result.log_evidence[0, 0] == pytest.approx(without.log_evidence[0, 0] + np.log(0.7), rel=1e-12)
+
+
+# ------------------------------------------------------------------ found in review (each failed before its fix)
+
+
+def _thirteen():
+    from large_models import extended_spec
+
+    from postfusion_bayes.cpts import build_tables
+
+    spec = extended_spec(5)
+    tables = build_tables(spec)
+    return spec, tables, compile_network(tables), compile_network(tables.dense(), strategy="elimination")
+
+
+def test_an_observed_finding_asked_for_as_a_target_keeps_its_evidence_on_a_factorised_network():
+    _, tables, net, oracle = _thirteen()
+    for soft in (None, [{"radicular_pain": [0.2, 0.9]}]):
+        hard = [{"smoker": "yes", "onset": "immediate"} if soft else {"smoker": "yes", "radicular_pain": "yes", "onset": "immediate"}]
+        ev = EncodedEvidence.from_rows(tables.states, hard, soft)
+        targets = ["nerve_injury", "radicular_pain", "onset" if soft else "back_pain"]
+        got, expected = net.query(ev, targets), oracle.query(ev, targets)
+        assert got.method == "factorised"
+        for t in targets:
+            np.testing.assert_allclose(got.marginals[t], expected.marginals[t], rtol=1e-9, atol=1e-14, err_msg=t)
+        assert got.log_evidence[0, 0] == pytest.approx(expected.log_evidence[0, 0], rel=1e-9)
+
+
+def test_parameter_sets_reach_isolated_variables_on_a_factorised_network():
+    from postfusion_bayes.sensitivity import evaluate
+
+    spec, _, _, _ = _thirteen()
+    model = pfb.Model(spec)
+    leaks = np.array([0.01, 0.2, 0.5])
+    present, log_evidence = evaluate(model, {"fever": True}, {"red_flags.fever.leak": leaks})
+    assert present.shape == (3, 1, len(model.causes)) and log_evidence.shape == (3, 1)
+    np.testing.assert_allclose(np.diff(log_evidence[:, 0]), np.diff(np.log(leaks)), rtol=1e-12)  # fever has no cause: P(e) scales with its leak
+
+
+def test_a_dense_parameter_table_for_a_structured_finding_is_refused_on_a_factorised_network():
+    _, tables, net, _ = _thirteen()
+    ev = EncodedEvidence.from_rows(tables.states, [{"radicular_pain": "yes"}])
+    with pytest.raises(pfb.NetworkError, match="radicular_pain.*batched NoisyOr"):
+        net.query(ev, ["nerve_injury"], parameters={"radicular_pain": np.stack([tables.cpts["radicular_pain"]] * 2)})
+
+
+def test_impossible_evidence_gives_no_answer_for_any_target_on_a_factorised_network():
+    spec, _, _, _ = _thirteen()
+    from postfusion_bayes.cpts import build_tables
+
+    impossible = spec.with_values({"findings.ct_screw_breach.leak": 0.0, "causes.nerve_injury.baseline.over_2_years": 0.0})
+    tables = build_tables(impossible)
+    net = compile_network(tables)
+    ev = EncodedEvidence.from_rows(tables.states, [{"time_since_surgery": "over_2_years", "ct_screw_breach": "yes", "extra_cause_3": "absent"}])
+    result = net.query(ev, ["fever", "pseudarthrosis"])
+    assert result.log_evidence[0, 0] == -np.inf
+    assert np.isnan(result.marginals["fever"]).all() and np.isnan(result.marginals["pseudarthrosis"]).all()
+
+
+def test_unpickled_structured_tables_evidence_and_results_stay_read_only():
+    import pickle
+
+    _, tables, net, _ = _thirteen()
+    again = pickle.loads(pickle.dumps(net))
+    with pytest.raises(ValueError, match="read-only"):
+        again.tables.cpd("radicular_pain").links[:] = 0.0
+    ev = pickle.loads(pickle.dumps(EncodedEvidence.from_rows(tables.states, [{"smoker": "yes"}], [{"back_pain": [0.3, 0.6]}])))
+    for array in (ev.codes["smoker"], ev.likelihoods["back_pain"]):
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+    result = pickle.loads(pickle.dumps(net.query(ev, ["nerve_injury"], joint=["nerve_injury"])))
+    assert not result.marginals["nerve_injury"].flags.writeable and not result.joint.posterior.flags.writeable
+
+
+def test_a_read_only_view_of_a_writable_array_is_copied_into_the_tables():
+    base = np.array([0.8, 0.2])
+    view = base.view()
+    view.setflags(write=False)
+    tables = NetworkTables({"rain": ("no", "yes"), "wet": ("no", "yes")}, {"wet": ("rain",)}, {"rain": view, "wet": [[0.9, 0.1], [0.2, 0.8]]})
+    base[:] = [5.0, -4.0]
+    np.testing.assert_array_equal(tables.cpts["rain"], [0.8, 0.2])
+
+
+def test_elimination_processes_rows_in_chunks_within_the_budget_with_the_same_answers():
+    _, tables, _, oracle = _thirteen()
+    rows = [{"onset": s, "radicular_pain": r} for s in tables.states["onset"] for r in ("yes", "no")] * 10
+    ev = EncodedEvidence.from_rows(tables.states, rows)
+    full = oracle.query(ev, ["nerve_injury"])
+    small = oracle.with_memory_budget(32 * 2**20).query(ev, ["nerve_injury"])
+    np.testing.assert_array_equal(small.marginals["nerve_injury"], full.marginals["nerve_injury"])
+    with pytest.raises(pfb.MemoryBudgetError, match="one row of this query would need"):
+        oracle.with_memory_budget(2**16).query(ev, ["nerve_injury"])
+
+
+def test_a_joint_over_many_rows_past_the_budget_is_refused_before_allocating():
+    _, tables, net, _ = _thirteen()
+    ev = EncodedEvidence.from_rows(tables.states, [{"radicular_pain": "yes"}] * 3000)
+    with pytest.raises(pfb.MemoryBudgetError, match="joint posterior of 8,192 configurations for 3,000 rows"):
+        net.with_memory_budget(2**26).query(ev, (), joint=["nerve_injury", "pseudarthrosis"])
+
+
+def test_a_joint_by_clamping_keeps_the_soft_likelihood_of_a_hard_observed_joint_variable():
+    net = MODEL.network
+    ev = EncodedEvidence.from_codes(net.states, {"smoker": np.array([1]), "radicular_pain": np.array([1])}, 1, {"smoker": np.array([[0.5, 0.25]])})
+    plain = net.query(ev, ())
+    eliminating = compile_network(MODEL.tables.dense(), strategy="elimination")
+    clamped = eliminating.query(ev, (), joint=["smoker", "time_since_surgery"])
+    assert clamped.log_evidence[0, 0] == pytest.approx(plain.log_evidence[0, 0], rel=1e-12)

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EvidenceError, MemoryBudgetError, NetworkError, suggest
-from ._elimination import eliminate
+from ._elimination import compile_plan, eliminate
 from ._layered import LayeredPlan, layers
 from .encoding import EncodedEvidence
 from .structured import Mixture, NoisyOr
@@ -127,6 +127,10 @@ class QueryResult:
     #: The targets' last states side by side (full, partial), when the method computed them so; read by :meth:`last_state`.
     _last: tuple[tuple[str, ...], np.ndarray, np.ndarray | None] | None = field(default=None, repr=False)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with plain dictionaries; the arrays come back read-only."""
+        return (_rebuild_result, (dict(self.marginals), self.log_evidence, None if self.partial is None else dict(self.partial), self.joint, self.method))
+
     def last_state(self, targets: Sequence[str], *, partial: bool = False) -> np.ndarray:
         """Each target's probability of its last state (e.g. "present"), shape (n_sets, n_rows, n_targets)."""
         if self._last is not None and tuple(targets) == self._last[0]:
@@ -137,6 +141,18 @@ class QueryResult:
         if source is None:
             raise NetworkError("this result has no partial marginals; pass partial= to query()")
         return np.stack([source[t][..., -1] for t in targets], axis=-1)
+
+
+def _dense_table(table: Any) -> np.ndarray:
+    """Return a table as a dense array (a structured one expanded: for isolated variables, a noisy-OR without parents)."""
+    return table.dense() if isinstance(table, NoisyOr | Mixture) else np.asarray(table)
+
+
+def _rebuild_result(marginals, log_evidence, partial, joint, method) -> QueryResult:
+    freeze = lambda a: _frozen(np.array(a))  # noqa: E731
+    joint = None if joint is None else JointPosterior(joint.names, freeze(joint.configurations), freeze(joint.posterior))
+    partial = None if partial is None else MappingProxyType({k: freeze(v) for k, v in partial.items()})
+    return QueryResult(MappingProxyType({k: freeze(v) for k, v in marginals.items()}), freeze(log_evidence), partial, joint, method)
 
 
 def compile_network(network: Any, strategy: str = "auto", *, normalize: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> CompiledNetwork:
@@ -428,6 +444,11 @@ class CompiledNetwork:
                     if problems:
                         raise NetworkError(f"parameter tables of {name!r}: {'; '.join(problems)}")
                 continue
+            if self._factors is not None and isinstance(self._tables.cpd(name), NoisyOr | Mixture):
+                raise NetworkError(
+                    f"parameter tables of {name!r}: this network is solved from its noisy-OR and mixture numbers; "
+                    f"give a batched {type(self._tables.cpd(name)).__name__} (e.g. from cpts.build_tables), not a dense table"
+                )
             table = np.asarray(table, dtype=float)
             expected = self._tables.cpts[name].shape
             if table.ndim != len(expected) + 1 or table.shape[1:] != expected:
@@ -548,7 +569,7 @@ class CompiledNetwork:
         cards = [self._tables.cardinality(v) for v in joint]
         J = int(np.prod(cards, dtype=np.int64))
         n = evidence.n_rows
-        needed = _FLOAT * 8 * J * n * max(n_sets, 1) * max(1, len(self.variables))
+        needed = _FLOAT * J * n * (len(evidence.names) + len(joint) + 4 * max(n_sets, 1))  # the clamped rows and their answers; each method bounds its own work
         if needed > self._budget:
             raise MemoryBudgetError(needed, self._budget, f"the joint posterior of {len(joint)} variables ({J:,} configurations) by clamping")
         configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if joint else np.zeros((1, 0), dtype=np.intp)
@@ -564,7 +585,8 @@ class CompiledNetwork:
             codes[v] = clamp
         clamped = EncodedEvidence.from_codes(self._tables.states, codes, n * J, lik)
         both = self._query(clamped, (), cpds, n_sets, batched, None)
-        log_joint = both.log_evidence.reshape(n_sets, n, J) - clamped.log_scale.reshape(n, J)[None] + evidence.log_scale[None, :, None]
+        # both's log evidence already carries the clamped rows' own scale; the base rows' scale comes on top
+        log_joint = both.log_evidence.reshape(n_sets, n, J) + evidence.log_scale[None, :, None]
         top = log_joint.max(axis=-1, keepdims=True)
         finite = np.isfinite(top)
         weight = np.exp(log_joint - np.where(finite, top, 0.0))
@@ -719,8 +741,15 @@ class CompiledNetwork:
 
     def _eliminate(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
         dense: Mapping[str, np.ndarray] = self._dense_cpts(cpds) if batched else self._tables.cpts
-        lam = evidence.dense({v: self._tables.cardinality(v) for v in evidence.names})
         tables = NetworkTables(self._tables.states, self._tables.parents, dense) if batched else self._tables
+        # the largest cluster the plan multiplies out, for every row and set at once, with a few copies alive
+        plan = compile_plan(tables, observed=list(evidence.names), targets=list(targets))
+        per_row = _FLOAT * 6 * int(plan.largest_cluster) * max(n_sets, 1)
+        if per_row * evidence.n_rows > self._budget and evidence.n_rows > 1:
+            return self._in_row_chunks(evidence, targets, cpds, n_sets, batched, None, per_row, lambda ev, t, c, ns, b, _j: self._eliminate(ev, t, c, ns, b))
+        if per_row > self._budget:
+            raise MemoryBudgetError(per_row, self._budget, f"one row of variable elimination (a cluster of {int(plan.largest_cluster):,} entries)")
+        lam = evidence.dense({v: self._tables.cardinality(v) for v in evidence.names})
         full = lam or {self.variables[0]: np.ones((evidence.n_rows, self._tables.cardinality(self.variables[0])))}
         marginals, log_evidence = eliminate(tables, full, list(targets))
         if log_evidence.shape[0] != n_sets:
@@ -737,6 +766,10 @@ class CompiledNetwork:
         isolated, roots, middle, leaves = self._layers
         if any(t not in middle for t in targets):
             raise NetworkError("with joint=, targets must be middle-layer variables on a network this large")
+        J = 2 ** len(middle)
+        needed = _FLOAT * 3 * J * evidence.n_rows  # the joint posterior of every row, and its sums over subsets
+        if needed > self._budget:
+            raise MemoryBudgetError(needed, self._budget, f"the joint posterior of {J:,} configurations for {evidence.n_rows:,} rows")
         configurations, posterior, log_evidence = enumerate_joint(self._tables, roots, middle, leaves, evidence, self._budget)
         marginals = {}
         for t in targets:
@@ -746,15 +779,18 @@ class CompiledNetwork:
         log_evidence = self._add_isolated(log_evidence[None], evidence)
         return self._result(marginals, log_evidence, evidence, joint, posterior[None], "structured enumeration", configurations)
 
-    def _add_isolated(self, log_evidence: np.ndarray, evidence: EncodedEvidence) -> np.ndarray:
+    def _add_isolated(self, log_evidence: np.ndarray, evidence: EncodedEvidence, cpds: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Add the evidence on isolated variables (no parents, no children) to log P(evidence), per parameter set."""
         isolated = self._layers[0]
         observed = [v for v in isolated if v in evidence.names]
         if not observed:
             return log_evidence
         lam = evidence.dense({v: self._tables.cardinality(v) for v in observed})
         for v in observed:
+            table = _dense_table((cpds or {}).get(v, self._tables.cpd(v)))
+            table = table if table.ndim == 2 else table[None]  # (P, card)
             with np.errstate(divide="ignore"):
-                log_evidence = log_evidence + np.log(lam[v] @ self._tables.cpts[v])[None]
+                log_evidence = log_evidence + np.log(np.einsum("bs,ps->pb", lam[v], table))
         return log_evidence
 
     def _factorised(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
@@ -779,7 +815,7 @@ class CompiledNetwork:
                 cause_likelihood[:, i] = lam[m]
         leaf_targets = [t for t in targets if t in leaves]
         predicted = [t for t in leaf_targets if t in factors.noisy_index and t not in observed]
-        used = [f for f in factors.noisy if f in observed and f not in leaf_targets] + predicted
+        used = [f for f in factors.noisy if f in observed] + predicted  # an observed target's own evidence stays in
         F = len(used)
         columns = [factors.noisy_index[f] for f in used]
         leak = factors.leak[:, columns]
@@ -790,11 +826,12 @@ class CompiledNetwork:
                 finding_likelihood[:, j] = lam[f]
         mixtures = []
         for f, (parent_index, dists, mleak) in factors.mixtures.items():
-            if f in observed and f not in leaf_targets:
+            if f in observed:
                 mixtures.append(MixtureTerm(parent_index, dists, mleak, lam[f]))
         predict = np.arange(F - len(predicted), F)
         result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget)
-        log_evidence = self._add_isolated(result.log_evidence, evidence)
+        log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
+        P = max(P, log_evidence.shape[0])
         marginals: dict[str, np.ndarray] = {}
         both_states = np.stack([1.0 - result.cause_posterior, result.cause_posterior], axis=-1)  # (P, B, n, 2)
         for t in targets:
@@ -807,11 +844,21 @@ class CompiledNetwork:
                 p = result.finding_posterior[:, :, predicted.index(t)]
                 marginals[t] = np.stack([1.0 - p, p], axis=-1)
             elif t in isolated:
-                prior = np.asarray(tables.cpts[t])
-                q = prior * (lam[t] if t in lam else np.ones((n_rows, prior.size)))
-                marginals[t] = np.broadcast_to((q / q.sum(axis=1, keepdims=True))[None], (P, n_rows, prior.size))
+                prior = _dense_table(cpds[t])
+                prior = prior if prior.ndim == 2 else prior[None]  # (P, card)
+                q = prior[:, None, :] * (lam[t] if t in lam else np.ones((n_rows, prior.shape[-1])))[None]
+                with np.errstate(invalid="ignore"):
+                    marginals[t] = np.broadcast_to(q / q.sum(axis=2, keepdims=True), (P, n_rows, prior.shape[-1]))
             else:
                 marginals[t] = self._leaf_by_clamping(evidence, t, cpds, n_sets, batched, log_evidence)
+        log_evidence = np.broadcast_to(log_evidence, (P,) + log_evidence.shape[1:])
+        marginals = {t: np.broadcast_to(m, (P,) + m.shape[1:]) for t, m in marginals.items()}  # every answer per parameter set
+        impossible = ~np.isfinite(log_evidence)
+        if impossible.any():  # no answer where the evidence is impossible, whatever the target
+            for t in list(marginals):
+                value = np.array(marginals[t])
+                value[impossible] = np.nan
+                marginals[t] = value
         return self._result(marginals, log_evidence, evidence, None, None, "factorised")
 
     def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:

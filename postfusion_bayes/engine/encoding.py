@@ -32,7 +32,10 @@ _EMPTY: Mapping[str, np.ndarray] = MappingProxyType({})
 
 
 def _rebuild(n_rows: int, codes: dict, likelihoods: dict, log_scales: dict) -> EncodedEvidence:
-    return EncodedEvidence(n_rows, MappingProxyType(codes), MappingProxyType(likelihoods), MappingProxyType(log_scales))
+    def freeze(arrays: dict) -> MappingProxyType:
+        return MappingProxyType({k: _frozen(np.array(v)) for k, v in arrays.items()})
+
+    return EncodedEvidence(n_rows, freeze(codes), freeze(likelihoods), freeze(log_scales))
 
 
 class EncodedEvidence:

@@ -20,6 +20,7 @@ Equal-weight mixture (categorical variable over binary parents)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ __all__ = ["Mixture", "NoisyOr", "StructuredCPD"]
 
 
 def _read_only(values: object) -> np.ndarray:
-    array = np.array(values, dtype=float)
+    array = np.array(values, dtype=float)  # always a copy: no caller keeps a way to change it
     array.setflags(write=False)
     return array
 
@@ -65,6 +66,10 @@ class NoisyOr:
             raise NetworkError(f"noisy-OR: leak of shape {leak.shape} and links of shape {links.shape} do not match (expected () and (k,), or (n_sets,) and (n_sets, k))")
         object.__setattr__(self, "leak", leak)
         object.__setattr__(self, "links", links)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle through the constructor, so that the numbers come back checked and read-only."""
+        return (NoisyOr, (np.array(self.leak), np.array(self.links)))
 
     @property
     def n_parents(self) -> int:
@@ -132,6 +137,10 @@ class Mixture:
             raise NetworkError(f"mixture: distributions of shape {dists.shape} and leak of shape {leak.shape} do not match (expected (k, n_states) and (n_states,), or with a leading n_sets axis)")
         object.__setattr__(self, "distributions", dists)
         object.__setattr__(self, "leak", leak)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle through the constructor, so that the numbers come back checked and read-only."""
+        return (Mixture, (np.array(self.distributions), np.array(self.leak)))
 
     @property
     def n_parents(self) -> int:

@@ -65,8 +65,8 @@ class _Tables(Mapping):
 
 def _as_table(values: object) -> np.ndarray:
     """Return a read-only float array, copied only when the caller could still change it."""
-    if isinstance(values, np.ndarray) and values.dtype == float and not values.flags.writeable:
-        return values
+    if isinstance(values, np.ndarray) and values.dtype == float and not values.flags.writeable and values.flags.owndata:
+        return values  # read-only and owning its data: nobody can change it any more
     table = np.array(values, dtype=float)
     table.setflags(write=False)
     return table
