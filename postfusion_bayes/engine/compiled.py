@@ -239,7 +239,7 @@ class CompiledNetwork:
     _budget: int
     _layers: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     _structured: bool
-    _columns: Mapping[str, pd.Index]
+    _columns: dict[str, pd.Index]
     _factors: _Factors | None
 
     def __init__(self, tables: NetworkTables, strategy: str = "auto", memory_budget: int = DEFAULT_MEMORY_BUDGET):
@@ -278,8 +278,9 @@ class CompiledNetwork:
         object.__setattr__(self, "_structured", structured and strategy == "layered")
         factors = _Factors.build(tables, self._layers, {v: tables.cpd(v) for v in tables.variables}) if structured and strategy == "layered" and plan is None else None
         object.__setattr__(self, "_factors", factors)
-        # the labelled results' column index of every variable, made once (pandas indexes are immutable)
-        object.__setattr__(self, "_columns", MappingProxyType({v: pd.Index(list(st), name=v, dtype=object) for v, st in tables.states.items()}))
+        # the labelled results' column index of each variable, made on first use: a pure memo (pandas indexes are
+        # immutable, and each is made from the states alone, so it cannot change an answer)
+        object.__setattr__(self, "_columns", {})
 
     def __setattr__(self, name: str, value: object) -> None:
         """Refuse: a compiled network is immutable."""
@@ -931,7 +932,10 @@ class CompiledNetwork:
         index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
         out = {}
         for t, marginal in result.marginals.items():
-            out[t] = pd.DataFrame(marginal.reshape(-1, marginal.shape[-1]), index=index, columns=self._columns[t], copy=False)
+            columns = self._columns.get(t)
+            if columns is None:
+                columns = self._columns[t] = pd.Index(list(self._tables.states[t]), name=t, dtype=object)
+            out[t] = pd.DataFrame(marginal.reshape(-1, marginal.shape[-1]), index=index, columns=columns, copy=False)
         return out
 
     def evidence_probability(
