@@ -140,15 +140,7 @@ def enumerate_joint(
             handled = {leaf for leaf in noisy if leaf in dense_ev and dense_ev[leaf][b][1] == 0.0}
             log_prior = log_prior + weight[active[0]]
             log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, handled)
-            top = log_prior.max()
-            if not top > -np.inf:
-                posterior[b] = np.nan
-                log_evidence[b] = -np.inf
-                continue
-            w = np.exp(log_prior - top)
-            total = w.sum()
-            posterior[b] = w / total
-            log_evidence[b] = top + np.log(total)
+            _normalise_row(log_prior, posterior, log_evidence, b)
             continue
         log_prior = np.full(J, -np.inf)
         chunk = max(1, int(budget // (J * 8 * 4)))  # (k, J) working arrays
@@ -185,16 +177,21 @@ def enumerate_joint(
                 log_prior = log_prior + _log(dense_ev[m][b, configurations[:, i]])
         # 3. leaves: the noisy-OR ones together, the others one by one
         log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, set())
-        top = log_prior.max()
-        if not top > -np.inf:
-            posterior[b] = np.nan
-            log_evidence[b] = -np.inf
-            continue
-        w = np.exp(log_prior - top)
-        total = w.sum()
-        posterior[b] = w / total
-        log_evidence[b] = top + np.log(total)
+        _normalise_row(log_prior, posterior, log_evidence, b)
     return configurations, posterior, log_evidence
+
+
+def _normalise_row(log_prior: np.ndarray, posterior: np.ndarray, log_evidence: np.ndarray, b: int) -> None:
+    """Write row ``b``'s posterior over the configurations and its log P(evidence) (NaN and -inf when impossible)."""
+    top = log_prior.max()
+    if not top > -np.inf:
+        posterior[b] = np.nan
+        log_evidence[b] = -np.inf
+        return
+    w = np.exp(log_prior - top)
+    total = w.sum()
+    posterior[b] = w / total
+    log_evidence[b] = top + np.log(total)
 
 
 def _additive_row(tables, roots, middle, mid_pos, root_state, dense_ev, b, present, noisy, noisy_index, log_inhibit, certain, log_open) -> np.ndarray:
