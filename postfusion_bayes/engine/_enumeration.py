@@ -83,8 +83,9 @@ def enumerate_joint(
     needed = enumeration_bytes(J, len(middle))
     if needed > budget:
         raise MemoryBudgetError(needed, budget, f"enumerating the {J:,} joint configurations of {len(middle)} variables")
-    if middle and all(c == 2 for c in cards):  # the bits of the configuration number, last variable fastest
-        configurations = ((np.arange(J)[:, None] >> np.arange(len(middle) - 1, -1, -1)[None, :]) & 1).astype(np.intp)
+    if middle and all(c == 2 for c in cards) and len(middle) <= 32:  # the bits of the configuration number, last variable fastest
+        big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)
+        configurations = np.unpackbits(big_endian, axis=1)[:, 32 - len(middle) :].astype(np.intp)
     else:
         configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
     mid_pos = {m: i for i, m in enumerate(middle)}
