@@ -803,7 +803,7 @@ class CompiledNetwork:
         n_rows = evidence.n_rows
         observed = evidence.names
         lam = evidence.dense({v: tables.cardinality(v) for v in observed})
-        factors = _Factors.build(tables, self._layers, cpds) if batched or self._factors is None else self._factors
+        factors = _Factors.build(tables, self._layers, cpds, lam) if batched or self._factors is None else self._factors
         mid_index = factors.mid_index
         n = len(middle)
         root_states = factors.root_states
@@ -979,14 +979,26 @@ class _Factors:
     mixtures: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # leaf -> (parent indices, distributions (P, k, S), leak (P, S))
 
     @staticmethod
-    def build(tables: NetworkTables, layer: tuple[tuple[str, ...], ...], cpds: Mapping[str, Any]) -> _Factors:
-        """Gather the numbers of ``cpds`` (the compiled tables, or batched replacements)."""
+    def build(tables: NetworkTables, layer: tuple[tuple[str, ...], ...], cpds: Mapping[str, Any], lam: Mapping[str, np.ndarray] | None = None) -> _Factors:
+        """Gather the numbers of ``cpds`` (the compiled tables, or batched replacements).
+
+        With ``lam`` (the evidence), only the root configurations some row allows are kept: with the
+        context observed, one instead of all of them, for every parameter set.
+        """
         _, roots, middle, leaves = layer
         mid_index = {m: i for i, m in enumerate(middle)}
         n = len(middle)
         root_cards = [tables.cardinality(r) for r in roots]
         K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
         root_states = np.stack(np.unravel_index(np.arange(K), root_cards), axis=1) if roots else np.zeros((1, 0), dtype=np.intp)
+        if lam is not None and roots:
+            allowed = np.ones(K, dtype=bool)
+            for i, r in enumerate(roots):
+                if r in lam:
+                    allowed &= (lam[r][:, root_states[:, i]] > 0).any(axis=0)
+            if allowed.any():
+                root_states = root_states[allowed]
+                K = int(root_states.shape[0])
 
         def lead(table: Any, n_axes: int) -> np.ndarray:
             table = np.asarray(table)
