@@ -471,7 +471,7 @@ class Model:
         """
         ev = self._parse(evidence)
         flags = self._red_flags_of(ev)
-        encoded = self._encode([ev]) if ev.soft else EncodedEvidence.one(self._network.state_index, ev.hard)
+        encoded = EncodedEvidence.one(self._network.state_index, ev.hard, ev.soft)
         result = self._network.query(encoded, self._cause_tuple, partial=self._context_names)
         possible = np.isfinite(result.log_evidence[0, 0])
         post = result.last_state(self._cause_tuple)[0, 0]

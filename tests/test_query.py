@@ -429,3 +429,20 @@ def test_parameter_sets_on_a_factorised_network_equal_each_set_compiled_alone(co
         for t in ("pseudarthrosis", "nerve_injury"):
             np.testing.assert_allclose(result.marginals[t][k], expected.marginals[t][0], rtol=1e-9, atol=1e-14)
         assert result.log_evidence[k, 0] == pytest.approx(expected.log_evidence[0, 0], rel=1e-9)
+
+
+@given(st.integers(0, 2**16), st.sampled_from([("time", "risk"), ("time",), ()]), st.floats(0.01, 100.0))
+def test_one_row_with_soft_evidence_and_partial_evidence_equals_two_rows(seed, context, ratio):
+    """The soft single-row path reads the prior from the plan; it must equal a second row with the context alone."""
+    tables = structured_network(seed % 7, n_causes=4)
+    hard, _ = patient(tables, seed, n_observed=4, context=True)
+    hard = {k: v for k, v in hard.items() if k not in ("time", "risk") or k in context}
+    soft = {"f0": [1.0, ratio]} if "f0" not in hard else {"f1": [ratio, 1.0]}
+    net = compile_network(tables)
+    causes = [f"c{i}" for i in range(4)]
+    one = net.query(EncodedEvidence.one(net.state_index, hard, soft), causes, partial=["time", "risk"])
+    two = net.query(EncodedEvidence.from_rows(net.states, [hard, {k: v for k, v in hard.items() if k in ("time", "risk")}], [soft, {}]), causes)
+    for c in causes:
+        np.testing.assert_allclose(one.marginals[c][0, 0], two.marginals[c][0, 0], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(one.partial[c][0, 0], two.marginals[c][0, 1], rtol=1e-12, atol=1e-15)
+    assert one.log_evidence[0, 0] == pytest.approx(two.log_evidence[0, 0], rel=1e-12)

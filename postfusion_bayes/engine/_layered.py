@@ -150,13 +150,16 @@ class LayeredPlan:
                 value.setflags(write=False)  # nothing a query returns can write into the plan
 
     # ---------------------------------------------------------------- one row of hard evidence
-    def query_hard(self, observed: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    def query_hard(self, observed: Mapping[str, int], soft_leaves: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """Middle-layer marginals for one row of hard evidence (compiled tables).
 
         Parameters
         ----------
         observed : mapping of str to int
             Variable to the index of its observed state.
+        soft_leaves : mapping of str to array, optional
+            Soft evidence on leaves only: one likelihood per state (each
+            multiplies in as ``P(leaf | configuration) @ likelihood``).
 
         Returns
         -------
@@ -208,6 +211,8 @@ class LayeredPlan:
                 return nan, root_only, -np.inf
             ll -= log_shift
             prior_j = prior_j * np.exp(ll, out=ll)
+        for leaf, lam in (soft_leaves or {}).items():
+            prior_j = prior_j * (self.shared_leaf[leaf][0] @ lam)
         total = prior_j.sum()
         log_evidence = float(np.log(total) + log_shift) if total > 0 else -np.inf
         for v, s in isolated:

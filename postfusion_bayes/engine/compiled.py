@@ -544,6 +544,17 @@ class CompiledNetwork:
             fast = self._one_hard_row(evidence, targets, partial) if not batched and joint is None else None
             if fast is not None:
                 return fast
+            plan = self._plan
+            if plan is not None and not batched and joint is None and evidence.n_rows == 1 and set(targets) <= plan.mid_pos.keys():
+                # one row with soft evidence: the prior given hard root evidence is precomputed in the plan
+                hard_roots = {v: int(c[0]) for v, c in evidence.codes.items() if v in plan.root_pos and c[0] >= 0}
+                if partial <= plan.root_pos.keys() and set(hard_roots) == partial & evidence.names and not (partial & evidence.likelihoods.keys()):
+                    _, root_only, log_roots = plan.query_hard(hard_roots)
+                    if log_roots > -np.inf:
+                        full = self._query(evidence, targets, cpds, n_sets, batched, None)
+                        root_only.setflags(write=False)
+                        prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
+                        return QueryResult(full.marginals, full.log_evidence, MappingProxyType(prior), None, full.method)
             factors = self._factors
             if factors is not None and not batched and joint is None and partial <= factors.root_tables.keys() and set(targets) <= factors.mid_index.keys():
                 # the causes given the roots' evidence alone are a sum over the root configurations, no factorised sums
@@ -605,14 +616,23 @@ class CompiledNetwork:
         """Answer from the enumeration plan's precomputed single-row path, or return None where it does not apply."""
         plan = self._plan
         row = evidence.row
+        soft_leaves = None
+        if row is None and evidence.n_rows == 1 and evidence.likelihoods and plan is not None and all(v in plan.leaf_number for v in evidence.likelihoods):
+            # soft evidence on findings only: it multiplies in as each finding's table times its likelihoods
+            codes = evidence.codes
+            if not any(v in evidence.likelihoods for v in codes):
+                row = {v: int(c[0]) for v, c in codes.items() if c[0] >= 0}
+                soft_leaves = {v: lam[0] for v, lam in evidence.likelihoods.items()}
         if plan is None or row is None or not all(t in plan.mid_pos for t in targets):
             return None
         root_pos = plan.root_pos
         if not all(v in root_pos for v in partial) or not all(v in partial for v in row if v in root_pos):
             return None
-        full, root_only, log_evidence = plan.query_hard(row)
+        full, root_only, log_evidence = plan.query_hard(row, soft_leaves)
         if not log_evidence > -np.inf:
             return None  # the general path recomputes it in extended precision before calling it impossible
+        if soft_leaves:
+            log_evidence += float(evidence.log_scale[0])
         full.setflags(write=False)
         root_only.setflags(write=False)
         marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}

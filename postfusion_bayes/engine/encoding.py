@@ -96,16 +96,17 @@ class EncodedEvidence:
         return f"<EncodedEvidence: {self.n_rows} rows, hard {sorted(self.codes)}, soft {sorted(self.likelihoods)}>"
 
     @classmethod
-    def one(cls, index: Mapping[str, Mapping[str, int]], hard: Mapping[str, str]) -> EncodedEvidence:
-        """One row of hard evidence, from the network's state index (``{variable: {state: code}}``).
+    def one(cls, index: Mapping[str, Mapping[str, int]], hard: Mapping[str, str], soft: Mapping[str, Any] | None = None) -> EncodedEvidence:
+        """One row of evidence, from the network's state index (``{variable: {state: code}}``).
 
-        The fast form for a single patient: the arrays are made only if a
-        query needs them.
+        The fast form for a single patient: the hard codes become arrays only
+        if a query needs them. ``soft`` maps a variable to one likelihood per
+        state (checked and scaled as in :meth:`from_codes`).
 
         Raises
         ------
         EvidenceError
-            An unknown variable or state (with a close match).
+            An unknown variable or state (with a close match), or a bad likelihood.
         """
         row = {}
         for name, state in hard.items():
@@ -116,7 +117,27 @@ class EncodedEvidence:
             if code is None:
                 raise EvidenceError(f"variable {name!r}: state {state!r}{suggest(state, lookup)} is not allowed; allowed states: {', '.join(lookup)}")
             row[name] = code
-        return cls(1, None, _EMPTY, _EMPTY, MappingProxyType(row))
+        if not soft:
+            return cls(1, None, _EMPTY, _EMPTY, MappingProxyType(row))
+        likelihoods, scales = {}, {}
+        for name, values in soft.items():
+            lookup = index.get(name)
+            if lookup is None:
+                raise EvidenceError(f"unknown variable {name!r} in the soft evidence{suggest(name, index)}")
+            array = np.array(values, dtype=float).reshape(1, -1)
+            if array.shape[1] != len(lookup):
+                raise EvidenceError(f"likelihood of {name!r}: shape {array.shape}, expected {(1, len(lookup))} (rows, states {tuple(lookup)})")
+            if np.isnan(array).any() or (array < 0).any() or np.isinf(array).any():
+                raise EvidenceError(f"likelihood of {name!r}: values must be finite and non-negative, one per state {tuple(lookup)}")
+            top = float(array.max())
+            if not top > 0:
+                raise EvidenceError(f"variable {name!r}: likelihood is zero for every state in rows [0]")
+            array /= top
+            if not (array == 1.0).all():
+                likelihoods[name] = _frozen(array)
+            if top != 1.0:
+                scales[name] = _frozen(np.array([np.log(top)]))
+        return cls(1, None, MappingProxyType(likelihoods), MappingProxyType(scales), MappingProxyType(row))
 
     @property
     def codes(self) -> Mapping[str, np.ndarray]:
@@ -130,7 +151,7 @@ class EncodedEvidence:
     @property
     def row(self) -> Mapping[str, int] | None:
         """For one row of hard evidence only: variable -> state index; None otherwise."""
-        if self._row is not None:
+        if self._row is not None and not self.likelihoods:
             return self._row
         if self.n_rows == 1 and not self.likelihoods:
             return {k: int(v[0]) for k, v in self.codes.items() if v[0] >= 0}
@@ -268,7 +289,9 @@ class EncodedEvidence:
         """Keep the same rows with the evidence on ``names`` alone (for example the context)."""
         keep = set(names)
         if self._row is not None:
-            return EncodedEvidence(1, None, _EMPTY, _EMPTY, MappingProxyType({k: v for k, v in self._row.items() if k in keep}))
+            lik = {k: v for k, v in self.likelihoods.items() if k in keep}
+            scales = {k: v for k, v in self.log_scales.items() if k in keep}
+            return EncodedEvidence(1, None, MappingProxyType(lik), MappingProxyType(scales), MappingProxyType({k: v for k, v in self._row.items() if k in keep}))
         codes = {k: v for k, v in self.codes.items() if k in keep}
         lik = {k: v for k, v in self.likelihoods.items() if k in keep}
         scales = {k: v for k, v in self.log_scales.items() if k in keep}
