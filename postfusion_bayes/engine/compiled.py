@@ -873,7 +873,7 @@ class CompiledNetwork:
             else:
                 marginals[t] = self._leaf_by_clamping(evidence, t, cpds, n_sets, batched, log_evidence)
         log_evidence = np.broadcast_to(log_evidence, (P,) + log_evidence.shape[1:])
-        marginals = {t: np.broadcast_to(m, (P,) + m.shape[1:]) for t, m in marginals.items()}  # every answer per parameter set
+        marginals = {t: (m if m.shape[0] == P else np.broadcast_to(m, (P,) + m.shape[1:])) for t, m in marginals.items()}  # every answer per parameter set
         impossible = ~np.isfinite(log_evidence)
         if impossible.any():  # no answer where the evidence is impossible, whatever the target
             for t in list(marginals):

@@ -12,6 +12,7 @@ exactly "unobserved" and ``{"yes": 5e-324, "no": 1e-323}`` exactly 1:2.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -29,6 +30,12 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 
 _EMPTY: Mapping[str, np.ndarray] = MappingProxyType({})
+
+
+@functools.cache
+def _identity(size: int) -> np.ndarray:
+    """Return a read-only identity matrix: its rows are the one-hot likelihoods of hard evidence (a pure memo)."""
+    return _frozen(np.eye(size))
 
 
 def _rebuild(n_rows: int, codes: dict, likelihoods: dict, log_scales: dict) -> EncodedEvidence:
@@ -327,6 +334,14 @@ class EncodedEvidence:
     def dense(self, cardinality: Mapping[str, int]) -> dict[str, np.ndarray]:
         """Return one likelihood array ``(n_rows, n_states)`` per observed variable named in ``cardinality`` (hard and soft multiplied)."""
         out: dict[str, np.ndarray] = {}
+        if self._row is not None:  # one row of hard codes: rows of a read-only identity matrix, no arrays built
+            for name, code in self._row.items():
+                if name in cardinality:
+                    out[name] = _identity(cardinality[name])[code : code + 1]
+            for name, soft in self.likelihoods.items():
+                if name in cardinality:
+                    out[name] = out[name] * soft if name in out else soft.copy()
+            return out
         for name, codes in self.codes.items():
             if name not in cardinality:
                 continue
