@@ -3,25 +3,6 @@
 Every name is still reachable here, with a :class:`DeprecationWarning` naming its new home.
 """
 
-from __future__ import annotations
+from ._moved import moved
 
-import warnings as _warnings
-
-from .engine import _layered as _new
-
-
-def __getattr__(name: str) -> object:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    value = getattr(_new, name)
-    _warnings.warn(
-        f"postfusion_bayes._layered.{name} is deprecated; import it from postfusion_bayes.engine._layered "
-        "(the old path goes in 0.3)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(dir(_new)) | set(globals()))
+__getattr__, __dir__ = moved(__name__, "postfusion_bayes.engine._layered")
