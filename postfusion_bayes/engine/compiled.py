@@ -46,7 +46,7 @@ import pandas as pd
 from ..errors import EvidenceError, MemoryBudgetError, NetworkError, suggest
 from ._elimination import compile_plan, eliminate
 from ._layered import LayeredPlan, layers
-from .encoding import EncodedEvidence
+from .encoding import EncodedEvidence, one_hot, read_only
 from .structured import Mixture, NoisyOr
 from .tables import COLUMN_SUM_TOLERANCE, NetworkTables
 
@@ -57,28 +57,6 @@ DEFAULT_MEMORY_BUDGET = 256 * 2**20
 #: Joint middle-layer configurations up to which a layered network is enumerated with precomputed products.
 ENUMERATION_LIMIT = 4096
 _FLOAT = 8
-
-
-def one_hot(codes: np.ndarray, cardinality: int) -> np.ndarray:
-    """Likelihood rows from state indices: one-hot where ``codes >= 0``, ones where ``-1`` (unobserved).
-
-    Examples
-    --------
-    >>> one_hot(np.array([1, -1]), 2)
-    array([[0., 1.],
-           [1., 1.]])
-    """
-    codes = np.asarray(codes)
-    lam = np.zeros((codes.size, cardinality))
-    seen = codes >= 0
-    lam[np.flatnonzero(seen), codes[seen]] = 1.0
-    lam[~seen] = 1.0
-    return lam
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,7 +127,7 @@ def _dense_table(table: Any) -> np.ndarray:
 
 
 def _rebuild_result(marginals, log_evidence, partial, joint, method) -> QueryResult:
-    freeze = lambda a: _frozen(np.array(a))  # noqa: E731
+    freeze = lambda a: read_only(np.array(a))  # noqa: E731
     joint = None if joint is None else JointPosterior(joint.names, freeze(joint.configurations), freeze(joint.posterior))
     partial = None if partial is None else MappingProxyType({k: freeze(v) for k, v in partial.items()})
     return QueryResult(MappingProxyType({k: freeze(v) for k, v in marginals.items()}), freeze(log_evidence), partial, joint, method)
@@ -562,16 +540,16 @@ class CompiledNetwork:
                 roots_only = evidence.only(partial)
                 lam = roots_only.dense({v: self._tables.cardinality(v) for v in roots_only.names})
                 present, _ = factors.causes_given(lam, evidence.n_rows)
-                both_states = _frozen(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
+                both_states = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
                 prior = {t: both_states[:, :, factors.mid_index[t], :] for t in targets}
                 return QueryResult(full.marginals, full.log_evidence, MappingProxyType(prior), None, full.method)
             both = self._query(evidence.stack(evidence.only(partial)), targets, cpds, n_sets, batched, joint)
             n = evidence.n_rows
             return QueryResult(
-                MappingProxyType({t: _frozen(m[:, :n]) for t, m in both.marginals.items()}),
-                _frozen(both.log_evidence[:, :n]),
-                MappingProxyType({t: _frozen(m[:, n:]) for t, m in both.marginals.items()}),
-                None if both.joint is None else JointPosterior(both.joint.names, both.joint.configurations, _frozen(both.joint.posterior[:, :n])),
+                MappingProxyType({t: read_only(m[:, :n]) for t, m in both.marginals.items()}),
+                read_only(both.log_evidence[:, :n]),
+                MappingProxyType({t: read_only(m[:, n:]) for t, m in both.marginals.items()}),
+                None if both.joint is None else JointPosterior(both.joint.names, both.joint.configurations, read_only(both.joint.posterior[:, :n])),
                 both.method,
             )
         return self._query(evidence, targets, cpds, n_sets, batched, joint)
@@ -610,7 +588,7 @@ class CompiledNetwork:
         marginals: Mapping[str, np.ndarray] = {}
         if targets:
             marginals = self._query(evidence, targets, cpds, n_sets, batched, None).marginals
-        return QueryResult(MappingProxyType(dict(marginals)), _frozen(log_evidence), None, JointPosterior(joint, _frozen(configurations), _frozen(posterior)), both.method)
+        return QueryResult(MappingProxyType(dict(marginals)), read_only(log_evidence), None, JointPosterior(joint, read_only(configurations), read_only(posterior)), both.method)
 
     def _one_hard_row(self, evidence: EncodedEvidence, targets: tuple[str, ...], partial: frozenset[str]) -> QueryResult | None:
         """Answer from the enumeration plan's precomputed single-row path, or return None where it does not apply."""
@@ -638,7 +616,7 @@ class CompiledNetwork:
         marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         last = np.array([plan.mid_slices[t].stop - 1 for t in targets], dtype=np.intp)
-        return QueryResult(MappingProxyType(marginals), _frozen(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration", (targets, full[last], root_only[last]))
+        return QueryResult(MappingProxyType(marginals), read_only(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration", (targets, full[last], root_only[last]))
 
     def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
         if self._strategy == "elimination":
@@ -706,8 +684,8 @@ class CompiledNetwork:
         joint_result = None
         if joint is not None:
             joints = [p.joint for p in parts if p.joint is not None]
-            joint_result = JointPosterior(joints[0].names, joints[0].configurations, _frozen(np.concatenate([j.posterior for j in joints], axis=1)))
-        return QueryResult(MappingProxyType({t: _frozen(m) for t, m in marginals.items()}), _frozen(log_evidence), None, joint_result, parts[0].method)
+            joint_result = JointPosterior(joints[0].names, joints[0].configurations, read_only(np.concatenate([j.posterior for j in joints], axis=1)))
+        return QueryResult(MappingProxyType({t: read_only(m) for t, m in marginals.items()}), read_only(log_evidence), None, joint_result, parts[0].method)
 
     def _result(self, marginals, log_evidence, evidence: EncodedEvidence, joint, configuration, method: str, configurations: np.ndarray | None = None) -> QueryResult:
         """Freeze the arrays, add back the soft evidence's scale, give the joint its labels."""
@@ -731,10 +709,10 @@ class CompiledNetwork:
                 summed = np.bincount((flat[None, :] + offsets).ravel(), weights=rows.ravel(), minlength=rows.shape[0] * size)
                 configuration = summed.reshape(configuration.shape[:-1] + (size,))
                 configurations = np.stack(np.unravel_index(np.arange(size), cards), axis=1)
-            joint_result = JointPosterior(tuple(joint), _frozen(configurations), _frozen(np.array(configuration)))
+            joint_result = JointPosterior(tuple(joint), read_only(configurations), read_only(np.array(configuration)))
         return QueryResult(
-            MappingProxyType({t: _frozen(np.asarray(m).view()) for t, m in marginals.items()}),  # read-only views, no copies
-            _frozen(np.array(log_evidence)),
+            MappingProxyType({t: read_only(np.asarray(m).view()) for t, m in marginals.items()}),  # read-only views, no copies
+            read_only(np.array(log_evidence)),
             None,
             joint_result,
             method,

@@ -21,12 +21,31 @@ import numpy as np
 
 from ..errors import EvidenceError, suggest
 
-__all__ = ["EncodedEvidence"]
+__all__ = ["EncodedEvidence", "one_hot"]
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
+def read_only(array: np.ndarray) -> np.ndarray:
+    """Mark an array read-only and return it (the engine's results and encodings are never written to)."""
     array.setflags(write=False)
     return array
+
+
+
+def one_hot(codes: np.ndarray, cardinality: int) -> np.ndarray:
+    """Likelihood rows from state indices: one-hot where ``codes >= 0``, ones where ``-1`` (unobserved).
+
+    Examples
+    --------
+    >>> one_hot(np.array([1, -1]), 2)
+    array([[0., 1.],
+           [1., 1.]])
+    """
+    codes = np.asarray(codes)
+    lam = np.zeros((codes.size, cardinality))
+    seen = codes >= 0
+    lam[np.flatnonzero(seen), codes[seen]] = 1.0
+    lam[~seen] = 1.0
+    return lam
 
 
 _EMPTY: Mapping[str, np.ndarray] = MappingProxyType({})
@@ -35,12 +54,12 @@ _EMPTY: Mapping[str, np.ndarray] = MappingProxyType({})
 @functools.cache
 def _identity(size: int) -> np.ndarray:
     """Return a read-only identity matrix: its rows are the one-hot likelihoods of hard evidence (a pure memo)."""
-    return _frozen(np.eye(size))
+    return read_only(np.eye(size))
 
 
 def _rebuild(n_rows: int, codes: dict, likelihoods: dict, log_scales: dict) -> EncodedEvidence:
     def freeze(arrays: dict) -> MappingProxyType:
-        return MappingProxyType({k: _frozen(np.array(v)) for k, v in arrays.items()})
+        return MappingProxyType({k: read_only(np.array(v)) for k, v in arrays.items()})
 
     return EncodedEvidence(n_rows, freeze(codes), freeze(likelihoods), freeze(log_scales))
 
@@ -141,16 +160,16 @@ class EncodedEvidence:
                 raise EvidenceError(f"variable {name!r}: likelihood is zero for every state in rows [0]")
             array /= top
             if not (array == 1.0).all():
-                likelihoods[name] = _frozen(array)
+                likelihoods[name] = read_only(array)
             if top != 1.0:
-                scales[name] = _frozen(np.array([np.log(top)]))
+                scales[name] = read_only(np.array([np.log(top)]))
         return cls(1, None, MappingProxyType(likelihoods), MappingProxyType(scales), MappingProxyType(row))
 
     @property
     def codes(self) -> Mapping[str, np.ndarray]:
         """Hard evidence: per variable, the observed state's index in each row (-1 unobserved)."""
         if self._codes is None:
-            codes = MappingProxyType({k: _frozen(np.array([v], dtype=np.intp)) for k, v in self._row.items()})  # type: ignore[union-attr]
+            codes = MappingProxyType({k: read_only(np.array([v], dtype=np.intp)) for k, v in self._row.items()})  # type: ignore[union-attr]
             object.__setattr__(self, "_codes", codes)  # a pure memo of the row
             return codes
         return self._codes
@@ -207,7 +226,7 @@ class EncodedEvidence:
             if array.size and (array.min() < -1 or array.max() >= card):
                 raise EvidenceError(f"codes of {name!r} must lie in -1..{card - 1} (-1 unobserved), got {array.min()}..{array.max()}")
             if array.size and (array >= 0).any():
-                out_codes[name] = _frozen(array.astype(np.intp, copy=True))
+                out_codes[name] = read_only(array.astype(np.intp, copy=True))
         out_lik: dict[str, np.ndarray] = {}
         scales: dict[str, np.ndarray] = {}
         for name, values in (likelihoods or {}).items():
@@ -229,9 +248,9 @@ class EncodedEvidence:
                 raise EvidenceError(f"variable {name!r}: likelihood is zero for every state in rows {named}")
             array /= top[:, None]
             if not (array == 1.0).all():
-                out_lik[name] = _frozen(array)
+                out_lik[name] = read_only(array)
             if (top != 1.0).any():
-                scales[name] = _frozen(np.log(top))
+                scales[name] = read_only(np.log(top))
         return cls(n_rows, MappingProxyType(out_codes), MappingProxyType(out_lik), MappingProxyType(scales))
 
     @classmethod
@@ -311,24 +330,24 @@ class EncodedEvidence:
         for name in self.codes.keys() | other.codes.keys():
             a = self.codes.get(name, np.full(n, -1, dtype=np.intp))
             b = other.codes.get(name, np.full(m, -1, dtype=np.intp))
-            codes[name] = _frozen(np.concatenate([a, b]))
+            codes[name] = read_only(np.concatenate([a, b]))
         lik = {}
         for name in self.likelihoods.keys() | other.likelihoods.keys():
             card = (self.likelihoods[name] if name in self.likelihoods else other.likelihoods[name]).shape[1]
             a = self.likelihoods.get(name, np.ones((n, card)))
             b = other.likelihoods.get(name, np.ones((m, card)))
-            lik[name] = _frozen(np.concatenate([a, b]))
+            lik[name] = read_only(np.concatenate([a, b]))
         scales = {}
         for name in self.log_scales.keys() | other.log_scales.keys():
-            scales[name] = _frozen(np.concatenate([self.log_scales.get(name, np.zeros(n)), other.log_scales.get(name, np.zeros(m))]))
+            scales[name] = read_only(np.concatenate([self.log_scales.get(name, np.zeros(n)), other.log_scales.get(name, np.zeros(m))]))
         return EncodedEvidence(n + m, MappingProxyType(codes), MappingProxyType(lik), MappingProxyType(scales))
 
     def rows(self, index: np.ndarray) -> EncodedEvidence:
         """Select rows (an index array or a boolean mask)."""
         index = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index, dtype=np.intp)
-        codes = {k: _frozen(v[index]) for k, v in self.codes.items()}
-        lik = {k: _frozen(v[index]) for k, v in self.likelihoods.items()}
-        scales = {k: _frozen(v[index]) for k, v in self.log_scales.items()}
+        codes = {k: read_only(v[index]) for k, v in self.codes.items()}
+        lik = {k: read_only(v[index]) for k, v in self.likelihoods.items()}
+        scales = {k: read_only(v[index]) for k, v in self.log_scales.items()}
         return EncodedEvidence(int(index.size), MappingProxyType(codes), MappingProxyType(lik), MappingProxyType(scales))
 
     def dense(self, cardinality: Mapping[str, int]) -> dict[str, np.ndarray]:
@@ -343,13 +362,8 @@ class EncodedEvidence:
                     out[name] = out[name] * soft if name in out else soft.copy()
             return out
         for name, codes in self.codes.items():
-            if name not in cardinality:
-                continue
-            lam = np.zeros((self.n_rows, cardinality[name]))
-            seen = codes >= 0
-            lam[np.flatnonzero(seen), codes[seen]] = 1.0
-            lam[~seen] = 1.0
-            out[name] = lam
+            if name in cardinality:
+                out[name] = one_hot(codes, cardinality[name])
         for name, soft in self.likelihoods.items():
             if name in cardinality:
                 out[name] = out[name] * soft if name in out else soft.copy()
