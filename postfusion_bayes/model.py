@@ -475,7 +475,7 @@ class Model:
         result = self._network.query(encoded, self._cause_tuple, partial=self._context_names)
         possible = np.isfinite(result.log_evidence[0, 0])
         post = result.last_state(self._cause_tuple)[0, 0]
-        prior = result.last_state(self._cause_tuple, partial=True)[0, 0].copy()
+        prior = result.last_state(self._cause_tuple, partial=True)[0, 0]  # a new array
         if not possible:
             advice = "".join(f"\n{flag}" for flag in flags)
             raise EvidenceError(f"the evidence is impossible under the model (probability 0): {dict(ev.hard)}{advice}")

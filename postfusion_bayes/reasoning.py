@@ -67,6 +67,16 @@ TIE_TOLERANCE = 1e-9
 _NEXT_TESTS_COLUMNS = ["findings", "test_kind", "cost", "invasive", "information_gain", "probability_top_changes", "most_likely_result", "score", "rank"]
 
 
+def _kl_bits(q: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Compute KL(q || p) in bits over the last axis (the results): 0 where q is 0, and exactly 0 where q equals p.
+
+    ``p`` broadcasts against ``q``; a state with ``p = 0`` has ``q = 0`` wherever its weight is positive.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p = np.where(p > 0, np.log2(np.where(p > 0, p, 1.0)), 0.0)
+        return np.where(q > 0, q * (np.log2(np.where(q > 0, q, 1.0)) - log_p), 0.0).sum(axis=-1)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(p) - np.log1p(-p)
@@ -432,9 +442,7 @@ class Reasoner:
             flat = q.reshape(J, T * S)
             p_result = (weight @ flat).reshape(T, S)
             # information = sum over configurations of weight x KL(result | configuration || result), each KL >= 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_p = np.where(p_result > 0, np.log2(np.where(p_result > 0, p_result, 1.0)), 0.0).reshape(1, T * S)
-                kl = np.where(flat > 0, flat * (np.log2(np.where(flat > 0, flat, 1.0)) - log_p), 0.0).reshape(J, T, S).sum(axis=2)
+            kl = _kl_bits(q, p_result)  # (J, T)
             gain[index] = np.maximum(weight @ kl, 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
             after = ((weight[:, None] * as_float).T @ flat).reshape(-1, T, S).transpose(1, 2, 0)  # P(cause present, result | e)
             # another cause must beat the current top strictly (beyond rounding), so exact ties never count
@@ -487,9 +495,7 @@ class Reasoner:
             q = block.small[column]
             w = parent_weight[block.offsets[column] : block.offsets[column] + block.sizes[column]]
             p_result = w @ q
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_p = np.where(p_result > 0, np.log2(np.where(p_result > 0, p_result, 1.0)), 0.0)
-                kl = np.where(q > 0, q * (np.log2(np.where(q > 0, q, 1.0)) - log_p[None, :]), 0.0).sum(axis=1)  # exactly 0 where q is p
+            kl = _kl_bits(q, p_result)  # one per parent configuration
             u = index[t]
             gain[u] = max(float(w @ kl), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
             here = after[:, t, :]  # (C, 2)
