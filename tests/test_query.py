@@ -72,6 +72,14 @@ def by_elimination(tables: NetworkTables, hard: dict, soft: dict, targets):
     return result
 
 
+def assert_agrees_with_elimination(result, tables: NetworkTables, hard: dict, soft: dict, targets, atol: float) -> None:
+    """Check a query's marginals and log evidence against variable elimination on the dense tables."""
+    oracle = by_elimination(tables, hard, soft, targets)
+    for t in targets:
+        np.testing.assert_allclose(result.marginals[t], oracle.marginals[t], rtol=TOLERANCE, atol=atol, err_msg=t)
+    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+
+
 def by_longdouble_enumeration(tables: NetworkTables, hard: dict, soft: dict, causes):
     """P(cause present | e) and log P(e) by enumerating every cause configuration and root state in np.longdouble."""
     n = len(causes)
@@ -123,10 +131,7 @@ def test_enumeration_and_elimination_agree_on_a_small_structured_network(seed):
     causes = [f"c{i}" for i in range(6)]
     result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes)
     assert result.method == "enumeration"
-    oracle = by_elimination(tables, hard, soft, causes)
-    for c in causes:
-        np.testing.assert_allclose(result.marginals[c], oracle.marginals[c], rtol=TOLERANCE, atol=1e-15)
-    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+    assert_agrees_with_elimination(result, tables, hard, soft, causes, atol=1e-15)
 
 
 @pytest.mark.parametrize(("n_causes", "seed"), [(13, 0), (13, 1), (14, 2)])
@@ -140,10 +145,7 @@ def test_large_networks_are_factorised_and_agree_with_elimination_on_the_dense_t
     targets = [t for t in targets if t not in hard]
     result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), targets)
     assert result.method == "factorised"
-    oracle = by_elimination(tables, hard, soft, targets)
-    for t in targets:
-        np.testing.assert_allclose(result.marginals[t], oracle.marginals[t], rtol=TOLERANCE, atol=1e-14, err_msg=t)
-    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+    assert_agrees_with_elimination(result, tables, hard, soft, targets, atol=1e-14)
 
 
 def test_sixteen_causes_with_many_positive_findings_stay_exact_against_extended_precision():
@@ -295,10 +297,7 @@ def test_an_observed_isolated_variable_on_a_factorised_network_multiplies_the_ev
     causes = [f"c{i}" for i in range(13)]
     result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes)
     assert result.method == "factorised"
-    oracle = by_elimination(tables, hard, soft, causes)
-    for c in causes:
-        np.testing.assert_allclose(result.marginals[c], oracle.marginals[c], rtol=TOLERANCE, atol=1e-14)
-    assert result.log_evidence[0, 0] == pytest.approx(oracle.log_evidence[0, 0], rel=TOLERANCE)
+    assert_agrees_with_elimination(result, tables, hard, soft, causes, atol=1e-14)
     without = net.query(EncodedEvidence.from_rows(net.states, [{k: v for k, v in hard.items() if k != "unused"}], [soft]), causes)
     assert result.log_evidence[0, 0] == pytest.approx(without.log_evidence[0, 0] + np.log(0.7), rel=1e-12)
 
