@@ -33,6 +33,7 @@ __all__ = [
     "MemoryBudgetError",
     "ConvergenceWarning",
     "suggest",
+    "shown",
 ]
 
 
@@ -146,3 +147,26 @@ def suggest(given: object, allowed: Iterable[object]) -> str:
     if not close and len(str(given)) >= 3:
         close = [n for n in names if n.startswith(str(given))][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters, for quoting a given value in an error message.
+
+    An error names what it was given, but a value can be huge (a 400-digit
+    integer, a YAML alias bomb, a whole file); the message keeps its start and
+    says how long the rest was.
+
+    Examples
+    --------
+    >>> shown("maybe")
+    "'maybe'"
+    >>> shown(10**100, limit=20)
+    '10000000000000000000... (101 characters)'
+    """
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr itself fails (too deep, too large to convert)
+        return f"<{type(value).__name__} that cannot be shown>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
