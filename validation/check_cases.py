@@ -88,6 +88,7 @@ def _same(a, b) -> bool:
 
 
 def check(path: Path) -> list[str]:
+    """Return every problem found in the cases file (empty when it is valid)."""
     problems: list[str] = []
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
@@ -156,6 +157,7 @@ def check(path: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    """Check the cases file given as the first argument (default: the one beside this script); exit status 1 on problems."""
     path = Path(argv[1]) if len(argv) > 1 else Path(__file__).with_name("published_cases.yaml")
     problems = check(path)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
