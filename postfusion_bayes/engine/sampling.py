@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ArgumentError, ArgumentTypeError
 from .tables import NetworkTables
 
-__all__ = ["sample_cases", "as_generator"]
+__all__ = ["sample_cases", "sample_codes", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -28,6 +28,68 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
     raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+def sample_codes(
+    tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None, given: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Draw ``n`` complete cases as state indices, parents first; some root variables may be fixed.
+
+    Parameters
+    ----------
+    tables : NetworkTables
+        Unbatched tables.
+    n : int
+        Number of cases (>= 0).
+    seed : int or numpy.random.Generator, optional
+        Seed of a new generator, or a generator to draw from; fresh entropy when None.
+    given : mapping of str to int, optional
+        State indices of variables *without parents*, the same in every case:
+        the cases are then drawn from the distribution conditional on them
+        (exact, because nothing upstream of a root is drawn).
+
+    Returns
+    -------
+    dict of str to int array
+        Per variable (in topological order), the state index of each case.
+
+    Raises
+    ------
+    ArgumentError
+        For a bad ``n``, or a ``given`` variable that is unknown, has parents,
+        or has no state of that index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = NetworkTables({"a": ("no", "yes"), "b": ("no", "yes")}, {"a": (), "b": ("a",)},
+    ...                   {"a": np.array([0.5, 0.5]), "b": np.array([[1.0, 0.0], [0.0, 1.0]])})
+    >>> sample_codes(t, 3, seed=0, given={"a": 1})["b"].tolist()
+    [1, 1, 1]
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
+    given = dict(given or {})
+    for name, code in given.items():
+        if name not in tables.parents:
+            raise ArgumentError(f"given: unknown variable {name!r}")
+        if tables.parents[name]:
+            raise ArgumentError(f"given: {name!r} has parents {list(tables.parents[name])}; only variables without parents can be fixed")
+        if isinstance(code, bool) or not isinstance(code, int | np.integer) or not 0 <= code < tables.cardinality(name):
+            raise ArgumentError(f"given: {name!r} has states 0..{tables.cardinality(name) - 1}, got {code!r}")
+    rng = as_generator(seed)
+    codes: dict[str, np.ndarray] = {}
+    for name in tables.variables:
+        if name in given:
+            codes[name] = np.full(n, given[name], dtype=np.intp)
+            continue
+        table = tables.cpts[name]
+        index = tuple(codes[p] for p in tables.parents[name])
+        probabilities = table[index] if index else np.broadcast_to(table, (n, tables.cardinality(name)))
+        cumulative = np.cumsum(probabilities, axis=-1)
+        draws = rng.uniform(size=(n, 1)) * cumulative[:, -1:]
+        codes[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
+    return codes
 
 
 def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -55,15 +117,5 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     >>> sample_cases(t, 2, seed=0)["rain"].tolist()
     ['yes', 'yes']
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
-    rng = as_generator(seed)
-    codes: dict[str, np.ndarray] = {}
-    for name in tables.variables:
-        table = tables.cpts[name]
-        index = tuple(codes[p] for p in tables.parents[name])
-        probabilities = table[index] if index else np.broadcast_to(table, (n, tables.cardinality(name)))
-        cumulative = np.cumsum(probabilities, axis=-1)
-        draws = rng.uniform(size=(n, 1)) * cumulative[:, -1:]
-        codes[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
+    codes = sample_codes(tables, n, seed)
     return pd.DataFrame({name: np.asarray(tables.states[name], dtype=object)[c] for name, c in codes.items()})

@@ -1,0 +1,107 @@
+"""The adequacy check: its percentile against the exact distribution of the statistic, and its promises."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import postfusion_bayes as pfb
+from postfusion_bayes.adequacy import DEFAULT_THRESHOLD, check_adequacy
+from postfusion_bayes.errors import ArgumentError, ArgumentTypeError, EvidenceError
+
+MODEL = pfb.load_model()
+CONTEXT = {"time_since_surgery": "over_2_years", "smoker": False}
+OBSERVED = ["radicular_pain", "neurogenic_claudication", "buttock_pain", "mri_adjacent_level_stenosis"]
+
+
+def _exact_percentile(evidence: dict) -> float:
+    """P(log P(E) <= log P(e) | context), by enumerating every pattern of the observed findings."""
+    log_p = {}
+    for values in itertools.product([False, True], repeat=len(OBSERVED)):
+        pattern = dict(zip(OBSERVED, values, strict=True))
+        log_p[values] = float(MODEL.network.query(_encode({**CONTEXT, **pattern}), ()).log_evidence[0, 0])
+    context_log = float(MODEL.network.query(_encode(CONTEXT), ()).log_evidence[0, 0])
+    mine = log_p[tuple(evidence[name] for name in OBSERVED)]
+    return sum(math.exp(lp - context_log) for lp in log_p.values() if lp <= mine + 1e-12 * abs(mine))
+
+
+def _encode(evidence: dict):
+    from postfusion_bayes.engine.encoding import EncodedEvidence
+    from postfusion_bayes.evidence import parse_evidence
+
+    ev = parse_evidence(MODEL.spec, evidence)
+    return EncodedEvidence.one(MODEL.network.state_index, ev.hard, ev.soft)
+
+
+@pytest.mark.parametrize("values", [(True, True, False, True), (True, False, True, False), (False, True, True, True), (True, True, True, True)])
+def test_the_percentile_estimates_the_exact_tail_probability(values):
+    evidence = {**CONTEXT, **dict(zip(OBSERVED, values, strict=True))}
+    exact = _exact_percentile(evidence)
+    result = check_adequacy(MODEL, evidence, n=4000)
+    standard_error = math.sqrt(max(exact * (1 - exact), 1e-4) / 4000)
+    assert result.percentile == pytest.approx(exact, abs=5 * standard_error)
+    assert result.compared == tuple(OBSERVED)
+
+
+def test_the_patients_the_model_generates_set_it_off_about_as_often_as_the_threshold():
+    """The exact rate at which the check fires on patients drawn from the model, over every pattern."""
+    context_log = float(MODEL.network.query(_encode(CONTEXT), ()).log_evidence[0, 0])
+    rate = 0.0
+    for values in itertools.product([False, True], repeat=len(OBSERVED)):
+        evidence = {**CONTEXT, **dict(zip(OBSERVED, values, strict=True))}
+        p = math.exp(float(MODEL.network.query(_encode(evidence), ()).log_evidence[0, 0]) - context_log)
+        if _exact_percentile(evidence) < DEFAULT_THRESHOLD:
+            rate += p
+    assert rate <= DEFAULT_THRESHOLD + 1e-9  # a conservative p-value never fires more often than its level
+
+
+def test_a_typical_patient_passes_and_an_absurd_one_fires():
+    typical = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True, "relief_sitting_or_bending_forward": True, "back_pain": True}
+    assert not check_adequacy(MODEL, typical).fires
+    findings = MODEL.variables.query("role == 'finding'")["name"]
+    absurd = {"time_since_surgery": "under_6_weeks", **{f: True for f in findings if f != "onset"}}
+    result = check_adequacy(MODEL, absurd)
+    assert result.fires and result.percentile < 0.01 and "fit the model poorly" in str(result)
+
+
+def test_the_answer_is_reproducible_and_the_seed_matters_only_within_monte_carlo_error():
+    evidence = {**CONTEXT, "radicular_pain": True, "buttock_pain": True}
+    assert check_adequacy(MODEL, evidence) == check_adequacy(MODEL, evidence)
+    a, b = check_adequacy(MODEL, evidence, seed=1), check_adequacy(MODEL, evidence, seed=2)
+    assert abs(a.percentile - b.percentile) < 0.1
+
+
+def test_context_alone_is_never_surprising_and_soft_evidence_is_left_out():
+    assert check_adequacy(MODEL, CONTEXT).percentile == 1.0
+    result = check_adequacy(MODEL, {**CONTEXT, "radicular_pain": {"yes": 0.9, "no": 0.1}})
+    assert result.compared == () and not result.fires
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"n": 0}, ArgumentError),
+        ({"n": True}, ArgumentTypeError),
+        ({"n": 2.5}, ArgumentTypeError),
+        ({"seed": -1}, ArgumentError),
+        ({"threshold": 1.5}, ArgumentError),
+        ({"threshold": float("nan")}, ArgumentError),
+    ],
+)
+def test_bad_arguments_are_refused_naming_them(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        check_adequacy(MODEL, CONTEXT, **kwargs)
+
+
+def test_bad_evidence_is_refused():
+    with pytest.raises(EvidenceError, match="radicular_pian"):
+        check_adequacy(MODEL, {"radicular_pian": True})
+
+
+def test_no_nan_even_for_evidence_the_model_finds_nearly_impossible():
+    findings = MODEL.variables.query("role == 'finding'")["name"]
+    result = check_adequacy(MODEL, {"time_since_surgery": "under_6_weeks", **{f: True for f in findings if f != "onset"}}, n=50)
+    assert np.isfinite(result.log_evidence) and 0 <= result.percentile <= 1
