@@ -539,7 +539,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             "(it has red_flags, status and one column per cause); rename that column of the patients file"
         )
     show = not args.quiet and sys.stderr.isatty()
-    rows, impossible, examples = 0, 0, []
+    rows, impossible, examples = 0, 0, list[str]()
     with contextlib.ExitStack() as stack:
         stream = sys.stdout if output is None else stack.enter_context(_output_file(output, args.force))
         bar = stack.enter_context(tqdm(total=_count_rows(args.input) if show else None, unit="patient", file=sys.stderr, disable=not show))
@@ -704,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Bayesian differential diagnosis of leg pain after lumbar spinal fusion. " + DISCLAIMER,
-        epilog=f"'{PROG} COMMAND --help' describes a command. Exit status: 0 ok, 1 output not written, 2 usage error, 3 invalid priors, evidence or input file.",
+        epilog=f"'{PROG} COMMAND --help' describes a command. Exit status: 0 ok, 1 output not written, 2 usage error, 3 invalid priors, evidence or input file, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -801,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     stdout = sys.stdout
-    sys.stdout = _Stdout(stdout)  # type: ignore[assignment]
+    sys.stdout = _Stdout(stdout)
     try:
         status = args.run(args)
         sys.stdout.flush()
@@ -827,7 +827,12 @@ def _quiet_stdout() -> None:
 
 def run() -> None:
     """Entry point of the ``postfusion-bayes`` console script."""
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:  # before a command started (while importing or parsing)
+        with contextlib.suppress(Exception):
+            print(f"{PROG}: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
     try:
         if sys.stdout is not None:
             sys.stdout.flush()

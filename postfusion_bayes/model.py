@@ -350,7 +350,8 @@ class Model:
         Parameters
         ----------
         path : str or Path
-            The file to write (replaced if it exists). Suffixes: ``.bif``;
+            The file to write (replaced if it exists, atomically: on any
+            failure an existing file keeps its content). Suffixes: ``.bif``;
             ``.xmlbif``, ``.bifxml`` (the one pyAgrum's ``loadBN`` reads) or
             ``.xml``; ``.uai``.
         format : {"bif", "xmlbif", "uai"}, optional
