@@ -149,22 +149,48 @@ def read_case(path: str | Path) -> dict[str, object]:
 def read_patients(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
     """Patients from a CSV file: one per row, one column per variable, empty cells unobserved.
 
+    All rows at once; :func:`patient_chunks` reads the same cells a chunk of
+    rows at a time. The index column, if any, is read as text.
+
     Raises
     ------
     InputError
         Naming the file: missing, empty, not CSV, or without the index column.
     """
+    return next(patient_chunks(path, index_col, chunksize=None))
+
+
+def patient_chunks(path: str | Path, index_col: str | None = None, chunksize: int | None = BATCH_CHUNK) -> Iterator[pd.DataFrame]:
+    """Patients from a CSV file, ``chunksize`` rows at a time (memory stays bounded for a large file).
+
+    Rows are numbered from 0 across chunks, and the index column, if any, is
+    read as text, so that every chunk gives the ids the whole file would
+    (``007`` stays ``007``). A table with a header and no rows gives one empty
+    chunk; ``chunksize=None`` gives the whole table as one chunk.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, empty, not CSV, or without the index column.
+    """
+    where = str(path)
+    dtype = None if index_col is None else {index_col: str}
     try:
-        frame = pd.read_csv(path)
+        with contextlib.ExitStack() as stack:
+            if chunksize is None:
+                chunks: Iterator[pd.DataFrame] = iter([pd.read_csv(path, dtype=dtype)])
+            else:
+                chunks = stack.enter_context(pd.read_csv(path, chunksize=chunksize, dtype=dtype))
+            first = True
+            for chunk in chunks:
+                if first and index_col is not None and index_col not in chunk.columns:
+                    raise InputError(f"patients file {where!r} has no column {index_col!r}{suggest(index_col, chunk.columns)}")
+                first = False
+                yield chunk if index_col is None else chunk.set_index(index_col)
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read patients file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise InputError(f"cannot read patients file {where!r}: {getattr(exc, 'strerror', None) or exc}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise InputError(f"patients file {str(path)!r} is not a CSV table: {' '.join(str(exc).split())}") from None
-    if index_col is not None:
-        if index_col not in frame.columns:
-            raise InputError(f"patients file {str(path)!r} has no column {index_col!r}{suggest(index_col, frame.columns)}")
-        frame = frame.set_index(index_col)
-    return frame
+        raise InputError(f"patients file {where!r} is not a CSV table: {' '.join(str(exc).split())}") from None
 
 
 def _evidence(args: argparse.Namespace) -> dict[str, object]:
@@ -473,38 +499,6 @@ def _configure_batch(parser: argparse.ArgumentParser) -> None:
     _add_force(parser)
     parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids (read as text), kept as the first column of the output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def patient_chunks(path: str | Path, index_col: str | None = None, chunksize: int = BATCH_CHUNK) -> Iterator[pd.DataFrame]:
-    """Patients from a CSV file, ``chunksize`` rows at a time (memory stays bounded for a large file).
-
-    Cells as :func:`read_patients` reads them; rows are numbered from 0
-    across chunks, and the index column, if any, is read as text so that
-    every chunk gives the same ids. An empty table (a header only) gives one
-    empty chunk.
-
-    Raises
-    ------
-    InputError
-        Naming the file: missing, empty, not CSV, or without the index column.
-    """
-    where = str(path)
-    try:
-        reader = pd.read_csv(path, chunksize=chunksize, dtype=None if index_col is None else {index_col: str})
-        with reader:
-            first = True
-            for chunk in reader:
-                if first and index_col is not None and index_col not in chunk.columns:
-                    raise InputError(f"patients file {where!r} has no column {index_col!r}{suggest(index_col, chunk.columns)}")
-                first = False
-                yield chunk if index_col is None else chunk.set_index(index_col)
-            if first:  # a header and no rows: pandas yields no chunk
-                empty = pd.read_csv(path, nrows=0)
-                yield empty if index_col is None or index_col not in empty.columns else empty.set_index(index_col)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read patients file {where!r}: {getattr(exc, 'strerror', None) or exc}") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise InputError(f"patients file {where!r} is not a CSV table: {' '.join(str(exc).split())}") from None
 
 
 def _count_rows(path: str) -> int | None:

@@ -450,6 +450,8 @@ def test_batch_in_chunks_writes_what_one_go_writes(capsys, tmp_path, monkeypatch
     sources = {"plain": tmp_path / "plain.csv", "ids": tmp_path / "ids.csv"}
     frame.drop(columns="id").to_csv(sources["plain"], index=False)
     frame.to_csv(sources["ids"], index=False)
+    whole = cli.read_patients(sources["ids"], "id")
+    assert list(pd.concat(cli.patient_chunks(sources["ids"], "id", 4)).index) == list(whole.index) == list(frame["id"])
     one_go = {"plain": MODEL.diagnose_many(frame.drop(columns="id")).rename_axis("row"), "ids": MODEL.diagnose_many(frame.set_index("id"))}
     for chunk in (4, 10, 1000):
         monkeypatch.setattr(cli, "BATCH_CHUNK", chunk)
