@@ -502,7 +502,12 @@ def _configure_batch(parser: argparse.ArgumentParser) -> None:
 
 
 def _count_rows(path: str) -> int | None:
-    """Count the lines of a file after its header, for the progress bar (quoted line breaks make it an estimate)."""
+    """Count the lines of a file after its header, for the progress bar (quoted line breaks make it an estimate).
+
+    None for what is not a regular file (a pipe cannot be read twice).
+    """
+    if not os.path.isfile(path):
+        return None
     try:
         with open(path, "rb") as f:
             lines, last = 0, b"\n"
