@@ -21,6 +21,8 @@ from os import PathLike
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import ArgumentError
+
 __all__ = ["atomic_write", "same_file"]
 
 
@@ -78,6 +80,8 @@ def atomic_write(path: str | PathLike[str], mode: str = "w", *, encoding: str | 
 
     Raises
     ------
+    ArgumentError
+        For a mode other than "w" or "wb".
     OSError
         When the folder cannot be written, or a write, ``fsync`` or the rename
         fails (e.g. ``ENOSPC`` on a full disk); the temporary file is then
@@ -103,7 +107,7 @@ def atomic_write(path: str | PathLike[str], mode: str = "w", *, encoding: str | 
     new
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
+        raise ArgumentError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(17, "file exists", str(path))
