@@ -6,8 +6,15 @@ form without a command, ``python -m postfusion_bayes variable=value ...``,
 still diagnoses. Uses only the public API.
 
 Data goes to stdout; progress bars, notices and errors to stderr. Exit status:
-0 success; 1 an output file could not be written; 2 a usage error (argparse's
-own); 3 invalid priors, evidence or input file.
+0 success; 1 an output could not be written (a file, a full disk, a closed
+stdout; a reader that went away, ``| head``, ends quietly); 2 a usage error;
+3 invalid priors, evidence or input file; 130 interrupted (Ctrl-C). Every
+failure is one line on stderr, never a traceback (:func:`main`).
+
+Files are written atomically (:func:`postfusion_bayes.engine.atomic.atomic_write`)
+and an existing file is replaced only with ``--force``. Red flags are found
+before any probability and reach every output, also when the evidence turns
+out impossible under the model.
 
 Each command is a function ``run(args) -> int`` plus a function adding its
 arguments, registered in :data:`COMMANDS`; a new command is one more entry there.
@@ -16,19 +23,23 @@ arguments, registered in :data:`COMMANDS`; a new command is one more entry there
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
 from . import EvidenceError, ExportError, SpecError, load_model
 from ._optional import require
 from .diagnosis import DISCLAIMER
-from .errors import ArgumentError, PostfusionError, suggest
+from .engine.atomic import atomic_write, same_file
+from .errors import ArgumentError, PostfusionError, shown, suggest
 
 __all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
 
@@ -46,10 +57,13 @@ EXAMPLE_PATIENT = {
     "back_pain": True,
 }
 
-#: Rows of patients per step of the ``batch`` progress bar.
-BATCH_CHUNK = 1000
+#: Rows of patients ``batch`` reads, diagnoses and writes at a time (one step of its progress bar); memory stays bounded.
+BATCH_CHUNK = 10_000
 
-EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: The longest error line printed; the rest is cut (an error can quote a huge input).
+MAX_ERROR = 1000
 
 
 class InputError(PostfusionError, ValueError):
@@ -64,6 +78,14 @@ class UsageError(Exception):
     """Arguments argparse cannot check itself, e.g. an unknown plot format (exit status 2)."""
 
 
+class Reported(Exception):
+    """A failure whose output (e.g. the red flags) is already printed: main prints the one-line message and exits with ``status``."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
 # --------------------------------------------------------------------------- input
 
 
@@ -74,6 +96,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {shown(text)}")
     return value
 
 
@@ -117,22 +149,48 @@ def read_case(path: str | Path) -> dict[str, object]:
 def read_patients(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
     """Patients from a CSV file: one per row, one column per variable, empty cells unobserved.
 
+    All rows at once; :func:`patient_chunks` reads the same cells a chunk of
+    rows at a time. The index column, if any, is read as text.
+
     Raises
     ------
     InputError
         Naming the file: missing, empty, not CSV, or without the index column.
     """
+    return next(patient_chunks(path, index_col, chunksize=None))
+
+
+def patient_chunks(path: str | Path, index_col: str | None = None, chunksize: int | None = BATCH_CHUNK) -> Iterator[pd.DataFrame]:
+    """Patients from a CSV file, ``chunksize`` rows at a time (memory stays bounded for a large file).
+
+    Rows are numbered from 0 across chunks, and the index column, if any, is
+    read as text, so that every chunk gives the ids the whole file would
+    (``007`` stays ``007``). A table with a header and no rows gives one empty
+    chunk; ``chunksize=None`` gives the whole table as one chunk.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, empty, not CSV, or without the index column.
+    """
+    where = str(path)
+    dtype = None if index_col is None else {index_col: str}
     try:
-        frame = pd.read_csv(path)
+        with contextlib.ExitStack() as stack:
+            if chunksize is None:
+                chunks: Iterator[pd.DataFrame] = iter([pd.read_csv(path, dtype=dtype)])
+            else:
+                chunks = stack.enter_context(pd.read_csv(path, chunksize=chunksize, dtype=dtype))
+            first = True
+            for chunk in chunks:
+                if first and index_col is not None and index_col not in chunk.columns:
+                    raise InputError(f"patients file {where!r} has no column {index_col!r}{suggest(index_col, chunk.columns)}")
+                first = False
+                yield chunk if index_col is None else chunk.set_index(index_col)
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read patients file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise InputError(f"cannot read patients file {where!r}: {getattr(exc, 'strerror', None) or exc}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-        raise InputError(f"patients file {str(path)!r} is not a CSV table: {' '.join(str(exc).split())}") from None
-    if index_col is not None:
-        if index_col not in frame.columns:
-            raise InputError(f"patients file {str(path)!r} has no column {index_col!r}{suggest(index_col, frame.columns)}")
-        frame = frame.set_index(index_col)
-    return frame
+        raise InputError(f"patients file {where!r} is not a CSV table: {' '.join(str(exc).split())}") from None
 
 
 def _evidence(args: argparse.Namespace) -> dict[str, object]:
@@ -161,7 +219,43 @@ def _write_json(data: object) -> None:
     sys.stdout.write("\n")
 
 
-def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) -> None:
+def _check_output(path: str | Path, force: bool, option: str, inputs: Sequence[str | Path] = ()) -> Path:
+    """Refuse an output path before any work: a folder, one of the inputs, or an existing file without ``--force``.
+
+    Raises
+    ------
+    OutputError
+        In each of these cases (exit status 1), saying what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {str(path)!r} is a folder; give the name of a file to write")
+    for source in inputs:
+        if same_file(path, source):  # through any spelling of the path or a symlink
+            raise OutputError(f"{option} {str(path)!r} is the input file {str(source)!r}; write the results to another file (not even --force replaces an input)")
+    if path.exists() and not force:
+        raise OutputError(f"{option} {str(path)!r} exists; pass --force to replace it")
+    return path
+
+
+@contextlib.contextmanager
+def _output_file(path: Path, force: bool, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open ``path`` through the atomic writer, turning its failures into :class:`OutputError` (exit status 1)."""
+    try:
+        with atomic_write(path, mode, newline="" if mode == "w" else None, overwrite=force) as stream:
+            yield stream
+    except FileExistsError:
+        raise OutputError(f"{str(path)!r} exists; pass --force to replace it") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _plot_path(path: str) -> Path:
+    """Return the file a ``--plot`` argument names: ``.png`` added when it has no suffix (as matplotlib would)."""
+    return Path(path) if Path(path).suffix or Path(path).is_dir() else Path(f"{path}.png")
+
+
+def _save_figure(draw: Callable, table: pd.DataFrame, path: Path, height: float, force: bool) -> None:
     try:
         # no pyplot: no global state; Figure.savefig renders with Agg
         Figure = require("matplotlib.figure", "--plot").Figure
@@ -169,15 +263,49 @@ def _save_figure(draw: Callable, table: pd.DataFrame, path: str, height: float) 
         raise UsageError(str(exc)) from None
     figure = Figure(figsize=(9, height), layout="constrained")
     draw(table, figure.subplots())
-    if not Path(path).suffix:
-        path = f"{path}.png"  # what matplotlib would write; say so
-    try:
-        figure.savefig(path)
-    except OSError as exc:
-        raise OutputError(f"cannot write plot {path!r}: {exc.strerror or exc}") from None
-    except ValueError as exc:  # an image format matplotlib does not know
-        raise UsageError(f"cannot draw {path!r}: {exc}") from None
+    kind = path.suffix[1:].lower()
+    if kind not in figure.canvas.get_supported_filetypes():
+        supported = ", ".join(sorted(figure.canvas.get_supported_filetypes()))
+        raise UsageError(f"cannot draw {str(path)!r}: format {kind!r} is not supported (supported formats: {supported})")
+    with _output_file(path, force, "wb") as stream:
+        figure.savefig(stream, format=kind)
     print(f"wrote {path}", file=sys.stderr)
+
+
+class _Stdout:
+    """Stand-in for ``sys.stdout`` while a command runs: a write that fails becomes :class:`OutputError`.
+
+    A full disk (``> /dev/full``) or a closed stdout (``>&-``, when Python
+    starts with ``sys.stdout`` None) is an output that cannot be written (exit
+    status 1); ``BrokenPipeError`` (the reader went away) passes through, for
+    :func:`main` to end quietly.
+    """
+
+    def __init__(self, stream: IO[str] | None):
+        self._stream = stream
+
+    def _call(self, name: str, *args: Any) -> Any:
+        if self._stream is None:
+            raise OutputError("cannot write to stdout: it is closed")
+        try:
+            return getattr(self._stream, name)(*args)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: a closed file
+            raise OutputError(f"cannot write to stdout: {getattr(exc, 'strerror', None) or exc}") from None
+
+    def write(self, text: str) -> int:
+        return self._call("write", text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._call("flush")
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 # --------------------------------------------------------------------------- commands
@@ -215,11 +343,40 @@ def _evidence_line(dx, title: str) -> str:
     return f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)")
 
 
+def _shown_evidence(evidence: Mapping[str, object]) -> dict[str, object]:
+    """Return the evidence as given, JSON-safe, for an output that has no diagnosis to show it."""
+    return {str(k): v if isinstance(v, (str, bool)) else shown(v) for k, v in evidence.items()}
+
+
+def _diagnose(model, evidence: Mapping[str, object], fmt: str):
+    """Diagnose one patient; if the evidence is impossible, print its red flags in ``fmt`` and raise :class:`Reported`.
+
+    The red flags are found before any probability, so they reach stdout in
+    every format even when there is no diagnosis: table, one line per flag;
+    JSON, an object with ``red_flags``, ``status`` and ``error``; CSV, a row
+    with the ``red_flags``, ``status`` and ``error`` columns.
+    """
+    flags = model.check_red_flags(evidence)  # an unknown variable or value is raised here, as an input error
+    try:
+        return model.diagnose(evidence)
+    except EvidenceError as exc:
+        message = str(exc).splitlines()[0]  # the message repeats the red flags on further lines: they go to stdout instead
+        if fmt == "json":
+            records = [{"name": f.name, "description": f.description, "advice": f.advice} for f in flags]
+            _write_json({"red_flags": records, "status": "error", "error": message, "evidence": _shown_evidence(evidence), "disclaimer": DISCLAIMER})
+        elif fmt == "csv":
+            pd.DataFrame({"red_flags": [", ".join(f.name for f in flags)], "status": ["error"], "error": [message]}).to_csv(sys.stdout, index=False)
+        else:
+            for flag in flags:
+                print(flag)
+        raise Reported(message, EXIT_INPUT) from None
+
+
 def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
     frame = dx.to_frame()
     if fmt == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
+        _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(frame, dx).to_csv(sys.stdout)
     elif brief:
@@ -251,15 +408,14 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """Posterior of every cause for one patient; red flags first."""
-    evidence = _evidence(args)
-    dx = load_model(args.priors).diagnose(evidence)
+    dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
     _diagnosis_output(dx, args.format, "Patient", args.brief)
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Diagnose the example patient (what ``python -m postfusion_bayes`` runs with no arguments)."""
-    dx = load_model(args.priors).diagnose(EXAMPLE_PATIENT)
+    dx = _diagnose(load_model(args.priors), EXAMPLE_PATIENT, args.format)
     _diagnosis_output(dx, args.format, "Example patient", args.brief)
     return EXIT_OK
 
@@ -268,7 +424,7 @@ def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, dig
     """Print a reasoning table in one of the three formats; red flags first in each."""
     if fmt == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "disclaimer": DISCLAIMER})
+        _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
@@ -293,7 +449,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     cause (+2.3 is a ratio of 10); the last two columns say what the top
     cause's posterior would be without the finding.
     """
-    dx = load_model(args.priors).diagnose(_evidence(args))
+    dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
     _table_output(dx, dx.explain(), args.format, "findings", "Weight of evidence (natural log; + for, - against):", 2)
     return EXIT_OK
 
@@ -322,7 +478,7 @@ def cmd_next_tests(args: argparse.Namespace) -> int:
 
     Red flags are never tests. The score is information_gain / (1 + cost).
     """
-    dx = load_model(args.priors).diagnose(_evidence(args))
+    dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
     try:
         table = dx.next_tests(costs=dict(args.cost) or None, by=args.by)
     except ArgumentError as exc:  # an unknown name or a bad cost
@@ -333,35 +489,75 @@ def cmd_next_tests(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_force(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace an existing output file (without it, an existing file is refused)")
+
+
 def _configure_batch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT.csv", help="one patient per row, one column per variable; empty cells are unobserved")
-    parser.add_argument("-o", "--output", metavar="OUTPUT.csv", help="where to write the results (default: stdout)")
-    parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids, kept as the first column of the output")
+    parser.add_argument("-o", "--output", metavar="OUTPUT.csv", help="where to write the results (default: stdout); never the input file")
+    _add_force(parser)
+    parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids (read as text), kept as the first column of the output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
+def _count_rows(path: str) -> int | None:
+    """Count the lines of a file after its header, for the progress bar (quoted line breaks make it an estimate).
+
+    None for what is not a regular file (a pipe cannot be read twice).
+    """
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            lines, last = 0, b"\n"
+            while block := f.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+    except OSError:
+        return None
+    return max(0, lines + (last != b"\n") - 1)
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Posteriors for every patient of a CSV file (one row each), with a progress bar on stderr."""
+    """Posteriors for every patient of a CSV file (one row each), with a progress bar on stderr.
+
+    The file is read and diagnosed in chunks of rows, and each chunk's results
+    are appended to the output as they come, so memory stays bounded. Columns:
+    the patient id (or ``row``), ``red_flags``, ``status`` ("ok", or
+    impossible evidence: that row then has no posteriors), one per cause.
+    """
     from tqdm import tqdm
 
-    patients = read_patients(args.input, args.index_col)
+    output = None if args.output is None else _check_output(args.output, args.force, "-o", [args.input])
     model = load_model(args.priors)
-    parts = []
-    with tqdm(total=len(patients), unit="patient", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty()) as bar:
-        for start in range(0, len(patients), BATCH_CHUNK):
-            chunk = patients.iloc[start : start + BATCH_CHUNK]
-            parts.append(model.diagnose_many(chunk))
-            bar.update(len(chunk))
-    result = pd.concat(parts) if parts else model.diagnose_many(patients)
-    if result.index.name is None:
-        result.index.name = "row"
-    if args.output is None:
-        result.to_csv(sys.stdout)
-        return EXIT_OK
-    try:
-        result.to_csv(args.output)
-    except OSError as exc:
-        raise OutputError(f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    taken = {"red_flags", "status", *model.causes}
+    if args.index_col in taken:
+        raise UsageError(
+            f"--index-col {args.index_col!r} would be a second column {args.index_col!r} in the output "
+            "(it has red_flags, status and one column per cause); rename that column of the patients file"
+        )
+    show = not args.quiet and sys.stderr.isatty()
+    rows, impossible, examples = 0, 0, list[str]()
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdout if output is None else stack.enter_context(_output_file(output, args.force))
+        bar = stack.enter_context(tqdm(total=_count_rows(args.input) if show else None, unit="patient", file=sys.stderr, disable=not show))
+        for chunk in patient_chunks(args.input, args.index_col, BATCH_CHUNK):
+            result = model.diagnose_many(chunk)
+            if result.index.name is None:
+                result.index.name = "row"
+            result.to_csv(stream, header=rows == 0)
+            rows += len(result)
+            bad = result.index[(result["status"] != "ok").to_numpy()]
+            impossible += len(bad)
+            examples += [str(label) for label in bad[: 5 - len(examples)]]
+            bar.update(len(result))
+    if impossible:
+        more = f" and {impossible - len(examples)} more" if impossible > len(examples) else ""
+        rows_text = f"{impossible} row{'s' if impossible != 1 else ''} ({', '.join(examples)}{more})"
+        print(f"warning: {rows_text} with evidence impossible under the model: their status says so and they have no posteriors", file=sys.stderr)
+    if output is not None:
+        print(f"wrote {output} ({rows} patient{'s' if rows != 1 else ''})", file=sys.stderr)
     return EXIT_OK
 
 
@@ -371,10 +567,11 @@ def _configure_sensitivity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="CAUSE", help="the cause analysed by tornado (default: the most probable); for monte-carlo, show only this cause")
     parser.add_argument("--top", type=_positive_int, metavar="N", help="tornado: show the N numbers with the largest swing (default: 20 in the table and the plot, all in csv and json)")
     parser.add_argument("-n", "--draws", type=_positive_int, default=2000, metavar="N", help="monte-carlo: number of draws (default: 2000)")
-    parser.add_argument("--seed", type=int, help="monte-carlo: random seed, for reproducible draws")
+    parser.add_argument("--seed", type=_seed, metavar="N", help="monte-carlo: random seed (an integer >= 0), for reproducible draws")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_format(parser)
-    parser.add_argument("--plot", metavar="FILE.png", help="draw the result to an image instead (needs matplotlib; format from the suffix)")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw the result to an image instead (needs matplotlib; format from the suffix, .png added when there is none)")
+    _add_force(parser)
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -382,10 +579,11 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from . import sensitivity
 
     evidence = _evidence(args)
+    plot = None if args.plot is None else _check_output(_plot_path(args.plot), args.force, "--plot")  # before the work
     model = load_model(args.priors)
-    dx = model.diagnose(evidence)
-    for flag in dx.red_flags:
-        print(flag, file=sys.stderr)
+    dx = _diagnose(model, evidence, "table" if plot else args.format)
+    for flag in dx.red_flags:  # first, as diagnose prints them: on stdout in a table, else on stderr too
+        print(flag, file=sys.stdout if plot is None and args.format == "table" else sys.stderr)
     if args.target is not None and args.target not in model.causes:
         raise EvidenceError(f"unknown target {args.target!r}{suggest(args.target, model.causes)}; targets are the causes: {', '.join(model.causes)}")
     if args.method == "tornado":
@@ -399,17 +597,17 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         if args.target is not None:
             table = table.loc[[args.target]]
         title = f"Monte Carlo over {args.draws} draws of all {table.attrs['parameters']} numbers from their ranges"
-    if args.plot:
+    if plot is not None:
         from . import plotting
 
         if args.method == "tornado":
             draw = lambda t, ax: plotting.tornado_plot(t, top=len(t), ax=ax)  # noqa: E731
         else:
             draw = lambda t, ax: plotting.interval_plot(t, ax=ax)  # noqa: E731
-        _save_figure(draw, table, args.plot, max(3.0, 1.5 + 0.3 * len(table)))
+        _save_figure(draw, table, plot, max(3.0, 1.5 + 0.3 * len(table)), args.force)
     elif args.format == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table), "evidence": dx.evidence})
+        _write_json({"red_flags": flags, "method": args.method, **{k: _finite(v) for k, v in table.attrs.items()}, "rows": _records(table), "evidence": dx.evidence, "status": "ok"})
     elif args.format == "csv":
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
@@ -423,6 +621,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("output", metavar="OUTPUT", help="file to write; the suffix selects the format: " + "; ".join(f"{k} {', '.join(v)}" for k, v in EXPORT_FORMATS.items()))
     parser.add_argument("--format", choices=tuple(EXPORT_FORMATS), help="the format, whatever the suffix")
+    _add_force(parser)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -430,7 +629,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .engine.files import export_format
 
     fmt = export_format(args.output, args.format)  # a usage error before the model is loaded
-    path = load_model(args.priors).write(args.output, fmt)
+    _check_output(args.output, args.force, "export")
+    path = load_model(args.priors).write(args.output, fmt)  # atomic: never half a file
     print(f"wrote {path} ({fmt})", file=sys.stderr)
     return EXIT_OK
 
@@ -503,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Bayesian differential diagnosis of leg pain after lumbar spinal fusion. " + DISCLAIMER,
-        epilog=f"'{PROG} COMMAND --help' describes a command. Exit status: 0 ok, 1 output not written, 2 usage error, 3 invalid priors, evidence or input file.",
+        epilog=f"'{PROG} COMMAND --help' describes a command. Exit status: 0 ok, 1 output not written, 2 usage error, 3 invalid priors, evidence or input file, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -527,8 +727,65 @@ def _route(argv: list[str]) -> list[str]:
     return ["diagnose", *argv]
 
 
+def _one_line(text: str) -> str:
+    """Return an error message as one line, cut to :data:`MAX_ERROR` characters."""
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return line if len(line) <= MAX_ERROR else f"{line[:MAX_ERROR]}... ({len(line)} characters)"
+
+
+def _spec_error(exc: SpecError, folder: str | None) -> str:
+    """Return a SpecError as one line: the count, the first problem and, if there are more, how to list them all."""
+    n = len(exc.problems)
+    first = exc.problems[0] if exc.problems else str(exc)
+    if n <= 1:
+        return f"invalid priors: {first}"
+    where = f" {str(folder)!r}" if folder else ""
+    return f"{n} problems in the priors{where}, the first: {first}; run {PROG} validate {folder or ''}".rstrip() + " to list them all"
+
+
+def _failure(exc: BaseException, args: argparse.Namespace) -> tuple[int, str | None]:
+    """Map an exception raised by a command to its exit status and one-line message (None: say nothing)."""
+    command = f"{PROG} {args.command}"
+    if isinstance(exc, BrokenPipeError):  # the reader went away (e.g. `| head`): stop quietly
+        return EXIT_OUTPUT, None
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, f"{command}: interrupted"
+    if isinstance(exc, Reported):
+        return exc.status, f"error: {exc}"
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE, f"{command}: error: {exc}"
+    if isinstance(exc, OutputError):
+        return EXIT_OUTPUT, f"error: {exc}"
+    if isinstance(exc, ExportError):
+        if isinstance(exc.__cause__, OSError):
+            return EXIT_OUTPUT, f"error: {exc}"
+        return EXIT_USAGE, f"{command}: error: {exc}"
+    if isinstance(exc, SpecError):
+        return EXIT_INPUT, f"error: {_spec_error(exc, getattr(args, 'priors', None))}"
+    if isinstance(exc, PostfusionError):
+        return EXIT_INPUT, f"error: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return EXIT_INPUT, f"error: {command}: an input is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, (OverflowError, RecursionError, MemoryError)):
+        what = {OverflowError: "a number too large", RecursionError: "nesting too deep", MemoryError: "too large"}
+        kind = next(v for k, v in what.items() if isinstance(exc, k))
+        return EXIT_INPUT, f"error: {command}: cannot use the input: {kind} ({type(exc).__name__}: {exc or 'out of memory'})"
+    if isinstance(exc, OSError):  # an output that cannot be written (inputs are read where their errors are named)
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return EXIT_OUTPUT, f"error: {command}: cannot write{where}: {exc.strerror or exc}"
+    raise exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (never raises for bad input).
+    """Run the command line; returns the exit status (never raises for bad input, faults or Ctrl-C).
+
+    Every failure is one line on stderr, without a traceback, and an exit
+    status: 1 an output could not be written (a file, a full disk, a closed
+    stdout; a broken pipe, ``| head``, says nothing); 2 a usage error; 3
+    invalid priors, evidence or input (an error of the library, or an input
+    too large or too deeply nested to read); 130 interrupted (Ctrl-C). While
+    the command runs, ``sys.stdout`` is wrapped so that a failed write is an
+    output error.
 
     Examples
     --------
@@ -542,33 +799,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    stdout = sys.stdout
+    sys.stdout = _Stdout(stdout)
     try:
-        return args.run(args)
-    except UsageError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ExportError as exc:
-        if isinstance(exc.__cause__, OSError):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_OUTPUT
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (SpecError, EvidenceError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except OutputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
+    except (Exception, KeyboardInterrupt) as exc:
+        status, message = _failure(exc, args)
+        if message is not None:
+            with contextlib.suppress(Exception):
+                print(_one_line(message), file=sys.stderr)
+        return status
+    finally:
+        sys.stdout = stdout
+
+
+def _quiet_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that Python's last flush at exit cannot fail again (as the Python docs advise for a broken pipe)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.fileno()  # none when stdout was closed at startup
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def run() -> None:
     """Entry point of the ``postfusion-bayes`` console script."""
     try:
         status = main()
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as the Python docs advise
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = EXIT_OUTPUT
+    except KeyboardInterrupt:  # before a command started (while importing or parsing)
+        with contextlib.suppress(Exception):
+            print(f"{PROG}: interrupted", file=sys.stderr)
+        status = EXIT_INTERRUPTED
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly
+        _quiet_stdout()
+        status = status or EXIT_OUTPUT
+    except (OSError, ValueError) as exc:  # a full disk: main said so if it saw it; the data is lost either way
+        _quiet_stdout()
+        if status == EXIT_OK:
+            with contextlib.suppress(Exception):
+                print(f"error: cannot write to stdout: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            status = EXIT_OUTPUT
     sys.exit(status)

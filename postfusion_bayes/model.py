@@ -22,7 +22,10 @@ from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 if TYPE_CHECKING:
     from .learning import LearningReport
 
-__all__ = ["Model", "load_model"]
+__all__ = ["IMPOSSIBLE", "Model", "load_model"]
+
+#: The ``status`` of a row of :meth:`Model.diagnose_many` whose evidence has probability 0 under the model.
+IMPOSSIBLE = "impossible evidence (probability 0 under the model)"
 
 
 def load_model(path: str | Path | None = None) -> Model:
@@ -347,7 +350,8 @@ class Model:
         Parameters
         ----------
         path : str or Path
-            The file to write (replaced if it exists). Suffixes: ``.bif``;
+            The file to write (replaced if it exists, atomically: on any
+            failure an existing file keeps its content). Suffixes: ``.bif``;
             ``.xmlbif``, ``.bifxml`` (the one pyAgrum's ``loadBN`` reads) or
             ``.xml``; ``.uai``.
         format : {"bif", "xmlbif", "uai"}, optional
@@ -502,35 +506,51 @@ class Model:
         -------
         DataFrame
             Index preserved. First column ``red_flags``: the names of the red
-            flags raised in that row, joined by ", " ("" when none); then one
-            column per cause with P(cause present | row).
+            flags raised in that row, joined by ", " ("" when none), found
+            before any probability and given for every row; then ``status``:
+            ``"ok"``, or :data:`IMPOSSIBLE` for a row whose evidence has
+            probability 0 under the model; then one column per cause with
+            P(cause present | row). A row with impossible evidence has no
+            posteriors: its cause cells are missing (``pd.NA``, the columns
+            then of the nullable ``Float64`` dtype), never NaN passed off as a
+            number, and the other rows are unaffected.
 
         Raises
         ------
         EvidenceError
-            Naming the column, the bad value and its rows, or the rows whose
-            evidence is impossible.
+            Naming the column, the bad value and its rows.
+
+        Examples
+        --------
+        >>> model = load_model().with_parameters({"red_flags.fever.leak": 0.0})
+        >>> out = model.diagnose_many(pd.DataFrame({"fever": [False, True]}, index=["a", "b"]))
+        >>> out.loc["b", "red_flags"], out.loc["b", "status"], out.loc["b", "nerve_injury"]
+        ('fever', 'impossible evidence (probability 0 under the model)', <NA>)
+        >>> out.loc["a", "status"], round(float(out.loc["a", "nerve_injury"]), 3)
+        ('ok', 0.196)
         """
         all_codes = frame_codes(self._spec, patients)
         raised = {name: codes == 1 for name, codes in all_codes.items() if name in self._red_flags}
+        flags = np.full(len(patients), "", dtype=object)  # red flags first, whatever the probabilities
+        for name in (n for n in self._red_flags if n in raised):
+            hit = raised[name]
+            flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
         result = self._network.query(EncodedEvidence.from_codes(self._tables.states, all_codes, len(patients)), self._cause_tuple)
         marginals = {c: m[0] for c, m in result.marginals.items()}
-        bad = ~np.isfinite(result.log_evidence[0])
-        if bad.any():
-            raise EvidenceError(f"the evidence is impossible under the model (probability 0) in rows {list(patients.index[bad][:10])}")
-        columns = {}
+        impossible = ~np.isfinite(result.log_evidence[0])
+        any_impossible = bool(impossible.any())
+        columns: dict[str, Any] = {}
         for c in self._causes:
             values = np.minimum(marginals[c][:, 1], 1.0)  # normalisation can land one rounding step past 1
             if c in all_codes:  # a cause given as evidence is certain, not 1 - 2e-16
                 values = np.where(all_codes[c] >= 0, all_codes[c], values)
+            if any_impossible:  # no number where there is no answer
+                values = pd.arrays.FloatingArray(np.where(impossible, 0.0, values), impossible.copy())
             columns[c] = values
         out = pd.DataFrame(columns, index=patients.index)
         out.columns.name = "cause"
-        flags = np.full(len(patients), "", dtype=object)
-        for name in (n for n in self._red_flags if n in raised):
-            hit = raised[name]
-            flags[hit] = [f"{f}, {name}" if f else name for f in flags[hit]]
         out.insert(0, "red_flags", flags)
+        out.insert(1, "status", np.where(impossible, IMPOSSIBLE, "ok").astype(object) if any_impossible else np.full(len(patients), "ok", dtype=object))
         return out
 
     def likelihood_ratios(self, **context: Any) -> pd.DataFrame:

@@ -172,7 +172,7 @@ def test_batch_to_stdout_and_to_a_file(capsys, tmp_path):
     patients.drop(columns="patient").to_csv(source, index=False)
     status, out, _ = run(capsys, "batch", str(source), "-o", str(target), "--quiet")
     assert status == 0 and out == ""
-    assert list(pd.read_csv(target).columns) == ["row", "red_flags", *CAUSES]
+    assert list(pd.read_csv(target).columns) == ["row", "red_flags", "status", *CAUSES]
 
 
 def test_batch_progress_bar_on_a_terminal_goes_to_stderr(capsys, tmp_path, monkeypatch):

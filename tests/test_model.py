@@ -373,7 +373,8 @@ def test_diagnose_many_equals_diagnose_row_by_row_and_keeps_the_index():
     patients = _patients()
     result = MODEL.diagnose_many(patients)
     assert list(result.index) == list(patients.index)
-    assert list(result.columns) == ["red_flags", *MODEL.causes]
+    assert list(result.columns) == ["red_flags", "status", *MODEL.causes]
+    assert (result["status"] == "ok").all()
     for label, row in patients.iterrows():
         evidence = {k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and np.isnan(v)))}
         expected = MODEL.diagnose(evidence).posterior
@@ -402,8 +403,9 @@ def test_diagnose_many_errors_name_the_column_value_and_rows():
         MODEL.diagnose_many({"smoker": [True]})
     spec = MODEL.spec.with_values({"findings.ct_screw_breach.leak": 0.0, "findings.ct_screw_breach.links.nerve_injury": 0.0})
     impossible = pd.DataFrame({"ct_screw_breach": [False, True]}, index=["fine", "broken"])
-    with pytest.raises(pfb.EvidenceError, match=r"impossible under the model \(probability 0\) in rows \['broken'\]"):
-        pfb.Model(spec).diagnose_many(impossible)
+    out = pfb.Model(spec).diagnose_many(impossible)  # the impossible row gets its status, the others their posteriors
+    assert list(out["status"]) == ["ok", pfb.model.IMPOSSIBLE] and out.loc["broken", MODEL.causes].isna().all()
+    assert out.loc["fine", MODEL.causes].to_numpy(dtype=float) == pytest.approx(pfb.Model(spec).diagnose({"ct_screw_breach": False}).posterior[MODEL.causes].to_numpy())
 
 
 def test_to_pgmpy_gives_a_checked_network_whose_columns_sum_to_one_strictly():

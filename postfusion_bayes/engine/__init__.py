@@ -13,6 +13,9 @@ files
     BIF, XMLBIF and UAI in and out, and the bridge to pgmpy (imported lazily).
 sampling
     Forward sampling of cases from tables.
+atomic
+    :func:`atomic_write`, through which every file of the package is written
+    (a temporary file renamed over the target: never half a file).
 
 Examples
 --------
@@ -29,7 +32,8 @@ rain     no    yes
 
 from __future__ import annotations
 
+from .atomic import atomic_write
 from .compiled import CompiledNetwork, compile_network, one_hot
 from .tables import COLUMN_SUM_TOLERANCE, NetworkTables
 
-__all__ = ["COLUMN_SUM_TOLERANCE", "CompiledNetwork", "NetworkTables", "compile_network", "one_hot"]
+__all__ = ["COLUMN_SUM_TOLERANCE", "CompiledNetwork", "NetworkTables", "atomic_write", "compile_network", "one_hot"]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ExportError, NetworkError, suggest
+from .atomic import atomic_write
 from .tables import NetworkTables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -342,7 +343,8 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     tables : NetworkTables
         Unbatched tables.
     path : str or path-like
-        The file to write (replaced if it exists).
+        The file to write (replaced if it exists). The write is atomic: on
+        any failure an existing file keeps its content (:func:`~postfusion_bayes.engine.atomic.atomic_write`).
     format : {"bif", "xmlbif", "uai"}, optional
         By default chosen by the suffix of ``path`` (:data:`EXPORT_FORMATS`).
     name : str
@@ -381,7 +383,8 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     path = Path(path)
     text = _network_text(tables, export_format(path, format), name)
     try:
-        path.write_text(text, encoding="utf-8")
+        with atomic_write(path) as stream:  # a temporary file renamed over the target: never half a file
+            stream.write(text)
     except OSError as exc:
         raise ExportError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
     return path
