@@ -67,7 +67,10 @@ BOOLEAN_STATES = ("no", "yes")
 #: States of the hidden causes.
 CAUSE_STATES = ("absent", "present")
 
-_PARAMETER_KEYS = {"value", "range", "source", "judgment", "note"}
+_PARAMETER_KEYS = {"value", "range", "source", "judgment", "note", "population"}
+#: Values of a number's optional ``population`` marker: the source studied our own population
+#: (patients presenting with leg pain after lumbar fusion), so no carry-over needs a judgment note.
+POPULATIONS = ("post_fusion_leg_pain",)
 _ROLES = ("context", "cause", "finding", "red_flag")
 
 
@@ -128,6 +131,11 @@ class Parameter(_Picklable):
         The file the number was read from.
     note : str
         Free text (how a figure was derived, caveats).
+    population : str
+        ``"post_fusion_leg_pain"`` when the source studied patients presenting
+        with leg pain after lumbar fusion (see :data:`POPULATIONS`); empty
+        otherwise, and then a sourced number says in ``judgment`` how the
+        source's population and quantity were carried over.
     cases : float
         Cases the value was learned from in the update that produced it
         (:mod:`postfusion_bayes.learning`); 0 for a hand-set value.
@@ -148,6 +156,7 @@ class Parameter(_Picklable):
     kind: str
     file: str
     note: str = ""
+    population: str = ""
     cases: float = 0.0
     strength: float | None = None
     hand_set_value: float | None = None
@@ -518,6 +527,13 @@ class _Reader:
         if isinstance(source, str) and isinstance(judgment, str) and not source.strip() and not judgment.strip():
             self.problem(file, key, "missing source: give 'source' (author, year, journal) or an explicit 'judgment' marker")
             ok = False
+        population = entry.get("population", "")
+        if "population" in entry and population not in POPULATIONS:
+            self.problem(file, f"{key}.population", f"unknown population {population!r}{suggest(str(population), POPULATIONS)}; allowed: {', '.join(POPULATIONS)}")
+            ok = False
+        elif population and not (isinstance(source, str) and source.strip()):
+            self.problem(file, f"{key}.population", "a population marker describes a source: give the 'source' it refers to")
+            ok = False
         if not ok:
             return None
         parameter = Parameter(
@@ -530,6 +546,7 @@ class _Reader:
             kind=kind,
             file=self.where(file),
             note=str(entry.get("note", "")).strip(),
+            population=population,
         )
         self.problems.extend(_check_parameter(parameter, check_range=True))
         self.parameters[key] = parameter

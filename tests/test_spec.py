@@ -65,6 +65,11 @@ def test_every_number_in_every_priors_file_has_value_range_and_source(filename):
         assert source.strip() or judgment.strip(), f"{filename}: {key} has neither source nor judgment"
         if source.strip():
             assert CITATION.search(source), f"{filename}: {key}: source {source!r} names no year or identifier"
+            # a source from another population or another quantity says how it was carried over
+            assert judgment.strip() or entry.get("population") == "post_fusion_leg_pain", (
+                f"{filename}: {key}: a sourced number needs a judgment note on how the source's population and "
+                "quantity were carried over to leg pain after fusion, or population: post_fusion_leg_pain"
+            )
 
 
 def test_every_priors_file_is_loaded_and_every_number_becomes_a_parameter():
@@ -101,10 +106,17 @@ def test_parameters_table_has_one_row_per_number_with_word_columns():
     assert probabilities["value"].between(0, 1).all()
 
 
-def test_the_leading_published_base_rate_is_kept_with_its_source():
+def test_the_leading_base_rate_says_it_is_judgment_anchored_on_an_unverified_study():
     spec = load_spec()
     p = spec.parameters["causes.foraminal_stenosis.baseline.over_2_years"]
-    assert p.value == 0.29 and "Waguespack" in p.source
+    assert p.value == 0.29
+    assert "Waguespack" in p.judgment and "could not be found to verify" in p.judgment
+    assert "Waguespack" not in p.source
+
+
+def test_no_shipped_number_claims_a_post_fusion_leg_pain_source():
+    # none of today's sources studied patients presenting with leg pain after fusion (priors/README.md)
+    assert {p.population for p in load_spec().parameters.values()} == {""}
 
 
 # ----------------------------------------------------------------- bad priors: one error listing everything
@@ -182,6 +194,10 @@ def test_a_copy_of_the_shipped_priors_loads(priors_copy):
          r"onset.yaml: onset.test: unknown test kind 'histroy' \(did you mean 'history'\?\)"),
         ("red_flags.yaml", lambda d: d["red_flags"]["fever"].update(test="history"),
          r"red_flags.fever.test: unknown key"),
+        ("findings.yaml", lambda d: d["findings"]["ct_nonunion"]["leak"].update(population="post_fusion"),
+         r"findings.ct_nonunion.leak.population: unknown population 'post_fusion' \(did you mean 'post_fusion_leg_pain'\?\); allowed: post_fusion_leg_pain"),
+        ("findings.yaml", lambda d: d["findings"]["radicular_pain"]["leak"].update(population="post_fusion_leg_pain"),
+         r"findings.radicular_pain.leak.population: a population marker describes a source"),
     ],
 )
 def test_each_bad_priors_file_gets_a_spec_error_naming_file_and_key(priors_copy, filename, edit, expected):
@@ -337,3 +353,13 @@ def test_libyaml_reads_the_priors_as_the_pure_python_loader_does():
         assert yaml.load(text, Loader=spec_module._FastUniqueKeyLoader) == yaml.load(text, Loader=spec_module._UniqueKeyLoader)
     with pytest.raises(yaml.constructor.ConstructorError, match="found the key 'a' twice"):
         yaml.load("a: 1\na: 2\n", Loader=spec_module._FastUniqueKeyLoader)
+
+
+def test_a_post_fusion_leg_pain_source_needs_no_judgment_note(priors_copy):
+    def edit(d):
+        entry = d["findings"]["ct_nonunion"]["leak"]
+        entry.pop("judgment")
+        entry["population"] = "post_fusion_leg_pain"
+    _edit(priors_copy, "findings.yaml", edit)
+    p = load_spec(priors_copy).parameters["findings.ct_nonunion.leak"]
+    assert p.population == "post_fusion_leg_pain" and p.judgment == "" and p.source

@@ -30,7 +30,7 @@ VIGNETTES = {
         "time_since_surgery": "6_to_24_months", "fusion_to_sacrum": True, "onset": "gradual_after_relief",
         "deep_aching_pain": True, "buttock_pain": True, "radicular_pain": False, "si_provocation_cluster": True,
     },
-    "piriformis_syndrome": {  # buttock pain worse sitting, notch tenderness, FAIR positive, SIJ tests negative
+    "piriformis_syndrome": {  # buttock pain worse sitting, notch tenderness, piriformis manoeuvres positive, SIJ tests negative
         "time_since_surgery": "6_to_24_months", "buttock_pain": True, "worse_sitting": True,
         "piriformis_signs": True, "sciatic_notch_tenderness": True, "si_provocation_cluster": False,
     },
