@@ -847,7 +847,7 @@ class _Reader:
             judgment = self.text(file, f"{key}.judgment", node.get("judgment"))
             cost = node.get("cost")
             if not _is_number(cost) or not 0 <= float(cost):
-                size = f"; {_number_problem(cost)[3:]}" if _number_problem(cost).startswith("is too large") else ""
+                size = f", which {_number_problem(cost)}" if "too large" in _number_problem(cost) else ""
                 self.problem(file, f"{key}.cost", f"expected a finite number >= 0 (relative cost), got {shown(cost)}{size}")
                 continue
             invasive = node.get("invasive")
