@@ -50,6 +50,9 @@ __all__ = [
     "PRIOR_FILES",
     "BOOLEAN_STATES",
     "CAUSE_STATES",
+    "VARIABLE_ID",
+    "STATE_ID",
+    "MAX_NUMBER",
 ]
 
 #: The files a priors folder must contain, and the top-level keys each may hold.
