@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import entry
+from helpers import assert_same_tables, entry
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_export import assert_same_tables
 
 import postfusion_bayes as pfb
 from postfusion_bayes import sensitivity
