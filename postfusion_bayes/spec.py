@@ -518,8 +518,9 @@ VARIABLE_ID = re.compile(r"[a-z][a-z0-9_]*")
 STATE_ID = re.compile(r"[a-z0-9][a-z0-9_]*")
 
 #: The largest size a number in the priors may have. Probabilities lie in [0, 1]; odds ratios and
-#: costs far below this; and no product the model forms from such numbers overflows.
-MAX_NUMBER = 1e6
+#: costs far below this (learning from cases keeps an odds ratio within exp(30), about 1.1e13); and
+#: with the check on products of odds ratios, no arithmetic the model does on them overflows.
+MAX_NUMBER = 1e15
 #: The largest (and, inverted, the smallest) product of one cause's odds ratios: beyond it the odds
 #: arithmetic (odds times the product) would overflow or underflow to inf * 0 or 0 / 0.
 _MAX_ODDS_PRODUCT = 1e300
@@ -545,7 +546,7 @@ def _number_problem(x: object) -> str:
     Examples
     --------
     >>> _number_problem(0.25), _number_problem(True), _number_problem(10**400)
-    ('', 'is not a finite number', 'is too large (numbers in the priors are at most 1e+06 in size)')
+    ('', 'is not a finite number', 'is too large (numbers in the priors are at most 1e+15 in size)')
     """
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return "is not a finite number"

@@ -28,7 +28,7 @@ import postfusion_bayes as pfb
 from postfusion_bayes import sensitivity
 from postfusion_bayes.cli import EXAMPLE_PATIENT, main
 from postfusion_bayes.engine.files import read_bif, read_uai, tables_from_pgmpy
-from postfusion_bayes.spec import PRIOR_FILES, STATE_ID, VARIABLE_ID, default_priors_path, spec_from_documents
+from postfusion_bayes.spec import MAX_NUMBER, PRIOR_FILES, STATE_ID, VARIABLE_ID, default_priors_path, spec_from_documents
 
 PRIORS = default_priors_path()
 
@@ -219,7 +219,7 @@ HUGE = 10**400 - 1  # 400 nines
 def test_a_400_digit_integer_is_a_spec_error_naming_file_and_key(priors_copy, filename, change, key):
     edit(priors_copy, filename, change)
     problems = spec_problems(priors_copy)
-    assert any(f"{filename}: {key}" in p and " characters)" in p and "is too large (numbers in the priors are at most 1e+06 in size)" in p for p in problems), problems
+    assert any(f"{filename}: {key}" in p and " characters)" in p and "is too large (numbers in the priors are at most 1e+15 in size)" in p for p in problems), problems
 
 
 def test_an_integer_too_long_for_python_to_read_is_a_spec_error(priors_copy):
@@ -232,13 +232,25 @@ def test_an_odds_ratio_of_1e308_inside_its_own_range_is_a_spec_error(priors_copy
     # it used to overflow in the odds arithmetic and fail in the engine, hinting at compile_network(normalize=True)
     edit(priors_copy, "causes.yaml", lambda d: d["causes"]["pseudarthrosis"]["odds_ratios"]["smoker"].update(value=1e308, range=[1.5, 1e308]))
     problems = spec_problems(priors_copy)
-    assert any("causes.yaml: causes.pseudarthrosis.odds_ratios.smoker: value 1e+308 is too large (numbers in the priors are at most 1e+06 in size)" in p for p in problems)
+    assert any("causes.yaml: causes.pseudarthrosis.odds_ratios.smoker: value 1e+308 is too large (numbers in the priors are at most 1e+15 in size)" in p for p in problems)
     assert any("causes.yaml: causes.pseudarthrosis.odds_ratios.smoker: range [1.5, 1e+308]: high 1e+308 is too large" in p for p in problems)
     assert not any("normalize" in p for p in problems)
     with pytest.raises(pfb.SpecError, match=r"causes.pseudarthrosis.odds_ratios.smoker: value 1e\+308 is too large"):
         shipped_model().with_parameters({"causes.pseudarthrosis.odds_ratios.smoker": 1e308})
     with pytest.raises(pfb.SpecError, match=r"odds_ratios.smoker: value 1000000000000000000000.* is too large"):
         shipped_model().with_parameters({"causes.pseudarthrosis.odds_ratios.smoker": 10**400})
+
+
+def test_the_size_limit_leaves_room_for_every_odds_ratio_learning_gives():
+    from postfusion_bayes.learning import LOGIT_BOUND
+
+    assert math.exp(LOGIT_BOUND) < MAX_NUMBER
+    documents = small_documents(["time", "risk", "cause_a", "cause_b", "finding", "flag", "onset"], ["early", "late"], ["sudden", "slow"])
+    odds_ratio = documents["causes.yaml"]["causes"]["cause_a"]["odds_ratios"]["risk"]
+    odds_ratio.update(value=math.exp(LOGIT_BOUND), range=[1.0, MAX_NUMBER])
+    model = pfb.Model(spec_from_documents(documents))
+    assert_sound(model.diagnose({"risk": True}))
+    assert_sound(model.with_parameters({"causes.cause_a.odds_ratios.risk": MAX_NUMBER, "causes.cause_a.baseline.late": 1.0}).diagnose({"risk": True, "finding": False}))
 
 
 def test_odds_ratios_that_multiply_beyond_a_float_are_a_spec_error():
