@@ -417,15 +417,17 @@ def _read_yaml(text: str) -> Any:
     mappings nested too deeply to read (libyaml stops at 1000 levels, Python's
     stack earlier) are refused with a :class:`_Refused` error.
     """
+    too_deep = "lists or mappings are nested too deeply to be read"
     try:
         if _FastUniqueKeyLoader is not None:
             try:
                 return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
-            except yaml.YAMLError:
-                pass
+            except yaml.YAMLError as exc:
+                if getattr(exc, "problem", None) == "exceeded maximum nesting depth":  # the Python loader would take seconds to fail
+                    raise _Refused(too_deep, getattr(exc, "problem_mark", None)) from None
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except RecursionError:
-        raise _Refused("lists or mappings are nested too deeply to be read") from None
+        raise _Refused(too_deep) from None
 
 
 def default_priors_path() -> Path:
