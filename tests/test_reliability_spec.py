@@ -1,8 +1,9 @@
 """Reliability of the priors, and one model shared by threads (issue 11).
 
 Ids that export and read back, YAML that is not what it looks like, numbers at the ends of their
-ranges, fuzzed priors files, and eight threads on one model. Every bad priors file must give a :class:`~postfusion_bayes.SpecError` naming the file (and the key
-or the line), short enough to read; never another exception, never a model that answers NaN.
+ranges, fuzzed priors files, and eight threads on one model. Every bad priors file must give a
+:class:`~postfusion_bayes.SpecError` naming the file (and the key or the line), short enough to
+read; never another exception, never a model that answers NaN.
 """
 
 from __future__ import annotations
@@ -406,21 +407,19 @@ def test_a_priors_folder_with_every_number_at_one_end_of_its_range_validates_and
         assert_sound(diagnosis)
 
 
-def test_a_leak_of_0_at_the_low_end_of_its_range_loads_and_impossible_evidence_is_an_evidence_error(priors_copy):
-    # a finding (here a red flag) with a leak and no links: with the leak 0, observing it is impossible under the model
-    spec = shipped_model().spec
-    flag = next(n for n in spec.names("red_flag") if not spec.findings[n].links)
-
+def test_a_leak_at_the_end_of_its_range_loads_and_impossible_evidence_is_an_evidence_error(priors_copy):
+    # a leak of 1 (the high end of its range here; a leak of 0 on a finding without links is the same):
+    # the finding absent is impossible under the model, whatever the causes
     def change(doc):
-        leak = doc["red_flags"][flag]["leak"]
-        leak.update(value=0.0, range=[0.0, leak["range"][1]])
+        leak = doc["findings"]["back_pain"]["leak"]
+        leak.update(value=1.0, range=[leak["range"][0], 1.0])
 
-    edit(priors_copy, "red_flags.yaml", change)
+    edit(priors_copy, "findings.yaml", change)
     model = pfb.load_model(priors_copy)
-    assert model.spec.value(f"red_flags.{flag}.leak") == 0.0
-    assert_sound(model.diagnose(EXAMPLE_PATIENT))
+    assert model.spec.value("findings.back_pain.leak") == 1.0
+    assert_sound(model.diagnose({**EXAMPLE_PATIENT, "back_pain": True}))
     with pytest.raises(pfb.EvidenceError, match="impossible"):
-        model.diagnose({**EXAMPLE_PATIENT, flag: True})
+        model.diagnose({**EXAMPLE_PATIENT, "back_pain": False})
 
 
 # ----------------------------------------------------------------- fuzzing: one value or key of the priors turned to junk
