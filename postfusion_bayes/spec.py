@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -33,7 +34,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from .errors import SpecError, suggest
+from .errors import SpecError, shown, suggest
 
 __all__ = [
     "Parameter",
@@ -49,6 +50,9 @@ __all__ = [
     "PRIOR_FILES",
     "BOOLEAN_STATES",
     "CAUSE_STATES",
+    "VARIABLE_ID",
+    "STATE_ID",
+    "MAX_NUMBER",
 ]
 
 #: The files a priors folder must contain, and the top-level keys each may hold.
@@ -288,11 +292,12 @@ class ModelSpec(_Picklable):
         params = dict(self.parameters)
         for name, value in values.items():
             if name not in params:
-                problems.append(f"parameter {name!r} does not exist{suggest(name, params)}")
+                problems.append(f"parameter {shown(name)} does not exist{suggest(name, params)}")
                 continue
             p = params[name]
-            if not _is_number(value):
-                problems.append(f"{p.file}: {name}: value {value!r} is not a number")
+            problem = _number_problem(value)
+            if problem:
+                problems.append(f"{p.file}: {name}: value {shown(value)} {problem}")
                 continue
             params[name] = replace(p, value=float(value), cases=0.0, strength=None, hand_set_value=None)
         if problems:
@@ -305,60 +310,133 @@ class ModelSpec(_Picklable):
         return new
 
 
-class _RefuseDuplicateKeys(yaml.constructor.SafeConstructor):
-    """Loader mixin: refuse a key given twice in one mapping (the last would silently win).
+#: YAML's names for what a plain key reads as, when it is not text.
+_KEY_KINDS = {
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:null": "null (no value)",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+_STR_TAG = "tag:yaml.org,2002:str"
+#: How many entries aliases may repeat in one priors file, in all (the shipped files use none).
+_MAX_ALIASED = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Refused(yaml.constructor.ConstructorError):
+    """Something YAML allows but a priors file does not: a key that is not text, a merge key, an alias bomb, deep nesting."""
+
+    def __init__(self, problem: str, mark: Any = None):
+        super().__init__(None, None, problem, mark)
+
+
+class _StrictPriors(yaml.constructor.SafeConstructor):
+    """Loader mixin: what a priors file may hold beyond safe YAML's rules.
+
+    * every key of a mapping is text (``yes:``, ``123:`` and ``~:`` are read by
+      YAML as a boolean, a number and null: refused, naming the key as written);
+    * no key twice in one mapping (the last would silently win);
+    * aliases (``*name``) repeat at most :data:`_MAX_ALIASED` entries in all,
+      and never an entry that holds the alias itself: a few hundred bytes of
+      nested aliases would otherwise unfold into millions of entries (an
+      "alias bomb");
+    * no merge keys (``<<``): explicit fields silently override merged ones,
+      which is the duplicate-key rule broken by another name, and a merged
+      entry's number or source would not be written where it is used.
 
     A SafeConstructor itself, so that ``super()`` has ``construct_mapping``;
-    a loader lists it before its own SafeConstructor (``(_RefuseDuplicateKeys, yaml.SafeLoader)``).
+    a loader lists it before its own SafeConstructor (``(_StrictPriors, yaml.SafeLoader)``).
     """
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # a node is constructed once; meeting it again means an alias repeats it (and all it holds)
+        if node in self.constructed_objects or node in self.recursive_objects:
+            aliased = getattr(self, "_aliased", 0) + self._unfolded_size(node)
+            if aliased > _MAX_ALIASED:
+                raise _Refused(f"aliases (*name) repeat more than {_MAX_ALIASED} entries (an alias bomb?); write the entries out", node.start_mark)
+            self._aliased = aliased
+        return super().construct_object(node, deep=deep)
+
+    def _unfolded_size(self, node: yaml.Node) -> int:
+        """Entries in ``node`` with every alias inside it unfolded (memoised; refusing an alias inside its own anchor)."""
+        sizes: dict[yaml.Node, int] = self.__dict__.setdefault("_sizes", {})
+        if node in sizes:
+            if sizes[node] < 0:
+                raise _Refused("an alias (*name) refers to an entry that holds the alias itself", node.start_mark)
+            return sizes[node]
+        sizes[node] = -1  # being measured
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        size = 1 + sum(self._unfolded_size(child) for child in children)
+        sizes[node] = size
+        return size
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        if any(key_node.tag == "tag:yaml.org,2002:merge" for key_node, _ in node.value):
-            self._refuse_duplicate_keys(node, deep)  # before merging, which may override keys on purpose
-            return super().construct_mapping(node, deep=deep)
-        n_keys = len(node.value)
-        mapping = super().construct_mapping(node, deep=deep)
-        if len(mapping) != n_keys:  # some key came twice: find the first and say where
-            self._refuse_duplicate_keys(node, deep)
-        return mapping
-
-    def _refuse_duplicate_keys(self, node: yaml.MappingNode, deep: bool) -> None:
-        seen = set()
+        seen: set[str] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"found the key {key!r} twice", key_node.start_mark
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused("a merge key (<<) is not allowed in priors: write each entry out in full", key_node.start_mark)
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                as_written = key_node.value if isinstance(key_node, yaml.ScalarNode) else f"a {key_node.id}"
+                kind = _KEY_KINDS.get(key_node.tag, f"something other than text ({key_node.tag})")
+                raise _Refused(
+                    f"the key {shown(as_written)} is read by YAML as {kind}, not as a name; use a name of lower-case letters, digits and underscores, or quote it",
+                    key_node.start_mark,
                 )
-            seen.add(key)
+            if key_node.value in seen:  # the last would silently win
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found the key {key_node.value!r} twice", key_node.start_mark
+                )
+            seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits())
+            raise _Refused(f"the integer {shown(node.value)} is too long to read", node.start_mark) from None
 
 
-class _UniqueKeyLoader(_RefuseDuplicateKeys, yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping (the last would silently win)."""
+_StrictPriors.add_constructor("tag:yaml.org,2002:int", _StrictPriors.construct_yaml_int)  # type: ignore[type-var]  # typeshed wants a loader class
+
+
+class _UniqueKeyLoader(_StrictPriors, yaml.SafeLoader):
+    """A safe YAML loader with the priors' rules (:class:`_StrictPriors`): text keys, each once, bounded aliases, no merge keys."""
 
 
 #: The same on libyaml's parser (about five times faster on the priors); None when PyYAML is built without libyaml.
 _FastUniqueKeyLoader: type[yaml.CSafeLoader] | None = None
 if hasattr(yaml, "CSafeLoader"):
 
-    class _CUniqueKeyLoader(_RefuseDuplicateKeys, yaml.CSafeLoader):
-        """A safe YAML loader on libyaml's parser that refuses a key given twice in one mapping."""
+    class _CUniqueKeyLoader(_StrictPriors, yaml.CSafeLoader):
+        """The priors' loader (:class:`_StrictPriors`) on libyaml's parser."""
 
     _FastUniqueKeyLoader = _CUniqueKeyLoader
 
 
 def _read_yaml(text: str) -> Any:
-    """Parse one prior file: with libyaml when PyYAML has it, refusing duplicate keys.
+    """Parse one prior file with the priors' rules (:class:`_StrictPriors`), with libyaml when PyYAML has it.
 
     A file that libyaml refuses is read again by the pure-Python loader, so
-    that the error (raised from there) is worded as it always was.
+    that the error (raised from there) is worded as it always was. Lists or
+    mappings nested too deeply to read (libyaml stops at 1000 levels, Python's
+    stack earlier) are refused with a :class:`_Refused` error.
     """
-    if _FastUniqueKeyLoader is not None:
-        try:
-            return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
-        except yaml.YAMLError:
-            pass
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    too_deep = "lists or mappings are nested too deeply to be read"
+    try:
+        if _FastUniqueKeyLoader is not None:
+            try:
+                return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+            except yaml.YAMLError as exc:
+                if getattr(exc, "problem", None) == "exceeded maximum nesting depth":  # the Python loader would take seconds to fail
+                    raise _Refused(too_deep, getattr(exc, "problem_mark", None)) from None
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except RecursionError:
+        raise _Refused(too_deep) from None
 
 
 def default_priors_path() -> Path:
@@ -409,6 +487,8 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
             continue
         try:
             documents[filename] = _read_yaml(file.read_text(encoding="utf-8"))
+        except _Refused as exc:
+            problems.append(f"{file}: {_yaml_problem(exc)}")
         except yaml.YAMLError as exc:
             problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
         except UnicodeDecodeError as exc:
@@ -442,8 +522,58 @@ def spec_from_documents(documents: Mapping[str, Any], source: str = "<memory>") 
 # --------------------------------------------------------------------------- reading
 
 
+#: A variable id (context, cause, finding, red flag, onset): lower-case letters, digits and underscores,
+#: starting with a letter, so that it is a name in every export format (BIF, XMLBIF, UAI) and reads back.
+VARIABLE_ID = re.compile(r"[a-z][a-z0-9_]*")
+#: A state name: the same characters, and it may start with a digit (``6_to_24_months``).
+STATE_ID = re.compile(r"[a-z0-9][a-z0-9_]*")
+
+#: The largest size a number in the priors may have. Probabilities lie in [0, 1]; odds ratios and
+#: costs far below this (learning from cases keeps an odds ratio within exp(30), about 1.1e13); and
+#: with the check on products of odds ratios, no arithmetic the model does on them overflows.
+MAX_NUMBER = 1e15
+#: The largest (and, inverted, the smallest) product of one cause's odds ratios: beyond it the odds
+#: arithmetic (odds times the product) would overflow or underflow to inf * 0 or 0 / 0.
+_MAX_ODDS_PRODUCT = 1e300
+
+
+def _id_problem(name: str, pattern: re.Pattern[str], what: str) -> str:
+    """Why ``name`` is not allowed as an id (with a close id to use instead); '' when it is allowed."""
+    if pattern.fullmatch(name):
+        return ""
+    first = "a letter" if pattern is VARIABLE_ID else "a letter or a digit"
+    close = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+    hint = f" (did you mean {close!r}?)" if close != name and pattern.fullmatch(close) else ""
+    return f"{what} {shown(name)} is not allowed{hint}; allowed: lower-case letters, digits and underscores, starting with {first}"
+
+
+def _number_problem(x: object) -> str:
+    """Why ``x`` is not a number the priors can hold, '' when it is: a finite real (not a boolean) of size at most MAX_NUMBER.
+
+    The one check every number read or set goes through; YAML gives integers
+    of any length and floats up to 1.8e308, which the model's arithmetic
+    cannot all take.
+
+    Examples
+    --------
+    >>> _number_problem(0.25), _number_problem(True), _number_problem(10**400)
+    ('', 'is not a finite number', 'is too large (numbers in the priors are at most 1e+15 in size)')
+    """
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return "is not a finite number"
+    too_large = f"is too large (numbers in the priors are at most {MAX_NUMBER:g} in size)"
+    try:
+        number = float(x)
+    except OverflowError:  # an integer beyond any float
+        return too_large
+    if not math.isfinite(number):
+        return "is not a finite number"
+    return too_large if abs(number) > MAX_NUMBER else ""
+
+
 def _is_number(x: object) -> TypeGuard[numbers.Real]:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+    """Whether ``x`` is a number the priors can hold (see :func:`_number_problem`)."""
+    return not _number_problem(x)
 
 
 class _Reader:
@@ -471,17 +601,26 @@ class _Reader:
         if node is None and not required:
             return {}
         if not isinstance(node, Mapping):
-            self.problem(file, key, f"expected a mapping, got {type(node).__name__} {node!r}")
+            self.problem(file, key, f"expected a mapping, got {type(node).__name__} {shown(node)}")
             return {}
-        return dict(node)
+        entries = {}
+        for name, sub in node.items():  # every key is a name (the YAML loader refuses others; documents in memory may hold any)
+            if isinstance(name, str):
+                entries[name] = sub
+            else:
+                self.problem(file, key, f"the key {shown(name)} is a {type(name).__name__}, not a name; allowed: text keys")
+        return entries
 
     def text(self, file: str, key: str, node: Any) -> str:
         if not isinstance(node, str) or not node.strip():
-            self.problem(file, key, f"expected a non-empty text, got {node!r}")
+            self.problem(file, key, f"expected a non-empty text, got {shown(node)}")
             return ""
         return node.strip()
 
     def declare(self, file: str, key: str, variable: Variable) -> None:
+        problem = _id_problem(variable.name, VARIABLE_ID, "id")
+        if problem:
+            self.problem(file, key, problem)
         if variable.name in self.variables:
             other = self.variables[variable.name]
             self.problem(file, key, f"id {variable.name!r} is already declared as a {other.role}")
@@ -503,18 +642,22 @@ class _Reader:
         if "value" not in entry:
             self.problem(file, key, "missing value")
             ok = False
-        elif not _is_number(value):
-            self.problem(file, key, f"value {value!r} is not a finite number")
-            ok = False
-        else:
+        elif _is_number(value):
             number = float(value)
+        else:
+            self.problem(file, key, f"value {shown(value)} {_number_problem(value)}")
+            ok = False
         rng = entry.get("range")
         low = high = math.nan
         if "range" not in entry:
             self.problem(file, key, "missing range [low, high]")
             ok = False
-        elif not (isinstance(rng, list | tuple) and len(rng) == 2 and all(_is_number(r) for r in rng)):
-            self.problem(file, key, f"range {rng!r} is not two numbers [low, high]")
+        elif not (isinstance(rng, list | tuple) and len(rng) == 2):
+            self.problem(file, key, f"range {shown(rng)} is not two numbers [low, high]")
+            ok = False
+        elif any(_number_problem(r) for r in rng):
+            end, bad = next((end, r) for end, r in zip(("low", "high"), rng, strict=True) if _number_problem(r))
+            self.problem(file, key, f"range {shown(rng)}: {end} {shown(bad)} {_number_problem(bad)}")
             ok = False
         else:
             low, high = float(rng[0]), float(rng[1])
@@ -522,7 +665,7 @@ class _Reader:
         judgment = entry.get("judgment", "")
         for field_name, field_value in (("source", source), ("judgment", judgment), ("note", entry.get("note", ""))):
             if not isinstance(field_value, str):
-                self.problem(file, f"{key}.{field_name}", f"expected a text, got {field_value!r}")
+                self.problem(file, f"{key}.{field_name}", f"expected a text, got {shown(field_value)}")
                 ok = False
         if isinstance(source, str) and isinstance(judgment, str) and not source.strip() and not judgment.strip():
             self.problem(file, key, "missing source: give 'source' (author, year, journal) or an explicit 'judgment' marker")
@@ -574,10 +717,15 @@ class _Reader:
 
     def states(self, file: str, key: str, node: Any) -> tuple[str, ...]:
         if not (isinstance(node, list) and len(node) >= 2 and all(isinstance(s, str) and s for s in node)):
-            self.problem(file, key, f"states must be a list of at least two names, got {node!r}")
+            self.problem(file, key, f"states must be a list of at least two names, got {shown(node)}")
             return ()
         if len(set(node)) != len(node):
-            self.problem(file, key, f"states {node!r} repeat a name")
+            self.problem(file, key, f"states {shown(node)} repeat a name")
+            return ()
+        problems = [_id_problem(s, STATE_ID, "state") for s in node]
+        if any(problems):
+            for problem in filter(None, problems):
+                self.problem(file, key, problem)
             return ()
         return tuple(node)
 
@@ -591,7 +739,7 @@ class _Reader:
             if not isinstance(doc, Mapping):
                 self.problem(filename, "", f"expected a mapping at the top level, got {type(doc).__name__}")
                 continue
-            self.known_keys(filename, "", dict(doc), allowed)
+            self.known_keys(filename, "", self.mapping(filename, "", doc), allowed)
         if self.problems:
             raise SpecError(self.problems)
         context_priors = self.read_context()
@@ -654,7 +802,8 @@ class _Reader:
         time_variable = doc.get("time_variable")
         if not isinstance(time_variable, str) or time_variable not in self.variables:
             known = [v for v in self.variables if self.variables[v].role == "context"]
-            self.problem(file, "time_variable", f"{time_variable!r} is not a context variable{suggest(time_variable, known)}; allowed: {', '.join(known)}")
+            hint = suggest(time_variable, known) if isinstance(time_variable, str) else ""
+            self.problem(file, "time_variable", f"{shown(time_variable)} is not a context variable{hint}; allowed: {', '.join(known)}")
             time_states: tuple[str, ...] = ()
         else:
             time_states = self.variables[time_variable].states
@@ -720,16 +869,17 @@ class _Reader:
             description = self.text(file, f"{key}.description", node.get("description"))
             judgment = self.text(file, f"{key}.judgment", node.get("judgment"))
             cost = node.get("cost")
-            if not _is_number(cost) or not 0 <= float(cost) < math.inf:
-                self.problem(file, f"{key}.cost", f"expected a finite number >= 0 (relative cost), got {cost!r}")
+            if not _is_number(cost) or not 0 <= float(cost):
+                size = f", which {_number_problem(cost)}" if "too large" in _number_problem(cost) else ""
+                self.problem(file, f"{key}.cost", f"expected a finite number >= 0 (relative cost), got {shown(cost)}{size}")
                 continue
             invasive = node.get("invasive")
             if not isinstance(invasive, bool):
-                self.problem(file, f"{key}.invasive", f"expected true or false, got {invasive!r}")
+                self.problem(file, f"{key}.invasive", f"expected true or false, got {shown(invasive)}")
                 continue
             one_procedure = node.get("one_procedure", False)
             if not isinstance(one_procedure, bool):
-                self.problem(file, f"{key}.one_procedure", f"expected true or false, got {one_procedure!r}")
+                self.problem(file, f"{key}.one_procedure", f"expected true or false, got {shown(one_procedure)}")
                 continue
             kinds[str(name)] = TestKind(str(name), float(cost), invasive, description, judgment, one_procedure)
         return kinds
@@ -744,8 +894,8 @@ class _Reader:
         if test is None:
             self.problem(file, key, f"missing test (the kind of test that observes it); allowed: {', '.join(self.test_kind_names)}")
             return ""
-        if test not in self.test_kind_names:
-            self.problem(file, f"{key}.test", f"unknown test kind {test!r}{suggest(str(test), self.test_kind_names)}; allowed: {', '.join(self.test_kind_names)}")
+        if not isinstance(test, str) or test not in self.test_kind_names:
+            self.problem(file, f"{key}.test", f"unknown test kind {shown(test)}{suggest(test, self.test_kind_names) if isinstance(test, str) else ''}; allowed: {', '.join(self.test_kind_names)}")
             return ""
         return str(test)
 
@@ -786,7 +936,7 @@ class _Reader:
         self.known_keys(file, "onset", node, ("variable", "description", "states", "distributions", "test"))
         name = node.get("variable", "onset")
         if not isinstance(name, str) or not name:
-            self.problem(file, "onset.variable", f"expected a variable name, got {name!r}")
+            self.problem(file, "onset.variable", f"expected a variable name, got {shown(name)}")
             return None
         description = self.text(file, "onset.description", node.get("description"))
         states = self.states(file, "onset.states", node.get("states"))
@@ -828,9 +978,19 @@ def _check_parameter(p: Parameter, *, check_range: bool) -> list[str]:
 
 
 def _check_values(spec: ModelSpec) -> list[str]:
-    """Check what involves several numbers: every distribution sums to 1."""
+    """Check what involves several numbers: every distribution sums to 1, and no cause's odds ratios multiply beyond what floats hold."""
     problems: list[str] = []
     values = {n: p.value for n, p in spec.parameters.items()}
+    limit = math.log(_MAX_ODDS_PRODUCT)
+    for cause, prior in spec.cause_priors.items():
+        logs = [math.log(values[n]) for n in prior.odds_ratios.values() if values[n] > 0]  # a value <= 0 is reported on its own
+        for log_product, side in ((math.fsum(x for x in logs if x > 0), "raise"), (math.fsum(x for x in logs if x < 0), "lower")):
+            if abs(log_product) > limit:
+                file = spec.parameters[next(iter(prior.odds_ratios.values()))].file
+                problems.append(
+                    f"{file}: causes.{cause}.odds_ratios: the odds ratios that {side} the odds multiply to about 1e{log_product / math.log(10):+.0f} "
+                    f"for a patient with all those risk factors, beyond what the odds arithmetic can hold; allowed: products within [1e-300, 1e+300]"
+                )
     groups = [(f"context.{v}.distribution", d) for v, d in spec.context_priors.items() if list(d) != ["yes"]]
     if spec.onset is not None:
         groups += [(f"onset.distributions.{owner}", d) for owner, d in spec.onset.distributions.items()]

@@ -1,4 +1,4 @@
-"""Small networks built through the spec path, and a brute-force oracle written from the formulas.
+"""Small networks built through the spec path, a brute-force oracle written from the formulas, and a table comparison.
 
 The oracle does not use :mod:`postfusion_bayes.cpts` or the engine: it walks every joint state
 and multiplies the probabilities as the priors README defines them.
@@ -117,3 +117,14 @@ def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None =
             if state[c] == 1:
                 totals[c] += weight
     return {c: t / pe for c, t in totals.items()}, pe
+
+
+def assert_same_tables(tables, expected):
+    """Assert that two networks' tables are equal bit for bit, whatever the order of each table's parents (as a file read back gives them)."""
+    assert set(tables.variables) == set(expected.variables)
+    for name in expected.variables:
+        assert tables.states[name] == expected.states[name], name
+        order = [tables.parents[name].index(p) for p in expected.parents[name]] + [len(expected.parents[name])]
+        assert sorted(tables.parents[name]) == sorted(expected.parents[name]), name
+        # every digit is written, so the tables come back bit for bit
+        np.testing.assert_array_equal(np.transpose(tables.cpts[name], order), expected.cpts[name], err_msg=name)

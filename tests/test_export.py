@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import assert_same_tables
 
 import postfusion_bayes as pfb
 import postfusion_bayes.engine.files
@@ -50,16 +51,6 @@ def import_pyagrum():
 def hard_states(evidence):
     """Return the evidence as state names (what pgmpy and pyAgrum take)."""
     return dict(model().diagnose(evidence).evidence)
-
-
-def assert_same_tables(tables, expected):
-    assert set(tables.variables) == set(expected.variables)
-    for name in expected.variables:
-        assert tables.states[name] == expected.states[name], name
-        order = [tables.parents[name].index(p) for p in expected.parents[name]] + [len(expected.parents[name])]
-        assert sorted(tables.parents[name]) == sorted(expected.parents[name]), name
-        # every digit is written, so the tables come back bit for bit
-        np.testing.assert_array_equal(np.transpose(tables.cpts[name], order), expected.cpts[name], err_msg=name)
 
 
 def pgmpy_posteriors(bn, evidence):

@@ -261,7 +261,7 @@ def test_with_values_checks_domain_but_not_plausible_range():
         spec.with_values({"findings.back_pain.lek": 0.3})
     with pytest.raises(pfb.SpecError, match="values sum to 0.9, not 1"):
         spec.with_values({"onset.distributions.leak.immediate": 0.2})
-    with pytest.raises(pfb.SpecError, match="value 'high' is not a number"):
+    with pytest.raises(pfb.SpecError, match="value 'high' is not a finite number"):
         spec.with_values({"findings.back_pain.leak": "high"})
 
 
