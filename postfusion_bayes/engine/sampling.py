@@ -9,25 +9,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import ArgumentError, ArgumentTypeError
+from .arguments import check_count, check_generator
 from .tables import NetworkTables
 
 __all__ = ["sample_cases", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """Return a numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
+    """Return a numpy Generator from an int seed >= 0, a Generator (used as is) or None (fresh entropy).
+
+    :func:`~postfusion_bayes.engine.arguments.check_generator`, which refuses
+    anything else naming ``seed``.
 
     Examples
     --------
     >>> as_generator(1).integers(10) == as_generator(1).integers(10)
     np.True_
     """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
-    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    return check_generator(seed)
 
 
 def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -55,9 +54,8 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     >>> sample_cases(t, 2, seed=0)["rain"].tolist()
     ['yes', 'yes']
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
-    rng = as_generator(seed)
+    n = check_count("n", n, minimum=0)
+    rng = check_generator(seed)
     codes: dict[str, np.ndarray] = {}
     for name in tables.variables:
         table = tables.cpts[name]
