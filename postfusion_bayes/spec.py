@@ -33,7 +33,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from .errors import SpecError, suggest
+from .errors import SpecError, shown, suggest
 
 __all__ = [
     "Parameter",
@@ -282,10 +282,11 @@ class ModelSpec(_Picklable):
                 problems.append(f"parameter {name!r} does not exist{suggest(name, params)}")
                 continue
             p = params[name]
-            if not _is_number(value):
-                problems.append(f"{p.file}: {name}: value {value!r} is not a number")
+            number = _finite_float(value)
+            if number is None:
+                problems.append(f"{p.file}: {name}: value {shown(value)} is not a finite number")
                 continue
-            params[name] = replace(p, value=float(value), cases=0.0, strength=None, hand_set_value=None)
+            params[name] = replace(p, value=number, cases=0.0, strength=None, hand_set_value=None)
         if problems:
             raise SpecError(problems)
         new = replace(self, parameters=MappingProxyType(params))
@@ -431,6 +432,17 @@ def spec_from_documents(documents: Mapping[str, Any], source: str = "<memory>") 
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _finite_float(x: object) -> float | None:
+    """Return a real number as a float, or None when it is no real number, not finite, or too large for a float (a 400-digit integer)."""
+    if not isinstance(x, numbers.Real) or isinstance(x, bool):
+        return None
+    try:
+        number = float(x)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _is_number(x: object) -> TypeGuard[numbers.Real]:

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, MemoryBudgetError, shown, suggest
 
-__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_budget", "as_float"]
+__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_path", "check_budget", "as_float"]
 
 
 def _is_integer(value: object) -> bool:
@@ -36,6 +38,12 @@ def _is_integer(value: object) -> bool:
 
 def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _kind(value: object) -> str:
+    """Return " (a str)", " (an int)": the type of a value refused, for a message."""
+    name = "bool" if isinstance(value, bool | np.bool_) else type(value).__name__
+    return f" ({'an' if name[:1] in 'aeiou' else 'a'} {name})"
 
 
 def as_float(value: object) -> float | None:
@@ -83,8 +91,7 @@ def check_count(argument: str, value: object, *, minimum: int = 1) -> int:
     postfusion_bayes.errors.ArgumentTypeError: n must be a whole number >= 1, got True (a bool)
     """
     if not _is_integer(value):
-        kind = " (a bool)" if isinstance(value, bool | np.bool_) else f" (a {type(value).__name__})" if not isinstance(value, str) else ""
-        raise ArgumentTypeError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}{kind}")
+        raise ArgumentTypeError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}{_kind(value)}")
     number = int(value)  # type: ignore[call-overload]
     if number < minimum:
         raise ArgumentError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}")
@@ -145,7 +152,7 @@ def check_probability(argument: str, value: object, *, low: float = 0.0, high: f
     """
     allowed = f"{argument} must be a probability in [{low:g}, {high:g}], got {shown(value)}"
     if not _is_real(value):
-        raise ArgumentTypeError(f"{allowed} (a {type(value).__name__})")
+        raise ArgumentTypeError(f"{allowed}{_kind(value)}")
     number = as_float(value)
     if number is None or not low <= number <= high:  # NaN fails both comparisons
         raise ArgumentError(allowed)
@@ -185,7 +192,7 @@ def check_real(argument: str, value: object, *, positive: bool = False, finite: 
     """
     allowed = f"{argument} must be a {'finite ' if finite else ''}number {'>' if positive else '>='} 0, got {shown(value)}"
     if not _is_real(value):
-        raise ArgumentTypeError(f"{allowed} (a {type(value).__name__})")
+        raise ArgumentTypeError(f"{allowed}{_kind(value)}")
     number = as_float(value)
     if number is None:
         raise ArgumentError(f"{allowed}, too large for a float")
@@ -233,7 +240,7 @@ def check_names(argument: str, value: object, allowed: Iterable[str] | None = No
         text = value.decode(errors="replace") if isinstance(value, bytes) else value
         raise ArgumentTypeError(f"{argument} must be a list of {kind}, got the string {shown(value)}; for one name write [{shown(text)}]")
     if not isinstance(value, Iterable) or isinstance(value, dict):
-        raise ArgumentTypeError(f"{argument} must be a list of {kind}, got {shown(value)} (a {type(value).__name__})")
+        raise ArgumentTypeError(f"{argument} must be a list of {kind}, got {shown(value)}{_kind(value)}")
     names = list(value)
     if not names:
         raise ArgumentError(f"{argument} is empty; give at least one {what}, or leave it out (None) for all of them")
@@ -242,13 +249,44 @@ def check_names(argument: str, value: object, allowed: Iterable[str] | None = No
     lookup = set(known) if known is not None else None
     for name in names:
         if not isinstance(name, str):
-            raise ArgumentTypeError(f"{argument}: every entry must be a {what} name (a string), got {shown(name)} (a {type(name).__name__})")
+            raise ArgumentTypeError(f"{argument}: every entry must be a {what} name (a string), got {shown(name)}{_kind(name)}")
         if name in seen:
             raise ArgumentError(f"{argument}: {what} {shown(name)} is given twice")
         seen.add(name)
         if lookup is not None and name not in lookup:
             raise ArgumentError(f"{argument}: unknown {what} {shown(name)}{suggest(name, known or ())}")
     return names
+
+
+def check_path(argument: str, value: object) -> Path:
+    r"""Return a file or folder argument as a ``Path``, or refuse it: a non-empty string or path-like without a NUL byte.
+
+    Raises
+    ------
+    ArgumentTypeError
+        Neither a string nor path-like (None, a number, bytes).
+    ArgumentError
+        An empty string, or a NUL byte (no file system allows one in a name).
+
+    Examples
+    --------
+    >>> check_path("path", "model.uai").name
+    'model.uai'
+    >>> check_path("path", "a\x00b")
+    Traceback (most recent call last):
+    ...
+    postfusion_bayes.errors.ArgumentError: path must not contain a NUL byte, got 'a\x00b'
+    """
+    if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
+        raise ArgumentTypeError(f"{argument} must be a file name (a string or a path), got {shown(value)}{_kind(value)}")
+    text = os.fspath(value)
+    if not isinstance(text, str):  # a path-like that gives bytes
+        raise ArgumentTypeError(f"{argument} must be a file name (a string or a path), got {shown(value)} (bytes)")
+    if "\x00" in text:
+        raise ArgumentError(f"{argument} must not contain a NUL byte, got {shown(text)}")
+    if not text:
+        raise ArgumentError(f"{argument} is an empty string; give a file name")
+    return Path(text)
 
 
 def check_budget(needed: int, budget: int, what: str) -> None:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ExportError, NetworkError, suggest
+from .arguments import check_path
 from .tables import NetworkTables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -378,7 +379,7 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     0.8 0.2
     <BLANKLINE>
     """
-    path = Path(path)
+    path = check_path("path", path)
     text = _network_text(tables, export_format(path, format), name)
     try:
         path.write_text(text, encoding="utf-8")
