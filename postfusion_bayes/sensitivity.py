@@ -201,7 +201,7 @@ def _encode(model, evidence) -> tuple[EncodedEvidence, pd.Index]:
         rows: list[dict[Any, Any]] = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
         index = evidence.index
     else:
-        rows = [dict(evidence or {})]
+        rows = [{} if evidence is None else evidence]  # a mapping; parse_evidence names anything else
         index = pd.Index([0])
     parsed = [parse_evidence(model.spec, r) for r in rows]
     return model._encode(parsed), index
@@ -233,16 +233,20 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     Raises
     ------
     SpecError
-        A value outside its parameter's domain, or distribution entries that
-        no longer sum to 1 (use :func:`covaried`).
+        An unknown parameter, a value outside its parameter's domain, or
+        distribution entries that no longer sum to 1 (use :func:`covaried`).
+    ParameterError
+        Values that are not numbers, not one-dimensional, empty, or of
+        unequal numbers of sets.
     EvidenceError
         Evidence impossible for some parameter set (with ``impossible="raise"``).
     ArgumentError
         ``impossible`` is neither "raise" nor "nan".
     """
     if impossible not in ("raise", "nan"):
-        raise ArgumentError(f"impossible must be 'raise' or 'nan', got {impossible!r}")
-    targets = list(targets or model.causes)
+        raise ArgumentError(f"impossible must be 'raise' or 'nan', got {shown(impossible)}")
+    targets = model.causes if targets is None else check_names("targets", targets, model.causes, what="cause")
+    values = _value_arrays(values)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
     # only the tables the values change (the network keeps its own for the rest), and of those not the
@@ -273,18 +277,37 @@ def _barren(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
     return {v for v in parents if v not in with_children and v not in targets and v not in lam.names}
 
 
+def _value_arrays(values: object) -> dict[str, np.ndarray]:
+    """Return the ``values`` argument of :func:`evaluate` as 1-D float arrays of one length, or refuse it (names are checked by :func:`_check_values`)."""
+    if not isinstance(values, Mapping):
+        raise ArgumentTypeError(f"values must be a mapping of parameter name to an array of values (one per parameter set), got {shown(values)} (a {type(values).__name__})")
+    out: dict[str, np.ndarray] = {}
+    for name, given in values.items():
+        try:
+            array = np.asarray(given, dtype=float)
+        except (TypeError, ValueError, OverflowError):  # strings, None, integers too large for a float, ragged lists
+            raise ParameterError(f"values of {shown(name)}: expected numbers, got {shown(given)}") from None
+        if array.ndim != 1 or array.size == 0:
+            raise ParameterError(f"values of {shown(name)}: expected a 1-D array with one value per parameter set, got shape {array.shape}")
+        out[name] = array
+    sizes = {name: a.size for name, a in out.items()}
+    if len(set(sizes.values())) > 1:
+        raise ParameterError(f"values: every parameter needs the same number of parameter sets, got {sizes}")
+    return out
+
+
 def _check_values(model, values: Mapping[str, np.ndarray]) -> None:
     problems = []
     for name, v in values.items():
         if name not in model.spec.parameters:
-            problems.append(f"parameter {name!r} does not exist{suggest(name, model.spec.parameters)}")
+            problems.append(f"parameter {shown(name)} does not exist{suggest(name, model.spec.parameters)}")
             continue
         arr = np.asarray(v, dtype=float)
         p = model.spec.parameters[name]
         if p.kind == "probability" and not ((arr >= 0) & (arr <= 1)).all():
             problems.append(f"{name}: values outside [0, 1] (e.g. {arr[(arr < 0) | (arr > 1) | np.isnan(arr)][:3].tolist()})")
-        if p.kind == "odds_ratio" and not (arr > 0).all():
-            problems.append(f"{name}: odds ratios must be positive")
+        if p.kind == "odds_ratio" and not (np.isfinite(arr) & (arr > 0)).all():
+            problems.append(f"{name}: odds ratios must be finite and positive (e.g. {arr[~(np.isfinite(arr) & (arr > 0))][:3].tolist()})")
     groups = _groups(model)
     checked: set[str] = set()
     for name in values:
