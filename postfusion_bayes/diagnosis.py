@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .engine.arguments import check_count
 from .errors import PostfusionError
 
 __all__ = ["Diagnosis", "RedFlag", "CONFLICT_THRESHOLD"]
@@ -298,6 +299,7 @@ class Diagnosis:
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
         """Collect the pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        n_findings, n_tests = check_count("n_findings", n_findings, minimum=0), check_count("n_tests", n_tests, minimum=0)
         frame = self.to_frame()
         try:
             explanation = self._explanation

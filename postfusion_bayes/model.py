@@ -332,7 +332,7 @@ class Model:
         """
         from .engine.sampling import sample_cases
 
-        return sample_cases(self._tables, n, seed)
+        return sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
 
     def to_pgmpy(self):
         """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.

@@ -35,7 +35,7 @@ import pandas as pd
 from . import ranges
 from ._optional import require
 from .cpts import changed_tables, table_parameters
-from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real
+from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text
 from .engine.encoding import EncodedEvidence
 from .engine.structured import Mixture, NoisyOr
 from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, shown, suggest
@@ -344,10 +344,17 @@ def _target_index(model, target: str) -> int:
 
 
 def _check_grid(model, names: Sequence[str], points: int, what: str) -> None:
-    """Refuse a grid of ``points`` values per parameter whose batched tables would exceed the engine's memory budget."""
+    """Refuse a grid of ``points`` values per parameter whose batched tables would exceed the engine's memory budget.
+
+    The grids of the parameters of one table are evaluated in one batch
+    (:func:`_searched_intervals`): each set holds a copy of that table and the
+    posteriors, a few times over while it is built; the largest batch counts.
+    """
     owners = table_parameters(model.spec)
-    entries = sum(int(np.size(model.tables.cpts[owners[name]])) + 2 * len(model.causes) for name in names)
-    check_budget(_FLOAT * 4 * points * entries, model.network.memory_budget, f"{what} with a grid of {points:,} points")
+    per_table: dict[str, int] = {}
+    for name in names:
+        per_table[owners[name]] = per_table.get(owners[name], 0) + int(np.size(model.tables.cpts[owners[name]])) + 2 * len(model.causes)
+    check_budget(_FLOAT * 4 * points * max(per_table.values()), model.network.memory_budget, f"{what} with a grid of {count_text(points)} points")
 
 
 #: Bytes of one float.
@@ -970,7 +977,7 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     rows = _patients(evidence)
     names = _parameter_names(model, parameters)
     # the draws (n per parameter) and the posteriors (n per patient and cause) are held at once
-    check_budget(_FLOAT * n * (len(names) + 2 * rows * len(model.causes)), model.network.memory_budget, f"monte_carlo with n={n:,} draws of {len(names)} parameters")
+    check_budget(_FLOAT * n * (len(names) + 2 * rows * len(model.causes)), model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws of {len(names)} parameters")
     fitted = fit_distributions(model, names)
     values = _draw(model, fitted, rng, n)
     present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
@@ -1074,7 +1081,7 @@ def sobol(
     rng = check_generator(seed)
     names = _parameter_names(model, parameters)
     # the design's base matrices and their transforms (about 8 arrays of n x d) and the n (d + 2) outputs are held at once
-    check_budget(_FLOAT * n * (9 * len(names) + 2), model.network.memory_budget, f"sobol with n={n:,} base samples of {len(names)} parameters")
+    check_budget(_FLOAT * n * (9 * len(names) + 2), model.network.memory_budget, f"sobol with n={count_text(n)} base samples of {len(names)} parameters")
     fitted = fit_distributions(model, names)
     varying = fitted[fitted["family"] != "fixed"]
     if varying.empty:

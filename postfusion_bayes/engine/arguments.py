@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, MemoryBudgetError, shown, suggest
 
-__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_path", "check_budget", "as_float"]
+__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_path", "check_budget", "as_float", "count_text"]
 
 
 def _is_integer(value: object) -> bool:
@@ -287,6 +287,19 @@ def check_path(argument: str, value: object) -> Path:
     if not text:
         raise ArgumentError(f"{argument} is an empty string; give a file name")
     return Path(text)
+
+
+def count_text(n: int) -> str:
+    """Return a count for a message: with thousands separators, or cut (as :func:`~postfusion_bayes.errors.shown` does) when it is absurdly long.
+
+    Examples
+    --------
+    >>> count_text(2**40)
+    '1,099,511,627,776'
+    >>> count_text(10**100)
+    '10000000000000000000000000000000000000000000000000000000000000000000000000000000... (101 characters)'
+    """
+    return f"{n:,}" if n < 10**18 else shown(n)
 
 
 def check_budget(needed: int, budget: int, what: str) -> None:

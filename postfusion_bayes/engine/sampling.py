@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .arguments import check_count, check_generator
+from .arguments import check_budget, check_count, check_generator, count_text
+from .compiled import DEFAULT_MEMORY_BUDGET
 from .tables import NetworkTables
 
 __all__ = ["sample_cases", "as_generator"]
@@ -29,7 +30,7 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     return check_generator(seed)
 
 
-def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> pd.DataFrame:
     """Draw ``n`` complete cases from the joint distribution, parents first.
 
     Parameters
@@ -40,12 +41,23 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
         Number of cases (>= 0).
     seed : int or numpy.random.Generator, optional
         Seed of a new generator, or a generator to draw from; fresh entropy when None.
+    memory_budget : int
+        Bytes the cases may take (the engine's default budget, 256 MB): more
+        cases are refused before any is drawn.
 
     Returns
     -------
     DataFrame
         One row per case, one column per variable (in topological order),
         cells are state names.
+
+    Raises
+    ------
+    ArgumentError
+        ``n`` not a whole number >= 0, or a negative ``seed``
+        (:class:`~postfusion_bayes.errors.ArgumentTypeError` for the wrong type).
+    MemoryBudgetError
+        Cases that would not fit ``memory_budget``.
 
     Examples
     --------
@@ -56,6 +68,9 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     """
     n = check_count("n", n, minimum=0)
     rng = check_generator(seed)
+    # per case and variable: its code and its cell in the frame, and while it is drawn its row of probabilities
+    widest = max((tables.cardinality(v) for v in tables.variables), default=1)
+    check_budget(8 * n * (2 * len(tables.variables) + 2 * widest + 2), memory_budget, f"simulating {count_text(n)} cases of {len(tables.variables)} variables")
     codes: dict[str, np.ndarray] = {}
     for name in tables.variables:
         table = tables.cpts[name]
