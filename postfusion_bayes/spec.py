@@ -284,7 +284,8 @@ class ModelSpec(_Picklable):
             p = params[name]
             number = _finite_float(value)
             if number is None:
-                problems.append(f"{p.file}: {name}: value {shown(value)} is not a finite number")
+                real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+                problems.append(f"{p.file}: {name}: value {shown(value)} is not a {'finite number (or too large for a float)' if real else 'number'}")
                 continue
             params[name] = replace(p, value=number, cases=0.0, strength=None, hand_set_value=None)
         if problems:
