@@ -13,7 +13,7 @@ from ._strengths import prior_strengths
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, NetworkTables
-from .engine.arguments import check_path
+from .engine.arguments import check_path, type_text
 from .engine.encoding import EncodedEvidence
 from .errors import ArgumentTypeError, EvidenceError, shown, suggest
 from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
@@ -304,7 +304,7 @@ class Model:
         (0.15, 0.2)
         """
         if not isinstance(values, Mapping):
-            raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)} (a {type(values).__name__}); see model.parameters for the names")
+            raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)}{type_text(values)}; see model.parameters for the names")
         return Model(self._spec.with_values(values))
 
     def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:

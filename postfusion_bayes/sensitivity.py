@@ -35,7 +35,7 @@ import pandas as pd
 from . import ranges
 from ._optional import require
 from .cpts import changed_tables, table_parameters
-from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text
+from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text, type_text
 from .engine.encoding import EncodedEvidence
 from .engine.structured import Mixture, NoisyOr
 from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, shown, suggest
@@ -88,7 +88,7 @@ def distribution_of(model, parameter: str) -> list[str]:
 
 def _check_parameter(model, parameter: str) -> None:
     if not isinstance(parameter, str):
-        raise ArgumentTypeError(f"parameter must be a parameter name (a string), got {shown(parameter)} (a {type(parameter).__name__}); see model.parameters")
+        raise ArgumentTypeError(f"parameter must be a parameter name (a string), got {shown(parameter)}{type_text(parameter)}; see model.parameters")
     if parameter not in model.spec.parameters:
         raise SpecError([f"parameter {parameter!r} does not exist{suggest(parameter, model.spec.parameters)}; see model.parameters"])
 
@@ -280,7 +280,7 @@ def _barren(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
 def _value_arrays(values: object) -> dict[str, np.ndarray]:
     """Return the ``values`` argument of :func:`evaluate` as 1-D float arrays of one length, or refuse it (names are checked by :func:`_check_values`)."""
     if not isinstance(values, Mapping):
-        raise ArgumentTypeError(f"values must be a mapping of parameter name to an array of values (one per parameter set), got {shown(values)} (a {type(values).__name__})")
+        raise ArgumentTypeError(f"values must be a mapping of parameter name to an array of values (one per parameter set), got {shown(values)}{type_text(values)}")
     out: dict[str, np.ndarray] = {}
     for name, given in values.items():
         try:

@@ -1,9 +1,17 @@
-"""Checks of the plain arguments a call takes: counts, seeds, probabilities, non-negative numbers, lists of names.
+"""Checks of the plain arguments a call takes: counts, seeds, probabilities, non-negative numbers, lists of names, paths, memory.
 
 One function per kind of argument, shared by every public function that
-takes one (the engine's sampling and memory budget, and the clinical modules:
-sensitivity, reasoning, learning, the model), so that the same kind of
-argument is refused the same way everywhere, before any work is done:
+takes one (the engine's sampling and file writing, and the clinical modules:
+sensitivity, reasoning, learning, the model, the diagnosis report, plotting),
+so that the same kind of argument is refused the same way everywhere, before
+any work is done:
+
+* :func:`check_count` (``n``, ``points``, ``k``, ``max_iterations``, ``top``),
+  :func:`check_generator` (``seed``), :func:`check_probability` (a parameter
+  value), :func:`check_real` (costs, strengths, ``tolerance``, an odds ratio),
+  :func:`check_names` (``parameters``, ``targets``), :func:`check_path` (a file
+  or folder) and :func:`check_budget` (work refused before it allocates more
+  than the engine's memory budget);
 
 * the wrong type raises :class:`~postfusion_bayes.errors.ArgumentTypeError`
   (also a ``TypeError``), a value outside what is allowed
@@ -29,7 +37,7 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, MemoryBudgetError, shown, suggest
 
-__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_path", "check_budget", "as_float", "count_text"]
+__all__ = ["check_count", "check_generator", "check_probability", "check_real", "check_names", "check_path", "check_budget", "as_float", "count_text", "type_text"]
 
 
 def _is_integer(value: object) -> bool:
@@ -40,8 +48,14 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
-def _kind(value: object) -> str:
-    """Return " (a str)", " (an int)": the type of a value refused, for a message."""
+def type_text(value: object) -> str:
+    """Return " (a str)", " (an int)": the type of a value refused, for a message.
+
+    Examples
+    --------
+    >>> type_text(5), type_text(True)
+    (' (an int)', ' (a bool)')
+    """
     name = "bool" if isinstance(value, bool | np.bool_) else type(value).__name__
     return f" ({'an' if name[:1] in 'aeiou' else 'a'} {name})"
 
@@ -91,7 +105,7 @@ def check_count(argument: str, value: object, *, minimum: int = 1) -> int:
     postfusion_bayes.errors.ArgumentTypeError: n must be a whole number >= 1, got True (a bool)
     """
     if not _is_integer(value):
-        raise ArgumentTypeError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}{_kind(value)}")
+        raise ArgumentTypeError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}{type_text(value)}")
     number = int(value)  # type: ignore[call-overload]
     if number < minimum:
         raise ArgumentError(f"{argument} must be a whole number >= {minimum}, got {shown(value)}")
@@ -152,7 +166,7 @@ def check_probability(argument: str, value: object, *, low: float = 0.0, high: f
     """
     allowed = f"{argument} must be a probability in [{low:g}, {high:g}], got {shown(value)}"
     if not _is_real(value):
-        raise ArgumentTypeError(f"{allowed}{_kind(value)}")
+        raise ArgumentTypeError(f"{allowed}{type_text(value)}")
     number = as_float(value)
     if number is None or not low <= number <= high:  # NaN fails both comparisons
         raise ArgumentError(allowed)
@@ -192,7 +206,7 @@ def check_real(argument: str, value: object, *, positive: bool = False, finite: 
     """
     allowed = f"{argument} must be a {'finite ' if finite else ''}number {'>' if positive else '>='} 0, got {shown(value)}"
     if not _is_real(value):
-        raise ArgumentTypeError(f"{allowed}{_kind(value)}")
+        raise ArgumentTypeError(f"{allowed}{type_text(value)}")
     number = as_float(value)
     if number is None:
         raise ArgumentError(f"{allowed}, too large for a float")
@@ -240,7 +254,7 @@ def check_names(argument: str, value: object, allowed: Iterable[str] | None = No
         text = value.decode(errors="replace") if isinstance(value, bytes) else value
         raise ArgumentTypeError(f"{argument} must be a list of {kind}, got the string {shown(value)}; for one name write [{shown(text)}]")
     if not isinstance(value, Iterable) or isinstance(value, dict):
-        raise ArgumentTypeError(f"{argument} must be a list of {kind}, got {shown(value)}{_kind(value)}")
+        raise ArgumentTypeError(f"{argument} must be a list of {kind}, got {shown(value)}{type_text(value)}")
     names = list(value)
     if not names:
         raise ArgumentError(f"{argument} is empty; give at least one {what}, or leave it out (None) for all of them")
@@ -249,7 +263,7 @@ def check_names(argument: str, value: object, allowed: Iterable[str] | None = No
     lookup = set(known) if known is not None else None
     for name in names:
         if not isinstance(name, str):
-            raise ArgumentTypeError(f"{argument}: every entry must be a {what} name (a string), got {shown(name)}{_kind(name)}")
+            raise ArgumentTypeError(f"{argument}: every entry must be a {what} name (a string), got {shown(name)}{type_text(name)}")
         if name in seen:
             raise ArgumentError(f"{argument}: {what} {shown(name)} is given twice")
         seen.add(name)
@@ -278,7 +292,7 @@ def check_path(argument: str, value: object) -> Path:
     postfusion_bayes.errors.ArgumentError: path must not contain a NUL byte, got 'a\x00b'
     """
     if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
-        raise ArgumentTypeError(f"{argument} must be a file name (a string or a path), got {shown(value)}{_kind(value)}")
+        raise ArgumentTypeError(f"{argument} must be a file name (a string or a path), got {shown(value)}{type_text(value)}")
     text = os.fspath(value)
     if not isinstance(text, str):  # a path-like that gives bytes
         raise ArgumentTypeError(f"{argument} must be a file name (a string or a path), got {shown(value)} (bytes)")
