@@ -12,7 +12,6 @@ any work is done:
   :func:`check_names` (``parameters``, ``targets``), :func:`check_path` (a file
   or folder) and :func:`check_budget` (work refused before it allocates more
   than the engine's memory budget);
-
 * the wrong type raises :class:`~postfusion_bayes.errors.ArgumentTypeError`
   (also a ``TypeError``), a value outside what is allowed
   :class:`~postfusion_bayes.errors.ArgumentError`;
