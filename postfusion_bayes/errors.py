@@ -116,6 +116,8 @@ class MemoryBudgetError(PostfusionError, ValueError):
 
 
 def _size(n: int) -> str:
+    if n >= 2**30 * 10**15:  # beyond any memory (and, for a count of thousands of digits, beyond a float): its order of magnitude
+        return f"about 10^{len(str(n // 2**30)) - 1} GB"
     for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"

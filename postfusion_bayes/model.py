@@ -13,8 +13,9 @@ from ._strengths import prior_strengths
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, NetworkTables
+from .engine.arguments import check_path, type_text
 from .engine.encoding import EncodedEvidence
-from .errors import EvidenceError, suggest
+from .errors import ArgumentTypeError, EvidenceError, shown, suggest
 from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
 from .reasoning import Reasoner
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
@@ -45,6 +46,9 @@ def load_model(path: str | Path | None = None) -> Model:
     ------
     SpecError
         Listing every problem in the priors, each with its file and key.
+    ArgumentError
+        A ``path`` that is no file name (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        for the wrong type, e.g. a number), or one with a NUL byte.
 
     Examples
     --------
@@ -52,7 +56,7 @@ def load_model(path: str | Path | None = None) -> Model:
     >>> len(model.causes)
     8
     """
-    return Model(load_spec(path))
+    return Model(load_spec(None if path is None else check_path("path", path)))
 
 
 def _rebuild_model(spec: ModelSpec, learning: Any) -> Model:
@@ -289,8 +293,11 @@ class Model:
         ------
         SpecError
             For an unknown name or a value the model cannot take (outside
-            [0, 1], a non-positive odds ratio, a distribution no longer summing
-            to 1: see :func:`postfusion_bayes.sensitivity.covaried`).
+            [0, 1], a non-positive odds ratio, a number too large for a float, a
+            distribution no longer summing to 1: see
+            :func:`postfusion_bayes.sensitivity.covaried`).
+        ArgumentTypeError
+            ``values`` is not a mapping.
 
         Examples
         --------
@@ -299,6 +306,8 @@ class Model:
         >>> model.spec.value("findings.radicular_pain.leak"), changed.spec.value("findings.radicular_pain.leak")
         (0.15, 0.2)
         """
+        if not isinstance(values, Mapping):
+            raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)}{type_text(values)}; see model.parameters for the names")
         return Model(self._spec.with_values(values))
 
     def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -326,7 +335,7 @@ class Model:
         """
         from .engine.sampling import sample_cases
 
-        return sample_cases(self._tables, n, seed)
+        return sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
 
     def to_pgmpy(self):
         """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
@@ -367,6 +376,9 @@ class Model:
         ExportError
             For an unknown format, a suffix that selects none (both naming the
             formats allowed), or a path that cannot be written.
+        ArgumentError
+            A ``path`` that is no file name (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+            for the wrong type, e.g. None), or one with a NUL byte.
 
         Notes
         -----
