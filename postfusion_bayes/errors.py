@@ -111,7 +111,7 @@ class MemoryBudgetError(PostfusionError, ValueError):
         self.budget = int(budget)
         super().__init__(
             f"{what} would need about {_size(self.needed)} of memory, more than the engine's budget of {_size(self.budget)}; "
-            "raise the budget (memory_budget=...) or ask a smaller question"
+            "raise the budget (Model.with_memory_budget(...), or memory_budget=... for a compiled network) or ask a smaller question"
         )
 
 

@@ -59,9 +59,11 @@ def load_model(path: str | Path | None = None) -> Model:
     return Model(load_spec(None if path is None else check_path("path", path)))
 
 
-def _rebuild_model(spec: ModelSpec, learning: Any) -> Model:
+def _rebuild_model(spec: ModelSpec, learning: Any, memory_budget: int | None = None) -> Model:
     model = Model(spec)
     object.__setattr__(model, "_learning", learning)
+    if memory_budget is not None and memory_budget != model._network.memory_budget:
+        object.__setattr__(model, "_network", model._network.with_memory_budget(memory_budget))
     return model
 
 
@@ -109,8 +111,8 @@ class Model:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickle as the spec (and the learning report); unpickling compiles the network again."""
-        return (_rebuild_model, (self._spec, self._learning))
+        """Pickle as the spec (with the learning report and the memory budget); unpickling compiles the network again."""
+        return (_rebuild_model, (self._spec, self._learning, self._network.memory_budget))
 
     def __delattr__(self, name: str) -> None:
         """Refuse: a model is immutable."""
@@ -134,6 +136,26 @@ class Model:
     def tables(self) -> NetworkTables:
         """The conditional probability tables (:class:`~postfusion_bayes.engine.tables.NetworkTables`)."""
         return self._tables
+
+    def with_memory_budget(self, memory_budget: int) -> Model:
+        """Return the same model with another memory budget (bytes) for its queries, simulations and sensitivity analyses.
+
+        Work that would need more memory than the budget is refused up front
+        with a :class:`~postfusion_bayes.errors.MemoryBudgetError` saying how
+        much it would need (256 MB by default).
+
+        Examples
+        --------
+        >>> model = load_model().with_memory_budget(2**30)
+        >>> model.network.memory_budget
+        1073741824
+        """
+        network = self._network.with_memory_budget(memory_budget)
+        copy = object.__new__(Model)
+        for name in Model.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "_network", network)
+        return copy
 
     @property
     def network(self) -> CompiledNetwork:

@@ -528,3 +528,18 @@ def test_diagnose_many_gives_observed_causes_exactly_and_never_exceeds_one():
     assert (out["nerve_injury"] == observed).all()
     first = patients.iloc[0].to_dict()
     assert out.iloc[0][causes].to_numpy(dtype=float) == pytest.approx(MODEL.diagnose(first).posterior[causes].to_numpy(), abs=1e-12)
+
+
+def test_with_memory_budget_returns_a_model_whose_work_is_refused_beyond_it_and_keeps_it_when_pickled():
+    import pickle
+
+    from postfusion_bayes import sensitivity
+    from postfusion_bayes.errors import MemoryBudgetError
+
+    small = MODEL.with_memory_budget(2**20)
+    assert small.network.memory_budget == 2**20 and MODEL.network.memory_budget != 2**20  # a new model; the old one unchanged
+    with pytest.raises(MemoryBudgetError, match="with_memory_budget"):
+        sensitivity.monte_carlo(small, {"back_pain": True}, n=20_000, seed=1)
+    assert pickle.loads(pickle.dumps(small)).network.memory_budget == 2**20
+    evidence = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
+    assert small.diagnose(evidence).posterior.equals(MODEL.diagnose(evidence).posterior)
