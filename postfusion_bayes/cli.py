@@ -193,6 +193,14 @@ def _evidence(args: argparse.Namespace) -> dict[str, object]:
         if name in given:
             raise EvidenceError(f"{shown(name)} is given twice on the command line ({shown(given[name])} and {shown(value)}); give each variable once")
         given[name] = value
+    if evidence:  # name the file when one of its values is refused (values the arguments override are not read)
+        from .evidence import parse_evidence
+        from .spec import load_spec
+
+        try:
+            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given})
+        except EvidenceError as exc:
+            raise EvidenceError(f"case file {str(args.case)!r}: {exc}") from None
     evidence.update(given)  # arguments override the file
     return evidence
 
