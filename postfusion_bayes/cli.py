@@ -95,6 +95,8 @@ def _bounded_text(path: Path, limit: int, what: str) -> str:
             data = file.read(limit + 1)
     except OSError as exc:
         raise InputError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path Python cannot pass to the system (a NUL byte)
+        raise InputError(f"cannot read {what} {shown(str(path))}: {exc}") from None
     if len(data) > limit:
         raise InputError(f"{what} {str(path)!r} is larger than {limit // 2**20} MB; a case file is one patient's observations")
     try:

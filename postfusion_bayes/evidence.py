@@ -5,7 +5,7 @@ that reads an observation (:meth:`Model.diagnose <postfusion_bayes.model.Model.d
 and the other queries taking a mapping, the tables of ``diagnose_many`` and
 ``update_with_cases`` (DataFrame columns of any dtype), the command line's
 ``variable=value`` arguments, case files and patients files, and the
-sensitivity functions) reads it through :func:`state_of`, with the same rules:
+sensitivity functions) reads it through :func:`state_index`, with the same rules:
 
 * a boolean variable (context, finding, red flag) takes ``True``/``False``
   (also ``numpy.bool_``), the numbers ``1``/``0`` of any numeric type (``1.0``
