@@ -120,6 +120,7 @@ def state_index(name: str, value: Any, states: tuple[str, ...]) -> int:
     [1, 0, 1, 1, 0, -1]
     """
     words = _words(states)
+    hint = ""
     if isinstance(value, str):
         if words is not None:
             index = words.get(value.lower())
@@ -127,10 +128,7 @@ def state_index(name: str, value: Any, states: tuple[str, ...]) -> int:
                 return index
         elif value in states:
             return states.index(value)
-        allowed = states if words is None else (*states, *words)
-        hint = suggest(value, allowed)
-    elif is_unobserved(value):
-        return -1
+        hint = suggest(value, states if words is None else (*states, *words))
     else:
         if words is not None and isinstance(value, numbers.Number | np.bool_):
             try:
@@ -139,7 +137,8 @@ def state_index(name: str, value: Any, states: tuple[str, ...]) -> int:
                 index = None
             if index is not None:
                 return index
-        hint = ""
+        if is_unobserved(value):
+            return -1
     raise EvidenceError(f"evidence {shown(name)}: got {shown(value)}{hint}; allowed: {_allowed(states)}")
 
 
