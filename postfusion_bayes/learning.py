@@ -3,9 +3,10 @@
 The hand-set priors act as pseudo-counts and the cases as counts; the learned
 value of every parameter is its posterior mode (MAP) given the cases. Cases are
 one row per patient with any model variables as columns, in the vocabulary of
-``Model.diagnose_many`` (True/False, "yes"/"no", state names; a confirmed cause
-as True/False, "present"/"absent"); a missing cell (NaN, None) is allowed
-anywhere, causes included.
+``Model.diagnose_many`` (the rules of :mod:`postfusion_bayes.evidence`:
+True/False, 1/0, "yes"/"no", state names; a confirmed cause as True/False,
+"present"/"absent"); a missing cell (NaN, None, ``pd.NA``) is allowed anywhere,
+causes included.
 
 The prior of each parameter
 ---------------------------

@@ -248,7 +248,8 @@ class Model:
             One confirmed case per row; columns are any model variables
             (context, findings, red flags, and causes as True/False,
             "present"/"absent" or "yes"/"no"), cells as in
-            :meth:`diagnose_many`; NaN or None is not recorded.
+            :meth:`diagnose_many` (the rules of :mod:`postfusion_bayes.evidence`);
+            NaN, None or ``pd.NA`` is not recorded.
         strength : float or mapping of str to float, optional
             Prior strength in equivalent cases: one number for every
             parameter, or parameter name (or a distribution's key, e.g.
@@ -480,10 +481,11 @@ class Model:
         Parameters
         ----------
         evidence : mapping, optional
-            Variable to observation (see :mod:`postfusion_bayes.evidence`):
-            ``True``/``False`` or ``"yes"``/``"no"`` for booleans, a state name
-            for categoricals, a ``{state: likelihood}`` mapping for soft
-            evidence; variables left out are unobserved.
+            Variable to observation, by the rules of :mod:`postfusion_bayes.evidence`:
+            ``True``/``False``, ``1``/``0`` or ``"yes"``/``"no"`` (any case)
+            for booleans, a state name for categoricals, a ``{state: likelihood}``
+            mapping for soft evidence; ``None``, NaN, ``pd.NA`` and variables
+            left out are unobserved.
 
         Returns
         -------
@@ -532,9 +534,10 @@ class Model:
         Parameters
         ----------
         patients : DataFrame
-            One patient per row, one column per observed variable, cells in the
-            same vocabulary as :meth:`diagnose` (True/False, "yes"/"no", state
-            names); NaN or None is unobserved.
+            One patient per row, one column per observed variable, of any
+            dtype; cells by the same rules as :meth:`diagnose` (see
+            :mod:`postfusion_bayes.evidence`: True/False, 1/0, "yes"/"no",
+            state names), judged cell by cell; NaN, None, ``pd.NA`` are unobserved.
 
         Returns
         -------

@@ -197,11 +197,11 @@ def _encode(model, evidence) -> tuple[EncodedEvidence, pd.Index]:
     """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
     if isinstance(evidence, pd.DataFrame):
         _patients(evidence)  # refuses a frame without rows
-        # column labels of any type: parse_evidence names any label that is not a variable
-        rows: list[dict[Any, Any]] = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
+        # column labels of any type: parse_evidence names any label that is not a variable, and drops unobserved cells
+        rows: list[Any] = [dict(row.items()) for _, row in evidence.iterrows()]
         index = evidence.index
     else:
-        rows = [{} if evidence is None else evidence]  # a mapping; parse_evidence names anything else
+        rows = [evidence]  # parse_evidence refuses what is not a mapping
         index = pd.Index([0])
     parsed = [parse_evidence(model.spec, r) for r in rows]
     return model._encode(parsed), index
@@ -215,7 +215,8 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     model : Model
         The model whose parameters are varied.
     evidence : mapping or DataFrame
-        One patient, or one patient per row.
+        One patient, or one patient per row (values as in
+        :mod:`postfusion_bayes.evidence`; soft evidence allowed in cells).
     values : mapping of str to array, shape (n_sets,)
         Parameter values; parameters not named keep their value.
     targets : sequence of str, optional
@@ -435,7 +436,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
     model : Model
         The model whose parameter is varied.
     evidence : mapping
-        One patient, as for :meth:`Model.diagnose`.
+        One patient, as for :meth:`Model.diagnose` (values as in :mod:`postfusion_bayes.evidence`).
     target : str
         A cause.
     parameter : str
@@ -941,7 +942,8 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     model : Model
         The model whose parameters are drawn.
     evidence : mapping or DataFrame
-        One patient, or one patient per row.
+        One patient, or one patient per row (values as in
+        :mod:`postfusion_bayes.evidence`; soft evidence allowed in cells).
     n : int
         Number of draws (parameter sets).
     seed : int or numpy.random.Generator
@@ -1041,7 +1043,7 @@ def sobol(
     model : Model
         The model whose parameters are varied.
     evidence : mapping
-        One patient, as for :meth:`Model.diagnose`.
+        One patient, as for :meth:`Model.diagnose` (values as in :mod:`postfusion_bayes.evidence`).
     target : str
         A cause.
     n : int

@@ -333,7 +333,11 @@ def test_the_exact_one_way_function_refuses_values_outside_the_domain():
         (lambda: sa.sobol(MODEL, EV, TARGET, n=2**40), pfb.MemoryBudgetError, r"sobol with n=1,099,511,627,776 base samples .* budget of 256\.0 MB"),
         (lambda: sa.one_way(MODEL, EV, TARGET, LEAK, points=10**12), pfb.MemoryBudgetError, r"one_way with a grid of 1,000,000,000,000 points"),
         (lambda: sa.rank_robustness(MODEL, EV, [LEAK], points=10**12), pfb.MemoryBudgetError, r"rank_robustness with a grid"),
-        (lambda: MODEL.with_parameters({LEAK: HUGE}), pfb.SpecError, r"findings\.neurogenic_claudication\.leak: value 1000.*\(401 characters\) is too large \(numbers in the priors are at most 1e\+15 in size\)"),
+        (
+            lambda: MODEL.with_parameters({LEAK: HUGE}),
+            pfb.SpecError,
+            r"findings\.neurogenic_claudication\.leak: value 1000.*\(401 characters\) is too large \(numbers in the priors are at most 1e\+15 in size\)",
+        ),
         (lambda: MODEL.with_parameters(None), pfb.ArgumentTypeError, r"values must be a mapping of parameter name to value, got None"),
         (lambda: MODEL.with_parameters([(LEAK, 0.2)]), pfb.ArgumentTypeError, r"values must be a mapping"),
         (lambda: MODEL.diagnose(EV).next_tests(costs={"radicular_pain": HUGE}), pfb.ArgumentError, r"costs\['radicular_pain'\] must be a finite number >= 0, got 1000.*, too large for a float"),
