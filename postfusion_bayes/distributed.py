@@ -54,7 +54,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +68,7 @@ from .errors import ArgumentTypeError
 from .model import Model
 from .sensitivity import _FLOAT, _batched_evaluate, _draw, _parameter_names, cohort_summary, evaluate, fit_distributions
 
-__all__ = ["diagnose_many", "monte_carlo", "PARQUET_SCHEMA"]
+__all__ = ["PARQUET_SCHEMA", "diagnose_chunks", "diagnose_many", "monte_carlo"]
 
 #: The Parquet schema of the results, by column (see the module's docstring): the causes follow ``status``.
 PARQUET_SCHEMA = {"red_flags": "string (never null)", "status": "string (never null)", "<cause>": "double, nullable (null: impossible evidence)"}
@@ -215,3 +217,38 @@ def monte_carlo(model: Model, frame: Any, n: int = 2000, seed: int | np.random.G
     meta = _empty_summary(model, frame._meta.index.rename("patient"))
     out = frame.map_partitions(_monte_carlo_partition, delayed(model, pure=True), delayed(values, pure=True), n, meta=meta, enforce_metadata=False, align_dataframes=False)
     return out
+
+
+def diagnose_chunks(model: Model, chunks: Iterable[pd.DataFrame], client: Any, *, progress: bool = False) -> Iterator[pd.DataFrame]:
+    """Diagnose chunks of patients read here on the workers of ``client``, giving the results back in order.
+
+    What ``postfusion-bayes batch --scheduler/--workers`` does: the chunks
+    (read by the caller, so the workers need not see its files) are sent to
+    the cluster as they are read, each diagnosed by ``Model.diagnose_many``
+    (the very results of the pandas path), and yielded in the order of the
+    chunks; each result leaves the cluster once yielded.
+
+    Parameters
+    ----------
+    model : Model
+    chunks : iterable of DataFrame
+        Patients, one chunk after another.
+    client : dask.distributed.Client
+    progress : bool
+        Show Dask's progress bar (on stderr) while the cluster works.
+
+    Yields
+    ------
+    DataFrame
+        ``model.diagnose_many(chunk)`` for each chunk, in order.
+    """
+    dist = require("distributed", "postfusion_bayes.distributed")
+    shared = client.scatter(model, broadcast=True)  # one copy per worker, not one per chunk
+    futures: list[Any] = [client.submit(Model.diagnose_many, shared, chunk, pure=False) for chunk in chunks]
+    if progress:
+        with contextlib.redirect_stdout(sys.stderr):  # its text bar writes to stdout, where the data goes
+            dist.progress(futures)
+    for k in range(len(futures)):
+        result = futures[k].result()
+        futures[k] = None  # the cluster forgets what has been written
+        yield result
