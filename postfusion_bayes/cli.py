@@ -60,6 +60,9 @@ EXAMPLE_PATIENT = {
 #: Rows of patients ``batch`` reads, diagnoses and writes at a time (one step of its progress bar); memory stays bounded.
 BATCH_CHUNK = 10_000
 
+#: How long ``batch --scheduler`` waits for the Dask scheduler before giving up.
+SCHEDULER_TIMEOUT = "10s"
+
 EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: The longest error line printed; the rest is cut (an error can quote a huge input).
@@ -675,7 +678,7 @@ def _input_chunks(path: str, index_col: str | None) -> Iterator[pd.DataFrame]:
 
 @contextlib.contextmanager
 def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
-    """The Dask client ``--scheduler`` or ``--workers`` asks for (a local cluster is closed at the end)."""
+    """Open the Dask client ``--scheduler`` or ``--workers`` asks for (a local cluster is closed at the end)."""
     try:
         dist = require("distributed", "--scheduler and --workers")
         require("dask.dataframe", "--scheduler and --workers")
@@ -684,7 +687,7 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
         if args.scheduler is not None:
             try:
-                client = stack.enter_context(dist.Client(args.scheduler, timeout="10s", set_as_default=False))
+                client = stack.enter_context(dist.Client(args.scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False))
             except (OSError, ValueError, TypeError) as exc:
                 raise UsageError(f"--scheduler {args.scheduler!r}: cannot connect to a Dask scheduler there ({_one_line(str(exc)) or type(exc).__name__})") from None
         else:
@@ -724,10 +727,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     rows, impossible, examples = 0, 0, list[str]()
     with contextlib.ExitStack() as stack:
         if on_dask:
-            from .distributed import diagnose_chunks
+            from . import distributed as on_dask_module
 
             client = stack.enter_context(_dask_client(args))
-            results: Iterator[pd.DataFrame] = diagnose_chunks(model, _input_chunks(args.input, args.index_col), client, progress=show)
+            results: Iterator[pd.DataFrame] = on_dask_module.diagnose_chunks(model, _input_chunks(args.input, args.index_col), client, progress=show)
         else:
             results = (model.diagnose_many(chunk) for chunk in _input_chunks(args.input, args.index_col))
         parquet: _ParquetResults | None = None

@@ -49,7 +49,7 @@ Examples
 >>> patients = pd.DataFrame({"fever": [False, True], "radicular_pain": [True, None]}, index=["a", "b"])
 >>> out = diagnose_many(model, dd.from_pandas(patients, npartitions=2)).compute()
 >>> out.loc["b", "red_flags"], round(float(out.loc["a", "nerve_injury"]), 3)
-('fever', 0.237)
+('fever', 0.357)
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _check(model: object, frame: object) -> None:
 
 
 def _as_nullable(model: Model, result: pd.DataFrame) -> pd.DataFrame:
-    """The causes as nullable Float64 in every partition (a lazy frame's dtypes cannot depend on whether some row is impossible)."""
+    """Make the causes nullable Float64 in every partition (a lazy frame's dtypes cannot depend on whether some row is impossible)."""
     return result.astype({c: "Float64" for c in model.causes})
 
 
@@ -139,11 +139,12 @@ def diagnose_many(model: Model, frame: Any) -> Any:
 
 
 def _monte_carlo_partition(patients: pd.DataFrame, model: Model, values: Mapping[str, np.ndarray], n: int) -> pd.DataFrame:
-    """The Monte Carlo summary of one partition's patients, rows taken as many at a time as the memory budget allows."""
+    """Summarise one partition's patients by Monte Carlo, rows taken as many at a time as the memory budget allows."""
     parts = []
+    draws = _FLOAT * n * len(values)  # held with the posteriors
     per_row = _FLOAT * n * 2 * len(model.causes)  # posteriors under every draw, and the engine's copy
-    check_budget(per_row, model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws for one patient")
-    step = max(1, model.network.memory_budget // per_row)
+    check_budget(draws + per_row, model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws of {len(values)} parameters for one patient")
+    step = max(1, (model.network.memory_budget - draws) // per_row)
     for start in range(0, len(patients), step):
         rows = patients.iloc[start : start + step]
         present = _batched_evaluate(model, rows, values, progress=False)
@@ -171,6 +172,7 @@ def monte_carlo(model: Model, frame: Any, n: int = 2000, seed: int | np.random.G
     Parameters
     ----------
     model : Model
+        The model whose parameters are drawn (pickled to the workers).
     frame : dask.dataframe.DataFrame
         One patient per row (as for :func:`diagnose_many`).
     n : int
@@ -231,9 +233,11 @@ def diagnose_chunks(model: Model, chunks: Iterable[pd.DataFrame], client: Any, *
     Parameters
     ----------
     model : Model
+        The model (sent once to every worker).
     chunks : iterable of DataFrame
         Patients, one chunk after another.
     client : dask.distributed.Client
+        The cluster to work on.
     progress : bool
         Show Dask's progress bar (on stderr) while the cluster works.
 

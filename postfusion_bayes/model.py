@@ -604,7 +604,7 @@ class Model:
         any_impossible = bool(impossible.any())
         columns: dict[str, Any] = {}
         for c in self._causes:
-            values = present.pop(c)
+            values: Any = present.pop(c)
             if c in all_codes:  # a cause given as evidence is certain, not 1 - 2e-16
                 values = np.where(all_codes[c] >= 0, all_codes[c], values)
             if any_impossible:  # no number where there is no answer

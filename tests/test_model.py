@@ -549,7 +549,7 @@ def test_with_memory_budget_returns_a_model_whose_work_is_refused_beyond_it_and_
 
 
 def _registry(n, seed):
-    """Simulated patients with a third of the cells unobserved (the causes dropped)."""
+    """Simulate patients with a third of the cells unobserved (the causes dropped)."""
     cases = MODEL.simulate(n, seed=seed).drop(columns=list(MODEL.causes))
     hidden = np.random.default_rng(seed).random(cases.shape) < 0.3
     return cases.mask(hidden)
