@@ -87,8 +87,8 @@ def _check(model: object, frame: object) -> None:
 
 
 def _as_nullable(model: Model, result: pd.DataFrame) -> pd.DataFrame:
-    """Make the causes nullable Float64 in every partition (a lazy frame's dtypes cannot depend on whether some row is impossible)."""
-    return result.astype({c: "Float64" for c in model.causes})
+    """Give every partition the same dtypes: the causes nullable Float64 (a lazy frame's dtypes cannot depend on whether some row is impossible), the text columns strings."""
+    return result.astype({"red_flags": "string", "status": "string", **{c: "Float64" for c in model.causes}})
 
 
 def _diagnose_partition(patients: pd.DataFrame, model: Model) -> pd.DataFrame:
@@ -112,7 +112,8 @@ def diagnose_many(model: Model, frame: Any) -> Any:
         Lazy; the partitions, index and row order of ``frame``; the columns of
         ``Model.diagnose_many`` (``red_flags``, ``status``, one per cause) with
         the causes always of the nullable ``Float64`` dtype (pd.NA where the
-        evidence is impossible), and the text columns of Dask's string dtype.
+        evidence is impossible), and the text columns of pandas' ``string``
+        dtype (the same text; Arrow strings in Parquet).
 
     Raises
     ------

@@ -31,6 +31,7 @@ LOCAL_MODULES = {
     "bench_oracle",
     "bench_engines",
     "bench_report",
+    "bench_registry",
     "run_benchmarks",
 }
 
