@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from ._optional import require
-from .engine.arguments import check_budget, check_count, check_generator, count_text, type_text
+from .engine.arguments import check_budget, check_count, check_generator, count_text
 from .errors import ArgumentTypeError
 from .model import Model
 from .sensitivity import _FLOAT, _batched_evaluate, _draw, _parameter_names, cohort_summary, evaluate, fit_distributions
@@ -80,10 +80,10 @@ def _dataframe_module() -> Any:
 
 def _check(model: object, frame: object) -> None:
     if not isinstance(model, Model):
-        raise ArgumentTypeError(f"model must be a postfusion_bayes Model (load_model()), got {type(model).__name__}{type_text(model)}")
+        raise ArgumentTypeError(f"model must be a postfusion_bayes Model (load_model()), got {type(model).__name__}")
     dd = _dataframe_module()
     if not isinstance(frame, dd.DataFrame):
-        raise ArgumentTypeError(f"frame must be a dask DataFrame (dask.dataframe.from_pandas, read_parquet, read_csv), got {type(frame).__name__}; for a pandas DataFrame use model.diagnose_many")
+        raise ArgumentTypeError(f"frame must be a dask DataFrame (dask.dataframe.from_pandas, read_parquet, read_csv), got {type(frame).__name__}; a pandas DataFrame goes to the pandas version (Model.diagnose_many, sensitivity.monte_carlo)")
 
 
 def _as_nullable(model: Model, result: pd.DataFrame) -> pd.DataFrame:
