@@ -83,7 +83,10 @@ def _check(model: object, frame: object) -> None:
         raise ArgumentTypeError(f"model must be a postfusion_bayes Model (load_model()), got {type(model).__name__}")
     dd = _dataframe_module()
     if not isinstance(frame, dd.DataFrame):
-        raise ArgumentTypeError(f"frame must be a dask DataFrame (dask.dataframe.from_pandas, read_parquet, read_csv), got {type(frame).__name__}; a pandas DataFrame goes to the pandas version (Model.diagnose_many, sensitivity.monte_carlo)")
+        raise ArgumentTypeError(
+            f"frame must be a dask DataFrame (dask.dataframe.from_pandas, read_parquet), got {type(frame).__name__}; "
+            "a pandas DataFrame goes to the pandas version (Model.diagnose_many, sensitivity.monte_carlo)"
+        )
 
 
 def _as_nullable(model: Model, result: pd.DataFrame) -> pd.DataFrame:
