@@ -175,3 +175,24 @@ def test_batch_on_the_cluster_writes_what_the_pandas_path_writes(capsys, tmp_pat
     monkeypatch.setattr(cli, "SCHEDULER_TIMEOUT", "1s")
     assert main(["batch", str(source), "--scheduler", "tcp://127.0.0.1:1", "--index-col", "patient"]) == 2
     assert "cannot connect to a Dask scheduler" in capsys.readouterr().err
+
+
+def test_batch_on_a_local_cluster_of_its_own_writes_the_same_csv(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))  # for the worker
+    monkeypatch.setattr(cli, "BATCH_CHUNK", 150)  # several chunks
+    source = tmp_path / "patients.csv"
+    _registry(400, seed=7).to_csv(source)
+    assert main(["batch", str(source), "--index-col", "patient", "-q"]) == 0
+    local = capsys.readouterr().out
+    assert main(["batch", str(source), "--index-col", "patient", "-q", "--workers", "1"]) == 0
+    assert capsys.readouterr().out == local
+
+
+def test_diagnose_chunks_gives_the_chunks_back_in_order_with_the_progress_bar_on_stderr(capsys, client):
+    patients = _registry(900, seed=8)
+    chunks = [patients.iloc[k : k + 200] for k in range(0, 900, 200)]
+    results = list(distributed.diagnose_chunks(MODEL, iter(chunks), client, progress=True))
+    out, err = capsys.readouterr()
+    assert out == "" and "100%" in err
+    for chunk, result in zip(chunks, results, strict=True):
+        pd.testing.assert_frame_equal(result, MODEL.diagnose_many(chunk), check_exact=True)
