@@ -254,7 +254,7 @@ def diagnose_chunks(model: Model, chunks: Iterable[pd.DataFrame], client: Any, *
     shared = client.scatter(model, broadcast=True)  # one copy per worker, not one per chunk
     futures: list[Any] = [client.submit(Model.diagnose_many, shared, chunk, pure=False) for chunk in chunks]
     if progress:
-        with contextlib.redirect_stdout(sys.stderr):  # its text bar writes to stdout, where the data goes
+        with client.as_current(), contextlib.redirect_stdout(sys.stderr):  # its text bar writes to stdout, where the data goes
             dist.progress(futures)
     for k in range(len(futures)):
         result = futures[k].result()
