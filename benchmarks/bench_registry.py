@@ -9,7 +9,7 @@ passes through the driver. Measures:
   same in one query (``DIAGNOSE_CHUNK`` out of the way: the memory of the unchunked path);
 * Dask: ``distributed.diagnose_many`` from ``read_parquet`` to ``to_parquet`` on a LocalCluster of 1
   and of 2 worker processes (one thread each), or on the cluster at ``--scheduler``: throughput per
-  worker, and the peak resident memory of each worker process (``ru_maxrss``, the worker's own
+  worker, and the peak resident memory of each worker process (``VmHWM``, the worker's own
   baseline included).
 
 On a machine with 2 cores, 2 workers compete with each other and with the driver and the scheduler:
@@ -50,7 +50,18 @@ def write_registry(frame: pd.DataFrame, folder: str, partition_rows: int) -> Non
 
 
 def _peak_rss() -> int:
-    """Return the peak resident memory of this process in bytes (``ru_maxrss`` is in kB on Linux)."""
+    """Return the peak resident memory of this process in bytes: ``VmHWM`` on Linux.
+
+    Not ``ru_maxrss``: Linux carries it over ``execve``, so a worker process spawned (fork, then exec)
+    by a driver holding the registry would report the driver's memory as its own.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
