@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 BLOCK = 100_000  # cases simulated at a time (simulate() keeps within the memory budget)
+#: The scheduler's HTTP server (health checks; the dashboard stays off) on a free port, never the default 8787 another cluster may hold.
+QUIET_HTTP = {"dashboard_address": "127.0.0.1:0"}
 
 
 def simulate_registry(model: Any, n: int, seed: int = 0) -> pd.DataFrame:
@@ -95,7 +97,7 @@ def local_cluster(workers: int, env: dict[str, str]) -> Any:
     """Return a LocalCluster of ``workers`` processes of one thread each, on 127.0.0.1, without a dashboard."""
     from distributed import LocalCluster
 
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40, env=env)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=QUIET_HTTP, silence_logs=40, env=env)
 
 
 def max_difference(target: str, expected: pd.DataFrame, causes: list[str]) -> float:

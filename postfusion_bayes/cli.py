@@ -691,9 +691,10 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
             except (OSError, ValueError, TypeError) as exc:
                 raise UsageError(f"--scheduler {args.scheduler!r}: cannot connect to a Dask scheduler there ({_one_line(str(exc)) or type(exc).__name__})") from None
         else:
-            cluster = stack.enter_context(
-                dist.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40)
-            )
+            # no dashboard; the scheduler's HTTP server (health checks) on a free port, not the 8787 another cluster may hold
+            http = {"dashboard_address": "127.0.0.1:0"}
+            local = dist.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=http, silence_logs=40)
+            cluster = stack.enter_context(local)
             client = stack.enter_context(dist.Client(cluster, set_as_default=False))
         yield client
 

@@ -26,6 +26,8 @@ from postfusion_bayes.cli import main
 MODEL = pfb.load_model()
 CAUSES = list(MODEL.causes)
 PACKAGE_ROOT = str(Path(pfb.__file__).resolve().parents[1])
+#: The scheduler's HTTP server (health checks; the dashboard stays off) on a free port, never the default 8787 another cluster may hold.
+QUIET_HTTP = {"dashboard_address": "127.0.0.1:0"}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def client():
     # the workers import this checkout of the package, as the tests do
     env = {"PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)}
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40, env=env) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=QUIET_HTTP, silence_logs=40, env=env) as cluster,
         Client(cluster, set_as_default=False) as c,
     ):
         yield c
