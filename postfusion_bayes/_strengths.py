@@ -19,7 +19,6 @@ table of parameters stays light. ``learning.prior_strengths`` is
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,8 +26,9 @@ import pandas as pd
 
 from .cpts import build_tables
 from .engine import CompiledNetwork
+from .engine.arguments import check_real
 from .engine.encoding import EncodedEvidence
-from .errors import SpecError, suggest
+from .errors import ArgumentError, SpecError, suggest
 from .ranges import range_distributions
 from .spec import BOOLEAN_STATES, ModelSpec
 
@@ -198,8 +198,9 @@ def _resolve_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | 
 
 
 def _strength_problem(where: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return f"{where}: got {value!r}; expected a number of cases (a finite number >= 0), or a mapping of parameter name to one"
-    if not math.isfinite(float(value)) or float(value) < 0:
-        return f"{where}: got {value!r}; a strength must be a finite number >= 0"
+    """Return what is wrong with a strength (a number of cases: a finite number >= 0), or an empty string."""
+    try:
+        check_real(where, value)
+    except ArgumentError as exc:
+        return f"{exc}; a strength is a number of cases, or (for the whole argument) a mapping of parameter name to one"
     return ""

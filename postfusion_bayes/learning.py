@@ -3,9 +3,10 @@
 The hand-set priors act as pseudo-counts and the cases as counts; the learned
 value of every parameter is its posterior mode (MAP) given the cases. Cases are
 one row per patient with any model variables as columns, in the vocabulary of
-``Model.diagnose_many`` (True/False, "yes"/"no", state names; a confirmed cause
-as True/False, "present"/"absent"); a missing cell (NaN, None) is allowed
-anywhere, causes included.
+``Model.diagnose_many`` (the rules of :mod:`postfusion_bayes.evidence`:
+True/False, 1/0, "yes"/"no", state names; a confirmed cause as True/False,
+"present"/"absent"); a missing cell (NaN, None, ``pd.NA``) is allowed anywhere,
+causes included.
 
 The prior of each parameter
 ---------------------------
@@ -112,7 +113,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -125,8 +125,9 @@ from . import ranges
 from ._strengths import _Families, _families, _information_per_case, _resolve_strengths, prior_strengths
 from .cpts import build_tables
 from .engine import CompiledNetwork
+from .engine.arguments import check_count, check_real
 from .engine.encoding import EncodedEvidence
-from .errors import ArgumentError, ArgumentTypeError, ConvergenceWarning, EvidenceError
+from .errors import ConvergenceWarning, EvidenceError
 from .evidence import frame_codes
 from .spec import ModelSpec
 
@@ -374,14 +375,8 @@ def update_spec(
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
     (0.2783, 100.0, 27.67, 0.2)
     """
-    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral):
-        raise ArgumentTypeError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
-    if max_iterations < 1:
-        raise ArgumentError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
-        raise ArgumentTypeError(f"tolerance must be a finite number > 0, got {tolerance!r}")
-    if not (tolerance > 0 and math.isfinite(tolerance)):
-        raise ArgumentError(f"tolerance must be a finite number > 0, got {tolerance!r}")
+    max_iterations = check_count("max_iterations", max_iterations)
+    tolerance = check_real("tolerance", tolerance, positive=True)
     codes = frame_codes(spec, frame, soft_hint="learning takes confirmed cases only")
     network = CompiledNetwork(build_tables(spec))
     families = _families(spec)
