@@ -47,9 +47,12 @@ from .errors import ArgumentError
 from .evidence import apply_implications, parse_evidence
 
 if TYPE_CHECKING:
+    from .engine import CompiledNetwork
+    from .evidence import Evidence
     from .model import Model
+    from .spec import ModelSpec
 
-__all__ = ["Adequacy", "check_adequacy", "DEFAULT_THRESHOLD", "DEFAULT_SIMULATED", "DEFAULT_SEED"]
+__all__ = ["Adequacy", "check_adequacy", "adequacy_of", "DEFAULT_THRESHOLD", "DEFAULT_SIMULATED", "DEFAULT_SEED"]
 
 #: The check fires below this percentile (fixed before any published case was run).
 DEFAULT_THRESHOLD = 0.05
@@ -150,18 +153,28 @@ def check_adequacy(
     >>> typical.fires
     False
     """
+    return adequacy_of(model.spec, model.network, parse_evidence(model.spec, evidence), n=n, seed=seed, threshold=threshold)
+
+
+def adequacy_of(
+    spec: ModelSpec,
+    network: CompiledNetwork,
+    evidence: Evidence,
+    *,
+    n: int = DEFAULT_SIMULATED,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Adequacy:
+    """:func:`check_adequacy` on validated evidence and a compiled network (what a Diagnosis holds)."""
     n = check_count("n", n)
     threshold = _threshold(threshold)
     check_generator(seed)  # refused before any work; a Generator given is drawn from below
-    spec = model.spec
-    ev = parse_evidence(spec, evidence)
     context = set(spec.names("context"))
-    tables = model.tables
-    codes_of = {name: tables.states[name].index(state) for name, state in ev.hard.items()}
+    tables = network.tables
+    codes_of = {name: tables.states[name].index(state) for name, state in evidence.hard.items()}
     given = {name: code for name, code in codes_of.items() if name in context}
     compared = tuple(name for name in codes_of if name not in context)
-    network = model.network
-    observed = {**given, **{name: codes_of[name] for name in compared if name not in ev.implied}}  # the likelihood's evidence
+    observed = {**given, **{name: codes_of[name] for name in compared if name not in evidence.implied}}  # the likelihood's evidence
     patient = EncodedEvidence.from_codes(network.states, {k: np.array([v]) for k, v in observed.items()}, 1)
     log_patient = float(network.query(patient, ()).log_evidence[0, 0])
     if not compared:  # nothing beyond the context: every simulated patient has the same evidence

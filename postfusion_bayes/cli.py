@@ -443,7 +443,9 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
     frame = dx.to_frame()
     if fmt == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
+        a = dx.adequacy
+        adequacy = {"fires": a.fires, "percentile": a.percentile, "threshold": a.threshold, "n_simulated": a.n_simulated, "message": str(a)}
+        _write_json({"red_flags": flags, "causes": _records(frame), "adequacy": adequacy, "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(frame, dx).to_csv(sys.stdout)
     elif brief:
@@ -452,7 +454,7 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
         print(_evidence_line(dx, title))
         print(frame.round(3).to_string())
         print(DISCLAIMER)
-    else:  # the full report: red flags, causes, findings that mattered, next tests, conflict
+    else:  # the full report: red flags, causes, findings that mattered, next tests, conflict, adequacy
         report = dx.summary().splitlines()
         n_flags = len(dx.red_flags)
         print("\n".join(report[:n_flags] + [_evidence_line(dx, title)] + report[n_flags:]))
