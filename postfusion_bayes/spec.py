@@ -10,7 +10,9 @@ A priors folder holds five YAML files (see ``priors/README.md``):
     the reference patient, and odds ratios for risk factors: one for a
     boolean factor ("yes"), one per non-reference state of a categorical one.
 ``findings.yaml`` and ``red_flags.yaml``
-    Binary findings as leaky noisy-OR children of the causes.
+    Binary findings as leaky noisy-OR children of the causes; one may declare
+    that it ``implies`` a binary finding (applied by the evidence reader,
+    :mod:`postfusion_bayes.evidence`).
 ``onset.yaml``
     The categorical onset finding: one onset distribution per cause and one
     for the leak, mixed with equal weights over the causes present.
