@@ -86,7 +86,7 @@ Cancellation and the choice of method
     ``quickscore-longdouble``
         the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
         whose float64 bound fails but whose longdouble bound, predicted from
-        the same sums, would pass (about twenty times slower).
+        the same sums, would pass (three to fifteen times slower, by size).
     ``subset-dp``
         cancellation-free: a dynamic programme over the causes whose state is
         the set of expanded findings already switched on (by their leaks or
@@ -152,6 +152,9 @@ _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 _U64 = float(np.finfo(np.float64).eps) / 2
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
 _CACHE_BYTES = 2**20
+#: Cost of Quickscore's array work in np.longdouble relative to float64, for the cost model (measured on
+#: x86-64: 2.5-5 times for the arrays of one row with a few expanded findings, up to 15 times for large ones).
+_LONGDOUBLE_WORK = 10
 
 
 @dataclass(frozen=True)
@@ -1230,7 +1233,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         work={
             "quickscore": qs_work,
-            "quickscore-longdouble": 18 * qs_work,
+            "quickscore-longdouble": _LONGDOUBLE_WORK * qs_work,
             "subset-dp": 2 * n * (3 * active + 10) * S * nodes * K * parts * (1 + npr),
             "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
             "enumeration-log": 2.0**n * 10 * (K + m + npr + n),
