@@ -150,6 +150,8 @@ _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
+#: The smallest normal float64.
+_TINY64 = float(np.finfo(np.float64).tiny)
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
 _CACHE_BYTES = 2**20
 #: Cost of Quickscore's array work in np.longdouble relative to float64, for the cost model (measured on
@@ -345,7 +347,7 @@ def _check(name: str, arr: np.ndarray, upper: float | None) -> None:
         raise NetworkError(f"{name} must be {what}")
 
 
-def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict) -> _Problem:
+def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked: bool = False) -> _Problem:
     rw = np.asarray(root_weight, dtype=float)
     cg = np.asarray(cause_given_root, dtype=float)
     cl = np.asarray(cause_likelihood, dtype=float)
@@ -366,9 +368,10 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     _check("root_weight", rw, None)
     _check("cause_likelihood", cl, None)
     _check("finding_likelihood", fl, None)
-    _check("cause_given_root", cg, 1.0)
-    _check("leak", lk, 1.0)
-    _check("links", ln, 1.0)
+    if not checked:
+        _check("cause_given_root", cg, 1.0)
+        _check("leak", lk, 1.0)
+        _check("links", ln, 1.0)
     predict = np.asarray(predict, dtype=np.intp).reshape(-1)
     if predict.size:
         if predict.min() < 0 or predict.max() >= F:
@@ -403,14 +406,15 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         mlam = np.asarray(mx.likelihood, dtype=float)
         if dist.ndim != 3 or dist.shape[1] != parents.size or mleak.ndim != 2 or mlam.ndim != 2 or not (dist.shape[2] == mleak.shape[1] == mlam.shape[1]):
             raise NetworkError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
-        if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
-            raise NetworkError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
         _check(f"mixture {index} likelihood", mlam, None)
-        _check(f"mixture {index} distributions", dist, 1.0)
-        _check(f"mixture {index} leak", mleak, 1.0)
-        sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
-        if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
-            raise NetworkError(f"mixture {index}: distributions and leak must sum to 1 over the states")
+        if not checked:
+            if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
+                raise NetworkError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
+            _check(f"mixture {index} distributions", dist, 1.0)
+            _check(f"mixture {index} leak", mleak, 1.0)
+            sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
+            if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
+                raise NetworkError(f"mixture {index}: distributions and leak must sum to 1 over the states")
         mlam = normalise(mlam)
         if (mlam == 1).all():
             continue  # unobserved: a constant factor (1 after normalising)
@@ -513,10 +517,9 @@ def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.nd
     positive = w > 0
     if (positive.sum(axis=1) <= 1).all():
         kcol = positive.argmax(axis=1)[:, None]
-    else:
-        keep = np.flatnonzero(positive.any(axis=0))
-        kcol = np.broadcast_to(keep, (pi.size, keep.size))
-    return np.take_along_axis(w, kcol, axis=1), kcol
+        return w[np.arange(pi.size), kcol[:, 0]][:, None], kcol
+    keep = np.flatnonzero(positive.any(axis=0))
+    return w[:, keep], np.broadcast_to(keep, (pi.size, keep.size))
 
 
 def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: tuple[np.ndarray, np.ndarray] | None = None) -> _Block:
@@ -723,7 +726,7 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     npr = d.LP.shape[1]
     T = 2**m
     one = dtype(1)
-    tiny = np.finfo(dtype).tiny
+    tiny = _TINY64 if dtype is np.float64 else np.finfo(dtype).tiny
     if dtype is np.float64:
         aY, aN, leakE, LE = d.aY, d.aN, d.leakE, d.LE
     else:
@@ -1254,6 +1257,7 @@ def factorised_query(
     max_bytes=256 * 2**20,
     tolerance=5e-10,
     methods=METHODS,
+    checked=False,
 ) -> FactorisedResult:
     """Exact posteriors of a layered noisy-OR network at a cost that grows with the positive findings.
 
@@ -1287,6 +1291,11 @@ def factorised_query(
         ratios of two of them, are then within ``2 * tolerance``.
     methods : sequence of str
         Methods allowed (see :data:`METHODS`); for testing and diagnosis.
+    checked : bool, default False
+        True when the network's numbers (``cause_given_root``, ``leak``,
+        ``links``, the mixtures' parents, distributions and leaks) come from
+        tables already checked (a compiled network's): their checks are
+        skipped. The evidence is checked either way.
 
     Returns
     -------
@@ -1324,7 +1333,8 @@ def factorised_query(
     if unknown or not methods:
         raise ArgumentError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
     with np.errstate(all="ignore"):
-        return _query(_prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict), max_bytes, tolerance, methods)
+        problem = _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked)
+        return _query(problem, max_bytes, tolerance, methods)
 
 
 def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str]) -> FactorisedResult:
@@ -1364,7 +1374,10 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             root_post[p, b] = post[:, 0:1]
         else:
             rp = np.zeros((index.size, K))
-            np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
+            if k == 1:
+                rp[np.arange(index.size), block.kcol[:, 0]] = post[:, 0]
+            else:
+                np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
             rp[dead] = np.nan
             root_post[p, b] = rp
         cause_post[p, b] = post[:, k : k + n]
