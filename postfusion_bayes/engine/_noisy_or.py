@@ -317,7 +317,7 @@ class _Problem:
     n: int
     F: int
     root_weight: np.ndarray  # (Pw, Bw, K)
-    log_pq: np.ndarray  # (Pc, K, n, 2) log P(absent | k), log P(present | k)
+    cause_given_root: np.ndarray  # (Pc, K, n) P(present | k); its logs are taken where a block needs them (_log_pq)
     log_lam: np.ndarray  # (Bl, n, 2) log of the normalised cause likelihoods
     a: np.ndarray  # (Bf, F, 2) normalised finding likelihoods (no, yes)
     negative: np.ndarray  # (Bf, F) float 0/1
@@ -332,6 +332,7 @@ class _Problem:
     predict: np.ndarray  # (npr,)
     mixture: _MixtureSpec | None  # the observed mixture, if any
     const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
+    all_log_pq: list  # empty, or [the logs of every entry of cause_given_root], taken once if a block needs most of them
 
 
 def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
@@ -426,9 +427,6 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         member = np.zeros(n, dtype=bool)
         member[parents] = True
         spec = _MixtureSpec(parents, member, dist, mleak, mlam)
-    log_pq = np.empty(cg.shape + (2,))
-    np.log1p(-cg, out=log_pq[..., 0])
-    np.log(cg, out=log_pq[..., 1])
     return _Problem(
         P=P,
         B=B,
@@ -436,7 +434,8 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         n=n,
         F=F,
         root_weight=rw,
-        log_pq=log_pq,
+        cause_given_root=cg,
+        all_log_pq=[],
         log_lam=np.log(lam),
         a=a,
         negative=negative.astype(float),
@@ -522,16 +521,35 @@ def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.nd
     return w[:, keep], np.broadcast_to(keep, (pi.size, keep.size))
 
 
+def _log_pq(prob: _Problem, pi: np.ndarray, kcol: np.ndarray) -> np.ndarray:
+    """Log P(cause absent | k) and log P(cause present | k) for the cells' kept root columns, ``(1 or C, K', n, 2)``.
+
+    The logs of the gathered entries only, unless the block needs about as many as there are (then all of
+    them, once per problem).
+    """
+    cg = prob.cause_given_root
+    whole = cg.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all()
+    if whole or kcol.size >= cg.shape[0] * prob.K:
+        if not prob.all_log_pq:
+            both = np.empty(cg.shape + (2,))
+            np.log1p(-cg, out=both[..., 0])
+            np.log(cg, out=both[..., 1])
+            prob.all_log_pq.append(both)
+        both = prob.all_log_pq[0]
+        return both if whole else both[(pi if cg.shape[0] > 1 else np.zeros(pi.size, np.intp))[:, None], kcol]
+    chosen = cg[(pi if cg.shape[0] > 1 else np.zeros(pi.size, np.intp))[:, None], kcol]  # (C, K', n)
+    both = np.empty(chosen.shape + (2,))
+    np.log1p(-chosen, out=both[..., 0])
+    np.log(chosen, out=both[..., 1])
+    return both
+
+
 def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: tuple[np.ndarray, np.ndarray] | None = None) -> _Block:
     C, n = pi.size, prob.n
     rw, kcol = roots if roots is not None else _root_columns(prob, pi, bi)
     logW = np.log(rw)
     # log weights of each cause absent / present given each kept root configuration
-    log_pq = prob.log_pq
-    if log_pq.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all():
-        lpq = log_pq  # (1, K, n, 2)
-    else:
-        lpq = log_pq[(pi if log_pq.shape[0] > 1 else np.zeros(C, np.intp))[:, None], kcol]  # (C, K', n, 2)
+    lpq = _log_pq(prob, pi, kcol)  # (1 or C, K', n, 2)
     lam = _lead(prob.log_lam, bi)  # (Cb, n, 2)
     neg = _lead(prob.negative, bi)  # (Cb, F)
     if prob.links.shape[0] == 1:
@@ -1361,7 +1379,8 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
     def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
-        p, b = cp[index], cb[index]
+        # (one cell: plain indexing, which is much cheaper than gathering and scattering)
+        p, b = (slice(0, 1), 0) if P * B == 1 else (cp[index], cb[index])
         k = block.kcol.shape[1]
         total = values[:, 0]
         post = values[:, 1:] / values[:, :1]
