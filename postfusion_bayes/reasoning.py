@@ -209,6 +209,13 @@ class Reasoner:
         return present, weight
 
     @functools.cached_property
+    def _present_float(self) -> np.ndarray:
+        """:attr:`_joint`'s configurations as floats 0/1 (a pure memo: the ranking uses them twice)."""
+        present = self._joint[0].astype(float)
+        present.setflags(write=False)
+        return present
+
+    @functools.cached_property
     def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str], NoisyBlock | None]:
         """P(test | configuration, e) for every candidate test, over the configurations of :attr:`_joint`.
 
@@ -255,7 +262,7 @@ class Reasoner:
                 bits = (np.arange(2 ** len(parents))[:, None] >> np.arange(len(parents) - 1, -1, -1)[None, :]) & 1
                 small.append(tables.cpd(t).given(bits))  # type: ignore[union-attr]
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-            parent_codes = (present.astype(float) @ powers).astype(np.intp)
+            parent_codes = (self._present_float @ powers).astype(np.intp)
             parent_codes += offsets[None, :]
             stacked = np.concatenate(small)  # (sum of sizes, 2)
             block = NoisyBlock(tuple(noisy), parent_codes, stacked[:, 0][parent_codes], stacked[:, 1][parent_codes], offsets, tuple(sizes), tuple(small))
@@ -403,7 +410,7 @@ class Reasoner:
         tests, direct, block = self._tests
         keep = weight > 0  # impossible configurations add nothing to any sum below
         if keep.all():
-            as_float = present.astype(float)
+            as_float = self._present_float
         else:
             weight, as_float = weight[keep], present[keep].astype(float)
             tests = {t: q[keep] for t, q in tests.items()}

@@ -18,6 +18,7 @@ take a few milliseconds and a few MB per row.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,22 @@ _BYTES_PER_CONFIGURATION = 8 * 8  # float64 working arrays alive at once per con
 def enumeration_bytes(n_configurations: int, n_middle: int) -> int:
     """Peak bytes of :func:`enumerate_joint` for one row (one root configuration at a time)."""
     return int(n_configurations) * (_BYTES_PER_CONFIGURATION + 8 * n_middle)
+
+
+@functools.lru_cache(maxsize=2)
+def _binary_configurations(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every configuration of ``n`` binary variables (last fastest), as states ``(2**n, n)`` and as floats.
+
+    A pure memo (a function of ``n`` alone, read-only arrays): the joint queries of one network all use
+    the same table, which costs more to build than most of the query.
+    """
+    J = 2**n
+    big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)
+    configurations = np.unpackbits(big_endian, axis=1)[:, 32 - n :].astype(np.intp)
+    present = configurations.astype(float)
+    configurations.setflags(write=False)
+    present.setflags(write=False)
+    return configurations, present
 
 
 def _log(x: np.ndarray) -> np.ndarray:
@@ -83,9 +100,10 @@ def enumerate_joint(
     needed = enumeration_bytes(J, len(middle))
     if needed > budget:
         raise MemoryBudgetError(needed, budget, f"enumerating the {J:,} joint configurations of {len(middle)} variables")
+    binary_table = None
     if middle and all(c == 2 for c in cards) and len(middle) <= 32:  # the bits of the configuration number, last variable fastest
-        big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)
-        configurations = np.unpackbits(big_endian, axis=1)[:, 32 - len(middle) :].astype(np.intp)
+        binary_table = _binary_configurations(len(middle))
+        configurations = binary_table[0]
     else:
         configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
     mid_pos = {m: i for i, m in enumerate(middle)}
@@ -103,7 +121,7 @@ def enumerate_joint(
 
     # leaves: evidence-independent pieces
     binary = all(c == 2 for c in cards)
-    present = (configurations == 1).astype(float) if binary else None  # (J, n)
+    present = binary_table[1] if binary_table is not None else None  # (J, n)
     noisy = [leaf for leaf in leaves if isinstance(tables.cpd(leaf), NoisyOr)] if binary else []
     if noisy:  # every noisy-OR leaf at once: log P(no | configuration) = log(1 - leak) + present @ log(1 - links)
         log_inhibit = np.zeros((len(middle), len(noisy)))
@@ -255,10 +273,13 @@ def _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, pres
         parents_pos = [mid_pos[p] for p in tables.parents[leaf]]
         cpd = tables.cpd(leaf)
         if isinstance(cpd, Mixture) and present is not None:
-            on = present[:, parents_pos]
-            count = on.sum(axis=1)
-            dist_lam = np.asarray(cpd.distributions) @ lam_leaf
-            mixed = on @ dist_lam / np.where(count > 0, count, 1.0)
+            # matrix-vector products over every middle variable (0 for the non-parents), no gathered copy of present
+            member = np.zeros(present.shape[1])
+            member[parents_pos] = 1.0
+            dist_lam = np.zeros(present.shape[1])
+            dist_lam[parents_pos] = np.asarray(cpd.distributions) @ lam_leaf
+            count = present @ member
+            mixed = present @ dist_lam / np.where(count > 0, count, 1.0)
             factor = np.where(count > 0, mixed, float(np.asarray(cpd.leak) @ lam_leaf))
         else:
             table = np.asarray(tables.cpts[leaf])
