@@ -83,6 +83,17 @@ Cancellation and the choice of method
 
     ``quickscore``
         the above in float64; cost about ``K 2**m (nodes) n`` per row.
+    ``quickscore-telescoped``
+        the above with one finding leaning positive (per row, the one the
+        causes make least likely: its factor cancels most) taken out of the
+        expansion and summed without cancellation, by the first present cause
+        that switches it on, as for a prediction; the numerators split that
+        sum before, at and after their cause (:func:`_quickscore_telescoped`).
+        Half the terms, none of that finding's cancellation, about three
+        times Quickscore's work per term: the rerun for rows whose float64
+        bound fails by a small factor (about one in ten typical rows at
+        sixteen causes), before longdouble or the cancellation-free methods.
+        Rows with predictions do not use it.
     ``quickscore-longdouble``
         the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
         whose float64 bound fails but whose longdouble bound, predicted from
@@ -111,9 +122,10 @@ Cancellation and the choice of method
     group a rough cost model (numpy calls and array work) picks the first
     method: Quickscore, or directly a cancellation-free method when it is
     cheaper or Quickscore would likely fail (many expanded findings). Rows
-    whose bound fails move on to the cheapest of the longdouble rerun (when
-    predicted to pass), the dynamic programme and the enumeration, and rows
-    whose numbers underflow to the log-space enumeration. A method is
+    whose bound fails move on to the telescoped form when it is the
+    cheapest, then to the cheapest of the longdouble rerun (when predicted
+    to pass), the dynamic programme and the enumeration, and rows whose
+    numbers underflow to the log-space enumeration. A method is
     available only if one row (one parameter set) of it fits ``max_bytes``;
     rows are processed in chunks that fit (and that keep the working arrays
     cache-sized). If no allowed method can meet the tolerance within the
@@ -141,7 +153,7 @@ from ..errors import ArgumentError, MemoryBudgetError, NetworkError
 __all__ = ["METHODS", "FactorisedResult", "MemoryBudgetError", "Mixture", "factorised_query"]
 
 #: The methods, in the order in which they are normally tried.
-METHODS = ("quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
+METHODS = ("quickscore", "quickscore-telescoped", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
 
 #: Stands for log(0) inside matrix products (0 * it is 0, never NaN); sums below half of it are log(0).
 _LOG_ZERO = -1e300
@@ -157,6 +169,8 @@ _CACHE_BYTES = 2**20
 #: Cost of Quickscore's array work in np.longdouble relative to float64, for the cost model (measured on
 #: x86-64: 2.5-5 times for the arrays of one row with a few expanded findings, up to 15 times for large ones).
 _LONGDOUBLE_WORK = 10
+#: Array work of telescoped Quickscore per term relative to Quickscore's (measured on x86-64).
+_TELESCOPED_WORK = 2.5
 
 
 @dataclass(frozen=True)
@@ -860,6 +874,207 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     return _Sums(values, err, sigma, mag, gamma_ld)
 
 
+# ----------------------------------------------------------------------------------------------- Quickscore, one finding telescoped
+
+
+def _telescoped_gammas(n: int, m: int, nodes: int, K: int) -> tuple[float, float]:
+    """Bounds, per unit of the sum of absolute values of the terms, on the rounding error of :func:`_quickscore_telescoped`.
+
+    ``m`` is the number of findings expanded as Quickscore terms (the telescoped one excluded). Counted
+    along the computation of one term, as in :func:`_quickscore_gammas`: ``g_Si`` ``2m``, ``u`` and ``u'``
+    about ``2m + 6``, the prefix products of ``u' / u`` ``n (4m + 11)``, the product over the other causes
+    ``n (2m + 4)``, the firing weight and the mixture's sums a further ``n + 8m + 30``, the prefix and
+    suffix sums over the firing cause ``n``, the numerators' brackets, the likelihood coefficients and
+    the nodes about ``20 + nodes``, ``alpha_S`` ``4m``; then the signed sum of ``2**m K`` terms. Every
+    quantity before that sum is a sum of products of non-negative numbers, so the counts add along the
+    longest path. Rounded up.
+    """
+    k = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
+    return _gamma(k, np.float64), _gamma(k + 2 * m + 20, np.float64)
+
+
+def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
+    """Working memory of :func:`_quickscore_telescoped` per cell (``m`` counts every expanded finding)."""
+    T = 2 ** max(m - 1, 0)
+    return 8 * K * T * nodes * n * 18 + 8 * T * (m + 4) * n * 2 + 4096
+
+
+def _telescoped_finding(d: _Block) -> np.ndarray | None:
+    """Choose per cell the expanded finding to telescope, or None when some cell has no candidate.
+
+    Candidates lean positive (likelihood of yes above no): their Quickscore factors are the ones that
+    alternate in sign. The one least likely under the causes' weights (negative findings included,
+    other findings and the mixture ignored) is chosen: its factor cancels most.
+    """
+    lean = d.aY > d.aN  # (C, m)
+    if d.LE.shape[1] == 0 or d.LP.shape[1] or not lean.any(axis=1).all():
+        return None
+    logA, logB = d.logA[:, 0], d.logB[:, 0]  # (C, n): the first kept root column
+    top = np.maximum(logA, logB)
+    present = np.exp(logB - top) / (np.exp(logA - top) + np.exp(logB - top))  # P(cause present), roughly
+    present = np.where(np.isfinite(present), present, 0.0)
+    log_no = np.log1p(-d.leakE) + np.log1p(-present[:, None, :] * d.LE).sum(axis=-1)  # log P(finding no), roughly
+    return np.where(lean, log_no, -np.inf).argmax(axis=1)
+
+
+def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | None = None) -> _Sums:
+    """Quickscore with one positive-leaning finding per cell summed without cancellation (telescoped).
+
+    The finding ``f* = star`` (per cell) is taken out of the expanded findings. With likelihoods ``(a_no,
+    a_yes)``, ``a_yes > a_no``, its factor is ``c0 + c1 (1 - q0 prod_{i in C} x_i) / (1 - q0)`` read as
+    ``(a_no + (a_yes - a_no) leak) + (a_yes - a_no)(1 - leak) [some present cause fires it]``, and
+    "some present cause fires it" is split by the first cause ``i`` (in index order) that does:
+    ``b_i l_i prod_{j < i} u'_j prod_{j > i} u_j`` with ``u'_j = A_j + B_j g_Sj x_j`` (``x = 1 -
+    link``), as for a prediction in :func:`_quickscore`. The numerator of cause ``c`` (present) splits
+    into the firing cause before ``c`` (``c`` then weighs ``b_c / u_c`` times the prefix sum), at ``c``,
+    and after ``c`` (``b_c x_c / u'_c`` times the suffix sum); with the mixture, the dual parts follow the
+    same pattern, written so that nothing is subtracted (``tau_c R_{-c} + v_c = tau_c R + v_c A_c /
+    u_c``, and the same with ``u'``). Every term is then non-negative: only the other expanded findings'
+    ``alpha_S`` carry signs, over half as many terms, and the telescoped finding's cancellation is gone.
+    For float64 only; the cells must have no predictions.
+    """
+    W, A, B0, sigma = _scaled(d)  # (C, K), (C, K, n), (C, K, n)
+    C, K, n = A.shape
+    m_all = d.LE.shape[1]
+    rows = np.arange(C)
+    keep = np.ones((C, m_all), dtype=bool)
+    keep[rows, star] = False
+    m = m_all - 1
+    LE = d.LE[keep].reshape(C, m, n)
+    leakE, aN, aY = d.leakE[keep].reshape(C, m), d.aN[keep].reshape(C, m), d.aY[keep].reshape(C, m)
+    link = d.LE[rows, star]  # (C, n): the telescoped finding's links
+    leak_s, aN_s, aY_s = d.leakE[rows, star], d.aN[rows, star], d.aY[rows, star]
+    delta = aY_s - aN_s  # > 0
+    c0 = aN_s + delta * leak_s  # weight of "no cause needed" (its leak, or its likelihood of no)
+    c1 = delta * (1.0 - leak_s)  # weight of "a present cause fires it"
+    T = 2**m
+    subsets = _subsets(m)  # (T, m)
+    bk = ((aN - aY) * (1.0 - leakE))[:, None, :]
+    cm = np.empty((C, 2, T))
+    np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
+    np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (1.0 - LE).transpose(1, 2, 0)[..., None], 1.0), axis=0)  # (n, C, T)
+    A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
+    Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
+    Bk = Bk[:, None]  # (n, 1, C, K, T)
+    x = (1.0 - link).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+    lnk = link.T[:, None, :, None, None]
+    mix = d.mix
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), np.float64)  # (Q1,), (Q1, n)
+        tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
+    else:
+        omega, tau = np.ones(1), np.ones((n, 1, 1, 1, 1))
+    Q1 = tau.shape[1]
+    big = (n, Q1, C, K, T)
+
+    def buffer(slot: int) -> np.ndarray:
+        return workspace.get(slot, big, np.float64) if workspace is not None else np.empty(big)
+
+    Bt = np.multiply(Bk, tau, out=buffer(0))  # present weight, times t for the mixture's parents
+    u = np.add(Bt, A, out=buffer(1))
+    up = np.multiply(Bt, x, out=buffer(2))
+    up += A  # u' = A + B g t x <= u
+    prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
+    invu = buffer(3)
+    invu.fill(0)
+    np.divide(1.0, u, out=invu, where=u > _TINY64)
+    invup = buffer(4)
+    invup.fill(0)
+    np.divide(1.0, up, out=invup, where=up > _TINY64)
+    others = np.multiply(invu, prod, out=buffer(5))  # prod_{j != i} u_j
+    # core_i = B_i g_Si l_i prod_{j < i} u'_j prod_{j > i} u_j, by prefix products of u'_j / u_j <= 1
+    ratio = np.multiply(up, invu, out=buffer(6))
+    lower = buffer(7)
+    lower[0] = 1.0
+    np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+    core = np.multiply(lower, others, out=buffer(6))
+    core *= Bk
+    core *= lnk
+    real_fire = np.multiply(core, tau, out=buffer(7))  # the firing cause's plain weight
+    # plain (leak) parts, as in _quickscore: real B_c t prod_{j != c} u_j; dual B_c prod_{j != c} u_j (t R + v A / u)
+    plain_real = np.multiply(Bt, others, out=buffer(8))
+    if mix is not None:
+        v = mix.v.T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+        w = Bk * v  # (n, 1, C, K, T)
+        r = np.multiply(w, invu, out=buffer(9))  # w_j / u_j
+        R = r.sum(axis=0)  # (Q1, C, K, T)
+        rp = np.multiply(w, x, out=buffer(10))
+        rp *= invup  # w_j x_j / u'_j
+        # R'_{<i} + R_{>i}, by exclusive prefix and suffix sums
+        acc = buffer(11)
+        acc[0] = 0.0
+        np.cumsum(rp[:-1], axis=0, out=acc[1:])
+        after = buffer(10)  # (rp no longer needed)
+        after[-1] = 0.0
+        np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+        acc += after
+        acc *= tau
+        acc += v
+        dual_fire = np.multiply(core, acc, out=buffer(11))
+        aiu = np.multiply(A, invu, out=buffer(9))  # A_c / u_c <= 1 (r no longer needed)
+        plain_dual = np.multiply(tau, R, out=buffer(10))
+        plain_dual += v * aiu
+        plain_dual *= Bk
+        plain_dual *= others
+    # sums over the firing cause before and after each cause (exclusive), then the numerators
+    before_real = buffer(12)
+    before_real[0] = 0.0
+    np.cumsum(real_fire[:-1], axis=0, out=before_real[1:])
+    after_real = buffer(13)
+    after_real[-1] = 0.0
+    np.cumsum(real_fire[:0:-1], axis=0, out=after_real[-2::-1])
+    bu = np.multiply(Bk, invu, out=buffer(3))  # B_c / u_c (invu is no longer needed)
+    bup = np.multiply(Bk, x, out=buffer(14))
+    bup *= invup  # B_c x_c / u'_c
+    fire_real = np.multiply(bu, before_real, out=buffer(0))  # (Bt no longer needed)
+    fire_real += bup * after_real
+    fire_real *= tau
+    fire_real += real_fire
+    if mix is not None:
+        before_dual = buffer(1)  # (u no longer needed)
+        before_dual[0] = 0.0
+        np.cumsum(dual_fire[:-1], axis=0, out=before_dual[1:])
+        after_dual = buffer(2)  # (up no longer needed)
+        after_dual[-1] = 0.0
+        np.cumsum(dual_fire[:0:-1], axis=0, out=after_dual[-2::-1])
+        # B_c / u_c (t_c before_dual + v_c A_c / u_c before_real) + B_c x_c / u'_c (t_c after_dual + v_c A_c / u'_c after_real)
+        before_dual *= tau
+        before_dual += (v * aiu) * before_real
+        before_dual *= bu
+        after_dual *= tau
+        after_dual += (v * A * invup) * after_real
+        after_dual *= bup
+        fire_dual = np.add(before_dual, after_dual, out=buffer(1))
+        fire_dual += dual_fire
+        # nodes: the plain part at t = 0 (no parent chosen) weighs L, the dual parts at the others omega
+        L = mix.L[None, :, None, None]
+        weights = omega[1:, None, None, None]
+        tot_plain = prod[0] * L[0] + (prod[1:] * R[1:] * weights).sum(axis=0)  # (C, K, T)
+        tot_fire = real_fire[:, 0].sum(axis=0) * L[0] + (dual_fire[:, 1:].sum(axis=0) * weights).sum(axis=0)
+        num_plain = plain_real[:, 0] * L[0] + (plain_dual[:, 1:] * weights).sum(axis=1)  # (n, C, K, T)
+        num_fire = fire_real[:, 0] * L[0] + (fire_dual[:, 1:] * weights).sum(axis=1)
+    else:
+        tot_plain = prod[0]
+        tot_fire = real_fire[:, 0].sum(axis=0)
+        num_plain = plain_real[:, 0]
+        num_fire = fire_real[:, 0]
+    c0k, c1k = c0[:, None, None], c1[:, None, None]
+    tot = c0k * tot_plain + c1k * tot_fire  # (C, K, T)
+    nums = c0k * num_plain + c1k * num_fire  # (n, C, K, T)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1)], axis=1)
+    values, mag = out[..., 0], out[..., 1]
+    t_min = float(_nodes(2 * Q1 - 2)[0][0]) if mix is not None else 1.0
+    floor = T * Q1 * K * (n + m + 12) * (n + 2) ** 2 * 2.0**n / t_min * _UNDERFLOW_ULP
+    g_total, g_num = _telescoped_gammas(n, m, Q1, K)
+    gammas = np.array([g_total] * (1 + K) + [g_num] * n)
+    err = gammas * mag + d.input_error[:, None] * np.abs(values) + floor
+    return _Sums(values, err, sigma, mag)
+
+
 # ----------------------------------------------------------------------------------------------- subset dynamic programme
 
 
@@ -1233,6 +1448,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
     return _Plan(
         need={
             "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+            "quickscore-telescoped": _telescoped_bytes(n, m, K, nodes),
             "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
             "subset-dp": _subset_dp_bytes(n, m, K, nodes, npr, mixture),
             "enumeration": _enumeration_bytes(n, m, K, npr),
@@ -1240,6 +1456,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         array={
             "quickscore": 8 * qs_array,
+            "quickscore-telescoped": 8 * K * 2 ** max(m - 1, 0) * nodes * n,
             "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
             "subset-dp": 8 * S * nodes * K * parts * (1 + 2 * npr),
             "enumeration": 8 * 2**n,
@@ -1247,6 +1464,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         calls={
             "quickscore": 70 + 25 * (npr > 0),
+            "quickscore-telescoped": 110,
             "quickscore-longdouble": 80 + 25 * (npr > 0),
             "subset-dp": 2 * n * (6 * active * parts + 14) + 40,
             "enumeration": 3 * m + 60,
@@ -1254,6 +1472,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         work={
             "quickscore": qs_work,
+            "quickscore-telescoped": _TELESCOPED_WORK * K * 2.0 ** max(m - 1, 0) * nodes * n * 16,
             "quickscore-longdouble": _LONGDOUBLE_WORK * qs_work,
             "subset-dp": 2 * n * (3 * active + 10) * S * nodes * K * parts * (1 + npr),
             "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
@@ -1420,6 +1639,9 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
+        if fits["quickscore-telescoped"]:  # needs no predictions and, in every cell, an expanded finding leaning positive
+            fb = cb[group] if prob.a.shape[0] > 1 else np.zeros(1, np.intp)
+            fits["quickscore-telescoped"] = not npr and bool((prob.expanded[fb] & (prob.a[fb, :, 1] > prob.a[fb, :, 0])).any(axis=1).all())
 
         def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
             usable = [name for name in candidates if fits[name]]
@@ -1430,13 +1652,14 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         exact = cheapest(("subset-dp", "enumeration"), group.size)
         risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
         first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
-        first = first or cheapest(("quickscore", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
+        first = first or cheapest(("quickscore", "quickscore-telescoped", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
         if first is None:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
-        queue: list[tuple[str | None, np.ndarray]] = [(first, group)]
+        # (method, rows, whether a longdouble rerun of Quickscore is predicted to pass for each row, if known)
+        queue: list[tuple[str | None, np.ndarray, np.ndarray | None]] = [(first, group, None)]
         while queue:
-            method, todo = queue.pop(0)
+            method, todo, known_hope = queue.pop(0)
             if method is None:
                 allowed = [x for x in METHODS if x in methods and x != "quickscore"]
                 sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
@@ -1455,8 +1678,15 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
                 block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                star = _telescoped_finding(block) if method == "quickscore-telescoped" else None
                 if method == "quickscore":
                     sums = _quickscore(block, np.float64, workspace)
+                elif method == "quickscore-telescoped":
+                    if star is None:  # (not expected: checked for the group) every row moves on
+                        failed_parts.append(index)
+                        hope_parts.append(np.zeros(index.size, dtype=bool))
+                        continue
+                    sums = _quickscore_telescoped(block, star, workspace)
                 elif method == "quickscore-longdouble":
                     sums = _quickscore(block, np.longdouble, workspace)
                 elif method == "subset-dp":
@@ -1478,20 +1708,28 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 continue
             failed = np.concatenate(failed_parts)
             hope = np.concatenate(hope_parts)
-            # where the rows that failed go next: cancellation-free methods (or a longdouble rerun predicted
-            # to pass) for Quickscore's, log space for those whose numbers underflow
+            if known_hope is not None:  # (the telescoped sums predict nothing about longdouble: Quickscore's prediction holds)
+                hope = known_hope[np.searchsorted(todo, failed)] if todo.size != failed.size else known_hope
+            # where the rows that failed go next: Quickscore's to its telescoped form when it is the cheapest, then
+            # to cancellation-free methods (or a longdouble rerun predicted to pass); log space for those whose
+            # numbers underflow
             exact = cheapest(("subset-dp", "enumeration"), failed.size)
-            if method == "quickscore":
+            if method == "quickscore" and fits["quickscore-telescoped"] and plan.seconds("quickscore-telescoped", failed.size) < min(
+                plan.seconds(exact, failed.size) if exact is not None else math.inf,
+                plan.seconds("quickscore-longdouble", failed.size) if fits["quickscore-longdouble"] and hope.all() else math.inf,
+            ):
+                queue.append(("quickscore-telescoped", failed, hope))
+            elif method in ("quickscore", "quickscore-telescoped"):
                 to_ld = hope & fits["quickscore-longdouble"]
                 if exact is not None:
                     to_ld &= plan.seconds("quickscore-longdouble", int(to_ld.sum())) < plan.seconds(exact, failed.size)
-                queue += [("quickscore-longdouble", failed[to_ld]), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld])]
+                queue += [("quickscore-longdouble", failed[to_ld], None), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld], None)]
             elif method == "quickscore-longdouble":
-                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed))
+                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed, None))
             elif method != "enumeration-log":
-                queue.append((cheapest(("enumeration-log",), failed.size), failed))
+                queue.append((cheapest(("enumeration-log",), failed.size), failed, None))
             else:
-                queue.append((None, failed))
-            queue = [(name, rows) for name, rows in queue if rows.size]
+                queue.append((None, failed, None))
+            queue = [(name, rows, h) for name, rows, h in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
     return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
