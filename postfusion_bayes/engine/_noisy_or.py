@@ -522,7 +522,7 @@ def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.nd
     """
     rw = prob.root_weight
     if rw.shape[0] == 1 and rw.shape[1] == 1:
-        w = np.repeat(rw[0], pi.size, axis=0)
+        w = rw[0] if pi.size == 1 else np.repeat(rw[0], pi.size, axis=0)
     else:
         w = rw[pi if rw.shape[0] > 1 else 0, bi if rw.shape[1] > 1 else 0]
     if prob.K == 1:
@@ -897,6 +897,12 @@ def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
     """Working memory of :func:`_quickscore_telescoped` per cell (``m`` counts every expanded finding)."""
     T = 2 ** max(m - 1, 0)
     return 8 * K * T * nodes * n * 18 + 8 * T * (m + 4) * n * 2 + 4096
+
+
+def _telescopable(prob: _Problem, rows: np.ndarray) -> bool:
+    """Whether every one of these rows has an expanded finding leaning positive (the telescoped form needs one)."""
+    fb = rows if prob.a.shape[0] > 1 else np.zeros(1, np.intp)
+    return bool((prob.expanded[fb] & (prob.a[fb, :, 1] > prob.a[fb, :, 0])).any(axis=1).all())
 
 
 def _telescoped_finding(d: _Block) -> np.ndarray | None:
@@ -1639,9 +1645,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
-        if fits["quickscore-telescoped"]:  # needs no predictions and, in every cell, an expanded finding leaning positive
-            fb = cb[group] if prob.a.shape[0] > 1 else np.zeros(1, np.intp)
-            fits["quickscore-telescoped"] = not npr and bool((prob.expanded[fb] & (prob.a[fb, :, 1] > prob.a[fb, :, 0])).any(axis=1).all())
+        # the telescoped form needs no predictions and, in every cell, an expanded finding leaning positive (checked
+        # when first needed: with Quickscore allowed, only after it fails)
+        fits["quickscore-telescoped"] &= not npr and not fits["quickscore"]
+        if fits["quickscore-telescoped"]:
+            fits["quickscore-telescoped"] = _telescopable(prob, cb[group])
 
         def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
             usable = [name for name in candidates if fits[name]]
@@ -1714,6 +1722,8 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             # to cancellation-free methods (or a longdouble rerun predicted to pass); log space for those whose
             # numbers underflow
             exact = cheapest(("subset-dp", "enumeration"), failed.size)
+            if method == "quickscore" and "quickscore-telescoped" in methods and not npr and need["quickscore-telescoped"] <= max_bytes:
+                fits["quickscore-telescoped"] = _telescopable(prob, cb[failed])
             if method == "quickscore" and fits["quickscore-telescoped"] and plan.seconds("quickscore-telescoped", failed.size) < min(
                 plan.seconds(exact, failed.size) if exact is not None else math.inf,
                 plan.seconds("quickscore-longdouble", failed.size) if fits["quickscore-longdouble"] and hope.all() else math.inf,

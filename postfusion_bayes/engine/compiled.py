@@ -783,7 +783,9 @@ class CompiledNetwork:
             return log_evidence
         lam = evidence.dense({v: self._tables.cardinality(v) for v in observed})
         for v in observed:
-            table = _dense_table((cpds or {}).get(v, self._tables.cpd(v)))
+            given = (cpds or {}).get(v)
+            # the compiled table's dense form is built once (tables.cpts keeps it); a replacement is expanded here
+            table = self._tables.cpts[v] if given is None or given is self._tables.cpd(v) else _dense_table(given)
             table = table if table.ndim == 2 else table[None]  # (P, card)
             with np.errstate(divide="ignore"):
                 log_evidence = log_evidence + np.log(np.einsum("bs,ps->pb", lam[v], table))
