@@ -637,6 +637,23 @@ def test_one_finding_telescoped_certifies_what_float64_quickscore_cannot():
     assert factorised_query(**args).method == "quickscore-telescoped"  # what the cost model picks by itself
 
 
+def test_the_telescoped_finding_is_always_one_leaning_positive():
+    # finding 0 leans negative (soft), finding 1 is positive and certain given a cause observed present with a
+    # link of 1: the rough estimate of its P(no) is 0, and it must still be the one telescoped
+    rng = np.random.default_rng(21)
+    net = random_network(rng, 4, 3, n_parents=4)
+    net["links"][0, 1] = [1.0, 0.0, 0.5, 0.0]
+    fl = np.ones((1, 3, 2))
+    fl[0, 0] = [1.0, 0.3]
+    fl[0, 1] = [0.0, 1.0]
+    cl = np.ones((1, 4, 2))
+    cl[0, 0] = [0.0, 1.0]
+    args = query_args(net, np.ones((1, 1, 1)), cl, fl, np.array([[1.0, 0.5, 0.2]]))
+    result = factorised_query(**args, methods=("quickscore-telescoped", "enumeration-log"))
+    assert result.method == "quickscore-telescoped"
+    check_against_brute_force(args, result)
+
+
 def test_many_positive_findings_with_too_many_causes_to_enumerate():
     args = stress_case(2, n=24, n_positive=12)
     result = factorised_query(**args)

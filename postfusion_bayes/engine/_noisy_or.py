@@ -920,7 +920,8 @@ def _telescoped_finding(d: _Block) -> np.ndarray | None:
     present = np.exp(logB - top) / (np.exp(logA - top) + np.exp(logB - top))  # P(cause present), roughly
     present = np.where(np.isfinite(present), present, 0.0)
     log_no = np.log1p(-d.leakE) + np.log1p(-present[:, None, :] * d.LE).sum(axis=-1)  # log P(finding no), roughly
-    return np.where(lean, log_no, -np.inf).argmax(axis=1)
+    # (a candidate whose estimate is log 0 still beats every finding that is not one)
+    return np.where(lean, np.maximum(log_no, -1e300), -np.inf).argmax(axis=1)
 
 
 def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | None = None) -> _Sums:
