@@ -296,6 +296,35 @@ def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[n
     return q, r
 
 
+def _exclusive(op, x: np.ndarray, out: np.ndarray, first: float, reverse: bool = False) -> np.ndarray:
+    """Exclusive running ``op`` (np.add or np.multiply) along axis 0: ``out[i] = op(x[:i])`` (``x[i + 1:]`` reversed).
+
+    The same sequential accumulation as ``np.cumsum`` / ``np.cumprod`` (the same roundings), written as a
+    loop over the first axis when its slices are large: numpy's accumulation along the first axis walks
+    it element by element, the loop adds whole contiguous slices.
+    """
+    n = x.shape[0]
+    if x[0].size < 512:
+        if reverse:
+            out[-1] = first
+            if n > 1:
+                op.accumulate(x[:0:-1], axis=0, out=out[-2::-1])
+        else:
+            out[0] = first
+            if n > 1:
+                op.accumulate(x[:-1], axis=0, out=out[1:])
+        return out
+    if reverse:
+        out[n - 1] = first
+        for i in range(n - 2, -1, -1):
+            op(out[i + 1], x[i + 1], out=out[i])
+    else:
+        out[0] = first
+        for i in range(1, n):
+            op(out[i - 1], x[i - 1], out=out[i])
+    return out
+
+
 def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
     """Compute log sum exp over ``axis``; -inf when every entry is -inf (no NaN)."""
     top = np.max(x, axis=axis, keepdims=True)
@@ -831,9 +860,7 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
         xp = one - lp
         up = A[:, None] + Bt[:, None] * xp  # (n, npr, Q1, C, K, T)
         ratio = up * invu[:, None]  # u'_j / u_j (0 where u_j is dropped)
-        lower = np.empty_like(ratio)  # prod_{j < i} u'_j / u_j
-        lower[0] = one
-        np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+        lower = _exclusive(np.multiply, ratio, np.empty_like(ratio), one)  # prod_{j < i} u'_j / u_j
         core = lower * others[:, None]
         core *= Bk[:, None, None] * lp
         if mix is not None:
@@ -841,12 +868,8 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
             invup = np.zeros_like(up[:, :, 1:])
             np.divide(one, up[:, :, 1:], out=invup, where=up[:, :, 1:] > tiny)
             rp = w[:, None] * xp * invup  # (n, npr, Q, C, K, T)
-            acc = np.empty_like(rp)
-            acc[0] = 0
-            np.cumsum(rp[:-1], axis=0, out=acc[1:])
-            after = np.empty_like(r)
-            after[-1] = 0
-            np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+            acc = _exclusive(np.add, rp, np.empty_like(rp), 0.0)
+            after = _exclusive(np.add, r, np.empty_like(r), 0.0, reverse=True)
             acc += after[:, None]
             acc *= omega[1:, None, None, None]
             acc *= tau[:, None, 1:]
@@ -992,9 +1015,7 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     others = np.multiply(invu, prod, out=buffer(5))  # prod_{j != i} u_j
     # core_i = B_i g_Si l_i prod_{j < i} u'_j prod_{j > i} u_j, by prefix products of u'_j / u_j <= 1
     ratio = np.multiply(up, invu, out=buffer(6))
-    lower = buffer(7)
-    lower[0] = 1.0
-    np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+    lower = _exclusive(np.multiply, ratio, buffer(7), 1.0)
     core = np.multiply(lower, others, out=buffer(6))
     core *= Bk
     core *= lnk
@@ -1009,12 +1030,8 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
         rp = np.multiply(w, x, out=buffer(10))
         rp *= invup  # w_j x_j / u'_j
         # R'_{<i} + R_{>i}, by exclusive prefix and suffix sums
-        acc = buffer(11)
-        acc[0] = 0.0
-        np.cumsum(rp[:-1], axis=0, out=acc[1:])
-        after = buffer(10)  # (rp no longer needed)
-        after[-1] = 0.0
-        np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+        acc = _exclusive(np.add, rp, buffer(11), 0.0)
+        after = _exclusive(np.add, r, buffer(15), 0.0, reverse=True)
         acc += after
         acc *= tau
         acc += v
@@ -1025,12 +1042,8 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
         plain_dual *= Bk
         plain_dual *= others
     # sums over the firing cause before and after each cause (exclusive), then the numerators
-    before_real = buffer(12)
-    before_real[0] = 0.0
-    np.cumsum(real_fire[:-1], axis=0, out=before_real[1:])
-    after_real = buffer(13)
-    after_real[-1] = 0.0
-    np.cumsum(real_fire[:0:-1], axis=0, out=after_real[-2::-1])
+    before_real = _exclusive(np.add, real_fire, buffer(12), 0.0)
+    after_real = _exclusive(np.add, real_fire, buffer(13), 0.0, reverse=True)
     bu = np.multiply(Bk, invu, out=buffer(3))  # B_c / u_c (invu is no longer needed)
     bup = np.multiply(Bk, x, out=buffer(14))
     bup *= invup  # B_c x_c / u'_c
@@ -1039,12 +1052,8 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     fire_real *= tau
     fire_real += real_fire
     if mix is not None:
-        before_dual = buffer(1)  # (u no longer needed)
-        before_dual[0] = 0.0
-        np.cumsum(dual_fire[:-1], axis=0, out=before_dual[1:])
-        after_dual = buffer(2)  # (up no longer needed)
-        after_dual[-1] = 0.0
-        np.cumsum(dual_fire[:0:-1], axis=0, out=after_dual[-2::-1])
+        before_dual = _exclusive(np.add, dual_fire, buffer(1), 0.0)  # (u no longer needed)
+        after_dual = _exclusive(np.add, dual_fire, buffer(2), 0.0, reverse=True)  # (up no longer needed)
         # B_c / u_c (t_c before_dual + v_c A_c / u_c before_real) + B_c x_c / u'_c (t_c after_dual + v_c A_c / u'_c after_real)
         before_dual *= tau
         before_dual += (v * aiu) * before_real
