@@ -800,7 +800,8 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
     # g_S for every cause: (n, C, T)
-    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (one - LE).transpose(1, 2, 0)[..., None], one), axis=0)
+    keep = (one - LE).transpose(2, 0, 1)  # (n, C, m)
+    G = _config_table(np.ones_like(keep), keep)  # (n, C, T): g_Si, the products in the same order as over each subset
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     mix = d.mix
@@ -983,7 +984,8 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     cm = np.empty((C, 2, T))
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
-    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (1.0 - LE).transpose(1, 2, 0)[..., None], 1.0), axis=0)  # (n, C, T)
+    x_all = (1.0 - LE).transpose(2, 0, 1)  # (n, C, m)
+    G = _config_table(np.ones_like(x_all), x_all)  # (n, C, T)
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     Bk = Bk[:, None]  # (n, 1, C, K, T)
