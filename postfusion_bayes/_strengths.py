@@ -41,7 +41,8 @@ class _Families:
 
     context: tuple[tuple[str, tuple[str, ...]], ...]  # (variable, parameter names per state; "" for "no" of a boolean)
     distributions: tuple[tuple[str, ...], ...]  # parameter names of each distribution (Dirichlet groups)
-    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]  # cause, baseline names, factors, OR names
+    # cause, baseline names, factors, OR names, and per OR name its column: (index of its factor, index of its state)
+    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[int, int], ...]], ...]
     noisy_or: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # finding, leak name, link causes, link names
     onset_owners: tuple[str, ...]  # causes with an onset distribution (leak last, as "leak")
 
@@ -59,7 +60,14 @@ def _families(spec: ModelSpec) -> _Families:
             groups.append(names)
     times = spec.variables[spec.time_variable].states
     causes = tuple(
-        (c, tuple(p.baseline[t] for t in times), tuple(p.odds_ratios), tuple(p.odds_ratios.values())) for c, p in spec.cause_priors.items()
+        (
+            c,
+            tuple(p.baseline[t] for t in times),
+            tuple(p.odds_ratios),
+            p.odds_ratio_names,
+            tuple((k, spec.variables[f].states.index(s)) for k, (f, by_state) in enumerate(p.odds_ratios.items()) for s in by_state),
+        )
+        for c, p in spec.cause_priors.items()
     )
     noisy = tuple((f, m.leak, tuple(m.links), tuple(m.links.values())) for f, m in spec.findings.items())
     owners: tuple[str, ...] = ()
@@ -71,16 +79,30 @@ def _families(spec: ModelSpec) -> _Families:
 
 
 def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
-    """Compute f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
+    """Compute the information on log OR that one case carries, per odds-ratio parameter.
+
+    ``p (1 - p) f_s f_r / (f_s + f_r)`` for the odds ratio of state ``s`` of a
+    factor against its reference state ``r`` (``f`` their prior probabilities,
+    ``p`` the cause's): one over the variance ``(1/f_s + 1/f_r) / (p (1 - p))``
+    of a log odds ratio between two groups of a 2x2 table per case. For a
+    boolean factor (``f_s = f``, ``f_r = 1 - f``) it is ``f (1 - f) p (1 - p)``.
+    """
     names = network.layers["middle"]
     result = network.query(EncodedEvidence.from_codes(network.states, {}, 1), names)
     p_cause = {c: float(result.marginals[c][0, 0, 1]) for c in names}
     out = {}
     for cause, prior in spec.cause_priors.items():
         p = float(p_cause[cause])
-        for factor, name in prior.odds_ratios.items():
-            f = spec.value(spec.context_priors[factor]["yes"])
-            out[name] = f * (1 - f) * p * (1 - p)
+        for factor, by_state in prior.odds_ratios.items():
+            dist = spec.context_priors[factor]
+            if list(dist) == ["yes"]:  # boolean: f (1 - f), f the prevalence
+                f = spec.value(dist["yes"])
+                out[by_state["yes"]] = f * (1 - f) * p * (1 - p)
+                continue
+            f_ref = spec.value(dist[spec.variables[factor].reference])
+            for state, name in by_state.items():
+                f = spec.value(dist[state])
+                out[name] = f * f_ref / (f + f_ref) * p * (1 - p) if f + f_ref > 0 else 0.0
     return out
 
 

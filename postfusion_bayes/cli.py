@@ -316,7 +316,8 @@ def _evidence(args: argparse.Namespace) -> dict[str, object]:
         from .spec import load_spec
 
         try:
-            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given})
+            # values only: a contradiction between findings is refused by the diagnosis, after the red flags are shown
+            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given}, implications=False)
         except EvidenceError as exc:
             raise EvidenceError(f"case file {str(args.case)!r}: {exc}") from None
     evidence.update(given)  # arguments override the file

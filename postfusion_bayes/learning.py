@@ -39,7 +39,10 @@ moves. (It is also the posterior *mean* under Beta(n v, n (1 - v)), the
   is the number of cases whose 2x2 table would give that standard error:
   ``n = 1 / (sd**2 f (1 - f) p (1 - p))`` with ``f`` the prevalence of the risk
   factor and ``p`` the cause's probability, both from the model; a strength
-  given in cases converts back the same way.
+  given in cases converts back the same way. For the odds ratio of a state
+  ``s`` of a categorical factor against its reference state ``r``,
+  ``f (1 - f)`` becomes ``f_s f_r / (f_s + f_r)`` (the two states' prior
+  probabilities), which is ``f (1 - f)`` again for a boolean factor.
 * Baselines are probabilities like the others (Beta pseudo-counts of
   reference patients in that window).
 
@@ -66,9 +69,11 @@ E-step: the exact joint posterior of the eight causes (256 configurations) for
 every case, from the compiled engine
 (:meth:`~postfusion_bayes.engine.CompiledNetwork.query` with ``joint=``); a
 case with missing context is split into one weighted copy per completion of
-its missing context (up to 4 x 2^5 = 128 copies when all six context variables
-are missing, so such cases make each iteration up to that much slower: about
-3 s per iteration for 2000 cases without any context on 2 cores). M-step, per
+its missing context (the product of their numbers of states: 4 x 2^5 = 128
+copies when the six context variables of the shipped priors are all missing,
+four times more with a four-state categorical factor beside them, so such cases
+make each iteration up to that much slower: about 3 s per iteration for 2000
+cases without any of the six on 2 cores). M-step, per
 family, with the expected counts:
 
 * context distributions and prevalences, onset distributions: Dirichlet/Beta
@@ -82,7 +87,9 @@ family, with the expected counts:
   cases where its cause was present, the leak every case with the finding
   recorded;
 * a cause's baselines (per time window) and odds ratios: a penalised logistic
-  fit (``logit P = logit baseline[t] + sum log OR_k x_k``) by
+  fit (``logit P = logit baseline[t] + sum log OR_j x_j``, one indicator
+  ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
+  non-reference state) by
   ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
   baselines and the normal priors on the log odds ratios; without odds ratios
   it is the closed form above. Log odds are kept within +-30.
@@ -190,6 +197,7 @@ def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = 
       marginal up to the K - 2 extra pseudo-counts of the other entries);
     * an odds ratio: log-normal with ``mu = log v`` and
       ``sigma = 1 / sqrt(m f (1 - f) p (1 - p))``, the information of ``m`` cases
+      (``f_s f_r / (f_s + f_r)`` in place of ``f (1 - f)`` for a categorical factor)
       on the log odds ratio (see the module docstring);
     * ``m`` infinite: fixed at ``v``.
 
@@ -302,7 +310,7 @@ def _masks(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, famili
         masks[cause] = m
     for var, _ in families.context:
         m = seen.get(var, none).copy()
-        for cause, _, factors, _ in families.causes:
+        for cause, _, factors, *_ in families.causes:
             if var == spec.time_variable or var in factors:
                 m |= masks[cause]
         masks[var] = m
@@ -406,6 +414,7 @@ class _EM:
         self.J = len(configurations)
         context = spec.names("context")
         self.roots = [v for v in context if v == spec.time_variable or any(v in p.odds_ratios for p in spec.cause_priors.values())]
+        self.cards = {c: tuple(len(spec.variables[f].states) for f in factors) for c, _, factors, *_ in families.causes}
         self.chunks = _prepare(spec, self.codes, self.n_rows, self.roots, self.J)
         self.masks = _masks(spec, self.codes, self.n_rows, families, self.roots)
         self.binary = [f for f, *_ in families.noisy_or if f in self.codes]
@@ -432,8 +441,8 @@ class _EM:
         times = spec.variables[spec.time_variable].states
         stats = _Statistics(
             context={v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
-            cause_n={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
-            cause_n1={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            cause_n={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
+            cause_n1={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
             q1=np.zeros((len(self.binary), self.J)),
             qobs=np.zeros((len(self.binary), self.J)),
             onset=np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
@@ -471,10 +480,10 @@ class _EM:
                     imputed = self.masks[v][rows] & (self.codes[v][rows] < 0) if v in self.codes else self.masks[v][rows]
                     w = weight * imputed
                     stats.context[v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
-            for c, _, factors, _ in fam.causes:
+            for c, _, factors, *_ in fam.causes:
                 w = weight * self.masks[c][rows]
-                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times)] + [2] * len(factors))
-                size = len(times) * 2 ** len(factors)
+                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times), *self.cards[c]])
+                size = len(times) * math.prod(self.cards[c])
                 stats.cause_n[c] += np.bincount(config, weights=w, minlength=size)
                 stats.cause_n1[c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
             columns = []
@@ -517,8 +526,8 @@ class _EM:
                 self._beta(new, cases, names[1], counts[1], counts.sum())
             else:
                 self._dirichlet(new, cases, names, counts)
-        for cause, baselines, factors, or_names in fam.causes:
-            self._cause(new, cases, cause, baselines, factors, or_names, stats.cause_n[cause], stats.cause_n1[cause])
+        for cause, baselines, _, or_names, columns in fam.causes:
+            self._cause(new, cases, baselines, self.cards[cause], or_names, columns, stats.cause_n[cause], stats.cause_n1[cause])
         self._noisy_or(values, new, cases, stats, inner_tolerance)
         if self.onset:
             self._onset(values, new, cases, stats.onset, inner_tolerance)
@@ -539,22 +548,30 @@ class _EM:
             for name, c in zip(names, counts, strict=True):
                 new[name] = float(min(max((s * self.prior[name] + c) / (s + total), 0.0), 1.0))
 
-    def _cause(self, new, cases, cause, baselines, factors, or_names, n, n1):
+    def _cause(self, new, cases, baselines, cards, or_names, columns, n, n1):
+        """Baselines and odds ratios of one cause: a penalised logistic fit over (time, factor states) configurations.
+
+        ``cards`` are the factors' numbers of states and ``columns[j]`` the
+        (factor, state) whose indicator odds ratio ``j`` multiplies: a boolean
+        factor has one column (its "yes"), a categorical one a column per
+        non-reference state with an odds ratio.
+        """
         from scipy import optimize, special  # imported here: reading Model.parameters (prior_strengths) needs no scipy
 
         n_times = len(baselines)
-        shape = (n_times,) + (2,) * len(factors)
+        shape = (n_times, *cards)
         n, n1 = n.reshape(n_times, -1), n1.reshape(n_times, -1)
         total = float(n.sum())
         for t, name in enumerate(baselines):
             cases[name] = float(n[t].sum())
         for name in or_names:
             cases[name] = total
-        if not factors:
+        if not or_names:
             for t, name in enumerate(baselines):
                 self._beta(new, cases, name, n1[t].sum(), n[t].sum())
             return
-        bits = np.stack(np.unravel_index(np.arange(n.shape[1]), shape[1:]), axis=1).astype(float)  # (2^k, k)
+        states = np.stack(np.unravel_index(np.arange(n.shape[1]), shape[1:]), axis=1)  # (configurations, factors): each factor's state
+        bits = np.stack([states[:, k] == state for k, state in columns], axis=1).astype(float)  # (configurations, odds ratios): indicators
         s = np.array([self.strengths[b] for b in baselines])
         v = np.array([self.prior[b] for b in baselines])
         info = [self._info[o] for o in or_names]
