@@ -578,7 +578,7 @@ class Model:
         (:meth:`with_memory_budget`), so the working memory is that of one
         chunk whatever the number of rows; the peak is about the result
         (about 100 bytes a row) plus the codes (one byte a cell) plus one
-        chunk (a few MB): about 0.2 GB for a million rows of 38 columns.
+        chunk (a few MB): about 0.3 GB for a million rows of 38 columns.
         Each row's posteriors do not depend on the other rows of its chunk:
         the results equal those of one query over all rows.
 
