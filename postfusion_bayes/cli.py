@@ -275,8 +275,8 @@ def parquet_chunks(path: str | Path, index_col: str | None = None, chunksize: in
     UsageError
         Without pyarrow (the ``dask`` extra).
     """
-    pq = _pyarrow("Parquet files")
-    arrow_error = require("pyarrow", "Parquet files").ArrowException
+    pq = _pyarrow("reading and writing Parquet")
+    arrow_error = require("pyarrow", "reading and writing Parquet").ArrowException
     where = str(path)
     try:
         file = pq.ParquetFile(path)
@@ -653,8 +653,8 @@ class _ParquetResults:
     """Write result chunks to one Parquet file (the schema of :mod:`postfusion_bayes.distributed`), one row group per chunk."""
 
     def __init__(self, stream: IO[bytes], causes: Sequence[str]):
-        self._pa = require("pyarrow", "Parquet files")
-        self._pq = require("pyarrow.parquet", "Parquet files")
+        self._pa = require("pyarrow", "reading and writing Parquet")
+        self._pq = require("pyarrow.parquet", "reading and writing Parquet")
         self._stream, self._causes = stream, list(causes)
         self._writer: Any = None
 
@@ -681,8 +681,8 @@ def _input_chunks(path: str, index_col: str | None) -> Iterator[pd.DataFrame]:
 def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
     """Open the Dask client ``--scheduler`` or ``--workers`` asks for (a local cluster is closed at the end)."""
     try:
-        dist = require("distributed", "--scheduler and --workers")
-        require("dask.dataframe", "--scheduler and --workers")
+        dist = require("distributed", "--scheduler/--workers")
+        require("dask.dataframe", "--scheduler/--workers")
     except ModuleNotFoundError as exc:
         raise UsageError(str(exc)) from None
     with contextlib.ExitStack() as stack:
@@ -716,7 +716,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     output = None if args.output is None else _check_output(args.output, args.force, "-o", [args.input])
     if is_parquet(args.input) or (output is not None and is_parquet(output)):
-        _pyarrow("Parquet files")  # before any work
+        _pyarrow("reading and writing Parquet")  # before any work
     model = load_model(args.priors)
     taken = {"red_flags", "status", *model.causes}
     if args.index_col in taken:
