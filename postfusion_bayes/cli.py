@@ -710,7 +710,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     Parquet in and out by the files' suffixes (``.parquet``, ``.pq``; the
     schema is in :mod:`postfusion_bayes.distributed`). With ``--scheduler``
     or ``--workers`` the chunks are diagnosed on a Dask cluster (Dask's
-    progress bar), read and written here, with the same results.
+    progress bar), read and written here, with the same results; the cluster
+    then holds every chunk until its results are written.
     """
     from tqdm import tqdm
 

@@ -232,7 +232,9 @@ def diagnose_chunks(model: Model, chunks: Iterable[pd.DataFrame], client: Any, *
     (read by the caller, so the workers need not see its files) are sent to
     the cluster as they are read, each diagnosed by ``Model.diagnose_many``
     (the very results of the pandas path), and yielded in the order of the
-    chunks; each result leaves the cluster once yielded.
+    chunks; each result leaves the cluster once yielded. Every chunk is sent
+    before the first result is yielded (so that Dask's progress bar sees the
+    whole run): the cluster's memory, not this process's, holds the input.
 
     Parameters
     ----------
