@@ -277,10 +277,16 @@ def test_20000_nested_brackets_give_a_short_spec_error(priors_copy, field, raw):
     assert "findings.yaml: lists or mappings are nested too deeply to be read" in problem
 
 
-def test_a_description_nested_as_deep_as_libyaml_reads_is_quoted_short(priors_copy):
-    edit(priors_copy, "findings.yaml", lambda d: d["findings"]["radicular_pain"].update(description="RAW0"), "[" * 900 + "a" + "]" * 900)
+def test_a_description_nested_as_deep_as_the_reader_allows_is_quoted_short(priors_copy):
+    edit(priors_copy, "findings.yaml", lambda d: d["findings"]["radicular_pain"].update(description="RAW0"), "[" * 90 + "a" + "]" * 90)
     problems = spec_problems(priors_copy)
     assert any("findings.radicular_pain.description: expected a non-empty text, got [[[[" in p for p in problems), problems
+
+
+def test_a_description_nested_past_100_levels_is_refused_naming_the_file(priors_copy):
+    edit(priors_copy, "findings.yaml", lambda d: d["findings"]["radicular_pain"].update(description="RAW0"), "[" * 900 + "a" + "]" * 900)
+    [problem] = spec_problems(priors_copy)
+    assert problem.endswith("findings.yaml: lists or mappings are nested too deeply to be read (more than 100 levels)"), problem
 
 
 #: Under 400 bytes of YAML that unfold into 9**8 (about 43 million) strings.
@@ -340,7 +346,7 @@ def test_the_checks_hold_without_libyaml(priors_copy, monkeypatch):
     assert "the key 'yes' is read by YAML as a boolean" in problem
     edit(priors_copy, "findings.yaml", lambda d: d["findings"]["radicular_pain"].update(description="RAW0"), "[" * 20_000)
     [problem] = spec_problems(priors_copy)
-    assert problem.endswith("findings.yaml: lists or mappings are nested too deeply to be read")  # Python's stack overflowed
+    assert problem.endswith("findings.yaml: lists or mappings are nested too deeply to be read (more than 100 levels)")  # Python's stack overflowed
 
 
 # ----------------------------------------------------------------- numbers at the ends of their ranges
