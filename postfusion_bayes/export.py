@@ -18,12 +18,12 @@ __all__ = ["node_notes", "parameter_text"]
 
 
 def _number(x: float) -> str:
-    """A hand-set number as written in the priors (at most 6 significant digits: ``0.35``, ``1.5``, ``inf``)."""
+    """Return a hand-set number as written in the priors (at most 6 significant digits: ``0.35``, ``1.5``, ``inf``)."""
     return f"{x:.6g}"
 
 
 def parameter_text(p: Parameter) -> str:
-    """One line about a parameter: value, plausible range, source and judgment.
+    """Return one line about a parameter: value, plausible range, source and judgment.
 
     Examples
     --------
@@ -39,7 +39,7 @@ def parameter_text(p: Parameter) -> str:
 
 
 def node_notes(spec: ModelSpec) -> dict[str, NodeNotes]:
-    """The notes of every variable: its description and properties, in the order they are written.
+    """Return the notes of every variable: its description and properties, in the order they are written.
 
     Properties: ``role`` (context, cause, finding or red_flag); for a finding
     observed by a kind of test, ``test``, ``test_cost`` and

@@ -335,9 +335,7 @@ def _network_text(tables: NetworkTables, format: str, name: str, notes: Mapping[
     return str(BIFWriter(bn, round_values=None))
 
 
-def write_network(
-    tables: NetworkTables, path: str | PathLike[str], format: str | None = None, *, name: str = "postfusion_bayes", notes: Mapping[str, NodeNotes] | None = None
-) -> Path:
+def write_network(tables: NetworkTables, path: str | PathLike[str], format: str | None = None, *, name: str = "postfusion_bayes", notes: Mapping[str, NodeNotes] | None = None) -> Path:
     """Write a network to a BIF, XMLBIF, UAI, GeNIe XDSL or Hugin NET file.
 
     Every probability is written with all its digits (the shortest repr that

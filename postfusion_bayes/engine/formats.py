@@ -93,7 +93,7 @@ def identifier(name: str, prefix: str) -> str:
 
 
 def _ids(names: Sequence[str], prefix: str, what: str) -> dict[str, str]:
-    """Identifiers for ``names``, refusing two names that would share one."""
+    """Return identifiers for ``names``, refusing two names that would share one."""
     ids = {name: identifier(name, prefix) for name in names}
     seen: dict[str, str] = {}
     for name, new in ids.items():
@@ -103,18 +103,18 @@ def _ids(names: Sequence[str], prefix: str, what: str) -> dict[str, str]:
     return ids
 
 
-def _number(x: float) -> str:
-    """The shortest text that reads back as the same float (Python's repr), checked finite."""
-    if not np.isfinite(x):
-        raise NetworkError(f"cannot write the probability {x!r}: it is not finite")
-    return repr(float(x))
+def _numbers(values: list[float]) -> str:
+    """Return the numbers as the shortest texts that read back as the same floats (Python's repr), space-separated."""
+    return " ".join(map(repr, values))
 
 
 def _flat(tables: NetworkTables, name: str) -> list[float]:
-    """The dense table of ``name`` in C order over ``(*parents, child)``, checked unbatched."""
+    """Return the dense table of ``name`` in C order over ``(*parents, child)``, checked unbatched."""
     table = np.asarray(tables.cpts[name], dtype=float)
     if table.ndim != len(tables.parents[name]) + 1:
         raise NetworkError(f"the table of {name!r} has a leading batch axis; a network file holds one parameter set")
+    if not np.isfinite(table).all():
+        raise NetworkError(f"the table of {name!r} holds a number that is not finite")
     return table.ravel().tolist()
 
 
@@ -206,7 +206,7 @@ def xmlbif_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes]
     for var in tables.variables:
         lines += ["<DEFINITION>", f"    <FOR>{escape(var)}</FOR>"]
         lines += [f"    <GIVEN>{escape(p)}</GIVEN>" for p in tables.parents[var]]
-        lines += [f"    <TABLE>{' '.join(map(_number, _flat(tables, var)))}</TABLE>", "</DEFINITION>"]
+        lines += [f"    <TABLE>{_numbers(_flat(tables, var))}</TABLE>", "</DEFINITION>"]
     lines += ["</NETWORK>", "</BIF>", ""]
     return "\n".join(lines)
 
@@ -215,7 +215,7 @@ def xmlbif_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes]
 
 
 def _comment(var: str, note: NodeNotes | None, renamed: Sequence[tuple[str, str]]) -> str:
-    """The text of a GeNIe node comment: description, properties, then the states written under other ids."""
+    """Return the text of a GeNIe node comment: description, properties, then the states written under other ids."""
     parts = []
     if note is not None:
         if note.description:
@@ -289,7 +289,7 @@ def xdsl_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes] |
         lines += [f"      <state id={quoteattr(state_ids[s])} />" for s in tables.states[var]]
         if tables.parents[var]:
             lines.append(f"      <parents>{' '.join(node_ids[p] for p in tables.parents[var])}</parents>")
-        lines += [f"      <probabilities>{' '.join(map(_number, _flat(tables, var)))}</probabilities>", "    </cpt>"]
+        lines += [f"      <probabilities>{_numbers(_flat(tables, var))}</probabilities>", "    </cpt>"]
     lines += ["  </nodes>", "  <extensions>", f'    <genie version="1.0" app="postfusion-bayes" name={quoteattr(name)}>']
     for var in tables.variables:
         left, top = corners[var]
@@ -313,23 +313,24 @@ def xdsl_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes] |
 
 
 def _string(text: str) -> str:
-    """A Hugin string literal on one line; a ``"`` inside is written as ``'`` (readers disagree on escapes: pyAgrum 3.3 takes none)."""
+    """Return a Hugin string literal on one line; a ``"`` inside is written as ``'`` (readers disagree on escapes: pyAgrum 3.3 takes none)."""
     return '"' + _one_line(text).replace('"', "'") + '"'
 
 
 def _nested(values: list[float], shape: tuple[int, ...], indent: str) -> list[str]:
-    """Hugin ``data``: one parenthesised row of the child's states per line, nested by parent."""
-    rows = [" ".join(map(_number, values[i : i + shape[-1]])) for i in range(0, len(values), shape[-1])]
+    """Hugin ``data``: one parenthesised row of the child's states per line, nested by parent (aligned up to 4 parents)."""
+    rows = [_numbers(values[i : i + shape[-1]]) for i in range(0, len(values), shape[-1])]
     if len(shape) == 1:
         return [f"{indent}data = ( {rows[0]} );"]
     lines = []
     blocks = [int(np.prod(shape[k:-1])) for k in range(len(shape) - 1)]  # rows per block at each parent depth
+    aligned = len(blocks) <= 4  # deeper tables (2^16 rows) would spend more bytes on blanks than on numbers
     for r, row in enumerate(rows):
         opened = sum(1 for b in blocks if r % b == 0)
         closed = sum(1 for b in blocks if (r + 1) % b == 0)
-        lines.append(("(" * opened).rjust(len(blocks)) + f"( {row} )" + ")" * closed)
+        lines.append(("(" * opened).rjust(len(blocks) if aligned else 0) + f"( {row} )" + ")" * closed)
     head = f"{indent}data = "
-    lines = [head + lines[0]] + [" " * len(head) + line for line in lines[1:]]
+    lines = [head + lines[0]] + [(" " * len(head) if aligned else "") + line for line in lines[1:]]
     lines[-1] += ";"
     return lines
 
