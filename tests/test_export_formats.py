@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from helpers import assert_same_tables
+from large_models import extended_spec
 
 import postfusion_bayes as pfb
 from postfusion_bayes.cli import main
@@ -35,14 +36,11 @@ def model():
     return pfb.load_model()
 
 
-@functools.cache
-def written(suffix):
-    """Return the shipped model written once per format (a cached temporary folder per suffix)."""
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.mkdtemp(prefix="pfb_export_"))
-    return model().write(folder / f"postfusion{suffix}")
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Return a function giving the shipped model's file in a format (by suffix), each written once."""
+    folder = tmp_path_factory.mktemp("exports")
+    return functools.cache(lambda suffix: model().write(folder / f"postfusion{suffix}"))
 
 
 def gum():
@@ -98,7 +96,7 @@ def asymmetric_tables(seed=0):
 # ---------------------------------------------------------------------------- XMLBIF
 
 
-def test_xmlbif_properties_hold_each_variables_words():
+def test_xmlbif_properties_hold_each_variables_words(written):
     from pgmpy.readwrite import XMLBIFReader
 
     bn = XMLBIFReader(str(written(".xmlbif"))).get_model()
@@ -122,7 +120,7 @@ def test_xmlbif_properties_hold_each_variables_words():
     assert leak.startswith(f"value {p['value']:g} (plausible {p['low']:g} to {p['high']:g})")
 
 
-def test_xmlbif_reads_back_in_pyagrum_with_descriptions_and_every_digit():
+def test_xmlbif_reads_back_in_pyagrum_with_descriptions_and_every_digit(written):
     bn = gum().loadBN(str(written(".bifxml")))
     assert_same_tables(pyagrum_tables(bn), model().tables)
     for row in model().variables.itertuples():
@@ -186,7 +184,7 @@ def genie_order(bn, tables):
     return NetworkTables(states=dict(tables.states), parents=dict(tables.parents), cpts=cpts)
 
 
-def test_xdsl_reads_back_in_pgmpy_and_pyagrum_to_the_last_digit():
+def test_xdsl_reads_back_in_pgmpy_and_pyagrum_to_the_last_digit(written):
     from pgmpy.readwrite import XDSLReader
 
     path = written(".xdsl")
@@ -204,7 +202,7 @@ def test_xdsl_reads_back_in_pgmpy_and_pyagrum_to_the_last_digit():
     assert_posteriors_agree(bn, 1e-12)
 
 
-def test_xdsl_comments_carry_the_words():
+def test_xdsl_comments_carry_the_words(written):
     import xml.etree.ElementTree as ET
 
     root = ET.parse(written(".xdsl")).getroot()
@@ -260,7 +258,7 @@ def test_hugin_table_layout_is_hugins():
     assert "potential (dysp | bronc either)\n{\n    data = ((( 0.9 0.1 )\n             ( 0.8 0.2 ))\n            (( 0.7 0.3 )\n             ( 0.1 0.9 )));\n}" in text
 
 
-def test_hugin_reads_back_in_pyagrum_and_keeps_every_digit():
+def test_hugin_reads_back_in_pyagrum_and_keeps_every_digit(written):
     path = written(".net")
     text = path.read_text(encoding="utf-8")
     assert_same_tables(net_tables(text, model().tables), model().tables)  # every digit in the file
@@ -274,7 +272,7 @@ def test_hugin_reads_back_in_pyagrum_and_keeps_every_digit():
     assert_posteriors_agree(bn, 1e-6)
 
 
-def test_hugin_nodes_carry_labels_and_attributes():
+def test_hugin_nodes_carry_labels_and_attributes(written):
     text = written(".net").read_text(encoding="utf-8")
     spec = model().spec
     for row in model().variables.itertuples():
@@ -352,3 +350,19 @@ def test_cli_export_writes_genie_and_hugin_files(capsys, tmp_path):
     assert main(["export", str(tmp_path / "model.nett")]) == 2
     _, err = capsys.readouterr()
     assert "(did you mean '.net'?)" in err and "hugin (.net)" in err
+
+
+def test_the_sixteen_cause_model_reads_back_in_pyagrum(tmp_path):
+    # the size the second-edition model reaches: onset has all 16 causes as parents (65,536 rows by 5 states)
+    big = pfb.Model(extended_spec(8))
+    assert max(len(p) for p in big.tables.parents.values()) == 16
+    bn = gum().loadBN(str(big.write(tmp_path / "big.xdsl")))
+    prefixed = {v: tuple(s if s[0].isalpha() else f"s_{s}" for s in states) for v, states in big.tables.states.items()}
+    renamed = NetworkTables(states=prefixed, parents=dict(big.tables.parents), cpts=dict(big.tables.cpts))
+    assert_same_tables(genie_order(bn, renamed), renamed)
+    dx = big.diagnose({"time_since_surgery": "over_2_years", "radicular_pain": True, "onset": "immediate", "fever": False})
+    ie = gum().LazyPropagation(bn)
+    ie.setEvidence({var: big.tables.states[var].index(state) for var, state in dx.evidence.items()})
+    ie.makeInference()
+    for cause in big.causes:
+        assert float(ie.posterior(cause)[1]) == pytest.approx(dx.posterior[cause], abs=1e-12), cause
