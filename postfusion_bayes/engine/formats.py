@@ -214,13 +214,15 @@ def xmlbif_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes]
 # ---------------------------------------------------------------------------- XDSL (GeNIe)
 
 
-def _comment(var: str, note: NodeNotes | None, renamed: Sequence[tuple[str, str]]) -> str:
-    """Return the text of a GeNIe node comment: description, properties, then the states written under other ids."""
+def _comment(var: str, node_id: str, note: NodeNotes | None, renamed: Sequence[tuple[str, str]]) -> str:
+    """Return the text of a GeNIe node comment: description, properties, then the names written as other ids."""
     parts = []
     if note is not None:
         if note.description:
             parts.append(_one_line(note.description))
         parts += [f"{_one_line(k)}: {_one_line(v)}" for k, v in note.properties]
+    if node_id != var:
+        parts.append(f"node {node_id} is {var!r} in the model")
     parts += [f"state {new} is {old!r} in the model" for old, new in renamed]
     return "\\n".join(parts)  # GeNIe writes a line break in a comment as the two characters \n
 
@@ -293,7 +295,7 @@ def xdsl_text(tables: NetworkTables, name: str, notes: Mapping[str, NodeNotes] |
     lines += ["  </nodes>", "  <extensions>", f'    <genie version="1.0" app="postfusion-bayes" name={quoteattr(name)}>']
     for var in tables.variables:
         left, top = corners[var]
-        comment = _comment(var, notes.get(var), renamed[var])
+        comment = _comment(var, node_ids[var], notes.get(var), renamed[var])
         lines += [
             f"      <node id={quoteattr(node_ids[var])}>",
             f"        <name>{escape(node_ids[var])}</name>",
