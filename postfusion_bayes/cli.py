@@ -830,7 +830,7 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the network to a BIF, XMLBIF or UAI file (for pgmpy, pyAgrum, GeNIe and others)."""
+    """Write the network to a BIF, XMLBIF, UAI, GeNIe (.xdsl) or Hugin (.net) file (for pgmpy, pyAgrum, GeNIe, Hugin and others)."""
     from .engine.files import export_format
 
     fmt = export_format(args.output, args.format)  # a usage error before the model is loaded
@@ -895,7 +895,7 @@ COMMANDS: dict[str, Command] = {
         "which test would tell most about the causes, with its cost", _configure_next_tests, cmd_next_tests,
         f"example: {PROG} next-tests --case patient.yaml --by procedure --cost gadolinium_mri=10 --top 5",
     ),
-    "export": Command("write the network to a BIF, XMLBIF or UAI file", _configure_export, cmd_export, f"example: {PROG} export postfusion.bif"),
+    "export": Command("write the network to a BIF, XMLBIF, UAI, GeNIe (.xdsl) or Hugin (.net) file", _configure_export, cmd_export, f"example: {PROG} export postfusion.bif"),
     "validate": Command("check a priors folder and list every problem", _configure_validate, cmd_validate, f"example: {PROG} validate my_priors/"),
     "demo": Command("diagnose the example patient (the default with no arguments)", _configure_demo, cmd_demo),
 }

@@ -380,12 +380,16 @@ class Model:
 
     # ------------------------------------------------------------ export
     def write(self, path: str | Path, format: str | None = None) -> Path:
-        """Write the network to a BIF, XMLBIF or UAI file, the format chosen by the suffix.
+        """Write the network to a BIF, XMLBIF, UAI, GeNIe or Hugin file, the format chosen by the suffix.
 
         Every probability is written with all its digits, so the file reads
-        back (in pgmpy, pyAgrum, or :func:`postfusion_bayes.engine.files.read_bif`)
-        as the very same tables. BIF and XMLBIF need pgmpy (imported on first
-        use, 2-3 s); UAI does not.
+        back (in pgmpy, pyAgrum, GeNIe, Hugin or
+        :func:`postfusion_bayes.engine.files.read_bif`) as the very same
+        tables. XMLBIF, XDSL and NET files also carry each variable's words
+        (:func:`postfusion_bayes.export.node_notes`): its description, role,
+        test kind and cost, red-flag advice, and the value, plausible range,
+        source and judgment of every number in its table. BIF needs pgmpy
+        (imported on first use, 2-3 s); the other formats do not.
 
         Parameters
         ----------
@@ -393,8 +397,8 @@ class Model:
             The file to write (replaced if it exists, atomically: on any
             failure an existing file keeps its content). Suffixes: ``.bif``;
             ``.xmlbif``, ``.bifxml`` (the one pyAgrum's ``loadBN`` reads) or
-            ``.xml``; ``.uai``.
-        format : {"bif", "xmlbif", "uai"}, optional
+            ``.xml``; ``.uai``; ``.xdsl`` (GeNIe); ``.net`` (Hugin).
+        format : {"bif", "xmlbif", "uai", "xdsl", "hugin"}, optional
             Overrides the suffix.
 
         Returns
@@ -419,8 +423,11 @@ class Model:
         the UAI standard (C order over parents then child); pgmpy 1.1's UAI
         reader and writer and pyAgrum 3.3's order the entries of nodes with
         two or more parents differently, so use BIF or XMLBIF with those.
-        pyAgrum reads BIF numbers as 32-bit floats (posteriors agree to about
-        1e-7); its XMLBIF reader (file named ``*.bifxml``) keeps doubles.
+        pyAgrum 3.3 reads BIF and Hugin NET numbers as 32-bit floats (posteriors
+        agree to about 1e-7); its XMLBIF (file named ``*.bifxml``) and XDSL
+        readers keep doubles. GeNIe ids must start with a letter, so the XDSL
+        file writes a state such as ``6_to_24_months`` as ``s_6_to_24_months``
+        (the node's comment says so); the other formats keep every name.
 
         Examples
         --------
@@ -431,9 +438,13 @@ class Model:
         ...     path.read_text().split()[:2]
         ['BAYES', '46']
         """
-        from .engine.files import write_network
+        from .engine.files import export_format, write_network
+        from .export import node_notes
 
-        return write_network(self._tables, path, format)
+        path = check_path("path", path)
+        fmt = export_format(path, format)
+        notes = node_notes(self._spec) if fmt in ("xmlbif", "xdsl", "hugin") else None
+        return write_network(self._tables, path, fmt, notes=notes)
 
     def write_bif(self, path: str | Path) -> Path:
         """Write the network to a BIF file, whatever the suffix (see :meth:`write`)."""
@@ -446,6 +457,14 @@ class Model:
     def write_uai(self, path: str | Path) -> Path:
         """Write the network to a UAI file, whatever the suffix (see :meth:`write`)."""
         return self.write(path, "uai")
+
+    def write_xdsl(self, path: str | Path) -> Path:
+        """Write the network to a GeNIe XDSL file, whatever the suffix (see :meth:`write`)."""
+        return self.write(path, "xdsl")
+
+    def write_hugin(self, path: str | Path) -> Path:
+        """Write the network to a Hugin NET file, whatever the suffix (see :meth:`write`)."""
+        return self.write(path, "hugin")
 
     # ------------------------------------------------------------ queries
     def check_red_flags(self, evidence: Mapping[str, Any]) -> list[RedFlag]:

@@ -256,8 +256,8 @@ def test_export_by_suffix_and_by_format(capsys, tmp_path):
 
 
 def test_export_errors(capsys, tmp_path):
-    status, _, err = run(capsys, "export", str(tmp_path / "model.net"))
-    assert status == 2 and "suffix '.net'" in err and "bif (.bif)" in err
+    status, _, err = run(capsys, "export", str(tmp_path / "model.dsl"))
+    assert status == 2 and "suffix '.dsl'" in err and "bif (.bif)" in err
     assert run(capsys, "export", "--format", "dsl", str(tmp_path / "m.bif"))[0] == 2
     status, _, err = run(capsys, "export", str(tmp_path / "missing" / "model.uai"))
     assert status == 1 and err.startswith("error: cannot write") and "missing/model.uai" in err

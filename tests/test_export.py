@@ -140,8 +140,8 @@ def test_unknown_format_names_it_and_the_formats_allowed(tmp_path):
         model().write(tmp_path / "x.bif", "dsl")
     with pytest.raises(pfb.ExportError, match=r"did you mean 'xmlbif'"):
         model().write(tmp_path / "x.bif", "xmlbf")
-    with pytest.raises(pfb.ExportError, match=r"x\.net' from its suffix '\.net'; name it, or use a suffix: bif"):
-        model().write(tmp_path / "x.net")
+    with pytest.raises(pfb.ExportError, match=r"x\.csv' from its suffix '\.csv'; name it, or use a suffix: bif"):
+        model().write(tmp_path / "x.csv")
     assert not list(tmp_path.iterdir())
 
 

@@ -11,6 +11,8 @@ compiled
     :func:`compile_network` and :class:`CompiledNetwork`, the exact batched queries.
 files
     BIF, XMLBIF and UAI in and out, and the bridge to pgmpy (imported lazily).
+formats
+    XMLBIF with properties, GeNIe XDSL and Hugin NET writers (words as plain :class:`~postfusion_bayes.engine.formats.NodeNotes`).
 sampling
     Forward sampling of cases from tables.
 atomic

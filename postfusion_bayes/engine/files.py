@@ -4,16 +4,18 @@ This is the only module that imports pgmpy, and only inside its functions, so
 importing postfusion-bayes stays fast and pgmpy is needed only by the callers
 of these functions.
 
-Files: :func:`write_network` writes BIF and XMLBIF through pgmpy's writers
-(which keep every digit: a float is written as its shortest exact repr, so a
-file read back gives the very same tables) and UAI directly (pgmpy 1.1's
+Files: :func:`write_network` writes BIF through pgmpy's writer (which keeps
+every digit: a float is written as its shortest exact repr, so a file read
+back gives the very same tables); XMLBIF (with the words of each variable in
+its properties), GeNIe XDSL and Hugin NET through the writers of
+:mod:`postfusion_bayes.engine.formats`; and UAI directly (pgmpy 1.1's
 ``UAIWriter`` lists a node's parents in reverse order in the scope but writes
 the table in the forward order, so files with two or more parents come back
 wrong; pyAgrum 3.3 orders them yet another way: first parent fastest), so
 this module writes the UAI standard itself: scope = parents then the child,
 C order (last variable fastest). :func:`read_bif` and :func:`read_uai` read
-them. pyAgrum reads BIF numbers as 32-bit floats; its XMLBIF reader keeps
-doubles.
+them. pyAgrum 3.3 reads BIF and Hugin NET numbers as 32-bit floats; its
+XMLBIF and XDSL readers keep doubles.
 
 Axis conventions differ: our table of ``X`` with parents ``(A, B)`` has shape
 ``(|A|, |B|, |X|)``; pgmpy's ``TabularCPD`` stores ``values`` of shape
@@ -34,6 +36,7 @@ import numpy as np
 from ..errors import ExportError, NetworkError, suggest
 from .arguments import check_path
 from .atomic import atomic_write
+from .formats import WRITERS, NodeNotes
 from .tables import NetworkTables
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,6 +50,8 @@ EXPORT_FORMATS: Mapping[str, tuple[str, ...]] = {
     "bif": (".bif",),
     "xmlbif": (".xmlbif", ".bifxml", ".xml"),
     "uai": (".uai",),
+    "xdsl": (".xdsl",),
+    "hugin": (".net",),
 }
 
 
@@ -290,8 +295,8 @@ def export_format(path: str | PathLike[str], format: str | None = None) -> str:
 
     Examples
     --------
-    >>> export_format("model.bifxml"), export_format("model.txt", "uai")
-    ('xmlbif', 'uai')
+    >>> export_format("model.bifxml"), export_format("model.txt", "uai"), export_format("model.net")
+    ('xmlbif', 'uai', 'hugin')
     """
     allowed = "; ".join(f"{name} ({', '.join(suffixes)})" for name, suffixes in EXPORT_FORMATS.items())
     if format is not None:
@@ -302,7 +307,8 @@ def export_format(path: str | PathLike[str], format: str | None = None) -> str:
     for name, suffixes in EXPORT_FORMATS.items():
         if suffix in suffixes:
             return name
-    raise ExportError(f"cannot tell the export format of {str(path)!r} from its suffix {suffix or '(none)'!r}; name it, or use a suffix: {allowed}")
+    close = suggest(suffix, [s for suffixes in EXPORT_FORMATS.values() for s in suffixes]) if suffix else ""
+    raise ExportError(f"cannot tell the export format of {str(path)!r} from its suffix {suffix or '(none)'!r}{close}; name it, or use a suffix: {allowed}")
 
 
 def _uai_text(tables: NetworkTables) -> str:
@@ -317,27 +323,30 @@ def _uai_text(tables: NetworkTables) -> str:
     return "\n".join(lines)
 
 
-def _network_text(tables: NetworkTables, format: str, name: str) -> str:
+def _network_text(tables: NetworkTables, format: str, name: str, notes: Mapping[str, NodeNotes] | None) -> str:
     if format == "uai":
         return _uai_text(tables)
-    from pgmpy.readwrite import BIFWriter, XMLBIFWriter
+    if format in WRITERS:
+        return WRITERS[format](tables, name, notes)
+    from pgmpy.readwrite import BIFWriter
 
     bn = to_pgmpy(tables)
     bn.name = name
-    writer = BIFWriter(bn, round_values=None) if format == "bif" else XMLBIFWriter(bn)
-    return str(writer)
+    return str(BIFWriter(bn, round_values=None))
 
 
-def write_network(tables: NetworkTables, path: str | PathLike[str], format: str | None = None, *, name: str = "postfusion_bayes") -> Path:
-    """Write a network to a BIF, XMLBIF or UAI file.
+def write_network(tables: NetworkTables, path: str | PathLike[str], format: str | None = None, *, name: str = "postfusion_bayes", notes: Mapping[str, NodeNotes] | None = None) -> Path:
+    """Write a network to a BIF, XMLBIF, UAI, GeNIe XDSL or Hugin NET file.
 
     Every probability is written with all its digits (the shortest repr that
     reads back as the same float), so the file reads back as the very same
-    tables. BIF and XMLBIF carry variable and state names (state names may
-    start with a digit, e.g. ``6_to_24_months``: pgmpy and pyAgrum read them);
-    UAI carries only numbers: variable ``i`` is ``tables.variables[i]`` and
-    its states are numbered in the order of ``tables.states`` (see
-    :func:`read_uai`).
+    tables. BIF, XMLBIF, XDSL and NET carry variable and state names (state
+    names may start with a digit, e.g. ``6_to_24_months``: pgmpy and pyAgrum
+    read them; XDSL writes them with a prefix, see
+    :mod:`postfusion_bayes.engine.formats`); UAI carries only numbers:
+    variable ``i`` is ``tables.variables[i]`` and its states are numbered in
+    the order of ``tables.states`` (see :func:`read_uai`). XMLBIF, XDSL and
+    NET also carry ``notes``: each variable's description and properties.
 
     Parameters
     ----------
@@ -346,10 +355,13 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     path : str or path-like
         The file to write (replaced if it exists). The write is atomic: on
         any failure an existing file keeps its content (:func:`~postfusion_bayes.engine.atomic.atomic_write`).
-    format : {"bif", "xmlbif", "uai"}, optional
+    format : {"bif", "xmlbif", "uai", "xdsl", "hugin"}, optional
         By default chosen by the suffix of ``path`` (:data:`EXPORT_FORMATS`).
     name : str
-        Network name written into BIF and XMLBIF files.
+        Network name written into the files that have one (all but UAI).
+    notes : mapping of str to NodeNotes, optional
+        Words by variable name, for XMLBIF, XDSL and NET (the other formats
+        have no place for them).
 
     Returns
     -------
@@ -360,7 +372,8 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     ------
     ExportError
         For an unknown format, a suffix that selects none, or a path that
-        cannot be written (the ``OSError`` is its ``__cause__``).
+        cannot be written (the ``OSError`` is its ``__cause__``); for XDSL
+        and NET, names that would share an identifier.
     NetworkError
         If the tables are batched or a column does not sum to 1.
 
@@ -382,7 +395,7 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     <BLANKLINE>
     """
     path = check_path("path", path)
-    text = _network_text(tables, export_format(path, format), name)
+    text = _network_text(tables, export_format(path, format), name, notes)
     try:
         with atomic_write(path) as stream:  # a temporary file renamed over the target: never half a file
             stream.write(text)
