@@ -475,7 +475,7 @@ def _evidence_line(dx, title: str) -> str:
 
 
 def _json_evidence(dx) -> dict[str, object]:
-    """The evidence for JSON output: a hard observation as its state, soft evidence as {state: likelihood} (what a case file takes)."""
+    """Return the evidence for JSON output: a hard observation as its state, soft evidence as {state: likelihood} (what a case file takes)."""
     r = dx.reasoner
     if r is None:
         return dict(dx.evidence)
@@ -575,7 +575,7 @@ def _red_flag_json(dx) -> dict[str, object]:
 
 
 def _causes_for_people(frame: pd.DataFrame) -> pd.DataFrame:
-    """The causes table as the reports show it: percentages and likelihood ratios rounded for humans."""
+    """Return the causes table as the reports show it: percentages and likelihood ratios rounded for humans."""
     from . import formatting as fmt
 
     return pd.DataFrame(
@@ -692,7 +692,7 @@ def _configure_next_tests(parser: argparse.ArgumentParser) -> None:
 
 
 def _tests_for_people(table: pd.DataFrame) -> pd.DataFrame:
-    """The next tests as the reports show them: what each result would do to the top cause, in percentages."""
+    """Return the next tests as the reports show them: what each result would do to the top cause, in percentages."""
     from . import formatting as fmt
 
     def effect(row: pd.Series, after: str) -> str:

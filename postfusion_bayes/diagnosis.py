@@ -267,7 +267,7 @@ class Diagnosis:
         return cache[by]
 
     def result_effects(self) -> pd.DataFrame:
-        """What each result of each unobserved finding would do to the top cause.
+        """Say what each result of each unobserved finding would do to the top cause.
 
         Returns
         -------

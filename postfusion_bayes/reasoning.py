@@ -556,7 +556,7 @@ class Reasoner:
         return table
 
     def _positive(self, finding: str) -> tuple[int, str]:
-        """The result called "positive": ``yes`` for a yes/no finding, else its most likely result (index, name)."""
+        """Return the result called "positive": ``yes`` for a yes/no finding, else its most likely result (index, name)."""
         states = self.network.states[finding]
         if tuple(states) == BOOLEAN_STATES:
             return 1, states[1]
@@ -569,7 +569,7 @@ class Reasoner:
         return tests[finding] if finding in tests else block.table(finding)  # type: ignore[union-attr]
 
     def _unit_effects(self, units: list[tuple[str, list[str]]], top_index: int) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
-        """What a positive and a negative result of each unit would do to the top cause's posterior.
+        """Say what a positive and a negative result of each unit would do to the top cause's posterior.
 
         A unit's result is positive when any of its findings shows its positive
         result (:meth:`_positive`); negative when none does. Given the
@@ -627,7 +627,8 @@ class Reasoner:
             for s, state in enumerate(self.network.states[finding]):
                 rows.append((self.spec.variables[finding].test or "unspecified", float(p[s]), self.causes[top_index], top_now, min(max(float(after[s] / p[s]), 0.0), 1.0) if p[s] > 0 else top_now))
                 index.append((finding, state))
-        return pd.DataFrame(rows, columns=["test_kind", "probability", "top_cause", "top_now", "top_after"], index=pd.MultiIndex.from_tuples(index, names=["finding", "result"]) if index else pd.MultiIndex.from_tuples([], names=["finding", "result"]))
+        labels = pd.MultiIndex.from_tuples(index, names=["finding", "result"]) if index else pd.MultiIndex.from_arrays([[], []], names=["finding", "result"])
+        return pd.DataFrame(rows, columns=["test_kind", "probability", "top_cause", "top_now", "top_after"], index=labels)
 
     def _noisy_gains(self, names, index, weight, as_float, block: NoisyBlock, top_index, gain, p_changes, likely) -> None:
         """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place.

@@ -45,6 +45,7 @@ TEACHING_DIVIDER = "For teaching only, after the emergency is handled"
 NO_TESTS_WITH_RED_FLAG = "No next tests are suggested while a red flag is raised: act on the advice above first (it names the investigation)."
 
 NOT_FITTING = "This patient does not fit the model"
+NOT_EXPLAINED = "The ranking below is what the model computes; it does not explain this patient."
 
 
 def observations(dx: Diagnosis) -> list[dict[str, object]]:
@@ -106,7 +107,7 @@ def render_text(dx: Diagnosis, n_findings: int = 5, n_tests: int = 3) -> str:
     if dx.red_flags:
         lines += ["", f"======== {TEACHING_DIVIDER} ========"]
     if not r["fits"]:  # first after the urgent action: before any probability
-        lines += ["", f"{NOT_FITTING}. {r['adequacy_warning']} The ranking below is what the model computes; it does not explain this patient."]
+        lines += ["", f"{NOT_FITTING}. {r['adequacy_warning']} {NOT_EXPLAINED}"]
     lines += ["", "Causes, most probable first (prior from the context alone -> posterior):"]
     width = max((len(str(c)) for c in r["frame"].index), default=10)
     for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
@@ -197,7 +198,7 @@ def render_html(dx: Diagnosis, n_findings: int = 5, n_tests: int = 3) -> str:
     if dx.red_flags:  # the evidence (what raised the flag) above the divider, the rest below
         parts += [evidence, f"<div class='pfb-divider'>{escape(TEACHING_DIVIDER)}</div>"]
     if r is not None and not r["fits"]:  # first after the urgent action: before any probability
-        parts.append(f"<div class='pfb-warning pfb-fit'><strong>{NOT_FITTING}.</strong> {escape(r['adequacy_warning'])} The ranking below is what the model computes; it does not explain this patient.</div>")
+        parts.append(f"<div class='pfb-warning pfb-fit'><strong>{NOT_FITTING}.</strong> {escape(r['adequacy_warning'])} {NOT_EXPLAINED}</div>")
     if not dx.red_flags:
         parts.append(evidence)
     frame = dx.to_frame()
