@@ -557,3 +557,63 @@ def test_likelihood_ratios_match_implied_accuracy_and_take_only_context():
         MODEL.likelihood_ratios(radicular_pain=True)
     with pytest.raises(pfb.EvidenceError, match=r"'smoking' is not a context variable \(did you mean 'smoker'\?\)"):
         MODEL.likelihood_ratios(smoking=True)
+
+
+# ------------------------------------------------------------------ one ranking, and what each result would do (issue 13)
+
+
+def test_next_tests_are_ranked_by_score_and_costs_change_the_order():
+    dx = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
+    for by in ("finding", "procedure"):
+        tests = dx.next_tests(by=by)
+        assert tests["score"].is_monotonic_decreasing and tests["rank"].tolist() == list(range(1, len(tests) + 1))
+        np.testing.assert_allclose(tests["score"], tests["information_gain"] / (1 + tests["cost"]))
+    cheap = dx.next_tests(costs={"gadolinium_mri": 0}, by="procedure")
+    dear = dx.next_tests(costs={"gadolinium_mri": 10}, by="procedure")
+    assert cheap.index[0] == "gadolinium_mri"  # the most informative, free
+    assert dear.loc["gadolinium_mri", "rank"] > dx.next_tests(by="procedure").loc["gadolinium_mri", "rank"] > 1
+    single = dx.next_tests(costs={"buttock_pain": 50})
+    assert single.loc["buttock_pain", "rank"] > dx.next_tests().loc["buttock_pain", "rank"]
+
+
+@pytest.mark.parametrize("name", ["adjacent_segment_disease", "epidural_fibrosis", "nerve_injury"])
+def test_what_a_result_would_do_is_what_diagnose_gives_with_it(name):
+    evidence = {k: v for k, v in VIGNETTES[name].items() if k in ("time_since_surgery", "onset", "radicular_pain", "smoker")}
+    dx = MODEL.diagnose(evidence)
+    tests = dx.next_tests()
+    effects = dx.result_effects()
+    for finding in tests.index[:6]:
+        states = MODEL.spec.variables[finding].states
+        for state in states:
+            after = MODEL.diagnose({**evidence, finding: state}).posterior[dx.top]
+            assert effects.loc[(finding, state), "top_after"] == pytest.approx(after, abs=1e-10), (finding, state)
+        assert effects.loc[finding, "probability"].sum() == pytest.approx(1.0, abs=1e-12)
+        row = tests.loc[finding]
+        assert row["top_cause"] == dx.top and row["top_now"] == pytest.approx(dx.posterior.iloc[0], abs=1e-12)
+        positive = row["positive_result"]
+        assert row["top_if_positive"] == pytest.approx(effects.loc[(finding, positive), "top_after"], abs=1e-10)
+        assert row["probability_positive"] == pytest.approx(effects.loc[(finding, positive), "probability"], abs=1e-12)
+        if states == ("no", "yes"):
+            assert positive == "yes"
+            assert row["top_if_negative"] == pytest.approx(effects.loc[(finding, "no"), "top_after"], abs=1e-10)
+    # expectation: the posterior now is the average of the posteriors after each result
+    weighted = (effects["probability"] * effects["top_after"]).groupby(level="finding").sum()
+    np.testing.assert_allclose(weighted.to_numpy(), dx.posterior.iloc[0], atol=1e-10)
+
+
+def test_a_procedure_is_positive_when_any_of_its_findings_is():
+    evidence = {"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True}
+    dx = MODEL.diagnose(evidence)
+    row = dx.next_tests(by="procedure").loc["gadolinium_mri"]
+    findings = row["findings"].split(", ")
+    assert row["positive_result"] == "any finding yes"
+    # P(all negative) by the chain rule, and the top cause given all negative, from diagnose alone
+    p_negative, seen = 1.0, dict(evidence)
+    for finding in findings:
+        p_negative *= MODEL.diagnose(seen).result_effects().loc[(finding, "no"), "probability"]
+        seen[finding] = "no"
+    top_negative = MODEL.diagnose(seen).posterior[dx.top]
+    assert row["probability_positive"] == pytest.approx(1 - p_negative, abs=1e-10)
+    assert row["top_if_negative"] == pytest.approx(top_negative, abs=1e-10)
+    top_now = dx.posterior.iloc[0]
+    assert row["top_if_positive"] == pytest.approx((top_now - p_negative * top_negative) / (1 - p_negative), abs=1e-10)
