@@ -72,7 +72,7 @@ def observations(dx: Diagnosis) -> list[dict[str, object]]:
     return out
 
 
-def result_lines(findings: list[str], effects, max_states: int = 6) -> list[str]:
+def result_lines(findings: list[str], effects, max_states: int = 6, sep: str = "; ") -> list[str]:
     """Say what each result of each finding would do to the top cause, one line per finding.
 
     ``effects`` is :meth:`Diagnosis.result_effects`. A procedure gives one line
@@ -85,7 +85,7 @@ def result_lines(findings: list[str], effects, max_states: int = 6) -> list[str]
             continue
         rows = effects.loc[finding].head(max_states)
         parts = [fmt.result_effect(str(result), row["probability"], str(row["top_cause"]), row["top_now"], row["top_after"]) for result, row in rows.iterrows()]
-        lines.append((f"{finding}: " if len(findings) > 1 else "") + "; ".join(parts))
+        lines.append((f"{finding}: " if len(findings) > 1 else "") + sep.join(parts))
     return lines
 
 
@@ -237,7 +237,8 @@ def render_html(dx: Diagnosis, n_findings: int = 5, n_tests: int = 3) -> str:
     if r["tests"] is not None and len(r["tests"]):
         body = ""
         for test, row in r["tests"].iterrows():
-            effects = "<br>".join(escape(line) for line in result_lines(str(row["findings"]).split(", "), r["effects"]))
+            lines = result_lines(str(row["findings"]).split(", "), r["effects"], sep="\n")
+            effects = "<br>".join(escape(line.replace(f" {fmt.ARROW} ", " \u2192 ")).replace("\n", "<br>") for line in lines)
             invasive = ", invasive" if row["invasive"] else ""
             body += (
                 f"<tr class='pfb-test'><td>{escape(str(test))}<div class='pfb-muted'>{escape(str(row['test_kind']))}, cost {fmt.cost(row['cost'])}{invasive}</div></td>"

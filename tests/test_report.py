@@ -95,7 +95,8 @@ def test_next_tests_in_the_report_are_the_one_ranking_with_what_each_result_woul
     effects = page.with_class("pfb-effects")
     first = dx.result_effects().loc[tests.index[0]]
     for result, row in first.iterrows():
-        assert formatting.result_effect(str(result), row["probability"], dx.top, row["top_now"], row["top_after"]) in effects[0]
+        said = formatting.result_effect(str(result), row["probability"], dx.top, row["top_now"], row["top_after"])
+        assert said.replace(f" {formatting.ARROW} ", " \N{RIGHTWARDS ARROW} ") in effects[0]
     assert "Next best tests" in page.all_text and NO_TESTS_WITH_RED_FLAG not in page.all_text
 
 
