@@ -563,6 +563,15 @@ class Reasoner:
         k = int(np.argmax(self._joint[1] @ self._result_table(finding)))
         return k, states[k]
 
+    def _result_column(self, finding: str, k: int) -> np.ndarray:
+        """P(result ``k`` | configuration, e) of one candidate finding over every configuration of :attr:`_joint`."""
+        tests, _, block = self._tests
+        if finding in tests:
+            return tests[finding][:, k]
+        assert block is not None
+        column = block.names.index(finding)
+        return block.present[:, column] if k == 1 else block.absent[:, column]
+
     def _result_table(self, finding: str) -> np.ndarray:
         """P(result | configuration, e) of one candidate finding over every configuration of :attr:`_joint`."""
         tests, _, block = self._tests
@@ -585,24 +594,23 @@ class Reasoner:
         weight = self._joint[1] / self._joint[1].sum()
         top = self._present_float[:, top_index] * weight
         top_now = float(top.sum())
-        now, names, p_pos, if_pos, if_neg = [], [], [], [], []
-        for _, findings in units:
-            negative = np.ones(len(weight))
+        negative = np.ones((len(units), len(weight)))  # P(no finding of the unit positive | configuration), a row per unit
+        names = []
+        for u, (_, findings) in enumerate(units):
             labels = []
             for finding in findings:
                 k, state = self._positive(finding)
-                negative = negative * (1.0 - self._result_table(finding)[:, k])
+                negative[u] -= negative[u] * self._result_column(finding, k)
                 labels.append(state if len(findings) == 1 else f"{finding}={state}")
-            p_neg = min(max(float(weight @ negative), 0.0), 1.0)
-            top_neg = float(top @ negative)
-            p_yes = 1.0 - p_neg
-            now.append(top_now)
             every_yes = len(findings) > 1 and all(label.endswith(f"={BOOLEAN_STATES[1]}") for label in labels)
             names.append(f"any finding {BOOLEAN_STATES[1]}" if every_yes else " or ".join(labels))
-            p_pos.append(p_yes)
-            if_pos.append(min(max((top_now - top_neg) / p_yes, 0.0), 1.0) if p_yes > 0 else top_now)
-            if_neg.append(min(max(top_neg / p_neg, 0.0), 1.0) if p_neg > 0 else top_now)
-        return np.array(now), names, np.array(p_pos), np.array(if_pos), np.array(if_neg)
+        p_neg = np.clip(negative @ weight, 0.0, 1.0)  # two matrix-vector products for every unit at once
+        top_neg = negative @ top
+        p_yes = 1.0 - p_neg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if_pos = np.where(p_yes > 0, np.clip((top_now - top_neg) / np.where(p_yes > 0, p_yes, 1.0), 0.0, 1.0), top_now)
+            if_neg = np.where(p_neg > 0, np.clip(top_neg / np.where(p_neg > 0, p_neg, 1.0), 0.0, 1.0), top_now)
+        return np.full(len(units), top_now), names, p_yes, if_pos, if_neg
 
     def result_effects(self, top_index: int) -> pd.DataFrame:
         """Every result of every candidate finding: its probability and the top cause's posterior after it.
