@@ -502,7 +502,11 @@ def _print_table(frame: pd.DataFrame, wide: bool = False) -> None:
         print(frame.to_string())
         return
     width = _terminal_width()
-    print(frame.to_string(line_width=width, max_colwidth=max(16, width // 3)))
+    for options in ({}, {"line_width": width}, {"line_width": width, "max_colwidth": max(16, width // 3)}):
+        text = frame.to_string(**options)  # type: ignore[call-overload]
+        if max(map(len, text.splitlines())) <= width:
+            break
+    print(text)
 
 
 def _red_flag_lead(dx, evidence_line: str) -> None:
@@ -899,6 +903,7 @@ def _configure_sensitivity(parser: argparse.ArgumentParser) -> None:
     _add_format(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="draw the result to an image instead (needs matplotlib; format from the suffix, .png added when there is none)")
     _add_force(parser)
+    _add_wide(parser)
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -918,7 +923,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         table = sensitivity.tornado(model, evidence, target)
         top = args.top or (20 if args.plot or args.format == "table" else len(table))
         table = table.head(top)
-        title = f"Tornado for P({target} present | evidence) = {table.attrs['posterior']:.4f}: each number at the low and high end of its range"
+        title = f"Tornado for P({target} present | evidence) = {_percent(table.attrs['posterior'])}: each number at the low and high end of its range"
     else:
         table = sensitivity.monte_carlo(model, evidence, n=args.draws, seed=args.seed, progress=False if args.quiet else None)
         if args.target is not None:
@@ -939,8 +944,31 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
         print(title)
-        print(table.round(4).to_string())
+        _print_table(_sensitivity_for_people(table), args.wide)
     return EXIT_OK
+
+
+def _percent(p: float) -> str:
+    from .formatting import percent
+
+    return percent(p)
+
+
+#: Columns of the sensitivity tables that hold probabilities (shown as percentages; the swing in percentage points).
+_PROBABILITY_COLUMNS = ("posterior_at_low", "posterior_at_high", "posterior", "mean", "median", "q05", "q95", "probability_first")
+
+
+def _sensitivity_for_people(table: pd.DataFrame) -> pd.DataFrame:
+    """Return a tornado or Monte Carlo table as the reports show numbers: probabilities in percent, the swing in points."""
+    shown = table.copy()
+    for column in shown.columns:
+        if column in _PROBABILITY_COLUMNS:
+            shown[column] = table[column].map(_percent)
+        elif column == "swing":
+            shown[column] = table[column].map(lambda x: f"{100 * x:.1f} pp")
+        elif pd.api.types.is_float_dtype(table[column]):
+            shown[column] = table[column].map("{:.3g}".format)
+    return shown.rename(columns={"posterior_at_low": "P at low", "posterior_at_high": "P at high", "probability_first": "P(first)"})
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:

@@ -395,9 +395,13 @@ def test_numbers_are_formatted_alike_in_every_table(capsys):
     evidence = ["time_since_surgery=under_6_weeks", "onset=immediate", "radicular_pain=yes", "ct_screw_breach=yes", "emg_radiculopathy=yes"]
     dx = pfb.load_model().diagnose(dict(a.split("=") for a in evidence))
     top_ratio = dx.to_frame()["likelihood_ratio"].iloc[0]
-    for command in (["diagnose"], ["diagnose", "--brief"], ["explain"], ["next-tests"]):
+    for command in (["diagnose"], ["diagnose", "--brief"], ["explain"], ["next-tests"], ["sensitivity", "--top", "3"]):
         status, out, _ = run(capsys, *command, *evidence)
         assert status == 0 and "e+0" not in out and "e-0" not in out, command
+    status, out, _ = run(capsys, "sensitivity", "--top", "3", *evidence)
+    assert f"= {formatting.percent(dx.posterior.iloc[0])}:" in out.splitlines()[0]
+    rows = out.splitlines()[3:6]
+    assert all(row.split()[-1] == "pp" and row.split()[-3].endswith("%") for row in rows)
     status, out, _ = run(capsys, "diagnose", *evidence)
     assert f"likelihood ratio {formatting.likelihood_ratio(top_ratio)}" in out
     status, out, _ = run(capsys, "diagnose", "--brief", *evidence)
