@@ -617,3 +617,17 @@ def test_a_procedure_is_positive_when_any_of_its_findings_is():
     assert row["top_if_negative"] == pytest.approx(top_negative, abs=1e-10)
     top_now = dx.posterior.iloc[0]
     assert row["top_if_positive"] == pytest.approx((top_now - p_negative * top_negative) / (1 - p_negative), abs=1e-10)
+
+
+def test_next_tests_keep_their_columns_and_an_empty_ranking_has_them_too():
+    from postfusion_bayes.reasoning import _NEXT_TESTS_COLUMNS
+
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years"})
+    for by in ("finding", "procedure"):
+        assert list(dx.next_tests(by=by).columns) == _NEXT_TESTS_COLUMNS
+    every = {name: "no" for name in MODEL.variables.query("role == 'finding'")["name"] if name != "onset"}
+    full = MODEL.diagnose({"time_since_surgery": "over_2_years", "onset": "immediate", **every})
+    tests = full.next_tests()
+    assert tests.empty and list(tests.columns) == _NEXT_TESTS_COLUMNS
+    assert full.result_effects().empty and full.result_effects().index.names == ["finding", "result"]
+    assert "Next best tests" not in full.summary()
