@@ -1,7 +1,7 @@
 """Command line: ``postfusion-bayes COMMAND ...`` (or ``python -m postfusion_bayes COMMAND ...``).
 
 Commands: ``diagnose``, ``explain``, ``next-tests``, ``batch``,
-``sensitivity``, ``export``, ``validate`` and ``demo`` (the default with no arguments: the example patient). The old
+``sensitivity``, ``export``, ``variables``, ``validate`` and ``demo`` (the default with no arguments: the example patient). The old
 form without a command, ``python -m postfusion_bayes variable=value ...``,
 still diagnoses. Uses only the public API.
 
@@ -27,6 +27,8 @@ import contextlib
 import json
 import math
 import os
+import re
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -465,7 +467,58 @@ def _with_flag_column(table: pd.DataFrame, dx) -> pd.DataFrame:
 
 
 def _evidence_line(dx, title: str) -> str:
-    return f"{title}: " + (", ".join(f"{k}={v}" for k, v in dx.evidence.items()) or "(no evidence)")
+    """Say the evidence on one line; soft evidence with its states and likelihoods, e.g. ``back_pain=(soft: no 0.3, yes 0.7)``."""
+    from .report import observations
+
+    shown_ = [f"{o['name']}=({o['text']})" if o["soft"] else f"{o['name']}={o['text']}" for o in observations(dx)]
+    return f"{title}: " + (", ".join(shown_) or "(no evidence)")
+
+
+def _json_evidence(dx) -> dict[str, object]:
+    """Return the evidence for JSON output: a hard observation as its state, soft evidence as {state: likelihood} (what a case file takes)."""
+    r = dx.reasoner
+    if r is None:
+        return dict(dx.evidence)
+    out: dict[str, object] = {}
+    for name in dx.evidence:
+        if name in r.evidence.soft:
+            out[name] = {state: float(v) for state, v in zip(r.spec.variables[name].states, r.evidence.soft[name], strict=True)}
+        else:
+            out[name] = r.evidence.hard.get(name, dx.evidence[name])
+    return out
+
+
+def _terminal_width() -> int:
+    """Columns of the terminal (``COLUMNS`` or the terminal's size; 100 when not a terminal)."""
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _print_table(frame: pd.DataFrame, wide: bool = False) -> None:
+    """Print a table that fits the terminal: columns wrap into blocks and long cells are cut (``--wide``: neither)."""
+    if not len(frame):
+        print("(none)")
+        return
+    if wide:
+        print(frame.to_string())
+        return
+    width = _terminal_width()
+    for options in ({}, {"line_width": width}, {"line_width": width, "max_colwidth": max(16, width // 3)}):
+        text = frame.to_string(**options)  # type: ignore[call-overload]
+        if max(map(len, text.splitlines())) <= width:
+            break
+    print(text)
+
+
+def _red_flag_lead(dx, evidence_line: str) -> None:
+    """Red-flag mode on a terminal: each raised red flag with its advice, the evidence, what is not suggested, then the divider."""
+    from .report import NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER
+
+    for flag in dx.red_flags:
+        print(flag)
+    print(evidence_line)
+    if dx.red_flags:
+        print(NO_TESTS_WITH_RED_FLAG)
+        print(f"======== {TEACHING_DIVIDER} ========")
 
 
 def _shown_evidence(evidence: Mapping[str, object]) -> dict[str, object]:
@@ -503,19 +556,41 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
         flags = _flag_records(dx)
         a = dx.adequacy
         adequacy = {"fires": a.fires, "percentile": a.percentile, "threshold": a.threshold, "n_simulated": a.n_simulated, "message": str(a)}
-        _write_json({"red_flags": flags, "causes": _records(frame), "adequacy": adequacy, "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
+        _write_json({"red_flags": flags, **_red_flag_json(dx), "causes": _records(frame), "adequacy": adequacy, "evidence": _json_evidence(dx), "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(frame, dx).to_csv(sys.stdout)
     elif brief:
-        for flag in dx.red_flags:
-            print(flag)
-        print(_evidence_line(dx, title))
-        print(frame.round(3).to_string())
+        _red_flag_lead(dx, _evidence_line(dx, title))
+        _print_table(_causes_for_people(frame))
         print(DISCLAIMER)
     else:  # the full report: red flags, causes, findings that mattered, next tests, conflict, adequacy
         report = dx.summary().splitlines()
         n_flags = len(dx.red_flags)
         print("\n".join(report[:n_flags] + [_evidence_line(dx, title)] + report[n_flags:]))
+
+
+def _red_flag_json(dx) -> dict[str, object]:
+    """Red-flag mode in JSON: ``mode`` ("red_flag" or "normal"), ``urgent_action`` (the advice of each raised red flag) and ``differential_note``."""
+    from .report import NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER
+
+    if not dx.red_flags:
+        return {"mode": "normal", "urgent_action": [], "differential_note": ""}
+    return {"mode": "red_flag", "urgent_action": [f.advice for f in dx.red_flags], "differential_note": f"{TEACHING_DIVIDER}. {NO_TESTS_WITH_RED_FLAG}"}
+
+
+def _causes_for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the causes table as the reports show it: percentages and likelihood ratios rounded for humans."""
+    from . import formatting as fmt
+
+    return pd.DataFrame(
+        {
+            "prior": frame["prior"].map(fmt.percent),
+            "posterior": frame["posterior"].map(fmt.percent),
+            "likelihood ratio": frame["likelihood_ratio"].map(fmt.likelihood_ratio),
+            "rank": frame["rank"],
+        },
+        index=frame.index,
+    )
 
 
 def _add_brief(parser: argparse.ArgumentParser) -> None:
@@ -547,26 +622,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, digits: int = 3) -> None:
-    """Print a reasoning table in one of the three formats; red flags first in each."""
+def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, shown: pd.DataFrame | None = None, wide: bool = False) -> None:
+    """Print a reasoning table in one of the three formats; red flags first in each.
+
+    JSON and CSV carry the numbers in full; the table format prints ``shown``
+    (the same rows formatted for people), fitted to the terminal unless ``wide``.
+    """
     if fmt == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "top_cause": dx.top, key: _records(table), "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
+        _write_json({"red_flags": flags, **_red_flag_json(dx), "top_cause": dx.top, key: _records(table), "evidence": _json_evidence(dx), "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
-        for flag in dx.red_flags:
-            print(flag)
-        print(_evidence_line(dx, "Patient"))
-        print(f"Most probable cause: {dx.top} ({dx.posterior.iloc[0]:.3f})")
+        from . import formatting
+
+        _red_flag_lead(dx, _evidence_line(dx, "Patient"))
+        print(f"Most probable cause: {dx.top} ({formatting.percent(dx.posterior.iloc[0])})")
         print(heading)
-        print(table.round(digits).to_string() if len(table) else "(none)")
+        _print_table(table if shown is None else shown, wide)
         print(DISCLAIMER)
+
+
+def _add_wide(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wide", action="store_true", help="table format: print every column in full, whatever the terminal width")
 
 
 def _configure_explain(parser: argparse.ArgumentParser) -> None:
     _add_evidence(parser)
     _add_format(parser)
+    _add_wide(parser)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -576,8 +660,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     cause (+2.3 is a ratio of 10); the last two columns say what the top
     cause's posterior would be without the finding.
     """
+    from . import formatting as fmt
+    from .report import observations
+
     dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
-    _table_output(dx, dx.explain(), args.format, "findings", "Weight of evidence (natural log; + for, - against):", 2)
+    table = dx.explain()
+    seen = {str(o["name"]): str(o["text"]) for o in observations(dx)}
+    shown = pd.DataFrame({"observed": [seen.get(str(n), str(v)) for n, v in table["observed"].items()], "role": table["role"]}, index=table.index)
+    for cause in table.attrs["causes"]:
+        shown[cause] = table[cause].map(fmt.weight)
+    shown[f"{dx.top} without it"] = table["top_posterior_without"].map(fmt.percent)
+    heading = "Weight of evidence (natural log; + for, - against; +2.3 is a likelihood ratio of 10). A red flag (role red_flag) is urgent whatever it weighs:"
+    _table_output(dx, table, args.format, "findings", heading, shown, args.wide)
     return EXIT_OK
 
 
@@ -598,12 +692,43 @@ def _configure_next_tests(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", choices=("finding", "procedure"), default="finding", help="rank findings one by one, or procedures that show several at once (an MRI) (default: finding)")
     parser.add_argument("--cost", action="append", type=_cost, default=[], metavar="NAME=COST", help="override the cost of a finding or a test kind (repeatable), e.g. --cost gadolinium_mri=10")
     parser.add_argument("--top", type=_positive_int, default=None, metavar="N", help="show only the N best (default: all)")
+    _add_wide(parser)
+
+
+def _tests_for_people(table: pd.DataFrame) -> pd.DataFrame:
+    """Return the next tests as the reports show them: what each result would do to the top cause, in percentages."""
+    from . import formatting as fmt
+
+    def effect(row: pd.Series, after: str) -> str:
+        return f"{fmt.percent(row['top_now'])} {fmt.ARROW} {fmt.percent(row[after])}"
+
+    shown = pd.DataFrame(
+        {
+            "kind": table["test_kind"],
+            "cost": table["cost"].map(fmt.cost),
+            "information": table["information_gain"].map(fmt.bits),
+            "score": table["score"].map("{:.3f}".format),
+            "P(top changes)": table["probability_top_changes"].map(fmt.percent),
+            "positive": table["positive_result"],
+            "P(positive)": table["probability_positive"].map(fmt.percent),
+            "if positive": [effect(row, "top_if_positive") for _, row in table.iterrows()],
+            "if negative": [effect(row, "top_if_negative") for _, row in table.iterrows()],
+        },
+        index=table.index,
+    )
+    if (table["findings"] != table.index).any():
+        shown.insert(0, "findings", table["findings"])
+    return shown
 
 
 def cmd_next_tests(args: argparse.Namespace) -> int:
-    """Unobserved findings ranked by expected information about the causes (bits), with cost and score.
+    """Unobserved findings ranked by information about the causes per unit of cost, with what each result would do.
 
-    Red flags are never tests. The score is information_gain / (1 + cost).
+    Red flags are never tests. One ranking, the same as the report's: the
+    score is information_gain / (1 + cost) (bits per unit of cost), with the
+    costs of the priors' test kinds or those given by --cost; a dearer test
+    ranks lower. For the top cause, each row says its probability now and
+    after a positive or a negative result.
     """
     dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
     try:
@@ -612,7 +737,8 @@ def cmd_next_tests(args: argparse.Namespace) -> int:
         raise InputError(str(exc)) from None
     if args.top:
         table = table.head(args.top)
-    _table_output(dx, table, args.format, "tests", "Next tests, most informative first (information in bits):")
+    heading = f"Next tests, best first by score = bits / (1 + cost); 'if positive/negative' is {dx.top}'s probability now -> after:"
+    _table_output(dx, table, args.format, "tests", heading, _tests_for_people(table), args.wide)
     return EXIT_OK
 
 
@@ -777,6 +903,7 @@ def _configure_sensitivity(parser: argparse.ArgumentParser) -> None:
     _add_format(parser)
     parser.add_argument("--plot", metavar="FILE.png", help="draw the result to an image instead (needs matplotlib; format from the suffix, .png added when there is none)")
     _add_force(parser)
+    _add_wide(parser)
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -796,7 +923,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         table = sensitivity.tornado(model, evidence, target)
         top = args.top or (20 if args.plot or args.format == "table" else len(table))
         table = table.head(top)
-        title = f"Tornado for P({target} present | evidence) = {table.attrs['posterior']:.4f}: each number at the low and high end of its range"
+        title = f"Tornado for P({target} present | evidence) = {_percent(table.attrs['posterior'])}: each number at the low and high end of its range"
     else:
         table = sensitivity.monte_carlo(model, evidence, n=args.draws, seed=args.seed, progress=False if args.quiet else None)
         if args.target is not None:
@@ -817,8 +944,31 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
         print(title)
-        print(table.round(4).to_string())
+        _print_table(_sensitivity_for_people(table), args.wide)
     return EXIT_OK
+
+
+def _percent(p: float) -> str:
+    from .formatting import percent
+
+    return percent(p)
+
+
+#: Columns of the sensitivity tables that hold probabilities (shown as percentages; the swing in percentage points).
+_PROBABILITY_COLUMNS = ("posterior_at_low", "posterior_at_high", "posterior", "mean", "median", "q05", "q95", "probability_first")
+
+
+def _sensitivity_for_people(table: pd.DataFrame) -> pd.DataFrame:
+    """Return a tornado or Monte Carlo table as the reports show numbers: probabilities in percent, the swing in points."""
+    shown = table.copy()
+    for column in shown.columns:
+        if column in _PROBABILITY_COLUMNS:
+            shown[column] = table[column].map(_percent)
+        elif column == "swing":
+            shown[column] = table[column].map(lambda x: f"{100 * x:.1f} pp")
+        elif pd.api.types.is_float_dtype(table[column]):
+            shown[column] = table[column].map("{:.3g}".format)
+    return shown.rename(columns={"posterior_at_low": "P at low", "posterior_at_high": "P at high", "probability_first": "P(first)"})
 
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
@@ -838,6 +988,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = load_model(args.priors).write(args.output, fmt)  # atomic: never half a file
     print(f"wrote {path} ({fmt})", file=sys.stderr)
     return EXIT_OK
+
+
+def _configure_variables(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=("context", "cause", "finding", "red_flag"), help="list only the variables of this role")
+    _add_format(parser)
+    _add_wide(parser)
+
+
+def cmd_variables(args: argparse.Namespace) -> int:
+    """List the variables of the model: name, role, states (the values an observation takes) and description.
+
+    A yes/no variable also takes true/false, 1/0 and True/False; a cause takes
+    absent/present too. The table fits the terminal (--wide: every
+    description in full).
+    """
+    model = load_model(args.priors)
+    table = model.variables
+    if args.role:
+        table = table[table["role"] == args.role]
+    table = table.assign(states=table["states"].map(" / ".join)).set_index("name")
+    if args.format == "json":
+        _write_json([{"name": name, "role": row["role"], "states": row["states"].split(" / "), "description": row["description"]} for name, row in table.iterrows()])
+    elif args.format == "csv":
+        table.to_csv(sys.stdout)
+    elif args.wide or not len(table):
+        _print_table(table, wide=True)
+    else:
+        _print_fitted(table)
+    return EXIT_OK
+
+
+def _print_fitted(table: pd.DataFrame) -> None:
+    """Print name, role, states and description in the terminal's width.
+
+    The description is wrapped in its own column, or, when the terminal is too
+    narrow for that, below the name and indented; states wrap at their slashes.
+    """
+    import textwrap
+
+    width = _terminal_width()
+    name_w = max(len("name"), *(len(str(n)) for n in table.index))
+    role_w = max(len("role"), *(len(str(r)) for r in table["role"]))
+    states_w = max(12, min(max(len(str(s)) for s in table["states"]), width - name_w - role_w - 4))
+    text_w = width - (name_w + role_w + states_w + 6)
+    below = text_w < 30  # too narrow: the description goes under the row
+    print((f"{'name':<{name_w}}  {'role':<{role_w}}  {'states':<{states_w}}" + ("" if below else "  description")).rstrip())
+    for name, row in table.iterrows():
+        states = textwrap.wrap(str(row["states"]), states_w, break_on_hyphens=False) or [""]
+        words = [] if below else textwrap.wrap(str(row["description"]), text_w) or [""]
+        for i in range(max(len(states), len(words))):
+            left = f"{str(name) if i == 0 else '':<{name_w}}  {str(row['role']) if i == 0 else '':<{role_w}}  {states[i] if i < len(states) else '':<{states_w}}"
+            print(f"{left}  {words[i] if i < len(words) else ''}".rstrip())
+        if below:
+            for line in textwrap.wrap(str(row["description"]), max(20, width - 4)):
+                print(f"    {line}")
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
@@ -896,6 +1101,10 @@ COMMANDS: dict[str, Command] = {
         f"example: {PROG} next-tests --case patient.yaml --by procedure --cost gadolinium_mri=10 --top 5",
     ),
     "export": Command("write the network to a BIF, XMLBIF, UAI, GeNIe (.xdsl) or Hugin (.net) file", _configure_export, cmd_export, f"example: {PROG} export postfusion.bif"),
+    "variables": Command(
+        "list the variables, their roles, states and descriptions", _configure_variables, cmd_variables,
+        f"example: {PROG} variables --role finding",
+    ),
     "validate": Command("check a priors folder and list every problem", _configure_validate, cmd_validate, f"example: {PROG} validate my_priors/"),
     "demo": Command("diagnose the example patient (the default with no arguments)", _configure_demo, cmd_demo),
 }
@@ -913,12 +1122,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
-        doc = (command.run.__doc__ or command.help).strip()
+        doc = _plain((command.run.__doc__ or command.help).strip())
         child = sub.add_parser(name, help=command.help, description=doc, epilog=command.epilog)
         command.configure(child)
         _add_common(child)
         child.set_defaults(run=command.run)
     return parser
+
+
+def _plain(text: str) -> str:
+    """Turn a docstring's reStructuredText into plain text for --help: ``code`` and :role:`target` lose their marks."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "'")
 
 
 def _route(argv: list[str]) -> list[str]:
@@ -948,6 +1163,17 @@ def _spec_error(exc: SpecError, folder: str | None) -> str:
     return f"{n} problems in the priors{where}, the first: {first}; run {PROG} validate {folder or ''}".rstrip() + " to list them all"
 
 
+#: Python advice in the library's messages, and what to say on the command line instead.
+_COMMAND_LINE_ADVICE = {"see model.variables for the names": f"run `{PROG} variables` to list them"}
+
+
+def _for_the_command_line(message: str) -> str:
+    """Replace the library's Python advice (``model.variables``) by the command that does it."""
+    for python, command in _COMMAND_LINE_ADVICE.items():
+        message = message.replace(python, command)
+    return message
+
+
 def _failure(exc: BaseException, args: argparse.Namespace) -> tuple[int, str | None]:
     """Map an exception raised by a command to its exit status and one-line message (None: say nothing)."""
     command = f"{PROG} {args.command}"
@@ -968,7 +1194,7 @@ def _failure(exc: BaseException, args: argparse.Namespace) -> tuple[int, str | N
     if isinstance(exc, SpecError):
         return EXIT_INPUT, f"error: {_spec_error(exc, getattr(args, 'priors', None))}"
     if isinstance(exc, PostfusionError):
-        return EXIT_INPUT, f"error: {exc}"
+        return EXIT_INPUT, f"error: {_for_the_command_line(str(exc))}"
     if isinstance(exc, UnicodeDecodeError):
         return EXIT_INPUT, f"error: {command}: an input is not UTF-8 text ({exc.reason} at byte {exc.start})"
     if isinstance(exc, (OverflowError, RecursionError, MemoryError)):

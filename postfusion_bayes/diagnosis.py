@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from html import escape
 from typing import Any
 
 import numpy as np
@@ -160,7 +159,11 @@ class Diagnosis:
         -------
         DataFrame
             One row per observed finding (and red flag), most influential on
-            the top cause first. ``observed`` is the state seen; one column per
+            the top cause first. ``observed`` is the state seen; ``role`` is
+            "finding" or "red_flag" (a red flag is listed apart by the reports:
+            it calls for the urgent action of :attr:`red_flags`, whatever it
+            weighs for a cause; select ``table[table["role"] == "finding"]``
+            for the findings alone); one column per
             cause not itself observed holds the weight of evidence of the finding for the cause
             given the other findings, ln[P(f | cause, rest) / P(f | no cause,
             rest)] (natural log: +2.3 is a likelihood ratio of 10); the last two
@@ -175,6 +178,8 @@ class Diagnosis:
         >>> table = dx.explain()
         >>> table.index.tolist()
         ['neurogenic_claudication', 'radicular_pain']
+        >>> table["role"].tolist()
+        ['finding', 'finding']
         >>> bool(table.loc["neurogenic_claudication", "adjacent_segment_disease"] > 0)
         True
         """
@@ -202,14 +207,22 @@ class Diagnosis:
         Returns
         -------
         DataFrame
-            Index ``test`` (a finding, or a procedure), most informative first;
-            columns ``findings`` (what it observes), ``test_kind``,
+            Index ``test`` (a finding, or a procedure), best first by
+            ``score`` = ``information_gain / (1 + cost)`` (bits per unit of
+            cost: the one ranking, also used by :meth:`summary`, the HTML
+            report and ``postfusion-bayes next-tests``; a dearer test ranks
+            lower); columns ``findings`` (what it observes), ``test_kind``,
             ``cost``, ``invasive``, ``information_gain`` (expected reduction of
             the entropy over the joint configuration of the causes, in bits),
             ``probability_top_changes`` (chance that the result makes another
-            cause the most probable), ``most_likely_result``, ``score``
-            (``information_gain / (1 + cost)``) and ``rank``. Red flags are
-            never tests.
+            cause the most probable), ``most_likely_result``, ``score``,
+            ``rank``, and what a result would do to the top cause:
+            ``top_cause``, ``top_now``, ``positive_result`` ("yes" for a yes/no
+            finding, its most likely result otherwise; for a procedure, any of
+            its findings positive), ``probability_positive``,
+            ``top_if_positive`` and ``top_if_negative`` (for every result of
+            each finding, see :meth:`result_effects`). Red flags are never
+            tests.
 
         Raises
         ------
@@ -227,6 +240,8 @@ class Diagnosis:
         True
         >>> "saddle_anesthesia" in tests.index
         False
+        >>> bool(tests["score"].is_monotonic_decreasing)
+        True
         """
         if costs is None and by in ("finding", "procedure"):
             return self._default_next_tests(by).copy()
@@ -250,6 +265,36 @@ class Diagnosis:
         if by not in cache:
             cache[by] = self._require_reasoner().next_tests(self._top_index, None, by)
         return cache[by]
+
+    def result_effects(self) -> pd.DataFrame:
+        """Say what each result of each unobserved finding would do to the top cause.
+
+        Returns
+        -------
+        DataFrame
+            Index (``finding``, ``result``), every state of every unobserved
+            finding (red flags are never tests); columns ``test_kind``,
+            ``probability`` (P(result | evidence)), ``top_cause``,
+            ``top_now`` (its posterior now) and ``top_after`` (its posterior
+            if that result were seen: what :meth:`Model.diagnose` gives with
+            the finding added; the current posterior for an impossible result).
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True})
+        >>> effects = dx.result_effects()
+        >>> after = effects.loc[("radicular_pain", "yes"), "top_after"]
+        >>> moved = load_model().diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True,
+        ...                                "radicular_pain": True}).posterior[dx.top]
+        >>> bool(abs(after - moved) < 1e-9)
+        True
+        """
+        return self._result_effects.copy()
+
+    @functools.cached_property
+    def _result_effects(self) -> pd.DataFrame:
+        return self._require_reasoner().result_effects(self._top_index)
 
     @functools.cached_property
     def conflict(self) -> float:
@@ -319,46 +364,82 @@ class Diagnosis:
 
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
-        """Collect the pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        """Collect the pieces of the reports (:mod:`postfusion_bayes.report`).
+
+        ``mattered``: the findings (not the red flags) ranked by their weight on
+        the top cause; ``raised``: the red flags observed present, apart;
+        ``tests``: the procedures ranked by score (none while a red flag is
+        raised, or when the patient does not fit the model); ``effects``:
+        :meth:`result_effects`; ``fits``: False when the adequacy check fires
+        (then neither the findings nor the tests are given: the model does not
+        explain this patient).
+        """
         n_findings, n_tests = check_count("n_findings", n_findings, minimum=0), check_count("n_tests", n_tests, minimum=0)
         frame = self.to_frame()
+        base = {"frame": frame, "top": self.top, "mattered": None, "raised": [f.name for f in self.red_flags], "tests": None, "effects": None,
+                "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "fits": not self._report_adequacy.fires, "note": ""}
         try:
             explanation = self._explanation
             tests = self._default_next_tests("procedure")
+            effects = self._result_effects
         except PostfusionError as exc:  # e.g. too many unobserved causes to enumerate: report what can be
-            return {"frame": frame, "top": self.top, "mattered": None, "tests": None, "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "note": str(exc)}
+            return {**base, "note": str(exc)}
+        if not base["fits"]:
+            return base
         top = self.top
         causes = explanation.attrs["causes"]
-        weights = explanation[causes].to_numpy(dtype=float) if causes else np.zeros((len(explanation), 1))
+        findings = explanation[explanation["role"] != "red_flag"]
+        weights = findings[causes].to_numpy(dtype=float) if causes else np.zeros((len(findings), 1))
         strongest = np.nan_to_num(np.abs(weights), posinf=np.finfo(float).max).argmax(axis=1)
         mattered = pd.DataFrame(
             {
-                "observed": explanation["observed"],
-                "weight_for_top_cause": explanation[top] if top in causes else 0.0,
+                "observed": findings["observed"],
+                "weight_for_top_cause": findings[top] if top in causes else 0.0,
                 "moves_most": [causes[j] for j in strongest] if causes else "",
                 "largest_weight": weights[np.arange(len(weights)), strongest],
-                "top_posterior_without": explanation["top_posterior_without"],
+                "top_posterior_without": findings["top_posterior_without"],
             },
-            index=explanation.index,
+            index=findings.index,
         )  # explain() already puts the findings that moved the top cause most first
-        order = np.argsort(-tests["score"].to_numpy(), kind="stable")
-        return {
-            "frame": frame,
-            "top": top,
-            "mattered": mattered.head(n_findings),
-            "tests": tests.iloc[order].head(n_tests),
-            "conflict_warning": self.conflict_warning,
-            "adequacy_warning": self._adequacy_warning,
-            "note": "",
-        }
+        shown = tests.iloc[0:0] if self.red_flags else tests.head(n_tests)  # one ranking: next_tests() is sorted by score
+        return {**base, "mattered": mattered.head(n_findings), "tests": shown, "effects": effects}
+
+    @functools.cached_property
+    def _report_adequacy(self) -> Adequacy:
+        """The adequacy check the reports use: :attr:`adequacy`, with the red flags left out when one is raised.
+
+        Red flags are rare by design (leaks of 0.5-2%), so a raised red flag
+        alone makes almost any patient "not fit" (saddle anaesthesia after 2
+        years: 1.1% of simulated patients); the red flag is handled by its
+        advice, and whether the differential fits the model is judged on the
+        other findings.
+        """
+        if not self.red_flags:
+            return self.adequacy
+        from .evidence import with_implications
+
+        r = self._require_reasoner()
+        flags = {f.name for f in self.red_flags} | {n for n, v in r.spec.variables.items() if v.role == "red_flag"}
+        ev = with_implications(r.spec, {k: v for k, v in r.evidence.hard.items() if k not in flags}, {k: v for k, v in r.evidence.soft.items() if k not in flags})
+        return adequacy_of(r.spec, r.network, ev)
 
     @property
     def _adequacy_warning(self) -> str:
         """The report's adequacy line when the check fires, else ""."""
-        return f"Adequacy check: {self.adequacy}." if self.adequacy.fires else ""
+        a = self._report_adequacy
+        left_out = " (red flags left out: they are rare by design)" if self.red_flags else ""
+        return f"Adequacy check{left_out}: {a}." if a.fires else ""
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
         """Write a readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
+
+        Red-flag mode: when a red flag is raised, the report leads with its
+        urgent advice, suggests no next tests (the advice names the
+        investigation), and shows the differential only below the divider
+        :data:`~postfusion_bayes.report.TEACHING_DIVIDER`, with the raised red
+        flags listed apart from the findings that mattered. When the patient
+        does not fit the model (:attr:`adequacy` fires), the report says so
+        first and does not explain the top cause. See :mod:`postfusion_bayes.report`.
 
         Examples
         --------
@@ -368,37 +449,9 @@ class Diagnosis:
         >>> print(dx.summary().splitlines()[0])  # doctest: +ELLIPSIS
         RED FLAG saddle_anesthesia: Suspected cauda equina syndrome: emergency MRI ...
         """
-        r = self._report(n_findings, n_tests)
-        lines = [str(flag) for flag in self.red_flags] or ["No red flag reported (red flags come first whatever the probabilities say)."]
-        lines += ["", "Causes, most probable first (prior from the context alone -> posterior):"]
-        for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
-            decided = " (the context alone decides it)" if _decided_by_context(row["prior"]) else ""
-            lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}{decided}")
-        if r["mattered"] is not None and len(r["mattered"]):
-            lines += ["", f"Findings that mattered most for {r['top']} (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
-            for finding, row in r["mattered"].iterrows():
-                also = ""
-                if row["moves_most"] != r["top"] and abs(row["largest_weight"]) > abs(row["weight_for_top_cause"]):
-                    also = f"; {row['largest_weight']:+.2f} for {row['moves_most']}"
-                lines.append(
-                    f"  {finding} = {row['observed']}: {row['weight_for_top_cause']:+.2f} "
-                    f"({r['top']} would be {row['top_posterior_without']:.3f} without it){also}"
-                )
-        if r["tests"] is not None and len(r["tests"]):
-            lines += ["", "Next best tests, by information per unit of cost (bits about the causes; a procedure counts all it shows):"]
-            for rank, (test, row) in enumerate(r["tests"].iterrows(), 1):
-                lines.append(
-                    f"  {rank}. {test} ({row['test_kind']}, cost {row['cost']:g}{', invasive' if row['invasive'] else ''}): "
-                    f"{row['information_gain']:.3f} bits; P(top cause changes) {row['probability_top_changes']:.2f}"
-                )
-        if r["note"]:
-            lines += ["", f"(No findings or tests section: {r['note']}.)"]
-        if r["conflict_warning"]:
-            lines += ["", r["conflict_warning"]]
-        if r["adequacy_warning"]:
-            lines += ["", r["adequacy_warning"]]
-        lines += ["", DISCLAIMER]
-        return "\n".join(lines)
+        from .report import render_text
+
+        return render_text(self, n_findings, n_tests)
 
     def __repr__(self) -> str:
         """Return the report of :meth:`summary`; without a reasoner, the red flags, the posteriors and the disclaimer."""
@@ -410,24 +463,7 @@ class Diagnosis:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        flags = "".join(f"<p style='color:#b00020'><b>RED FLAG {escape(f.name)}</b>: {escape(f.advice)}</p>" for f in self.red_flags)
-        table = self.to_frame().to_html(float_format=lambda x: f"{x:.3f}")
-        if self.reasoner is None:
-            return f"{flags}{table}<p><i>{escape(DISCLAIMER)}</i></p>"
-        r = self._report()
-        parts = [flags or "<p>No red flag reported.</p>", "<h4>Causes</h4>", table]
-        if r["mattered"] is not None and len(r["mattered"]):
-            shown = r["mattered"].rename(columns={"weight_for_top_cause": f"weight for {r['top']}", "top_posterior_without": f"{r['top']} without it"})
-            formats = {f"weight for {r['top']}": "{:+.2f}".format, "largest_weight": "{:+.2f}".format, f"{r['top']} without it": "{:.3f}".format}
-            parts += [f"<h4>Findings that mattered most for {escape(r['top'])} (weight of evidence, natural log)</h4>", shown.to_html(formatters=formats)]
-        if r["tests"] is not None and len(r["tests"]):
-            shown = r["tests"][["findings", "test_kind", "cost", "information_gain", "probability_top_changes", "score"]]
-            parts += ["<h4>Next best tests, by information per unit of cost</h4>", shown.to_html(float_format=lambda x: f"{x:.3f}")]
-        if r["note"]:
-            parts.append(f"<p>(No findings or tests section: {escape(r['note'])}.)</p>")
-        if r["conflict_warning"]:
-            parts.append(f"<p style='color:#b06000'><b>{escape(r['conflict_warning'])}</b></p>")
-        if r["adequacy_warning"]:
-            parts.append(f"<p style='color:#b06000'><b>{escape(r['adequacy_warning'])}</b></p>")
-        parts.append(f"<p><i>{escape(DISCLAIMER)}</i></p>")
-        return "".join(parts)
+        """Return the HTML report shown by Jupyter (:func:`postfusion_bayes.report.render_html`)."""
+        from .report import render_html
+
+        return render_html(self)

@@ -23,6 +23,12 @@ Value of a test (:meth:`Reasoner.next_tests`)
     that separates "both" from "one of them", and it is what a test tells about
     the patient's whole differential (the sum of binary reductions counts twice
     what two correlated causes share).
+Ranking of tests (:data:`SCORE_FORMULA`)
+    One ranking, used by ``Diagnosis.next_tests()``, the report and the
+    command line: the score ``information_gain / (1 + cost)``, bits per unit
+    of cost, with the costs of the priors' ``test_kinds`` (0 for a question in
+    the history, so a free question scores its whole gain) or those given by
+    ``costs=``. Raising a test's cost lowers its rank.
 Data conflict (:meth:`Reasoner.conflict`)
     Jensen's measure ``ln[ P(e_1) ... P(e_n) / P(e) ]`` over the observed
     variables. Findings produced by one cause are positively correlated, so for
@@ -65,7 +71,11 @@ WEIGHT_ROUNDING = 1e-12
 #: Relative margin by which another cause must beat the top cause for a result to "change the top".
 TIE_TOLERANCE = 1e-9
 
-_NEXT_TESTS_COLUMNS = ["findings", "test_kind", "cost", "invasive", "information_gain", "probability_top_changes", "most_likely_result", "score", "rank"]
+#: The one ranking of next tests (Diagnosis.next_tests, the report, the CLI): information per unit of cost.
+SCORE_FORMULA = "information_gain / (1 + cost)"
+
+_NEXT_TESTS_COLUMNS = ["findings", "test_kind", "cost", "invasive", "information_gain", "probability_top_changes", "most_likely_result", "score", "rank",
+                       "top_cause", "top_now", "positive_result", "probability_positive", "top_if_positive", "top_if_negative"]
 
 
 def _kl_bits(q: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -347,6 +357,8 @@ class Reasoner:
             the prior already conditions on), sorted by the size of the weight
             for the top cause (by the largest weight when the top cause was
             itself observed). Columns: ``observed`` (the state, or "soft");
+            ``role`` ("finding", or "red_flag": a red flag raised is urgent
+            whatever it weighs, and the reports list it apart);
             one column per cause not observed, in posterior order, with the weight
             of evidence in natural-log units (``exp`` of it is the finding's
             likelihood ratio given the rest); ``top_posterior_without`` (the top
@@ -376,7 +388,7 @@ class Reasoner:
             key = np.abs(weight).max(axis=1) if order else np.zeros(len(items))
         observed = ["soft" if name in self.evidence.soft else self.evidence.hard[name] for name in items]
         rank = np.argsort(-key, kind="stable")
-        columns: dict[str, object] = {"observed": [observed[i] for i in rank]}
+        columns: dict[str, object] = {"observed": [observed[i] for i in rank], "role": [self.spec.variables[items[i]].role for i in rank]}
         columns.update({cause: weight[rank, j] for j, cause in enumerate(order)})
         columns["top_posterior_without"] = np.asarray(top_without)[rank]
         columns["change_if_left_out"] = (np.asarray(top_without) - top_now)[rank]
@@ -442,14 +454,21 @@ class Reasoner:
         Returns
         -------
         DataFrame
-            Index ``test`` (a finding, or a procedure's test kind), most
-            informative first. Columns ``findings`` (the findings it observes,
+            Index ``test`` (a finding, or a procedure's test kind), best
+            first by ``score`` (ties by information, then model order): the
+            one ranking of next tests. Columns ``findings`` (the findings it observes,
             joined by ", "), ``test_kind``, ``cost``, ``invasive``,
             ``information_gain`` (bits, see the module docstring),
             ``probability_top_changes`` (probability that the result makes
             another cause the most probable), ``most_likely_result``, ``score``
-            (``information_gain / (1 + cost)``: bits per unit of effort, so a
-            free question scores its whole gain) and ``rank``.
+            (:data:`SCORE_FORMULA`, ``information_gain / (1 + cost)``: bits per unit of effort, so a
+            free question scores its whole gain), ``rank``; then what the
+            result would do to the current top cause: ``top_cause``,
+            ``top_now`` (its posterior now), ``positive_result`` (``yes`` for a
+            yes/no finding, the most likely result for another; for a
+            procedure, any of its findings positive), ``probability_positive``,
+            ``top_if_positive`` and ``top_if_negative`` (its posterior after
+            each; the current one where that result is impossible).
         """
         costs_of = self.test_costs(costs)
         present, weight = self._joint
@@ -503,7 +522,6 @@ class Reasoner:
             changed = (p_result > 0) & (after.max(axis=2) > after[:, :, top_index] * (1 + TIE_TOLERANCE))
             p_changes[index] = np.minimum(np.where(changed, p_result, 0.0).sum(axis=1), 1.0)
             likely[index] = np.argmax(p_result, axis=1)
-        order = np.argsort(-gain, kind="stable")
         kinds, costs_here, invasive = [], [], []
         for _, findings in units:
             k, c, i = zip(*(costs_of[f] for f in findings), strict=True)
@@ -511,6 +529,9 @@ class Reasoner:
             costs_here.append(max(c))
             invasive.append(any(i))
         cost = np.array(costs_here, dtype=float)
+        score = gain / (1.0 + cost)
+        order = np.lexsort((-gain, -score))  # one ranking: by score, ties by information, then model order
+        effects = self._unit_effects(units, top_index)
         table = pd.DataFrame(
             {
                 "findings": [", ".join(units[u][1]) for u in order],
@@ -520,13 +541,102 @@ class Reasoner:
                 "information_gain": gain[order],
                 "probability_top_changes": p_changes[order],
                 "most_likely_result": [outcomes[u][likely[u]] for u in order],
-                "score": (gain / (1.0 + cost))[order],
+                "score": score[order],
                 "rank": np.arange(1, len(units) + 1),
+                "top_cause": self.causes[top_index],
+                "top_now": effects[0][order],
+                "positive_result": [effects[1][u] for u in order],
+                "probability_positive": effects[2][order],
+                "top_if_positive": effects[3][order],
+                "top_if_negative": effects[4][order],
             },
             index=pd.Index([units[u][0] for u in order], name="test"),
         )
-        table.attrs.update({"unit": "bits of information about the joint configuration of the causes", "score": "information_gain / (1 + cost)", "by": by})
+        table.attrs.update({"unit": "bits of information about the joint configuration of the causes", "score": SCORE_FORMULA, "by": by})
         return table
+
+    def _positive(self, finding: str) -> tuple[int, str]:
+        """Return the result called "positive": ``yes`` for a yes/no finding, else its most likely result (index, name)."""
+        states = self.network.states[finding]
+        if tuple(states) == BOOLEAN_STATES:
+            return 1, states[1]
+        k = int(np.argmax(self._joint[1] @ self._result_table(finding)))
+        return k, states[k]
+
+    def _result_column(self, finding: str, k: int) -> np.ndarray:
+        """P(result ``k`` | configuration, e) of one candidate finding over every configuration of :attr:`_joint`."""
+        tests, _, block = self._tests
+        if finding in tests:
+            return tests[finding][:, k]
+        assert block is not None
+        column = block.names.index(finding)
+        return block.present[:, column] if k == 1 else block.absent[:, column]
+
+    def _result_table(self, finding: str) -> np.ndarray:
+        """P(result | configuration, e) of one candidate finding over every configuration of :attr:`_joint`."""
+        tests, _, block = self._tests
+        return tests[finding] if finding in tests else block.table(finding)  # type: ignore[union-attr]
+
+    def _unit_effects(self, units: list[tuple[str, list[str]]], top_index: int) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Say what a positive and a negative result of each unit would do to the top cause's posterior.
+
+        A unit's result is positive when any of its findings shows its positive
+        result (:meth:`_positive`); negative when none does. Given the
+        causes, the findings of one procedure are independent, so
+        P(negative | configuration) is the product of each finding's
+        P(not positive | configuration). Where a result is impossible, the top
+        cause keeps its current posterior.
+
+        Returns
+        -------
+        top_now, positive names, P(positive), P(top | positive), P(top | negative), one entry per unit.
+        """
+        weight = self._joint[1] / self._joint[1].sum()
+        top = self._present_float[:, top_index] * weight
+        top_now = float(top.sum())
+        negative = np.ones((len(units), len(weight)))  # P(no finding of the unit positive | configuration), a row per unit
+        names = []
+        for u, (_, findings) in enumerate(units):
+            labels = []
+            for finding in findings:
+                k, state = self._positive(finding)
+                negative[u] -= negative[u] * self._result_column(finding, k)
+                labels.append(state if len(findings) == 1 else f"{finding}={state}")
+            every_yes = len(findings) > 1 and all(label.endswith(f"={BOOLEAN_STATES[1]}") for label in labels)
+            names.append(f"any finding {BOOLEAN_STATES[1]}" if every_yes else " or ".join(labels))
+        p_neg = np.clip(negative @ weight, 0.0, 1.0)  # two matrix-vector products for every unit at once
+        top_neg = negative @ top
+        p_yes = 1.0 - p_neg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if_pos = np.where(p_yes > 0, np.clip((top_now - top_neg) / np.where(p_yes > 0, p_yes, 1.0), 0.0, 1.0), top_now)
+            if_neg = np.where(p_neg > 0, np.clip(top_neg / np.where(p_neg > 0, p_neg, 1.0), 0.0, 1.0), top_now)
+        return np.full(len(units), top_now), names, p_yes, if_pos, if_neg
+
+    def result_effects(self, top_index: int) -> pd.DataFrame:
+        """Every result of every candidate finding: its probability and the top cause's posterior after it.
+
+        Returns
+        -------
+        DataFrame
+            Index (``finding``, ``result``), findings in model order; columns
+            ``test_kind``, ``probability`` (P(result | e)), ``top_cause``,
+            ``top_now`` and ``top_after`` (P(top cause | e, result); the
+            current posterior where the result is impossible).
+        """
+        _, weight = self._joint
+        top = self._present_float[:, top_index] * weight
+        total = float(weight.sum())
+        top_now = float(top.sum() / total)
+        rows, index = [], []
+        for finding in self.candidate_tests:
+            q = self._result_table(finding)
+            p = (weight @ q) / total
+            after = (top @ q) / total
+            for s, state in enumerate(self.network.states[finding]):
+                rows.append((self.spec.variables[finding].test or "unspecified", float(p[s]), self.causes[top_index], top_now, min(max(float(after[s] / p[s]), 0.0), 1.0) if p[s] > 0 else top_now))
+                index.append((finding, state))
+        labels = pd.MultiIndex.from_tuples(index, names=["finding", "result"]) if index else pd.MultiIndex.from_arrays([[], []], names=["finding", "result"])
+        return pd.DataFrame(rows, columns=["test_kind", "probability", "top_cause", "top_now", "top_after"], index=labels)
 
     def _noisy_gains(self, names, index, weight, as_float, block: NoisyBlock, top_index, gain, p_changes, likely) -> None:
         """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place.

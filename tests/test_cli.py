@@ -40,8 +40,10 @@ def test_diagnose_json_parses_back_with_red_flags_before_causes(capsys):
     status, out, _ = run(capsys, "diagnose", *PATIENT, "saddle_anesthesia=yes", "--format", "json")
     assert status == 0
     data = json.loads(out)
-    assert list(data)[:2] == ["red_flags", "causes"]
+    assert list(data)[:5] == ["red_flags", "mode", "urgent_action", "differential_note", "causes"]
     assert [f["name"] for f in data["red_flags"]] == ["saddle_anesthesia"] and data["red_flags"][0]["advice"]
+    assert data["mode"] == "red_flag" and data["urgent_action"] == [data["red_flags"][0]["advice"]]
+    assert data["differential_note"].startswith("For teaching only, after the emergency is handled")
     dx = pfb.load_model().diagnose(dict(a.split("=") for a in [*PATIENT, "saddle_anesthesia=yes"]))
     assert [c["cause"] for c in data["causes"]] == list(dx.posterior.index)
     assert data["causes"][0]["posterior"] == pytest.approx(dx.posterior.iloc[0], abs=1e-15)
@@ -66,7 +68,7 @@ def test_case_file_with_arguments_overriding_it(capsys, tmp_path, suffix):
     assert status == 0
     evidence = json.loads(out)["evidence"]
     assert evidence["time_since_surgery"] == "6_to_24_months" and evidence["neurogenic_claudication"] == "yes"
-    assert evidence["radicular_pain"].startswith("soft")
+    assert evidence["radicular_pain"] == {"no": 0.2, "yes": 0.8}  # soft evidence as a case file gives it
     expected = pfb.load_model().diagnose({**case, "time_since_surgery": "6_to_24_months"}).posterior
     got = {c["cause"]: c["posterior"] for c in json.loads(out)["causes"]}
     assert got == pytest.approx(expected.to_dict(), abs=1e-15)
@@ -288,9 +290,10 @@ def test_next_tests_csv_json_by_procedure_costs_and_top(capsys):
     assert status == 0
     table = pd.read_csv(io.StringIO(out), index_col="test")
     expected = pfb.load_model().diagnose(SUBACUTE_EVIDENCE).next_tests(costs={"gadolinium_mri": 10}, by="procedure").head(3)
-    assert list(table.index) == list(expected.index)
-    assert table.loc["gadolinium_mri", "cost"] == 10.0
+    assert list(table.index) == list(expected.index) and "gadolinium_mri" not in table.index  # a dear MRI is not among the best 3
     assert table["information_gain"].to_numpy() == pytest.approx(expected["information_gain"].to_numpy(), abs=1e-9)
+    status, out, _ = run(capsys, "next-tests", *SUBACUTE, "--format", "csv", "--by", "procedure", "--top", "1", "--cost", "gadolinium_mri=0")
+    assert pd.read_csv(io.StringIO(out), index_col="test").index.tolist() == ["gadolinium_mri"]  # free, it is the best
     status, out, _ = run(capsys, "next-tests", *SUBACUTE, "--format", "json")
     tests = json.loads(out)["tests"]
     assert {t["test"] for t in tests}.isdisjoint(pfb.load_model().red_flags)
@@ -320,3 +323,116 @@ def test_a_mistyped_command_is_a_usage_error_naming_the_commands(capsys):
 def test_a_plot_without_a_suffix_is_written_as_png_and_said_so(capsys, tmp_path):
     status, _, err = run(capsys, "sensitivity", "time_since_surgery=over_2_years", "--plot", str(tmp_path / "tornado"), "-q")
     assert status == 0 and (tmp_path / "tornado.png").exists() and f"wrote {tmp_path / 'tornado.png'}" in err
+
+
+# --------------------------------------------------------------------------- presentation (issue 13)
+
+SUBACUTE_ARGS = ["time_since_surgery=6_weeks_to_6_months", "onset=gradual_after_relief", "radicular_pain=yes"]
+
+
+def test_diagnose_in_red_flag_mode_leads_with_the_advice_and_suggests_no_tests(capsys):
+    from postfusion_bayes.report import NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER
+
+    status, out, _ = run(capsys, "diagnose", *PATIENT, "saddle_anesthesia=yes")
+    assert status == 0
+    advice = pfb.load_model().check_red_flags({"saddle_anesthesia": True})[0].advice
+    lines = out.splitlines()
+    assert lines[0] == f"RED FLAG saddle_anesthesia: {advice}" and lines[1].startswith("Patient: ")
+    marks = [NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER, "Causes, most probable first", "Red flags raised", "Findings that mattered"]
+    positions = [out.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert "Next best tests" not in out and "saddle_anesthesia" not in out.split("Findings that mattered")[1]
+    status, out, _ = run(capsys, "diagnose", *PATIENT, "saddle_anesthesia=yes", "--brief")
+    assert out.index(TEACHING_DIVIDER) < out.index("posterior")
+
+
+def test_variables_lists_names_roles_states_and_descriptions(capsys, monkeypatch):
+    model = pfb.load_model()
+    status, out, _ = run(capsys, "variables", "--format", "json")
+    assert status == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == model.variables["name"].tolist()
+    assert [tuple(r["states"]) for r in rows] == model.variables["states"].tolist()
+    status, out, _ = run(capsys, "variables", "--role", "red_flag", "--format", "csv")
+    assert pd.read_csv(io.StringIO(out))["name"].tolist() == model.variables.query("role == 'red_flag'")["name"].tolist()
+    monkeypatch.setenv("COLUMNS", "70")
+    status, out, _ = run(capsys, "variables")
+    assert status == 0 and max(len(line) for line in out.splitlines()) <= 70
+    names = {line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith(" ")}
+    assert names == set(model.variables["name"])
+    status, out, _ = run(capsys, "variables", "--wide")
+    assert max(len(line) for line in out.splitlines()) > 70
+
+
+def test_an_unknown_variable_names_the_command_that_lists_them(capsys):
+    status, _, err = run(capsys, "diagnose", "radicular_pian=yes")
+    assert status == 3 and "run `postfusion-bayes variables`" in err and "model.variables" not in err
+    assert "did you mean 'radicular_pain'" in err
+
+
+@pytest.mark.parametrize("value", ["True", "true", "yes", "YES", "1"])
+def test_one_boolean_contract_on_the_command_line(capsys, value):
+    status, out, _ = run(capsys, "diagnose", "time_since_surgery=over_2_years", f"radicular_pain={value}", "--format", "json")
+    assert status == 0
+    expected = pfb.load_model().diagnose({"time_since_surgery": "over_2_years", "radicular_pain": True}).posterior
+    assert {c["cause"]: c["posterior"] for c in json.loads(out)["causes"]} == pytest.approx(expected.to_dict(), abs=1e-15)
+
+
+@pytest.mark.parametrize("command", [["next-tests", "--by", "procedure"], ["explain", "neurogenic_claudication=yes", "back_pain=no"]])
+def test_tables_fit_the_terminal_unless_wide(capsys, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "80")
+    status, out, _ = run(capsys, *command, *SUBACUTE_ARGS)
+    assert status == 0
+    table = out.split("\n", 3)[3].rsplit("\n", 2)[0]  # after the patient, the top cause and the heading; before the disclaimer
+    assert max(len(line) for line in table.splitlines()) <= 80
+    status, out, _ = run(capsys, *command, *SUBACUTE_ARGS, "--wide")
+    assert max(len(line) for line in out.split("\n", 3)[3].splitlines()) > 80
+
+
+def test_numbers_are_formatted_alike_in_every_table(capsys):
+    from postfusion_bayes import formatting
+
+    evidence = ["time_since_surgery=under_6_weeks", "onset=immediate", "radicular_pain=yes", "ct_screw_breach=yes", "emg_radiculopathy=yes"]
+    dx = pfb.load_model().diagnose(dict(a.split("=") for a in evidence))
+    top_ratio = dx.to_frame()["likelihood_ratio"].iloc[0]
+    for command in (["diagnose"], ["diagnose", "--brief"], ["explain"], ["next-tests"], ["sensitivity", "--top", "3"]):
+        status, out, _ = run(capsys, *command, *evidence)
+        assert status == 0 and "e+0" not in out and "e-0" not in out, command
+    status, out, _ = run(capsys, "sensitivity", "--top", "3", *evidence)
+    assert f"= {formatting.percent(dx.posterior.iloc[0])}:" in out.splitlines()[0]
+    rows = out.splitlines()[3:6]
+    assert all(row.split()[-1] == "pp" and row.split()[-3].endswith("%") for row in rows)
+    status, out, _ = run(capsys, "diagnose", *evidence)
+    assert f"likelihood ratio {formatting.likelihood_ratio(top_ratio)}" in out
+    status, out, _ = run(capsys, "diagnose", "--brief", *evidence)
+    row = next(line for line in out.splitlines() if line.startswith(dx.top))
+    assert row.split()[1:4] == [formatting.percent(dx.prior.iloc[0]), formatting.percent(dx.posterior.iloc[0]), formatting.likelihood_ratio(top_ratio)]
+
+
+def test_soft_evidence_is_printed_with_its_states(capsys, tmp_path):
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"back_pain": {"no": 0.3, "yes": 0.7}}))
+    for command in ("diagnose", "explain", "next-tests"):
+        status, out, _ = run(capsys, command, "--case", str(case), "time_since_surgery=over_2_years")
+        assert status == 0 and "back_pain=(soft: no 0.3, yes 0.7)" in out, command
+        assert "soft [" not in out
+
+
+def test_help_texts_have_no_rst_markup(capsys):
+    for name in COMMANDS:
+        assert main([name, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "``" not in out and ":func:" not in out and ":mod:" not in out, name
+
+
+def test_every_file_written_is_said_on_stderr(capsys, tmp_path):
+    patients = tmp_path / "patients.csv"
+    patients.write_text("time_since_surgery,radicular_pain\nover_2_years,yes\n")
+    outputs = {
+        "batch": (["batch", str(patients), "-o", str(tmp_path / "out.csv")], tmp_path / "out.csv"),
+        "export": (["export", str(tmp_path / "net.bif")], tmp_path / "net.bif"),
+        "plot": (["sensitivity", "radicular_pain=yes", "--top", "3", "--plot", str(tmp_path / "t.png")], tmp_path / "t.png"),
+    }
+    for name, (argv, path) in outputs.items():
+        status, out, err = run(capsys, *argv)
+        assert status == 0 and path.exists() and f"wrote {path}" in err, name

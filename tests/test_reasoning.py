@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -181,7 +182,7 @@ def test_explain_rows_columns_and_leaving_a_finding_out():
     table = dx.explain()
     findings = [k for k in evidence if k != "time_since_surgery"]
     assert sorted(table.index) == sorted(findings)  # context is what the prior conditions on
-    assert list(table.columns) == ["observed", *dx.posterior.index, "top_posterior_without", "change_if_left_out"]
+    assert list(table.columns) == ["observed", "role", *dx.posterior.index, "top_posterior_without", "change_if_left_out"]
     assert table.attrs["top_cause"] == dx.top == "epidural_fibrosis"
     weights = table[dx.top].abs().to_numpy()
     assert (np.diff(weights) <= 1e-15).all()  # most influential on the top cause first
@@ -257,7 +258,7 @@ def test_a_gadolinium_mri_is_among_the_best_tests_for_a_subacute_recurrence_of_r
     # as one procedure.
     dx = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
     tests = dx.next_tests(by="procedure")
-    assert "gadolinium_mri" in tests.index[:3]
+    assert tests["information_gain"].idxmax() == "gadolinium_mri"  # the most informative; its cost of 4 ranks it below free questions
     assert {"mri_enhancing_scar", "mri_recurrent_disc"} <= set(tests.loc["gadolinium_mri", "findings"].split(", "))
     single = dx.next_tests()  # each MRI finding alone tells less than the whole MRI
     assert tests.loc["gadolinium_mri", "information_gain"] > single.loc[["mri_enhancing_scar", "mri_recurrent_disc", "mri_foraminal_stenosis"], "information_gain"].max()
@@ -343,18 +344,35 @@ def test_conflict_of_one_observation_or_none_is_zero():
 # ------------------------------------------------------------------ the report
 
 
-def test_summary_lists_red_flags_causes_findings_tests_and_conflict_in_that_order():
-    evidence = {**CONTRADICTORY["sacroiliac tests without sacroiliac pain"], "fever": True}
-    dx = MODEL.diagnose(evidence)
+def test_summary_lists_causes_findings_tests_and_conflict_in_that_order():
+    dx = MODEL.diagnose(CONTRADICTORY["sacroiliac tests without sacroiliac pain"])
     text = dx.summary()
-    marks = ["RED FLAG fever", "Causes, most probable first", "Findings that mattered most", "Next best tests", "Conflict", "not a medical device"]
+    marks = ["No red flag", "Causes, most probable first", "Conflict", "not a medical device"]
     positions = [text.index(m) for m in marks]
     assert positions == sorted(positions)
     assert repr(dx) == text
     html = dx._repr_html_()
-    html_marks = ["RED FLAG fever", "<h4>Causes", "<h4>Findings that mattered", "<h4>Next best tests", "Conflict", "not a medical device"]
+    html_marks = ["No red flag", "<h4>Causes", "Conflict", "not a medical device"]
     positions = [html.index(m) for m in html_marks]
     assert positions == sorted(positions)
+
+
+def test_red_flag_mode_leads_with_the_advice_and_suggests_no_tests():
+    from postfusion_bayes.report import NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER
+
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True, "saddle_anesthesia": True})
+    advice = MODEL.spec.variables["saddle_anesthesia"].advice if hasattr(MODEL.spec.variables["saddle_anesthesia"], "advice") else dx.red_flags[0].advice
+    text = dx.summary()
+    assert text.splitlines()[0] == f"RED FLAG saddle_anesthesia: {advice}"
+    marks = [NO_TESTS_WITH_RED_FLAG, TEACHING_DIVIDER, "Causes, most probable first", "Red flags raised", "Findings that mattered most", "Next tests: none", "not a medical device"]
+    positions = [text.index(m) for m in marks]
+    assert positions == sorted(positions)
+    assert "Next best tests" not in text
+    mattered = text.split("Findings that mattered most")[1].split("Next tests")[0]
+    assert "saddle_anesthesia" not in mattered and "neurogenic_claudication" in mattered
+    assert dx._report()["tests"].empty
+    table = dx.explain()
+    assert table.loc["saddle_anesthesia", "role"] == "red_flag" and table.loc["neurogenic_claudication", "role"] == "finding"
 
 
 def test_summary_without_red_flags_or_conflict():
@@ -365,7 +383,7 @@ def test_summary_without_red_flags_or_conflict():
     section = text.split("Findings that mattered most")[1].split("Next best tests")[0]
     assert len([line for line in section.splitlines() if line.startswith("  ")]) == 2
     section = text.split("Next best tests")[1].split("Research and teaching tool")[0]
-    assert len([line for line in section.splitlines() if line.startswith("  ")]) == 1
+    assert len([line for line in section.splitlines() if re.match(r"  \d+\. ", line)]) == 1
 
 
 # ------------------------------------------------------------------ review follow-ups: oracles for the rest
@@ -539,3 +557,77 @@ def test_likelihood_ratios_match_implied_accuracy_and_take_only_context():
         MODEL.likelihood_ratios(radicular_pain=True)
     with pytest.raises(pfb.EvidenceError, match=r"'smoking' is not a context variable \(did you mean 'smoker'\?\)"):
         MODEL.likelihood_ratios(smoking=True)
+
+
+# ------------------------------------------------------------------ one ranking, and what each result would do (issue 13)
+
+
+def test_next_tests_are_ranked_by_score_and_costs_change_the_order():
+    dx = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
+    for by in ("finding", "procedure"):
+        tests = dx.next_tests(by=by)
+        assert tests["score"].is_monotonic_decreasing and tests["rank"].tolist() == list(range(1, len(tests) + 1))
+        np.testing.assert_allclose(tests["score"], tests["information_gain"] / (1 + tests["cost"]))
+    cheap = dx.next_tests(costs={"gadolinium_mri": 0}, by="procedure")
+    dear = dx.next_tests(costs={"gadolinium_mri": 10}, by="procedure")
+    assert cheap.index[0] == "gadolinium_mri"  # the most informative, free
+    assert dear.loc["gadolinium_mri", "rank"] > dx.next_tests(by="procedure").loc["gadolinium_mri", "rank"] > 1
+    single = dx.next_tests(costs={"buttock_pain": 50})
+    assert single.loc["buttock_pain", "rank"] > dx.next_tests().loc["buttock_pain", "rank"]
+
+
+@pytest.mark.parametrize("name", ["adjacent_segment_disease", "epidural_fibrosis", "nerve_injury"])
+def test_what_a_result_would_do_is_what_diagnose_gives_with_it(name):
+    evidence = {k: v for k, v in VIGNETTES[name].items() if k in ("time_since_surgery", "onset", "radicular_pain", "smoker")}
+    dx = MODEL.diagnose(evidence)
+    tests = dx.next_tests()
+    effects = dx.result_effects()
+    for finding in tests.index[:6]:
+        states = MODEL.spec.variables[finding].states
+        for state in states:
+            after = MODEL.diagnose({**evidence, finding: state}).posterior[dx.top]
+            assert effects.loc[(finding, state), "top_after"] == pytest.approx(after, abs=1e-10), (finding, state)
+        assert effects.loc[finding, "probability"].sum() == pytest.approx(1.0, abs=1e-12)
+        row = tests.loc[finding]
+        assert row["top_cause"] == dx.top and row["top_now"] == pytest.approx(dx.posterior.iloc[0], abs=1e-12)
+        positive = row["positive_result"]
+        assert row["top_if_positive"] == pytest.approx(effects.loc[(finding, positive), "top_after"], abs=1e-10)
+        assert row["probability_positive"] == pytest.approx(effects.loc[(finding, positive), "probability"], abs=1e-12)
+        if states == ("no", "yes"):
+            assert positive == "yes"
+            assert row["top_if_negative"] == pytest.approx(effects.loc[(finding, "no"), "top_after"], abs=1e-10)
+    # expectation: the posterior now is the average of the posteriors after each result
+    weighted = (effects["probability"] * effects["top_after"]).groupby(level="finding").sum()
+    np.testing.assert_allclose(weighted.to_numpy(), dx.posterior.iloc[0], atol=1e-10)
+
+
+def test_a_procedure_is_positive_when_any_of_its_findings_is():
+    evidence = {"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True}
+    dx = MODEL.diagnose(evidence)
+    row = dx.next_tests(by="procedure").loc["gadolinium_mri"]
+    findings = row["findings"].split(", ")
+    assert row["positive_result"] == "any finding yes"
+    # P(all negative) by the chain rule, and the top cause given all negative, from diagnose alone
+    p_negative, seen = 1.0, dict(evidence)
+    for finding in findings:
+        p_negative *= MODEL.diagnose(seen).result_effects().loc[(finding, "no"), "probability"]
+        seen[finding] = "no"
+    top_negative = MODEL.diagnose(seen).posterior[dx.top]
+    assert row["probability_positive"] == pytest.approx(1 - p_negative, abs=1e-10)
+    assert row["top_if_negative"] == pytest.approx(top_negative, abs=1e-10)
+    top_now = dx.posterior.iloc[0]
+    assert row["top_if_positive"] == pytest.approx((top_now - p_negative * top_negative) / (1 - p_negative), abs=1e-10)
+
+
+def test_next_tests_keep_their_columns_and_an_empty_ranking_has_them_too():
+    from postfusion_bayes.reasoning import _NEXT_TESTS_COLUMNS
+
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years"})
+    for by in ("finding", "procedure"):
+        assert list(dx.next_tests(by=by).columns) == _NEXT_TESTS_COLUMNS
+    every = {name: "no" for name in MODEL.variables.query("role == 'finding'")["name"] if name != "onset"}
+    full = MODEL.diagnose({"time_since_surgery": "over_2_years", "onset": "immediate", **every})
+    tests = full.next_tests()
+    assert tests.empty and list(tests.columns) == _NEXT_TESTS_COLUMNS
+    assert full.result_effects().empty and full.result_effects().index.names == ["finding", "result"]
+    assert "Next best tests" not in full.summary()
