@@ -228,7 +228,7 @@ class Explorer:
         value = self.evidence.get(name, UNKNOWN)
         style = {"description_width": "15em"}
         if role == "context" or len(var.states) > 2:
-            control = w.Dropdown(options=options, value=value, description=_label(name), tooltip=var.description, style=style, layout=w.Layout(width="34em"))
+            control = w.Dropdown(options=options, value=value, description=_label(name), tooltip=var.description, style=style, layout=w.Layout(width="33em"))
         else:
             control = w.ToggleButtons(options=options, value=value, description=_label(name), tooltip=var.description, style={**style, "button_width": "6.5em"})
         control.add_class({"red_flag": RED_FLAG_CLASS, "context": CONTEXT_CLASS}.get(role, FINDING_CLASS))
@@ -262,7 +262,8 @@ class Explorer:
         self._differential = w.VBox([self._teaching, w.HTML("<h4>Causes: posterior (bar) over the prior from the context alone (dashed)</h4>"), self._posterior, self._tests, self._adequacy])
         self._differential.add_class(DIFFERENTIAL_CLASS)
         observations = w.VBox(
-            [w.HTML("<h4>Red flags</h4>"), *red_flags, w.HTML("<h4>Context</h4>"), *context, w.HTML("<h4>Findings, by test</h4>"), *groups]
+            [w.HTML("<h4>Red flags</h4>"), *red_flags, w.HTML("<h4>Context</h4>"), *context, w.HTML("<h4>Findings, by test</h4>"), *groups],
+            layout=w.Layout(flex="0 0 auto", width="36em"),
         )
         root = w.VBox([w.HTML(_STYLE), self._banner, self._error, w.HBox([observations, w.VBox([self._differential, self._parameter_panel()])])])
         root.add_class(ROOT_CLASS)
@@ -292,8 +293,8 @@ class Explorer:
         monte.on_click(lambda _: self.show_monte_carlo())
         self._show_parameter(self._choice.value)
         panel = w.VBox(
-            [w.HTML("<h4>Hand-set numbers: move one within its plausible range</h4>"), self._choice, self._slider, self._source, self._changed_line, self._reset,
-             w.HBox([tornado, monte]), self._tornado, self._monte_carlo]
+            [w.HTML("<h4>Hand-set numbers: move one within its plausible range</h4>"), self._choice, self._slider, self._source, self._changed_line,
+             w.HBox([self._reset, tornado, monte]), self._tornado, self._monte_carlo]
         )  # fmt: skip
         panel.add_class(PARAMETERS_CLASS)
         return panel
