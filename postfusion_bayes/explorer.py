@@ -24,10 +24,12 @@ sources), so it follows the priors without change:
   does); the tornado for the top cause and a Monte Carlo band of every
   posterior are computed on demand, by a button.
 
-Every update runs one diagnosis, its next tests (with two or more diagnoses
-per test shown) and its adequacy check: tens of milliseconds on the shipped
-model (``benchmarks/run_benchmarks.py --only explorer`` measures it against
-150 ms). The widgets carry stable CSS classes (the ``*_CLASS`` constants
+An update (a click, a moved number) finds the red flags and runs one
+diagnosis before it returns: about a millisecond on the shipped model; the
+next tests (with two or more diagnoses per test shown) and the adequacy check
+(1,000 simulated patients), tens to hundreds of milliseconds, follow from a
+background thread, the latest update only (``benchmarks/run_benchmarks.py
+--only explorer`` measures both, the first against 150 ms). The widgets carry stable CSS classes (the ``*_CLASS`` constants
 below, and ``pfb-var-<variable>`` on each variable's control) so that a
 browser test, or a stylesheet, can find them.
 
@@ -37,6 +39,7 @@ Needs the ``explore`` extra: ``pip install "postfusion-bayes[explore]"``
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from html import escape
@@ -130,7 +133,7 @@ def _percent(p: float) -> str:
     return f"{100 * p:.1f}%"
 
 
-def explore(model: Model, evidence: Mapping[str, Any] | None = None):
+def explore(model: Model, evidence: Mapping[str, Any] | None = None, *, background: bool = True):
     """Return the interactive explorer of ``model`` for one patient: an ipywidgets widget.
 
     Parameters
@@ -140,6 +143,10 @@ def explore(model: Model, evidence: Mapping[str, Any] | None = None):
     evidence : mapping, optional
         The patient to start from: hard observations by the rules of
         :mod:`postfusion_bayes.evidence` (``True``/``"yes"``, a state name).
+    background : bool
+        Compute the next tests and the adequacy check of each update in a
+        background thread (the default), so that a click shows the red flags
+        and the posterior at once; False computes them before the update returns.
 
     Returns
     -------
@@ -163,14 +170,17 @@ def explore(model: Model, evidence: Mapping[str, Any] | None = None):
     >>> widget.explorer.diagnosis.top
     'adjacent_segment_disease'
     """
-    return Explorer(model, evidence).widget
+    return Explorer(model, evidence, background=background).widget
 
 
 class Explorer:
     """The state behind :func:`explore`: the model, the evidence, the moved numbers, and the widgets.
 
-    Setting a control's ``value`` (as a click does) updates everything at
-    once, synchronously; so does :meth:`set`.
+    Setting a control's ``value`` (as a click does), :meth:`set` and
+    :meth:`move` update the red-flag banner and the posterior before they
+    return; the next tests and the adequacy line follow from a background
+    thread (one at a time, the latest update only; :meth:`wait` waits for
+    them), unless ``background`` is False.
 
     Parameters
     ----------
@@ -178,6 +188,8 @@ class Explorer:
         The model as loaded; moved numbers apply to it.
     evidence : mapping, optional
         The patient to start from (hard observations).
+    background : bool
+        Compute the next tests and the adequacy line in the background (default).
 
     Attributes
     ----------
@@ -194,10 +206,14 @@ class Explorer:
     controls : dict
         Variable name to its control (a ToggleButtons or Dropdown widget).
     last_update_ms : float
-        Python-side time of the last update, in milliseconds.
+        Python-side time of the last update before it returned (red flags, posterior), in milliseconds.
+    last_panels_ms : float
+        Time of the last next tests and adequacy line (in the background), in milliseconds.
+    background_error : BaseException or None
+        What the background computation raised, until :meth:`wait` raises it.
     """
 
-    def __init__(self, model: Model, evidence: Mapping[str, Any] | None = None):
+    def __init__(self, model: Model, evidence: Mapping[str, Any] | None = None, *, background: bool = True):
         self._w = require("ipywidgets", "the interactive explorer")
         parsed = parse_evidence(model.spec, evidence, implications=False)
         if parsed.soft:
@@ -209,6 +225,14 @@ class Explorer:
         self.evidence: dict[str, str] = dict(parsed.hard)
         self.diagnosis: Diagnosis | None = None
         self.last_update_ms = 0.0
+        self.last_panels_ms = 0.0
+        self.background_error: BaseException | None = None
+        self._background = background
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._generation = self._done = 0
+        self._job: tuple | None = None
+        self._worker: threading.Thread | None = None
         self._syncing = False
         self.controls: dict[str, Any] = {}
         self.widget = self._build()
@@ -382,43 +406,105 @@ class Explorer:
 
     # ------------------------------------------------------------------ display
     def _refresh(self) -> None:
+        """Show the red flags, banner and posterior now; hand the next tests and adequacy to the background worker."""
         start = time.perf_counter()
-        self._tornado.value = ""
-        self._monte_carlo.value = ""
-        self._error.value = ""
-        flags = self.model.check_red_flags(self.evidence)
-        self._banner.value = "".join(f"<p><b>RED FLAG {escape(_label(f.name))}</b>: {escape(f.advice)}</p>" for f in flags)
-        self._banner.layout.display = None if flags else "none"
-        for widget, css in ((self._banner, RAISED_CLASS), (self._differential, DIMMED_CLASS)):
-            if flags:
-                widget.add_class(css)
-            else:
-                widget.remove_class(css)
-        self._teaching.value = "For teaching only, after the emergency is handled:" if flags else ""
-        try:
-            dx = self.model.diagnose(self.evidence)
-        except PostfusionError as exc:
-            self.diagnosis = None
-            self._error.value = escape(str(exc))
-            self._posterior.value = "<p>No posterior: see the error above.</p>"
-            self._tests.value = self._adequacy.value = ""
-            self.last_update_ms = 1000 * (time.perf_counter() - start)
-            return
-        self.diagnosis = dx
-        self._posterior.value = self._bars(dx)
-        self._tests.value = "<p>No next tests while a red flag is raised: act on it first.</p>" if flags else self._next_tests(dx)
-        adequacy = dx.adequacy
-        self._adequacy.value = f"Adequacy check: {escape(str(adequacy))}."
-        if adequacy.fires:
-            self._adequacy.add_class(WARNING_CLASS)
-        else:
-            self._adequacy.remove_class(WARNING_CLASS)
-        if dx.conflict_warning:
-            self._adequacy.value += f"<br><span class='{WARNING_CLASS}'>{escape(dx.conflict_warning)}</span>"
-        self._changed_line.value = (
-            "Moved: " + ", ".join(f"{escape(k)} {self.base_model.spec.value(k):.4g} &rarr; {v:.4g}" for k, v in self.changed.items()) if self.changed else "No number moved."
-        )
+        with self._lock:
+            self._generation += 1
+            self._tornado.value = ""
+            self._monte_carlo.value = ""
+            self._error.value = ""
+            flags = self.model.check_red_flags(self.evidence)
+            self._banner.value = "".join(f"<p><b>RED FLAG {escape(_label(f.name))}</b>: {escape(f.advice)}</p>" for f in flags)
+            self._banner.layout.display = None if flags else "none"
+            for widget, css in ((self._banner, RAISED_CLASS), (self._differential, DIMMED_CLASS)):
+                if flags:
+                    widget.add_class(css)
+                else:
+                    widget.remove_class(css)
+            self._teaching.value = "For teaching only, after the emergency is handled:" if flags else ""
+            self._changed_line.value = (
+                "Moved: " + ", ".join(f"{escape(k)} {self.base_model.spec.value(k):.4g} &rarr; {v:.4g}" for k, v in self.changed.items()) if self.changed else "No number moved."
+            )
+            try:
+                dx = self.model.diagnose(self.evidence)
+            except PostfusionError as exc:
+                self.diagnosis = None
+                self._error.value = escape(str(exc))
+                self._posterior.value = "<p>No posterior: see the error above.</p>"
+                self._tests.value = self._adequacy.value = ""
+                self._done = self._generation
+                self.last_update_ms = 1000 * (time.perf_counter() - start)
+                return
+            self.diagnosis = dx
+            self._posterior.value = self._bars(dx)
+            if self._background:
+                self._tests.value = "<p><i>Ranking the next tests...</i></p>"
+                self._adequacy.value = "<i>Checking adequacy...</i>"
+                self._job = (self._generation, self.model, dict(self.evidence), dx, bool(flags))
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._work, name="postfusion-explorer", daemon=True)
+                    self._worker.start()
         self.last_update_ms = 1000 * (time.perf_counter() - start)
+        if not self._background:
+            self._panels(self._generation, self.model, dict(self.evidence), dx, bool(flags))
+
+    def _work(self) -> None:
+        """Compute the slow panels of the latest update (older ones are dropped), then stop when none is waiting: the background worker."""
+        while True:
+            with self._lock:
+                job, self._job = self._job, None
+                if job is None:
+                    self._worker = None
+                    self._idle.notify_all()
+                    return
+            try:
+                self._panels(*job)
+            except BaseException as exc:  # shown and kept for wait(), never lost in the thread
+                with self._lock:
+                    self.background_error = exc
+                    self._error.value = escape(f"the next tests or the adequacy check failed: {type(exc).__name__}: {exc}")
+                    self._done = job[0]
+
+    def _panels(self, generation: int, model: Model, evidence: dict[str, str], dx: Diagnosis, raised: bool) -> None:
+        """Compute the next three tests and the adequacy line of one update; show them only if no later update came meanwhile."""
+        start = time.perf_counter()
+        tests = "<p>No next tests while a red flag is raised: act on it first.</p>" if raised else self._next_tests(model, evidence, dx)
+        try:
+            adequacy = dx.adequacy
+        except PostfusionError as exc:
+            line, fires = f"No adequacy check: {escape(str(exc))}", False
+        else:
+            line, fires = f"Adequacy check: {escape(str(adequacy))}.", adequacy.fires
+        if dx.conflict_warning:
+            line += f"<br><span class='{WARNING_CLASS}'>{escape(dx.conflict_warning)}</span>"
+        with self._lock:
+            if generation != self._generation:  # a later update is on its way
+                return
+            self._tests.value = tests
+            self._adequacy.value = line
+            if fires:
+                self._adequacy.add_class(WARNING_CLASS)
+            else:
+                self._adequacy.remove_class(WARNING_CLASS)
+            self._done = generation
+            self.last_panels_ms = 1000 * (time.perf_counter() - start)
+
+    def wait(self, timeout: float | None = 60.0) -> None:
+        """Wait until the next tests and the adequacy line show the current evidence (they are computed in the background).
+
+        Raises
+        ------
+        TimeoutError
+            When they are not done within ``timeout`` seconds.
+        BaseException
+            What the background computation raised, if it failed.
+        """
+        with self._lock:
+            if not self._idle.wait_for(lambda: self._worker is None or self._done == self._generation, timeout):
+                raise TimeoutError(f"the explorer's next tests and adequacy check were not done within {timeout} s")
+            error, self.background_error = self.background_error, None
+        if error is not None:
+            raise error
 
     def _bars(self, dx: Diagnosis, band: Any = None) -> str:
         spec = self.model.spec
@@ -440,7 +526,7 @@ class Explorer:
             )
         return "".join(rows)
 
-    def _next_tests(self, dx: Diagnosis) -> str:
+    def _next_tests(self, model: Model, evidence: dict[str, str], dx: Diagnosis) -> str:
         try:
             tests = dx.next_tests().head(3)
         except PostfusionError as exc:
@@ -452,29 +538,10 @@ class Explorer:
         for test, row in tests.iterrows():
             rows.append(
                 f"<tr data-test='{escape(str(test))}'><td>{escape(_label(str(test)))}</td><td>{escape(_label(str(row['test_kind'])))}, cost {float(row['cost']):g}</td>"
-                f"<td>{float(row['information_gain']):.2f} bits</td><td>{self._what_results_do(dx, row['findings'])}</td></tr>"
+                f"<td>{float(row['information_gain']):.2f} bits</td><td>{_what_results_do(model, evidence, dx, row['findings'])}</td></tr>"
             )
         head = f"<tr><th>next test</th><th>kind</th><th>information</th><th>what each result would do to {escape(_label(top))} (now {_percent(float(dx.posterior[top]))})</th></tr>"
         return f"<h4>Next three tests</h4><table>{head}{''.join(rows)}</table>"
-
-    def _what_results_do(self, dx: Diagnosis, findings: Any) -> str:
-        """For each finding of a test: the top cause's posterior after each result (and the new top cause when it changes)."""
-        names = [findings] if isinstance(findings, str) else list(findings)
-        top = dx.top
-        parts = []
-        for finding in names:
-            results = []
-            for state in self.model.spec.variables[finding].states:
-                try:
-                    after = self.model.diagnose({**self.evidence, finding: state})
-                except PostfusionError:
-                    results.append(f"if {escape(state)}: impossible")
-                    continue
-                new_top = f", {escape(_label(after.top))} first" if after.top != top else ""
-                results.append(f"if {escape(state)}: {_percent(float(after.posterior[top]))}{new_top}")
-            prefix = f"{escape(_label(finding))}: " if len(names) > 1 else ""
-            parts.append(prefix + "; ".join(results))
-        return "<br>".join(parts)
 
     # ------------------------------------------------------------------ on demand
     def show_tornado(self) -> None:
@@ -518,6 +585,26 @@ class Explorer:
             self._monte_carlo.value = f"<p class='{ERROR_CLASS}'>{escape(str(exc))}</p>"
             return
         self._monte_carlo.value = f"<h4>Monte Carlo: the 90% band of each posterior over {MONTE_CARLO_DRAWS:,} draws of the numbers</h4>" + self._bars(dx, band)
+
+
+def _what_results_do(model: Model, evidence: Mapping[str, str], dx: Diagnosis, findings: Any) -> str:
+    """For each finding of a test: the top cause's posterior after each result (and the new top cause when it changes)."""
+    names = [findings] if isinstance(findings, str) else list(findings)
+    top = dx.top
+    parts = []
+    for finding in names:
+        results = []
+        for state in model.spec.variables[finding].states:
+            try:
+                after = model.diagnose({**evidence, finding: state})
+            except PostfusionError:
+                results.append(f"if {escape(state)}: impossible")
+                continue
+            new_top = f", {escape(_label(after.top))} first" if after.top != top else ""
+            results.append(f"if {escape(state)}: {_percent(float(after.posterior[top]))}{new_top}")
+        prefix = f"{escape(_label(finding))}: " if len(names) > 1 else ""
+        parts.append(prefix + "; ".join(results))
+    return "<br>".join(parts)
 
 
 # ---------------------------------------------------------------------- serving (postfusion-bayes explore)

@@ -55,6 +55,7 @@ def assert_shows(root, dx) -> None:
 
 def click(root, name: str, state: str) -> None:
     one(root, ex.variable_class(name)).value = "" if state == "unknown" else state
+    root.explorer.wait()  # the next tests and the adequacy line follow in the background
 
 
 def test_every_variable_has_one_control_of_its_role_and_findings_are_grouped_by_test_kind(model):
@@ -98,6 +99,7 @@ def test_clicked_findings_show_the_posteriors_of_diagnose(model):
 
 def test_the_red_flag_banner_appears_dims_the_differential_and_goes(model):
     root = ex.explore(model, PATIENT)
+    root.explorer.wait()
     banner, differential, tests = one(root, ex.BANNER_CLASS), one(root, ex.DIFFERENTIAL_CLASS), one(root, ex.NEXT_TESTS_CLASS)
     assert banner.layout.display == "none" and ex.DIMMED_CLASS not in differential._dom_classes and "<table>" in tests.value
     click(root, "saddle_anesthesia", "yes")
@@ -141,6 +143,7 @@ def test_a_distribution_entry_moves_its_distribution_with_it(model):
 
 def test_next_tests_say_what_each_result_does_to_the_top_cause(model):
     root = ex.explore(model, PATIENT)
+    root.explorer.wait()
     dx = model.diagnose(PATIENT)
     html = one(root, ex.NEXT_TESTS_CLASS).value
     tests = dx.next_tests().head(3)
@@ -152,7 +155,7 @@ def test_next_tests_say_what_each_result_does_to_the_top_cause(model):
 
 
 def test_the_adequacy_line_is_the_diagnosis_adequacy(model):
-    root = ex.explore(model, PATIENT)
+    root = ex.explore(model, PATIENT, background=False)
     line = one(root, ex.ADEQUACY_CLASS)
     assert str(model.diagnose(PATIENT).adequacy) in line.value and ex.WARNING_CLASS not in line._dom_classes
 
@@ -232,7 +235,33 @@ def test_an_update_stays_under_150_ms(model):
     for name, state in [("radicular_pain", "yes"), ("back_pain", "no"), ("smoker", "yes")]:
         explorer.set(name, state)
         times.append(explorer.last_update_ms)
-    assert np.median(times) < 1000  # generous on a loaded CI machine; benchmarks/run_benchmarks.py --only explorer measures it against 150 ms
+    explorer.wait()
+    assert np.median(times) < 150  # a diagnosis and the HTML: about a millisecond (benchmarks/run_benchmarks.py --only explorer measures it)
+    assert explorer.last_panels_ms > 0
+
+
+def test_only_the_latest_update_reaches_the_slow_panels(model):
+    explorer = ex.Explorer(model, PATIENT)
+    for name in ("radicular_pain", "back_pain", "buttock_pain", "leg_weakness"):  # faster than the background can follow
+        explorer.set(name, "yes")
+    explorer.wait()
+    latest = ex.Explorer(model, explorer.evidence, background=False)
+    assert one(explorer.widget, ex.NEXT_TESTS_CLASS).value == one(latest.widget, ex.NEXT_TESTS_CLASS).value
+    assert one(explorer.widget, ex.ADEQUACY_CLASS).value == one(latest.widget, ex.ADEQUACY_CLASS).value
+
+
+def test_a_failure_in_the_background_is_shown_and_raised_by_wait(model, monkeypatch):
+    explorer = ex.Explorer(model, PATIENT)
+    explorer.wait()
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(explorer, "_next_tests", broken)
+    explorer.set("radicular_pain", "yes")
+    with pytest.raises(RuntimeError, match="boom"):
+        explorer.wait()
+    assert "RuntimeError: boom" in one(explorer.widget, ex.ERROR_CLASS).value
 
 
 def test_cli_explore_refuses_bad_options_before_serving(capsys, tmp_path, monkeypatch):
