@@ -705,7 +705,7 @@ def part_explorer(b: Bench) -> None:
             b.measure(sec, f"explorer {name} ({label})", t, new_size=new_size, note="not an update: computed when its button is pressed")
 
         def shown_difference(ex=ex, model=model):
-            html = ex.widget.explorer._posterior.value
+            html = ex.find(explorer.POSTERIOR_CLASS).value
             rows = re.findall(r"data-cause='([^']+)' data-posterior='([^']+)'", html)
             dx = model.diagnose(ex.evidence)
             return max(abs(float(p) - float(dx.posterior[c])) for c, p in rows) if len(rows) == len(model.causes) else float("nan")

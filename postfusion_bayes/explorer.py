@@ -323,6 +323,31 @@ class Explorer:
         panel.add_class(PARAMETERS_CLASS)
         return panel
 
+    def find(self, css: str) -> Any:
+        """Return the one widget of the explorer with the CSS class ``css`` (one of the ``*_CLASS`` constants, or :func:`variable_class`).
+
+        Raises
+        ------
+        ArgumentError
+            When no widget, or more than one, has that class.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> explorer = Explorer(load_model(), {"saddle_anesthesia": True})
+        >>> DIMMED_CLASS in explorer.find(DIFFERENTIAL_CLASS)._dom_classes
+        True
+        """
+        found, stack = [], [self.widget]
+        while stack:
+            widget = stack.pop()
+            if css in widget._dom_classes:
+                found.append(widget)
+            stack.extend(getattr(widget, "children", ()))
+        if len(found) != 1:
+            raise ArgumentError(f"css: {len(found)} widgets of the explorer have the class {css!r}; one is needed (see the *_CLASS constants of postfusion_bayes.explorer)")
+        return found[0]
+
     # ------------------------------------------------------------------ changes
     def set(self, name: str, state: str | None) -> None:
         """Observe ``name`` in ``state`` (None: unknown), as clicking its control does.

@@ -142,6 +142,11 @@ def test_the_page_follows_clicks_red_flags_and_sliders_as_the_model_says(page):
         click(page, name, state)
         evidence[name] = state
         wait_for(page, model.diagnose(evidence))
+    expected = model.diagnose(evidence).next_tests().head(3).index.tolist()  # computed in the kernel's background thread
+    page.wait_for_function(
+        "tests => JSON.stringify([...document.querySelectorAll('.pfb-next-tests tr[data-test]')].map(r => r.dataset.test)) === JSON.stringify(tests)",
+        arg=expected, timeout=UPDATE_TIMEOUT * 1000,
+    )  # fmt: skip
     page.screenshot(path=str(ARTIFACTS / "02_findings.png"), full_page=True)
 
     banner = page.locator(".pfb-banner")

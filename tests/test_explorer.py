@@ -281,3 +281,12 @@ def test_the_page_notebook_shows_the_explorer_of_the_priors(tmp_path):
     exec(compile(cell.replace("explore(load_model", "widget = explore(load_model"), "page", "exec"), namespace)
     assert str(priors) in namespace["widget"].explorer.model.spec.source
     assert ex.voila_command("x.ipynb", 1234)[-4:] == ["--port=1234", "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--no-browser"]
+
+
+def test_find_returns_the_one_widget_of_a_class(model):
+    explorer = ex.Explorer(model)
+    assert explorer.find(ex.POSTERIOR_CLASS) is one(explorer.widget, ex.POSTERIOR_CLASS)
+    with pytest.raises(pfb.ArgumentError, match=f"{len(model.red_flags)} widgets of the explorer have the class"):
+        explorer.find(ex.RED_FLAG_CLASS)
+    with pytest.raises(pfb.ArgumentError, match="0 widgets"):
+        explorer.find("pfb-nothing")
