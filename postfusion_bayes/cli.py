@@ -899,6 +899,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         raise UsageError(str(exc)) from None
     load_model(args.priors)  # invalid priors: exit 3 before a server starts
+    if args.port is not None:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, args.port))
+            except OSError as exc:
+                raise UsageError(f"--port {args.port}: cannot serve on {HOST}:{args.port} ({exc.strerror or exc}); leave --port out for a free port") from None
     port = args.port or free_port()
     with tempfile.TemporaryDirectory(prefix="postfusion-explore-") as folder:
         notebook = Path(folder) / "explorer.ipynb"

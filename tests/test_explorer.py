@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import sys
 
 import numpy as np
@@ -268,6 +269,11 @@ def test_cli_explore_refuses_bad_options_before_serving(capsys, tmp_path, monkey
     assert main(["explore", "--port", "70000"]) == 2
     assert "port number from 1 to 65535" in capsys.readouterr().err
     assert main(["explore", "--priors", str(tmp_path / "none")]) == 3
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["explore", "--port", str(taken.getsockname()[1])]) == 2
+        assert "leave --port out for a free port" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "voila", None)
     assert main(["explore"]) == 2
     assert 'pip install "postfusion-bayes[explore]"' in capsys.readouterr().err
