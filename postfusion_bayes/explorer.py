@@ -161,7 +161,8 @@ def explore(model: Model, evidence: Mapping[str, Any] | None = None, *, backgrou
     EvidenceError
         For evidence the model does not accept.
     ArgumentError
-        For soft evidence (the toggles show hard observations only).
+        For soft evidence (the toggles show hard observations only), or a
+        cause given as evidence (it has no control).
 
     Examples
     --------
@@ -218,6 +219,9 @@ class Explorer:
         parsed = parse_evidence(model.spec, evidence, implications=False)
         if parsed.soft:
             raise ArgumentError(f"explore takes hard evidence only; soft evidence given for {', '.join(sorted(parsed.soft))} (its toggles show unknown, no or a state)")
+        causes = sorted(set(parsed.hard) & set(model.causes))
+        if causes:
+            raise ArgumentError(f"explore shows context, findings and red flags; a cause given as evidence has no control: {', '.join(causes)}")
         model.diagnose(dict(parsed.hard))  # refuses evidence impossible under the model up front
         self.base_model = model
         self.model = model
@@ -420,7 +424,8 @@ class Explorer:
             return
         try:
             self.move(name, value)
-        except PostfusionError as exc:
+        except PostfusionError as exc:  # the number keeps its value, and the slider shows it again
+            self._show_parameter(name)
             self._error.value = escape(str(exc))
 
     def reset(self) -> None:

@@ -214,6 +214,8 @@ def test_bad_input_is_refused_naming_it(model):
         ex.explore(model, {"radicular_pian": True})
     with pytest.raises(pfb.ArgumentError, match="soft evidence given for radicular_pain"):
         ex.explore(model, {"radicular_pain": {"yes": 0.7, "no": 0.3}})
+    with pytest.raises(pfb.ArgumentError, match="a cause given as evidence has no control: nerve_injury"):
+        ex.explore(model, {"nerve_injury": "present"})
     explorer = ex.Explorer(model)
     with pytest.raises(pfb.ArgumentError, match="did you mean 'radicular_pain'"):
         explorer.set("radicular_pian", "yes")
