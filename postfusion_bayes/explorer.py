@@ -95,18 +95,18 @@ TORNADO_ROWS = 10
 SLIDER_STEPS = 200
 
 _STYLE = """<style>
-.pfb-explorer {font-family: system-ui, sans-serif; max-width: 1100px}
+.pfb-explorer {font-family: system-ui, sans-serif; max-width: 1400px}
 .pfb-banner {position: sticky; top: 0; z-index: 20; background: #b00020; color: #fff; padding: 8px 12px; border-radius: 4px}
 .pfb-banner p {margin: 2px 0}
 .pfb-dimmed {opacity: 0.35}
 .pfb-teaching {color: #b00020; font-weight: bold; border-top: 2px dashed #b00020; padding-top: 4px}
 .pfb-row {display: flex; align-items: center; gap: 8px; margin: 2px 0}
-.pfb-name {width: 16em; text-align: right; font-size: 90%}
-.pfb-track {position: relative; width: 320px; height: 14px; background: rgba(128,128,128,0.12)}
+.pfb-name {flex: 0 0 14em; text-align: right; font-size: 90%}
+.pfb-track {position: relative; flex: 0 0 280px; height: 14px; background: rgba(128,128,128,0.12)}
 .pfb-ghost {position: absolute; left: 0; top: 0; height: 14px; border: 1px dashed #888; box-sizing: border-box}
 .pfb-bar {position: absolute; left: 0; top: 3px; height: 8px; background: #1f5fa8}
 .pfb-band {position: absolute; top: 1px; height: 12px; background: rgba(31,95,168,0.30)}
-.pfb-number {font-variant-numeric: tabular-nums; font-size: 90%}
+.pfb-number {font-variant-numeric: tabular-nums; font-size: 90%; white-space: nowrap}
 .pfb-next-tests table, .pfb-tornado table {border-collapse: collapse; font-size: 90%}
 .pfb-next-tests td, .pfb-next-tests th, .pfb-tornado td, .pfb-tornado th {padding: 2px 8px; text-align: left}
 .pfb-warning {color: #b06000; font-weight: bold}
