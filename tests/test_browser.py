@@ -126,6 +126,12 @@ def wait_for(page, dx) -> None:
         assert text.startswith(f"{100 * dx.posterior[cause]:.1f}%"), (cause, text)
 
 
+def screenshot(page, name: str) -> None:
+    """Save the page from its top (a click scrolls it) to ``artifacts/browser/NAME.png``."""
+    page.eval_on_selector(".pfb-explorer", "e => e.scrollIntoView()")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
 def click(page, name: str, state: str) -> None:
     page.click(f".pfb-var-{name} button[data-value='{state}']")
 
@@ -133,7 +139,7 @@ def click(page, name: str, state: str) -> None:
 def test_the_page_follows_clicks_red_flags_and_sliders_as_the_model_says(page):
     model = pfb.load_model()
     wait_for(page, model.diagnose({}))
-    page.screenshot(path=str(ARTIFACTS / "01_no_evidence.png"), full_page=True)
+    screenshot(page, "01_no_evidence")
 
     evidence = {"time_since_surgery": "over_2_years"}
     page.select_option(".pfb-var-time_since_surgery select", label="over_2_years")
@@ -147,7 +153,7 @@ def test_the_page_follows_clicks_red_flags_and_sliders_as_the_model_says(page):
         "tests => JSON.stringify([...document.querySelectorAll('.pfb-next-tests tr[data-test]')].map(r => r.dataset.test)) === JSON.stringify(tests)",
         arg=expected, timeout=UPDATE_TIMEOUT * 1000,
     )  # fmt: skip
-    page.screenshot(path=str(ARTIFACTS / "02_findings.png"), full_page=True)
+    screenshot(page, "02_findings")
 
     banner = page.locator(".pfb-banner")
     assert not banner.is_visible()
@@ -156,7 +162,7 @@ def test_the_page_follows_clicks_red_flags_and_sliders_as_the_model_says(page):
     assert model.spec.variables["saddle_anesthesia"].advice in banner.inner_text()
     assert "pfb-dimmed" in (page.get_attribute(".pfb-differential", "class") or "")
     wait_for(page, model.diagnose({**evidence, "saddle_anesthesia": "yes"}))  # still there, dimmed, for teaching
-    page.screenshot(path=str(ARTIFACTS / "03_red_flag.png"), full_page=True)
+    screenshot(page, "03_red_flag")
     click(page, "saddle_anesthesia", "unknown")
     banner.wait_for(state="hidden", timeout=UPDATE_TIMEOUT * 1000)
     assert "pfb-dimmed" not in (page.get_attribute(".pfb-differential", "class") or "")
@@ -172,4 +178,4 @@ def test_the_page_follows_clicks_red_flags_and_sliders_as_the_model_says(page):
     page.keyboard.type(repr(high))
     page.keyboard.press("Enter")
     wait_for(page, model.with_parameters({name: high}).diagnose(evidence))
-    page.screenshot(path=str(ARTIFACTS / "04_prior_slider.png"), full_page=True)
+    screenshot(page, "04_prior_slider")
