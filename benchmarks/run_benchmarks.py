@@ -29,6 +29,12 @@ Parts (``--only``; all by default):
 * ``sensitivity``: ``monte_carlo`` (n = 10,000), ``sobol`` (n = 1024, all parameters),
   ``rank_robustness``, ``tornado``, ``explain()``, ``next_tests()`` and ``load_model`` on the shipped
   model for one typical patient, warm, each against its target;
+* ``explorer``: the Python-side time of one update of the interactive explorer
+  (``postfusion_bayes.explorer``: a finding clicked, a context changed, a hand-set number moved) for
+  one typical patient at 8 and 16 causes: the part before the update returns (red flags, diagnosis,
+  posterior bars) against 150 ms, and the next three tests with what each result would do and the
+  adequacy check, which follow in a background thread; the tornado and the Monte Carlo band it
+  computes on demand; its displayed posteriors checked against ``diagnose``;
 * ``cold-start``: a fresh ``python -c`` that imports, loads and diagnoses once, against
   ``python -c "import pandas"`` timed in the same run;
 * ``reference``: one labelled query on alarm, child and insurance (``tests/data/networks``) through
@@ -79,7 +85,7 @@ from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, 
 
 ROOT = HERE.parent
 REFERENCE_NETWORKS = ROOT / "tests" / "data" / "networks"
-PARTS = ("networks", "batch", "parameters", "reasoning", "sensitivity", "cold-start", "reference", "growth", "registry")
+PARTS = ("networks", "batch", "parameters", "reasoning", "sensitivity", "explorer", "cold-start", "reference", "growth", "registry")
 SHIPPED = 8  # causes of the shipped model
 PGMPY, AGRUM = "pgmpy VE", "pyAgrum LazyPropagation"
 
@@ -641,6 +647,72 @@ def part_sensitivity(b: Bench) -> None:
         b.measure(sec, label, t, target=None if b.quick else target_at_most(t, SENSITIVITY_TARGETS[key]))
 
 
+#: Target of one update of the interactive explorer (issue 13), Python side, in seconds.
+EXPLORER_TARGET = 0.150
+
+
+def part_explorer(b: Bench) -> None:
+    """Time the explorer's updates (a click, a context change, a moved number) and its on-demand panels, at 8 and 16 causes."""
+    import re
+
+    from postfusion_bayes import explorer
+
+    sec = Section("interactive explorer: Python-side time of one update (one typical patient, the widgets without a browser)")
+    b.sections.append(sec)
+    for n in (SHIPPED, 16):
+        new_size = n != SHIPPED
+        label = f"{n} causes"
+        model = b.model(n)
+        if failed(model):
+            b.measure(sec, f"explorer ({label})", model, new_size=new_size)
+            continue
+        patient = {k: v for k, v in b.patients(n, "typical", 1, seed=700)[0].evidence.items() if not isinstance(v, dict)}
+        built = attempt(lambda model=model, patient=patient: explorer.Explorer(model, patient, background=True), b.s.budget)
+        if failed(built):
+            b.measure(sec, f"explorer ({label})", built, new_size=new_size)
+            continue
+        ex = built
+        unobserved = [f for f in model.spec.names("finding") if f not in patient and len(model.spec.variables[f].states) == 2][:3]
+        context = next(c for c in model.spec.names("context"))
+        states = model.spec.variables[context].states
+        parameter = next(p for p in model.spec.parameters if p.startswith("findings."))
+        low, high = model.spec.parameters[parameter].low, model.spec.parameters[parameter].high
+
+        actions = {
+            "a finding clicked": [lambda f=f, state=state, ex=ex: ex.set(f, state) for f in unobserved for state in ("yes", None)],
+            "a context variable changed": [lambda state=state, ex=ex, context=context: ex.set(context, state) for state in (states[0], states[-1])],
+            "a hand-set number moved": [lambda value=value, ex=ex, parameter=parameter: ex.move(parameter, value) for value in (high, low)],
+        }
+        for name, steps in actions.items():
+            update, panels = [], []
+            for _ in range(1 if b.quick else 5):
+                for step in steps:
+                    start = time.perf_counter()
+                    done = attempt(step, b.s.budget)
+                    update.append(time.perf_counter() - start)
+                    done = done if failed(done) else attempt(ex.wait, b.s.budget)
+                    if failed(done):
+                        break
+                    panels.append(ex.last_panels_ms / 1000)
+            t_update = done if failed(done) else statistics.median(update)
+            t_panels = done if failed(done) else statistics.median(panels)
+            b.measure(sec, f"explorer update: {name} ({label})", t_update, target=None if b.quick else target_at_most(t_update, EXPLORER_TARGET), new_size=new_size,
+                      note="red flags, diagnosis, posterior bars: before the update returns")
+            b.measure(sec, f"explorer next tests and adequacy after {name} ({label})", t_panels, new_size=new_size, note="in a background thread, the latest update only")
+        ex.reset()
+        for name, fn in (("tornado, on demand", ex.show_tornado), ("Monte Carlo band, on demand", ex.show_monte_carlo)):
+            t = attempt(lambda fn=fn: median_time(fn, 1), b.s.budget)
+            b.measure(sec, f"explorer {name} ({label})", t, new_size=new_size, note="not an update: computed when its button is pressed")
+
+        def shown_difference(ex=ex, model=model):
+            html = ex.find(explorer.POSTERIOR_CLASS).value
+            rows = re.findall(r"data-cause='([^']+)' data-posterior='([^']+)'", html)
+            dx = model.diagnose(ex.evidence)
+            return max(abs(float(p) - float(dx.posterior[c])) for c, p in rows) if len(rows) == len(model.causes) else float("nan")
+
+        b.agree(f"explorer posterior shown vs diagnose ({label})", attempt(shown_difference, b.s.budget), new_size)
+
+
 def part_reference(b: Bench) -> None:
     """Check and time one labelled query on the reference networks (alarm, child, insurance) against pyAgrum."""
     from postfusion_bayes.engine import compile_network
@@ -933,6 +1005,7 @@ def main(argv=None) -> int:
                 "parameters": part_parameters,
                 "reasoning": part_reasoning,
                 "sensitivity": part_sensitivity,
+                "explorer": part_explorer,
                 "reference": part_reference,
                 "growth": part_growth,
                 "registry": part_registry,

@@ -4,7 +4,9 @@
 and most of the sensitivity analysis need. Plotting needs the ``plot`` extra
 (matplotlib, networkx), Sobol indices the ``sensitivity`` extra (SALib), and
 registry scale (:mod:`postfusion_bayes.distributed`, Parquet files and Dask in
-``batch``) the ``dask`` extra (dask[dataframe], distributed, pyarrow).
+``batch``) the ``dask`` extra (dask[dataframe], distributed, pyarrow), and the interactive
+explorer (:mod:`postfusion_bayes.explorer`, ``postfusion-bayes explore``) the
+``explore`` extra (ipywidgets, voila).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ EXTRAS = {
     "dask": ("dask", "dask"),
     "distributed": ("distributed", "dask"),
     "pyarrow": ("pyarrow", "dask"),
+    "ipywidgets": ("ipywidgets", "explore"),
+    "voila": ("voila", "explore"),
 }
 
 

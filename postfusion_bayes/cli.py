@@ -1068,6 +1068,73 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {port}")
+    return port
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _configure_explore(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_port, default=None, help="the port on 127.0.0.1 (default: a free one)")
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Serve the interactive explorer as a web page for teaching (voila, on 127.0.0.1 only) until Ctrl-C.
+
+    Prints the page's address once it answers; Ctrl-C stops the server (exit 130).
+    Needs the explore extra: pip install "postfusion-bayes[explore]".
+    """
+    import signal
+    import subprocess
+    import tempfile
+
+    from .explorer import HOST, free_port, page_notebook, voila_command, wait_for_port
+
+    try:
+        require("ipywidgets", f"{PROG} explore")
+        require("voila", f"{PROG} explore")
+    except ModuleNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    load_model(args.priors)  # invalid priors: exit 3 before a server starts
+    if args.port is not None:
+        import socket
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((HOST, args.port))
+            except OSError as exc:
+                raise UsageError(f"--port {args.port}: cannot serve on {HOST}:{args.port} ({exc.strerror or exc}); leave --port out for a free port") from None
+    port = args.port or free_port()
+    with tempfile.TemporaryDirectory(prefix="postfusion-explore-") as folder:
+        notebook = Path(folder) / "explorer.ipynb"
+        notebook.write_text(json.dumps(page_notebook(args.priors)), encoding="utf-8")
+        # its own session: Ctrl-C reaches this process only, which then stops the server and waits for it
+        server = subprocess.Popen([*voila_command(str(notebook), port), "--Voila.log_level=WARN"], cwd=folder, start_new_session=True)
+        previous = signal.signal(signal.SIGTERM, _interrupted)  # a kill stops the server too, as Ctrl-C does
+        try:
+            if wait_for_port(port, lambda: server.poll() is None):
+                print(f"serving the explorer at http://{HOST}:{port}/ (Ctrl-C stops it)", flush=True)
+            status = server.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    server.wait()
+    raise OutputError(f"{PROG} explore: the voila server stopped (exit status {status}); see its messages above")
+
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: its help line, a function adding its arguments, and the function running it."""
@@ -1106,6 +1173,10 @@ COMMANDS: dict[str, Command] = {
         f"example: {PROG} variables --role finding",
     ),
     "validate": Command("check a priors folder and list every problem", _configure_validate, cmd_validate, f"example: {PROG} validate my_priors/"),
+    "explore": Command(
+        "serve the interactive explorer as a web page on 127.0.0.1 (Ctrl-C stops it)", _configure_explore, cmd_explore,
+        f"example: {PROG} explore --port 8866   (needs pip install \"postfusion-bayes[explore]\")",
+    ),
     "demo": Command("diagnose the example patient (the default with no arguments)", _configure_demo, cmd_demo),
 }
 
