@@ -498,7 +498,7 @@ class Explorer:
     def _panels(self, generation: int, model: Model, evidence: dict[str, str], dx: Diagnosis, raised: bool) -> None:
         """Compute the next three tests and the adequacy line of one update; show them only if no later update came meanwhile."""
         start = time.perf_counter()
-        tests = "<p>No next tests while a red flag is raised: act on it first.</p>" if raised else self._next_tests(model, evidence, dx)
+        tests = "<p>No next tests while a red flag is raised: act on it first.</p>" if raised else self._next_tests(dx)
         try:
             adequacy = dx.adequacy
         except PostfusionError as exc:
@@ -556,7 +556,7 @@ class Explorer:
             )
         return "".join(rows)
 
-    def _next_tests(self, model: Model, evidence: dict[str, str], dx: Diagnosis) -> str:
+    def _next_tests(self, dx: Diagnosis) -> str:
         try:
             tests = dx.next_tests().head(3)
         except PostfusionError as exc:
@@ -564,11 +564,12 @@ class Explorer:
         if tests.empty:
             return "<p>No test left to suggest.</p>"
         top = dx.top
+        effects = dx.result_effects()
         rows = []
         for test, row in tests.iterrows():
             rows.append(
                 f"<tr data-test='{escape(str(test))}'><td>{escape(_label(str(test)))}</td><td>{escape(_label(str(row['test_kind'])))}, cost {float(row['cost']):g}</td>"
-                f"<td>{float(row['information_gain']):.2f} bits</td><td>{_what_results_do(model, evidence, dx, row['findings'])}</td></tr>"
+                f"<td>{float(row['information_gain']):.2f} bits</td><td>{_what_results_do(effects, row['findings'])}</td></tr>"
             )
         head = f"<tr><th>next test</th><th>kind</th><th>information</th><th>what each result would do to {escape(_label(top))} (now {_percent(float(dx.posterior[top]))})</th></tr>"
         return f"<h4>Next three tests</h4><table>{head}{''.join(rows)}</table>"
@@ -617,21 +618,16 @@ class Explorer:
         self._monte_carlo.value = f"<h4>Monte Carlo: the 90% band of each posterior over {MONTE_CARLO_DRAWS:,} draws of the numbers</h4>" + self._bars(dx, band)
 
 
-def _what_results_do(model: Model, evidence: Mapping[str, str], dx: Diagnosis, findings: Any) -> str:
-    """For each finding of a test: the top cause's posterior after each result (and the new top cause when it changes)."""
+def _what_results_do(effects: pd.DataFrame, findings: Any) -> str:
+    """For each finding of a test: the top cause's posterior after each result, from :meth:`Diagnosis.result_effects`."""
     names = [findings] if isinstance(findings, str) else list(findings)
-    top = dx.top
     parts = []
     for finding in names:
-        results = []
-        for state in model.spec.variables[finding].states:
-            try:
-                after = model.diagnose({**evidence, finding: state})
-            except PostfusionError:
-                results.append(f"if {escape(state)}: impossible")
-                continue
-            new_top = f", {escape(_label(after.top))} first" if after.top != top else ""
-            results.append(f"if {escape(state)}: {_percent(float(after.posterior[top]))}{new_top}")
+        rows = effects.loc[finding]
+        results = [
+            f"if {escape(str(state))}: impossible" if row["probability"] == 0 else f"if {escape(str(state))}: {_percent(float(row['top_after']))}"
+            for state, row in rows.iterrows()
+        ]
         prefix = f"{escape(_label(finding))}: " if len(names) > 1 else ""
         parts.append(prefix + "; ".join(results))
     return "<br>".join(parts)
