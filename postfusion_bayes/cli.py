@@ -1,7 +1,7 @@
 """Command line: ``postfusion-bayes COMMAND ...`` (or ``python -m postfusion_bayes COMMAND ...``).
 
 Commands: ``diagnose``, ``explain``, ``next-tests``, ``batch``,
-``sensitivity``, ``export``, ``variables``, ``validate`` and ``demo`` (the default with no arguments: the example patient). The old
+``sensitivity``, ``export``, ``variables``, ``explore`` (the interactive explorer served on 127.0.0.1), ``validate`` and ``demo`` (the default with no arguments: the example patient). The old
 form without a command, ``python -m postfusion_bayes variable=value ...``,
 still diagnoses. Uses only the public API.
 
