@@ -282,3 +282,16 @@ def test_the_readme_figure_is_drawn_by_the_plotting_code(tmp_path):
     spec.loader.exec_module(module)
     assert module.main([str(tmp_path / "figure.png")]) == 0
     assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_bar_uses_the_notebook_widget_only_when_ipywidgets_can_be_imported(monkeypatch):
+    import importlib.util
+
+    import tqdm
+    import tqdm.auto
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else find_spec(name, *a))
+    assert sensitivity._progress_bar() is tqdm.tqdm  # no red "IProgress not found" box in Jupyter
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "ipywidgets" else find_spec(name, *a))
+    assert sensitivity._progress_bar() is tqdm.auto.tqdm
