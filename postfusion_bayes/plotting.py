@@ -255,6 +255,18 @@ def interval_plot(table: pd.DataFrame, ax=None, *, model=None, evidence: Mapping
     return ax
 
 
+def _spread(values: np.ndarray, gap: float) -> np.ndarray:
+    """Return label positions near ``values`` (sorted high to low), at least ``gap`` apart and none below 0."""
+    at = np.array(values, dtype=float)
+    for i in range(1, len(at)):
+        at[i] = min(at[i], at[i - 1] - gap)
+    if len(at) and at[-1] < 0:  # pushed below the axis: push the bottom of the stack back up, only as far as needed
+        at[-1] = 0.0
+        for i in range(len(at) - 2, -1, -1):
+            at[i] = max(at[i], at[i + 1] + gap)
+    return at
+
+
 def trajectory_plot(posteriors: pd.DataFrame, ax=None, *, model=None, highlight: int = 3, title: str | None = None):
     """Draw the probability of each cause as test results come in, one column of the x axis per test.
 
@@ -290,12 +302,14 @@ def trajectory_plot(posteriors: pd.DataFrame, ax=None, *, model=None, highlight:
     x = np.arange(len(posteriors))
     last = posteriors.iloc[-1].sort_values(ascending=False)
     coloured = {c: SERIES[i % len(SERIES)] for i, c in enumerate(last.index[:highlight])}
-    for cause in last.index[::-1]:
+    label_at = _spread(last.to_numpy(dtype=float), gap=1.3 * FONT_SIZE / 72 / (0.7 * ax.figure.get_figheight()))
+    for cause, at in zip(last.index[::-1], label_at[::-1], strict=True):
         colour = coloured.get(cause, COLOURS["prior"])
         values = posteriors[cause].to_numpy(dtype=float)
         ax.plot(x, values, marker="o", markersize=3.5, color=colour, linewidth=2.2 if cause in coloured else 1.0, zorder=3 if cause in coloured else 2)
-        ax.annotate(variable_label(str(cause), model), xy=(x[-1], values[-1]), xytext=(6, 0), textcoords="offset points", va="center",
-                    fontsize=FONT_SIZE, color=colour if cause in coloured else COLOURS["context"], annotation_clip=False)
+        ax.annotate(variable_label(str(cause), model), xy=(x[-1], values[-1]), xytext=(x[-1] + 0.08, at), textcoords="data", va="center",
+                    fontsize=FONT_SIZE, color=colour if cause in coloured else COLOURS["context"], annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": "#dddddd", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 2})
     ax.set_xticks(list(x), [str(i) for i in posteriors.index], rotation=30, ha="right", fontsize=FONT_SIZE + 1)
     ax.set_ylim(0, 1)
     ax.set_xlim(-0.2, len(x) - 0.8)
@@ -425,7 +439,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None, *, 
         labels = [variable_label(str(i), model) if not isinstance(i, tuple) else f"{variable_label(str(i[0]), model)}: {state_label(i[1])}" for i in table.index]
     ax.set_yticks(range(len(table.index)), labels, fontsize=FONT_SIZE + 1)
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, _cell_text(v), ha="center", va="center", fontsize=FONT_SIZE, color="white" if abs(shown[i, j]) > 0.6 * limit else COLOURS["text"])
+        ax.text(j, i, _cell_text(v), ha="center", va="center", fontsize=FONT_SIZE, color="white" if shown[i, j] < -0.6 * limit else COLOURS["text"])  # dark text reads on every orange
     unit = table.attrs.get("unit", "weight of evidence (natural log of the likelihood ratio)")
     bar = ax.figure.colorbar(image, ax=ax, shrink=0.8, ticks=np.linspace(-limit, limit, 7))
     bar.set_label(wrap(unit, 30) + "\n" + wrap(f"colours clipped to [{-limit:g}, {limit:g}] (a ratio of 1/{np.exp(limit):.0f} to {np.exp(limit):.0f})", 30), fontsize=FONT_SIZE)
