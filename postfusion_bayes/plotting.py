@@ -427,7 +427,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None, *, 
     columns = list(table.attrs["causes"]) if "causes" in table.attrs else [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     if not columns or not len(table):
         raise ArgumentError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
-    ax = new_axes(ax, figsize=(1.8 + 0.75 * len(columns) + 1.5, 1.8 + 0.36 * len(table)))
+    ax = new_axes(ax, figsize=(min(3.3 + 0.7 * len(columns), 12.0), 1.8 + 0.36 * len(table)))
     limit = float(limit)
     values = table[columns].to_numpy(dtype=float)
     shown = np.clip(np.nan_to_num(values, nan=0.0, posinf=limit, neginf=-limit), -limit, limit)
@@ -505,7 +505,7 @@ def network_plot(model, ax=None):
         column.append(("red flags: act first, whatever the probabilities", "red_flag"))
         column += [(n, None) for n in flags]
     rows = len(column)
-    ax = new_axes(ax, figsize=(10, max(5.0, 0.19 * rows + 1.2)))
+    ax = new_axes(ax, figsize=(9.5, max(5.0, 0.19 * rows + 1.2)))
     pos: dict[str, tuple[float, float]] = {}
     for i, (item, group) in enumerate(column):
         row = float(rows - 1 - i)

@@ -940,7 +940,7 @@ def _renormalised(model, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return values
 
 
-def _progress_bar():
+def _progress_bar() -> type:
     """Return tqdm's class for a progress bar: the notebook widget only when ipywidgets is importable.
 
     ``tqdm.auto`` in Jupyter without ipywidgets shows a red "TqdmWarning:
@@ -949,11 +949,10 @@ def _progress_bar():
     """
     import importlib.util
 
-    if importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm
-    else:
-        from tqdm import tqdm
-    return tqdm
+    import tqdm
+    import tqdm.auto
+
+    return tqdm.auto.tqdm if importlib.util.find_spec("ipywidgets") is not None else tqdm.tqdm
 
 
 def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:

@@ -232,13 +232,16 @@ def state_label(state) -> str:
 def evidence_label(evidence: Mapping | None, model=None, width: int = 100) -> str:
     """Return the evidence in one short line for a title: ``"time since surgery: over 2 years; radicular pain: yes"``.
 
-    Soft evidence (a mapping of likelihoods) is written as ``uncertain``;
+    Soft evidence (a mapping of likelihoods, or ``"soft [...]"`` as
+    :attr:`Diagnosis.evidence` keeps it) is written as ``uncertain``;
     the line is cut to ``width`` characters with an ellipsis.
 
     Examples
     --------
     >>> evidence_label({"time_since_surgery": "over_2_years", "radicular_pain": True})
     'time since surgery: over 2 years; radicular pain: yes'
+    >>> evidence_label({"numbness_tingling": {"yes": 0.7, "no": 0.3}})
+    'numbness tingling: uncertain'
     >>> evidence_label({})
     'no evidence'
     """
@@ -246,7 +249,8 @@ def evidence_label(evidence: Mapping | None, model=None, width: int = 100) -> st
         return "no evidence"
     parts = []
     for name, value in evidence.items():
-        shown = "uncertain" if isinstance(value, Mapping) else state_label(value)
+        soft = isinstance(value, Mapping) or (isinstance(value, str) and value.startswith("soft"))  # as given, or as a Diagnosis keeps it
+        shown = "uncertain" if soft else state_label(value)
         parts.append(f"{variable_label(str(name), model)}: {shown}")
     return textwrap.shorten("; ".join(parts), width=width, placeholder=" ...")
 

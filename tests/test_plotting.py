@@ -295,3 +295,16 @@ def test_progress_bar_uses_the_notebook_widget_only_when_ipywidgets_can_be_impor
     assert sensitivity._progress_bar() is tqdm.tqdm  # no red "IProgress not found" box in Jupyter
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "ipywidgets" else find_spec(name, *a))
     assert sensitivity._progress_bar() is tqdm.auto.tqdm
+
+
+def test_the_readme_figures_example_runs_after_the_quick_start():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    figures = next(b for b in blocks if "plotting.network_plot(" in b)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md quick start", "exec"), namespace)
+    exec(compile(figures, "README.md figures", "exec"), namespace)
+    assert len(plt.get_fignums()) == 6  # six figures; parameter_notes is a table
