@@ -171,7 +171,8 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None, *, model=None, evi
         for yi, w, v in zip(y, width, values, strict=True):
             if np.isnan(w) or np.isnan(v):
                 continue
-            ax.text(centre + w, yi, f" {_number(v)} " if w >= 0 else f" {_number(v)} ", ha="left" if w >= 0 else "right", va="center", fontsize=FONT_SIZE, color=COLOURS["text"])
+            right = w > 1e-9 or (abs(w) <= 1e-9 and column == "high")  # no effect: low end written left, high end right
+            ax.text(centre + w, yi, f" {_number(v)} ", ha="left" if right else "right", va="center", fontsize=FONT_SIZE, color=COLOURS["text"])
     ax.axvline(centre, color=COLOURS["text"], linewidth=0.9, label=f"at the hand-set values ({centre:.2f})")
     ax.set_yticks(list(y), labels, fontsize=FONT_SIZE + 1)
     finite = ends[np.isfinite(ends)]
