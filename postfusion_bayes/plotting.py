@@ -219,7 +219,19 @@ def interval_plot(table: pd.DataFrame, ax=None, *, model=None, evidence: Mapping
     Per cause: the 5-95% interval and the median of its posterior when every
     hand-set number is drawn from its range, the posterior at the hand-set
     values, and (on the right) ``probability_first``, the share of draws in
-    which the cause comes first.
+    which the cause comes first, on a second y axis kept as ``ax.right``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`~postfusion_bayes.sensitivity.monte_carlo` for one patient
+        (columns ``q05``, ``median``, ``q95``, ``posterior`` and, when present, ``probability_first``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure with constrained layout when None.
+    model : Model, optional
+        For the cause labels.
+    evidence : dict, optional
+        The patient, written under the title.
 
     Examples
     --------
