@@ -440,7 +440,7 @@ def explanation_plot(table: pd.DataFrame, ax=None, title: str | None = None, *, 
     columns = list(table.attrs["causes"]) if "causes" in table.attrs else [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     if not columns or not len(table):
         raise ArgumentError(f"nothing to plot: the table has {len(table)} findings and {len(columns)} cause columns")
-    ax = new_axes(ax, figsize=(min(3.3 + 0.7 * len(columns), 12.0), 1.8 + 0.36 * len(table)))
+    ax = new_axes(ax, figsize=(min(3.3 + 0.7 * len(columns), 10.0), 1.8 + 0.36 * len(table)))  # notebook width
     limit = float(limit)
     values = table[columns].to_numpy(dtype=float)
     shown = np.clip(np.nan_to_num(values, nan=0.0, posinf=limit, neginf=-limit), -limit, limit)
