@@ -38,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     output = Path(argv[0]) if argv else Path(__file__).with_name("example_patient.png")
     dx = pfb.load_model().diagnose(EXAMPLE_PATIENT)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1, 1.5]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [1, 1.5]}, layout="constrained")
     plotting.diagnosis_plot(dx, ax=left)
-    left.set_title("Example patient: prior (context only) and posterior")
     plotting.explanation_plot(dx.explain(), ax=right)
-    fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)
     return 0

@@ -180,6 +180,41 @@ class LearningReport:
     max_iterations: int
     log_posterior: tuple[float, ...]
 
+    def __repr__(self) -> str:
+        """Return the report in one readable line, numbers rounded (the attributes keep full precision).
+
+        Examples
+        --------
+        >>> LearningReport(1500, 12, True, 3.2e-07, 1e-06, 200, (-20875.123456789, -20431.987654321))
+        LearningReport(1500 cases, 12 EM iterations, converged: largest change 3.2e-07 <= tolerance 1e-06; log posterior -20875.1 -> -20432.0)
+        """
+        state = "converged" if self.converged else f"not converged after {self.max_iterations} iterations"
+        sign = "<=" if self.largest_change <= self.tolerance else ">"
+        path = f"; log posterior {self.log_posterior[0]:.1f} -> {self.log_posterior[-1]:.1f}" if self.log_posterior else ""
+        return f"LearningReport({self.n_cases} cases, {self.iterations} EM iterations, {state}: largest change {self.largest_change:.2g} {sign} tolerance {self.tolerance:.2g}{path})"
+
+    def _repr_html_(self) -> str:
+        """Return the report as a small HTML table for Jupyter, numbers rounded.
+
+        Examples
+        --------
+        >>> report = LearningReport(1500, 12, False, 0.0123456789, 1e-06, 12, (-20875.123456789,))
+        >>> "<td style='text-align:left'>0.012 (tolerance 1e-06)</td>" in report._repr_html_()
+        True
+        """
+        import html
+
+        rows = {
+            "cases": f"{self.n_cases}",
+            "EM iterations": f"{self.iterations} of at most {self.max_iterations}",
+            "converged": "yes" if self.converged else "no",
+            "largest change in the last iteration": f"{self.largest_change:.2g} (tolerance {self.tolerance:.2g})",
+        }
+        if self.log_posterior:
+            rows["log posterior, first -> last iteration"] = f"{self.log_posterior[0]:.1f} -> {self.log_posterior[-1]:.1f}"
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>" for k, v in rows.items())
+        return f"<table><caption>Learning report</caption>{body}</table>"
+
 
 # --------------------------------------------------------------------------- the prior and the posterior of each parameter
 # (the prior strengths, the rule of the module docstring, are computed in postfusion_bayes._strengths, their one home:

@@ -940,13 +940,27 @@ def _renormalised(model, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return values
 
 
+def _progress_bar() -> type:
+    """Return tqdm's class for a progress bar: the notebook widget only when ipywidgets is importable.
+
+    ``tqdm.auto`` in Jupyter without ipywidgets shows a red "TqdmWarning:
+    IProgress not found" box; the plain bar then stays quiet in a notebook
+    (its stderr is not a terminal) unless ``progress=True`` asks for it.
+    """
+    import importlib.util
+
+    import tqdm
+    import tqdm.auto
+
+    return tqdm.auto.tqdm if importlib.util.find_spec("ipywidgets") is not None else tqdm.tqdm
+
+
 def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:
     """evaluate() in chunks of parameter sets, with an optional tqdm progress bar."""
     n = len(next(iter(values.values())))
     starts: Iterable[int] = range(0, n, chunk)
     if progress is not False and n > chunk:
-        from tqdm.auto import tqdm
-
+        tqdm = _progress_bar()
         starts = tqdm(starts, total=math.ceil(n / chunk), unit="chunk", disable=None if progress is None else not progress, desc="parameter sets")
     parts = [evaluate(model, evidence, {k: v[s : s + chunk] for k, v in values.items()})[0] for s in starts]
     return np.concatenate(parts, axis=0)
@@ -1201,8 +1215,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     y[:, d + 1] = _posteriors(model, lam, index, tables_of(values_b), targets, "raise")[0][:, 0, ti]
     steps: Iterable[int] = range(d)
     if progress is not False:
-        from tqdm.auto import tqdm
-
+        tqdm = _progress_bar()
         steps = tqdm(steps, total=d, unit="parameter", disable=None if progress is None else not progress, desc="parameters")
     for i in steps:
         name = names[i]
