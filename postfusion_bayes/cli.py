@@ -933,7 +933,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         from . import plotting
 
         if args.method == "tornado":
-            draw = lambda t, ax: plotting.tornado_plot(t, top=len(t), ax=ax)  # noqa: E731
+            draw = lambda t, ax: plotting.tornado_plot(t, top=len(t), ax=ax, model=model, evidence=evidence, sources=True)  # noqa: E731
         else:
             draw = lambda t, ax: plotting.interval_plot(t, ax=ax)  # noqa: E731
         _save_figure(draw, table, plot, max(3.0, 1.5 + 0.3 * len(table)), args.force)
