@@ -204,7 +204,7 @@ def test_diagnose_chunks_gives_the_chunks_back_in_order_with_the_progress_bar_on
 
 
 def _confirmed(n: int, seed: int) -> pd.DataFrame:
-    """Confirmed cases (causes recorded in half the rows), smoker and diabetes missing in 40%, in the Parquet schema's dtypes."""
+    """Simulate confirmed cases (causes recorded in half the rows), smoker and diabetes missing in 40%, in the Parquet schema's dtypes."""
     cases = MODEL.simulate(n, seed=seed)
     rng = np.random.default_rng(seed)
     cases[CAUSES] = cases[CAUSES].mask(rng.random((n, len(CAUSES))) < 0.5)
