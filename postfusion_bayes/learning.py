@@ -95,8 +95,8 @@ family, with the expected counts:
   recorded. (Until this release these indicators were iterated to their own
   fixed point inside each M-step over the joint of the causes; the activations
   are now expected counts of the E-step like any other hidden variable, so
-  complete data, whose only hidden variables they are, takes a few EM maps
-  instead of one.)
+  complete data, whose only hidden variables they are, takes several EM maps
+  where it took one: 27 with SQUAREM on the tests' 5,000 complete cases.)
 * a cause's baselines (per time window) and odds ratios: a penalised logistic
   fit (``logit P = logit baseline[t] + sum log OR_j x_j``, one indicator
   ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
