@@ -172,8 +172,8 @@ DEFAULT_MAX_ITERATIONS = 500
 RANGE_Z = ranges.RANGE_Z
 #: Log odds (baselines and odds ratios) are kept within +-LOGIT_BOUND.
 LOGIT_BOUND = 30.0
-#: Newton steps that polish the logistic fit of a cause's baselines and odds ratios, at most.
-_NEWTON_STEPS = 3
+#: Newton steps of the logistic fit of a cause's baselines and odds ratios, at most (then L-BFGS-B).
+_NEWTON_STEPS = 25
 #: An extrapolated probability that leaves (0, 1) is put back this far inside.
 _EDGE = 1e-9
 #: The choices of ``acceleration``.
@@ -628,33 +628,56 @@ class _EM:
             grad_g = resid.sum(axis=0) @ bits - tau_f * (gamma - g0)
             return -ll, -np.concatenate([grad_b, grad_g])
 
-        result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
-        theta = np.where(free, result.x, x0)
-        # polish with Newton steps (the objective is concave): L-BFGS-B stops at a gradient tolerance, so its answer moves
-        # by ~1e-8 with a rounding-level change of the counts (the order in which partitions are added); Newton's does not
-        inside = free & (np.abs(theta) < LOGIT_BOUND - 1e-6)
         design = np.concatenate([np.repeat(np.eye(n_times), bits.shape[0], axis=0), np.tile(bits, (n_times, 1))], axis=1)  # (times x configs, parameters)
-        for _ in range(_NEWTON_STEPS):
-            if not inside.any():
-                break
+
+        def hessian(theta):
+            """Hessian of the negated objective (positive semi-definite: the objective is concave)."""
             beta, gamma = theta[:n_times], theta[n_times:]
             p = special.expit(beta[:, None] + (bits @ gamma)[None, :]).ravel()
-            curvature = n.ravel() * p * (1 - p)
-            hessian = design.T @ (design * curvature[:, None])
+            h = design.T @ (design * (n.ravel() * p * (1 - p))[:, None])
             pb = special.expit(beta)
-            hessian[np.arange(n_times), np.arange(n_times)] += s_f * pb * (1 - pb)
-            hessian[np.arange(n_times, theta.size), np.arange(n_times, theta.size)] += tau_f
-            _, gradient = objective(theta)
-            h = hessian[np.ix_(inside, inside)]
-            try:
-                step = np.linalg.solve(h, -gradient[inside])
-            except np.linalg.LinAlgError:
-                break
-            if not np.all(np.isfinite(step)) or np.max(np.abs(step), initial=0.0) > 1e-3:
-                break  # not in Newton's region: keep L-BFGS-B's answer
-            theta[inside] += step
-            if np.max(np.abs(step), initial=0.0) < 1e-15:
-                break
+            h[np.arange(n_times), np.arange(n_times)] += s_f * pb * (1 - pb)
+            h[np.arange(n_times, theta.size), np.arange(n_times, theta.size)] += tau_f
+            return h
+
+        def newton(theta, steps, largest):
+            """Newton steps with backtracking on the free parameters away from the bounds; None if they leave Newton's region."""
+            theta = theta.copy()
+            inside = free & (np.abs(theta) < LOGIT_BOUND - 1e-6)
+            value, gradient = objective(theta)
+            for _ in range(steps):
+                if not inside.any():
+                    return theta
+                try:
+                    step = np.linalg.solve(hessian(theta)[np.ix_(inside, inside)], -gradient[inside])
+                except np.linalg.LinAlgError:
+                    return None
+                if not np.all(np.isfinite(step)) or np.max(np.abs(step), initial=0.0) > largest:
+                    return None
+                for _ in range(30):  # halve the step until the objective does not get worse
+                    trial = theta.copy()
+                    trial[inside] += step
+                    if np.max(np.abs(trial)) <= LOGIT_BOUND:
+                        trial_value, trial_gradient = objective(trial)
+                        if trial_value <= value + 1e-12 * abs(value):
+                            break
+                    step = step / 2
+                else:
+                    return None
+                theta, value, gradient = trial, trial_value, trial_gradient
+                if np.max(np.abs(step), initial=0.0) < 1e-13:
+                    return theta
+            return None
+
+        # from the previous values Newton's method converges in a few steps; L-BFGS-B (bounded) where it does not. Either
+        # way the answer ends with Newton steps: L-BFGS-B stops at a gradient tolerance, so its answer would move by ~1e-8
+        # with a rounding-level change of the counts (the order in which partitions are added); Newton's does not
+        theta = newton(x0, _NEWTON_STEPS, 2.0)
+        if theta is None:
+            result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
+            theta = np.where(free, result.x, x0)
+            polished = newton(theta, 3, 1e-3)
+            theta = theta if polished is None else polished
         for t, name in enumerate(baselines):
             if free[t]:
                 new[name] = float(special.expit(theta[t]))
