@@ -379,7 +379,7 @@ def _flat(stats) -> np.ndarray:
 
 @pytest.mark.parametrize("model", [MODEL, TRUE, pfb.Model(_small_spec(3))], ids=["shipped", "moved", "small"])
 def test_the_e_step_equals_row_copies_and_the_joint_of_the_causes(model):
-    from em_reference import reference_statistics
+    from oracles import reference_statistics
 
     if "time_since_surgery" in model.spec.variables:
         cases = hide(hide(TRUE.simulate(150, seed=21), model.causes, 0.5, seed=23), list(model.spec.variables), 0.3, seed=24)
@@ -392,7 +392,7 @@ def test_the_e_step_equals_row_copies_and_the_joint_of_the_causes(model):
 
 
 def test_a_run_equals_the_run_with_the_old_e_step(monkeypatch):
-    from em_reference import reference_statistics
+    from oracles import reference_statistics
 
     cases = hide(TRUE.simulate(120, seed=31), ["smoker", "diabetes", "onset", *MODEL.causes[:3]], 0.4, seed=32)
     with pytest.warns(pfb.ConvergenceWarning):
