@@ -102,8 +102,10 @@ family, with the expected counts:
   ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
   non-reference state) by
   ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
-  baselines and the normal priors on the log odds ratios; without odds ratios
-  it is the closed form above. Log odds are kept within +-30.
+  baselines and the normal priors on the log odds ratios, solved by Newton's
+  method from the previous values (L-BFGS-B, bounded, where Newton's steps are
+  too long); without odds ratios it is the closed form above. Log odds are
+  kept within +-30.
 
 Acceleration (SQUAREM)
 ----------------------
@@ -120,7 +122,7 @@ decreases. ``max_iterations`` counts EM maps (three per SQUAREM cycle);
 ``acceleration=None`` is plain EM. On the shipped model, ``model.simulate(2000,
 seed=0)`` with ``smoker`` and ``diabetes`` each unrecorded in 40% of the rows
 (``rng = np.random.default_rng(1)``, one ``rng.random(2000) < 0.4`` per column,
-in that order) converges with the defaults in 14 EM maps, 4-11 s on the
+in that order) converges with the defaults in 14 EM maps, 3-4 s on the
 2-core development machine under load (plain EM: 26 maps).
 
 A case in which neither a variable nor any of its descendants was recorded
