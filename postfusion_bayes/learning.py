@@ -100,11 +100,10 @@ family, with the expected counts:
 * a cause's baselines (per time window) and odds ratios: a penalised logistic
   fit (``logit P = logit baseline[t] + sum log OR_j x_j``, one indicator
   ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
-  non-reference state) by
-  ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
-  baselines and the normal priors on the log odds ratios, solved by Newton's
-  method from the previous values (L-BFGS-B, bounded, where Newton's steps are
-  too long); without odds ratios it is the closed form above. Log odds are
+  non-reference state), with the Beta pseudo-counts on the baselines and the
+  normal priors on the log odds ratios, solved by Newton's method from the
+  previous values (``scipy.optimize.minimize``'s L-BFGS-B, bounded, then
+  Newton, where Newton's steps are too long); without odds ratios it is the closed form above. Log odds are
   kept within +-30.
 
 Acceleration (SQUAREM)
