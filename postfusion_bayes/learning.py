@@ -115,8 +115,8 @@ map ``F`` is accelerated by SQUAREM (Varadhan and Roland 2008, Scand J Stat
 point ``x0 - 2 alpha r + alpha**2 v``, with odds ratios on the log scale; a
 probability that leaves (0, 1) is put back 1e-9 inside, and every distribution
 rescaled onto the simplex. One EM map from that point follows; if the log
-posterior there is below that at ``x1`` the point is dropped and EM goes on
-from ``x2`` (the monotone fallback to plain EM), so the log posterior never
+posterior there is below that at ``x1``, or some case is impossible there, the
+point is dropped and EM goes on from ``x2`` (the monotone fallback to plain EM), so the log posterior never
 decreases. ``max_iterations`` counts EM maps (three per SQUAREM cycle);
 ``acceleration=None`` is plain EM. On the shipped model, ``model.simulate(2000,
 seed=0)`` with ``smoker`` and ``diabetes`` each unrecorded in 40% of the rows
@@ -840,7 +840,11 @@ class _EM:
             values = v2
             if point is None or maps >= max_iterations:
                 continue
-            v3, cases3, objective_point, change3 = step(point)
+            try:
+                v3, cases3, objective_point, change3 = step(point)
+            except EvidenceError:  # some case impossible at the extrapolated point (a probability pushed to its bound): plain EM
+                maps += 1
+                continue
             if not objective_point >= objective1:  # monotone: the extrapolated point must not be worse than the EM iterate before it
                 continue  # plain EM: go on from the second iterate
             trace.append(objective_point)

@@ -458,3 +458,15 @@ def test_sixteen_causes_learn_without_the_joint_of_the_causes():
     report = learned.learning_report
     assert report.iterations <= 6 and np.all(np.diff(report.log_posterior) >= -1e-9 * abs(report.log_posterior[0]))
     assert learned.spec.parameters["context.smoker.prevalence"].cases == 40
+
+
+def test_an_extrapolated_point_where_a_case_is_impossible_falls_back_to_plain_em():
+    # strength 0 drives a leak to 0; the SQUAREM point of the fifth EM map then makes three cases impossible (found by hypothesis)
+    model = pfb.Model(_small_spec(1))
+    cases = hide(model.simulate(15, seed=1), list(model.spec.variables), 0.25, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pfb.ConvergenceWarning)
+        learned = model.update_with_cases(cases, strength=0.0, max_iterations=15)
+    report = learned.learning_report
+    assert report.iterations == 15 and len(report.log_posterior) < 15  # the dropped points leave no trace
+    assert np.all(np.diff(report.log_posterior) >= -1e-9 * np.abs(report.log_posterior[:-1]))
