@@ -165,3 +165,121 @@ def test_bad_arguments():
     t = NetworkTables({"a": ("no", "yes"), "b": ("no", "yes")}, {"a": (), "b": ("a",)}, {"a": np.array([0.5, 0.5]), "b": np.array([[0.9, 0.1], [0.2, 0.8]])})
     with pytest.raises(NetworkError, match="layered network"):
         expected_counts(compile_network(t), {"b": np.array([1])}, 1)
+
+
+# ----------------------------------------------------------------------------------------------- the fast factorised E-step
+
+
+def assert_same(a, b, tol=1e-9):
+    """Two Expectations agree (posteriors to ``tol`` absolute, log-evidence and counts relatively)."""
+    np.testing.assert_allclose(a.log_evidence, b.log_evidence, rtol=tol, atol=0)
+    np.testing.assert_allclose(a.causes, b.causes, rtol=0, atol=tol)
+    for r in b.roots:
+        np.testing.assert_allclose(a.roots[r], b.roots[r], rtol=0, atol=tol)
+    for m in b.families:
+        np.testing.assert_allclose(a.families[m][0], b.families[m][0], rtol=0, atol=tol)
+        np.testing.assert_allclose(a.families[m][1], b.families[m][1], rtol=0, atol=tol)
+    assert set(a.fired) == set(b.fired)
+    for f in b.fired:
+        assert a.fired[f][0] == pytest.approx(b.fired[f][0], rel=tol, abs=tol)
+        np.testing.assert_allclose(a.fired[f][1], b.fired[f][1], rtol=tol, atol=tol)
+    assert set(a.shares) == set(b.shares)
+    for f in b.shares:
+        np.testing.assert_allclose(a.shares[f], b.shares[f], rtol=tol, atol=tol)
+
+
+def one_query_per_finding(monkeypatch):
+    """Make the factorised sums never bring the activations along: the former path, one query per positive finding."""
+    from postfusion_bayes.engine import _noisy_or
+
+    monkeypatch.setattr(_noisy_or, "_enumeration_activation_bytes", lambda n, m: 2**62)
+
+
+def no_closed_form(monkeypatch):
+    """Send the cells whose causes are all observed to the factorised sums too."""
+    from postfusion_bayes.engine import expected
+
+    monkeypatch.setattr(expected, "_complete", lambda cause_lik: np.zeros(cause_lik.shape[0], dtype=bool))
+
+
+def count_queries(monkeypatch) -> list:
+    from postfusion_bayes.engine import _noisy_or
+
+    calls: list = []
+    original = _noisy_or.factorised_query
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append(result.method)
+        return result
+
+    monkeypatch.setattr(_noisy_or, "factorised_query", counted)
+    return calls
+
+
+def many_positives(model: pfb.Model, n: int, seed: int, positives: int, hide_causes: bool) -> dict[str, np.ndarray]:
+    """Simulate cases with ``positives`` findings yes and the others no, smoker unrecorded in some rows, red flags unrecorded."""
+    frame = model.simulate(n, seed=seed).astype(object)
+    roles = model.variables.set_index("name")["role"]
+    onset = model.spec.onset.variable
+    findings = [v for v, r in roles.items() if r == "finding" and v != onset]
+    rng = np.random.default_rng(seed)
+    for v, r in roles.items():
+        if r == "red_flag" or (hide_causes and r == "cause"):
+            frame[v] = None
+    for i in range(n):
+        yes = set(rng.choice(findings, size=positives, replace=False))
+        for f in findings:
+            frame.iloc[i, frame.columns.get_loc(f)] = "yes" if f in yes else "no"
+    frame["smoker"] = frame["smoker"].mask(rng.random(n) < 0.5)
+    return {v: c for v, c in frame_codes(model.spec, frame).items() if (c >= 0).any()}
+
+
+@pytest.fixture(scope="module")
+def sixteen_causes() -> pfb.Model:
+    from large_models import extended_spec
+
+    model = pfb.Model(extended_spec(8))
+    assert (model.variables["role"] == "cause").sum() == 16
+    return model
+
+
+def test_activations_in_one_pass_equal_one_query_per_finding_at_16_causes(sixteen_causes, monkeypatch):
+    network = sixteen_causes.network
+    codes = many_positives(sixteen_causes, 4, seed=11, positives=12, hide_causes=True)
+    calls = count_queries(monkeypatch)
+    fast = expected_counts(network, codes, 4, method="factorised")
+    assert calls == ["enumeration"]  # the cause marginals, every activation and the onset's owners in one query
+    with monkeypatch.context() as patch:
+        one_query_per_finding(patch)
+        slow = expected_counts(network, codes, 4, method="factorised")
+    assert len(calls) > 3  # (the former path: one more query per positive finding, and the onset's)
+    assert_same(fast, slow)
+    assert sum(a for a, _ in fast.fired.values()) > 0 and fast.shares["onset"].sum() == pytest.approx(4, rel=1e-12)
+
+
+def test_cases_with_every_cause_recorded_take_the_closed_form_at_16_causes(sixteen_causes, monkeypatch):
+    network = sixteen_causes.network
+    codes = many_positives(sixteen_causes, 6, seed=12, positives=12, hide_causes=False)
+    calls = count_queries(monkeypatch)
+    closed = expected_counts(network, codes, 6, method="factorised")
+    assert calls == []
+    with monkeypatch.context() as patch:
+        no_closed_form(patch)
+        enumerated = expected_counts(network, codes, 6, method="factorised")
+        one_query_per_finding(patch)
+        former = expected_counts(network, codes, 6, method="factorised")
+    assert_same(closed, enumerated)
+    assert_same(closed, former)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("path", ["one query per finding", "no closed form", "neither"])
+def test_every_factorised_path_equals_the_full_joint(seed, path, monkeypatch):
+    if path in ("one query per finding", "neither"):
+        one_query_per_finding(monkeypatch)
+    if path in ("no closed form", "neither"):
+        no_closed_form(monkeypatch)
+    model = small_model(seed, categorical=3 if seed == 2 else 0)
+    codes = cases_codes(model, 25, seed, missing=0.4)
+    assert_equal(expected_counts(model.network, codes, 25, method="factorised"), by_enumeration(model.network, codes, 25))

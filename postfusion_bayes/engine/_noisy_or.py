@@ -217,6 +217,18 @@ class FactorisedResult:
         The methods that produced the rows, joined by ``+`` in the order of
         :data:`METHODS` (e.g. ``"quickscore"`` or ``"quickscore+enumeration"``);
         ``"none"`` when every row is impossible.
+    activated : array of bool, shape (P, B), or None
+        With ``activations=True``: the rows whose activations below were
+        computed (by the enumeration, in the same pass); the caller computes
+        the others another way. None otherwise.
+    fired : array, shape (P, B, F, 1 + n), or None
+        Per binary finding, E[its leak fired | e] then E[cause i's link fired
+        | e] (Diez 1993), in activated rows; 0 for findings not expanded
+        (unobserved or observed "no": nothing fires, or nothing to count) and
+        in other rows.
+    owners : array, shape (P, B, n + 1), or None
+        P(cause i set the observed mixture's value | e) (0 for non-parents),
+        then the leak's, in activated rows with a mixture observed; else 0.
     """
 
     cause_posterior: np.ndarray
@@ -224,6 +236,9 @@ class FactorisedResult:
     log_evidence: np.ndarray
     finding_posterior: np.ndarray
     method: str
+    activated: np.ndarray | None = None
+    fired: np.ndarray | None = None
+    owners: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -712,6 +727,10 @@ class _Sums:
     sigma: np.ndarray
     mag: np.ndarray | None = None
     gamma_ld: np.ndarray | None = None
+    #: (C, m (1 + n) + n + 1), when asked of the enumeration: the activations of each expanded finding (its
+    #: leak, then each cause's link) and the mixture's owners (each cause, then the leak), with their errors
+    extra: np.ndarray | None = None
+    extra_err: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------------------- Quickscore
@@ -1221,7 +1240,25 @@ def _enumeration_bytes(n: int, m: int, K: int, npr: int) -> int:
     return 8 * (3 * 2**n + half * (4 * K + 6 * (m + npr) + K * (1 + npr) * 3 + 8)) + 4096
 
 
-def _enumerate(d: _Block) -> _Sums:
+def _enumeration_activation_bytes(n: int, m: int) -> int:
+    """Extra working memory per cell of :func:`_enumerate` with the activations."""
+    half = 2 ** ((n + 1) // 2)
+    return 8 * (3 * 2**n + half * 8 + m * (n + 1)) + 1024
+
+
+def _enumerate(d: _Block, activations: bool = False) -> _Sums:
+    """Sum over all ``2**n`` cause configurations, as the outer product of two halves.
+
+    With ``activations``, also the expected activations of the hidden "fired" indicators (Diez 1993) of
+    every expanded finding ``f`` (likelihood ``(a_no, a_yes)``, ``phi_f(C)`` its factor):
+    P(leak fired, e) = ``a_yes leak_f sum_C P(C, e) / phi_f(C)`` and P(link i fired, e) = ``a_yes
+    link_fi sum_{C with i} P(C, e) / phi_f(C)`` (``P(C, e) / phi_f(C)`` is P(C, e without f); where
+    ``phi_f(C) = 0`` nothing can fire: ``a_yes link_fi <= phi_f(C)``), and the share of each owner of
+    the mixture: P(parent j set its value, e) = ``sum_{C with j} P(C, e) v_j / s(C)``, ``s(C)`` the sum
+    of ``v`` over the present parents, and the leak's ``sum_{C without parents} P(C, e)``. Only
+    divisions and sums of non-negative numbers: the same relative error as the other outputs, no
+    query per finding.
+    """
     W, A, B, sigma = _scaled(d)
     C, K, n = A.shape
     m = d.LE.shape[1]
@@ -1257,6 +1294,8 @@ def _enumerate(d: _Block) -> _Sums:
         empty_hi = np.flatnonzero(_bits(n - nlo) @ member[hi].astype(float) == 0)
         tmp[:, empty_lo[:, None], empty_hi[None, :]] = d.mix.L[:, None, None]
         lik *= tmp
+        if activations:
+            mix_factor, mix_inverse, mix_empty = tmp.copy(), inverse, (empty_lo, empty_hi)
     # sums: Y[c, lo, k] = sum_hi lik w_hi_k ; V[c, lo, k, f] = sum_hi lik w_hi_k r_hi_f
     cols = [w_hi]
     if npr:
@@ -1280,7 +1319,40 @@ def _enumerate(d: _Block) -> _Sums:
     floor = 2.0**n * K * (n + m + npr + 10) * (m + 2) * _UNDERFLOW_ULP
     relative = _gamma((m + 2) * (2 * n + 8) + Lo + Hi + K + 30, np.float64) + d.input_error
     values = np.concatenate([total[:, None], roots, num, pred], axis=1)
-    return _Sums(values, floor + values * relative[:, None], sigma)
+    if not activations:
+        return _Sums(values, floor + values * relative[:, None], sigma)
+
+    def spread(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """sum_C P-weights X(C) over all configurations (C,) and over those with each cause present (C, n)."""
+        lo_w = np.einsum("ckl,clk->cl", Wlo, np.matmul(X, w_hi.transpose(0, 2, 1)))
+        hi_w = (np.matmul(Wlo, X) * w_hi).sum(axis=1)
+        return lo_w.sum(axis=1), np.concatenate([lo_w @ _bits(nlo), hi_w @ _bits(n - nlo)], axis=1)
+
+    extra = np.zeros((C, m * (1 + n) + n + 1))
+    ratio = np.empty_like(lik)
+    for j in range(m):
+        # finding j's factor (as in the product above), and P(C, e) / factor where it is positive
+        np.multiply(q_lo[:, j, :, None], beta[:, j, None, :], out=tmp)
+        tmp += alpha[:, j, :, None]
+        ratio.fill(0.0)
+        np.divide(lik, tmp, out=ratio, where=tmp > 0)
+        whole, present = spread(ratio)
+        extra[:, j * (1 + n)] = d.aY[:, j] * d.leakE[:, j] * whole
+        extra[:, j * (1 + n) + 1 : (j + 1) * (1 + n)] = d.aY[:, j, None] * d.LE[:, j] * present
+    if d.mix is not None:
+        # P(C, e) / s(C) = P(C, e) / (factor * count); the leak owns the configurations without parents
+        ratio.fill(0.0)
+        np.divide(lik, mix_factor, out=ratio, where=mix_factor > 0)
+        ratio *= mix_inverse
+        _, present = spread(ratio)
+        extra[:, m * (1 + n) : m * (1 + n) + n] = d.mix.v * present
+        empty_lo, empty_hi = mix_empty
+        extra[:, -1] = np.einsum("ckl,clk->c", Wlo[:, :, empty_lo], np.matmul(lik[:, empty_lo][:, :, empty_hi], w_hi[:, :, empty_hi].transpose(0, 2, 1)))
+    # each value is a sum over the configurations of the products above times at most four more roundings (the
+    # factor, the division, the likelihood and link or v); a configuration's underflow error is not magnified, as
+    # a_yes link <= the factor and v_j <= s(C)
+    extra_relative = _gamma((m + 2) * (2 * n + 8) + Lo + Hi + K + 40, np.float64) + d.input_error
+    return _Sums(values, floor + values * relative[:, None], sigma, extra=extra, extra_err=4 * floor + extra * extra_relative[:, None])
 
 
 def _sum_table(v: np.ndarray) -> np.ndarray:
@@ -1513,6 +1585,7 @@ def factorised_query(
     tolerance=5e-10,
     methods=METHODS,
     checked=False,
+    activations=False,
 ) -> FactorisedResult:
     """Exact posteriors of a layered noisy-OR network at a cost that grows with the positive findings.
 
@@ -1551,6 +1624,12 @@ def factorised_query(
         ``links``, the mixtures' parents, distributions and leaks) come from
         tables already checked (a compiled network's): their checks are
         skipped. The evidence is checked either way.
+    activations : bool, default False
+        Also the expected activations of the findings' hidden "fired"
+        indicators and the mixture owners' shares (what an EM step needs),
+        where the enumeration is used and cheaper than one query per
+        expanded finding (see ``FactorisedResult.activated``); only without
+        ``predict``.
 
     Returns
     -------
@@ -1589,12 +1668,17 @@ def factorised_query(
         raise ArgumentError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
     with np.errstate(all="ignore"):
         problem = _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked)
-        return _query(problem, max_bytes, tolerance, methods)
+        if activations and problem.predict.size:
+            raise ArgumentError("activations are computed only without predictions (predict must be empty)")
+        return _query(problem, max_bytes, tolerance, methods, bool(activations))
 
 
-def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str]) -> FactorisedResult:
+def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str], activations: bool = False) -> FactorisedResult:
     P, B, K, n = prob.P, prob.B, prob.K, prob.n
     npr = prob.predict.size
+    activated = np.zeros((P, B), dtype=bool) if activations else None
+    fired = np.zeros((P, B, prob.F, 1 + n)) if activations else None
+    owners = np.zeros((P, B, n + 1)) if activations else None
     cause_post = np.empty((P, B, n))
     root_post = np.empty((P, B, K))
     log_ev = np.empty((P, B))
@@ -1642,6 +1726,24 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         if not dead.all():
             used.add(method)
 
+    def store_activations(index: np.ndarray, block: _Block, sums: _Sums, values: np.ndarray, impossible: np.ndarray, ok: np.ndarray) -> None:
+        """Keep the activations of the accepted, possible rows whose activations meet the tolerance (relative to P(e))."""
+        assert activated is not None and fired is not None and owners is not None and sums.extra is not None and sums.extra_err is not None
+        good = ok & ~impossible & (sums.extra_err <= tolerance * np.abs(values[:, :1])).all(axis=1) & (values[:, 0] > 0)
+        if not good.any():
+            return
+        rows = np.flatnonzero(good)
+        p, b = (np.zeros(rows.size, np.intp), np.zeros(rows.size, np.intp)) if P * B == 1 else (cp[index[rows]], cb[index[rows]])
+        post = sums.extra[rows] / values[rows, :1]
+        m = block.LE.shape[1]
+        if m:
+            fb = b if prob.expanded.shape[0] > 1 else np.zeros(rows.size, np.intp)
+            eidx = np.nonzero(prob.expanded[fb])[1].reshape(rows.size, m)
+            fired[p[:, None], b[:, None], eidx] = post[:, : m * (1 + n)].reshape(rows.size, m, 1 + n)
+        if block.mix is not None:
+            owners[p, b] = post[:, m * (1 + n) :]
+        activated[p, b] = True
+
     for m in groups:
         m = int(m)
         group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
@@ -1673,6 +1775,16 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
         first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
         first = first or cheapest(("quickscore", "quickscore-telescoped", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
+        # the activations come with the enumeration; otherwise the caller makes one more query per expanded finding
+        # (and one with a parameter set per mixture owner): take the enumeration when that is cheaper
+        with_activations = False
+        if activations and "enumeration" in methods and need["enumeration"] + _enumeration_activation_bytes(n, m) <= max_bytes:
+            owners_sets = int(prob.mixture.member.sum()) + 1 if prob.mixture is not None else 0
+            enumerating = plan.seconds("enumeration", group.size) * (2 + 0.8 * m + (0.8 if prob.mixture is not None else 0))
+            querying = plan.seconds(first, group.size) * (1 + m) + plan.seconds(first, group.size) * owners_sets if first is not None else math.inf
+            with_activations = first == "enumeration" or enumerating < querying
+            if with_activations:
+                first = "enumeration"
         if first is None:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
@@ -1690,7 +1802,8 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                     f"(n = {n} causes, m = {m} expanded findings; the cancellation-free methods need per row: {sizes})",
                 )
             # chunks within the budget, and small enough for the working arrays to stay in cache
-            chunk = max(1, min(max_bytes // need[method], _CACHE_BYTES // plan.array[method]))
+            extra_need = _enumeration_activation_bytes(n, m) if with_activations and method == "enumeration" else 0
+            chunk = max(1, min(max_bytes // (need[method] + extra_need), _CACHE_BYTES // plan.array[method]))
             failed_parts: list[np.ndarray] = []
             hope_parts: list[np.ndarray] = []
             workspace = _Workspace()
@@ -1712,10 +1825,12 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 elif method == "subset-dp":
                     sums = _subset_dp(block)
                 elif method == "enumeration":
-                    sums = _enumerate(block)
+                    sums = _enumerate(block, activations=with_activations)
                 else:
                     sums = _enumerate_log(block)
                 ok, impossible, ld_hope, values = _judge(block, sums, tolerance, ld_allowed)
+                if sums.extra is not None:
+                    store_activations(index, block, sums, values, impossible, ok)
                 if ok.all():
                     store(index, block, values, impossible, sums.sigma, method)
                     continue
@@ -1754,4 +1869,4 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 queue.append((None, failed, None))
             queue = [(name, rows, h) for name, rows, h in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
-    return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)
+    return FactorisedResult(cause_post, root_post, log_ev, pred_post, method, activated, fired, owners)

@@ -319,14 +319,22 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     budget = network.memory_budget
     evidence = EncodedEvidence.from_codes(network.states, codes, C)
     lam = evidence.dense({v: tables.cardinality(v) for v in evidence.names})
-    factors = _Factors.build(tables, network._layers, {v: tables.cpd(v) for v in tables.variables}, lam)
-    n = len(factors.mid_index)
-    weight = factors.root_weight(lam, C)  # (1, C, K): one positive column per cell
-    cgr = factors.cause_given_root
+    _, roots, middle, _ = network._layers
+    n = len(middle)
     cause_lik = np.ones((C, n, 2))
-    for m, i in factors.mid_index.items():
+    for i, m in enumerate(middle):
         if m in lam:
             cause_lik[:, i] = lam[m]
+    # cells with every cause observed are products (closed form); the others go to the factorised sums, which
+    # bring the activations along where they enumerate the causes
+    complete = _complete(cause_lik)
+    rest = np.flatnonzero(~complete)
+    cpds = {v: tables.cpd(v) for v in tables.variables}
+    # the factorised sums keep the root configurations their cells allow (all of them would make the root weights
+    # (cells, configurations) large); the closed form reads each cell's own
+    factors = _Factors.build(tables, network._layers, cpds, {v: x[rest] for v, x in lam.items()} if rest.size else None)
+    weight = factors.root_weight({v: x[rest] for v, x in lam.items()}, rest.size) if rest.size else None  # (1, rest, K)
+    cgr = factors.cause_given_root
     noisy = [f for f in factors.noisy if f in lam]
     columns = [factors.noisy_index[f] for f in noisy]
     leak, links = factors.leak[:, columns], factors.links[:, columns, :]
@@ -338,15 +346,35 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
         raise NetworkError(f"expected counts: at most one mixture leaf may be observed, got {seen_mixtures}")
     mixtures = [MixtureTerm(factors.mixtures[f][0], factors.mixtures[f][1], factors.mixtures[f][2], lam[f]) for f in seen_mixtures]
 
-    def query(rows, f_lik, mix):
-        return factorised_query(weight[:, rows], cgr, cause_lik[rows], leak, links, f_lik, mix, max_bytes=budget, checked=True)
+    def query(rows, f_lik, mix, activations=False):
+        """Answer some cells of ``rest`` by the factorised sums."""
+        assert weight is not None
+        return factorised_query(weight[:, np.searchsorted(rest, rows)], cgr, cause_lik[rows], leak, links, f_lik, mix, max_bytes=budget, checked=True, activations=activations)
 
-    everything = np.arange(C)
-    base = query(everything, finding_lik, mixtures)
-    log_ev = base.log_evidence[0]
+    F = len(noisy)
+    log_ev = np.full(C, -np.inf)
+    causes = np.zeros((C, n))
+    activations = np.zeros((C, F, 1 + n))
+    owned = np.zeros((C, n + 1))
+    done = np.zeros(C, dtype=bool)
+    if complete.any():
+        cells = np.flatnonzero(complete)
+        mix = [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[cells]) for m in mixtures]
+        w, p = _cell_roots(tables, network._layers, cpds, {v: x[cells] for v, x in lam.items()}, cells.size)
+        log_ev[cells], causes[cells], activations[cells], owned[cells] = _complete_cells(w, p, cause_lik[cells], leak[0], links[0], finding_lik[cells], mix)
+        done[cells] = True
+    if rest.size:
+        base = query(rest, finding_lik[rest], [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[rest]) for m in mixtures], activations=True)
+        assert base.activated is not None and base.fired is not None and base.owners is not None
+        log_ev[rest] = base.log_evidence[0]
+        causes[rest] = base.cause_posterior[0]
+        activations[rest] = base.fired[0]
+        owned[rest] = base.owners[0]
+        done[rest] = base.activated[0]
     alive = np.isfinite(log_ev)
-    causes = np.where(alive[:, None], base.cause_posterior[0], 0.0)
-    positive = np.argwhere(alive[:, None] & (finding_lik[:, :, 0] == 0) & (finding_lik[:, :, 1] > 0))  # (pairs, [cell, leaf])
+    causes = np.where(alive[:, None], causes, 0.0)
+    # the cells whose activations are not known yet: one more query per positive leaf, with that leaf unobserved
+    positive = np.argwhere(alive[:, None] & ~done[:, None] & (finding_lik[:, :, 0] == 0) & (finding_lik[:, :, 1] > 0))  # (pairs, [cell, leaf])
     if positive.size:
         rows, which = positive[:, 0], positive[:, 1]
         f_lik = finding_lik[rows].copy()
@@ -354,12 +382,17 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
         without = query(rows, f_lik, [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[rows]) for m in mixtures])
         scale = _ratio(without.log_evidence[0], log_ev[rows])  # P(e without f) / P(e)
         present = np.nan_to_num(without.cause_posterior[0]) * scale[:, None]
+    direct = np.flatnonzero(alive & done)
     split = {}
     for f, term in zip(seen_mixtures, mixtures, strict=True):
         parent_index, dists, mleak = factors.mixtures[f]
         k = len(parent_index)
         out = np.zeros((C, k + 1))
-        seen = np.flatnonzero(alive & (codes[f] >= 0))
+        observed = alive & (codes[f] >= 0)
+        got = np.flatnonzero(observed & done)
+        out[got, :k] = owned[got][:, parent_index]
+        out[got, k] = owned[got, -1]
+        seen = np.flatnonzero(observed & ~done)
         if seen.size:
             alone = np.zeros((k + 1, k, dists.shape[2]))  # parameter set j: only parent j's distribution; the last: only the leak
             alone[np.arange(k), np.arange(k)] = dists[0]
@@ -374,14 +407,86 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
         for j, f in enumerate(noisy):
             parents = [factors.mid_index[p] for p in tables.parents[f]]
             a, b = 0.0, np.zeros(len(parents))
+            if direct.size:
+                w = weight[direct] * (finding_lik[direct, j, 0] == 0)  # (hard evidence: every expanded leaf is a positive one)
+                a = float(w @ activations[direct, j, 0])
+                b = w @ activations[direct, j, 1:][:, parents]
             if positive.size:
                 here = which == j
                 w = weight[rows[here]]
-                a = float(leak[0, j] * (w @ scale[here]))
-                b = links[0, j, parents] * (w @ present[here][:, parents])
+                a += float(leak[0, j] * (w @ scale[here]))
+                b = b + links[0, j, parents] * (w @ present[here][:, parents])
             fired[f] = (a, b)
         shares = {f: (out * weight[:, None]).T @ (codes[f][:, None] == np.arange(S)[None, :]) for f, (out, S) in split.items()}
         return fired, shares
 
     log_total = network._add_isolated(log_ev[None], evidence)[0]
     return {"log_evidence": log_total, "causes": causes, "sums": sums}
+
+
+def _complete(cause_lik: np.ndarray) -> np.ndarray:
+    """Which cells have every cause observed (a likelihood zero in one state): those take the closed form."""
+    return (cause_lik == 0).any(axis=2).all(axis=1)
+
+
+def _cell_roots(tables, layers, cpds, lam, D: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's root weight (prior times evidence of its roots, all observed) and P(cause present | its roots), ``(D,)`` and ``(D, n)``."""
+    factors = _Factors.build(tables, layers, cpds)  # every root configuration, in row-major order
+    roots = layers[1]
+    if roots:
+        cards = [tables.cardinality(r) for r in roots]
+        state = [lam[r].argmax(axis=1) if r in lam else np.zeros(D, np.intp) for r in roots]
+        k = np.ravel_multi_index(state, cards)
+    else:
+        k = np.zeros(D, np.intp)
+    w = factors.root_prior[0, k].copy()
+    for r, s in zip(roots, state if roots else [], strict=True):
+        if r in lam:
+            w *= lam[r][np.arange(D), s]
+    return w, factors.cause_given_root[0, k]
+
+
+def _complete_cells(w, p, cause_lik, leak, links, finding_lik, mixtures):
+    """Return log P(e), cause marginals, activations and mixture owners of cells whose causes are all observed.
+
+    Every cause's state is known (``cause_lik`` zero in the other), so P(e) is a product and each
+    expectation a ratio: E[leak of f fired | e] = ``a_yes leak_f / phi_f(C)``, E[link i fired | e] = ``a_yes
+    link_fi / phi_f(C)`` for i present, with ``phi_f = a_no q_f + a_yes (1 - q_f)`` the finding's factor
+    (``1 - q_f`` as ``-expm1(log q_f)``, no cancellation), and the mixture's value set by present parent
+    ``j`` with probability ``v_j / sum of v over the present parents`` (by the leak when none is
+    present). Arrays: per cell ``w (D,)`` the root weight, ``p (D, n)`` P(cause present | roots),
+    ``cause_lik (D, n, 2)`` and ``finding_lik (D, F, 2)``; ``leak (F,)``, ``links (F, n)``.
+    """
+    D, n = cause_lik.shape[0], cause_lik.shape[1]
+    present = cause_lik[:, :, 0] == 0  # (a cause whose likelihood is zero in both states makes the cell impossible below)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ev = np.log(w)
+        log_ev = log_ev + np.where(present, np.log(p), np.log1p(-p)).sum(axis=1)
+        log_ev = log_ev + np.log(np.where(present, cause_lik[:, :, 1], cause_lik[:, :, 0])).sum(axis=1)
+        log1m = np.log1p(-links)  # (F, n); -inf where a link is 1
+        log_q = np.log1p(-leak)[None, :] + np.where(present[:, None, :], log1m[None], 0.0).sum(axis=2)  # (D, F)
+        q, r = np.exp(log_q), -np.expm1(log_q)
+        factor = finding_lik[:, :, 0] * q + finding_lik[:, :, 1] * r
+        log_ev = log_ev + np.log(factor).sum(axis=1)
+        share = finding_lik[:, :, 1] / factor  # (D, F): a_yes / phi_f(C)
+    share = np.where(factor > 0, share, 0.0)
+    fired = np.empty((D, leak.size, 1 + n))
+    fired[:, :, 0] = share * leak[None, :]
+    fired[:, :, 1:] = share[:, :, None] * links[None] * present[:, None, :]
+    owners = np.zeros((D, n + 1))
+    for term in mixtures:
+        parents = np.asarray(term.parents)
+        v = term.likelihood @ term.distributions[0].T  # (D, k): each parent's distribution dotted with the likelihood
+        L = term.likelihood @ term.leak[0]  # (D,)
+        on = present[:, parents]
+        count = on.sum(axis=1)
+        total = (v * on).sum(axis=1)
+        mix_factor = np.where(count > 0, total / np.maximum(count, 1), L)
+        with np.errstate(divide="ignore"):
+            log_ev = log_ev + np.log(mix_factor)
+        owners[:, parents] = np.divide(v * on, total[:, None], out=np.zeros_like(v), where=total[:, None] > 0)
+        owners[:, n] = (count == 0) & (L > 0)
+    alive = np.isfinite(log_ev) & ~(cause_lik == 0).all(axis=2).any(axis=1)
+    log_ev = np.where(alive, log_ev, -np.inf)
+    live = alive[:, None]
+    return log_ev, np.where(live, present, False).astype(float), np.where(live[:, :, None], fired, 0.0), np.where(live, owners, 0.0)
