@@ -111,7 +111,12 @@ Cancellation and the choice of method
         configuration costs a few multiply-adds per expanded finding;
         P(f = yes | C) is built as ``1 - q`` without subtracting
         (``r(C + i) = r(C) + q(C) link_i``). The method for many positive
-        findings among up to about twenty causes.
+        findings among up to about twenty causes. With ``activations`` (for
+        an EM step) it also sums ``P(C, e) / factor_f(C)`` per expanded
+        finding (the hidden "fired" indicators' expectations) and the
+        mixture owners' shares in the same pass, instead of one query per
+        finding; it is then taken when it fits and is cheaper than those
+        queries.
     ``enumeration-log``
         the same in log space, for the rare rows whose numbers underflow.
 

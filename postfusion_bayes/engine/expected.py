@@ -13,12 +13,21 @@ is answered by one of two exact methods:
     posterior of the middle nodes per cell, from which every count below is
     read (``2**n`` numbers per cell, held only for a block of cells).
 ``"factorised"``
-    Any size (the factorised sums of :mod:`._noisy_or`: Quickscore over the
-    positive findings, never the ``2**n`` configurations): the cause
-    marginals of the cell; for each noisy-OR leaf ``f`` observed yes, the
-    expected activations of its hidden "fired" indicators (Diez 1993;
-    Vomlel): P(link ``i`` fired, e) = ``link_fi`` P(i present, e without f)
-    and P(leak fired, e) = ``leak_f`` P(e without f), one more factorised
+    Any size, never the joint of the middle nodes. A cell whose middle nodes
+    are all observed (a confirmed case) is a product, read in closed form:
+    P(leak of ``f`` fired, e) / P(e) = ``leak_f / P(f yes | C)``, P(link ``i``
+    fired, e) / P(e) = ``link_fi / P(f yes | C)`` for ``i`` present (Diez 1993;
+    Vomlel), and the mixture's value set by present parent ``j`` with
+    probability ``d_j(s) / sum of d_i(s) over the present parents`` (by the
+    leak when none is present). The other cells go to the factorised sums of
+    :mod:`._noisy_or`: the cause marginals and, where those enumerate the
+    causes (up to about twenty, when that is cheaper than what follows), the
+    activations and the mixture owners in the same pass, each a sum of
+    ``P(C, e) / factor_f(C)``, as P(C, e without f) is P(C, e) divided by
+    ``f``'s factor. Otherwise (Quickscore, the dynamic programme; or more
+    causes than the budget enumerates): for each noisy-OR leaf ``f``
+    observed yes, P(link ``i`` fired, e) = ``link_fi`` P(i present, e without
+    f) and P(leak fired, e) = ``leak_f`` P(e without f), one more factorised
     query per positive leaf with that leaf unobserved (nothing fires where
     ``f`` is observed no); for an observed mixture leaf with value ``s``,
     P(parent ``j`` set it, e) = ``d_j(s) E[[j present] / k; e without the leaf]``
@@ -147,13 +156,14 @@ def expected_counts(network: CompiledNetwork, codes: Mapping[str, np.ndarray], n
         raise NetworkError("enumeration needs a network whose middle configurations the compiled network enumerates (it has no layered plan)")
     enumerate_ = plan is not None and method != "factorised"
     tables = network.tables
-    _, roots, middle, _ = network._layers
+    _, roots, middle, leaves = network._layers
     n = len(middle)
     codes = {v: np.asarray(c) for v, c in codes.items()}
     cards = [tables.cardinality(r) for r in roots]
     missing = np.stack([codes[r] < 0 if r in codes else np.ones(n_rows, bool) for r in roots], axis=1) if roots else np.zeros((n_rows, 0), bool)
     completions = np.prod(np.where(missing, np.array(cards, dtype=np.int64)[None, :], 1), axis=1) if roots else np.ones(n_rows, np.int64)
-    per_cell = _FLOAT * _WORK * ((plan.J if plan is not None and enumerate_ else 0) + n * (n + 4) + 16)
+    # (the factorised path also holds each leaf's activations per cell: (leaves, 1 + n))
+    per_cell = _FLOAT * _WORK * ((plan.J if plan is not None and enumerate_ else len(leaves) * (n + 1)) + n * (n + 4) + 16)
     most = int(completions.max()) if n_rows else 1
     check_budget(per_cell * most, network.memory_budget, f"the expected counts of one case over its {most:,} completions of the roots")
     limit = max(1, network.memory_budget // per_cell)
