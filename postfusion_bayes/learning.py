@@ -74,11 +74,16 @@ onset mixture's owners. The missing context is summed out there, per case
 (each completion of the case's unrecorded context weighted by its
 probability); on networks the compiled engine enumerates (the shipped 8
 causes) the counts are read from the joint of the causes of each completion,
-on larger ones from factorised (Quickscore) queries that never form the
-``2**n`` configurations: the causes' marginals, and one more query per
-positive finding with that finding unrecorded (P(link fired, e) = link P(cause
-present, e without the finding)), so the memory per case grows with the
-causes and their completions, not with ``2**n``. The counts are sums over the
+on larger ones from the factorised engine (never a ``2**n`` table per case):
+a case with every cause recorded has a closed form (a product, no query); else
+one factorised query gives the causes' marginals and, where the engine
+enumerates the causes within the memory budget, the activations and the onset
+owners' shares in the same pass (P(e without finding f) is the sum of P(C, e)
+divided by f's factor); where it does not (Quickscore, about 22 causes or
+more), one more query per positive finding with that finding unrecorded
+(P(link fired, e) = link P(cause present, e without the finding)) and one per
+onset owner. Memory per case grows with the causes and their completions,
+and cases are chunked to the network's memory budget. The counts are sums over the
 cases: a Dask partition computes its own and they are added
 (:func:`postfusion_bayes.distributed.update_with_cases`). M-step, per
 family, with the expected counts:
