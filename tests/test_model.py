@@ -14,7 +14,8 @@ import postfusion_bayes as pfb
 
 MODEL = pfb.load_model()
 TIMES = ["under_6_weeks", "6_weeks_to_6_months", "6_to_24_months", "over_2_years"]
-CONTEXT_BOOLS = ["smoker", "diabetes", "osteoporosis", "multilevel_fusion", "fusion_to_sacrum"]
+CONTEXT_BOOLS = ["smoker", "diabetes", "osteoporosis", "multilevel_fusion", "fusion_to_sacrum", "rhbmp2_used", "age_over_65"]
+APPROACHES = ["posterior", "lateral", "anterior", "anterior_posterior"]
 FINDINGS = [v for v, r in zip(MODEL.variables["name"], MODEL.variables["role"], strict=True) if r == "finding" and v != "onset"]
 
 @pytest.mark.parametrize("cause", list(VIGNETTES))
@@ -116,6 +117,18 @@ def test_accuracy_among_agrees_with_implied_accuracy_on_context_alone():
         ("emg_radiculopathy", "foraminal_stenosis", "over_2_years", 17 / 27, None, "Nardin 1999"),
         # Wu 2019 Table 3: halo on 20 of 226 screws from spines without non-union (per screw; sensitivity below)
         ("xray_screw_halo", "pseudarthrosis", "over_2_years", None, 1 - 20 / 226, "Wu 2019"),
+        # second edition (issue 12)
+        # decreased passive hip adduction, the range-of-motion sign with both sides published (radiographic OA)
+        ("groin_pain_on_hip_motion", "hip_disease", "over_2_years", 0.80, 0.81, "Metcalfe 2019"),
+        # any palpable pulse abnormality LR 4.7, none LR 0.38 in patients with leg complaints [derived Sens 0.67, Spec 0.86]
+        ("absent_distal_pulses", "vascular_insufficiency", "over_2_years", 0.67, 0.86, "Khan 2006"),
+        # day-7 CRP of 79 mg/L or more after PLIF (NCT02631408): Sens 61.1%, Spec 91.4% for any SSI
+        ("raised_inflammatory_markers", "surgical_site_infection", "under_6_weeks", 0.611, 0.914, "Global Spine J RCT"),
+        # selective nerve root block against intra-operative findings: pooled Sens 93.5%, Spec 50.0%
+        ("selective_root_block_relief", "recurrent_herniation", "6_to_24_months", 0.935, 0.50, "Beynon 2019"),
+        ("selective_root_block_relief", "foraminal_stenosis", "over_2_years", 0.935, 0.50, "Beynon 2019"),
+        # intra-articular anaesthetic hip injection, meta-analysis of 9 case series: Sens 0.97, Spec 0.91
+        ("hip_injection_relief", "hip_disease", "over_2_years", 0.97, 0.91, "J Arthroplasty 2014"),
     ],
 )
 def test_implied_accuracy_reproduces_the_cited_study(finding, cause, window, sensitivity, specificity, source):
@@ -179,6 +192,44 @@ def test_stenosis_likelihood_ratios_fall_in_suri_2010_intervals():
     assert 3.1 <= bilateral["lr_positive"] <= 13
 
 
+def test_absent_pulses_likelihood_ratios_fall_in_khan_2006_intervals():
+    # in patients with leg complaints: any palpable pulse abnormality LR 4.7 (2.2-9.9), none LR 0.38 (0.23-0.64)
+    acc = MODEL.implied_accuracy("absent_distal_pulses", "vascular_insufficiency", time_since_surgery="over_2_years")
+    assert 2.2 <= acc["lr_positive"] <= 9.9
+    assert 0.23 <= acc["lr_negative"] <= 0.64
+
+
+def only_cause(finding, cause):
+    """P(finding | only `cause` present) = 1 - (1 - leak)(1 - link), from the priors."""
+    params = MODEL.spec.parameters
+    group = "red_flags" if f"red_flags.{finding}.leak" in params else "findings"
+    leak, link = params[f"{group}.{finding}.leak"].value, params[f"{group}.{finding}.links.{cause}"].value
+    return 1 - (1 - leak) * (1 - link)
+
+
+@pytest.mark.parametrize(
+    "finding, cause, share, source",
+    [
+        ("wound_drainage", "surgical_site_infection", 43 / 46, "spinal wound infections: drainage in 43 of 46"),
+        ("fever", "surgical_site_infection", 14 / 46, "spinal wound infections: pyrexia in 14 of 46"),
+        ("buttock_pain", "sacral_insufficiency_fracture", 0.86, "Global Spine J 2022: new sacral pain in 86%"),
+        ("radicular_pain", "sacral_insufficiency_fracture", 0.60, "Global Spine J 2022: radiculopathy in 60%"),
+    ],
+)
+def test_presenting_features_of_the_new_causes_match_their_series(finding, cause, share, source):
+    assert only_cause(finding, cause) == pytest.approx(share, abs=0.05), source
+
+
+def test_progressive_weakness_never_exceeds_leg_weakness():
+    # progressive weakness implies leg weakness: P(progressive | cause) <= P(weak | cause) for every cause and the leak
+    params = MODEL.spec.parameters
+    assert params["red_flags.progressive_weakness.leak"].value <= params["findings.leg_weakness.leak"].value
+    for cause in MODEL.causes:
+        progressive = params.get(f"red_flags.progressive_weakness.links.{cause}")
+        if progressive is not None:
+            assert progressive.value <= params[f"findings.leg_weakness.links.{cause}"].value, cause
+
+
 def test_enhancing_scar_likelihood_ratio_matches_ross_1996_and_its_range_reaches_the_null_study():
     acc = MODEL.implied_accuracy("mri_enhancing_scar", "epidural_fibrosis", time_since_surgery="6_weeks_to_6_months")
     assert acc["lr_positive"] == pytest.approx(1.75, abs=0.3)
@@ -213,7 +264,10 @@ def test_timing_orders_the_causes_as_the_literature_says():
 @pytest.mark.parametrize(
     "cause, factor",
     [("pseudarthrosis", "smoker"), ("pseudarthrosis", "diabetes"), ("recurrent_herniation", "smoker"),
-     ("si_joint_strain", "fusion_to_sacrum"), ("si_joint_strain", "multilevel_fusion")],
+     ("si_joint_strain", "fusion_to_sacrum"), ("si_joint_strain", "multilevel_fusion"),
+     ("nerve_injury", "rhbmp2_used"), ("foraminal_stenosis", "rhbmp2_used"), ("surgical_site_infection", "diabetes"),
+     ("sacral_insufficiency_fracture", "fusion_to_sacrum"), ("sacral_insufficiency_fracture", "osteoporosis"),
+     ("hip_disease", "age_over_65"), ("vascular_insufficiency", "age_over_65"), ("postoperative_haematoma", "multilevel_fusion")],
 )
 def test_risk_factors_raise_their_causes(cause, factor):
     base = {"time_since_surgery": "6_to_24_months", factor: False}
@@ -232,7 +286,8 @@ evidence_strategy = st.fixed_dictionaries(
     optional={
         "time_since_surgery": st.sampled_from(TIMES),
         **{b: st.booleans() for b in CONTEXT_BOOLS},
-        "onset": st.sampled_from(["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]),
+        "surgical_approach": st.sampled_from(APPROACHES),
+        "onset": st.sampled_from(["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result", "unchanged_from_before_surgery"]),
         **{f: st.sampled_from([True, False, "yes", "no"]) for f in FINDINGS},
     },
 )
@@ -513,7 +568,8 @@ def test_diagnose_many_refuses_soft_cells_and_duplicate_columns_and_reads_nullab
 
 
 def test_implied_likelihood_ratios_are_nan_not_infinite_when_undefined():
-    spec = MODEL.spec.with_values({"findings.xray_screw_halo.leak": 0.0, "findings.xray_screw_halo.links.pseudarthrosis": 0.0})
+    # the finding made impossible: its leak and every link (pseudarthrosis and, since the second edition, infection) at 0
+    spec = MODEL.spec.with_values({k: 0.0 for k in MODEL.spec.parameters if k.startswith("findings.xray_screw_halo.")})
     acc = pfb.Model(spec).implied_accuracy("xray_screw_halo", "pseudarthrosis")
     assert acc["sensitivity"] == 0 and acc["specificity"] == 1
     assert np.isnan(acc["lr_positive"]) and acc["lr_negative"] == pytest.approx(1.0)
