@@ -28,8 +28,9 @@ MOVED = {
     "causes.nerve_injury.odds_ratios.multilevel_fusion": 2.5,
     "findings.radicular_pain.leak": 0.30,
     "findings.radicular_pain.links.nerve_injury": 0.60,
-    "onset.distributions.leak.immediate": 0.45,
-    "onset.distributions.leak.gradual_after_relief": 0.20,
+    # the two moved states keep their sum (0.25 + 0.30 in the priors), so the distribution still sums to 1
+    "onset.distributions.leak.immediate": 0.40,
+    "onset.distributions.leak.gradual_after_relief": 0.15,
 }
 TRUE = MODEL.with_parameters(MOVED)
 
