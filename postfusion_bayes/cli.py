@@ -116,33 +116,85 @@ def _observation(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+#: A single case file (``--case``) larger than this is refused before it is read whole.
+CASE_FILE_LIMIT = 10 * 2**20
+
+
+def _bounded_text(path: Path, limit: int, what: str) -> str:
+    """Read a text file of at most ``limit`` bytes (reading ``limit + 1`` at most: ``/dev/zero`` ends quickly)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a path Python cannot pass to the system (a NUL byte)
+        raise InputError(f"cannot read {what} {shown(str(path))}: {exc}") from None
+    if len(data) > limit:
+        raise InputError(f"{what} {str(path)!r} is larger than {limit // 2**20} MB; a case file is one patient's observations")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read {what} {str(path)!r}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    """Put a message from a parser on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _refuse_duplicate_keys(path: Path) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
+    """Return a JSON ``object_pairs_hook`` refusing a key given twice in one object (the last would silently win)."""
+
+    def build(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out:
+                raise InputError(f"case file {str(path)!r}: the key {shown(key)} appears twice; give each variable (and each state) once")
+            out[key] = value
+        return out
+
+    return build
+
+
 def read_case(path: str | Path) -> dict[str, object]:
     """Read the evidence of a case file: a JSON (``*.json``) or YAML mapping of variable to observation.
+
+    The file is read only up to :data:`CASE_FILE_LIMIT` bytes; a key given
+    twice in a mapping is refused (YAML with the priors' own loader), and so
+    are numbers too long to read and nesting too deep to parse. The values
+    themselves are checked by the model (:mod:`postfusion_bayes.evidence`).
 
     Raises
     ------
     InputError
-        Naming the file: missing, unreadable, invalid JSON/YAML, or not a
-        mapping with text keys.
+        Naming the file: missing, unreadable, too large, invalid JSON/YAML, a
+        duplicate key, or not a mapping with text keys.
     """
     import yaml
 
+    from .spec import _read_yaml, _yaml_problem
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read case file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    text = _bounded_text(path, CASE_FILE_LIMIT, "case file")
     kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())
-        raise InputError(f"case file {str(path)!r} is not valid {kind}: {detail}") from None
+        data = json.loads(text, object_pairs_hook=_refuse_duplicate_keys(path)) if kind == "JSON" else _read_yaml(text)
+    except InputError:  # a duplicate key, from the JSON hook
+        raise
+    except json.JSONDecodeError as exc:
+        raise InputError(f"case file {str(path)!r} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"case file {str(path)!r} is not valid YAML: {_cut(_yaml_problem(exc))}") from None
+    except RecursionError:
+        raise InputError(f"case file {str(path)!r} is nested too deeply to read as {kind}") from None
+    except (ValueError, OverflowError) as exc:  # a number too long for Python's int parser (or a float)
+        raise InputError(f"case file {str(path)!r} cannot be read as {kind}: {_cut(str(exc))}") from None
     if not isinstance(data, Mapping):
         raise InputError(f"case file {str(path)!r} must hold a mapping of variable to observation, got {type(data).__name__}")
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
-        raise InputError(f"case file {str(path)!r}: keys must be variable names, got {bad[:3]} (in YAML, quote keys such as yes/no)")
+        raise InputError(f"case file {str(path)!r}: keys must be variable names, got {shown(bad[:3])} (in YAML, quote keys such as yes/no)")
     return dict(data)
 
 
@@ -194,8 +246,22 @@ def patient_chunks(path: str | Path, index_col: str | None = None, chunksize: in
 
 
 def _evidence(args: argparse.Namespace) -> dict[str, object]:
+    """Return the case file's evidence overridden by the ``variable=value`` arguments; refuse a variable given twice as an argument."""
     evidence = read_case(args.case) if args.case else {}
-    evidence.update(dict(args.observations))  # arguments override the file
+    given: dict[str, str] = {}
+    for name, value in args.observations:
+        if name in given:
+            raise EvidenceError(f"{shown(name)} is given twice on the command line ({shown(given[name])} and {shown(value)}); give each variable once")
+        given[name] = value
+    if evidence:  # name the file when one of its values is refused (values the arguments override are not read)
+        from .evidence import parse_evidence
+        from .spec import load_spec
+
+        try:
+            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given})
+        except EvidenceError as exc:
+            raise EvidenceError(f"case file {str(args.case)!r}: {exc}") from None
+    evidence.update(given)  # arguments override the file
     return evidence
 
 

@@ -3,9 +3,12 @@
 Three canonical models turn a few hand-set numbers into full tables:
 
 Causes (odds-ratio model)
-    ``odds(P(cause | t, x)) = odds(baseline[t]) * prod_k OR_k ** x_k`` for the
-    time window ``t`` and boolean risk factors ``x``; written without division
-    by zero as ``p * R / (1 - p + p * R)`` with ``R = prod_k OR_k ** x_k``.
+    ``odds(P(cause | t, x)) = odds(baseline[t]) * prod_k OR_k[x_k]`` for the
+    time window ``t`` and risk factors ``x``, where ``OR_k[s]`` is 1 at the
+    factor's reference state ("no" for a boolean factor) and at any state
+    without an odds ratio; written without division by zero as
+    ``p * R / (1 - p + p * R)`` with ``R = prod_k OR_k[x_k]``. A categorical
+    factor is one parent with all its states.
 Binary findings (leaky noisy-OR, links exclude the leak)
     ``P(absent | S) = (1 - leak) * prod_{i in S} (1 - link_i)``, where
     ``link_i`` is P(finding | only cause i, the leak switched off) and ``leak``
@@ -23,7 +26,7 @@ uses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +35,16 @@ from .engine.tables import NetworkTables
 from .errors import ParameterError
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["build_tables", "changed_tables", "noisy_or_table", "odds_ratio_table", "onset_table", "parent_order", "table_parameters"]
+__all__ = [
+    "build_tables",
+    "changed_tables",
+    "noisy_or_table",
+    "odds_ratio_table",
+    "odds_ratio_table_by_state",
+    "onset_table",
+    "parent_order",
+    "table_parameters",
+]
 
 
 def parent_order(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
@@ -50,7 +62,10 @@ def parent_order(spec: ModelSpec) -> dict[str, tuple[str, ...]]:
 
 
 def odds_ratio_table(baseline: np.ndarray, odds_ratios: np.ndarray) -> np.ndarray:
-    """P(present | time, risk factors) from baselines and odds ratios.
+    """P(present | time, risk factors) from baselines and the odds ratios of boolean risk factors.
+
+    The boolean case of :func:`odds_ratio_table_by_state`: factor ``k`` has
+    the odds ratios ``[1, odds_ratios[..., k]]`` for its states ("no", "yes").
 
     Parameters
     ----------
@@ -70,19 +85,55 @@ def odds_ratio_table(baseline: np.ndarray, odds_ratios: np.ndarray) -> np.ndarra
     >>> t[0, 1, 1].round(4)   # odds 1/9 * 3 = 1/3 -> p = 0.25
     np.float64(0.25)
     """
-    baseline = np.asarray(baseline, dtype=float)
     odds_ratios = np.asarray(odds_ratios, dtype=float)
-    k = odds_ratios.shape[-1]
-    batch = np.broadcast_shapes(baseline.shape[:-1], odds_ratios.shape[:-1])
+    by_state = [np.stack(np.broadcast_arrays(1.0, odds_ratios[..., i]), axis=-1) for i in range(odds_ratios.shape[-1])]
+    batch = np.broadcast_shapes(np.shape(baseline)[:-1], odds_ratios.shape[:-1])
+    return odds_ratio_table_by_state(np.broadcast_to(baseline, batch + np.shape(baseline)[-1:]), by_state)
+
+
+def odds_ratio_table_by_state(baseline: np.ndarray, odds_ratios: Sequence[np.ndarray]) -> np.ndarray:
+    """P(present | time, risk factors) from baselines and one odds ratio per state of each factor.
+
+    ``odds(P) = odds(baseline[t]) * prod_k odds_ratios[k][x_k]``: a boolean
+    factor has the odds ratios ``[1, OR]``, a categorical one with states
+    ``s_1 ... s_m`` an odds ratio per state, 1 at its reference state.
+
+    Parameters
+    ----------
+    baseline : array, shape (..., n_time)
+        Probability for the reference patient in each time window.
+    odds_ratios : sequence of arrays, shapes (..., k_i)
+        Per factor, the odds ratio of each of its ``k_i`` states.
+
+    Returns
+    -------
+    array, shape (..., n_time, k_1, ..., k_m, 2)
+        The table with axes (time, factor_1, ..., factor_m, cause state).
+
+    Examples
+    --------
+    A factor with three states (reference first) and a boolean one:
+
+    >>> t = odds_ratio_table_by_state(np.array([0.1, 0.5]), [np.array([1.0, 9.0, 0.5]), np.array([1.0, 3.0])])
+    >>> t.shape
+    (2, 3, 2, 2)
+    >>> t[0, 1, 0, 1].round(4), t[0, 1, 1, 1].round(4)   # odds 1/9 * 9 = 1 -> 0.5; times 3 -> 0.75
+    (np.float64(0.5), np.float64(0.75))
+    """
+    baseline = np.asarray(baseline, dtype=float)
+    factors = [np.asarray(o, dtype=float) for o in odds_ratios]
+    batch = np.broadcast_shapes(baseline.shape[:-1], *(f.shape[:-1] for f in factors))
+    cards = tuple(f.shape[-1] for f in factors)
+    k = len(cards)
     n_time = baseline.shape[-1]
-    # computed with the batch axes last (long contiguous rows); multiplying by 1 where a factor is "no" is
-    # left out, which changes no bit of the product
-    ratios = _batch_last(np.broadcast_to(odds_ratios, batch + (k,)), batch)  # (k, *batch)
-    ratio = np.ones((2,) * k + batch)
-    for i in range(k):
-        ratio[(slice(None),) * i + (1,)] *= ratios[i]
+    # computed with the batch axes last (long contiguous rows); the factors multiply in their order, and a
+    # multiplication by 1 (a reference state) changes no bit of the product
+    ratio = np.ones(cards + batch)
+    for i, f in enumerate(factors):
+        per_state = _batch_last(np.broadcast_to(f, batch + (cards[i],)), batch)  # (k_i, *batch)
+        ratio *= per_state.reshape((1,) * i + (cards[i],) + (1,) * (k - i - 1) + batch)
     p = _batch_last(np.broadcast_to(baseline, batch + (n_time,)), batch).reshape((n_time,) + (1,) * k + batch)
-    present = p * ratio / (1.0 - p + p * ratio)  # (n_time, 2, ..., 2, *batch)
+    present = p * ratio / (1.0 - p + p * ratio)  # (n_time, k_1, ..., k_m, *batch)
     return _two_states(present, batch, first=False)
 
 
@@ -196,7 +247,7 @@ def table_parameters(spec: ModelSpec) -> dict[str, str]:
         for parameter in spec.context_priors[name].values():
             owners[parameter] = name
     for cause, prior in spec.cause_priors.items():
-        for parameter in (*prior.baseline.values(), *prior.odds_ratios.values()):
+        for parameter in (*prior.baseline.values(), *prior.odds_ratio_names):
             owners[parameter] = cause
     for name, finding in spec.findings.items():
         for parameter in (finding.leak, *finding.links.values()):
@@ -244,7 +295,14 @@ def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values
     if name in spec.cause_priors:
         prior = spec.cause_priors[name]
         time_states = spec.variables[spec.time_variable].states
-        return odds_ratio_table(get([prior.baseline[t] for t in time_states]), get(list(prior.odds_ratios.values())))
+        by_state = []
+        for factor, names in prior.odds_ratios.items():
+            states = spec.variables[factor].states
+            given = get(list(names.values()))  # (n,) or (n_sets, n)
+            full = np.ones(given.shape[:-1] + (len(states),))
+            full[..., [states.index(s) for s in names]] = given
+            by_state.append(full)
+        return odds_ratio_table_by_state(get([prior.baseline[t] for t in time_states]), by_state)
     if name in spec.findings:
         finding = spec.findings[name]
         leak, links = get([finding.leak])[..., 0], get(list(finding.links.values()))

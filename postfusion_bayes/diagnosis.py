@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .engine.arguments import check_count
 from .errors import PostfusionError
 
 __all__ = ["Diagnosis", "RedFlag", "CONFLICT_THRESHOLD"]
@@ -45,6 +46,11 @@ CONFLICT_WARNING = (
     "less likely than if they were unrelated). Consider an atypical presentation, a cause outside the "
     "model, or a recording error."
 )
+
+def _decided_by_context(prior):
+    """Whether the context alone decides a cause (a prior of exactly 0 or 1): elementwise for a Series, or one number."""
+    return (prior <= 0) | (prior >= 1)
+
 
 def _reordered(index: pd.Index, order: np.ndarray) -> pd.Index:
     """``index.take(order)``: the causes in posterior order."""
@@ -83,6 +89,15 @@ class Diagnosis:
     reasoner: Any = field(default=None, repr=False, compare=False)
     """The :class:`~postfusion_bayes.reasoning.Reasoner` behind the reasoning methods (None: not available)."""
 
+    def __post_init__(self) -> None:
+        """Hold the probabilities read-only (a copy when given writable arrays): a diagnosis never changes."""
+        for name in ("posterior_values", "prior_values"):
+            values = getattr(self, name)
+            if not isinstance(values, np.ndarray) or values.flags.writeable:
+                values = np.array(values, dtype=float)
+                values.setflags(write=False)
+                object.__setattr__(self, name, values)
+
     @functools.cached_property
     def _order(self) -> tuple[np.ndarray, pd.Index]:
         order = np.argsort(-self.posterior_values, kind="stable")
@@ -104,12 +119,17 @@ class Diagnosis:
         """Table of causes: prior, posterior, likelihood ratio and rank.
 
         The likelihood ratio is posterior odds over prior odds: how strongly
-        the findings (beyond the context) moved each cause.
+        the findings (beyond the context) moved each cause; ``inf`` when they
+        make a possible cause certain, 0 when they rule it out. It is never
+        NaN: where the context alone decides a cause (a prior of exactly 0 or
+        1, e.g. a parameter at the end of its range), the findings cannot move
+        it, and its likelihood ratio is 1 (:meth:`summary` says so).
         """
         prior = self.prior.reindex(self.posterior.index)
         post = self.posterior
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = (post / (1 - post)) / (prior / (1 - prior))
+        ratio = ratio.where(~_decided_by_context(prior), 1.0)  # 0/0 or inf/inf: the findings cannot move it
         frame = pd.DataFrame(
             {
                 "prior": prior,
@@ -279,6 +299,7 @@ class Diagnosis:
     # ------------------------------------------------------------------ report
     def _report(self, n_findings: int = 5, n_tests: int = 3) -> dict:
         """Collect the pieces of :meth:`summary`: findings ranked by their weight on the top cause, tests by score."""
+        n_findings, n_tests = check_count("n_findings", n_findings, minimum=0), check_count("n_tests", n_tests, minimum=0)
         frame = self.to_frame()
         try:
             explanation = self._explanation
@@ -324,7 +345,8 @@ class Diagnosis:
         lines = [str(flag) for flag in self.red_flags] or ["No red flag reported (red flags come first whatever the probabilities say)."]
         lines += ["", "Causes, most probable first (prior from the context alone -> posterior):"]
         for rank, (cause, row) in enumerate(r["frame"].iterrows(), 1):
-            lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}")
+            decided = " (the context alone decides it)" if _decided_by_context(row["prior"]) else ""
+            lines.append(f"  {rank}. {cause:<26} {row['prior']:6.3f} -> {row['posterior']:6.3f}   likelihood ratio {row['likelihood_ratio']:.3g}{decided}")
         if r["mattered"] is not None and len(r["mattered"]):
             lines += ["", f"Findings that mattered most for {r['top']} (weight of evidence, natural log: + for, - against; +2.3 is a likelihood ratio of 10):"]
             for finding, row in r["mattered"].iterrows():

@@ -19,6 +19,7 @@ naming the extra that installs it.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 __all__ = [
@@ -111,11 +112,13 @@ class MemoryBudgetError(PostfusionError, ValueError):
         self.budget = int(budget)
         super().__init__(
             f"{what} would need about {_size(self.needed)} of memory, more than the engine's budget of {_size(self.budget)}; "
-            "raise the budget (memory_budget=...) or ask a smaller question"
+            "raise the budget (Model.with_memory_budget(...), or memory_budget=... for a compiled network) or ask a smaller question"
         )
 
 
 def _size(n: int) -> str:
+    if n >= 2**30 * 10**15:  # beyond any memory (and, for a count of thousands of digits, beyond a float): its order of magnitude
+        return f"about 10^{len(str(n // 2**30)) - 1} GB"
     for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
@@ -133,20 +136,37 @@ class ConvergenceWarning(UserWarning):
 def suggest(given: object, allowed: Iterable[object]) -> str:
     """Return a 'did you mean' phrase for a mistyped name, or an empty string.
 
+    The match ignores case (``SMOKER`` suggests ``'smoker'``), though names
+    themselves stay case-sensitive: the suggestion is spelled as allowed.
+
     Examples
     --------
     >>> suggest("radicular_pian", ["radicular_pain", "back_pain"])
     " (did you mean 'radicular_pain'?)"
     >>> suggest("late", ["immediate", "late_after_good_result"])
     " (did you mean 'late_after_good_result'?)"
+    >>> suggest("SMOKER", ["smoker", "diabetes"])
+    " (did you mean 'smoker'?)"
     >>> suggest("zzz", ["radicular_pain"])
     ''
     """
-    names = [str(a) for a in allowed]
-    close = difflib.get_close_matches(str(given), names, n=1, cutoff=0.6)
-    if not close and len(str(given)) >= 3:
-        close = [n for n in names if n.startswith(str(given))][:1]
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    try:
+        text = str(given).lower()
+    except Exception:  # a value that cannot even be turned into text (an int too long for str): nothing to suggest
+        return ""
+    if len(text) > _SUGGEST_LIMIT:  # no name is that long; difflib would take quadratic time on it
+        return ""
+    folded: dict[str, str] = {}
+    for name in allowed:
+        folded.setdefault(str(name).lower(), str(name))
+    close = difflib.get_close_matches(text, list(folded), n=1, cutoff=0.6)
+    if not close and len(text) >= 3:
+        close = [n for n in folded if n.startswith(text)][:1]
+    return f" (did you mean {folded[close[0]]!r}?)" if close else ""
+
+
+#: Given names longer than this get no suggestion.
+_SUGGEST_LIMIT = 200
 
 
 def shown(value: object, limit: int = 80) -> str:
@@ -154,7 +174,9 @@ def shown(value: object, limit: int = 80) -> str:
 
     An error names what it was given, but a value can be huge (a 400-digit
     integer, a YAML alias bomb, a whole file); the message keeps its start and
-    says how long the rest was.
+    says how long the rest was. Containers are shown to a bounded depth and
+    length, never expanded whole (a 300-byte YAML alias bomb stands for
+    billions of items).
 
     Examples
     --------
@@ -162,7 +184,15 @@ def shown(value: object, limit: int = 80) -> str:
     "'maybe'"
     >>> shown(10**100, limit=20)
     '10000000000000000000... (101 characters)'
+    >>> shown([[["lol"] * 9] * 9] * 9, limit=40)
+    "[[['lol', 'lol', 'lol', 'lol', 'lol', 'l... (a list of 9 items)"
     """
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        text = _BOUNDED.repr(value)  # never the whole of a huge container
+        if len(text) <= limit and "..." not in text:  # nothing was left out: it is the repr
+            return text
+        n = len(value)
+        return f"{text[:limit]}... (a {type(value).__name__} of {n} item{'s' if n != 1 else ''})"
     try:
         text = repr(value)
     except Exception:  # a value whose repr itself fails (too deep, too large to convert)
@@ -170,3 +200,11 @@ def shown(value: object, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
+
+
+#: A bounded repr for containers: a few levels, a few items each.
+_BOUNDED = reprlib.Repr()
+_BOUNDED.maxlevel = 4
+_BOUNDED.maxstring = _BOUNDED.maxother = _BOUNDED.maxlong = 120
+for _attr in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset"):
+    setattr(_BOUNDED, _attr, 12)

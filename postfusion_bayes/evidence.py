@@ -1,17 +1,42 @@
-"""Validate a patient's evidence against a model specification.
+"""Validate a patient's evidence against a model specification: the one contract for observed values.
 
-Evidence is a mapping from variable name to what was observed:
+Evidence is a mapping from variable name to what was observed. Every path
+that reads an observation (:meth:`Model.diagnose <postfusion_bayes.model.Model.diagnose>`
+and the other queries taking a mapping, the tables of ``diagnose_many`` and
+``update_with_cases`` (DataFrame columns of any dtype), the command line's
+``variable=value`` arguments, case files and patients files, and the
+sensitivity functions) reads it through :func:`state_index`, with the same rules:
 
-* a boolean variable (context, finding, red flag) takes ``True``/``False`` or
-  ``"yes"``/``"no"``; a cause (when known, e.g. from surgery) takes the same or
-  ``"present"``/``"absent"``;
-* a categorical variable takes one of its state names;
-* ``None`` means unobserved, like leaving the variable out;
+* a boolean variable (context, finding, red flag) takes ``True``/``False``
+  (also ``numpy.bool_``), the numbers ``1``/``0`` of any numeric type (``1.0``
+  and ``0.0`` included: pandas reads a CSV column with gaps as floats), or the
+  strings ``"yes"``/``"no"``, ``"true"``/``"false"``, ``"1"``/``"0"`` in any
+  case; a cause (when known, e.g. from surgery) takes the same or
+  ``"present"``/``"absent"`` (any case). Anything else (``2``, ``0.5``,
+  ``inf``, ``"maybe"``, ``b"yes"``, a list) is refused;
+* a categorical variable takes one of its state names, exactly (a miss
+  suggests the closest name, whatever its case);
+* ``None``, NaN (``float`` or numpy), ``pd.NA`` and ``pd.NaT`` mean
+  unobserved, like leaving the variable out;
 * soft evidence for an uncertain observation is a mapping from state to a
-  non-negative likelihood, P(what was seen | state) up to a constant, e.g.
-  ``{"yes": 0.8, "no": 0.2}`` (``True``/``False`` keys work for booleans).
-  Only the ratios matter: ``{"yes": 1, "no": 1}`` changes nothing. States left
-  out get likelihood 0.
+  likelihood, P(what was seen | state) up to a constant, e.g.
+  ``{"yes": 0.8, "no": 0.2}``. Its keys follow the rules above (``True``,
+  ``1`` and ``"YES"`` all name ``"yes"``; two keys naming the same state are
+  refused); the likelihoods are finite real numbers >= 0, not all 0 (a
+  ``bool`` is not a likelihood). Only the ratios matter, at any scale:
+  ``{"yes": 1, "no": 1}`` changes nothing and ``{"yes": 5e-324, "no": 1e-323}``
+  is ``{"yes": 1, "no": 2}``. States left out get likelihood 0.
+
+A value that is refused raises :class:`~postfusion_bayes.errors.EvidenceError`
+naming the variable, the value given (cut when long) and what is allowed, with
+a close match for a typo; in a table, also the rows holding it.
+
+Examples
+--------
+>>> from postfusion_bayes.spec import load_spec
+>>> e = parse_evidence(load_spec(), {"smoker": 1, "back_pain": "YES", "fever": None, "onset": "immediate"})
+>>> dict(e.hard)
+{'smoker': 'yes', 'back_pain': 'yes', 'onset': 'immediate'}
 """
 
 from __future__ import annotations
@@ -26,12 +51,17 @@ import numpy as np
 import pandas as pd
 
 from .engine.encoding import EncodedEvidence
-from .errors import EvidenceError, suggest
+from .errors import EvidenceError, shown, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["Evidence", "parse_evidence", "state_of", "accepted_values", "parse_plain", "encode_rows", "frame_codes"]
+__all__ = ["Evidence", "parse_evidence", "state_of", "state_index", "is_unobserved", "accepted_values", "parse_plain", "encode_rows", "frame_codes"]
 
-_TRUE_WORDS = {"yes": 1, "no": 0, "present": 1, "absent": 0}
+#: Words a boolean variable takes (any case), and the state index each stands for.
+_BOOLEAN_WORDS = {"no": 0, "yes": 1, "false": 0, "true": 1, "0": 0, "1": 1}
+#: The same for a cause, which also takes its own state names.
+_CAUSE_WORDS = {**_BOOLEAN_WORDS, "absent": 0, "present": 1}
+#: Numbers a binary variable takes, by value (a dict lookup: 1, 1.0, numpy integers and floats, True alike).
+_BINARY_NUMBERS = {0: 0, 1: 1}
 
 
 @dataclass(frozen=True)
@@ -42,14 +72,78 @@ class Evidence:
     soft: Mapping[str, np.ndarray]
 
 
+def is_unobserved(value: Any) -> bool:
+    """Return whether ``value`` means "not observed": ``None``, NaN (float, numpy or Decimal), ``pd.NA``, ``pd.NaT``.
+
+    Examples
+    --------
+    >>> [is_unobserved(v) for v in (None, float("nan"), pd.NA, pd.NaT, "no", 0)]
+    [True, True, True, True, False, False]
+    """
+    if value is None:
+        return True
+    if isinstance(value, str | bool):
+        return False
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def _words(states: tuple[str, ...]) -> dict[str, int] | None:
+    """Words (lower case) a binary variable takes, or None for a categorical variable."""
+    if states == BOOLEAN_STATES:
+        return _BOOLEAN_WORDS
+    if states == CAUSE_STATES:
+        return _CAUSE_WORDS
+    return None
+
+
 def _allowed(states: tuple[str, ...]) -> str:
-    if states in (BOOLEAN_STATES, CAUSE_STATES):
-        return f"True, False, {states[1]!r} or {states[0]!r}"
-    return ", ".join(repr(s) for s in states)
+    if _words(states) is None:
+        return ", ".join(repr(s) for s in states)
+    names = f"{states[1]!r}/{states[0]!r}" + ("" if states == BOOLEAN_STATES else ", 'yes'/'no'")
+    return f"True/False, 1/0, {names} or 'true'/'false' (words in any case)"
 
 
-def state_of(name: str, value: Any, states: tuple[str, ...]) -> str:
-    """Return the state name a hard observation stands for.
+def state_index(name: str, value: Any, states: tuple[str, ...]) -> int:
+    """Return the index in ``states`` of a hard observation, or -1 when it means unobserved.
+
+    The one reading of an observed value (the rules are in the module
+    docstring); :func:`state_of` gives the state's name.
+
+    Raises
+    ------
+    EvidenceError
+        Naming the variable, the value given and the values allowed.
+
+    Examples
+    --------
+    >>> [state_index("smoker", v, ("no", "yes")) for v in (True, 0, 1.0, "Yes", "false", None)]
+    [1, 0, 1, 1, 0, -1]
+    """
+    words = _words(states)
+    hint = ""
+    if isinstance(value, str):
+        if words is not None:
+            index = words.get(value.lower())
+            if index is not None:
+                return index
+        elif value in states:
+            return states.index(value)
+        hint = suggest(value, states if words is None else (*states, *words))
+    else:
+        if words is not None and isinstance(value, numbers.Number | np.bool_):
+            try:
+                index = _BINARY_NUMBERS.get(value)  # type: ignore[call-overload]
+            except (TypeError, ArithmeticError):  # a value that cannot be hashed or compared (a signalling NaN)
+                index = None
+            if index is not None:
+                return index
+        if is_unobserved(value):
+            return -1
+    raise EvidenceError(f"evidence {shown(name)}: got {shown(value)}{hint}; allowed: {_allowed(states)}")
+
+
+def state_of(name: str, value: Any, states: tuple[str, ...]) -> str | None:
+    """Return the state name a hard observation stands for, or None when it means unobserved.
 
     Raises
     ------
@@ -62,45 +156,62 @@ def state_of(name: str, value: Any, states: tuple[str, ...]) -> str:
     'yes'
     >>> state_of("onset", "immediate", ("immediate", "gradual_after_relief"))
     'immediate'
+    >>> state_of("smoker", float("nan"), ("no", "yes")) is None
+    True
     """
-    binary = states in (BOOLEAN_STATES, CAUSE_STATES)
-    if binary and isinstance(value, bool | np.bool_):
-        return states[int(bool(value))]
-    if isinstance(value, str):
-        if value in states:
-            return value
-        if binary and value in _TRUE_WORDS:
-            return states[_TRUE_WORDS[value]]
-    hint = suggest(value, states) if isinstance(value, str) else ""
-    raise EvidenceError(f"evidence {name!r}: got {value!r}{hint}; allowed: {_allowed(states)}")
+    index = state_index(name, value, states)
+    return None if index < 0 else states[index]
 
 
 def _likelihood(name: str, value: Mapping, states: tuple[str, ...]) -> np.ndarray:
-    binary = states in (BOOLEAN_STATES, CAUSE_STATES)
     lam = np.zeros(len(states))
+    keys: dict[int, Any] = {}
     for key, weight in value.items():
-        if binary and isinstance(key, bool | np.bool_):
-            index = int(bool(key))
-        elif key in states:
-            index = states.index(key)
-        else:
-            raise EvidenceError(f"soft evidence {name!r}: unknown state {key!r}{suggest(key, states) if isinstance(key, str) else ''}; allowed: {_allowed(states)}")
-        if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or not math.isfinite(weight) or weight < 0:
-            raise EvidenceError(f"soft evidence {name!r}: likelihood of {key!r} is {weight!r}; it must be a finite number >= 0")
-        lam[index] = float(weight)
+        index = -1
+        try:
+            index = state_index(name, key, states)
+        except EvidenceError:
+            pass
+        if index < 0:
+            hint = suggest(key, states) if isinstance(key, str) else ""
+            raise EvidenceError(f"soft evidence {shown(name)}: unknown state {shown(key)}{hint}; allowed: {_allowed(states)}")
+        if index in keys:
+            raise EvidenceError(
+                f"soft evidence {shown(name)}: the keys {shown(keys[index])} and {shown(key)} both name the state {states[index]!r}; give each state once"
+            )
+        keys[index] = key
+        lam[index] = _weight(name, key, weight)
     if not lam.any():
-        raise EvidenceError(f"soft evidence {name!r}: every likelihood is 0 ({dict(value)!r}); at least one state must be possible")
+        raise EvidenceError(f"soft evidence {shown(name)}: every likelihood is 0 ({shown(dict(value))}); at least one state must be possible")
     return lam
+
+
+def _weight(name: str, key: Any, weight: Any) -> float:
+    """Return a likelihood as a float: it must be a finite real number >= 0 (not a bool, not an int too large for a float)."""
+    number = math.nan
+    if isinstance(weight, numbers.Real) and not isinstance(weight, bool | np.bool_):
+        try:
+            number = float(weight)
+        except (OverflowError, ValueError, TypeError):
+            pass
+    if not (math.isfinite(number) and number >= 0):
+        raise EvidenceError(f"soft evidence {shown(name)}: likelihood of {shown(key)} is {shown(weight)}; it must be a finite number >= 0")
+    return number
 
 
 def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evidence:
     """Check evidence against the spec and split it into hard and soft parts.
 
+    Values follow the rules of this module (see its docstring): unobserved
+    values are dropped, hard values become state names, soft evidence becomes
+    likelihood arrays.
+
     Raises
     ------
     EvidenceError
         For an unknown variable (with a close match), a value that is not
-        allowed, or a soft likelihood that is negative or all zero.
+        allowed, or soft evidence that repeats a state or whose likelihoods
+        are not finite numbers >= 0 or are all zero.
 
     Examples
     --------
@@ -117,33 +228,35 @@ def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evide
     soft: dict[str, np.ndarray] = {}
     for name, value in evidence.items():
         if name not in spec.variables:
-            raise EvidenceError(f"unknown variable {name!r}{suggest(name, spec.variables)}; see model.variables for the names")
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
+            raise EvidenceError(f"unknown variable {shown(name)}{suggest(name, spec.variables)}; see model.variables for the names")
         states = spec.variables[name].states
         if isinstance(value, Mapping):
             soft[name] = _likelihood(name, value, states)
-        else:
-            hard[name] = state_of(name, value, states)
+            continue
+        index = state_index(name, value, states)
+        if index >= 0:
+            hard[name] = states[index]
     return Evidence(hard, soft)
 
 
 def accepted_values(spec: ModelSpec) -> dict[str, dict[object, str]]:
-    """For each variable, the plain values (``str`` or ``bool``) it accepts and the state each stands for.
+    """For each variable, the plain values (``str`` or ``bool``, words in lower case) it accepts and the state each stands for.
+
+    A lookup table for the fast path of :func:`parse_plain`, built from
+    :func:`state_index` itself (so it cannot disagree with it).
 
     Examples
     --------
     >>> from postfusion_bayes.spec import load_spec
-    >>> accepted_values(load_spec())["smoker"][True]
-    'yes'
+    >>> table = accepted_values(load_spec())["smoker"]
+    >>> table[True], table["1"], table["no"]
+    ('yes', 'yes', 'no')
     """
     out: dict[str, dict[object, str]] = {}
     for name, var in spec.variables.items():
-        table: dict[object, str] = {s: s for s in var.states}
-        if var.states in (BOOLEAN_STATES, CAUSE_STATES):
-            table.update({word: var.states[i] for word, i in _TRUE_WORDS.items()})
-            table.update({False: var.states[0], True: var.states[1]})
-        out[name] = table
+        words = _words(var.states)
+        plain: list[object] = [*var.states, *(words or ()), *((False, True) if words is not None else ())]
+        out[name] = {value: var.states[state_index(name, value, var.states)] for value in plain}
     return out
 
 
@@ -151,8 +264,8 @@ def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], e
     """:func:`parse_evidence`, with a fast path when every value is a plain accepted ``str`` or ``bool``.
 
     ``accepted`` is :func:`accepted_values` of the same spec. Anything else
-    (soft evidence, None, unknown names or values) goes through
-    :func:`parse_evidence`, so the results and the errors are the same.
+    (soft evidence, None, numbers, other spellings, unknown names or values)
+    goes through :func:`parse_evidence`, so the results and the errors are the same.
     """
     if type(evidence) is not dict:
         return parse_evidence(spec, evidence)
@@ -179,50 +292,76 @@ def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> 
     return EncodedEvidence.from_rows(states, [ev.hard for ev in rows], [ev.soft for ev in rows] if any(ev.soft for ev in rows) else None)
 
 
-def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagnose() takes it one patient at a time") -> dict[str, np.ndarray]:
-    """State indices of a table of hard evidence, one row per patient (-1 where a cell is missing).
+def _rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    """Name the first rows of ``frame`` where ``mask`` holds (for an error message)."""
+    labels = list(frame.index[mask][:5])
+    more = int(mask.sum()) - len(labels)
+    return f"(rows {shown(labels, 200)}{f' and {more} more' if more > 0 else ''})"
 
-    Cells take the same values as :func:`parse_evidence` (``True``/``False``,
-    ``"yes"``/``"no"``, ``"present"``/``"absent"`` for causes, state names);
-    NaN, None and ``pd.NA`` are unobserved.
+
+def _unhashable(name: str, states: tuple[str, ...], frame: pd.DataFrame, soft_hint: str) -> EvidenceError:
+    """Return the error for a column holding unhashable cells (lists, mappings...), naming the first and its rows."""
+    column = frame[name]
+    bad = np.zeros(len(column), dtype=bool)
+    first: Any = None
+    for i, cell in enumerate(column.array):
+        try:
+            hash(cell)
+        except TypeError:
+            if not bad.any():
+                first = cell
+            bad[i] = True
+    if isinstance(first, Mapping):
+        return EvidenceError(
+            f"column {shown(name)}: cells must be single values; soft evidence (a mapping of likelihoods, {shown(first)}) "
+            f"is not taken in a table: {soft_hint} {_rows(frame, bad)}"
+        )
+    return EvidenceError(f"evidence {shown(name)}: got {shown(first)}; allowed: {_allowed(states)} {_rows(frame, bad)}")
+
+
+def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagnose() takes it one patient at a time") -> dict[str, np.ndarray]:
+    """State indices of a table of hard evidence, one row per patient (-1 where a cell is unobserved).
+
+    Cells follow the rules of this module (see its docstring), whatever the
+    column's dtype (bool, integer, float with NaN, object, string,
+    categorical): a column of mixed objects is judged cell by cell. Each
+    distinct value of a column is read once.
 
     Raises
     ------
     EvidenceError
         When ``frame`` is no DataFrame, a column is repeated or unknown (with a
         close match), or a cell is not allowed (naming the column, the value
-        and its first rows).
+        and the rows that hold it).
 
     Examples
     --------
     >>> from postfusion_bayes.spec import load_spec
-    >>> codes = frame_codes(load_spec(), pd.DataFrame({"smoker": [True, None, "no"]}))
+    >>> codes = frame_codes(load_spec(), pd.DataFrame({"smoker": [True, None, "no", 1]}))
     >>> codes["smoker"].tolist()
-    [1, -1, 0]
+    [1, -1, 0, 1]
     """
     if not isinstance(frame, pd.DataFrame):
         raise EvidenceError(f"patients must be a pandas DataFrame (one row per patient), got {type(frame).__name__}")
     if not frame.columns.is_unique:
-        duplicated = sorted(set(frame.columns[frame.columns.duplicated()]))
-        raise EvidenceError(f"columns {duplicated} appear more than once")
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise EvidenceError(f"columns {shown(duplicated, 200)} appear more than once")
     out: dict[str, np.ndarray] = {}
     for name in frame.columns:
         if name not in spec.variables:
-            raise EvidenceError(f"unknown variable {name!r} in the columns{suggest(name, spec.variables)}")
+            raise EvidenceError(f"unknown variable {shown(name)} in the columns{suggest(name, spec.variables)}")
         states = spec.variables[name].states
         try:
+            # equal values share a code (True, 1 and 1.0 alike): each distinct value is read once below
             codes, uniques = pd.factorize(frame[name], use_na_sentinel=True)
-        except TypeError:  # unhashable cells: soft evidence given as mappings
-            raise EvidenceError(
-                f"column {name!r}: cells must be True/False, 'yes'/'no' or state names; soft evidence "
-                f"(a mapping of likelihoods) is not taken in a table: {soft_hint}"
-            ) from None
+        except TypeError:  # unhashable cells: lists, soft evidence given as mappings
+            raise _unhashable(name, states, frame, soft_hint) from None
         translate = np.empty(len(uniques) + 1, dtype=np.intp)
         translate[-1] = -1
         for i, value in enumerate(uniques):
             try:
-                translate[i] = states.index(state_of(name, value, states))
+                translate[i] = state_index(name, value, states)
             except EvidenceError as exc:
-                raise EvidenceError(f"{exc} (rows {list(frame.index[codes == i][:5])})") from None
+                raise EvidenceError(f"{exc} {_rows(frame, codes == i)}") from None
         out[str(name)] = translate[codes]
     return out

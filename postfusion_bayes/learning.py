@@ -3,9 +3,10 @@
 The hand-set priors act as pseudo-counts and the cases as counts; the learned
 value of every parameter is its posterior mode (MAP) given the cases. Cases are
 one row per patient with any model variables as columns, in the vocabulary of
-``Model.diagnose_many`` (True/False, "yes"/"no", state names; a confirmed cause
-as True/False, "present"/"absent"); a missing cell (NaN, None) is allowed
-anywhere, causes included.
+``Model.diagnose_many`` (the rules of :mod:`postfusion_bayes.evidence`:
+True/False, 1/0, "yes"/"no", state names; a confirmed cause as True/False,
+"present"/"absent"); a missing cell (NaN, None, ``pd.NA``) is allowed anywhere,
+causes included.
 
 The prior of each parameter
 ---------------------------
@@ -38,7 +39,10 @@ moves. (It is also the posterior *mean* under Beta(n v, n (1 - v)), the
   is the number of cases whose 2x2 table would give that standard error:
   ``n = 1 / (sd**2 f (1 - f) p (1 - p))`` with ``f`` the prevalence of the risk
   factor and ``p`` the cause's probability, both from the model; a strength
-  given in cases converts back the same way.
+  given in cases converts back the same way. For the odds ratio of a state
+  ``s`` of a categorical factor against its reference state ``r``,
+  ``f (1 - f)`` becomes ``f_s f_r / (f_s + f_r)`` (the two states' prior
+  probabilities), which is ``f (1 - f)`` again for a boolean factor.
 * Baselines are probabilities like the others (Beta pseudo-counts of
   reference patients in that window).
 
@@ -81,7 +85,9 @@ family, with the expected counts:
   cases where its cause was present, the leak every case with the finding
   recorded;
 * a cause's baselines (per time window) and odds ratios: a penalised logistic
-  fit (``logit P = logit baseline[t] + sum log OR_k x_k``) by
+  fit (``logit P = logit baseline[t] + sum log OR_j x_j``, one indicator
+  ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
+  non-reference state) by
   ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
   baselines and the normal priors on the log odds ratios; without odds ratios
   it is the closed form above. Log odds are kept within +-30.
@@ -107,7 +113,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -120,8 +125,9 @@ from . import ranges
 from ._strengths import _Families, _families, _information_per_case, _resolve_strengths, prior_strengths
 from .cpts import build_tables
 from .engine import CompiledNetwork
+from .engine.arguments import check_count, check_real
 from .engine.encoding import EncodedEvidence
-from .errors import ArgumentError, ArgumentTypeError, ConvergenceWarning, EvidenceError
+from .errors import ConvergenceWarning, EvidenceError
 from .evidence import frame_codes
 from .spec import ModelSpec
 
@@ -189,6 +195,7 @@ def learned_distributions(spec: ModelSpec, *, network: CompiledNetwork | None = 
       marginal up to the K - 2 extra pseudo-counts of the other entries);
     * an odds ratio: log-normal with ``mu = log v`` and
       ``sigma = 1 / sqrt(m f (1 - f) p (1 - p))``, the information of ``m`` cases
+      (``f_s f_r / (f_s + f_r)`` in place of ``f (1 - f)`` for a categorical factor)
       on the log odds ratio (see the module docstring);
     * ``m`` infinite: fixed at ``v``.
 
@@ -301,7 +308,7 @@ def _masks(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, famili
         masks[cause] = m
     for var, _ in families.context:
         m = seen.get(var, none).copy()
-        for cause, _, factors, _ in families.causes:
+        for cause, _, factors, *_ in families.causes:
             if var == spec.time_variable or var in factors:
                 m |= masks[cause]
         masks[var] = m
@@ -368,14 +375,8 @@ def update_spec(
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
     (0.2783, 100.0, 27.67, 0.2)
     """
-    if isinstance(max_iterations, bool) or not isinstance(max_iterations, numbers.Integral):
-        raise ArgumentTypeError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
-    if max_iterations < 1:
-        raise ArgumentError(f"max_iterations must be a whole number >= 1, got {max_iterations!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real):
-        raise ArgumentTypeError(f"tolerance must be a finite number > 0, got {tolerance!r}")
-    if not (tolerance > 0 and math.isfinite(tolerance)):
-        raise ArgumentError(f"tolerance must be a finite number > 0, got {tolerance!r}")
+    max_iterations = check_count("max_iterations", max_iterations)
+    tolerance = check_real("tolerance", tolerance, positive=True)
     codes = frame_codes(spec, frame, soft_hint="learning takes confirmed cases only")
     network = CompiledNetwork(build_tables(spec))
     families = _families(spec)
@@ -411,6 +412,7 @@ class _EM:
         self.J = len(configurations)
         context = spec.names("context")
         self.roots = [v for v in context if v == spec.time_variable or any(v in p.odds_ratios for p in spec.cause_priors.values())]
+        self.cards = {c: tuple(len(spec.variables[f].states) for f in factors) for c, _, factors, *_ in families.causes}
         self.chunks = _prepare(spec, self.codes, self.n_rows, self.roots, self.J)
         self.masks = _masks(spec, self.codes, self.n_rows, families, self.roots)
         self.binary = [f for f, *_ in families.noisy_or if f in self.codes]
@@ -437,8 +439,8 @@ class _EM:
         times = spec.variables[spec.time_variable].states
         stats = _Statistics(
             context={v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
-            cause_n={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
-            cause_n1={c: np.zeros(len(times) * 2 ** len(f)) for c, _, f, _ in fam.causes},
+            cause_n={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
+            cause_n1={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
             q1=np.zeros((len(self.binary), self.J)),
             qobs=np.zeros((len(self.binary), self.J)),
             onset=np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
@@ -476,10 +478,10 @@ class _EM:
                     imputed = self.masks[v][rows] & (self.codes[v][rows] < 0) if v in self.codes else self.masks[v][rows]
                     w = weight * imputed
                     stats.context[v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
-            for c, _, factors, _ in fam.causes:
+            for c, _, factors, *_ in fam.causes:
                 w = weight * self.masks[c][rows]
-                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times)] + [2] * len(factors))
-                size = len(times) * 2 ** len(factors)
+                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times), *self.cards[c]])
+                size = len(times) * math.prod(self.cards[c])
                 stats.cause_n[c] += np.bincount(config, weights=w, minlength=size)
                 stats.cause_n1[c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
             columns = []
@@ -522,8 +524,8 @@ class _EM:
                 self._beta(new, cases, names[1], counts[1], counts.sum())
             else:
                 self._dirichlet(new, cases, names, counts)
-        for cause, baselines, factors, or_names in fam.causes:
-            self._cause(new, cases, cause, baselines, factors, or_names, stats.cause_n[cause], stats.cause_n1[cause])
+        for cause, baselines, _, or_names, columns in fam.causes:
+            self._cause(new, cases, baselines, self.cards[cause], or_names, columns, stats.cause_n[cause], stats.cause_n1[cause])
         self._noisy_or(values, new, cases, stats, inner_tolerance)
         if self.onset:
             self._onset(values, new, cases, stats.onset, inner_tolerance)
@@ -544,22 +546,30 @@ class _EM:
             for name, c in zip(names, counts, strict=True):
                 new[name] = float(min(max((s * self.prior[name] + c) / (s + total), 0.0), 1.0))
 
-    def _cause(self, new, cases, cause, baselines, factors, or_names, n, n1):
+    def _cause(self, new, cases, baselines, cards, or_names, columns, n, n1):
+        """Baselines and odds ratios of one cause: a penalised logistic fit over (time, factor states) configurations.
+
+        ``cards`` are the factors' numbers of states and ``columns[j]`` the
+        (factor, state) whose indicator odds ratio ``j`` multiplies: a boolean
+        factor has one column (its "yes"), a categorical one a column per
+        non-reference state with an odds ratio.
+        """
         from scipy import optimize, special  # imported here: reading Model.parameters (prior_strengths) needs no scipy
 
         n_times = len(baselines)
-        shape = (n_times,) + (2,) * len(factors)
+        shape = (n_times, *cards)
         n, n1 = n.reshape(n_times, -1), n1.reshape(n_times, -1)
         total = float(n.sum())
         for t, name in enumerate(baselines):
             cases[name] = float(n[t].sum())
         for name in or_names:
             cases[name] = total
-        if not factors:
+        if not or_names:
             for t, name in enumerate(baselines):
                 self._beta(new, cases, name, n1[t].sum(), n[t].sum())
             return
-        bits = np.stack(np.unravel_index(np.arange(n.shape[1]), shape[1:]), axis=1).astype(float)  # (2^k, k)
+        states = np.stack(np.unravel_index(np.arange(n.shape[1]), shape[1:]), axis=1)  # (configurations, factors): each factor's state
+        bits = np.stack([states[:, k] == state for k, state in columns], axis=1).astype(float)  # (configurations, odds ratios): indicators
         s = np.array([self.strengths[b] for b in baselines])
         v = np.array([self.prior[b] for b in baselines])
         info = [self._info[o] for o in or_names]

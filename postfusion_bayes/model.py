@@ -13,8 +13,9 @@ from ._strengths import prior_strengths
 from .cpts import build_tables
 from .diagnosis import Diagnosis, RedFlag
 from .engine import CompiledNetwork, NetworkTables
+from .engine.arguments import check_path, type_text
 from .engine.encoding import EncodedEvidence
-from .errors import EvidenceError, suggest
+from .errors import ArgumentTypeError, EvidenceError, shown, suggest
 from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
 from .reasoning import Reasoner
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
@@ -45,6 +46,9 @@ def load_model(path: str | Path | None = None) -> Model:
     ------
     SpecError
         Listing every problem in the priors, each with its file and key.
+    ArgumentError
+        A ``path`` that is no file name (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        for the wrong type, e.g. a number), or one with a NUL byte.
 
     Examples
     --------
@@ -52,12 +56,14 @@ def load_model(path: str | Path | None = None) -> Model:
     >>> len(model.causes)
     8
     """
-    return Model(load_spec(path))
+    return Model(load_spec(None if path is None else check_path("path", path)))
 
 
-def _rebuild_model(spec: ModelSpec, learning: Any) -> Model:
+def _rebuild_model(spec: ModelSpec, learning: Any, memory_budget: int | None = None) -> Model:
     model = Model(spec)
     object.__setattr__(model, "_learning", learning)
+    if memory_budget is not None and memory_budget != model._network.memory_budget:
+        object.__setattr__(model, "_network", model._network.with_memory_budget(memory_budget))
     return model
 
 
@@ -105,8 +111,8 @@ class Model:
         raise AttributeError("Model is immutable; use with_parameters() for a changed copy")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        """Pickle as the spec (and the learning report); unpickling compiles the network again."""
-        return (_rebuild_model, (self._spec, self._learning))
+        """Pickle as the spec (with the learning report and the memory budget); unpickling compiles the network again."""
+        return (_rebuild_model, (self._spec, self._learning, self._network.memory_budget))
 
     def __delattr__(self, name: str) -> None:
         """Refuse: a model is immutable."""
@@ -130,6 +136,26 @@ class Model:
     def tables(self) -> NetworkTables:
         """The conditional probability tables (:class:`~postfusion_bayes.engine.tables.NetworkTables`)."""
         return self._tables
+
+    def with_memory_budget(self, memory_budget: int) -> Model:
+        """Return the same model with another memory budget (bytes) for its queries, simulations and sensitivity analyses.
+
+        Work that would need more memory than the budget is refused up front
+        with a :class:`~postfusion_bayes.errors.MemoryBudgetError` saying how
+        much it would need (256 MB by default).
+
+        Examples
+        --------
+        >>> model = load_model().with_memory_budget(2**30)
+        >>> model.network.memory_budget
+        1073741824
+        """
+        network = self._network.with_memory_budget(memory_budget)
+        copy = object.__new__(Model)
+        for name in Model.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "_network", network)
+        return copy
 
     @property
     def network(self) -> CompiledNetwork:
@@ -222,7 +248,8 @@ class Model:
             One confirmed case per row; columns are any model variables
             (context, findings, red flags, and causes as True/False,
             "present"/"absent" or "yes"/"no"), cells as in
-            :meth:`diagnose_many`; NaN or None is not recorded.
+            :meth:`diagnose_many` (the rules of :mod:`postfusion_bayes.evidence`);
+            NaN, None or ``pd.NA`` is not recorded.
         strength : float or mapping of str to float, optional
             Prior strength in equivalent cases: one number for every
             parameter, or parameter name (or a distribution's key, e.g.
@@ -289,8 +316,11 @@ class Model:
         ------
         SpecError
             For an unknown name or a value the model cannot take (outside
-            [0, 1], a non-positive odds ratio, a distribution no longer summing
-            to 1: see :func:`postfusion_bayes.sensitivity.covaried`).
+            [0, 1], a non-positive odds ratio, a number too large for a float, a
+            distribution no longer summing to 1: see
+            :func:`postfusion_bayes.sensitivity.covaried`).
+        ArgumentTypeError
+            ``values`` is not a mapping.
 
         Examples
         --------
@@ -299,6 +329,8 @@ class Model:
         >>> model.spec.value("findings.radicular_pain.leak"), changed.spec.value("findings.radicular_pain.leak")
         (0.15, 0.2)
         """
+        if not isinstance(values, Mapping):
+            raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)}{type_text(values)}; see model.parameters for the names")
         return Model(self._spec.with_values(values))
 
     def simulate(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
@@ -326,7 +358,7 @@ class Model:
         """
         from .engine.sampling import sample_cases
 
-        return sample_cases(self._tables, n, seed)
+        return sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
 
     def to_pgmpy(self):
         """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
@@ -367,6 +399,9 @@ class Model:
         ExportError
             For an unknown format, a suffix that selects none (both naming the
             formats allowed), or a path that cannot be written.
+        ArgumentError
+            A ``path`` that is no file name (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+            for the wrong type, e.g. None), or one with a NUL byte.
 
         Notes
         -----
@@ -446,10 +481,11 @@ class Model:
         Parameters
         ----------
         evidence : mapping, optional
-            Variable to observation (see :mod:`postfusion_bayes.evidence`):
-            ``True``/``False`` or ``"yes"``/``"no"`` for booleans, a state name
-            for categoricals, a ``{state: likelihood}`` mapping for soft
-            evidence; variables left out are unobserved.
+            Variable to observation, by the rules of :mod:`postfusion_bayes.evidence`:
+            ``True``/``False``, ``1``/``0`` or ``"yes"``/``"no"`` (any case)
+            for booleans, a state name for categoricals, a ``{state: likelihood}``
+            mapping for soft evidence; ``None``, NaN, ``pd.NA`` and variables
+            left out are unobserved.
 
         Returns
         -------
@@ -498,9 +534,10 @@ class Model:
         Parameters
         ----------
         patients : DataFrame
-            One patient per row, one column per observed variable, cells in the
-            same vocabulary as :meth:`diagnose` (True/False, "yes"/"no", state
-            names); NaN or None is unobserved.
+            One patient per row, one column per observed variable, of any
+            dtype; cells by the same rules as :meth:`diagnose` (see
+            :mod:`postfusion_bayes.evidence`: True/False, 1/0, "yes"/"no",
+            state names), judged cell by cell; NaN, None, ``pd.NA`` are unobserved.
 
         Returns
         -------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ._optional import require
+from .engine.arguments import check_count
 from .errors import ArgumentError
 
 __all__ = ["tornado_plot", "one_way_plot", "interval_plot", "diagnosis_plot", "explanation_plot", "network_plot"]
@@ -40,6 +41,7 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None):
     >>> len(ax.patches)
     10
     """
+    top = check_count("top", top)
     ax = _axes(ax)
     rows = table.head(top).iloc[::-1]
     base = table.attrs.get("posterior")

@@ -42,7 +42,6 @@ conflict one per finding alone.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import CompiledNetwork
+from .engine.arguments import check_count, check_real
 from .engine.encoding import EncodedEvidence
 from .engine.structured import NoisyOr
 from .errors import ArgumentError, MemoryBudgetError, PostfusionError, suggest
@@ -346,15 +346,15 @@ class Reasoner:
         if not isinstance(costs, Mapping):
             raise ArgumentError(f"costs must be a mapping of finding or test kind to a cost, got {type(costs).__name__}")
         allowed = spec.names("finding") + list(kinds) + (["unspecified"] if any(kind == "unspecified" for kind, _, _ in table.values()) else [])
+        given = {}
         for key, value in costs.items():
             if key in spec.variables and spec.variables[key].role == "red_flag":
                 raise ArgumentError(f"costs: {key!r} is a red flag, and red flags are never tests")
             if key not in allowed:
                 raise ArgumentError(f"costs: unknown finding or test kind {key!r}{suggest(key, allowed)}; allowed: findings, or the test kinds {', '.join(kinds) or '(none declared)'}")
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= float(value) < math.inf:
-                raise ArgumentError(f"costs: {key!r}: expected a finite number >= 0, got {value!r}")
+            given[key] = check_real(f"costs[{key!r}]", value)
         for t, (kind, cost, invasive) in table.items():  # a finding's own cost wins over its kind's
-            table[t] = (kind, float(costs.get(t, costs.get(kind, cost))), invasive)
+            table[t] = (kind, given.get(t, given.get(kind, cost)), invasive)
         return table
 
     def _units(self, by: str) -> list[tuple[str, list[str]]]:
@@ -528,10 +528,8 @@ class Reasoner:
             weighing each configuration. Fewer than ``k`` rows when fewer sets
             are possible.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ArgumentError(f"k must be a positive integer, got {k!r}")
+        k = check_count("k", k)
         present, weight = self._joint
-        k = int(k)
         if k < len(weight):  # the k largest, found without sorting every configuration; ties broken by position, as a stable sort would
             cut = np.partition(weight, len(weight) - k)[len(weight) - k]
             candidates = np.flatnonzero(weight >= cut)

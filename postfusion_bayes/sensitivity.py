@@ -35,9 +35,10 @@ import pandas as pd
 from . import ranges
 from ._optional import require
 from .cpts import changed_tables, table_parameters
+from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text, type_text
 from .engine.encoding import EncodedEvidence
 from .engine.structured import Mixture, NoisyOr
-from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, suggest
+from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, shown, suggest
 from .evidence import parse_evidence
 from .ranges import RANGE_Z, range_distributions
 
@@ -86,8 +87,20 @@ def distribution_of(model, parameter: str) -> list[str]:
 
 
 def _check_parameter(model, parameter: str) -> None:
+    if not isinstance(parameter, str):
+        raise ArgumentTypeError(f"parameter must be a parameter name (a string), got {shown(parameter)}{type_text(parameter)}; see model.parameters")
     if parameter not in model.spec.parameters:
         raise SpecError([f"parameter {parameter!r} does not exist{suggest(parameter, model.spec.parameters)}; see model.parameters"])
+
+
+def _parameter_names(model, parameters) -> list[str]:
+    """Return the ``parameters`` argument as a list of names: every parameter for None; known names only, or an error naming the argument."""
+    if parameters is None:
+        return list(model.spec.parameters)
+    names = check_names("parameters", parameters, what="parameter")
+    for name in names:
+        _check_parameter(model, name)
+    return names
 
 
 def covaried(model, parameter: str, value: float) -> dict[str, float]:
@@ -97,6 +110,16 @@ def covaried(model, parameter: str, value: float) -> dict[str, float]:
     (proportional co-variation); when the parameter is 1 and they are all 0,
     they share what is left equally.
 
+    Raises
+    ------
+    ArgumentError
+        A ``value`` outside the parameter's domain ([0, 1] for a probability,
+        a finite number > 0 for an odds ratio) or NaN, naming the parameter
+        and the value (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        when it is not a number at all).
+    SpecError
+        An unknown parameter (with a close match).
+
     Examples
     --------
     >>> from postfusion_bayes import load_model
@@ -105,7 +128,16 @@ def covaried(model, parameter: str, value: float) -> dict[str, float]:
     >>> round(sum(new.values()), 12)
     1.0
     """
-    return {k: float(v[0]) for k, v in _covaried_arrays(model, parameter, np.array([value], dtype=float)).items()}
+    _check_parameter(model, parameter)
+    return {k: float(v[0]) for k, v in _covaried_arrays(model, parameter, np.array([_domain_value(model, parameter, value)], dtype=float)).items()}
+
+
+def _domain_value(model, parameter: str, value: object) -> float:
+    """Return ``value`` as a float the parameter can take (a probability in [0, 1], an odds ratio a finite number > 0), or refuse it."""
+    where = f"the value of {parameter!r}"
+    if model.spec.parameters[parameter].kind == "odds_ratio":
+        return check_real(where, value, positive=True)
+    return check_probability(where, value)
 
 
 def _covaried_arrays(model, parameter: str, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -164,11 +196,12 @@ def _domain(model, parameter: str) -> tuple[float, float]:
 def _encode(model, evidence) -> tuple[EncodedEvidence, pd.Index]:
     """Likelihood arrays for one patient (mapping) or many (DataFrame, one per row)."""
     if isinstance(evidence, pd.DataFrame):
-        # column labels of any type: parse_evidence names any label that is not a variable
-        rows: list[dict[Any, Any]] = [{k: v for k, v in row.items() if isinstance(v, Mapping) or not pd.isna(v)} for _, row in evidence.iterrows()]
+        _patients(evidence)  # refuses a frame without rows
+        # column labels of any type: parse_evidence names any label that is not a variable, and drops unobserved cells
+        rows: list[Any] = [dict(row.items()) for _, row in evidence.iterrows()]
         index = evidence.index
     else:
-        rows = [dict(evidence or {})]
+        rows = [evidence]  # parse_evidence refuses what is not a mapping
         index = pd.Index([0])
     parsed = [parse_evidence(model.spec, r) for r in rows]
     return model._encode(parsed), index
@@ -182,7 +215,8 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     model : Model
         The model whose parameters are varied.
     evidence : mapping or DataFrame
-        One patient, or one patient per row.
+        One patient, or one patient per row (values as in
+        :mod:`postfusion_bayes.evidence`; soft evidence allowed in cells).
     values : mapping of str to array, shape (n_sets,)
         Parameter values; parameters not named keep their value.
     targets : sequence of str, optional
@@ -200,16 +234,20 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     Raises
     ------
     SpecError
-        A value outside its parameter's domain, or distribution entries that
-        no longer sum to 1 (use :func:`covaried`).
+        An unknown parameter, a value outside its parameter's domain, or
+        distribution entries that no longer sum to 1 (use :func:`covaried`).
+    ParameterError
+        Values that are not numbers, not one-dimensional, empty, or of
+        unequal numbers of sets.
     EvidenceError
         Evidence impossible for some parameter set (with ``impossible="raise"``).
     ArgumentError
         ``impossible`` is neither "raise" nor "nan".
     """
     if impossible not in ("raise", "nan"):
-        raise ArgumentError(f"impossible must be 'raise' or 'nan', got {impossible!r}")
-    targets = list(targets or model.causes)
+        raise ArgumentError(f"impossible must be 'raise' or 'nan', got {shown(impossible)}")
+    targets = model.causes if targets is None else check_names("targets", targets, model.causes, what="cause")
+    values = _value_arrays(values)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
     # only the tables the values change (the network keeps its own for the rest), and of those not the
@@ -240,18 +278,37 @@ def _barren(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
     return {v for v in parents if v not in with_children and v not in targets and v not in lam.names}
 
 
+def _value_arrays(values: object) -> dict[str, np.ndarray]:
+    """Return the ``values`` argument of :func:`evaluate` as 1-D float arrays of one length, or refuse it (names are checked by :func:`_check_values`)."""
+    if not isinstance(values, Mapping):
+        raise ArgumentTypeError(f"values must be a mapping of parameter name to an array of values (one per parameter set), got {shown(values)}{type_text(values)}")
+    out: dict[str, np.ndarray] = {}
+    for name, given in values.items():
+        try:
+            array = np.asarray(given, dtype=float)
+        except (TypeError, ValueError, OverflowError):  # strings, None, integers too large for a float, ragged lists
+            raise ParameterError(f"values of {shown(name)}: expected numbers, got {shown(given)}") from None
+        if array.ndim != 1 or array.size == 0:
+            raise ParameterError(f"values of {shown(name)}: expected a 1-D array with one value per parameter set, got shape {array.shape}")
+        out[name] = array
+    sizes = {name: a.size for name, a in out.items()}
+    if len(set(sizes.values())) > 1:
+        raise ParameterError(f"values: every parameter needs the same number of parameter sets, got {sizes}")
+    return out
+
+
 def _check_values(model, values: Mapping[str, np.ndarray]) -> None:
     problems = []
     for name, v in values.items():
         if name not in model.spec.parameters:
-            problems.append(f"parameter {name!r} does not exist{suggest(name, model.spec.parameters)}")
+            problems.append(f"parameter {shown(name)} does not exist{suggest(name, model.spec.parameters)}")
             continue
         arr = np.asarray(v, dtype=float)
         p = model.spec.parameters[name]
         if p.kind == "probability" and not ((arr >= 0) & (arr <= 1)).all():
             problems.append(f"{name}: values outside [0, 1] (e.g. {arr[(arr < 0) | (arr > 1) | np.isnan(arr)][:3].tolist()})")
-        if p.kind == "odds_ratio" and not (arr > 0).all():
-            problems.append(f"{name}: odds ratios must be positive")
+        if p.kind == "odds_ratio" and not (np.isfinite(arr) & (arr > 0)).all():
+            problems.append(f"{name}: odds ratios must be finite and positive (e.g. {arr[~(np.isfinite(arr) & (arr > 0))][:3].tolist()})")
     groups = _groups(model)
     checked: set[str] = set()
     for name in values:
@@ -272,10 +329,37 @@ def _one_patient(evidence) -> None:
         raise EvidenceError("this analysis is for one patient: give the evidence as a mapping (monte_carlo and evaluate also take a DataFrame of patients)")
 
 
+def _patients(evidence) -> int:
+    """Return the number of patients in ``evidence``: 1 for a mapping; the rows of a DataFrame, which must have some."""
+    if not isinstance(evidence, pd.DataFrame):
+        return 1
+    if len(evidence) == 0:
+        raise ArgumentError("evidence: the DataFrame has no rows; give one patient per row (or one patient as a mapping)")
+    return len(evidence)
+
+
 def _target_index(model, target: str) -> int:
     if target not in model.causes:
         raise EvidenceError(f"unknown target {target!r}{suggest(target, model.causes)}; targets are the causes: {', '.join(model.causes)}")
     return model.causes.index(target)
+
+
+def _check_grid(model, names: Sequence[str], points: int, what: str) -> None:
+    """Refuse a grid of ``points`` values per parameter whose batched tables would exceed the engine's memory budget.
+
+    The grids of the parameters of one table are evaluated in one batch
+    (:func:`_searched_intervals`): each set holds a copy of that table and the
+    posteriors, a few times over while it is built; the largest batch counts.
+    """
+    owners = table_parameters(model.spec)
+    per_table: dict[str, int] = {}
+    for name in names:
+        per_table[owners[name]] = per_table.get(owners[name], 0) + int(np.size(model.tables.cpts[owners[name]])) + 2 * len(model.causes)
+    check_budget(_FLOAT * 4 * points * max(per_table.values()), model.network.memory_budget, f"{what} with a grid of {count_text(points)} points")
+
+
+#: Bytes of one float.
+_FLOAT = 8
 
 
 # --------------------------------------------------------------------------- one-way
@@ -293,11 +377,14 @@ class OneWayResult:
     exact_form : bool
         True when the function is ``(a x + b) / (c x + d)``; then
         ``coefficients`` holds a, b, c, d (a, b from P(target, evidence) and c, d
-        from P(evidence), both linear in x). False when the parameter feeds
+        from P(evidence), both linear in x, each divided by P(evidence) at the
+        current value, so that ``c * value + d == 1``: only ratios of
+        P(evidence) are defined, since soft evidence may carry any scale). False when the parameter feeds
         the tables through the odds (a baseline with odds ratios, an odds
         ratio): ``table`` holds exact evaluations on a grid, and calling the
         result evaluates the model exactly at any x.
     coefficients : Series or None
+        ``a``, ``b``, ``c``, ``d`` of the exact form.
     derivative : float
         d P / dx at the current value (analytic for the exact form, central
         difference of two exact evaluations otherwise).
@@ -322,10 +409,23 @@ class OneWayResult:
 
 
 def _posterior_at(model, evidence, parameter: str, target_index: int, xs: np.ndarray, impossible: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-    """Exact posterior and P(evidence) at parameter values xs (co-varied), one patient."""
+    """Exact posterior and P(evidence) at parameter values xs (co-varied), one patient; P(evidence) relative to its largest value (see :func:`_relative`)."""
     xs = np.atleast_1d(np.asarray(xs, dtype=float))
     present, log_evidence = evaluate(model, evidence, _covaried_arrays(model, parameter, xs), impossible=impossible)
-    return present[:, 0, target_index], np.exp(log_evidence[:, 0])
+    return present[:, 0, target_index], _relative(log_evidence[:, 0])
+
+
+def _relative(log_evidence: np.ndarray) -> np.ndarray:
+    """P(evidence) of each parameter set divided by the largest of them, from the logs.
+
+    P(evidence) is known only up to the scale of the soft likelihoods (and is
+    tiny for much evidence): ``exp(log P)`` can underflow to 0 where the
+    ratios are well defined. The sensitivity functions need only ratios of
+    P(evidence) between parameter sets, so they work with these.
+    """
+    finite = log_evidence[np.isfinite(log_evidence)]
+    reference = float(finite.max()) if finite.size else 0.0
+    return np.exp(log_evidence - reference)
 
 
 def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: str, *, points: int = 21) -> OneWayResult:
@@ -336,17 +436,25 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
     model : Model
         The model whose parameter is varied.
     evidence : mapping
-        One patient, as for :meth:`Model.diagnose`.
+        One patient, as for :meth:`Model.diagnose` (values as in :mod:`postfusion_bayes.evidence`).
     target : str
         A cause.
     parameter : str
         A parameter name (see ``model.parameters``).
     points : int
-        Grid size of the returned table over the parameter's plausible range.
+        Grid size of the returned table over the parameter's plausible range (a whole number >= 2).
 
     Returns
     -------
     OneWayResult
+
+    Raises
+    ------
+    ArgumentError
+        ``points`` not a whole number >= 2 (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        when not an integer at all).
+    MemoryBudgetError
+        A grid whose tables would exceed the engine's memory budget.
 
     Examples
     --------
@@ -357,9 +465,11 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
     >>> f.exact_form, bool(f.derivative < 0)
     (True, True)
     """
+    points = check_count("points", points, minimum=2)
     _one_patient(evidence)
     ti = _target_index(model, target)
     _check_parameter(model, parameter)
+    _check_grid(model, [parameter], points, "one_way")
     p = model.spec.parameters[parameter]
     grid = np.linspace(p.low, p.high, points)
     exact = has_exact_form(model, parameter)
@@ -368,6 +478,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
         lo, hi = _domain(model, parameter)
         probes = np.array([lo + 0.25 * (hi - lo), lo + 0.75 * (hi - lo), p.value])
         posterior, evidence_p = _posterior_at(model, evidence, parameter, ti, probes)
+        evidence_p = evidence_p / evidence_p[2]  # P(evidence) relative to its value at the current value: free of the likelihoods' scale
         joint = posterior * evidence_p
         c = (evidence_p[1] - evidence_p[0]) / (probes[1] - probes[0])
         d = evidence_p[0] - c * probes[0]
@@ -382,6 +493,7 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
 
         def function(x):
             x = np.asarray(x, dtype=float)
+            _check_values(model, _covaried_arrays(model, parameter, np.atleast_1d(x)))  # the parameter's domain, as evaluate() checks it
             evidence_probability = c * x + d
             with np.errstate(divide="ignore", invalid="ignore"):
                 value = np.where(np.abs(evidence_probability) > 1e-12 * scale, (a * x + b) / evidence_probability, np.nan)
@@ -399,9 +511,10 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
 
         values = function(grid)
         h = 1e-6 * max(1.0, abs(p.value))
-        lo_x = max(p.value - h, 1e-12)
-        below, above = function(np.array([lo_x, p.value + h]))
-        derivative = float((above - below) / (p.value + h - lo_x))
+        lo, hi = _domain(model, parameter)
+        lo_x, hi_x = max(p.value - h, lo, 1e-12), min(p.value + h, hi)  # both inside the domain
+        below, above = function(np.array([lo_x, hi_x]))
+        derivative = float((above - below) / (hi_x - lo_x))
         note = "not of the form (a x + b) / (c x + d): the parameter enters through the odds of its cause; evaluated exactly on the grid, derivative by central difference"
     table = pd.DataFrame({"value": grid, "posterior": np.asarray(values, dtype=float)})
     table.attrs.update(parameter=parameter, target=target)
@@ -428,12 +541,19 @@ def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: 
         and the posterior at the current values. Where the evidence is
         impossible at one end of a range (e.g. a leak of 0 for an observed
         finding) that posterior and the swing are NaN, sorted last.
+
+    Raises
+    ------
+    ArgumentError
+        ``parameters`` empty or naming a parameter twice
+        (:class:`~postfusion_bayes.errors.ArgumentTypeError` for a single
+        string, which is refused rather than read as one name: write ``[name]``).
+    SpecError
+        An unknown parameter (with a close match).
     """
     _one_patient(evidence)
     ti = _target_index(model, target)
-    names = list(parameters) if parameters is not None else list(model.spec.parameters)
-    for name in names:
-        _check_parameter(model, name)
+    names = _parameter_names(model, parameters)
     values, n = _stacked_settings(model, [(name, which) for name in names for which in ("low", "high")])
     present, _ = evaluate(model, evidence, values, impossible="nan")
     at = present[:, 0, ti]
@@ -501,12 +621,24 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
         Index ``parameter``; columns ``value``, ``domain_low``, ``domain_high``,
         ``lower``, ``upper``, ``cause_below`` and ``cause_above`` (the cause on
         top just outside the interval, or None when the interval reaches the
-        end of the domain), ``method``. ``attrs["top"]`` is the top cause.
+        end of the domain: object columns, never NaN), ``method``.
+        ``attrs["top"]`` is the top cause.
+
+    Raises
+    ------
+    ArgumentError
+        ``points`` not a whole number >= 2, ``parameters`` empty or naming
+        a parameter twice (:class:`~postfusion_bayes.errors.ArgumentTypeError`
+        for the wrong type, e.g. a single string).
+    SpecError
+        An unknown parameter (with a close match).
+    MemoryBudgetError
+        A grid whose tables would exceed the engine's memory budget.
     """
+    points = check_count("points", points, minimum=2)
     _one_patient(evidence)
-    names = list(parameters) if parameters is not None else list(model.spec.parameters)
-    for name in names:
-        _check_parameter(model, name)
+    names = _parameter_names(model, parameters)
+    _check_grid(model, names, points, "rank_robustness")
     causes = model.causes
     top = model.diagnose(evidence).top
     ti = causes.index(top)
@@ -520,7 +652,7 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
             settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
         values, _ = _stacked_settings(model, settings)
         present, log_evidence = evaluate(model, evidence, values)
-        evidence_p = np.exp(log_evidence[:, 0])
+        evidence_p = _relative(log_evidence[:, 0])  # only ratios matter: every line below is scaled alike
         joint = present[:, 0, :] * evidence_p[:, None]
         for i, name in enumerate(exact):
             x0, x1 = settings[2 * i][1], settings[2 * i + 1][1]
@@ -532,6 +664,8 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
     searched = _searched_intervals(model, evidence, [n for n in names if n not in exact], ti, points)
     rows += [searched[n] for n in names if n not in exact]
     frame = pd.DataFrame(rows).set_index("parameter").loc[names]
+    for column in ("cause_below", "cause_above"):  # None where no cause takes over (a string column would make it NaN)
+        frame[column] = pd.Series([None if pd.isna(v) else v for v in frame[column]], index=frame.index, dtype=object)
     frame.attrs["top"] = top
     return frame
 
@@ -687,9 +821,7 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
     """
     from .learning import learned_distributions
 
-    names = list(parameters) if parameters is not None else list(model.spec.parameters)
-    for name in names:
-        _check_parameter(model, name)
+    names = _parameter_names(model, parameters)
     learned = learned_distributions(model.spec, network=model.network)
     hand_set = range_distributions(model.spec.parameters[name] for name in names if name not in learned)
     rows = []
@@ -718,14 +850,6 @@ def fit_distributions(model, parameters: Sequence[str] | None = None) -> pd.Data
             mean = one
         rows.append({"parameter": name, "family": family, "shape_1": one, "shape_2": two, "low": p.low, "high": p.high, "mean": mean, "basis": "hand-set range"})
     return pd.DataFrame(rows).set_index("parameter")
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, int | np.integer):
-        return np.random.default_rng(seed)
-    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
 
 
 def _transform(model, fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
@@ -818,7 +942,8 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     model : Model
         The model whose parameters are drawn.
     evidence : mapping or DataFrame
-        One patient, or one patient per row.
+        One patient, or one patient per row (values as in
+        :mod:`postfusion_bayes.evidence`; soft evidence allowed in cells).
     n : int
         Number of draws (parameter sets).
     seed : int or numpy.random.Generator
@@ -835,14 +960,28 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
         ``patient``, ``cause``): ``posterior`` at the current values, ``mean``,
         ``median``, ``q05``, ``q95`` and ``probability_first`` (share of draws
         in which the cause ranks first).
+
+    Raises
+    ------
+    ArgumentError
+        ``n`` not a whole number >= 1, a negative ``seed``, ``parameters``
+        empty or naming one twice, a DataFrame without rows
+        (:class:`~postfusion_bayes.errors.ArgumentTypeError` for the wrong
+        type: ``n=True``, ``n=2.5``, a single string for ``parameters``).
+    SpecError
+        An unknown parameter (with a close match).
+    MemoryBudgetError
+        Draws and posteriors that would not fit the engine's memory budget
+        (refused before drawing).
     """
-    if not isinstance(n, int | np.integer):
-        raise ArgumentTypeError(f"n must be a positive integer, got {n!r}")
-    if n < 1:
-        raise ArgumentError(f"n must be a positive integer, got {n!r}")
-    rng = _rng(seed)
-    fitted = fit_distributions(model, parameters)
-    values = _draw(model, fitted, rng, int(n))
+    n = check_count("n", n)
+    rng = check_generator(seed)
+    rows = _patients(evidence)
+    names = _parameter_names(model, parameters)
+    # the draws (n per parameter) and the posteriors (n per patient and cause) are held at once
+    check_budget(_FLOAT * n * (len(names) + 2 * rows * len(model.causes)), model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws of {len(names)} parameters")
+    fitted = fit_distributions(model, names)
+    values = _draw(model, fitted, rng, n)
     present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
     current, _ = evaluate(model, evidence, {})
     causes = model.causes
@@ -904,7 +1043,7 @@ def sobol(
     model : Model
         The model whose parameters are varied.
     evidence : mapping
-        One patient, as for :meth:`Model.diagnose`.
+        One patient, as for :meth:`Model.diagnose` (values as in :mod:`postfusion_bayes.evidence`).
     target : str
         A cause.
     n : int
@@ -928,19 +1067,24 @@ def sobol(
         SALib is not installed (the message gives the pip command).
     ArgumentError
         ``n`` is not a power of 2 (:class:`~postfusion_bayes.errors.ArgumentTypeError`
-        when it is not an integer at all).
+        when it is not an integer at all), a negative ``seed``, ``parameters``
+        empty or naming one twice.
     ParameterError
         None of the parameters has a range to vary.
+    MemoryBudgetError
+        A design that would not fit the engine's memory budget (refused before building it).
     """
     sobol_analyze = require("SALib.analyze.sobol", "sensitivity.sobol")
-    if not isinstance(n, int | np.integer):
-        raise ArgumentTypeError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
-    if n < 2 or n & (n - 1):
+    n = check_count("n", n, minimum=2)
+    if n & (n - 1):
         raise ArgumentError(f"n must be a power of 2 (Sobol sequences), got {n!r}")
     _one_patient(evidence)
     ti = _target_index(model, target)
-    rng = _rng(seed)
-    fitted = fit_distributions(model, parameters)
+    rng = check_generator(seed)
+    names = _parameter_names(model, parameters)
+    # the design's base matrices and their transforms (about 8 arrays of n x d) and the n (d + 2) outputs are held at once
+    check_budget(_FLOAT * n * (9 * len(names) + 2), model.network.memory_budget, f"sobol with n={count_text(n)} base samples of {len(names)} parameters")
+    fitted = fit_distributions(model, names)
     varying = fitted[fitted["family"] != "fixed"]
     if varying.empty:
         raise ParameterError("no parameter with a range to vary")

@@ -7,7 +7,8 @@ A priors folder holds five YAML files (see ``priors/README.md``):
     distributions, used only when a context variable is not observed.
 ``causes.yaml``
     Hidden causes: a baseline probability per state of the time variable for
-    the reference patient, and odds ratios for boolean risk factors.
+    the reference patient, and odds ratios for risk factors: one for a
+    boolean factor ("yes"), one per non-reference state of a categorical one.
 ``findings.yaml`` and ``red_flags.yaml``
     Binary findings as leaky noisy-OR children of the causes.
 ``onset.yaml``
@@ -182,6 +183,9 @@ class Variable(_Picklable):
     advice: str = ""
     test: str = ""
     """For a finding: the kind of test that observes it (a key of ``ModelSpec.test_kinds``)."""
+    reference: str = ""
+    """For a context variable: the state whose odds ratio is 1 ("no" for a boolean one; for a
+    categorical one the ``reference`` it declares, empty when it declares none)."""
 
 
 @dataclass(frozen=True)
@@ -208,14 +212,25 @@ class TestKind(_Picklable):
 class CausePrior(_Picklable):
     """How a cause depends on the context.
 
-    ``P(cause | time t, risk factors x) = odds^-1(odds(baseline[t]) * prod OR_k^x_k)``,
+    ``odds(P(cause | time t, factors x)) = odds(baseline[t]) * prod_k OR_k[x_k]``,
     where ``baseline[t]`` is the probability for the reference patient (every
-    boolean risk factor "no").
+    risk factor in its reference state: "no" for a boolean one) and
+    ``OR_k[s]`` is 1 for the reference state and for any state not given.
+
+    ``odds_ratios[factor][state]`` names the parameter of one odds ratio: a
+    boolean factor has only ``"yes"`` (``causes.C.odds_ratios.smoker``), a
+    categorical one an entry per non-reference state given
+    (``causes.C.odds_ratios.surgical_approach.lateral``).
     """
 
     cause: str
     baseline: Mapping[str, str]
-    odds_ratios: Mapping[str, str]
+    odds_ratios: Mapping[str, Mapping[str, str]]
+
+    @property
+    def odds_ratio_names(self) -> tuple[str, ...]:
+        """The parameter names of every odds ratio, factor by factor in file order."""
+        return tuple(name for by_state in self.odds_ratios.values() for name in by_state.values())
 
 
 @dataclass(frozen=True)
@@ -587,6 +602,7 @@ class _Reader:
         self.parameters: dict[str, Parameter] = {}
         self.test_kinds: dict[str, TestKind] = {}
         self.test_kind_names: dict[str, None] = {}  # every declared kind, valid or not, in file order
+        self.boolean_context: set[str] = set()  # context variables declared with a prevalence (odds ratio for "yes" only)
 
     # ---- helpers
     def where(self, file: str) -> str:
@@ -776,15 +792,22 @@ class _Reader:
             node = self.mapping(file, key, node)
             if not node:
                 continue
-            self.known_keys(file, key, node, ("description", "states", "distribution", "prevalence"))
+            self.known_keys(file, key, node, ("description", "states", "reference", "distribution", "prevalence"))
             description = self.text(file, f"{key}.description", node.get("description"))
+            reference = ""
             if "states" in node:
                 states = self.states(file, f"{key}.states", node["states"])
                 if "distribution" not in node:
                     self.problem(file, key, "a categorical context variable needs a 'distribution'")
                 dist = self.distribution(file, f"{key}.distribution", node.get("distribution"), states) if states else {}
+                if "reference" in node and states:
+                    reference = self.reference(file, f"{key}.reference", node["reference"], states)
             else:
                 states = BOOLEAN_STATES
+                reference = BOOLEAN_STATES[0]
+                self.boolean_context.add(name)
+                if "reference" in node:
+                    self.problem(file, f"{key}.reference", "a boolean context variable's reference is always 'no' (its odds ratio applies to 'yes'); allowed: 'reference' only beside 'states'")
                 if "prevalence" not in node:
                     self.problem(file, key, "a boolean context variable needs a 'prevalence' (or give 'states' and a 'distribution')")
                     dist = {}
@@ -792,9 +815,17 @@ class _Reader:
                     p = self.parameter(file, f"{key}.prevalence", node["prevalence"])
                     dist = {"yes": p} if p else {}
             if states:
-                self.declare(file, key, Variable(name, "context", states, description))
+                self.declare(file, key, Variable(name, "context", states, description, reference=reference))
                 priors[name] = dist
         return priors
+
+    def reference(self, file: str, key: str, node: Any, states: tuple[str, ...]) -> str:
+        """Read the ``reference`` state of a categorical context variable: one of its states ('' when it is not)."""
+        if not isinstance(node, str) or node not in states:
+            hint = suggest(node, states) if isinstance(node, str) else ""
+            self.problem(file, key, f"unknown reference state {shown(node)}{hint}; allowed: {', '.join(states)}")
+            return ""
+        return node
 
     def read_causes(self) -> tuple[str, str, dict[str, CausePrior]]:
         file = "causes.yaml"
@@ -810,7 +841,6 @@ class _Reader:
         reference = self.text(file, "reference_patient", doc.get("reference_patient"))
         causes = self.mapping(file, "causes", doc.get("causes"))
         result: dict[str, CausePrior] = {}
-        boolean_context = [n for n, v in self.variables.items() if v.role == "context" and v.states == BOOLEAN_STATES]
         for name, node in causes.items():
             key = f"causes.{name}"
             node = self.mapping(file, key, node)
@@ -820,22 +850,76 @@ class _Reader:
             description = self.text(file, f"{key}.description", node.get("description"))
             self.declare(file, key, Variable(name, "cause", CAUSE_STATES, description))
             baseline = self.distribution_like(file, f"{key}.baseline", node.get("baseline"), time_states)
-            ors: dict[str, str] = {}
+            ors: dict[str, Mapping[str, str]] = {}
             for factor, sub in self.mapping(file, f"{key}.odds_ratios", node.get("odds_ratios"), required=False).items():
-                if factor not in boolean_context:
-                    self.problem(
-                        file,
-                        f"{key}.odds_ratios.{factor}",
-                        f"unknown risk factor {factor!r}{suggest(factor, boolean_context)}; allowed: boolean context variables {', '.join(boolean_context)}",
-                    )
-                    continue
-                p = self.parameter(file, f"{key}.odds_ratios.{factor}", sub, kind="odds_ratio")
-                if p:
-                    ors[factor] = p
+                by_state = self.factor_odds_ratios(file, f"{key}.odds_ratios.{factor}", factor, sub, str(time_variable))
+                if by_state:
+                    ors[factor] = MappingProxyType(by_state)
             result[name] = CausePrior(name, MappingProxyType(baseline), MappingProxyType(ors))
         if not result:
             self.problem(file, "causes", "no causes declared")
         return str(time_variable), reference, result
+
+    def factor_odds_ratios(self, file: str, key: str, factor: str, node: Any, time_variable: str) -> dict[str, str]:
+        """Read the odds ratios of one risk factor of a cause, by state ({} when unusable).
+
+        A boolean factor takes one odds ratio, for "yes" (``smoker: {value: ...}``);
+        a categorical one (a context variable with ``states`` and a ``reference``)
+        a mapping of its non-reference states to odds ratios
+        (``surgical_approach: {lateral: {value: ...}}``); states left out have 1.
+        """
+        factors = [n for n, v in self.variables.items() if v.role == "context" and n != time_variable]
+        variable = self.variables.get(factor)
+        if variable is None or variable.role != "context":
+            self.problem(file, key, f"unknown risk factor {factor!r}{suggest(factor, factors)}; allowed: context variables {', '.join(factors)}")
+            return {}
+        if factor == time_variable:
+            self.problem(
+                file, key, f"{factor!r} is the time variable: its states have their own baselines, not odds ratios; allowed: context variables {', '.join(factors)}"
+            )
+            return {}
+        if factor in self.boolean_context:
+            if isinstance(node, Mapping) and "value" not in node and set(node) & set(BOOLEAN_STATES):
+                self.problem(file, key, f"a boolean risk factor takes one odds ratio, for 'yes', written as {factor}: {{value: ..., range: [...], ...}}, not one per state")
+                return {}
+            p = self.parameter(file, key, node, kind="odds_ratio")
+            return {BOOLEAN_STATES[1]: p} if p else {}
+        others = [s for s in variable.states if s != variable.reference]
+        if not variable.reference:
+            self.problem(
+                file,
+                key,
+                f"{factor!r} is categorical ({', '.join(variable.states)}) and context.yaml declares no reference state for it "
+                f"(context.{factor}.reference), so its odds ratios have nothing to be relative to; allowed: add 'reference: STATE' there",
+            )
+            return {}
+        entries = self.mapping(file, key, node)
+        if not entries:
+            if isinstance(node, Mapping):
+                self.problem(file, key, f"no odds ratio given; allowed: one per non-reference state ({', '.join(others)}), or leave the factor out")
+            return {}
+        if "value" in entries:
+            self.problem(
+                file,
+                key,
+                f"{factor!r} is categorical: give one odds ratio per non-reference state, e.g. {factor}: {{{others[0]}: {{value: ...}}}}; allowed states: {', '.join(others)}",
+            )
+            return {}
+        names: dict[str, str] = {}
+        for state, sub in entries.items():
+            if state == variable.reference:
+                self.problem(
+                    file, f"{key}.{state}", f"{state!r} is the reference state of {factor!r}: its odds ratio is 1 by definition; allowed: {', '.join(others)}"
+                )
+                continue
+            if state not in variable.states:
+                self.problem(file, f"{key}.{state}", f"unknown state {state!r} of {factor!r}{suggest(state, others)}; allowed: {', '.join(others)}")
+                continue
+            p = self.parameter(file, f"{key}.{state}", sub, kind="odds_ratio")
+            if p:
+                names[state] = p
+        # file order is the factor's state order, so that every listing of the parameters is the same whatever the file's order
+        return {s: names[s] for s in variable.states if s in names}
 
     def distribution_like(self, file: str, key: str, node: Any, states: tuple[str, ...]) -> dict[str, str]:
         """One probability per state (not a distribution: they need not sum to 1)."""
@@ -983,10 +1067,13 @@ def _check_values(spec: ModelSpec) -> list[str]:
     values = {n: p.value for n, p in spec.parameters.items()}
     limit = math.log(_MAX_ODDS_PRODUCT)
     for cause, prior in spec.cause_priors.items():
-        logs = [math.log(values[n]) for n in prior.odds_ratios.values() if values[n] > 0]  # a value <= 0 is reported on its own
-        for log_product, side in ((math.fsum(x for x in logs if x > 0), "raise"), (math.fsum(x for x in logs if x < 0), "lower")):
+        # one state of each factor at a time: a factor raises the odds by its largest odds ratio at most, lowers them by its smallest
+        logs = [[math.log(values[n]) for n in by_state.values() if values[n] > 0] for by_state in prior.odds_ratios.values()]  # a value <= 0 is reported on its own
+        raised = math.fsum(max([0.0, *factor]) for factor in logs)
+        lowered = math.fsum(min([0.0, *factor]) for factor in logs)
+        for log_product, side in ((raised, "raise"), (lowered, "lower")):
             if abs(log_product) > limit:
-                file = spec.parameters[next(iter(prior.odds_ratios.values()))].file
+                file = spec.parameters[prior.odds_ratio_names[0]].file
                 problems.append(
                     f"{file}: causes.{cause}.odds_ratios: the odds ratios that {side} the odds multiply to about 1e{log_product / math.log(10):+.0f} "
                     f"for a patient with all those risk factors, beyond what the odds arithmetic can hold; allowed: products within [1e-300, 1e+300]"

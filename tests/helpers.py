@@ -18,8 +18,15 @@ def entry(value: float, low: float = 0.0, high: float = 1.0) -> dict:
     return {"value": float(value), "range": [min(low, float(value)), max(high, float(value))], "judgment": "test"}
 
 
-def random_documents(rng: np.random.Generator, n_causes: int, n_findings: int, n_times: int = 3, n_factors: int = 1, onset_states: int = 3) -> dict:
-    """Documents of a random small model (same format as the shipped priors)."""
+def random_documents(
+    rng: np.random.Generator, n_causes: int, n_findings: int, n_times: int = 3, n_factors: int = 1, onset_states: int = 3, categorical: int = 0
+) -> dict:
+    """Documents of a random small model (same format as the shipped priors).
+
+    ``categorical`` > 0 adds a categorical risk factor ``approach`` with that
+    many states (``a0``, the reference, ``a1``, ...) and odds ratios for some
+    of its non-reference states on most causes.
+    """
     times = [f"t{i}" for i in range(n_times)]
     tdist = rng.dirichlet(np.ones(n_times))
     tdist[-1] = 1.0 - math.fsum(tdist[:-1])
@@ -27,10 +34,24 @@ def random_documents(rng: np.random.Generator, n_causes: int, n_findings: int, n
     factors = [f"risk{i}" for i in range(n_factors)]
     for f in factors:
         context[f] = {"description": "a risk factor", "prevalence": entry(rng.uniform(0.05, 0.95))}
+    approach = [f"a{i}" for i in range(categorical)]
+    if categorical:
+        adist = rng.dirichlet(np.ones(categorical))
+        adist[-1] = 1.0 - math.fsum(adist[:-1])
+        context["approach"] = {
+            "description": "a categorical risk factor",
+            "states": approach,
+            "reference": approach[0],
+            "distribution": {a: entry(float(p)) for a, p in zip(approach, adist, strict=True)},
+        }
     causes = {}
     names = [f"cause{i}" for i in range(n_causes)]
     for c in names:
         ors = {f: entry(rng.uniform(0.2, 5.0), 0.01, 10.0) for f in factors if rng.random() < 0.7}
+        if categorical and rng.random() < 0.8:
+            by_state = {a: entry(rng.uniform(0.1, 10.0), 0.01, 20.0) for a in approach[1:] if rng.random() < 0.7}
+            if by_state:
+                ors["approach"] = by_state
         causes[c] = {"description": "a cause", "baseline": {t: entry(rng.uniform(0.02, 0.9)) for t in times}, "odds_ratios": ors}
     findings = {}
     for i in range(n_findings):
@@ -58,15 +79,20 @@ def random_spec(seed: int, **kwargs):
     return spec_from_documents(random_documents(np.random.default_rng(seed), **kwargs))
 
 
-def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], float]:
-    """P(cause present | evidence) for every cause and P(evidence), by full enumeration of the joint."""
+def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None = None, *, observed_only: bool = False) -> tuple[dict[str, float], float]:
+    """P(cause present | evidence) for every cause and P(evidence), by full enumeration of the joint.
+
+    ``observed_only`` leaves the findings without evidence out of the
+    enumeration (they sum to 1: barren leaves), so that a network with many
+    findings (the shipped one) can be enumerated over its context and causes.
+    """
     soft = soft or {}
     v = spec.variables
     value = spec.value
     context = spec.names("context")
     causes = spec.names("cause")
-    binary = [n for n in v if v[n].role in ("finding", "red_flag") and n in spec.findings]
-    onset = spec.onset.variable if spec.onset else None
+    binary = [n for n in v if v[n].role in ("finding", "red_flag") and n in spec.findings and (not observed_only or n in hard or n in soft)]
+    onset = spec.onset.variable if spec.onset and (not observed_only or spec.onset.variable in hard or spec.onset.variable in soft) else None
     names = context + causes + binary + ([onset] if onset else [])
     totals = dict.fromkeys(causes, 0.0)
     pe = 0.0
@@ -93,9 +119,10 @@ def brute_force(spec, hard: dict[str, str], soft: dict[str, np.ndarray] | None =
             prior = spec.cause_priors[c]
             p = value(prior.baseline[v[spec.time_variable].states[state[spec.time_variable]]])
             odds = p / (1 - p)
-            for f, name in prior.odds_ratios.items():
-                if state[f] == 1:
-                    odds *= value(name)
+            for f, by_state in prior.odds_ratios.items():  # a boolean factor's odds ratio is under "yes"; the reference state has none
+                s = v[f].states[state[f]]
+                if s in by_state:
+                    odds *= value(by_state[s])
             q = odds / (1 + odds)
             weight *= q if state[c] == 1 else 1 - q
         for f in binary:

@@ -282,12 +282,12 @@ def test_costs_come_from_the_priors_and_can_be_overridden():
     [
         (lambda dx: dx.next_tests(costs={"mri_recurent_disc": 1}), r"unknown finding or test kind 'mri_recurent_disc' \(did you mean 'mri_recurrent_disc'\?\)"),
         (lambda dx: dx.next_tests(costs={"fever": 1}), r"'fever' is a red flag, and red flags are never tests"),
-        (lambda dx: dx.next_tests(costs={"ct": -1}), r"'ct': expected a finite number >= 0, got -1"),
-        (lambda dx: dx.next_tests(costs={"ct": float("nan")}), r"'ct': expected a finite number >= 0, got nan"),
+        (lambda dx: dx.next_tests(costs={"ct": -1}), r"costs\['ct'\] must be a finite number >= 0, got -1"),
+        (lambda dx: dx.next_tests(costs={"ct": float("nan")}), r"costs\['ct'\] must be a finite number >= 0, got nan"),
         (lambda dx: dx.next_tests(costs=[1, 2]), r"costs must be a mapping"),
         (lambda dx: dx.next_tests(by="procedures"), r"by must be 'finding' or 'procedure', got 'procedures' \(did you mean 'procedure'\?\)"),
-        (lambda dx: dx.most_probable_explanation(0), r"k must be a positive integer, got 0"),
-        (lambda dx: dx.most_probable_explanation(2.5), r"k must be a positive integer, got 2.5"),
+        (lambda dx: dx.most_probable_explanation(0), r"k must be a whole number >= 1, got 0"),
+        (lambda dx: dx.most_probable_explanation(2.5), r"k must be a whole number >= 1, got 2.5"),
     ],
 )
 def test_bad_arguments_get_clear_errors(call, message):

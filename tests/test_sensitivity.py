@@ -221,7 +221,7 @@ def test_sobol_on_a_toy_network_with_a_known_answer():
 def test_sobol_and_monte_carlo_argument_errors():
     with pytest.raises(ValueError, match="power of 2"):
         sa.sobol(MODEL, PATIENT, TARGET, n=100)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="n must be a whole number >= 1"):
         sa.monte_carlo(MODEL, PATIENT, n=0)
     with pytest.raises(TypeError, match="seed"):
         sa.monte_carlo(MODEL, PATIENT, n=10, seed="seven")

@@ -616,7 +616,8 @@ class CompiledNetwork:
         marginals = {t: full[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         prior = {t: root_only[plan.mid_slices[t]].reshape(1, 1, -1) for t in targets}
         last = np.array([plan.mid_slices[t].stop - 1 for t in targets], dtype=np.intp)
-        return QueryResult(MappingProxyType(marginals), read_only(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration", (targets, full[last], root_only[last]))
+        last_states = (targets, read_only(full[last]), read_only(root_only[last]))
+        return QueryResult(MappingProxyType(marginals), read_only(np.array([[log_evidence]])), MappingProxyType(prior), None, "enumeration", last_states)
 
     def _query(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool, joint: tuple[str, ...] | None) -> QueryResult:
         if self._strategy == "elimination":

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ExportError, NetworkError, suggest
+from .arguments import check_path
 from .atomic import atomic_write
 from .tables import NetworkTables
 
@@ -380,7 +381,7 @@ def write_network(tables: NetworkTables, path: str | PathLike[str], format: str 
     0.8 0.2
     <BLANKLINE>
     """
-    path = Path(path)
+    path = check_path("path", path)
     text = _network_text(tables, export_format(path, format), name)
     try:
         with atomic_write(path) as stream:  # a temporary file renamed over the target: never half a file

@@ -9,29 +9,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import ArgumentError, ArgumentTypeError
+from ..errors import ArgumentError
+from .arguments import check_budget, check_count, check_generator, count_text
+from .compiled import DEFAULT_MEMORY_BUDGET
 from .tables import NetworkTables
 
 __all__ = ["sample_cases", "sample_codes", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
-    """Return a numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
+    """Return a numpy Generator from an int seed >= 0, a Generator (used as is) or None (fresh entropy).
+
+    :func:`~postfusion_bayes.engine.arguments.check_generator`, which refuses
+    anything else naming ``seed``.
 
     Examples
     --------
     >>> as_generator(1).integers(10) == as_generator(1).integers(10)
     np.True_
     """
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
-    raise ArgumentTypeError(f"seed must be an int or a numpy.random.Generator, got {type(seed).__name__}")
+    return check_generator(seed)
 
 
 def sample_codes(
-    tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None, given: dict[str, int] | None = None
+    tables: NetworkTables,
+    n: int,
+    seed: int | np.random.Generator | None = None,
+    given: dict[str, int] | None = None,
+    *,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, np.ndarray]:
     """Draw ``n`` complete cases as state indices, parents first; some root variables may be fixed.
 
@@ -47,6 +53,8 @@ def sample_codes(
         State indices of variables *without parents*, the same in every case:
         the cases are then drawn from the distribution conditional on them
         (exact, because nothing upstream of a root is drawn).
+    memory_budget : int, optional
+        Bytes the draws may take; more is refused before anything is allocated.
 
     Returns
     -------
@@ -56,8 +64,10 @@ def sample_codes(
     Raises
     ------
     ArgumentError
-        For a bad ``n``, or a ``given`` variable that is unknown, has parents,
-        or has no state of that index.
+        For a bad ``n`` or ``seed``, or a ``given`` variable that is unknown,
+        has parents, or has no state of that index.
+    MemoryBudgetError
+        Cases that would not fit ``memory_budget``.
 
     Examples
     --------
@@ -67,8 +77,11 @@ def sample_codes(
     >>> sample_codes(t, 3, seed=0, given={"a": 1})["b"].tolist()
     [1, 1, 1]
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ArgumentError(f"n must be a whole number >= 0, got {n!r}")
+    n = check_count("n", n, minimum=0)
+    rng = check_generator(seed)
+    # per case and variable: its code, and while it is drawn its row of probabilities and their sums
+    widest = max((tables.cardinality(v) for v in tables.variables), default=1)
+    check_budget(8 * n * (2 * len(tables.variables) + 2 * widest + 2), memory_budget, f"simulating {count_text(n)} cases of {len(tables.variables)} variables")
     given = dict(given or {})
     for name, code in given.items():
         if name not in tables.parents:
@@ -77,7 +90,6 @@ def sample_codes(
             raise ArgumentError(f"given: {name!r} has parents {list(tables.parents[name])}; only variables without parents can be fixed")
         if isinstance(code, bool) or not isinstance(code, int | np.integer) or not 0 <= code < tables.cardinality(name):
             raise ArgumentError(f"given: {name!r} has states 0..{tables.cardinality(name) - 1}, got {code!r}")
-    rng = as_generator(seed)
     codes: dict[str, np.ndarray] = {}
     for name in tables.variables:
         if name in given:
@@ -92,7 +104,7 @@ def sample_codes(
     return codes
 
 
-def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator | None = None, *, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> pd.DataFrame:
     """Draw ``n`` complete cases from the joint distribution, parents first.
 
     Parameters
@@ -103,12 +115,23 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
         Number of cases (>= 0).
     seed : int or numpy.random.Generator, optional
         Seed of a new generator, or a generator to draw from; fresh entropy when None.
+    memory_budget : int
+        Bytes the cases may take (the engine's default budget, 256 MB): more
+        cases are refused before any is drawn.
 
     Returns
     -------
     DataFrame
         One row per case, one column per variable (in topological order),
         cells are state names.
+
+    Raises
+    ------
+    ArgumentError
+        ``n`` not a whole number >= 0, or a negative ``seed``
+        (:class:`~postfusion_bayes.errors.ArgumentTypeError` for the wrong type).
+    MemoryBudgetError
+        Cases that would not fit ``memory_budget``.
 
     Examples
     --------
@@ -117,5 +140,5 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     >>> sample_cases(t, 2, seed=0)["rain"].tolist()
     ['yes', 'yes']
     """
-    codes = sample_codes(tables, n, seed)
+    codes = sample_codes(tables, n, seed, memory_budget=memory_budget)
     return pd.DataFrame({name: np.asarray(tables.states[name], dtype=object)[c] for name, c in codes.items()})
