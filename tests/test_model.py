@@ -274,6 +274,29 @@ def test_risk_factors_raise_their_causes(cause, factor):
     assert MODEL.diagnose({**base, factor: True}).prior[cause] > MODEL.diagnose(base).prior[cause]
 
 
+@pytest.mark.parametrize(
+    "cause, raised_by, lowered_by",
+    [
+        ("lumbar_plexopathy", "lateral", "posterior"),  # transpsoas corridor
+        ("vascular_insufficiency", "anterior", "posterior"),  # iliac injury after ALIF
+        ("meralgia_paresthetica", "posterior", "lateral"),  # prone on a frame
+        ("meralgia_paresthetica", "anterior_posterior", "anterior"),  # a prone stage
+        ("surgical_site_infection", "posterior", "lateral"),  # Masuda 2023: weighted OR 0.57 for LLIF
+    ],
+)
+def test_the_approach_moves_its_complications(cause, raised_by, lowered_by):
+    base = {"time_since_surgery": "under_6_weeks"}
+    prior = {a: MODEL.diagnose({**base, "surgical_approach": a}).prior[cause] for a in (raised_by, lowered_by)}
+    assert prior[raised_by] > prior[lowered_by]
+
+
+@pytest.mark.parametrize("window, share", [("under_6_weeks", 0.35), ("6_weeks_to_6_months", 0.20), ("6_to_24_months", 0.05), ("over_2_years", 0.015)])
+def test_plexopathy_after_a_lateral_approach_follows_the_judged_shares(window, share):
+    # mimics brief section 8.1 (judgment): 35%, 20%, 5%, 1-2% after a transpsoas approach, with one odds ratio
+    dx = MODEL.diagnose({"time_since_surgery": window, "surgical_approach": "lateral"})
+    assert dx.prior["lumbar_plexopathy"] == pytest.approx(share, rel=0.1)
+
+
 def test_fusion_to_sacrum_lowers_adjacent_segment_disease():
     base = {"time_since_surgery": "over_2_years"}
     assert MODEL.diagnose({**base, "fusion_to_sacrum": True}).prior["adjacent_segment_disease"] < MODEL.diagnose({**base, "fusion_to_sacrum": False}).prior["adjacent_segment_disease"]
