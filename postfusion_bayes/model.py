@@ -54,7 +54,7 @@ def load_model(path: str | Path | None = None) -> Model:
     --------
     >>> model = load_model()
     >>> len(model.causes)
-    8
+    16
     """
     return Model(load_spec(None if path is None else check_path("path", path)))
 
@@ -327,7 +327,7 @@ class Model:
         >>> model = load_model()
         >>> changed = model.with_parameters({"findings.radicular_pain.leak": 0.2})
         >>> model.spec.value("findings.radicular_pain.leak"), changed.spec.value("findings.radicular_pain.leak")
-        (0.15, 0.2)
+        (0.12, 0.2)
         """
         if not isinstance(values, Mapping):
             raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)}{type_text(values)}; see model.parameters for the names")
@@ -354,7 +354,7 @@ class Model:
         --------
         >>> cases = load_model().simulate(3, seed=1)
         >>> cases.shape
-        (3, 46)
+        (3, 71)
         """
         from .engine.sampling import sample_cases
 
@@ -421,7 +421,7 @@ class Model:
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = model.write(pathlib.Path(folder) / "postfusion.uai")
         ...     path.read_text().split()[:2]
-        ['BAYES', '46']
+        ['BAYES', '71']
         """
         from .engine.files import write_network
 
@@ -559,7 +559,7 @@ class Model:
 
         Examples
         --------
-        >>> model = load_model().with_parameters({"red_flags.fever.leak": 0.0})
+        >>> model = load_model().with_parameters({"red_flags.fever.leak": 0.0, "red_flags.fever.links.surgical_site_infection": 0.0})
         >>> out = model.diagnose_many(pd.DataFrame({"fever": [False, True]}, index=["a", "b"]))
         >>> out.loc["b", "red_flags"], out.loc["b", "status"], out.loc["b", "nerve_injury"]
         ('fever', 'impossible evidence (probability 0 under the model)', <NA>)
