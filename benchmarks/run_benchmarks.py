@@ -376,13 +376,14 @@ def part_parameters(b: Bench) -> None:
         n_sets = b.s.n_sets[n]
         name = f"postfusion-bayes compiled network, {n_sets:,} parameter sets (per set, inference, {where})"
         if failed(model):
-            b.measure(sec, name, model, target=target_at_most(model, PARAMETER_TARGETS[n]), new_size=new)
+            b.measure(sec, name, model, target=target_at_most(model, PARAMETER_TARGETS[n]) if n in PARAMETER_TARGETS else None, new_size=new)
             b.agree(f"parameter sets vs with_parameters ({where})", not_ours(model), new)
             continue
         causes = causes_of(model)
         rng = np.random.default_rng(3)
-        # every probability but the distributions (onset, time window), drawn within its range
-        free = [p for p in model.spec.parameters.values() if p.kind == "probability" and not p.name.startswith(("onset.", "context.time_since_surgery"))]
+        # every probability but the distributions (onset, the categorical context: time window, approach), drawn within its range
+        categorical = tuple(f"context.{v}.distribution." for v, d in model.spec.context_priors.items() if list(d) != ["yes"])
+        free = [p for p in model.spec.parameters.values() if p.kind == "probability" and not p.name.startswith(("onset.", *categorical))]
         values = {p.name: rng.uniform(p.low, p.high, n_sets) for p in free}
         patient = b.patients(n, "typical", 1, seed=300 + n)[0]
 
@@ -394,7 +395,7 @@ def part_parameters(b: Bench) -> None:
         lam = attempt(lambda model=model, patient=patient: model.network.encode(pd.DataFrame([patient.hard])))
         if failed(batched) or failed(lam):
             problem = batched if failed(batched) else lam
-            b.measure(sec, name, problem, target=target_at_most(problem, PARAMETER_TARGETS[n]), new_size=new)
+            b.measure(sec, name, problem, target=target_at_most(problem, PARAMETER_TARGETS[n]) if n in PARAMETER_TARGETS else None, new_size=new)
             b.agree(f"parameter sets vs with_parameters ({where})", not_ours(problem), new)
             continue
         result = attempt(lambda model=model, lam=lam, causes=causes, batched=batched: model.network.query(lam, causes, parameters=batched), b.s.budget)
@@ -418,7 +419,7 @@ def part_parameters(b: Bench) -> None:
             ),
             b.s.budget,
         )
-        b.measure(sec, name, t, target=target_at_most(t, PARAMETER_TARGETS[n]), new_size=new)
+        b.measure(sec, name, t, target=target_at_most(t, PARAMETER_TARGETS[n]) if n in PARAMETER_TARGETS else None, new_size=new)
         if n == SHIPPED:
             t = result if failed(result) else attempt(
                 lambda model=model, lam=lam, causes=causes, batched=batched, n_sets=n_sets: (

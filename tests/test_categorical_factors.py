@@ -86,9 +86,10 @@ def model(folder) -> pfb.Model:
 def test_the_factor_is_one_parent_with_its_four_states_and_the_parameters_are_named_by_state(model):
     tables = model.tables
     assert tables.states["surgical_approach"] == APPROACHES
-    assert tables.parents["nerve_injury"] == ("time_since_surgery", "multilevel_fusion", "surgical_approach")
+    # since the second edition nerve_injury also depends on rhbmp2_used
+    assert tables.parents["nerve_injury"] == ("time_since_surgery", "multilevel_fusion", "rhbmp2_used", "surgical_approach")
     assert tables.parents["epidural_fibrosis"] == ("time_since_surgery", "surgical_approach")
-    assert tables.cpts["nerve_injury"].shape == (4, 2, 4, 2)
+    assert tables.cpts["nerve_injury"].shape == (4, 2, 2, 4, 2)
     names = set(model.parameters["name"])
     assert {LATERAL, "causes.nerve_injury.odds_ratios.surgical_approach.anterior", "causes.epidural_fibrosis.odds_ratios.surgical_approach.anterior_posterior"} <= names
     assert not any("surgical_approach.posterior" in n or n.endswith("surgical_approach.anterior_posterior") and "nerve_injury" in n for n in names)

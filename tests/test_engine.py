@@ -98,8 +98,21 @@ def assert_posteriors_equal(actual: dict[str, pd.DataFrame], expected: dict[str,
 
 @pytest.fixture(scope="module")
 def ours():
-    """Our post-fusion network: its tables, and the pgmpy model built from them."""
-    tables = pfb.load_model().tables
+    """Our post-fusion network: its tables, and the pgmpy model built from them.
+
+    Since the second edition every variable of the shipped model has a parent or a child; the red
+    flag ``fever`` is unlinked here (a leak only, as in the first edition) so that the network keeps
+    an isolated node for the engine to handle.
+    """
+    import yaml
+
+    from postfusion_bayes.spec import PRIOR_FILES, default_priors_path, spec_from_documents
+
+    folder = default_priors_path()
+    documents = {name: yaml.safe_load((folder / name).read_text(encoding="utf-8")) for name in PRIOR_FILES}
+    del documents["red_flags.yaml"]["red_flags"]["fever"]["links"]
+    tables = pfb.Model(spec_from_documents(documents, source="<shipped priors, fever unlinked>")).tables
+    assert layers(tables)[3] == ["fever"]
     return tables, to_pgmpy(tables)
 
 
