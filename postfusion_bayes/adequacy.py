@@ -44,12 +44,15 @@ from .engine.arguments import check_count, check_generator, check_probability
 from .engine.encoding import EncodedEvidence
 from .engine.sampling import sample_codes
 from .errors import ArgumentError
-from .evidence import parse_evidence
+from .evidence import apply_implications, parse_evidence
 
 if TYPE_CHECKING:
+    from .engine import CompiledNetwork
+    from .evidence import Evidence
     from .model import Model
+    from .spec import ModelSpec
 
-__all__ = ["Adequacy", "check_adequacy", "DEFAULT_THRESHOLD", "DEFAULT_SIMULATED", "DEFAULT_SEED"]
+__all__ = ["Adequacy", "check_adequacy", "adequacy_of", "DEFAULT_THRESHOLD", "DEFAULT_SIMULATED", "DEFAULT_SEED"]
 
 #: The check fires below this percentile (fixed before any published case was run).
 DEFAULT_THRESHOLD = 0.05
@@ -150,27 +153,41 @@ def check_adequacy(
     >>> typical.fires
     False
     """
+    return adequacy_of(model.spec, model.network, parse_evidence(model.spec, evidence), n=n, seed=seed, threshold=threshold)
+
+
+def adequacy_of(
+    spec: ModelSpec,
+    network: CompiledNetwork,
+    evidence: Evidence,
+    *,
+    n: int = DEFAULT_SIMULATED,
+    seed: int | np.random.Generator = DEFAULT_SEED,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Adequacy:
+    """:func:`check_adequacy` on validated evidence and a compiled network (what a Diagnosis holds)."""
     n = check_count("n", n)
     threshold = _threshold(threshold)
     check_generator(seed)  # refused before any work; a Generator given is drawn from below
-    spec = model.spec
-    ev = parse_evidence(spec, evidence)
     context = set(spec.names("context"))
-    tables = model.tables
-    codes_of = {name: tables.states[name].index(state) for name, state in ev.hard.items()}
+    tables = network.tables
+    codes_of = {name: tables.states[name].index(state) for name, state in evidence.hard.items()}
     given = {name: code for name, code in codes_of.items() if name in context}
     compared = tuple(name for name in codes_of if name not in context)
-    network = model.network
-    observed = {**given, **{name: codes_of[name] for name in compared}}
+    observed = {**given, **{name: codes_of[name] for name in compared if name not in evidence.implied}}  # the likelihood's evidence
     patient = EncodedEvidence.from_codes(network.states, {k: np.array([v]) for k, v in observed.items()}, 1)
     log_patient = float(network.query(patient, ()).log_evidence[0, 0])
     if not compared:  # nothing beyond the context: every simulated patient has the same evidence
         return Adequacy(log_patient, 1.0, threshold, n, compared)
     drawn = sample_codes(tables, n, seed, given=given, memory_budget=network.memory_budget)
+    for implying, implied in spec.implications.items():  # observed as in Model.simulate: an implied finding is present with the one implying it
+        drawn[implied] = np.where(drawn[implying] == 1, 1, drawn[implied])
     # simulated patients observed on a few variables repeat each other: query each pattern once
     patterns, which = np.unique(np.stack([drawn[name] for name in compared], axis=1), axis=0, return_inverse=True)
     rows = {name: np.full(len(patterns), code) for name, code in given.items()}
     rows.update({name: patterns[:, i] for i, name in enumerate(compared)})
+    for implied, left_out in apply_implications(spec, rows).items():  # the same likelihood rule as the patient's
+        rows[implied] = np.where(left_out, -1, rows[implied])
     simulated = network.query(EncodedEvidence.from_codes(network.states, rows, len(patterns)), ()).log_evidence[0][which.reshape(-1)]
     at_most = (simulated <= log_patient) | np.isclose(simulated, log_patient, rtol=1e-12, atol=0.0)
     percentile = np.count_nonzero(at_most) / n

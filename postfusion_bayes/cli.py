@@ -258,7 +258,8 @@ def _evidence(args: argparse.Namespace) -> dict[str, object]:
         from .spec import load_spec
 
         try:
-            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given})
+            # values only: a contradiction between findings is refused by the diagnosis, after the red flags are shown
+            parse_evidence(load_spec(args.priors), {k: v for k, v in evidence.items() if k not in given}, implications=False)
         except EvidenceError as exc:
             raise EvidenceError(f"case file {str(args.case)!r}: {exc}") from None
     evidence.update(given)  # arguments override the file
@@ -442,7 +443,9 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
     frame = dx.to_frame()
     if fmt == "json":
         flags = _flag_records(dx)
-        _write_json({"red_flags": flags, "causes": _records(frame), "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
+        a = dx.adequacy
+        adequacy = {"fires": a.fires, "percentile": a.percentile, "threshold": a.threshold, "n_simulated": a.n_simulated, "message": str(a)}
+        _write_json({"red_flags": flags, "causes": _records(frame), "adequacy": adequacy, "evidence": dx.evidence, "status": "ok", "disclaimer": DISCLAIMER})
     elif fmt == "csv":
         _with_flag_column(frame, dx).to_csv(sys.stdout)
     elif brief:
@@ -451,7 +454,7 @@ def _diagnosis_output(dx, fmt: str, title: str, brief: bool = False) -> None:
         print(_evidence_line(dx, title))
         print(frame.round(3).to_string())
         print(DISCLAIMER)
-    else:  # the full report: red flags, causes, findings that mattered, next tests, conflict
+    else:  # the full report: red flags, causes, findings that mattered, next tests, conflict, adequacy
         report = dx.summary().splitlines()
         n_flags = len(dx.red_flags)
         print("\n".join(report[:n_flags] + [_evidence_line(dx, title)] + report[n_flags:]))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .adequacy import Adequacy, adequacy_of
 from .engine.arguments import check_count
 from .errors import PostfusionError
 
@@ -261,6 +262,26 @@ class Diagnosis:
         """
         return self._require_reasoner().conflict()
 
+    @functools.cached_property
+    def adequacy(self) -> Adequacy:
+        """Whether the model explains this patient at all (:mod:`postfusion_bayes.adequacy`).
+
+        The percentile of the patient's log P(evidence) among 1,000 patients
+        simulated from the model with the same context and observed on the same
+        variables (fixed seed); ``adequacy.fires`` below 0.05. Computed on first
+        use (about 10-100 ms); the report shows it when it fires. For other
+        settings call :func:`postfusion_bayes.adequacy.check_adequacy`.
+
+        Examples
+        --------
+        >>> from postfusion_bayes import load_model
+        >>> dx = load_model().diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True})
+        >>> dx.adequacy.fires
+        False
+        """
+        r = self._require_reasoner()
+        return adequacy_of(r.spec, r.network, r.evidence)
+
     @property
     def conflict_warning(self) -> str:
         """The report's conflict warning, or "" when :attr:`conflict` is at most :data:`CONFLICT_THRESHOLD`."""
@@ -305,7 +326,7 @@ class Diagnosis:
             explanation = self._explanation
             tests = self._default_next_tests("procedure")
         except PostfusionError as exc:  # e.g. too many unobserved causes to enumerate: report what can be
-            return {"frame": frame, "top": self.top, "mattered": None, "tests": None, "conflict_warning": self.conflict_warning, "note": str(exc)}
+            return {"frame": frame, "top": self.top, "mattered": None, "tests": None, "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "note": str(exc)}
         top = self.top
         causes = explanation.attrs["causes"]
         weights = explanation[causes].to_numpy(dtype=float) if causes else np.zeros((len(explanation), 1))
@@ -327,8 +348,14 @@ class Diagnosis:
             "mattered": mattered.head(n_findings),
             "tests": tests.iloc[order].head(n_tests),
             "conflict_warning": self.conflict_warning,
+            "adequacy_warning": self._adequacy_warning,
             "note": "",
         }
+
+    @property
+    def _adequacy_warning(self) -> str:
+        """The report's adequacy line when the check fires, else ""."""
+        return f"Adequacy check: {self.adequacy}." if self.adequacy.fires else ""
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
         """Write a readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.
@@ -368,6 +395,8 @@ class Diagnosis:
             lines += ["", f"(No findings or tests section: {r['note']}.)"]
         if r["conflict_warning"]:
             lines += ["", r["conflict_warning"]]
+        if r["adequacy_warning"]:
+            lines += ["", r["adequacy_warning"]]
         lines += ["", DISCLAIMER]
         return "\n".join(lines)
 
@@ -398,5 +427,7 @@ class Diagnosis:
             parts.append(f"<p>(No findings or tests section: {escape(r['note'])}.)</p>")
         if r["conflict_warning"]:
             parts.append(f"<p style='color:#b06000'><b>{escape(r['conflict_warning'])}</b></p>")
+        if r["adequacy_warning"]:
+            parts.append(f"<p style='color:#b06000'><b>{escape(r['adequacy_warning'])}</b></p>")
         parts.append(f"<p><i>{escape(DISCLAIMER)}</i></p>")
         return "".join(parts)

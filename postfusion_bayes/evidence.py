@@ -31,6 +31,21 @@ A value that is refused raises :class:`~postfusion_bayes.errors.EvidenceError`
 naming the variable, the value given (cut when long) and what is allowed, with
 a close match for a typo; in a table, also the rows holding it.
 
+Implications between findings (``implies:`` in the priors, e.g.
+``progressive_weakness`` implies ``leg_weakness``) are applied here, once, by
+:func:`apply_implications`, which every reading goes through
+(:func:`parse_evidence` and :func:`parse_plain` for one patient,
+:func:`frame_codes` for a table):
+
+* the implying finding observed present and the implied one observed present
+  (or given soft evidence): the implied one is left out of the likelihood
+  (:attr:`Evidence.implied`; it stays in the evidence shown with the
+  diagnosis). This is exact: P(implied, implying | causes) = P(implying | causes);
+* the implying finding present and the implied one observed absent: a
+  contradiction, refused with an :class:`~postfusion_bayes.errors.EvidenceError`
+  naming both (and, in a table, the rows);
+* otherwise (the implying finding absent, unobserved or soft) both enter as observed.
+
 Examples
 --------
 >>> from postfusion_bayes.spec import load_spec
@@ -54,7 +69,19 @@ from .engine.encoding import EncodedEvidence
 from .errors import EvidenceError, shown, suggest
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec
 
-__all__ = ["Evidence", "parse_evidence", "state_of", "state_index", "is_unobserved", "accepted_values", "parse_plain", "encode_rows", "frame_codes"]
+__all__ = [
+    "Evidence",
+    "parse_evidence",
+    "state_of",
+    "state_index",
+    "is_unobserved",
+    "accepted_values",
+    "parse_plain",
+    "encode_rows",
+    "frame_codes",
+    "apply_implications",
+    "with_implications",
+]
 
 #: Words a boolean variable takes (any case), and the state index each stands for.
 _BOOLEAN_WORDS = {"no": 0, "yes": 1, "false": 0, "true": 1, "0": 0, "1": 1}
@@ -66,10 +93,27 @@ _BINARY_NUMBERS = {0: 0, 1: 1}
 
 @dataclass(frozen=True)
 class Evidence:
-    """Validated evidence: hard states and soft likelihoods, by variable."""
+    """Validated evidence: hard states and soft likelihoods, by variable.
+
+    ``implied`` names the findings observed (and kept in ``hard`` or ``soft``)
+    that the likelihood leaves out because a finding observed present implies
+    them (:func:`apply_implications`); :attr:`likelihood_hard` and
+    :attr:`likelihood_soft` are what enters the likelihood.
+    """
 
     hard: Mapping[str, str]
     soft: Mapping[str, np.ndarray]
+    implied: frozenset[str] = frozenset()
+
+    @property
+    def likelihood_hard(self) -> Mapping[str, str]:
+        """The hard evidence that enters the likelihood (``hard`` without the implied findings)."""
+        return self.hard if not self.implied else {k: v for k, v in self.hard.items() if k not in self.implied}
+
+    @property
+    def likelihood_soft(self) -> Mapping[str, np.ndarray]:
+        """The soft evidence that enters the likelihood (``soft`` without the implied findings)."""
+        return self.soft if not self.implied else {k: v for k, v in self.soft.items() if k not in self.implied}
 
 
 def is_unobserved(value: Any) -> bool:
@@ -199,19 +243,105 @@ def _weight(name: str, key: Any, weight: Any) -> float:
     return number
 
 
-def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evidence:
+def apply_implications(
+    spec: ModelSpec, codes: Mapping[str, np.ndarray], soft: Mapping[str, np.ndarray] | None = None, *, frame: pd.DataFrame | None = None
+) -> dict[str, np.ndarray]:
+    """Return, per implied finding, the rows whose observation of it leaves the likelihood; refuse contradictions.
+
+    The one home of the rule (see the module docstring): where a finding that
+    implies another (``spec.implications``) is observed present, an
+    observation of the implied one (present, or soft evidence) is left out of
+    the likelihood, and an observation of it absent is refused.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The specification whose ``implications`` apply.
+    codes : mapping of str to int array, shape (n_rows,)
+        Hard evidence as state indices, -1 where unobserved.
+    soft : mapping of str to array, shape (n_rows, 2), optional
+        Soft evidence (likelihoods of "no" and "yes") on some variables.
+    frame : DataFrame, optional
+        The table the codes were read from, to name the rows of a contradiction.
+
+    Returns
+    -------
+    dict of str to bool array, shape (n_rows,)
+        Only the implied findings left out in at least one row.
+
+    Raises
+    ------
+    EvidenceError
+        The implying finding present and the implied one absent (hard, or soft
+        evidence giving "yes" likelihood 0), naming both.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from postfusion_bayes.spec import load_spec
+    >>> spec = replace(load_spec(), implications={"progressive_weakness": "leg_weakness"})
+    >>> apply_implications(spec, {"progressive_weakness": np.array([1, 0, 1]), "leg_weakness": np.array([1, 1, -1])})
+    {'leg_weakness': array([ True, False, False])}
+    """
+    soft = soft or {}
+    dropped: dict[str, np.ndarray] = {}
+    for implying, implied in spec.implications.items():
+        if implying not in codes or (implied not in codes and implied not in soft):
+            continue
+        present = np.asarray(codes[implying]) == 1
+        if not present.any():
+            continue
+        said = np.asarray(codes[implied]) if implied in codes else np.full(len(present), -1)
+        likelihood = np.asarray(soft[implied]).reshape(len(present), -1) if implied in soft else None
+        absent = present & (said == 0)
+        if likelihood is not None:
+            absent |= present & (likelihood[:, 1] == 0)
+        if absent.any():
+            rows = f" {_rows(frame, absent)}" if frame is not None else ""
+            raise EvidenceError(
+                f"evidence {implying!r} is 'yes' and {implied!r} is 'no', but the priors declare that {implying!r} implies {implied!r} "
+                f"(a patient with {implying} has {implied}){rows}; allowed: {implied!r} 'yes' or unobserved when {implying!r} is 'yes'"
+            )
+        observed = (said >= 0) | (likelihood is not None)
+        mask = present & observed
+        if mask.any():
+            dropped[implied] = mask | dropped[implied] if implied in dropped else mask
+    return dropped
+
+
+def with_implications(spec: ModelSpec, hard: Mapping[str, str], soft: Mapping[str, np.ndarray]) -> Evidence:
+    """Return one patient's validated evidence with :func:`apply_implications` applied (``Evidence.implied`` set).
+
+    Raises
+    ------
+    EvidenceError
+        For a contradiction between a finding and one it implies.
+    """
+    if not spec.implications:
+        return Evidence(hard, soft)
+    names = set(spec.implications) | set(spec.implications.values())
+    codes = {n: np.array([spec.variables[n].states.index(hard[n])]) for n in names if n in hard}
+    likelihoods = {n: np.asarray(soft[n], dtype=float)[None, :] for n in names if n in soft}
+    dropped = apply_implications(spec, codes, likelihoods)
+    return Evidence(hard, soft, frozenset(dropped))
+
+
+def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None, *, implications: bool = True) -> Evidence:
     """Check evidence against the spec and split it into hard and soft parts.
 
     Values follow the rules of this module (see its docstring): unobserved
     values are dropped, hard values become state names, soft evidence becomes
-    likelihood arrays.
+    likelihood arrays. The implications between findings are applied
+    (:func:`with_implications`) unless ``implications`` is False (what
+    reading the red flags needs: they are reported whatever else the evidence says).
 
     Raises
     ------
     EvidenceError
         For an unknown variable (with a close match), a value that is not
-        allowed, or soft evidence that repeats a state or whose likelihoods
-        are not finite numbers >= 0 or are all zero.
+        allowed, soft evidence that repeats a state or whose likelihoods
+        are not finite numbers >= 0 or are all zero, or a finding absent that
+        a finding present implies.
 
     Examples
     --------
@@ -236,7 +366,7 @@ def parse_evidence(spec: ModelSpec, evidence: Mapping[str, Any] | None) -> Evide
         index = state_index(name, value, states)
         if index >= 0:
             hard[name] = states[index]
-    return Evidence(hard, soft)
+    return with_implications(spec, hard, soft) if implications else Evidence(hard, soft)
 
 
 def accepted_values(spec: ModelSpec) -> dict[str, dict[object, str]]:
@@ -260,7 +390,7 @@ def accepted_values(spec: ModelSpec) -> dict[str, dict[object, str]]:
     return out
 
 
-def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], evidence: Mapping[str, Any] | None) -> Evidence:
+def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], evidence: Mapping[str, Any] | None, *, implications: bool = True) -> Evidence:
     """:func:`parse_evidence`, with a fast path when every value is a plain accepted ``str`` or ``bool``.
 
     ``accepted`` is :func:`accepted_values` of the same spec. Anything else
@@ -268,20 +398,23 @@ def parse_plain(spec: ModelSpec, accepted: Mapping[str, Mapping[object, str]], e
     goes through :func:`parse_evidence`, so the results and the errors are the same.
     """
     if type(evidence) is not dict:
-        return parse_evidence(spec, evidence)
+        return parse_evidence(spec, evidence, implications=implications)
     hard = {}
     for name, value in evidence.items():
         table = accepted.get(name)
         kind = type(value)
         state = table.get(value) if table is not None and (kind is str or kind is bool) else None
         if state is None:
-            return parse_evidence(spec, evidence)
+            return parse_evidence(spec, evidence, implications=implications)
         hard[name] = state
-    return Evidence(hard, {})
+    return with_implications(spec, hard, {}) if implications else Evidence(hard, {})
 
 
 def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> EncodedEvidence:
     """Encode validated evidence rows for the engine (hard states as codes, soft likelihoods as rows).
+
+    What enters is each row's likelihood evidence: findings implied by
+    another observed present (``Evidence.implied``) are left out.
 
     Examples
     --------
@@ -289,7 +422,8 @@ def encode_rows(states: Mapping[str, tuple[str, ...]], rows: list[Evidence]) -> 
     >>> ev.codes["smoker"].tolist()
     [1, -1]
     """
-    return EncodedEvidence.from_rows(states, [ev.hard for ev in rows], [ev.soft for ev in rows] if any(ev.soft for ev in rows) else None)
+    soft = [ev.likelihood_soft for ev in rows]
+    return EncodedEvidence.from_rows(states, [ev.likelihood_hard for ev in rows], soft if any(soft) else None)
 
 
 def _rows(frame: pd.DataFrame, mask: np.ndarray) -> str:
@@ -325,14 +459,17 @@ def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagn
     Cells follow the rules of this module (see its docstring), whatever the
     column's dtype (bool, integer, float with NaN, object, string,
     categorical): a column of mixed objects is judged cell by cell. Each
-    distinct value of a column is read once.
+    distinct value of a column is read once. The codes are what enters the
+    likelihood: a finding observed present where a finding that implies it is
+    present too comes back as -1 (:func:`apply_implications`).
 
     Raises
     ------
     EvidenceError
         When ``frame`` is no DataFrame, a column is repeated or unknown (with a
-        close match), or a cell is not allowed (naming the column, the value
-        and the rows that hold it).
+        close match), a cell is not allowed (naming the column, the value
+        and the rows that hold it), or a row has a finding absent that a
+        finding present implies (naming both and the rows).
 
     Examples
     --------
@@ -364,4 +501,6 @@ def frame_codes(spec: ModelSpec, frame: pd.DataFrame, *, soft_hint: str = "diagn
             except EvidenceError as exc:
                 raise EvidenceError(f"{exc} {_rows(frame, codes == i)}") from None
         out[str(name)] = translate[codes]
+    for implied, rows in apply_implications(spec, out, frame=frame).items():
+        out[implied] = np.where(rows, -1, out[implied])
     return out

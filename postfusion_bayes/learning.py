@@ -69,9 +69,11 @@ E-step: the exact joint posterior of the eight causes (256 configurations) for
 every case, from the compiled engine
 (:meth:`~postfusion_bayes.engine.CompiledNetwork.query` with ``joint=``); a
 case with missing context is split into one weighted copy per completion of
-its missing context (up to 4 x 2^5 = 128 copies when all six context variables
-are missing, so such cases make each iteration up to that much slower: about
-3 s per iteration for 2000 cases without any context on 2 cores). M-step, per
+its missing context (the product of their numbers of states: 4 x 2^5 = 128
+copies when the six context variables of the shipped priors are all missing,
+four times more with a four-state categorical factor beside them, so such cases
+make each iteration up to that much slower: about 3 s per iteration for 2000
+cases without any of the six on 2 cores). M-step, per
 family, with the expected counts:
 
 * context distributions and prevalences, onset distributions: Dirichlet/Beta

@@ -16,7 +16,7 @@ from .engine import CompiledNetwork, NetworkTables
 from .engine.arguments import check_path, type_text
 from .engine.encoding import EncodedEvidence
 from .errors import ArgumentTypeError, EvidenceError, shown, suggest
-from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain
+from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain, with_implications
 from .reasoning import Reasoner
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
@@ -348,7 +348,10 @@ class Model:
         DataFrame
             One case per row, one column per variable (context, causes,
             findings, red flags), cells are state names; causes are
-            "absent"/"present".
+            "absent"/"present". A finding implied by another (``implies:``
+            in the priors) is "yes" wherever the one implying it is: it is
+            observed as ``own finding OR implying finding``, the reading under
+            which the evidence rule of :mod:`postfusion_bayes.evidence` is exact.
 
         Examples
         --------
@@ -358,7 +361,10 @@ class Model:
         """
         from .engine.sampling import sample_cases
 
-        return sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
+        cases = sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
+        for implying, implied in self._spec.implications.items():
+            cases[implied] = cases[implied].where(cases[implying] != BOOLEAN_STATES[1], BOOLEAN_STATES[1])
+        return cases
 
     def to_pgmpy(self):
         """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.
@@ -446,7 +452,7 @@ class Model:
         A red flag counts as raised when observed present, or when soft
         evidence leans towards present (likelihood of "yes" above "no").
         """
-        return self._red_flags_of(parse_evidence(self._spec, evidence))
+        return self._red_flags_of(parse_evidence(self._spec, evidence, implications=False))  # red flags whatever else the evidence says
 
     def _red_flags_of(self, ev: Evidence) -> list[RedFlag]:
         raised = []
@@ -459,9 +465,6 @@ class Model:
 
     def _encode(self, rows: list[Evidence]) -> EncodedEvidence:
         return encode_rows(self._tables.states, rows)
-
-    def _parse(self, evidence: Mapping[str, Any] | None) -> Evidence:
-        return parse_plain(self._spec, self._accepted, evidence)
 
     def _parse_context(self, context: Mapping[str, Any]) -> Evidence:
         """Context evidence given as keyword arguments: only context variables are allowed."""
@@ -509,9 +512,14 @@ class Model:
         >>> dx.red_flags
         []
         """
-        ev = self._parse(evidence)
-        flags = self._red_flags_of(ev)
-        encoded = EncodedEvidence.one(self._network.state_index, ev.hard, ev.soft)
+        ev = parse_plain(self._spec, self._accepted, evidence, implications=False)
+        flags = self._red_flags_of(ev)  # found before anything else is judged
+        if self._spec.implications:
+            try:
+                ev = with_implications(self._spec, ev.hard, ev.soft)
+            except EvidenceError as exc:
+                raise EvidenceError(f"{exc}{''.join(f'{chr(10)}{flag}' for flag in flags)}") from None
+        encoded = EncodedEvidence.one(self._network.state_index, ev.likelihood_hard, ev.likelihood_soft)
         result = self._network.query(encoded, self._cause_tuple, partial=self._context_names)
         possible = np.isfinite(result.log_evidence[0, 0])
         post = result.last_state(self._cause_tuple)[0, 0]

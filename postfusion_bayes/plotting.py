@@ -11,6 +11,7 @@ returns the :class:`matplotlib.axes.Axes` it drew on. matplotlib (and, for
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ._optional import require
@@ -45,10 +46,10 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None):
     ax = _axes(ax)
     rows = table.head(top).iloc[::-1]
     base = table.attrs.get("posterior")
-    centre = base if base is not None and base == base else float(rows[["posterior_at_low", "posterior_at_high"]].mean().mean())
+    ends = rows[["posterior_at_low", "posterior_at_high"]].to_numpy(dtype=float, na_value=np.nan)  # no bar where an end is impossible
+    centre = base if base is not None and base == base else float(np.nanmean(ends))
     labels = [str(name) for name in rows.index]
-    low = rows["posterior_at_low"].to_numpy()
-    high = rows["posterior_at_high"].to_numpy()
+    low, high = ends[:, 0], ends[:, 1]
     y = range(len(rows))
     ax.barh(y, low - centre, left=centre, color="#4c72b0", label="parameter at low end")
     ax.barh(y, high - centre, left=centre, color="#dd8452", label="parameter at high end")

@@ -53,8 +53,8 @@ from .engine.arguments import check_count, check_real
 from .engine.encoding import EncodedEvidence
 from .engine.structured import NoisyOr
 from .errors import ArgumentError, MemoryBudgetError, PostfusionError, suggest
-from .evidence import Evidence, encode_rows
-from .spec import ModelSpec
+from .evidence import Evidence, encode_rows, with_implications
+from .spec import BOOLEAN_STATES, ModelSpec
 
 __all__ = ["Reasoner"]
 
@@ -147,7 +147,8 @@ class Reasoner:
         return [name for name, var in self.spec.variables.items() if name in seen and var.role in roles]
 
     def _without(self, name: str) -> Evidence:
-        return Evidence({k: v for k, v in self.evidence.hard.items() if k != name}, {k: v for k, v in self.evidence.soft.items() if k != name})
+        # implications are applied again: leaving out the finding that implies another brings the implied one back
+        return with_implications(self.spec, {k: v for k, v in self.evidence.hard.items() if k != name}, {k: v for k, v in self.evidence.soft.items() if k != name})
 
     def _only(self, name: str) -> Evidence:
         return Evidence({k: v for k, v in self.evidence.hard.items() if k == name}, {k: v for k, v in self.evidence.soft.items() if k == name})
@@ -159,8 +160,9 @@ class Reasoner:
 
     @functools.cached_property
     def candidate_tests(self) -> list[str]:
-        """Unobserved findings (red flags are never tests), in model order."""
+        """Unobserved findings (red flags are never tests), in model order; a finding implied by one observed present is known, not a test."""
         seen = set(self.evidence.hard) | set(self.evidence.soft)
+        seen |= {implied for implying, implied in self.spec.implications.items() if self.evidence.hard.get(implying) == BOOLEAN_STATES[1]}
         return [name for name, var in self.spec.variables.items() if var.role == "finding" and name not in seen]
 
     @functools.cached_property
@@ -270,9 +272,9 @@ class Reasoner:
             n = len(weight)
             states = self.network.states
             free = self.free_causes
-            codes = {name: np.full(n, states[name].index(state), dtype=np.intp) for name, state in self.evidence.hard.items()}
+            codes = {name: np.full(n, states[name].index(state), dtype=np.intp) for name, state in self.evidence.likelihood_hard.items()}
             codes.update({cause: present[:, column[cause]].astype(np.intp) for cause in free})
-            soft = {name: np.repeat(np.asarray(v, dtype=float)[None], n, axis=0) for name, v in self.evidence.soft.items()}
+            soft = {name: np.repeat(np.asarray(v, dtype=float)[None], n, axis=0) for name, v in self.evidence.likelihood_soft.items()}
             result = self.network.query(EncodedEvidence.from_codes(states, codes, n, soft), queried, validate=False)
             for t in queried:
                 tests[t] = np.where(possible[:, None], np.nan_to_num(result.marginals[t][0], nan=0.0), 0.0)

@@ -516,9 +516,28 @@ def one_way(model, evidence: Mapping[str, Any] | None, target: str, parameter: s
         below, above = function(np.array([lo_x, hi_x]))
         derivative = float((above - below) / (hi_x - lo_x))
         note = "not of the form (a x + b) / (c x + d): the parameter enters through the odds of its cause; evaluated exactly on the grid, derivative by central difference"
-    table = pd.DataFrame({"value": grid, "posterior": np.asarray(values, dtype=float)})
+    table = pd.DataFrame({"value": grid, "posterior": _missing_where_nan(values)})
     table.attrs.update(parameter=parameter, target=target)
-    return OneWayResult(parameter, target, p.value, exact, coefficients, derivative, table, note, function)
+    return OneWayResult(parameter, target, p.value, exact, coefficients, derivative, table, note, _refusing_impossible(function, parameter))
+
+
+def _missing_where_nan(values) -> pd.api.extensions.ExtensionArray:
+    """Posteriors as a nullable float array: pd.NA (explicitly missing, never NaN) where the evidence is impossible."""
+    return pd.array(np.asarray(values, dtype=float), dtype="Float64")  # pandas reads NaN as NA here
+
+
+def _refusing_impossible(function: Callable[[Any], Any], parameter: str) -> Callable[[Any], Any]:
+    """Wrap a sensitivity function so that a value making the evidence impossible is refused, never answered with NaN."""
+
+    def posterior(x):
+        value = function(x)
+        undefined = np.isnan(value)
+        if np.any(undefined):
+            at = np.atleast_1d(np.asarray(x, dtype=float))[np.atleast_1d(undefined)][:5].tolist()
+            raise EvidenceError(f"the evidence is impossible under the model with {parameter} = {at[0] if len(at) == 1 else at}: P(target | evidence) is undefined there")
+        return value
+
+    return posterior
 
 
 # --------------------------------------------------------------------------- tornado
@@ -540,7 +559,8 @@ def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: 
         difference), sorted by swing, largest first. ``attrs`` hold the target
         and the posterior at the current values. Where the evidence is
         impossible at one end of a range (e.g. a leak of 0 for an observed
-        finding) that posterior and the swing are NaN, sorted last.
+        finding) that posterior and the swing are missing (``pd.NA`` in
+        nullable ``Float64`` columns, never NaN), sorted last.
 
     Raises
     ------
@@ -569,8 +589,10 @@ def tornado(model, evidence: Mapping[str, Any] | None, target: str, parameters: 
         },
         index=pd.Index(names, name="parameter"),
     )
+    for column in ("posterior_at_low", "posterior_at_high"):  # pd.NA, never NaN, at an end where the evidence is impossible
+        frame[column] = _missing_where_nan(frame[column])
     frame["swing"] = (frame["posterior_at_high"] - frame["posterior_at_low"]).abs()
-    frame = frame.sort_values("swing", ascending=False, kind="stable")
+    frame = frame.sort_values("swing", ascending=False, kind="stable", na_position="last")
     frame.attrs.update(target=target, posterior=base)
     return frame
 

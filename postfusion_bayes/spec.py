@@ -10,7 +10,9 @@ A priors folder holds five YAML files (see ``priors/README.md``):
     the reference patient, and odds ratios for risk factors: one for a
     boolean factor ("yes"), one per non-reference state of a categorical one.
 ``findings.yaml`` and ``red_flags.yaml``
-    Binary findings as leaky noisy-OR children of the causes.
+    Binary findings as leaky noisy-OR children of the causes; one may declare
+    that it ``implies`` a binary finding (applied by the evidence reader,
+    :mod:`postfusion_bayes.evidence`).
 ``onset.yaml``
     The categorical onset finding: one onset distribution per cause and one
     for the leak, mixed with equal weights over the causes present.
@@ -186,6 +188,11 @@ class Variable(_Picklable):
     reference: str = ""
     """For a context variable: the state whose odds ratio is 1 ("no" for a boolean one; for a
     categorical one the ``reference`` it declares, empty when it declares none)."""
+    implies: str = ""
+    """For a finding or red flag: the binary finding it implies (``implies:`` in the priors), empty for none.
+
+    A patient with this one present has the implied one present too; see
+    :mod:`postfusion_bayes.evidence` for how the evidence reader applies it."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,8 @@ class ModelSpec(_Picklable):
     onset: OnsetModel | None
     source: str = field(default="", compare=False)
     test_kinds: Mapping[str, TestKind] = field(default_factory=lambda: MappingProxyType({}))
+    implications: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Finding or red flag -> the binary finding it implies (every ``implies:`` of the priors, in variable order)."""
 
     def names(self, role: str) -> list[str]:
         """Names of the variables with one role (context, cause, finding, red_flag)."""
@@ -603,6 +612,7 @@ class _Reader:
         self.test_kinds: dict[str, TestKind] = {}
         self.test_kind_names: dict[str, None] = {}  # every declared kind, valid or not, in file order
         self.boolean_context: set[str] = set()  # context variables declared with a prevalence (odds ratio for "yes" only)
+        self.implies_at: dict[str, tuple[str, str]] = {}  # finding or red flag declaring implies: -> (file, key)
 
     # ---- helpers
     def where(self, file: str) -> str:
@@ -764,6 +774,7 @@ class _Reader:
         findings = self.read_noisy_or("findings.yaml", "findings", "finding")
         findings.update(self.read_noisy_or("red_flags.yaml", "red_flags", "red_flag"))
         onset = self.read_onset()
+        implications = self.read_implications()
         if self.problems:
             raise SpecError(self.problems)
         spec = ModelSpec(
@@ -777,6 +788,7 @@ class _Reader:
             onset=onset,
             source=self.source,
             test_kinds=MappingProxyType(self.test_kinds),
+            implications=MappingProxyType(implications),
         )
         problems = _check_values(spec) + _check_graph(spec)
         if problems:
@@ -986,7 +998,7 @@ class _Reader:
     def read_noisy_or(self, file: str, top: str, role: str) -> dict[str, NoisyOrFinding]:
         causes = [n for n, v in self.variables.items() if v.role == "cause"]
         result = {}
-        allowed = ("description", "leak", "links") + (("advice",) if role == "red_flag" else ("test",))
+        allowed = ("description", "leak", "links", "implies") + (("advice",) if role == "red_flag" else ("test",))
         for name, node in self.mapping(file, top, self.documents[file].get(top)).items():
             key = f"{top}.{name}"
             node = self.mapping(file, key, node)
@@ -996,7 +1008,13 @@ class _Reader:
             description = self.text(file, f"{key}.description", node.get("description"))
             advice = self.text(file, f"{key}.advice", node.get("advice")) if role == "red_flag" else ""
             test = self.test_of(file, key, node) if role == "finding" else ""
-            self.declare(file, key, Variable(name, role, BOOLEAN_STATES, description, advice, test))
+            implies = node.get("implies", "")
+            if not isinstance(implies, str) or ("implies" in node and not implies):
+                self.problem(file, f"{key}.implies", f"expected the name of a binary finding, got {shown(implies)}")
+                implies = ""
+            elif implies:
+                self.implies_at[name] = (file, f"{key}.implies")
+            self.declare(file, key, Variable(name, role, BOOLEAN_STATES, description, advice, test, implies=implies))
             leak = self.parameter(file, f"{key}.leak", node.get("leak")) if "leak" in node else None
             if "leak" not in node:
                 self.problem(file, key, "missing leak (P(finding | no modelled cause))")
@@ -1011,6 +1029,31 @@ class _Reader:
             if leak:
                 result[name] = NoisyOrFinding(name, leak, MappingProxyType(links))
         return result
+
+    def read_implications(self) -> dict[str, str]:
+        """Check every ``implies:``: its target is a binary finding (not itself, a red flag, onset, a cause or context), and no chains or cycles."""
+        binary_findings = [n for n, v in self.variables.items() if v.role == "finding" and v.states == BOOLEAN_STATES]
+        valid: dict[str, str] = {}
+        for name, (file, key) in self.implies_at.items():
+            target = self.variables[name].implies
+            var = self.variables.get(target)
+            if target == name:
+                self.problem(file, key, f"{name!r} cannot imply itself; allowed: another binary finding")
+            elif var is None or var.role != "finding" or var.states != BOOLEAN_STATES:
+                what = "unknown" if var is None else f"a {var.role.replace('_', ' ')}" if var.role != "finding" else "a categorical finding"
+                self.problem(file, key, f"{target!r} is {what}, not a binary finding{suggest(target, binary_findings) if var is None else ''}; allowed: binary findings of findings.yaml")
+            else:
+                valid[name] = target
+        for name, target in valid.items():
+            if target in valid:  # a chain (a -> b -> c) or a cycle (a -> b -> a)
+                file, key = self.implies_at[name]
+                self.problem(
+                    file,
+                    key,
+                    f"{name!r} implies {target!r}, which itself implies {valid[target]!r}: chains and cycles of implications are not allowed; "
+                    f"allowed: imply a finding that implies nothing (say {name!r} implies {valid[target]!r} directly)",
+                )
+        return {n: valid[n] for n in self.variables if n in valid}
 
     def read_onset(self) -> OnsetModel | None:
         file = "onset.yaml"

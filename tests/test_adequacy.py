@@ -105,3 +105,21 @@ def test_no_nan_even_for_evidence_the_model_finds_nearly_impossible():
     findings = MODEL.variables.query("role == 'finding'")["name"]
     result = check_adequacy(MODEL, {"time_since_surgery": "under_6_weeks", **{f: True for f in findings if f != "onset"}}, n=50)
     assert np.isfinite(result.log_evidence) and 0 <= result.percentile <= 1
+
+
+def test_the_diagnosis_and_its_report_show_the_check_only_when_it_fires(capsys):
+    import json
+
+    from postfusion_bayes.cli import main
+
+    findings = MODEL.variables.query("role == 'finding'")["name"]
+    absurd = {"time_since_surgery": "under_6_weeks", **{f: True for f in findings if f != "onset"}}
+    dx = MODEL.diagnose(absurd)
+    assert dx.adequacy == check_adequacy(MODEL, absurd)
+    assert "Adequacy check: the findings fit the model poorly" in dx.summary()
+    assert "Adequacy check" in dx._repr_html_()
+    typical = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
+    assert "Adequacy check" not in MODEL.diagnose(typical).summary()
+    assert main(["diagnose", *(f"{k}={'yes' if v is True else v}" for k, v in absurd.items()), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["adequacy"]["fires"] is True and data["adequacy"]["percentile"] == dx.adequacy.percentile

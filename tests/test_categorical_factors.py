@@ -10,6 +10,7 @@ validation) against what the format promises.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -382,3 +383,88 @@ def test_diagnose_many_and_the_encoded_evidence_take_the_approach(model):
         assert many.iloc[i]["nerve_injury"] == pytest.approx(model.diagnose({"surgical_approach": a, "time_since_surgery": "under_6_weeks"}).posterior["nerve_injury"], rel=1e-12)
     with pytest.raises(pfb.EvidenceError, match=r"surgical_approach.*'laterl'.*lateral"):
         model.diagnose({"surgical_approach": "laterl"})
+
+
+# ------------------------------------------------------------------ no fixed number of onset states, no fixed list of test kinds
+
+FIFTH = "unchanged_from_before_surgery"
+
+
+def second_edition_shape(documents: dict) -> dict:
+    """Add the approach, a fifth onset state and a new test kind with a finding that names it, in place."""
+    add_approach(documents)
+    onset = documents["onset.yaml"]["onset"]
+    onset["states"].append(FIFTH)
+    for dist in onset["distributions"].values():
+        for entry in dist.values():
+            entry.update(value=entry["value"] * 0.8, range=[0.0, 1.0])
+        dist[FIFTH] = _entry(1.0 - math.fsum(e["value"] for e in dist.values()), 0.0, 1.0)
+    findings = documents["findings.yaml"]
+    findings["test_kinds"]["laboratory"] = {"description": "a blood test", "cost": 2, "invasive": False, "judgment": "test"}
+    findings["findings"]["raised_inflammatory_markers"] = {
+        "description": "CRP or ESR raised",
+        "test": "laboratory",
+        "leak": _entry(0.05, 0.0, 1.0),
+        "links": {"pseudarthrosis": _entry(0.3, 0.0, 1.0)},
+    }
+    return documents
+
+
+@pytest.fixture(scope="module")
+def second(tmp_path_factory) -> tuple[Path, pfb.Model]:
+    folder = write_folder(tmp_path_factory.mktemp("second") / "priors", second_edition_shape(shipped_documents()))
+    return folder, pfb.load_model(folder)
+
+
+def test_a_fifth_onset_state_and_a_new_test_kind_need_no_new_code(second):
+    _, model = second
+    assert len(model.spec.variables["onset"].states) == 5
+    patient = {"time_since_surgery": "6_to_24_months", "surgical_approach": "lateral", "onset": FIFTH, "radicular_pain": True}
+    dx = model.diagnose(patient)
+    expected, _ = brute_force(model.spec, dict(dx.evidence), observed_only=True)
+    for cause, value in expected.items():
+        assert dx.posterior[cause] == pytest.approx(value, abs=1e-12, rel=1e-9)
+    tests = dx.next_tests()
+    assert tests.loc["raised_inflammatory_markers", "test_kind"] == "laboratory" and tests.loc["raised_inflammatory_markers", "cost"] == 2
+    assert "surgical_approach" not in tests.index  # context is no test
+    by_procedure = dx.next_tests(by="procedure")
+    assert "laboratory" in set(by_procedure["test_kind"])
+    table = dx.explain()
+    assert set(table.index) == {"onset", "radicular_pain"} and table.loc["onset", "observed"] == FIFTH
+    accuracy = model.implied_accuracy("onset", "si_joint_strain", state=FIFTH, surgical_approach="anterior")
+    assert 0 < accuracy["sensitivity"] < 1
+    assert ("onset", FIFTH) in model.likelihood_ratios(surgical_approach="lateral").index
+
+
+def test_plots_take_the_four_state_context_and_the_fifth_onset_state(second):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from postfusion_bayes import plotting
+
+    _, model = second
+    dx = model.diagnose({"surgical_approach": "anterior_posterior", "onset": FIFTH, "raised_inflammatory_markers": True})
+    try:
+        assert plotting.diagnosis_plot(dx) is not None
+        assert plotting.explanation_plot(dx.explain()) is not None
+        assert plotting.network_plot(model) is not None
+    finally:
+        plt.close("all")
+
+
+def test_the_command_line_takes_the_approach_and_the_new_states(second, capsys):
+    from postfusion_bayes.cli import main
+
+    folder, model = second
+    code = main(["diagnose", "surgical_approach=lateral", "time_since_surgery=under_6_weeks", f"onset={FIFTH}", "--priors", str(folder), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    answer = json.loads(out)
+    expected = model.diagnose({"surgical_approach": "lateral", "time_since_surgery": "under_6_weeks", "onset": FIFTH}).posterior
+    got = {row["cause"]: row["posterior"] for row in answer["causes"]}
+    for cause, value in expected.items():
+        assert got[cause] == pytest.approx(value, abs=1e-6)
+    assert main(["diagnose", "surgical_approach=laterl", "--priors", str(folder)]) == 3
+    assert "did you mean 'lateral'" in capsys.readouterr().err

@@ -123,3 +123,10 @@ def test_a_model_past_enumeration_never_builds_a_dense_onset_table():
     assert "onset" not in m.tables.cpts._dense  # the 2^24-column table is never made  # noqa: SLF001
     encoded = EncodedEvidence.from_rows(m.network.states, [{"onset": "immediate"}])
     assert m.network.query(encoded, m.causes[:2]).method == "factorised"
+
+
+def test_the_adequacy_check_and_simulation_at_24_causes_never_build_a_dense_onset_table():
+    m = model(16)
+    assert 0 <= m.diagnose(PATIENT).adequacy.percentile <= 1
+    m.simulate(50, seed=1)
+    assert "onset" not in m.tables.cpts._dense  # noqa: SLF001

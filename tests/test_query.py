@@ -445,3 +445,15 @@ def test_one_row_with_soft_evidence_and_partial_evidence_equals_two_rows(seed, c
         np.testing.assert_allclose(one.marginals[c][0, 0], two.marginals[c][0, 0], rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(one.partial[c][0, 0], two.marginals[c][0, 1], rtol=1e-12, atol=1e-15)
     assert one.log_evidence[0, 0] == pytest.approx(two.log_evidence[0, 0], rel=1e-12)
+
+
+@pytest.mark.parametrize("rows", [2, 40])  # the per-cell path (16 rows or fewer) and the factorised one
+def test_encode_refuses_a_list_cell_naming_the_variable(rows):
+    import pandas as pd
+
+    import postfusion_bayes as pfb
+
+    network = pfb.load_model().network
+    cells = [["yes"]] + ["no"] * (rows - 1)
+    with pytest.raises(pfb.EvidenceError, match=r"variable 'smoker': state \['yes'\] is not allowed"):
+        network.encode(pd.DataFrame({"smoker": cells}))

@@ -152,7 +152,7 @@ def test_priors_given_a_file_is_one_line(capsys, tmp_path):
 @pytest.mark.parametrize(
     "name, text, culprit",
     [
-        ("deep.json", "[" * 20_000 + "]" * 20_000, "nesting too deep"),  # a RecursionError in the JSON reader
+        ("deep.json", "[" * 20_000 + "]" * 20_000, "nested too deeply"),  # a RecursionError in the JSON reader
         ("deep.yaml", "radicular_pain: " + "[" * 20_000 + "]" * 20_000, ""),
         ("huge.json", '{"radicular_pain": {"yes": 1' + "0" * 400 + ', "no": 1}}', ""),  # an OverflowError turning it into a float
         ("latin1.yaml", None, "UTF-8"),
@@ -203,7 +203,7 @@ def test_ctrl_c_during_batch_is_exit_130_and_leaves_the_old_output(tmp_path):
 def test_ctrl_c_during_sensitivity_is_exit_130_and_writes_no_plot(tmp_path):
     plot = tmp_path / "intervals.png"
     process = spawn(
-        "sensitivity", "fever=yes", "smoker=yes", "--method", "monte-carlo", "-n", "2000000", "-q", "--plot", str(plot),
+        "sensitivity", "fever=yes", "smoker=yes", "--method", "monte-carlo", "-n", "150000", "-q", "--plot", str(plot),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None

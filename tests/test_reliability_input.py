@@ -446,7 +446,7 @@ def test_a_case_file_over_the_limit_is_refused_before_it_is_read(capsys, tmp_pat
         ("long_int.yaml", "smoker: " + "9" * 400 + "\n", "evidence 'smoker'"),
         ("long_int_soft.json", '{"radicular_pain": {"yes": ' + "9" * 400 + ', "no": 1}}', "likelihood of 'yes'"),
         ("huge_int.json", '{"smoker": ' + "9" * 5000 + "}", "cannot be read as JSON"),
-        ("huge_int.yaml", "smoker: " + "9" * 5000 + "\n", "cannot be read as YAML"),
+        ("huge_int.yaml", "smoker: " + "9" * 5000 + "\n", "too long to read"),
         ("deep.json", '{"smoker": ' + "[" * 20000 + "]" * 20000 + "}", "nested too deeply"),
         ("deep_open.json", "[" * 20000, "nested too deeply"),
         ("deep.yaml", "smoker: " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply"),
@@ -476,7 +476,7 @@ def test_a_yaml_alias_bomb_gives_a_short_message(capsys, tmp_path, document):
     path = tmp_path / "bomb.yaml"
     path.write_text(document)
     err = _one_line_error(capsys, path)
-    assert "'smoker'" in err or "'radicular_pain'" in err
+    assert "alias bomb" in err  # refused while it is read, before anything is expanded
 
 
 # --------------------------------------------------------------------------- suggestions

@@ -251,14 +251,18 @@ def test_no_false_takeover_where_the_evidence_becomes_impossible():
         assert row["cause_below"] is None and row["cause_above"] is None, (parameter, row.to_dict())
 
 
-def test_tornado_and_one_way_give_nan_where_the_evidence_is_impossible():
+def test_tornado_and_one_way_leave_the_posterior_missing_where_the_evidence_is_impossible():
     evidence = {"time_since_surgery": "under_6_weeks", "adjacent_segment_disease": True}
     table = sa.tornado(MODEL, evidence, "nerve_injury")
     name = "causes.adjacent_segment_disease.baseline.under_6_weeks"  # low end 0: an observed cause becomes impossible
-    assert np.isnan(table.loc[name, "posterior_at_low"]) and np.isnan(table.loc[name, "swing"])
-    assert table["swing"].iloc[:-1].notna().all()
-    f = sa.one_way(MODEL, {"time_since_surgery": "over_2_years"}, "pseudarthrosis", "context.time_since_surgery.distribution.over_2_years")
-    assert np.isnan(f(0.0)) and 0 <= f(0.5) <= 1
+    assert table.loc[name, "posterior_at_low"] is pd.NA and table.loc[name, "swing"] is pd.NA
+    assert table.index[-1] == name and table["swing"].iloc[:-1].notna().all()
+    assert not np.isnan(table[["posterior_at_low", "posterior_at_high", "swing"]].to_numpy(dtype=float, na_value=0.0)).any()  # NA, never NaN
+    result = sa.one_way(MODEL, {"time_since_surgery": "over_2_years"}, "pseudarthrosis", "context.time_since_surgery.distribution.over_2_years")
+    assert result.table["posterior"].notna().all()  # the plausible range stays away from 0
+    with pytest.raises(pfb.EvidenceError, match=r"impossible .*over_2_years = 0\.0"):
+        result(0.0)
+    assert 0 <= result(0.5) <= 1
 
 
 def test_evaluate_refuses_a_distribution_entry_changed_without_its_distribution():

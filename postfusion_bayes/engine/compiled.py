@@ -35,7 +35,7 @@ query that cannot fit says so with a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import EvidenceError, MemoryBudgetError, NetworkError, suggest
+from ..errors import EvidenceError, MemoryBudgetError, NetworkError, shown, suggest
 from ._elimination import compile_plan, eliminate
 from ._layered import LayeredPlan, layers
 from .encoding import EncodedEvidence, one_hot, read_only
@@ -369,20 +369,24 @@ class CompiledNetwork:
         if len(values) <= 16:  # a few rows: a dictionary lookup per cell beats factorising
             out = np.empty(len(values), dtype=np.intp)
             for i, value in enumerate(values if isinstance(values, np.ndarray) else values.array):
-                code = lookup.get(value) if isinstance(value, str) else (-1 if pd.isna(value) else None)
+                code = lookup.get(value) if isinstance(value, str) else (-1 if pd.api.types.is_scalar(value) and pd.isna(value) else None)
                 if code is None:
                     break
                 out[i] = code
             else:
                 return out
-        codes, uniques = pd.factorize(pd.Series(values) if isinstance(values, np.ndarray) else values, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(pd.Series(values) if isinstance(values, np.ndarray) else values, use_na_sentinel=True)
+        except TypeError:  # unhashable cells (a list, a mapping) are no state names
+            bad = next(v for v in values if not isinstance(v, Hashable))
+            raise EvidenceError(f"variable {name!r}: state {shown(bad)} is not allowed; allowed states: {', '.join(states)}") from None
         translate = np.empty(len(uniques) + 1, dtype=np.intp)
         translate[-1] = -1
         for i, value in enumerate(uniques):
             if not isinstance(value, str) or value not in lookup:
                 rows = list(index[codes == i][:5])
                 raise EvidenceError(
-                    f"variable {name!r}: state {value!r}{suggest(value, states)} is not allowed "
+                    f"variable {name!r}: state {shown(value)}{suggest(value, states)} is not allowed "
                     f"(rows {rows}); allowed states: {', '.join(states)}"
                 )
             translate[i] = lookup[value]

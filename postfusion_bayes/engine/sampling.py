@@ -95,9 +95,13 @@ def sample_codes(
         if name in given:
             codes[name] = np.full(n, given[name], dtype=np.intp)
             continue
-        table = tables.cpts[name]
-        index = tuple(codes[p] for p in tables.parents[name])
-        probabilities = table[index] if index else np.broadcast_to(table, (n, tables.cardinality(name)))
+        table = tables.cpd(name)
+        if isinstance(table, np.ndarray):
+            index = tuple(codes[p] for p in tables.parents[name])
+            probabilities = table[index] if index else np.broadcast_to(table, (n, tables.cardinality(name)))
+        else:  # noisy-OR or onset mixture: from its numbers, never its dense table (2^k columns past a few causes)
+            parents = tables.parents[name]
+            probabilities = table.given(np.stack([codes[p] for p in parents], axis=-1) if parents else np.zeros((n, 0), dtype=np.intp))
         cumulative = np.cumsum(probabilities, axis=-1)
         draws = rng.uniform(size=(n, 1)) * cumulative[:, -1:]
         codes[name] = np.minimum((draws >= cumulative).sum(axis=-1), tables.cardinality(name) - 1)
