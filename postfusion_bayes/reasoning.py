@@ -44,6 +44,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,22 +90,22 @@ class NoisyBlock:
     Attributes
     ----------
     names : tuple of str
-    codes : int array (n_configurations, n_tests)
-        Row of each test's own table (offset into the stacked tables) for each configuration.
     absent, present : array (n_configurations, n_tests)
         P(test no | configuration) and P(test yes | configuration).
-    offsets, sizes : the rows of each test's table in the stacked tables.
     small : tuple of arrays (2^k, 2)
         Each test's table over its own parents' configurations.
+    parents : tuple of (axes, order, index)
+        Where each test's parents are in the configurations, seen as a tensor with one axis of size 2
+        per free cause (in :attr:`Reasoner.free_causes` order): ``axes`` the free parents' axes
+        (ascending), ``order`` the permutation that puts them in the test's parent order, ``index`` the
+        test's table indexed by parent (the observed state for an observed parent, all for a free one).
     """
 
     names: tuple[str, ...]
-    codes: np.ndarray
     absent: np.ndarray
     present: np.ndarray
-    offsets: np.ndarray
-    sizes: tuple[int, ...]
     small: tuple[np.ndarray, ...]
+    parents: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[Any, ...]], ...]
 
     def table(self, name: str) -> np.ndarray:
         """Return one test's (no, yes) probabilities for every configuration, shape (n_configurations, 2)."""
@@ -113,7 +114,46 @@ class NoisyBlock:
 
     def rows(self, keep: np.ndarray) -> NoisyBlock:
         """Return the block restricted to some configurations."""
-        return NoisyBlock(self.names, self.codes[keep], self.absent[keep], self.present[keep], self.offsets, self.sizes, self.small)
+        return NoisyBlock(self.names, self.absent[keep], self.present[keep], self.small, self.parents)
+
+    def parent_weights(self, k: int, weight: np.ndarray) -> np.ndarray:
+        """Posterior of test ``k``'s parents' configurations (its table's rows) from the weight of every configuration.
+
+        The weights summed over the other causes' axes, one axis at a time from the outermost (each sum
+        adds two contiguous halves), so ``weight`` must cover every configuration.
+        """
+        axes, order, index = self.parents[k]
+        summed = weight
+        remaining = int(weight.size).bit_length() - 1
+        before = 0  # kept axes before the current one
+        for a in range(remaining):
+            if a in axes:
+                before += 1
+                continue
+            halves = summed.reshape(2**before, 2, -1)
+            summed = np.add(halves[:, 0], halves[:, 1])
+        out = np.zeros(self.small[k].shape[0])
+        out.reshape((2,) * len(index))[index] = summed.reshape((2,) * len(axes)).transpose(order) if axes else summed.sum()
+        return out
+
+
+def _runs(n_axes: int, axes: tuple[int, ...]) -> tuple[list[bool], tuple[int, ...]]:
+    """Group ``n_axes`` axes of size 2 into runs of consecutive parent axes (``axes``) and other axes.
+
+    Returns whether each run is of parents and its size (``2**length``): the same tensor with few axes,
+    which numpy broadcasts over much faster than over one axis of size 2 per cause.
+    """
+    runs: list[bool] = []
+    sizes: list[int] = []
+    chosen = set(axes)
+    for a in range(n_axes):
+        parent = a in chosen
+        if runs and runs[-1] == parent:
+            sizes[-1] *= 2
+        else:
+            runs.append(parent)
+            sizes.append(2)
+    return runs, tuple(sizes)
 
 
 @dataclass(frozen=True)
@@ -211,6 +251,13 @@ class Reasoner:
         return present, weight
 
     @functools.cached_property
+    def _present_float(self) -> np.ndarray:
+        """:attr:`_joint`'s configurations as floats 0/1 (a pure memo: the ranking uses them twice)."""
+        present = self._joint[0].astype(float)
+        present.setflags(write=False)
+        return present
+
+    @functools.cached_property
     def _tests(self) -> tuple[dict[str, np.ndarray], frozenset[str], NoisyBlock | None]:
         """P(test | configuration, e) for every candidate test, over the configurations of :attr:`_joint`.
 
@@ -244,23 +291,27 @@ class Reasoner:
         noisy = [t for t in direct if isinstance(tables.cpd(t), NoisyOr)]
         block: NoisyBlock | None = None
         if noisy:
-            # each noisy-OR test given each configuration is its table at the configuration of its parents:
-            # one code per (configuration, test), then a gather from tables of at most 2^k rows
-            powers = np.zeros((len(self.causes), len(noisy)))
-            sizes = []
+            # each noisy-OR test given each configuration is its table at the configuration of its parents: with the
+            # configurations seen as a tensor (one axis per free cause), its table broadcast over the other axes
+            axis_of = {c: i for i, c in enumerate(self.free_causes)}
+            absent = np.empty((len(noisy), len(weight)))
+            yes = np.empty((len(noisy), len(weight)))
             small = []
+            where = []
             for k, t in enumerate(noisy):
                 parents = tables.parents[t]
-                for j, p in enumerate(parents):
-                    powers[column[p], k] = 2.0 ** (len(parents) - 1 - j)
-                sizes.append(2 ** len(parents))
                 bits = (np.arange(2 ** len(parents))[:, None] >> np.arange(len(parents) - 1, -1, -1)[None, :]) & 1
                 small.append(tables.cpd(t).given(bits))  # type: ignore[union-attr]
-            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-            parent_codes = (present.astype(float) @ powers).astype(np.intp)
-            parent_codes += offsets[None, :]
-            stacked = np.concatenate(small)  # (sum of sizes, 2)
-            block = NoisyBlock(tuple(noisy), parent_codes, stacked[:, 0][parent_codes], stacked[:, 1][parent_codes], offsets, tuple(sizes), tuple(small))
+                index = tuple(slice(None) if p in axis_of else int(present[0, column[p]]) for p in parents)  # observed: fixed
+                axes = [axis_of[p] for p in parents if p in axis_of]
+                order = tuple(int(i) for i in np.argsort(axes))  # parent order -> ascending axes
+                where.append((tuple(sorted(axes)), tuple(int(i) for i in np.argsort(order)), index))
+                table = small[-1].reshape((2,) * len(parents) + (2,))[index].transpose(order + (len(axes),))
+                runs, sizes = _runs(len(axis_of), tuple(sorted(axes)))
+                table = table.reshape(tuple(size if parent else 1 for parent, size in zip(runs, sizes, strict=True)) + (2,))
+                absent[k].reshape(sizes)[...] = table[..., 0]
+                yes[k].reshape(sizes)[...] = table[..., 1]
+            block = NoisyBlock(tuple(noisy), absent.T, yes.T, tuple(small), tuple(where))
         for t in direct:
             if t in noisy:
                 continue
@@ -403,9 +454,10 @@ class Reasoner:
         costs_of = self.test_costs(costs)
         present, weight = self._joint
         tests, direct, block = self._tests
+        every_weight, every_float, every_block = weight, self._present_float, block  # (single noisy-OR tests use every configuration)
         keep = weight > 0  # impossible configurations add nothing to any sum below
         if keep.all():
-            as_float = present.astype(float)
+            as_float = self._present_float
         else:
             weight, as_float = weight[keep], present[keep].astype(float)
             tests = {t: q[keep] for t, q in tests.items()}
@@ -418,8 +470,8 @@ class Reasoner:
         likely = np.zeros(len(units), dtype=np.intp)
         fast = [u for u, (_, findings) in enumerate(units) if block is not None and len(findings) == 1 and findings[0] in block.names]
         if fast:
-            assert block is not None
-            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), weight, as_float, block, top_index, gain, p_changes, likely)
+            assert every_block is not None
+            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), every_weight, every_float, every_block, top_index, gain, p_changes, likely)
         fast_set = set(fast)
         # the result distributions of every other unit given each configuration, stacked by number of results
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -481,21 +533,19 @@ class Reasoner:
 
         The information a test gives about every cause is the information it gives about its parents
         (it depends on the rest only through them), so it is computed from the posterior of its parents'
-        configurations: one bincount over the joint for all tests, then tables of at most 2^k rows. The
-        joint of each cause with each result is two matrix products over the configurations.
+        configurations (a sum of the joint over the other causes), then tables of at most 2^k rows. The
+        joint of each cause with each result is two matrix products over the configurations. ``weight``,
+        ``as_float`` and ``block`` cover every configuration (impossible ones weigh 0).
         """
         columns = [block.names.index(name) for name in names]
         whole = columns == list(range(len(block.names)))
-        codes = block.codes if whole else block.codes[:, columns]
         absent = block.absent if whole else block.absent[:, columns]
         yes = block.present if whole else block.present[:, columns]
-        T = len(names)
-        parent_weight = np.bincount(codes.ravel(), weights=np.repeat(weight, T), minlength=int(sum(block.sizes)))
         joint_cause = (weight[:, None] * as_float).T  # (C, J)
-        after = np.stack([joint_cause @ absent, joint_cause @ yes], axis=2)  # (C, T, 2): P(cause present, result | e)
+        after = np.stack([absent.T @ joint_cause.T, yes.T @ joint_cause.T], axis=2).transpose(1, 0, 2)  # (C, T, 2): P(cause present, result | e)
         for t, column in enumerate(columns):
             q = block.small[column]
-            w = parent_weight[block.offsets[column] : block.offsets[column] + block.sizes[column]]
+            w = block.parent_weights(column, weight)
             p_result = w @ q
             kl = _kl_bits(q, p_result)  # one per parent configuration
             u = index[t]

@@ -613,11 +613,17 @@ class _Reader:
         self.test_kind_names: dict[str, None] = {}  # every declared kind, valid or not, in file order
         self.boolean_context: set[str] = set()  # context variables declared with a prevalence (odds ratio for "yes" only)
         self.implies_at: dict[str, tuple[str, str]] = {}  # finding or red flag declaring implies: -> (file, key)
+        self.shown_files: dict[str, str] = {}  # file -> its name in messages (see where)
 
     # ---- helpers
     def where(self, file: str) -> str:
         """Name the file as shown in messages: its path when read from a folder."""
-        return str(Path(self.source) / file) if self.source != "<memory>" else file
+        if self.source == "<memory>":
+            return file
+        shown = self.shown_files.get(file)
+        if shown is None:  # once per file (every parameter entry names its file)
+            shown = self.shown_files[file] = str(Path(self.source) / file)
+        return shown
 
     def problem(self, file: str, key: str, message: str) -> None:
         file = self.where(file)

@@ -226,12 +226,20 @@ def small_case(seed=0, n=5, F=6, K=3, P=1, B=1, mixture=True, predict=(1, 4)):
 
 @pytest.mark.parametrize(
     "methods",
-    [METHODS, ("quickscore", "enumeration-log"), ("quickscore-longdouble", "enumeration-log"), ("subset-dp", "enumeration-log"), ("enumeration", "enumeration-log"), ("enumeration-log",)],
-    ids=["auto", "quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log"],
+    [
+        METHODS,
+        ("quickscore", "enumeration-log"),
+        ("quickscore-telescoped", "enumeration-log"),
+        ("quickscore-longdouble", "enumeration-log"),
+        ("subset-dp", "enumeration-log"),
+        ("enumeration", "enumeration-log"),
+        ("enumeration-log",),
+    ],
+    ids=["auto", "quickscore", "quickscore-telescoped", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log"],
 )
 @pytest.mark.parametrize("mixture", [True, False], ids=["mixture", "no-mixture"])
 def test_every_method_matches_the_brute_force(methods, mixture):
-    args = small_case(mixture=mixture)
+    args = small_case(mixture=mixture, predict=() if "quickscore-telescoped" in methods[:1] else (1, 4))  # (telescoped: no predictions)
     result = factorised_query(**args, methods=methods)
     assert result.method in methods
     check_against_brute_force(args, result)
@@ -333,6 +341,16 @@ def test_random_networks_match_the_brute_force(args):
 )
 def test_random_networks_match_the_brute_force_whichever_method_runs_first(args, methods):
     check_against_brute_force(args, factorised_query(**args, methods=methods))
+
+
+@given(problems(), st.sampled_from([(0.0, 1.0), (0.3, 1.0), (1e-300, 1.0), (0.0, 1e-300)]))
+def test_random_networks_match_the_brute_force_with_one_finding_telescoped(args, positive):
+    # the telescoped form needs no predictions and a finding leaning positive in every row
+    args = dict(args, predict=[])
+    args["finding_likelihood"] = args["finding_likelihood"].copy()
+    args["finding_likelihood"][:, 0] = positive
+    result = factorised_query(**args, methods=("quickscore-telescoped", "enumeration-log"))
+    check_against_brute_force(args, result)
 
 
 @given(problems(max_n=5), st.data())
@@ -602,6 +620,38 @@ def test_many_positive_findings_are_exact_without_cancellation(seed, n_positive)
     # plain float64 Quickscore cannot certify these numbers: it must refuse rather than return them
     with pytest.raises(MemoryBudgetError, match="cannot be computed to the tolerance|quickscore"):
         factorised_query(**args, methods=("quickscore",))
+
+
+def test_one_finding_telescoped_certifies_what_float64_quickscore_cannot():
+    # sixteen causes, eight positive findings (one soft): plain Quickscore's bound fails, one finding summed
+    # without cancellation passes, and the answer agrees with long-double enumeration
+    args = dict(stress_case(3, n_positive=8), predict=[])
+    with pytest.raises(MemoryBudgetError):
+        factorised_query(**args, methods=("quickscore",))
+    result = factorised_query(**args, methods=("quickscore", "quickscore-telescoped"))
+    assert result.method == "quickscore-telescoped"
+    expected = brute_force(**unbatched(args, 0, 0), dtype=np.longdouble)
+    assert_log_evidence(result.log_evidence[0, 0], expected["log_evidence"])
+    for field in ("cause_posterior", "root_posterior"):
+        assert_relative(getattr(result, field)[0, 0], expected[field], TOLERANCE, field)
+    assert factorised_query(**args).method == "quickscore-telescoped"  # what the cost model picks by itself
+
+
+def test_the_telescoped_finding_is_always_one_leaning_positive():
+    # finding 0 leans negative (soft), finding 1 is positive and certain given a cause observed present with a
+    # link of 1: the rough estimate of its P(no) is 0, and it must still be the one telescoped
+    rng = np.random.default_rng(21)
+    net = random_network(rng, 4, 3, n_parents=4)
+    net["links"][0, 1] = [1.0, 0.0, 0.5, 0.0]
+    fl = np.ones((1, 3, 2))
+    fl[0, 0] = [1.0, 0.3]
+    fl[0, 1] = [0.0, 1.0]
+    cl = np.ones((1, 4, 2))
+    cl[0, 0] = [0.0, 1.0]
+    args = query_args(net, np.ones((1, 1, 1)), cl, fl, np.array([[1.0, 0.5, 0.2]]))
+    result = factorised_query(**args, methods=("quickscore-telescoped", "enumeration-log"))
+    assert result.method == "quickscore-telescoped"
+    check_against_brute_force(args, result)
 
 
 def test_many_positive_findings_with_too_many_causes_to_enumerate():

@@ -200,6 +200,30 @@ def test_a_large_joint_is_enumerated_from_the_structure_and_agrees_with_extended
     assert result.log_evidence[0, 0] == pytest.approx(log_p, rel=TOLERANCE)
 
 
+@pytest.mark.parametrize("tiny", [1e-3, 1e-200], ids=["soft", "tiny-soft"])
+def test_a_large_joint_with_soft_findings_by_noisy_or_tables_agrees_with_extended_precision(tiny):
+    # the context observed: one root configuration, the noisy-OR findings as tables over the configurations;
+    # likelihoods of 1e-200 for "no" on findings without a leak make the product over findings underflow
+    # where no parent is present, and the sum of logarithms takes over there
+    n = 13
+    tables = structured_network(6, n_causes=n)
+    hard, _ = patient(tables, 6, n_observed=8)
+    free = [f for f in tables.variables if f.startswith("f") and f not in hard][:3]
+    cpts = {v: tables.cpd(v) for v in tables.variables}
+    for f in free:
+        cpts[f] = NoisyOr(0.0, np.asarray(cpts[f].links))  # type: ignore[union-attr]
+    tables = NetworkTables(tables.states, tables.parents, cpts)
+    soft = {f: [tiny, 1.0] for f in free}
+    causes = [f"c{i}" for i in range(n)]
+    net = compile_network(tables)
+    result = net.query(EncodedEvidence.from_rows(net.states, [hard], [soft]), causes, joint=causes)
+    assert result.method == "structured enumeration"
+    expected, log_p = by_longdouble_enumeration(tables, hard, soft, causes)
+    got = np.array([result.marginals[c][0, 0, 1] for c in causes])
+    np.testing.assert_allclose(got, expected, rtol=TOLERANCE)
+    assert result.log_evidence[0, 0] == pytest.approx(log_p, rel=TOLERANCE)
+
+
 @given(st.integers(0, 2**16), st.booleans())
 def test_partial_evidence_equals_a_second_row_with_that_evidence_alone(seed, all_context):
     tables = structured_network(seed % 7, n_causes=4)

@@ -18,12 +18,14 @@ take a few milliseconds and a few MB per row.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..errors import MemoryBudgetError
+from ._noisy_or import _noisy_or_table
 from .encoding import EncodedEvidence
 from .structured import Mixture, NoisyOr
 from .tables import NetworkTables
@@ -36,6 +38,22 @@ _BYTES_PER_CONFIGURATION = 8 * 8  # float64 working arrays alive at once per con
 def enumeration_bytes(n_configurations: int, n_middle: int) -> int:
     """Peak bytes of :func:`enumerate_joint` for one row (one root configuration at a time)."""
     return int(n_configurations) * (_BYTES_PER_CONFIGURATION + 8 * n_middle)
+
+
+@functools.lru_cache(maxsize=2)
+def _binary_configurations(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every configuration of ``n`` binary variables (last fastest), as states ``(2**n, n)`` and as floats.
+
+    A pure memo (a function of ``n`` alone, read-only arrays): the joint queries of one network all use
+    the same table, which costs more to build than most of the query.
+    """
+    J = 2**n
+    big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)
+    configurations = np.unpackbits(big_endian, axis=1)[:, 32 - n :].astype(np.intp)
+    present = configurations.astype(float)
+    configurations.setflags(write=False)
+    present.setflags(write=False)
+    return configurations, present
 
 
 def _log(x: np.ndarray) -> np.ndarray:
@@ -83,9 +101,10 @@ def enumerate_joint(
     needed = enumeration_bytes(J, len(middle))
     if needed > budget:
         raise MemoryBudgetError(needed, budget, f"enumerating the {J:,} joint configurations of {len(middle)} variables")
+    binary_table = None
     if middle and all(c == 2 for c in cards) and len(middle) <= 32:  # the bits of the configuration number, last variable fastest
-        big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)
-        configurations = np.unpackbits(big_endian, axis=1)[:, 32 - len(middle) :].astype(np.intp)
+        binary_table = _binary_configurations(len(middle))
+        configurations = binary_table[0]
     else:
         configurations = np.stack(np.unravel_index(np.arange(J), cards), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
     mid_pos = {m: i for i, m in enumerate(middle)}
@@ -103,10 +122,12 @@ def enumerate_joint(
 
     # leaves: evidence-independent pieces
     binary = all(c == 2 for c in cards)
-    present = (configurations == 1).astype(float) if binary else None  # (J, n)
+    present = binary_table[1] if binary_table is not None else None  # (J, n)
     noisy = [leaf for leaf in leaves if isinstance(tables.cpd(leaf), NoisyOr)] if binary else []
     if noisy:  # every noisy-OR leaf at once: log P(no | configuration) = log(1 - leak) + present @ log(1 - links)
         log_inhibit = np.zeros((len(middle), len(noisy)))
+        noisy_links = np.zeros((len(noisy), len(middle)))  # the links and leaks themselves, for tables over the configurations
+        noisy_leaks = np.zeros(len(noisy))
         certain = np.zeros((len(middle), len(noisy)))
         log_open = np.empty(len(noisy))
         for k, leaf in enumerate(noisy):
@@ -117,10 +138,13 @@ def enumerate_joint(
             with np.errstate(divide="ignore"):
                 log_inhibit[rows, k] = np.where(links < 1, np.log1p(-np.minimum(links, 1.0)), 0.0)
             certain[rows, k] = links >= 1
+            noisy_links[k, rows] = links
+            noisy_leaks[k] = float(cpd.leak)
             with np.errstate(divide="ignore"):
                 log_open[k] = np.log1p(-float(cpd.leak))
     noisy_index = {leaf: k for k, leaf in enumerate(noisy)}
     noisy_arrays: tuple[Any, Any, Any] = (log_inhibit, certain, log_open) if noisy else (None, None, None)
+    raw = (noisy_links, noisy_leaks) if noisy else None
 
     posterior = np.empty((B, J))
     log_evidence = np.empty(B)
@@ -140,7 +164,7 @@ def enumerate_joint(
             log_prior = _additive_row(tables, roots, middle, mid_pos, root_states[active[0]], dense_ev, b, present, noisy, noisy_index, *noisy_arrays)
             handled = {leaf for leaf in noisy if leaf in dense_ev and dense_ev[leaf][b][1] == 0.0}
             log_prior = log_prior + weight[active[0]]
-            log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, handled)
+            log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, handled, raw)
             _normalise_row(log_prior, posterior, log_evidence, b)
             continue
         log_prior = np.full(J, -np.inf)
@@ -177,7 +201,7 @@ def enumerate_joint(
             if m in dense_ev:
                 log_prior = log_prior + _log(dense_ev[m][b, configurations[:, i]])
         # 3. leaves: the noisy-OR ones together, the others one by one
-        log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, set())
+        log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, set(), raw)
         _normalise_row(log_prior, posterior, log_evidence, b)
     return configurations, posterior, log_evidence
 
@@ -234,17 +258,33 @@ def _additive_row(tables, roots, middle, mid_pos, root_state, dense_ev, b, prese
     return log_prior
 
 
-def _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, log_inhibit, certain, log_open, log_prior, handled) -> np.ndarray:
-    """Add the log-likelihood of the observed leaves not in ``handled``: noisy-OR ones together, the others one by one."""
+def _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, log_inhibit, certain, log_open, log_prior, handled, raw=None) -> np.ndarray:
+    """Add the log-likelihood of the observed leaves not in ``handled``: noisy-OR ones together, the others one by one.
+
+    With ``raw`` (the noisy-OR leaves' links ``(F, n)`` and leaks) and every middle configuration in
+    ``configurations`` (last variable fastest), the noisy-OR leaves' P(no | configuration) and P(yes |
+    configuration) are built as tables over the configurations, without exponentials or subtraction.
+    """
     seen = [leaf for leaf in noisy if leaf in dense_ev and leaf not in handled and not np.all(dense_ev[leaf][b] == dense_ev[leaf][b][0])]
     if seen:
         cols = [noisy_index[leaf] for leaf in seen]
         lam = np.stack([dense_ev[leaf][b] for leaf in seen])  # (F', 2): (no, yes)
-        p_no = np.exp(log_open[cols] + present @ log_inhibit[:, cols])
-        if certain[:, cols].any():  # a link of 1: the finding is certain when that parent is present
-            p_no = np.where(present @ certain[:, cols] > 0, 0.0, p_no)
-        factor = lam[:, 1] + (lam[:, 0] - lam[:, 1]) * p_no
-        log_prior = log_prior + _log(np.maximum(factor, 0.0)).sum(axis=1)
+        if raw is not None and configurations.shape[0] == 2 ** configurations.shape[1]:
+            links, leaks = raw[0][cols], raw[1][cols]
+            # (the last variable fastest: the table's first bit is the last variable)
+            p_no, p_yes = _noisy_or_table(links[:, ::-1], 1.0 - leaks, leaks)  # (F', J) each
+            factor = lam[:, 1:] * p_yes + lam[:, :1] * p_no
+            product = np.multiply.reduce(factor, axis=0)
+            if product.min() > 1e-250:  # no product underflowed: one logarithm per configuration
+                log_prior = log_prior + np.log(product)
+            else:
+                log_prior = log_prior + _log(factor).sum(axis=0)
+        else:
+            p_no = np.exp(log_open[cols] + present @ log_inhibit[:, cols])
+            if certain[:, cols].any():  # a link of 1: the finding is certain when that parent is present
+                p_no = np.where(present @ certain[:, cols] > 0, 0.0, p_no)
+            factor = lam[:, 1] + (lam[:, 0] - lam[:, 1]) * p_no
+            log_prior = log_prior + _log(np.maximum(factor, 0.0)).sum(axis=1)
     for leaf in leaves:
         if leaf not in dense_ev or leaf in handled or leaf in seen:
             continue
@@ -255,10 +295,13 @@ def _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, pres
         parents_pos = [mid_pos[p] for p in tables.parents[leaf]]
         cpd = tables.cpd(leaf)
         if isinstance(cpd, Mixture) and present is not None:
-            on = present[:, parents_pos]
-            count = on.sum(axis=1)
-            dist_lam = np.asarray(cpd.distributions) @ lam_leaf
-            mixed = on @ dist_lam / np.where(count > 0, count, 1.0)
+            # matrix-vector products over every middle variable (0 for the non-parents), no gathered copy of present
+            member = np.zeros(present.shape[1])
+            member[parents_pos] = 1.0
+            dist_lam = np.zeros(present.shape[1])
+            dist_lam[parents_pos] = np.asarray(cpd.distributions) @ lam_leaf
+            count = present @ member
+            mixed = present @ dist_lam / np.where(count > 0, count, 1.0)
             factor = np.where(count > 0, mixed, float(np.asarray(cpd.leak) @ lam_leaf))
         else:
             table = np.asarray(tables.cpts[leaf])

@@ -83,10 +83,21 @@ Cancellation and the choice of method
 
     ``quickscore``
         the above in float64; cost about ``K 2**m (nodes) n`` per row.
+    ``quickscore-telescoped``
+        the above with one finding leaning positive (per row, the one the
+        causes make least likely: its factor cancels most) taken out of the
+        expansion and summed without cancellation, by the first present cause
+        that switches it on, as for a prediction; the numerators split that
+        sum before, at and after their cause (:func:`_quickscore_telescoped`).
+        Half the terms, none of that finding's cancellation, about three
+        times Quickscore's work per term: the rerun for rows whose float64
+        bound fails by a small factor (about one in ten typical rows at
+        sixteen causes), before longdouble or the cancellation-free methods.
+        Rows with predictions do not use it.
     ``quickscore-longdouble``
         the same in ``np.longdouble`` (64-bit mantissa on x86) for the rows
         whose float64 bound fails but whose longdouble bound, predicted from
-        the same sums, would pass (about twenty times slower).
+        the same sums, would pass (three to fifteen times slower, by size).
     ``subset-dp``
         cancellation-free: a dynamic programme over the causes whose state is
         the set of expanded findings already switched on (by their leaks or
@@ -111,9 +122,10 @@ Cancellation and the choice of method
     group a rough cost model (numpy calls and array work) picks the first
     method: Quickscore, or directly a cancellation-free method when it is
     cheaper or Quickscore would likely fail (many expanded findings). Rows
-    whose bound fails move on to the cheapest of the longdouble rerun (when
-    predicted to pass), the dynamic programme and the enumeration, and rows
-    whose numbers underflow to the log-space enumeration. A method is
+    whose bound fails move on to the telescoped form when it is the
+    cheapest, then to the cheapest of the longdouble rerun (when predicted
+    to pass), the dynamic programme and the enumeration, and rows whose
+    numbers underflow to the log-space enumeration. A method is
     available only if one row (one parameter set) of it fits ``max_bytes``;
     rows are processed in chunks that fit (and that keep the working arrays
     cache-sized). If no allowed method can meet the tolerance within the
@@ -141,7 +153,7 @@ from ..errors import ArgumentError, MemoryBudgetError, NetworkError
 __all__ = ["METHODS", "FactorisedResult", "MemoryBudgetError", "Mixture", "factorised_query"]
 
 #: The methods, in the order in which they are normally tried.
-METHODS = ("quickscore", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
+METHODS = ("quickscore", "quickscore-telescoped", "quickscore-longdouble", "subset-dp", "enumeration", "enumeration-log")
 
 #: Stands for log(0) inside matrix products (0 * it is 0, never NaN); sums below half of it are log(0).
 _LOG_ZERO = -1e300
@@ -150,8 +162,15 @@ _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
+#: The smallest normal float64.
+_TINY64 = float(np.finfo(np.float64).tiny)
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
 _CACHE_BYTES = 2**20
+#: Cost of Quickscore's array work in np.longdouble relative to float64, for the cost model (measured on
+#: x86-64: 2.5-5 times for the arrays of one row with a few expanded findings, up to 15 times for large ones).
+_LONGDOUBLE_WORK = 10
+#: Array work of telescoped Quickscore per term relative to Quickscore's (measured on x86-64).
+_TELESCOPED_WORK = 2.5
 
 
 @dataclass(frozen=True)
@@ -277,6 +296,35 @@ def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[n
     return q, r
 
 
+def _exclusive(op, x: np.ndarray, out: np.ndarray, first: float, reverse: bool = False) -> np.ndarray:
+    """Exclusive running ``op`` (np.add or np.multiply) along axis 0: ``out[i] = op(x[:i])`` (``x[i + 1:]`` reversed).
+
+    The same sequential accumulation as ``np.cumsum`` / ``np.cumprod`` (the same roundings), written as a
+    loop over the first axis when its slices are large: numpy's accumulation along the first axis walks
+    it element by element, the loop adds whole contiguous slices.
+    """
+    n = x.shape[0]
+    if x[0].size < 512:
+        if reverse:
+            out[-1] = first
+            if n > 1:
+                op.accumulate(x[:0:-1], axis=0, out=out[-2::-1])
+        else:
+            out[0] = first
+            if n > 1:
+                op.accumulate(x[:-1], axis=0, out=out[1:])
+        return out
+    if reverse:
+        out[n - 1] = first
+        for i in range(n - 2, -1, -1):
+            op(out[i + 1], x[i + 1], out=out[i])
+    else:
+        out[0] = first
+        for i in range(1, n):
+            op(out[i - 1], x[i - 1], out=out[i])
+    return out
+
+
 def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
     """Compute log sum exp over ``axis``; -inf when every entry is -inf (no NaN)."""
     top = np.max(x, axis=axis, keepdims=True)
@@ -312,7 +360,7 @@ class _Problem:
     n: int
     F: int
     root_weight: np.ndarray  # (Pw, Bw, K)
-    log_pq: np.ndarray  # (Pc, K, n, 2) log P(absent | k), log P(present | k)
+    cause_given_root: np.ndarray  # (Pc, K, n) P(present | k); its logs are taken where a block needs them (_log_pq)
     log_lam: np.ndarray  # (Bl, n, 2) log of the normalised cause likelihoods
     a: np.ndarray  # (Bf, F, 2) normalised finding likelihoods (no, yes)
     negative: np.ndarray  # (Bf, F) float 0/1
@@ -327,6 +375,7 @@ class _Problem:
     predict: np.ndarray  # (npr,)
     mixture: _MixtureSpec | None  # the observed mixture, if any
     const_mix: list  # [(leak (Pm, S), lam (Bm, S))]: observed mixtures without parents, constant factors
+    all_log_pq: list  # empty, or [the logs of every entry of cause_given_root], taken once if a block needs most of them
 
 
 def _lead_sizes(name: str, sizes: Sequence[int]) -> int:
@@ -342,7 +391,7 @@ def _check(name: str, arr: np.ndarray, upper: float | None) -> None:
         raise NetworkError(f"{name} must be {what}")
 
 
-def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict) -> _Problem:
+def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked: bool = False) -> _Problem:
     rw = np.asarray(root_weight, dtype=float)
     cg = np.asarray(cause_given_root, dtype=float)
     cl = np.asarray(cause_likelihood, dtype=float)
@@ -363,9 +412,10 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     _check("root_weight", rw, None)
     _check("cause_likelihood", cl, None)
     _check("finding_likelihood", fl, None)
-    _check("cause_given_root", cg, 1.0)
-    _check("leak", lk, 1.0)
-    _check("links", ln, 1.0)
+    if not checked:
+        _check("cause_given_root", cg, 1.0)
+        _check("leak", lk, 1.0)
+        _check("links", ln, 1.0)
     predict = np.asarray(predict, dtype=np.intp).reshape(-1)
     if predict.size:
         if predict.min() < 0 or predict.max() >= F:
@@ -400,14 +450,15 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         mlam = np.asarray(mx.likelihood, dtype=float)
         if dist.ndim != 3 or dist.shape[1] != parents.size or mleak.ndim != 2 or mlam.ndim != 2 or not (dist.shape[2] == mleak.shape[1] == mlam.shape[1]):
             raise NetworkError(f"mixture {index}: expected distributions (P, {parents.size}, S), leak (P, S), likelihood (B, S)")
-        if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
-            raise NetworkError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
         _check(f"mixture {index} likelihood", mlam, None)
-        _check(f"mixture {index} distributions", dist, 1.0)
-        _check(f"mixture {index} leak", mleak, 1.0)
-        sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
-        if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
-            raise NetworkError(f"mixture {index}: distributions and leak must sum to 1 over the states")
+        if not checked:
+            if parents.size and (parents.min() < 0 or parents.max() >= n or np.bincount(parents).max() > 1):
+                raise NetworkError(f"mixture {index}: parents must be distinct cause indices in [0, {n})")
+            _check(f"mixture {index} distributions", dist, 1.0)
+            _check(f"mixture {index} leak", mleak, 1.0)
+            sums = np.concatenate([dist.sum(axis=-1).ravel(), mleak.sum(axis=-1).ravel()])
+            if sums.size and not (np.minimum.reduce(sums) > 1 - 1e-6 and np.maximum.reduce(sums) < 1 + 1e-6):
+                raise NetworkError(f"mixture {index}: distributions and leak must sum to 1 over the states")
         mlam = normalise(mlam)
         if (mlam == 1).all():
             continue  # unobserved: a constant factor (1 after normalising)
@@ -419,9 +470,6 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         member = np.zeros(n, dtype=bool)
         member[parents] = True
         spec = _MixtureSpec(parents, member, dist, mleak, mlam)
-    log_pq = np.empty(cg.shape + (2,))
-    np.log1p(-cg, out=log_pq[..., 0])
-    np.log(cg, out=log_pq[..., 1])
     return _Problem(
         P=P,
         B=B,
@@ -429,7 +477,8 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
         n=n,
         F=F,
         root_weight=rw,
-        log_pq=log_pq,
+        cause_given_root=cg,
+        all_log_pq=[],
         log_lam=np.log(lam),
         a=a,
         negative=negative.astype(float),
@@ -502,7 +551,7 @@ def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.nd
     """
     rw = prob.root_weight
     if rw.shape[0] == 1 and rw.shape[1] == 1:
-        w = np.repeat(rw[0], pi.size, axis=0)
+        w = rw[0] if pi.size == 1 else np.repeat(rw[0], pi.size, axis=0)
     else:
         w = rw[pi if rw.shape[0] > 1 else 0, bi if rw.shape[1] > 1 else 0]
     if prob.K == 1:
@@ -510,10 +559,32 @@ def _root_columns(prob: _Problem, pi: np.ndarray, bi: np.ndarray) -> tuple[np.nd
     positive = w > 0
     if (positive.sum(axis=1) <= 1).all():
         kcol = positive.argmax(axis=1)[:, None]
-    else:
-        keep = np.flatnonzero(positive.any(axis=0))
-        kcol = np.broadcast_to(keep, (pi.size, keep.size))
-    return np.take_along_axis(w, kcol, axis=1), kcol
+        return w[np.arange(pi.size), kcol[:, 0]][:, None], kcol
+    keep = np.flatnonzero(positive.any(axis=0))
+    return w[:, keep], np.broadcast_to(keep, (pi.size, keep.size))
+
+
+def _log_pq(prob: _Problem, pi: np.ndarray, kcol: np.ndarray) -> np.ndarray:
+    """Log P(cause absent | k) and log P(cause present | k) for the cells' kept root columns, ``(1 or C, K', n, 2)``.
+
+    The logs of the gathered entries only, unless the block needs about as many as there are (then all of
+    them, once per problem).
+    """
+    cg = prob.cause_given_root
+    whole = cg.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all()
+    if whole or kcol.size >= cg.shape[0] * prob.K:
+        if not prob.all_log_pq:
+            both = np.empty(cg.shape + (2,))
+            np.log1p(-cg, out=both[..., 0])
+            np.log(cg, out=both[..., 1])
+            prob.all_log_pq.append(both)
+        both = prob.all_log_pq[0]
+        return both if whole else both[(pi if cg.shape[0] > 1 else np.zeros(pi.size, np.intp))[:, None], kcol]
+    chosen = cg[(pi if cg.shape[0] > 1 else np.zeros(pi.size, np.intp))[:, None], kcol]  # (C, K', n)
+    both = np.empty(chosen.shape + (2,))
+    np.log1p(-chosen, out=both[..., 0])
+    np.log(chosen, out=both[..., 1])
+    return both
 
 
 def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: tuple[np.ndarray, np.ndarray] | None = None) -> _Block:
@@ -521,11 +592,7 @@ def _make_block(prob: _Problem, pi: np.ndarray, bi: np.ndarray, m: int, roots: t
     rw, kcol = roots if roots is not None else _root_columns(prob, pi, bi)
     logW = np.log(rw)
     # log weights of each cause absent / present given each kept root configuration
-    log_pq = prob.log_pq
-    if log_pq.shape[0] == 1 and (kcol.shape[1] == prob.K or prob.K == 1) and (kcol == np.arange(kcol.shape[1])).all():
-        lpq = log_pq  # (1, K, n, 2)
-    else:
-        lpq = log_pq[(pi if log_pq.shape[0] > 1 else np.zeros(C, np.intp))[:, None], kcol]  # (C, K', n, 2)
+    lpq = _log_pq(prob, pi, kcol)  # (1 or C, K', n, 2)
     lam = _lead(prob.log_lam, bi)  # (Cb, n, 2)
     neg = _lead(prob.negative, bi)  # (Cb, F)
     if prob.links.shape[0] == 1:
@@ -720,7 +787,7 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     npr = d.LP.shape[1]
     T = 2**m
     one = dtype(1)
-    tiny = np.finfo(dtype).tiny
+    tiny = _TINY64 if dtype is np.float64 else np.finfo(dtype).tiny
     if dtype is np.float64:
         aY, aN, leakE, LE = d.aY, d.aN, d.leakE, d.LE
     else:
@@ -733,7 +800,8 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
     # g_S for every cause: (n, C, T)
-    G = np.multiply.reduce(np.where(subsets.T[:, None, None, :], (one - LE).transpose(1, 2, 0)[..., None], one), axis=0)
+    keep = (one - LE).transpose(2, 0, 1)  # (n, C, m)
+    G = _config_table(np.ones_like(keep), keep)  # (n, C, T): g_Si, the products in the same order as over each subset
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     mix = d.mix
@@ -793,9 +861,7 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
         xp = one - lp
         up = A[:, None] + Bt[:, None] * xp  # (n, npr, Q1, C, K, T)
         ratio = up * invu[:, None]  # u'_j / u_j (0 where u_j is dropped)
-        lower = np.empty_like(ratio)  # prod_{j < i} u'_j / u_j
-        lower[0] = one
-        np.cumprod(ratio[:-1], axis=0, out=lower[1:])
+        lower = _exclusive(np.multiply, ratio, np.empty_like(ratio), one)  # prod_{j < i} u'_j / u_j
         core = lower * others[:, None]
         core *= Bk[:, None, None] * lp
         if mix is not None:
@@ -803,12 +869,8 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
             invup = np.zeros_like(up[:, :, 1:])
             np.divide(one, up[:, :, 1:], out=invup, where=up[:, :, 1:] > tiny)
             rp = w[:, None] * xp * invup  # (n, npr, Q, C, K, T)
-            acc = np.empty_like(rp)
-            acc[0] = 0
-            np.cumsum(rp[:-1], axis=0, out=acc[1:])
-            after = np.empty_like(r)
-            after[-1] = 0
-            np.cumsum(r[:0:-1], axis=0, out=after[-2::-1])
+            acc = _exclusive(np.add, rp, np.empty_like(rp), 0.0)
+            after = _exclusive(np.add, r, np.empty_like(r), 0.0, reverse=True)
             acc += after[:, None]
             acc *= omega[1:, None, None, None]
             acc *= tau[:, None, 1:]
@@ -834,6 +896,201 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     err = _quickscore_gamma_columns(n, m, nodes, K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
     gamma_ld = _quickscore_gamma_columns(n, m, nodes, K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
     return _Sums(values, err, sigma, mag, gamma_ld)
+
+
+# ----------------------------------------------------------------------------------------------- Quickscore, one finding telescoped
+
+
+def _telescoped_gammas(n: int, m: int, nodes: int, K: int) -> tuple[float, float]:
+    """Bounds, per unit of the sum of absolute values of the terms, on the rounding error of :func:`_quickscore_telescoped`.
+
+    ``m`` is the number of findings expanded as Quickscore terms (the telescoped one excluded). Counted
+    along the computation of one term, as in :func:`_quickscore_gammas`: ``g_Si`` ``2m``, ``u`` and ``u'``
+    about ``2m + 6``, the prefix products of ``u' / u`` ``n (4m + 11)``, the product over the other causes
+    ``n (2m + 4)``, the firing weight and the mixture's sums a further ``n + 8m + 30``, the prefix and
+    suffix sums over the firing cause ``n``, the numerators' brackets, the likelihood coefficients and
+    the nodes about ``20 + nodes``, ``alpha_S`` ``4m``; then the signed sum of ``2**m K`` terms. Every
+    quantity before that sum is a sum of products of non-negative numbers, so the counts add along the
+    longest path. Rounded up.
+    """
+    k = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
+    return _gamma(k, np.float64), _gamma(k + 2 * m + 20, np.float64)
+
+
+def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
+    """Working memory of :func:`_quickscore_telescoped` per cell (``m`` counts every expanded finding)."""
+    T = 2 ** max(m - 1, 0)
+    return 8 * K * T * nodes * n * 18 + 8 * T * (m + 4) * n * 2 + 4096
+
+
+def _telescopable(prob: _Problem, rows: np.ndarray) -> bool:
+    """Whether every one of these rows has an expanded finding leaning positive (the telescoped form needs one)."""
+    fb = rows if prob.a.shape[0] > 1 else np.zeros(1, np.intp)
+    return bool((prob.expanded[fb] & (prob.a[fb, :, 1] > prob.a[fb, :, 0])).any(axis=1).all())
+
+
+def _telescoped_finding(d: _Block) -> np.ndarray | None:
+    """Choose per cell the expanded finding to telescope, or None when some cell has no candidate.
+
+    Candidates lean positive (likelihood of yes above no): their Quickscore factors are the ones that
+    alternate in sign. The one least likely under the causes' weights (negative findings included,
+    other findings and the mixture ignored) is chosen: its factor cancels most.
+    """
+    lean = d.aY > d.aN  # (C, m)
+    if d.LE.shape[1] == 0 or d.LP.shape[1] or not lean.any(axis=1).all():
+        return None
+    logA, logB = d.logA[:, 0], d.logB[:, 0]  # (C, n): the first kept root column
+    top = np.maximum(logA, logB)
+    present = np.exp(logB - top) / (np.exp(logA - top) + np.exp(logB - top))  # P(cause present), roughly
+    present = np.where(np.isfinite(present), present, 0.0)
+    log_no = np.log1p(-d.leakE) + np.log1p(-present[:, None, :] * d.LE).sum(axis=-1)  # log P(finding no), roughly
+    # (a candidate whose estimate is log 0 still beats every finding that is not one)
+    return np.where(lean, np.maximum(log_no, -1e300), -np.inf).argmax(axis=1)
+
+
+def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | None = None) -> _Sums:
+    """Quickscore with one positive-leaning finding per cell summed without cancellation (telescoped).
+
+    The finding ``f* = star`` (per cell) is taken out of the expanded findings. With likelihoods ``(a_no,
+    a_yes)``, ``a_yes > a_no``, its factor is ``c0 + c1 (1 - q0 prod_{i in C} x_i) / (1 - q0)`` read as
+    ``(a_no + (a_yes - a_no) leak) + (a_yes - a_no)(1 - leak) [some present cause fires it]``, and
+    "some present cause fires it" is split by the first cause ``i`` (in index order) that does:
+    ``b_i l_i prod_{j < i} u'_j prod_{j > i} u_j`` with ``u'_j = A_j + B_j g_Sj x_j`` (``x = 1 -
+    link``), as for a prediction in :func:`_quickscore`. The numerator of cause ``c`` (present) splits
+    into the firing cause before ``c`` (``c`` then weighs ``b_c / u_c`` times the prefix sum), at ``c``,
+    and after ``c`` (``b_c x_c / u'_c`` times the suffix sum); with the mixture, the dual parts follow the
+    same pattern, written so that nothing is subtracted (``tau_c R_{-c} + v_c = tau_c R + v_c A_c /
+    u_c``, and the same with ``u'``). Every term is then non-negative: only the other expanded findings'
+    ``alpha_S`` carry signs, over half as many terms, and the telescoped finding's cancellation is gone.
+    For float64 only; the cells must have no predictions.
+    """
+    W, A, B0, sigma = _scaled(d)  # (C, K), (C, K, n), (C, K, n)
+    C, K, n = A.shape
+    m_all = d.LE.shape[1]
+    rows = np.arange(C)
+    keep = np.ones((C, m_all), dtype=bool)
+    keep[rows, star] = False
+    m = m_all - 1
+    LE = d.LE[keep].reshape(C, m, n)
+    leakE, aN, aY = d.leakE[keep].reshape(C, m), d.aN[keep].reshape(C, m), d.aY[keep].reshape(C, m)
+    link = d.LE[rows, star]  # (C, n): the telescoped finding's links
+    leak_s, aN_s, aY_s = d.leakE[rows, star], d.aN[rows, star], d.aY[rows, star]
+    delta = aY_s - aN_s  # > 0
+    c0 = aN_s + delta * leak_s  # weight of "no cause needed" (its leak, or its likelihood of no)
+    c1 = delta * (1.0 - leak_s)  # weight of "a present cause fires it"
+    T = 2**m
+    subsets = _subsets(m)  # (T, m)
+    bk = ((aN - aY) * (1.0 - leakE))[:, None, :]
+    cm = np.empty((C, 2, T))
+    np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
+    np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    x_all = (1.0 - LE).transpose(2, 0, 1)  # (n, C, m)
+    G = _config_table(np.ones_like(x_all), x_all)  # (n, C, T)
+    A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
+    Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
+    Bk = Bk[:, None]  # (n, 1, C, K, T)
+    x = (1.0 - link).T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+    lnk = link.T[:, None, :, None, None]
+    mix = d.mix
+    if mix is not None:
+        omega, tau = _node_tables(mix.member.tobytes(), np.float64)  # (Q1,), (Q1, n)
+        tau = tau.T[:, :, None, None, None]  # (n, Q1, 1, 1, 1)
+    else:
+        omega, tau = np.ones(1), np.ones((n, 1, 1, 1, 1))
+    Q1 = tau.shape[1]
+    big = (n, Q1, C, K, T)
+
+    def buffer(slot: int) -> np.ndarray:
+        return workspace.get(slot, big, np.float64) if workspace is not None else np.empty(big)
+
+    Bt = np.multiply(Bk, tau, out=buffer(0))  # present weight, times t for the mixture's parents
+    u = np.add(Bt, A, out=buffer(1))
+    up = np.multiply(Bt, x, out=buffer(2))
+    up += A  # u' = A + B g t x <= u
+    prod = np.multiply.reduce(u, axis=0)  # (Q1, C, K, T)
+    invu = buffer(3)
+    invu.fill(0)
+    np.divide(1.0, u, out=invu, where=u > _TINY64)
+    invup = buffer(4)
+    invup.fill(0)
+    np.divide(1.0, up, out=invup, where=up > _TINY64)
+    others = np.multiply(invu, prod, out=buffer(5))  # prod_{j != i} u_j
+    # core_i = B_i g_Si l_i prod_{j < i} u'_j prod_{j > i} u_j, by prefix products of u'_j / u_j <= 1
+    ratio = np.multiply(up, invu, out=buffer(6))
+    lower = _exclusive(np.multiply, ratio, buffer(7), 1.0)
+    core = np.multiply(lower, others, out=buffer(6))
+    core *= Bk
+    core *= lnk
+    real_fire = np.multiply(core, tau, out=buffer(7))  # the firing cause's plain weight
+    # plain (leak) parts, as in _quickscore: real B_c t prod_{j != c} u_j; dual B_c prod_{j != c} u_j (t R + v A / u)
+    plain_real = np.multiply(Bt, others, out=buffer(8))
+    if mix is not None:
+        v = mix.v.T[:, None, :, None, None]  # (n, 1, C, 1, 1)
+        w = Bk * v  # (n, 1, C, K, T)
+        r = np.multiply(w, invu, out=buffer(9))  # w_j / u_j
+        R = r.sum(axis=0)  # (Q1, C, K, T)
+        rp = np.multiply(w, x, out=buffer(10))
+        rp *= invup  # w_j x_j / u'_j
+        # R'_{<i} + R_{>i}, by exclusive prefix and suffix sums
+        acc = _exclusive(np.add, rp, buffer(11), 0.0)
+        after = _exclusive(np.add, r, buffer(15), 0.0, reverse=True)
+        acc += after
+        acc *= tau
+        acc += v
+        dual_fire = np.multiply(core, acc, out=buffer(11))
+        aiu = np.multiply(A, invu, out=buffer(9))  # A_c / u_c <= 1 (r no longer needed)
+        plain_dual = np.multiply(tau, R, out=buffer(10))
+        plain_dual += v * aiu
+        plain_dual *= Bk
+        plain_dual *= others
+    # sums over the firing cause before and after each cause (exclusive), then the numerators
+    before_real = _exclusive(np.add, real_fire, buffer(12), 0.0)
+    after_real = _exclusive(np.add, real_fire, buffer(13), 0.0, reverse=True)
+    bu = np.multiply(Bk, invu, out=buffer(3))  # B_c / u_c (invu is no longer needed)
+    bup = np.multiply(Bk, x, out=buffer(14))
+    bup *= invup  # B_c x_c / u'_c
+    fire_real = np.multiply(bu, before_real, out=buffer(0))  # (Bt no longer needed)
+    fire_real += bup * after_real
+    fire_real *= tau
+    fire_real += real_fire
+    if mix is not None:
+        before_dual = _exclusive(np.add, dual_fire, buffer(1), 0.0)  # (u no longer needed)
+        after_dual = _exclusive(np.add, dual_fire, buffer(2), 0.0, reverse=True)  # (up no longer needed)
+        # B_c / u_c (t_c before_dual + v_c A_c / u_c before_real) + B_c x_c / u'_c (t_c after_dual + v_c A_c / u'_c after_real)
+        before_dual *= tau
+        before_dual += (v * aiu) * before_real
+        before_dual *= bu
+        after_dual *= tau
+        after_dual += (v * A * invup) * after_real
+        after_dual *= bup
+        fire_dual = np.add(before_dual, after_dual, out=buffer(1))
+        fire_dual += dual_fire
+        # nodes: the plain part at t = 0 (no parent chosen) weighs L, the dual parts at the others omega
+        L = mix.L[None, :, None, None]
+        weights = omega[1:, None, None, None]
+        tot_plain = prod[0] * L[0] + (prod[1:] * R[1:] * weights).sum(axis=0)  # (C, K, T)
+        tot_fire = real_fire[:, 0].sum(axis=0) * L[0] + (dual_fire[:, 1:].sum(axis=0) * weights).sum(axis=0)
+        num_plain = plain_real[:, 0] * L[0] + (plain_dual[:, 1:] * weights).sum(axis=1)  # (n, C, K, T)
+        num_fire = fire_real[:, 0] * L[0] + (fire_dual[:, 1:] * weights).sum(axis=1)
+    else:
+        tot_plain = prod[0]
+        tot_fire = real_fire[:, 0].sum(axis=0)
+        num_plain = plain_real[:, 0]
+        num_fire = fire_real[:, 0]
+    c0k, c1k = c0[:, None, None], c1[:, None, None]
+    tot = c0k * tot_plain + c1k * tot_fire  # (C, K, T)
+    nums = c0k * num_plain + c1k * num_fire  # (n, C, K, T)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1)], axis=1)
+    values, mag = out[..., 0], out[..., 1]
+    t_min = float(_nodes(2 * Q1 - 2)[0][0]) if mix is not None else 1.0
+    floor = T * Q1 * K * (n + m + 12) * (n + 2) ** 2 * 2.0**n / t_min * _UNDERFLOW_ULP
+    g_total, g_num = _telescoped_gammas(n, m, Q1, K)
+    gammas = np.array([g_total] * (1 + K) + [g_num] * n)
+    err = gammas * mag + d.input_error[:, None] * np.abs(values) + floor
+    return _Sums(values, err, sigma, mag)
 
 
 # ----------------------------------------------------------------------------------------------- subset dynamic programme
@@ -1209,6 +1466,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
     return _Plan(
         need={
             "quickscore": _quickscore_bytes(n, m, K, nodes, npr, np.float64),
+            "quickscore-telescoped": _telescoped_bytes(n, m, K, nodes),
             "quickscore-longdouble": _quickscore_bytes(n, m, K, nodes, npr, np.longdouble),
             "subset-dp": _subset_dp_bytes(n, m, K, nodes, npr, mixture),
             "enumeration": _enumeration_bytes(n, m, K, npr),
@@ -1216,6 +1474,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         array={
             "quickscore": 8 * qs_array,
+            "quickscore-telescoped": 8 * K * 2 ** max(m - 1, 0) * nodes * n,
             "quickscore-longdouble": np.dtype(np.longdouble).itemsize * qs_array,
             "subset-dp": 8 * S * nodes * K * parts * (1 + 2 * npr),
             "enumeration": 8 * 2**n,
@@ -1223,6 +1482,7 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         calls={
             "quickscore": 70 + 25 * (npr > 0),
+            "quickscore-telescoped": 110,
             "quickscore-longdouble": 80 + 25 * (npr > 0),
             "subset-dp": 2 * n * (6 * active * parts + 14) + 40,
             "enumeration": 3 * m + 60,
@@ -1230,7 +1490,8 @@ def _plan(n: int, m: int, K: int, nodes: int, npr: int, mixture: bool, active: f
         },
         work={
             "quickscore": qs_work,
-            "quickscore-longdouble": 18 * qs_work,
+            "quickscore-telescoped": _TELESCOPED_WORK * K * 2.0 ** max(m - 1, 0) * nodes * n * 16,
+            "quickscore-longdouble": _LONGDOUBLE_WORK * qs_work,
             "subset-dp": 2 * n * (3 * active + 10) * S * nodes * K * parts * (1 + npr),
             "enumeration": 2.0**n * (3 * m + 8 + 3 * K * (1 + npr)) + 2.0 ** ((n + 1) // 2) * 40 * (m + npr + K),
             "enumeration-log": 2.0**n * 10 * (K + m + npr + n),
@@ -1251,6 +1512,7 @@ def factorised_query(
     max_bytes=256 * 2**20,
     tolerance=5e-10,
     methods=METHODS,
+    checked=False,
 ) -> FactorisedResult:
     """Exact posteriors of a layered noisy-OR network at a cost that grows with the positive findings.
 
@@ -1284,6 +1546,11 @@ def factorised_query(
         ratios of two of them, are then within ``2 * tolerance``.
     methods : sequence of str
         Methods allowed (see :data:`METHODS`); for testing and diagnosis.
+    checked : bool, default False
+        True when the network's numbers (``cause_given_root``, ``leak``,
+        ``links``, the mixtures' parents, distributions and leaks) come from
+        tables already checked (a compiled network's): their checks are
+        skipped. The evidence is checked either way.
 
     Returns
     -------
@@ -1321,7 +1588,8 @@ def factorised_query(
     if unknown or not methods:
         raise ArgumentError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
     with np.errstate(all="ignore"):
-        return _query(_prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict), max_bytes, tolerance, methods)
+        problem = _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked)
+        return _query(problem, max_bytes, tolerance, methods)
 
 
 def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[str]) -> FactorisedResult:
@@ -1348,7 +1616,8 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
     def store(index: np.ndarray, block: _Block, values: np.ndarray, impossible: np.ndarray, sigma: np.ndarray, method: str) -> None:
-        p, b = cp[index], cb[index]
+        # (one cell: plain indexing, which is much cheaper than gathering and scattering)
+        p, b = (slice(0, 1), 0) if P * B == 1 else (cp[index], cb[index])
         k = block.kcol.shape[1]
         total = values[:, 0]
         post = values[:, 1:] / values[:, :1]
@@ -1361,7 +1630,10 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             root_post[p, b] = post[:, 0:1]
         else:
             rp = np.zeros((index.size, K))
-            np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
+            if k == 1:
+                rp[np.arange(index.size), block.kcol[:, 0]] = post[:, 0]
+            else:
+                np.put_along_axis(rp, block.kcol, post[:, :k], axis=1)
             rp[dead] = np.nan
             root_post[p, b] = rp
         cause_post[p, b] = post[:, k : k + n]
@@ -1385,6 +1657,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
+        # the telescoped form needs no predictions and, in every cell, an expanded finding leaning positive (checked
+        # when first needed: with Quickscore allowed, only after it fails)
+        fits["quickscore-telescoped"] &= not npr and not fits["quickscore"]
+        if fits["quickscore-telescoped"]:
+            fits["quickscore-telescoped"] = _telescopable(prob, cb[group])
 
         def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
             usable = [name for name in candidates if fits[name]]
@@ -1395,13 +1672,14 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
         exact = cheapest(("subset-dp", "enumeration"), group.size)
         risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
         first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
-        first = first or cheapest(("quickscore", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
+        first = first or cheapest(("quickscore", "quickscore-telescoped", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
         if first is None:
             smallest = min((name for name in METHODS if name in methods), key=lambda name: need[name])
             raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
-        queue: list[tuple[str | None, np.ndarray]] = [(first, group)]
+        # (method, rows, whether a longdouble rerun of Quickscore is predicted to pass for each row, if known)
+        queue: list[tuple[str | None, np.ndarray, np.ndarray | None]] = [(first, group, None)]
         while queue:
-            method, todo = queue.pop(0)
+            method, todo, known_hope = queue.pop(0)
             if method is None:
                 allowed = [x for x in METHODS if x in methods and x != "quickscore"]
                 sizes = ", ".join(f"{x} {need[x]} bytes" for x in allowed) or "none allowed"
@@ -1420,8 +1698,15 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
                 block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                star = _telescoped_finding(block) if method == "quickscore-telescoped" else None
                 if method == "quickscore":
                     sums = _quickscore(block, np.float64, workspace)
+                elif method == "quickscore-telescoped":
+                    if star is None:  # (not expected: checked for the group) every row moves on
+                        failed_parts.append(index)
+                        hope_parts.append(np.zeros(index.size, dtype=bool))
+                        continue
+                    sums = _quickscore_telescoped(block, star, workspace)
                 elif method == "quickscore-longdouble":
                     sums = _quickscore(block, np.longdouble, workspace)
                 elif method == "subset-dp":
@@ -1443,20 +1728,30 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
                 continue
             failed = np.concatenate(failed_parts)
             hope = np.concatenate(hope_parts)
-            # where the rows that failed go next: cancellation-free methods (or a longdouble rerun predicted
-            # to pass) for Quickscore's, log space for those whose numbers underflow
+            if known_hope is not None:  # (the telescoped sums predict nothing about longdouble: Quickscore's prediction holds)
+                hope = known_hope[np.searchsorted(todo, failed)] if todo.size != failed.size else known_hope
+            # where the rows that failed go next: Quickscore's to its telescoped form when it is the cheapest, then
+            # to cancellation-free methods (or a longdouble rerun predicted to pass); log space for those whose
+            # numbers underflow
             exact = cheapest(("subset-dp", "enumeration"), failed.size)
-            if method == "quickscore":
+            if method == "quickscore" and "quickscore-telescoped" in methods and not npr and need["quickscore-telescoped"] <= max_bytes:
+                fits["quickscore-telescoped"] = _telescopable(prob, cb[failed])
+            if method == "quickscore" and fits["quickscore-telescoped"] and plan.seconds("quickscore-telescoped", failed.size) < min(
+                plan.seconds(exact, failed.size) if exact is not None else math.inf,
+                plan.seconds("quickscore-longdouble", failed.size) if fits["quickscore-longdouble"] and hope.all() else math.inf,
+            ):
+                queue.append(("quickscore-telescoped", failed, hope))
+            elif method in ("quickscore", "quickscore-telescoped"):
                 to_ld = hope & fits["quickscore-longdouble"]
                 if exact is not None:
                     to_ld &= plan.seconds("quickscore-longdouble", int(to_ld.sum())) < plan.seconds(exact, failed.size)
-                queue += [("quickscore-longdouble", failed[to_ld]), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld])]
+                queue += [("quickscore-longdouble", failed[to_ld], None), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld], None)]
             elif method == "quickscore-longdouble":
-                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed))
+                queue.append((exact or cheapest(("enumeration-log",), failed.size), failed, None))
             elif method != "enumeration-log":
-                queue.append((cheapest(("enumeration-log",), failed.size), failed))
+                queue.append((cheapest(("enumeration-log",), failed.size), failed, None))
             else:
-                queue.append((None, failed))
-            queue = [(name, rows) for name, rows in queue if rows.size]
+                queue.append((None, failed, None))
+            queue = [(name, rows, h) for name, rows, h in queue if rows.size]
     method = "+".join(name for name in METHODS if name in used) or "none"
     return FactorisedResult(cause_post, root_post, log_ev, pred_post, method)

@@ -540,13 +540,7 @@ class CompiledNetwork:
             factors = self._factors
             if factors is not None and not batched and joint is None and partial <= factors.root_tables.keys() and set(targets) <= factors.mid_index.keys():
                 # the causes given the roots' evidence alone are a sum over the root configurations, no factorised sums
-                full = self._query(evidence, targets, cpds, n_sets, batched, None)
-                roots_only = evidence.only(partial)
-                lam = roots_only.dense({v: self._tables.cardinality(v) for v in roots_only.names})
-                present, _ = factors.causes_given(lam, evidence.n_rows)
-                both_states = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
-                prior = {t: both_states[:, :, factors.mid_index[t], :] for t in targets}
-                return QueryResult(full.marginals, full.log_evidence, MappingProxyType(prior), None, full.method)
+                return self._factorised(evidence, targets, cpds, n_sets, batched, partial)
             both = self._query(evidence.stack(evidence.only(partial)), targets, cpds, n_sets, batched, joint)
             n = evidence.n_rows
             return QueryResult(
@@ -716,7 +710,7 @@ class CompiledNetwork:
                 configurations = np.stack(np.unravel_index(np.arange(size), cards), axis=1)
             joint_result = JointPosterior(tuple(joint), read_only(configurations), read_only(np.array(configuration)))
         return QueryResult(
-            MappingProxyType({t: read_only(np.asarray(m).view()) for t, m in marginals.items()}),  # read-only views, no copies
+            MappingProxyType({t: m if isinstance(m, np.ndarray) and not m.flags.writeable else read_only(np.asarray(m).view()) for t, m in marginals.items()}),  # read-only views, no copies
             read_only(np.array(log_evidence)),
             None,
             joint_result,
@@ -786,18 +780,28 @@ class CompiledNetwork:
     def _add_isolated(self, log_evidence: np.ndarray, evidence: EncodedEvidence, cpds: Mapping[str, Any] | None = None) -> np.ndarray:
         """Add the evidence on isolated variables (no parents, no children) to log P(evidence), per parameter set."""
         isolated = self._layers[0]
-        observed = [v for v in isolated if v in evidence.names]
+        if not isolated:
+            return log_evidence
+        names = evidence.names
+        observed = [v for v in isolated if v in names]
         if not observed:
             return log_evidence
         lam = evidence.dense({v: self._tables.cardinality(v) for v in observed})
         for v in observed:
-            table = _dense_table((cpds or {}).get(v, self._tables.cpd(v)))
+            given = (cpds or {}).get(v)
+            # the compiled table's dense form is built once (tables.cpts keeps it); a replacement is expanded here
+            table = self._tables.cpts[v] if given is None or given is self._tables.cpd(v) else _dense_table(given)
             table = table if table.ndim == 2 else table[None]  # (P, card)
             with np.errstate(divide="ignore"):
                 log_evidence = log_evidence + np.log(np.einsum("bs,ps->pb", lam[v], table))
         return log_evidence
 
-    def _factorised(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched) -> QueryResult:
+    def _factorised(self, evidence: EncodedEvidence, targets, cpds, n_sets, batched, partial: frozenset[str] | None = None) -> QueryResult:
+        """Answer by the factorised sums of :mod:`._noisy_or`.
+
+        With ``partial`` (root variables only, and middle-layer targets only), the targets' marginals given
+        the evidence on ``partial`` alone are added: a sum over the root configurations.
+        """
         from ._noisy_or import Mixture as MixtureTerm
         from ._noisy_or import factorised_query
 
@@ -811,6 +815,13 @@ class CompiledNetwork:
         n = len(middle)
         root_states = factors.root_states
         weight = factors.root_weight(lam, n_rows)
+        given_roots: Mapping[str, np.ndarray] | None = None
+        if partial is not None:
+            # every observed root in partial: the roots' weight is the one the full query uses
+            only = weight if partial >= factors.root_tables.keys() & observed else factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows)
+            present = factors.causes_given(only)
+            both_prior = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
+            given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
         cause_given_root = factors.cause_given_root
         P = max(weight.shape[0], cause_given_root.shape[0], factors.leak.shape[0])
         cause_likelihood = np.ones((n_rows, n, 2))
@@ -833,11 +844,11 @@ class CompiledNetwork:
             if f in observed:
                 mixtures.append(MixtureTerm(parent_index, dists, mleak, lam[f]))
         predict = np.arange(F - len(predicted), F)
-        result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget)
+        result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget, checked=True)
         log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
         P = max(P, log_evidence.shape[0])
         marginals: dict[str, np.ndarray] = {}
-        both_states = np.stack([1.0 - result.cause_posterior, result.cause_posterior], axis=-1)  # (P, B, n, 2)
+        both_states = read_only(np.stack([1.0 - result.cause_posterior, result.cause_posterior], axis=-1))  # (P, B, n, 2); each target a view
         for t in targets:
             if t in mid_index:
                 marginals[t] = both_states[:, :, mid_index[t], :]
@@ -863,7 +874,10 @@ class CompiledNetwork:
                 value = np.array(marginals[t])
                 value[impossible] = np.nan
                 marginals[t] = value
-        return self._result(marginals, log_evidence, evidence, None, None, "factorised")
+        answer = self._result(marginals, log_evidence, evidence, None, None, "factorised")
+        if given_roots is None:
+            return answer
+        return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method)
 
     def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:
         """P(leaf | evidence) for a leaf the factorised sums do not predict directly: the evidence with the leaf in each state."""
@@ -1046,9 +1060,8 @@ class _Factors:
                 weight = weight * lam[r][:, self.root_states[:, i]][None]
         return np.array(weight)
 
-    def causes_given(self, lam: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """P(cause present | the evidence on the roots alone), shape (P, n_rows, n), and log P(that evidence)."""
-        weight = self.root_weight(lam, n_rows)
+    def causes_given(self, weight: np.ndarray) -> np.ndarray:
+        """P(cause present | the evidence on the roots alone), shape (P, n_rows, n), from :meth:`root_weight`."""
         total = weight.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return (weight @ self.cause_given_root) / total[..., None], np.log(total)
+            return (weight @ self.cause_given_root) / total[..., None]

@@ -296,7 +296,9 @@ class EncodedEvidence:
     @property
     def names(self) -> frozenset[str]:
         """Variables observed (hard or soft) in some row."""
-        return frozenset(self.codes) | frozenset(self.likelihoods)
+        if self._codes is None:  # one row of hard codes: its names, without building the code arrays
+            return frozenset(self._row) | frozenset(self.likelihoods)  # type: ignore[arg-type]
+        return frozenset(self._codes) | frozenset(self.likelihoods)
 
     @property
     def log_scale(self) -> np.ndarray:
