@@ -284,7 +284,11 @@ class Model:
         Examples
         --------
         >>> model = load_model()
-        >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100})
+        >>> # the rest of the context recorded too: with 16 causes, a row whose whole context is missing
+        >>> # expands into 1,024 completions, past the engine's memory budget (issue 12)
+        >>> context = {"time_since_surgery": "over_2_years", "osteoporosis": False, "multilevel_fusion": False, "fusion_to_sacrum": False,
+        ...            "surgical_approach": "posterior", "rhbmp2_used": False, "age_over_65": False}
+        >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100, **{k: [v] * 100 for k, v in context.items()}})
         >>> learned = model.update_with_cases(cases)
         >>> learned.parameters.set_index("name").loc["context.smoker.prevalence", ["value", "hand_set_value", "cases"]].round(4).tolist()
         [0.2783, 0.2, 100.0]
@@ -572,7 +576,7 @@ class Model:
         >>> out.loc["b", "red_flags"], out.loc["b", "status"], out.loc["b", "nerve_injury"]
         ('fever', 'impossible evidence (probability 0 under the model)', <NA>)
         >>> out.loc["a", "status"], round(float(out.loc["a", "nerve_injury"]), 3)
-        ('ok', 0.196)
+        ('ok', 0.218)
         """
         all_codes = frame_codes(self._spec, patients)
         raised = {name: codes == 1 for name, codes in all_codes.items() if name in self._red_flags}
