@@ -203,7 +203,7 @@ def test_ctrl_c_during_batch_is_exit_130_and_leaves_the_old_output(tmp_path):
 def test_ctrl_c_during_sensitivity_is_exit_130_and_writes_no_plot(tmp_path):
     plot = tmp_path / "intervals.png"
     process = spawn(
-        "sensitivity", "fever=yes", "smoker=yes", "--method", "monte-carlo", "-n", "150000", "-q", "--plot", str(plot),
+        "sensitivity", "fever=yes", "smoker=yes", "--method", "monte-carlo", "-n", "50000", "-q", "--plot", str(plot),  # 150,000 draws of the 16-cause model's parameters pass the memory budget
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={"PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None
