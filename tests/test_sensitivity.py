@@ -274,12 +274,12 @@ def test_evaluate_refuses_a_distribution_entry_changed_without_its_distribution(
 
 def test_sampling_part_of_a_distribution_keeps_its_fitted_range():
     # P(nerve injury | onset immediate) is monotone in the leak's "immediate" entry, so the posterior's
-    # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.15 and 0.45 (its range)
+    # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.10 and 0.40 (its range since the second edition)
     name = "onset.distributions.leak.immediate"
     evidence = {"onset": "immediate"}
     table = sa.monte_carlo(MODEL, evidence, n=20000, seed=0, parameters=[name])
     f = sa.one_way(MODEL, evidence, "nerve_injury", name)
-    low, high = sorted([f(0.15), f(0.45)])
+    low, high = sorted([f(0.10), f(0.40)])
     assert table.loc["nerve_injury", "q05"] == pytest.approx(low, abs=2e-3)
     assert table.loc["nerve_injury", "q95"] == pytest.approx(high, abs=2e-3)
 
@@ -314,10 +314,11 @@ def test_monte_carlo_on_a_learned_model_draws_learned_numbers_from_what_the_case
 def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_runs():
     model = pfb.load_model()
     leak = "onset.distributions.leak."
-    states = ["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]
-    degenerate = model.with_parameters({**{leak + s: 0.0 for s in states[:3]}, leak + states[3]: 1.0})
+    states = ["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result", "unchanged_from_before_surgery"]
+    zeros = [s for s in states if s != states[3]]
+    degenerate = model.with_parameters({**{leak + s: 0.0 for s in zeros}, leak + states[3]: 1.0})
     new = sa.covaried(degenerate, leak + states[3], 0.7)
-    assert new == pytest.approx({leak + states[3]: 0.7, **{leak + s: 0.1 for s in states[:3]}})
+    assert new == pytest.approx({leak + states[3]: 0.7, **{leak + s: 0.3 / len(zeros) for s in zeros}})
     table = sa.tornado(degenerate, {"time_since_surgery": "over_2_years", "onset": "immediate"}, "pseudarthrosis")
     row = table.loc[leak + states[3]]
     expected = degenerate.with_parameters(sa.covaried(degenerate, leak + states[3], row["low"]))
@@ -549,7 +550,7 @@ def test_monte_carlo_draws_follow_the_fitted_distributions():
             assert (values[name] == row["shape_1"]).all()
             continue
         worst = min(worst, stats.kstest(values[name], cdf).pvalue)
-    assert worst > 1e-4  # over about 150 parameters with a fixed seed; a wrong distribution gives p-values near 0
+    assert worst > 1e-2 / len(fitted)  # the smallest of about 500 p-values with a fixed seed (Bonferroni at 1%); a wrong distribution gives p-values near 0
     for members in {tuple(m) for m in sa._groups(MODEL).values()}:
         np.testing.assert_allclose(np.sum([values[m] for m in members], axis=0), 1.0, rtol=0, atol=1e-12)
     # monte_carlo evaluates exactly these draws
