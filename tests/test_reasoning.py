@@ -538,7 +538,7 @@ def test_likelihood_ratios_match_implied_accuracy_and_take_only_context():
         assert ratios.loc[(finding, "yes"), cause] == pytest.approx(accuracy["lr_positive"], rel=1e-12)
         assert ratios.loc[(finding, "no"), cause] == pytest.approx(accuracy["lr_negative"], rel=1e-12)
     assert set(ratios.index.get_level_values("state")[ratios.index.get_level_values("finding") == "onset"]) == {
-        "immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"}
+        "immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result", "unchanged_from_before_surgery"}
     assert ratios.notna().all().all()
     with pytest.raises(pfb.EvidenceError, match=r"'radicular_pain' is not a context variable"):
         MODEL.likelihood_ratios(radicular_pain=True)
