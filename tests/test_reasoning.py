@@ -495,7 +495,8 @@ def test_the_report_warns_of_conflict_only_above_the_threshold():
     context_only = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "smoker": "yes"})
     assert abs(context_only.conflict) < 1e-12 and context_only.conflict_warning == ""
     typical = MODEL.diagnose({"time_since_surgery": "6_weeks_to_6_months", "onset": "gradual_after_relief", "radicular_pain": True})
-    assert 0 < typical.conflict < CONFLICT_THRESHOLD and "Conflict" not in typical.summary()
+    # a little above 0 with the first edition, a little below since other_cause and the new causes explain it too
+    assert typical.conflict < CONFLICT_THRESHOLD and "Conflict" not in typical.summary()
     odd = MODEL.diagnose(CONTRADICTORY["a disc on MRI without any root sign"])
     assert odd.conflict_warning.startswith(f"Conflict {odd.conflict:.2f} > 0")
 
