@@ -34,7 +34,12 @@ Parts (``--only``; all by default):
 * ``reference``: one labelled query on alarm, child and insurance (``tests/data/networks``) through
   ``compile_network(...).posteriors()`` and the low-level ``query``, against pyAgrum;
 * ``growth``: time per diagnosis against the number of causes (16-32) and of positive findings
-  (2-14 at 16 causes) for all three engines, as tables and two figures.
+  (2-14 at 16 causes) for all three engines, as tables and two figures;
+* ``registry``: a simulated registry (1e6 patients; quick 4,000) diagnosed by ``diagnose_many``
+  (throughput, peak traced memory, chunked and in one query) and by ``distributed.diagnose_many``
+  from Parquet to Parquet on a LocalCluster of 1 and 2 worker processes (throughput and peak
+  resident memory per worker), checked against pandas (``bench_registry``). ``--scheduler ADDRESS``
+  runs it on that cluster instead, with ``--registry-path`` a folder or URL its workers can read.
 
 Every engine call is guarded: an exception is recorded as ``fails: <ExceptionName>: <first line>``,
 a call past ``--budget`` seconds as ``fails: TimeoutError: ...``, an engine whose tables would be too
@@ -70,11 +75,11 @@ import bench_oracle as oracle  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench_engines import AgrumLP, Failure, PgmpyVE, attempt, failed, median_time, not_run, peak_allocation, size_guard, timed_per_item  # noqa: E402
-from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, target_at_least_ratio, target_at_most  # noqa: E402
+from bench_report import TOLERANCE, Agreement, Measure, Section, Series, ratio, size, target_at_least_ratio, target_at_most  # noqa: E402
 
 ROOT = HERE.parent
 REFERENCE_NETWORKS = ROOT / "tests" / "data" / "networks"
-PARTS = ("networks", "batch", "parameters", "reasoning", "sensitivity", "cold-start", "reference", "growth")
+PARTS = ("networks", "batch", "parameters", "reasoning", "sensitivity", "cold-start", "reference", "growth", "registry")
 SHIPPED = 16  # causes of the shipped model (8 before the second edition, issue 12)
 PGMPY, AGRUM = "pgmpy VE", "pyAgrum LazyPropagation"
 
@@ -99,6 +104,8 @@ class Settings:
     growth_positives_causes: int
     growth_patients: int
     growth_reference_patients: int
+    registry: int  # patients of the simulated registry
+    registry_partition: int  # rows per Parquet file (a Dask partition)
     budget: float  # seconds per guarded call
 
 
@@ -119,6 +126,8 @@ FULL = Settings(
     growth_positives_causes=16,
     growth_patients=20,
     growth_reference_patients=5,
+    registry=1_000_000,
+    registry_partition=50_000,
     budget=300.0,
 )
 QUICK = Settings(
@@ -138,6 +147,8 @@ QUICK = Settings(
     growth_positives_causes=16,
     growth_patients=3,
     growth_reference_patients=2,
+    registry=4_000,
+    registry_partition=1_000,
     budget=8.0,
 )
 
@@ -162,8 +173,10 @@ def network_label(n: int) -> str:
 class Bench:
     """Caches the networks, models and reference engines, and collects the report."""
 
-    def __init__(self, settings: Settings, table_limit: int, quick: bool):
+    def __init__(self, settings: Settings, table_limit: int, quick: bool, scheduler: str | None = None, registry_path: str | None = None):
         self.s = settings
+        self.scheduler = scheduler  # a Dask scheduler for the registry part (default: LocalClusters)
+        self.registry_path = registry_path  # where the registry part writes its Parquet files
         self.table_limit = table_limit
         self.quick = quick
         self._specs: dict[int, object] = {}
@@ -727,6 +740,86 @@ def part_growth(b: Bench) -> None:
 # --------------------------------------------------------------------------- report
 
 
+REGISTRY_MEMORY_TARGET = 500 * (1 << 20)  # diagnose_many on 1e6 rows (issue 14)
+
+
+def part_registry(b: Bench) -> None:
+    """Diagnose a simulated registry on pandas and on Dask (1 and 2 local workers, or the cluster at --scheduler)."""
+    import shutil
+    import tempfile
+
+    import bench_registry as reg
+
+    import postfusion_bayes as pfb
+
+    sec = Section(f"registry scale: {b.s.registry:,} simulated patients x 38 columns (30% unobserved), Parquet files of {b.s.registry_partition:,} rows")
+    b.sections.append(sec)
+    model = pfb.load_model()
+    frame = reg.simulate_registry(model, b.s.registry)
+    start = time.perf_counter()
+    expected = attempt(lambda: model.diagnose_many(frame), b.s.budget)
+    t = expected if failed(expected) else time.perf_counter() - start
+    b.measure(sec, "pandas model.diagnose_many (time per patient, 1 process)", t if failed(t) else t / len(frame))
+    peak = peak_allocation(lambda: model.diagnose_many(frame))
+    # the target is for a million rows (the full run); the quick run's registry is too small to judge
+    target = None if b.quick else (f"<= {REGISTRY_MEMORY_TARGET >> 20} MB", (not failed(peak)) and peak <= REGISTRY_MEMORY_TARGET)
+    b.measure(sec, f"pandas model.diagnose_many peak traced memory (chunks of {pfb.model.DIAGNOSE_CHUNK:,} rows)", peak, unit="B", target=target)
+    chunk = pfb.model.DIAGNOSE_CHUNK
+    try:
+        pfb.model.DIAGNOSE_CHUNK = 10**12  # one query: the memory of the path before issue 14
+        whole = peak_allocation(lambda: model.diagnose_many(frame))
+    finally:
+        pfb.model.DIAGNOSE_CHUNK = chunk
+    b.measure(sec, "pandas model.diagnose_many peak traced memory in one query (before issue 14)", whole, unit="B", ours=False)
+    if failed(expected):
+        return
+    folder = b.registry_path or tempfile.mkdtemp(prefix="registry-")
+    try:
+        _registry_on_dask(b, sec, model, frame, expected, folder)
+    finally:
+        if b.registry_path is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _registry_on_dask(b: Bench, sec: Section, model, frame: pd.DataFrame, expected: pd.DataFrame, folder: str) -> None:
+    """Write the registry to Parquet under ``folder`` and diagnose it on each Dask configuration."""
+    import bench_registry as reg
+
+    causes = list(model.causes)
+    source = f"{folder.rstrip('/')}/patients"
+    written = attempt(lambda: reg.write_registry(frame, source, b.s.registry_partition))
+    if failed(written):
+        b.measure(sec, "write the registry to Parquet", written)
+        return
+    if b.scheduler:
+        configurations: list[tuple[str, object]] = [(f"the cluster at {b.scheduler}", None)]
+    else:
+        configurations = [(f"LocalCluster, {k} worker{'s' if k > 1 else ''}", k) for k in (1, 2)]
+    from distributed import Client
+
+    for label, workers in configurations:
+
+        def run(workers=workers, label=label):
+            if workers is None:
+                with Client(b.scheduler, set_as_default=False) as client:
+                    return reg.dask_run(model, client, source, f"{folder.rstrip('/')}/posteriors-cluster")
+            with reg.local_cluster(workers, reg.package_env()) as cluster, Client(cluster, set_as_default=False) as client:
+                return reg.dask_run(model, client, source, f"{folder.rstrip('/')}/posteriors-{workers}")
+
+        result = attempt(run, max(b.s.budget, 120.0))  # starting a cluster takes seconds
+        if failed(result):
+            b.measure(sec, f"distributed.diagnose_many on {label}", result)
+            continue
+        n = result["workers"]
+        b.measure(sec, f"distributed.diagnose_many on {label}: wall time per patient, Parquet to Parquet", result["seconds"] / result["rows"])
+        b.measure(sec, f"distributed.diagnose_many on {label}: time per patient per worker ({n} worker{'s' if n > 1 else ''})", result["seconds"] * n / result["rows"])
+        b.measure(sec, f"distributed.diagnose_many on {label}: peak resident memory per worker", result["peak"], unit="B", note=f"the worker alone before the run: {size(result['baseline'])}")
+        target_path = f"{folder.rstrip('/')}/posteriors-{'cluster' if workers is None else workers}"
+        difference = attempt(lambda target_path=target_path: reg.max_difference(target_path, expected, causes))
+        b.agree(f"distributed.diagnose_many vs diagnose_many (registry, {label}, {result['rows']:,} rows)", difference, False)
+    sec.rows.append("note: with 2 cores, 2 workers compete with each other, the driver and the scheduler: they measure contention as much as scaling")
+
+
 def machine() -> str:
     """Describe the machine, Python and the versions of the libraries, for the results' header."""
     import numpy
@@ -810,6 +903,11 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=None, help="seconds allowed to one guarded engine call (full 300, quick 8)")
     parser.add_argument("--table-limit", type=int, default=1 << 22, help="largest dense table pgmpy and pyAgrum are given (entries; default 2^22, so up to 20 causes)")
     parser.add_argument("--memory-limit-gb", type=float, default=8.0, help="address-space cap of this process (0: none)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None, help="registry part: run on the Dask cluster at ADDRESS (tcp://host:8786) instead of local clusters")
+    parser.add_argument(
+        "--registry-path", metavar="FOLDER_OR_URL", default=None,
+        help="registry part: where to write its Parquet files (default: a temporary folder; with --scheduler, one its workers read, e.g. s3://...)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     settings = QUICK if quick else FULL
@@ -819,7 +917,7 @@ def main(argv=None) -> int:
     limit_memory(args.memory_limit_gb)
     warnings.simplefilter("ignore", FutureWarning)
 
-    b = Bench(settings, args.table_limit, quick)
+    b = Bench(settings, args.table_limit, quick, scheduler=args.scheduler, registry_path=args.registry_path)
     started = time.perf_counter()
     pgmpy_imported = False
     for part in PARTS:
@@ -837,6 +935,7 @@ def main(argv=None) -> int:
                 "sensitivity": part_sensitivity,
                 "reference": part_reference,
                 "growth": part_growth,
+                "registry": part_registry,
             }[part]
             crashed = attempt(lambda run=run: run(b))  # a last resort: each part guards its own engine calls
             if failed(crashed):

@@ -2,7 +2,9 @@
 
 ``pip install postfusion-bayes`` installs what diagnosis, reasoning, learning
 and most of the sensitivity analysis need. Plotting needs the ``plot`` extra
-(matplotlib, networkx) and Sobol indices the ``sensitivity`` extra (SALib).
+(matplotlib, networkx), Sobol indices the ``sensitivity`` extra (SALib), and
+registry scale (:mod:`postfusion_bayes.distributed`, Parquet files and Dask in
+``batch``) the ``dask`` extra (dask[dataframe], distributed, pyarrow).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ EXTRAS = {
     "matplotlib": ("matplotlib", "plot"),
     "networkx": ("networkx", "plot"),
     "SALib": ("SALib", "sensitivity"),
+    "dask": ("dask", "dask"),
+    "distributed": ("distributed", "dask"),
+    "pyarrow": ("pyarrow", "dask"),
 }
 
 

@@ -41,7 +41,7 @@ from .diagnosis import DISCLAIMER
 from .engine.atomic import atomic_write, same_file
 from .errors import ArgumentError, PostfusionError, shown, suggest
 
-__all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "main", "run"]
+__all__ = ["COMMANDS", "EXAMPLE_PATIENT", "InputError", "is_parquet", "main", "parquet_chunks", "patient_chunks", "run"]
 
 PROG = "postfusion-bayes"
 
@@ -59,6 +59,9 @@ EXAMPLE_PATIENT = {
 
 #: Rows of patients ``batch`` reads, diagnoses and writes at a time (one step of its progress bar); memory stays bounded.
 BATCH_CHUNK = 10_000
+
+#: How long ``batch --scheduler`` waits for the Dask scheduler before giving up.
+SCHEDULER_TIMEOUT = "10s"
 
 EXIT_OK, EXIT_OUTPUT, EXIT_USAGE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -243,6 +246,61 @@ def patient_chunks(path: str | Path, index_col: str | None = None, chunksize: in
         raise InputError(f"cannot read patients file {where!r}: {getattr(exc, 'strerror', None) or exc}") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         raise InputError(f"patients file {where!r} is not a CSV table: {' '.join(str(exc).split())}") from None
+
+
+def is_parquet(path: str | Path) -> bool:
+    """Return whether a patients or results file is Parquet (by its suffix, ``.parquet`` or ``.pq``); anything else is CSV."""
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _pyarrow(what: str) -> Any:
+    try:
+        return require("pyarrow.parquet", what)
+    except ModuleNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parquet_chunks(path: str | Path, index_col: str | None = None, chunksize: int | None = BATCH_CHUNK) -> Iterator[pd.DataFrame]:
+    """Patients from a Parquet file, ``chunksize`` rows at a time, as :func:`patient_chunks` reads a CSV file.
+
+    Rows are numbered from 0 across chunks; the index column, if any, keeps
+    its Parquet type. Columns pandas wrote for an unnamed index
+    (``__index_level_0__``) are left out. The schema is documented in
+    :mod:`postfusion_bayes.distributed`.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, not Parquet, or without the index column.
+    UsageError
+        Without pyarrow (the ``dask`` extra).
+    """
+    pq = _pyarrow("reading and writing Parquet")
+    arrow_error = require("pyarrow", "reading and writing Parquet").ArrowException
+    where = str(path)
+    try:
+        file = pq.ParquetFile(path)
+        names = [n for n in file.schema_arrow.names if not n.startswith("__index_level_")]
+        if index_col is not None and index_col not in names:
+            raise InputError(f"patients file {where!r} has no column {index_col!r}{suggest(index_col, names)}")
+        batches = file.iter_batches(batch_size=chunksize or max(file.metadata.num_rows, 1), columns=names)
+        rows, first = 0, True
+        for batch in batches:
+            chunk = batch.to_pandas()
+            if index_col is None:
+                chunk.index = pd.RangeIndex(rows, rows + len(chunk))
+            else:
+                chunk = chunk.set_index(index_col)
+            rows += len(chunk)
+            first = False
+            yield chunk
+        if first:  # no rows: the columns alone
+            empty = file.schema_arrow.empty_table().select(names).to_pandas()
+            yield empty if index_col is None else empty.set_index(index_col)
+    except OSError as exc:
+        raise InputError(f"cannot read patients file {where!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    except arrow_error as exc:
+        raise InputError(f"patients file {where!r} is not a Parquet table: {' '.join(str(exc).split())}") from None
 
 
 def _evidence(args: argparse.Namespace) -> dict[str, object]:
@@ -563,11 +621,14 @@ def _add_force(parser: argparse.ArgumentParser) -> None:
 
 
 def _configure_batch(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT.csv", help="one patient per row, one column per variable; empty cells are unobserved")
-    parser.add_argument("-o", "--output", metavar="OUTPUT.csv", help="where to write the results (default: stdout); never the input file")
+    parser.add_argument("input", metavar="INPUT", help="patients, one per row, one column per variable (CSV, or Parquet for a .parquet or .pq file); empty cells are unobserved")
+    parser.add_argument("-o", "--output", metavar="OUTPUT", help="where to write the results (default: CSV on stdout): Parquet for a .parquet or .pq file, else CSV; never the input file")
     _add_force(parser)
-    parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids (read as text), kept as the first column of the output")
+    parser.add_argument("--index-col", metavar="COLUMN", help="a column of patient ids (read as text from CSV), kept as the first column of the output")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    dask = parser.add_mutually_exclusive_group()
+    dask.add_argument("--scheduler", metavar="ADDRESS", help="diagnose on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786); needs the dask extra")
+    dask.add_argument("--workers", metavar="N", type=_positive_int, help="diagnose on a local Dask cluster of N worker processes; needs the dask extra")
 
 
 def _count_rows(path: str) -> int | None:
@@ -588,17 +649,75 @@ def _count_rows(path: str) -> int | None:
     return max(0, lines + (last != b"\n") - 1)
 
 
+class _ParquetResults:
+    """Write result chunks to one Parquet file (the schema of :mod:`postfusion_bayes.distributed`), one row group per chunk."""
+
+    def __init__(self, stream: IO[bytes], causes: Sequence[str]):
+        self._pa = require("pyarrow", "reading and writing Parquet")
+        self._pq = require("pyarrow.parquet", "reading and writing Parquet")
+        self._stream, self._causes = stream, list(causes)
+        self._writer: Any = None
+
+    def write(self, result: pd.DataFrame) -> None:
+        pa = self._pa
+        table = result.reset_index()
+        if self._writer is None:
+            index_type = pa.int64() if isinstance(result.index, pd.RangeIndex) else pa.array(result.index.to_numpy(dtype=object), from_pandas=True).type
+            fields = [pa.field(str(result.index.name), index_type), pa.field("red_flags", pa.string(), nullable=False), pa.field("status", pa.string(), nullable=False)]
+            self._schema = pa.schema(fields + [pa.field(c, pa.float64()) for c in self._causes])
+            self._writer = self._pq.ParquetWriter(self._stream, self._schema)
+        self._writer.write_table(pa.Table.from_pandas(table, schema=self._schema, preserve_index=False))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _input_chunks(path: str, index_col: str | None) -> Iterator[pd.DataFrame]:
+    return parquet_chunks(path, index_col, BATCH_CHUNK) if is_parquet(path) else patient_chunks(path, index_col, BATCH_CHUNK)
+
+
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
+    """Open the Dask client ``--scheduler`` or ``--workers`` asks for (a local cluster is closed at the end)."""
+    try:
+        dist = require("distributed", "--scheduler/--workers")
+        require("dask.dataframe", "--scheduler/--workers")
+    except ModuleNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    with contextlib.ExitStack() as stack:
+        if args.scheduler is not None:
+            try:
+                client = stack.enter_context(dist.Client(args.scheduler, timeout=SCHEDULER_TIMEOUT, set_as_default=False))
+            except (OSError, ValueError, TypeError) as exc:
+                raise UsageError(f"--scheduler {args.scheduler!r}: cannot connect to a Dask scheduler there ({_one_line(str(exc)) or type(exc).__name__})") from None
+        else:
+            # no dashboard; the scheduler's HTTP server (health checks) on a free port, not the 8787 another cluster may hold
+            http = {"dashboard_address": "127.0.0.1:0"}
+            local = dist.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, scheduler_kwargs=http, silence_logs=40)
+            cluster = stack.enter_context(local)
+            client = stack.enter_context(dist.Client(cluster, set_as_default=False))
+        yield client
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Posteriors for every patient of a CSV file (one row each), with a progress bar on stderr.
+    """Posteriors for every patient of a CSV or Parquet file (one row each), with a progress bar on stderr.
 
     The file is read and diagnosed in chunks of rows, and each chunk's results
     are appended to the output as they come, so memory stays bounded. Columns:
     the patient id (or ``row``), ``red_flags``, ``status`` ("ok", or
     impossible evidence: that row then has no posteriors), one per cause.
+    Parquet in and out by the files' suffixes (``.parquet``, ``.pq``; the
+    schema is in :mod:`postfusion_bayes.distributed`). With ``--scheduler``
+    or ``--workers`` the chunks are diagnosed on a Dask cluster (Dask's
+    progress bar), read and written here, with the same results; the cluster
+    then holds every chunk until its results are written.
     """
     from tqdm import tqdm
 
     output = None if args.output is None else _check_output(args.output, args.force, "-o", [args.input])
+    if is_parquet(args.input) or (output is not None and is_parquet(output)):
+        _pyarrow("reading and writing Parquet")  # before any work
     model = load_model(args.priors)
     taken = {"red_flags", "status", *model.causes}
     if args.index_col in taken:
@@ -607,20 +726,37 @@ def cmd_batch(args: argparse.Namespace) -> int:
             "(it has red_flags, status and one column per cause); rename that column of the patients file"
         )
     show = not args.quiet and sys.stderr.isatty()
+    on_dask = args.scheduler is not None or args.workers is not None
     rows, impossible, examples = 0, 0, list[str]()
     with contextlib.ExitStack() as stack:
-        stream = sys.stdout if output is None else stack.enter_context(_output_file(output, args.force))
-        bar = stack.enter_context(tqdm(total=_count_rows(args.input) if show else None, unit="patient", file=sys.stderr, disable=not show))
-        for chunk in patient_chunks(args.input, args.index_col, BATCH_CHUNK):
-            result = model.diagnose_many(chunk)
+        if on_dask:
+            from . import distributed as on_dask_module
+
+            client = stack.enter_context(_dask_client(args))
+            results: Iterator[pd.DataFrame] = on_dask_module.diagnose_chunks(model, _input_chunks(args.input, args.index_col), client, progress=show)
+        else:
+            results = (model.diagnose_many(chunk) for chunk in _input_chunks(args.input, args.index_col))
+        parquet: _ParquetResults | None = None
+        stream: IO[Any] = sys.stdout
+        if output is not None and is_parquet(output):
+            parquet = _ParquetResults(stack.enter_context(_output_file(output, args.force, "wb")), model.causes)
+        elif output is not None:
+            stream = stack.enter_context(_output_file(output, args.force))
+        bar = stack.enter_context(tqdm(total=_count_rows(args.input) if show and not on_dask and not is_parquet(args.input) else None, unit="patient", file=sys.stderr, disable=not show or on_dask))
+        for result in results:
             if result.index.name is None:
                 result.index.name = "row"
-            result.to_csv(stream, header=rows == 0)
+            if parquet is not None:
+                parquet.write(result)
+            else:
+                result.to_csv(stream, header=rows == 0)
             rows += len(result)
             bad = result.index[(result["status"] != "ok").to_numpy()]
             impossible += len(bad)
             examples += [str(label) for label in bad[: 5 - len(examples)]]
             bar.update(len(result))
+        if parquet is not None:
+            parquet.close()
     if impossible:
         more = f" and {impossible - len(examples)} more" if impossible > len(examples) else ""
         rows_text = f"{impossible} row{'s' if impossible != 1 else ''} ({', '.join(examples)}{more})"
@@ -744,8 +880,8 @@ COMMANDS: dict[str, Command] = {
         f"example: {PROG} diagnose time_since_surgery=under_6_weeks onset=immediate radicular_pain=yes --format json",
     ),
     "batch": Command(
-        "posteriors for every patient of a CSV file", _configure_batch, cmd_batch,
-        f"example: {PROG} batch patients.csv -o posteriors.csv --index-col patient",
+        "posteriors for every patient of a CSV or Parquet file (optionally on Dask)", _configure_batch, cmd_batch,
+        f"example: {PROG} batch patients.parquet -o posteriors.parquet --index-col patient --workers 2",
     ),
     "sensitivity": Command(
         "how one patient's result depends on the hand-set numbers", _configure_sensitivity, cmd_sensitivity,

@@ -56,6 +56,7 @@ __all__ = [
     "monte_carlo",
     "sobol",
     "fit_distributions",
+    "cohort_summary",
 ]
 
 #: Odds ratios have no upper bound; searches over their domain stop at this factor either side of the value.
@@ -1021,30 +1022,51 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     values = _draw(model, fitted, rng, n)
     present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
     current, _ = evaluate(model, evidence, {})
-    causes = model.causes
-    first = np.argmax(present, axis=2)
-    frames = []
-    n_rows = present.shape[1]
-    for r in range(n_rows):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "posterior": current[0, r],
-                    "mean": present[:, r].mean(axis=0),
-                    "median": np.median(present[:, r], axis=0),
-                    "q05": np.quantile(present[:, r], 0.05, axis=0),
-                    "q95": np.quantile(present[:, r], 0.95, axis=0),
-                    "probability_first": [(first[:, r] == k).mean() for k in range(len(causes))],
-                },
-                index=pd.Index(causes, name="cause"),
-            )
-        )
     if isinstance(evidence, pd.DataFrame):
-        out = pd.concat(frames, keys=list(evidence.index), names=["patient", "cause"])
+        out = cohort_summary(model, present, current[0], evidence.index)
     else:
-        out = frames[0].sort_values("mean", ascending=False)
+        out = cohort_summary(model, present, current[0], pd.Index([0])).droplevel("patient").sort_values("mean", ascending=False)
     out.attrs.update(n=n, parameters=len(fitted))
     return out
+
+
+def cohort_summary(model, present: np.ndarray, current: np.ndarray, patients: pd.Index) -> pd.DataFrame:
+    """Summarise Monte Carlo posteriors per patient and cause (the table :func:`monte_carlo` returns).
+
+    Parameters
+    ----------
+    model : Model
+        Gives the causes.
+    present : array, shape (n_draws, n_patients, n_causes)
+        P(cause present | patient) under each draw.
+    current : array, shape (n_patients, n_causes)
+        The posteriors at the model's own values.
+    patients : Index
+        The patients' labels.
+
+    Returns
+    -------
+    DataFrame
+        MultiIndex (``patient``, ``cause``), patient after patient; columns
+        ``posterior``, ``mean``, ``median``, ``q05``, ``q95``,
+        ``probability_first``. Each patient's numbers depend only on that
+        patient's column of ``present``, so a cohort summarised in parts
+        gives the numbers of the whole.
+    """
+    causes = model.causes
+    n_draws, n_rows, n_causes = present.shape
+    first = np.argmax(present, axis=2)  # (draws, rows)
+    counts = np.stack([(first == k).mean(axis=0) for k in range(n_causes)], axis=-1) if n_draws else np.full((n_rows, n_causes), np.nan)
+    columns = {
+        "posterior": current,
+        "mean": present.mean(axis=0),
+        "median": np.median(present, axis=0),
+        "q05": np.quantile(present, 0.05, axis=0),
+        "q95": np.quantile(present, 0.95, axis=0),
+        "probability_first": counts,
+    }
+    index = pd.MultiIndex.from_product([patients, pd.Index(causes, name="cause")], names=["patient", "cause"])
+    return pd.DataFrame({k: np.asarray(v, dtype=float).reshape(-1) for k, v in columns.items()}, index=index)
 
 
 # --------------------------------------------------------------------------- Sobol

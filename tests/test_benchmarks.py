@@ -33,6 +33,8 @@ REQUIRED = (
     "compile_network(...).posteriors() vs pyAgrum (alarm",
     "compile_network(...).posteriors() vs pyAgrum (child",
     "compile_network(...).posteriors() vs pyAgrum (insurance",
+    "distributed.diagnose_many vs diagnose_many (registry, LocalCluster, 1 worker",
+    "distributed.diagnose_many vs diagnose_many (registry, LocalCluster, 2 workers",
 )
 #: A comparison on these may say "fails: ..." or "not run: ..." in quick mode (the engine is being rewritten).
 NEW_SIZES = re.compile(r"\((24|32) causes|growth series")

@@ -624,3 +624,42 @@ def test_with_memory_budget_returns_a_model_whose_work_is_refused_beyond_it_and_
     assert pickle.loads(pickle.dumps(small)).network.memory_budget == 2**21
     evidence = {"time_since_surgery": "over_2_years", "neurogenic_claudication": True}
     assert small.diagnose(evidence).posterior.equals(MODEL.diagnose(evidence).posterior)
+
+
+# ------------------------------------------------------------------ diagnose_many in chunks
+
+
+def _registry(n, seed):
+    """Simulate patients with a third of the cells unobserved (the causes dropped)."""
+    cases = MODEL.simulate(n, seed=seed).drop(columns=list(MODEL.causes))
+    hidden = np.random.default_rng(seed).random(cases.shape) < 0.3
+    return cases.mask(hidden)
+
+
+@pytest.mark.parametrize(("rows", "chunk", "exact"), [(7, 3, False), (7, 1, False), (10_000, pfb.model.DIAGNOSE_CHUNK, True)])
+def test_diagnose_many_in_chunks_equals_one_query(monkeypatch, rows, chunk, exact):
+    """Chunks of thousands of rows give the very bits of one query; tiny chunks (other summation paths of the engine) within 1e-14."""
+    patients = _registry(rows, seed=rows)
+    patients.index = [f"p{i}" for i in range(rows)]
+    monkeypatch.setattr(pfb.model, "DIAGNOSE_CHUNK", chunk)
+    chunked = MODEL.diagnose_many(patients)
+    monkeypatch.setattr(pfb.model, "DIAGNOSE_CHUNK", 10**9)  # every row in one query
+    whole = MODEL.diagnose_many(patients)
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=exact, rtol=0, atol=1e-14)
+
+
+def test_diagnose_many_in_chunks_keeps_impossible_rows_of_one_chunk_from_the_others(monkeypatch):
+    spec = MODEL.spec.with_values({"findings.ct_screw_breach.leak": 0.0, "findings.ct_screw_breach.links.nerve_injury": 0.0})
+    model = pfb.Model(spec)
+    patients = pd.DataFrame({"ct_screw_breach": [False] * 5 + [True], "fever": [True] + [None] * 5})
+    monkeypatch.setattr(pfb.model, "DIAGNOSE_CHUNK", 2)  # the impossible row alone in the last chunk
+    chunked = model.diagnose_many(patients)
+    monkeypatch.setattr(pfb.model, "DIAGNOSE_CHUNK", 10**9)
+    pd.testing.assert_frame_equal(chunked, model.diagnose_many(patients), check_exact=True)
+    assert list(chunked["status"] == "ok") == [True] * 5 + [False] and str(chunked["nerve_injury"].dtype) == "Float64"
+    assert chunked.loc[0, "red_flags"] == "fever"
+
+
+def test_diagnose_many_of_no_rows_gives_the_columns():
+    out = MODEL.diagnose_many(pd.DataFrame({"smoker": pd.Series([], dtype=object)}))
+    assert len(out) == 0 and list(out.columns) == ["red_flags", "status", *MODEL.causes]

@@ -174,3 +174,24 @@ def test_sobol_without_salib_names_the_pip_command():
     )
     out = _run_without(["SALib"], code)
     assert out.stdout.strip() == 'sensitivity.sobol needs SALib: pip install "postfusion-bayes[sensitivity]"', out.stderr
+
+
+def test_registry_scale_without_its_extra_names_the_pip_command(tmp_path):
+    code = (
+        "import pandas as pd, postfusion_bayes as pfb\n"
+        "from postfusion_bayes import distributed\n"
+        "try:\n"
+        "    distributed.diagnose_many(pfb.load_model(), pd.DataFrame({'smoker': [True]}))\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = _run_without(["dask", "distributed"], code)
+    assert out.stdout.strip() == 'postfusion_bayes.distributed needs dask: pip install "postfusion-bayes[dask]"', out.stderr
+    source = tmp_path / "patients.csv"
+    source.write_text("smoker\nyes\n")
+    cli = "from postfusion_bayes.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    out = _run_without(["dask", "distributed"], cli, "batch", str(source), "--workers", "2")
+    assert out.returncode == 2 and out.stderr.strip() == 'postfusion-bayes batch: error: --scheduler/--workers needs distributed: pip install "postfusion-bayes[dask]"'
+    out = _run_without(["pyarrow"], cli, "batch", str(source), "-o", str(tmp_path / "out.parquet"))
+    assert out.returncode == 2 and out.stderr.strip() == 'postfusion-bayes batch: error: reading and writing Parquet needs pyarrow: pip install "postfusion-bayes[dask]"'
+    assert not (tmp_path / "out.parquet").exists()
