@@ -44,7 +44,7 @@ from .engine.arguments import check_count, check_generator, check_probability
 from .engine.encoding import EncodedEvidence
 from .engine.sampling import sample_codes
 from .errors import ArgumentError
-from .evidence import apply_implications, parse_evidence
+from .evidence import apply_implications, implied_in_draws, parse_evidence
 
 if TYPE_CHECKING:
     from .engine import CompiledNetwork
@@ -170,18 +170,14 @@ def adequacy_of(
     threshold = _threshold(threshold)
     check_generator(seed)  # refused before any work; a Generator given is drawn from below
     context = set(spec.names("context"))
-    tables = network.tables
-    codes_of = {name: tables.states[name].index(state) for name, state in evidence.hard.items()}
+    codes_of = {name: network.state_index[name][state] for name, state in evidence.hard.items()}
     given = {name: code for name, code in codes_of.items() if name in context}
     compared = tuple(name for name in codes_of if name not in context)
-    observed = {**given, **{name: codes_of[name] for name in compared if name not in evidence.implied}}  # the likelihood's evidence
-    patient = EncodedEvidence.from_codes(network.states, {k: np.array([v]) for k, v in observed.items()}, 1)
+    patient = EncodedEvidence.one(network.state_index, evidence.likelihood_hard)  # what enters the likelihood (soft evidence left out)
     log_patient = float(network.query(patient, ()).log_evidence[0, 0])
     if not compared:  # nothing beyond the context: every simulated patient has the same evidence
         return Adequacy(log_patient, 1.0, threshold, n, compared)
-    drawn = sample_codes(tables, n, seed, given=given, memory_budget=network.memory_budget)
-    for implying, implied in spec.implications.items():  # observed as in Model.simulate: an implied finding is present with the one implying it
-        drawn[implied] = np.where(drawn[implying] == 1, 1, drawn[implied])
+    drawn = implied_in_draws(spec, sample_codes(network.tables, n, seed, given=given, memory_budget=network.memory_budget))  # as Model.simulate draws them
     # simulated patients observed on a few variables repeat each other: query each pattern once
     patterns, which = np.unique(np.stack([drawn[name] for name in compared], axis=1), axis=0, return_inverse=True)
     rows = {name: np.full(len(patterns), code) for name, code in given.items()}

@@ -81,6 +81,7 @@ __all__ = [
     "frame_codes",
     "apply_implications",
     "with_implications",
+    "implied_in_draws",
 ]
 
 #: Words a boolean variable takes (any case), and the state index each stands for.
@@ -241,6 +242,27 @@ def _weight(name: str, key: Any, weight: Any) -> float:
     if not (math.isfinite(number) and number >= 0):
         raise EvidenceError(f"soft evidence {shown(name)}: likelihood of {shown(key)} is {shown(weight)}; it must be a finite number >= 0")
     return number
+
+
+def implied_in_draws(spec: ModelSpec, codes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return simulated cases (state indices) as the implications read them: an implied finding present wherever the one implying it is.
+
+    Drawn that way, a finding is ``its own causes OR the finding implying it``,
+    the reading under which :func:`apply_implications` is exact. Used by
+    :meth:`Model.simulate` and the adequacy check's simulated patients.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> from postfusion_bayes.spec import load_spec
+    >>> spec = replace(load_spec(), implications={"progressive_weakness": "leg_weakness"})
+    >>> implied_in_draws(spec, {"progressive_weakness": np.array([1, 0]), "leg_weakness": np.array([0, 0])})["leg_weakness"]
+    array([1, 0])
+    """
+    out = dict(codes)
+    for implying, implied in spec.implications.items():
+        out[implied] = np.where(out[implying] == 1, 1, out[implied])  # 1: "yes" of a binary finding
+    return out
 
 
 def apply_implications(

@@ -16,7 +16,7 @@ from .engine import CompiledNetwork, NetworkTables
 from .engine.arguments import check_path, type_text
 from .engine.encoding import EncodedEvidence
 from .errors import ArgumentTypeError, EvidenceError, shown, suggest
-from .evidence import Evidence, accepted_values, encode_rows, frame_codes, parse_evidence, parse_plain, with_implications
+from .evidence import Evidence, accepted_values, encode_rows, frame_codes, implied_in_draws, parse_evidence, parse_plain, with_implications
 from .reasoning import Reasoner
 from .spec import BOOLEAN_STATES, CAUSE_STATES, ModelSpec, load_spec
 
@@ -367,12 +367,10 @@ class Model:
         >>> cases.shape
         (3, 71)
         """
-        from .engine.sampling import sample_cases
+        from .engine.sampling import cases_frame, sample_codes
 
-        cases = sample_cases(self._tables, n, seed, memory_budget=self._network.memory_budget)
-        for implying, implied in self._spec.implications.items():
-            cases[implied] = cases[implied].where(cases[implying] != BOOLEAN_STATES[1], BOOLEAN_STATES[1])
-        return cases
+        codes = sample_codes(self._tables, n, seed, memory_budget=self._network.memory_budget)
+        return cases_frame(self._tables, implied_in_draws(self._spec, codes))
 
     def to_pgmpy(self):
         """Return the model as a checked ``pgmpy.models.DiscreteBayesianNetwork``.

@@ -25,6 +25,7 @@ with its file and key; it never repairs a number.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -442,25 +443,62 @@ if hasattr(yaml, "CSafeLoader"):
     _FastUniqueKeyLoader = _CUniqueKeyLoader
 
 
+#: Deepest nesting of lists and mappings read from a YAML file (priors need 7 levels, a case file 2).
+_MAX_NESTING = 100
+
+
+def _nesting(data: Any, limit: int) -> int:
+    """Levels of lists and mappings in ``data``, counted without recursion and stopping once past ``limit``."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                break
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+@functools.cache
+def _libyaml_limits_nesting() -> bool:
+    """Whether this build of libyaml refuses deep nesting itself (0.2.5 and later builds do; an older one recurses in C until the stack ends)."""
+    assert _FastUniqueKeyLoader is not None
+    try:
+        yaml.load("[" * 5000 + "]" * 5000, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        return getattr(exc, "problem", None) == "exceeded maximum nesting depth"
+    return False
+
+
 def _read_yaml(text: str) -> Any:
     """Parse one prior file with the priors' rules (:class:`_StrictPriors`), with libyaml when PyYAML has it.
 
     A file that libyaml refuses is read again by the pure-Python loader, so
     that the error (raised from there) is worded as it always was. Lists or
-    mappings nested too deeply to read (libyaml stops at 1000 levels, Python's
-    stack earlier) are refused with a :class:`_Refused` error.
+    mappings nested more than ``_MAX_NESTING`` levels are refused with a
+    :class:`_Refused` error whatever the parser: libyaml stops at 1000 levels
+    (where its build has that limit; without it the pure-Python loader is
+    used), Python's stack earlier, and what either parser read is measured.
     """
-    too_deep = "lists or mappings are nested too deeply to be read"
+    too_deep = f"lists or mappings are nested too deeply to be read (more than {_MAX_NESTING} levels)"
     try:
-        if _FastUniqueKeyLoader is not None:
+        if _FastUniqueKeyLoader is not None and _libyaml_limits_nesting():
             try:
-                return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+                data = yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
             except yaml.YAMLError as exc:
                 if getattr(exc, "problem", None) == "exceeded maximum nesting depth":  # the Python loader would take seconds to fail
                     raise _Refused(too_deep, getattr(exc, "problem_mark", None)) from None
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+            else:
+                if _nesting(data, _MAX_NESTING) > _MAX_NESTING:
+                    raise _Refused(too_deep)
+                return data
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except RecursionError:
         raise _Refused(too_deep) from None
+    if _nesting(data, _MAX_NESTING) > _MAX_NESTING:
+        raise _Refused(too_deep)
+    return data
 
 
 def default_priors_path() -> Path:

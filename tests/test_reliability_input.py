@@ -470,6 +470,19 @@ def test_hostile_case_files_give_one_line_naming_the_file(capsys, tmp_path, name
     assert message in _one_line_error(capsys, path)
 
 
+@pytest.mark.parametrize("libyaml_limits_nesting", [True, False])
+@pytest.mark.parametrize("levels, refused", [(101, True), (20000, True), (99, False)])
+def test_yaml_nesting_is_refused_past_100_levels_whatever_the_parser(capsys, tmp_path, monkeypatch, libyaml_limits_nesting, levels, refused):
+    """The limit is measured on what was read, so a libyaml build without its own limit (or the pure-Python loader) gives the same answer."""
+    import postfusion_bayes.spec as spec
+
+    monkeypatch.setattr(spec, "_libyaml_limits_nesting", lambda: libyaml_limits_nesting)
+    path = tmp_path / "deep.yaml"
+    path.write_text("smoker: " + "[" * (levels - 1) + "]" * (levels - 1) + "\n")  # the top-level mapping is one level
+    err = _one_line_error(capsys, path)
+    assert ("nested too deeply" in err) is refused and ("evidence 'smoker'" in err) is not refused, err
+
+
 def _alias_bomb(variable: str) -> str:
     """Return a billion-laughs YAML document of about 300 bytes: nine levels of nine aliases each (9**9 'lol's when expanded)."""
     items = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']

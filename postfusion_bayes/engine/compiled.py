@@ -35,7 +35,7 @@ query that cannot fit says so with a
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -378,7 +378,7 @@ class CompiledNetwork:
         try:
             codes, uniques = pd.factorize(pd.Series(values) if isinstance(values, np.ndarray) else values, use_na_sentinel=True)
         except TypeError:  # unhashable cells (a list, a mapping) are no state names
-            bad = next(v for v in values if not isinstance(v, Hashable))
+            bad = next(v for v in values if not _hashable(v))
             raise EvidenceError(f"variable {name!r}: state {shown(bad)} is not allowed; allowed states: {', '.join(states)}") from None
         translate = np.empty(len(uniques) + 1, dtype=np.intp)
         translate[-1] = -1
@@ -1065,3 +1065,12 @@ class _Factors:
         total = weight.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (weight @ self.cause_given_root) / total[..., None]
+
+
+def _hashable(value: Any) -> bool:
+    """Whether a cell can be hashed (a tuple holding a list cannot, though it is a Hashable by type)."""
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -14,7 +14,7 @@ from .arguments import check_budget, check_count, check_generator, count_text
 from .compiled import DEFAULT_MEMORY_BUDGET
 from .tables import NetworkTables
 
-__all__ = ["sample_cases", "sample_codes", "as_generator"]
+__all__ = ["sample_cases", "sample_codes", "cases_frame", "as_generator"]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
@@ -144,5 +144,17 @@ def sample_cases(tables: NetworkTables, n: int, seed: int | np.random.Generator 
     >>> sample_cases(t, 2, seed=0)["rain"].tolist()
     ['yes', 'yes']
     """
-    codes = sample_codes(tables, n, seed, memory_budget=memory_budget)
+    return cases_frame(tables, sample_codes(tables, n, seed, memory_budget=memory_budget))
+
+
+def cases_frame(tables: NetworkTables, codes: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return drawn cases (state indices by variable) as a frame of state names, one column per variable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = NetworkTables({"rain": ("no", "yes")}, {"rain": ()}, {"rain": np.array([0.5, 0.5])})
+    >>> cases_frame(t, {"rain": np.array([1, 0])})["rain"].tolist()
+    ['yes', 'no']
+    """
     return pd.DataFrame({name: np.asarray(tables.states[name], dtype=object)[c] for name, c in codes.items()})
