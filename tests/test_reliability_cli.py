@@ -34,7 +34,10 @@ from postfusion_bayes.spec import default_priors_path
 ROOT = Path(pfb.__file__).resolve().parent.parent  # the checkout under test, also for the subprocesses
 MODEL = pfb.load_model()
 CAUSES = MODEL.causes
-FEVER_LEAK = "leak: {value: 0.02, range: [0.005, 0.08], source: \"Janssen"
+FEVER_LEAK = "leak: {value: 0.01, range: [0.003, 0.04], judgment: \"fever from causes outside"
+#: fever's links (second edition: it is a finding of surgical_site_infection); with them and its leak at 0, fever=yes is impossible
+FEVER_LINKS = [name for name in MODEL.parameters["name"] if name.startswith("red_flags.fever.links.")]
+FEVER_LINK_TEXT = "surgical_site_infection: {value: 0.30, range: [0.10, 0.60], source: \"Weill Cornell record pubid11052352 (commonly cited as Weinstein MA et al. J Spinal Disord 2000;13:422; authors not on the record read): pyrexia"
 
 
 def spawn(*argv: str, **kwargs) -> subprocess.Popen:
@@ -65,14 +68,21 @@ def files_in(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def zero_leak_priors(tmp_path_factory) -> Path:
-    """Copy the shipped priors with fever's leak at 0, the low end of its own range: fever=yes is then impossible."""
+    """Copy the shipped priors with fever's leak and its one link at 0 (ranges widened to 0): fever=yes is then impossible.
+
+    In the second edition fever is a finding of ``surgical_site_infection`` (its only parent): with the leak
+    alone at 0 an infection could still explain it.
+    """
+    assert FEVER_LINKS == ["red_flags.fever.links.surgical_site_infection"]
     priors = tmp_path_factory.mktemp("priors") / "zero_leak"
     shutil.copytree(default_priors_path(), priors)
     path = priors / "red_flags.yaml"
     text = path.read_text(encoding="utf-8")
-    assert text.count(FEVER_LEAK) == 1
-    path.write_text(text.replace(FEVER_LEAK, FEVER_LEAK.replace("value: 0.02, range: [0.005", "value: 0.0, range: [0.0")), encoding="utf-8")
-    assert pfb.load_model(priors).parameters.set_index("name").loc["red_flags.fever.leak", "value"] == 0.0
+    assert text.count(FEVER_LEAK) == 1 and text.count(FEVER_LINK_TEXT) == 1
+    text = text.replace(FEVER_LEAK, FEVER_LEAK.replace("value: 0.01, range: [0.003", "value: 0.0, range: [0.0"))
+    path.write_text(text.replace(FEVER_LINK_TEXT, FEVER_LINK_TEXT.replace("value: 0.30, range: [0.10", "value: 0.0, range: [0.0")), encoding="utf-8")
+    values = pfb.load_model(priors).parameters.set_index("name")["value"]
+    assert values["red_flags.fever.leak"] == 0.0 and (values[FEVER_LINKS] == 0.0).all()
     return priors
 
 
@@ -393,7 +403,7 @@ def _impossible_models(zero_leak_priors: Path) -> dict[str, pfb.Model]:
         learned = MODEL.update_with_cases(pd.DataFrame({"fever": [False] * 20}), strength=0)
     return {
         "priors at the low end of a range": pfb.load_model(zero_leak_priors),
-        "with_parameters": MODEL.with_parameters({"red_flags.fever.leak": 0.0}),
+        "with_parameters": MODEL.with_parameters({"red_flags.fever.leak": 0.0, **dict.fromkeys(FEVER_LINKS, 0.0)}),
         "update_with_cases(strength=0)": learned,
     }
 

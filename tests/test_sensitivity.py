@@ -272,6 +272,21 @@ def test_evaluate_refuses_a_distribution_entry_changed_without_its_distribution(
     sa.evaluate(MODEL, {"onset": "immediate"}, values)
 
 
+def test_evaluate_keeps_the_batch_axis_when_only_an_unobserved_onset_table_is_batched():
+    """The onset mixture's table batched, onset unobserved: one answer per set (all equal: onset sums out)."""
+    sets = [0.2, 0.5, 0.8]
+    per_set = [sa.covaried(MODEL, "onset.distributions.leak.immediate", x) for x in sets]
+    values = {k: np.array([p[k] for p in per_set]) for k in per_set[0]}
+    patients = pd.DataFrame([{"time_since_surgery": "under_6_weeks", "radicular_pain": True}, {"smoker": True}], index=["a", "b"])
+    present, log_evidence = sa.evaluate(MODEL, patients, values)
+    assert present.shape == (len(sets), 2, len(MODEL.causes)) and log_evidence.shape == (len(sets), 2)
+    for row, label in enumerate(patients.index):
+        expected = MODEL.diagnose(patients.loc[label].dropna().to_dict()).posterior[MODEL.causes].to_numpy()
+        for s in range(len(sets)):
+            np.testing.assert_allclose(present[s, row], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(log_evidence, np.broadcast_to(log_evidence[0], log_evidence.shape), rtol=0, atol=1e-12)
+
+
 def test_sampling_part_of_a_distribution_keeps_its_fitted_range():
     # P(nerve injury | onset immediate) is monotone in the leak's "immediate" entry, so the posterior's
     # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.10 and 0.40 (its range since the second edition)
