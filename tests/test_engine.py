@@ -464,10 +464,12 @@ def test_dense_parameter_tables_of_noisy_or_and_mixture_leaves_equal_separate_co
     compiled = compile_network(tables)
     assert compiled.strategy == "layered"
     rng = np.random.default_rng(12)
+    roots = set(layers(tables)[0])
     samples = forward_sample(tables, 3, rng)
-    observed_rows = [{"radicular_pain", "onset", "time_since_surgery", "back_pain"}, {"radicular_pain", "smoker", "fever"}, {"onset"}]
+    # the context observed (one root configuration per row: enumeration is fast), and one row without it
+    observed_rows = [roots | {"radicular_pain", "onset", "back_pain"}, roots | {"radicular_pain", "fever"}, {"onset", "time_since_surgery"}]
     evidence = evidence_frame(tables, samples, observed_rows, index=pd.Index(list("abc"), name="patient"))
-    targets = ["nerve_injury", "other_cause", "smoker", "onset", "fever"]
+    targets = ["nerve_injury", "other_cause", "fever", "radicular_pain"]
     check_parameter_sets(compiled, ["radicular_pain", "onset"], rng, 2, evidence, targets, dense=True)
 
 
