@@ -25,7 +25,6 @@ Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field

@@ -87,5 +87,5 @@ def trimmed_documents(keep: int) -> dict:
 
 
 def trimmed_spec(keep: int):
-    """The spec of :func:`trimmed_documents`."""
+    """Return the spec of :func:`trimmed_documents`."""
     return spec_from_documents(trimmed_documents(keep), source=f"<shipped priors, first {keep} causes>")

@@ -32,7 +32,7 @@ PATIENTS = [
 
 @functools.cache
 def model():
-    """The shipped priors cut to the first edition's eight causes, for the BIF and XMLBIF files.
+    """Return the shipped priors cut to the first edition's eight causes, for the BIF and XMLBIF files.
 
     At 16 causes those files hold tables of 2**16 columns (BIF 31 MB): pgmpy's writers took 36 s (BIF)
     and 186 s (XMLBIF) and its reader and exact inference about ten minutes in all. The same writers

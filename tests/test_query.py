@@ -328,7 +328,7 @@ def test_an_observed_isolated_variable_on_a_factorised_network_multiplies_the_ev
 
 
 def _thirteen():
-    """The shipped model (16 causes since the second edition; 13 = 8 + 5 synthetic before): past enumeration, small enough for the dense oracle."""
+    """Return the shipped model (16 causes since the second edition; 13 = 8 + 5 synthetic before): past enumeration, small enough for the dense oracle."""
     from large_models import extended_spec
 
     from postfusion_bayes.cpts import build_tables
@@ -352,10 +352,9 @@ def test_an_observed_finding_asked_for_as_a_target_keeps_its_evidence_on_a_facto
 
 
 def test_parameter_sets_reach_isolated_variables_on_a_factorised_network():
-    from postfusion_bayes.sensitivity import evaluate
-
     from large_models import extended_documents
 
+    from postfusion_bayes.sensitivity import evaluate
     from postfusion_bayes.spec import spec_from_documents
 
     documents = extended_documents(0)

@@ -37,7 +37,7 @@ CAUSES = MODEL.causes
 FEVER_LEAK = "leak: {value: 0.01, range: [0.003, 0.04], judgment: \"fever from causes outside"
 #: fever's links (second edition: it is a finding of surgical_site_infection); with them and its leak at 0, fever=yes is impossible
 FEVER_LINKS = [name for name in MODEL.parameters["name"] if name.startswith("red_flags.fever.links.")]
-FEVER_LINK_TEXT = "surgical_site_infection: {value: 0.30, range: [0.10, 0.60], source: \"Weill Cornell record pubid11052352 (commonly cited as Weinstein MA et al. J Spinal Disord 2000;13:422; authors not on the record read): pyrexia"
+FEVER_LINK_TEXT = "surgical_site_infection: {value: 0.30, range: [0.10, 0.60], source: \"Weill Cornell record pubid11052352"
 
 
 def spawn(*argv: str, **kwargs) -> subprocess.Popen:

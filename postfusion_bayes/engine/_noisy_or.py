@@ -954,7 +954,7 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     linked = prob.expanded.astype(float) @ per_finding  # (B or 1,)
     tenths = np.rint(np.round(linked[fb] / prob.n, 1) * 10).astype(np.int64)
     tenths = np.where(m_cell > 6, tenths, 0)
-    lean = (prob.expanded & (prob.a[..., 1] > prob.a[..., 0])).any(axis=1)  # (B or 1,)
+    lean = np.asarray((prob.expanded & (prob.a[..., 1] > prob.a[..., 0])).any(axis=1))  # (B or 1,)
     tele = lean[fb].astype(np.int64)
     table = np.concatenate([np.stack([m_cell.astype(np.int64), tenths, tele], axis=1), np.packbits(positive, axis=1).astype(np.int64)], axis=1)
     rows, first, labels = np.unique(table, axis=0, return_index=True, return_inverse=True)

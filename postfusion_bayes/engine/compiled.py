@@ -909,7 +909,9 @@ class CompiledNetwork:
                 marginals[t] = both_states[:, :, mid_index[t], :]
             elif t in roots:
                 i = roots.index(t)
-                marginals[t] = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
+                summed = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
+                with np.errstate(invalid="ignore"):  # (the sums of many configurations' posteriors: an observed root exactly one-hot)
+                    marginals[t] = summed / summed.sum(axis=-1, keepdims=True)
             elif t in predicted:
                 p = result.finding_posterior[:, :, predicted.index(t)]
                 marginals[t] = np.stack([1.0 - p, p], axis=-1)
