@@ -114,3 +114,41 @@ def package_env() -> dict[str, str]:
 
     root = str(Path(postfusion_bayes.__file__).resolve().parents[1])
     return {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
+# ------------------------------------------------------------------------------------------------ learning
+#: One EM iteration of the E-step that copied every case once per completion of its missing context and asked the
+#: engine for the joint of the 8 causes (the path before issue 14), timed on this machine before it was replaced
+#: (2026-11-28, 2-core development machine, load average about 2): cases as in simulate_confirmed, all six context
+#: columns missing in 40% of the rows each, max_iterations=1, setup included.
+OLD_EM_ITERATION_SECONDS = {2_000: 0.83, 20_000: 6.35, 200_000: 52.16}
+
+
+def simulate_confirmed(model: Any, n: int, seed: int = 0) -> pd.DataFrame:
+    """Return ``n`` simulated confirmed cases (causes recorded), each context column missing in 40% of the rows (``default_rng(seed + 1)``)."""
+    cases = model.simulate(n, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for c in model.spec.names("context"):
+        cases[c] = cases[c].astype(object)
+        cases.loc[rng.random(n) < 0.4, c] = None
+    return cases
+
+
+def em_iteration(model: Any, cases: Any, client: Any = None) -> tuple[float, Any]:
+    """Return the seconds of one EM iteration (``max_iterations=1``, setup included) and the model it gives; on Dask with ``client``."""
+    import warnings
+
+    from postfusion_bayes import distributed
+    from postfusion_bayes.errors import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # one iteration is not meant to converge
+        start = time.perf_counter()
+        learned = model.update_with_cases(cases, max_iterations=1) if client is None else distributed.update_with_cases(model, cases, max_iterations=1, client=client)
+        return time.perf_counter() - start, learned
+
+
+def learned_difference(got: Any, expected: Any) -> float:
+    """Return the largest difference between the parameter values of two learned models."""
+    a, b = got.parameters["value"].to_numpy(dtype=float), expected.parameters["value"].to_numpy(dtype=float)
+    return float(np.max(np.abs(a - b), initial=0.0))

@@ -106,6 +106,7 @@ class Settings:
     growth_reference_patients: int
     registry: int  # patients of the simulated registry
     registry_partition: int  # rows per Parquet file (a Dask partition)
+    learning: int  # confirmed cases for one EM iteration
     budget: float  # seconds per guarded call
 
 
@@ -128,6 +129,7 @@ FULL = Settings(
     growth_reference_patients=5,
     registry=1_000_000,
     registry_partition=50_000,
+    learning=200_000,
     budget=300.0,
 )
 QUICK = Settings(
@@ -152,6 +154,7 @@ QUICK = Settings(
     # clusters took minutes of the CI budget; 1,000 rows still make four partitions for the two-worker cluster
     registry=1_000,
     registry_partition=250,
+    learning=2_000,
     # one guarded call: the 16-cause sensitivity warm-up (Monte Carlo, Sobol, rank robustness, tornado) and a
     # cold pgmpy import took over 8 s on a shared 2-core machine, and a call cut short mid-import left networkx
     # half imported for the next one
@@ -782,9 +785,54 @@ def part_registry(b: Bench) -> None:
     folder = b.registry_path or tempfile.mkdtemp(prefix="registry-")
     try:
         _registry_on_dask(b, sec, model, frame, expected, folder)
+        _registry_learning(b, model, folder)
     finally:
         if b.registry_path is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _registry_learning(b: Bench, model, folder: str) -> None:
+    """One EM iteration on simulated confirmed cases: the old path's recorded time, pandas, and Dask (1 and 2 local workers, or --scheduler)."""
+    import bench_registry as reg
+    import dask.dataframe as dd
+    from distributed import Client
+
+    n = b.s.learning
+    sec = Section(f"learning from a registry: one EM iteration on {n:,} simulated confirmed cases, each context column missing in 40%")
+    b.sections.append(sec)
+    cases = reg.simulate_confirmed(model, n)
+    old = reg.OLD_EM_ITERATION_SECONDS.get(n)
+    if old is not None:
+        b.measure(sec, "update_with_cases before issue 14 (row copies and the joint of the causes; recorded 2026-11-28, not rerun)", old, ours=False)
+    result = attempt(lambda: reg.em_iteration(model, cases), b.s.budget)
+    if failed(result):
+        b.measure(sec, "model.update_with_cases, one EM iteration", result)
+        return
+    seconds, expected = result
+    b.measure(sec, "model.update_with_cases, one EM iteration (pandas, 1 process)", seconds, note="" if old is None else f"{old / seconds:.1f}x faster than before")
+    source = f"{folder.rstrip('/')}/confirmed"
+    as_text = cases.astype({c: "string" for c in cases.columns if cases[c].dtype == object})  # Parquet: nullable text columns
+    written = attempt(lambda: dd.from_pandas(as_text, chunksize=b.s.registry_partition, sort=False).to_parquet(source, overwrite=True))
+    if failed(written):
+        b.measure(sec, "write the cases to Parquet", written)
+        return
+    configurations = [(f"the cluster at {b.scheduler}", None)] if b.scheduler else [(f"LocalCluster, {k} worker{'s' if k > 1 else ''}", k) for k in (1, 2)]
+    for label, workers in configurations:
+
+        def run(workers=workers):
+            if workers is None:
+                with Client(b.scheduler, set_as_default=False) as client:
+                    return reg.em_iteration(model, dd.read_parquet(source), client)
+            with reg.local_cluster(workers, reg.package_env()) as cluster, Client(cluster, set_as_default=False) as client:
+                return reg.em_iteration(model, dd.read_parquet(source), client)
+
+        got = attempt(run, max(b.s.budget, 120.0))
+        if failed(got):
+            b.measure(sec, f"distributed.update_with_cases on {label}, one EM iteration", got)
+            continue
+        b.measure(sec, f"distributed.update_with_cases on {label}, one EM iteration (Parquet partitions, the M-step on the driver)", got[0])
+        b.agree(f"distributed.update_with_cases vs update_with_cases (one EM iteration, {label}, {n:,} cases)", reg.learned_difference(got[1], expected), False)
+    sec.rows.append("note: with 2 cores, 2 workers compete with each other, the driver and the scheduler: they measure contention as much as scaling")
 
 
 def _registry_on_dask(b: Bench, sec: Section, model, frame: pd.DataFrame, expected: pd.DataFrame, folder: str) -> None:

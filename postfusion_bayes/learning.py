@@ -65,15 +65,22 @@ equivalent-sample-size update.
 
 The algorithm (EM)
 ------------------
-E-step: the exact joint posterior of the eight causes (256 configurations) for
-every case, from the compiled engine
-(:meth:`~postfusion_bayes.engine.CompiledNetwork.query` with ``joint=``); a
-case with missing context is split into one weighted copy per completion of
-its missing context (the product of their numbers of states: 4 x 2^5 = 128
-copies when the six context variables of the shipped priors are all missing,
-four times more with a four-state categorical factor beside them, so such cases
-make each iteration up to that much slower: about 3 s per iteration for 2000
-cases without any of the six on 2 cores). M-step, per
+E-step: per case, what the M-step needs and nothing more, from
+:func:`postfusion_bayes.engine.expected.expected_counts`: the posterior of each
+unrecorded context variable, of each cause's family (its time window and risk
+factors, with the cause present or not), each cause's marginal, the expected
+activations of the noisy-OR links and leaks, and the expected shares of the
+onset mixture's owners. The missing context is summed out there, per case
+(each completion of the case's unrecorded context weighted by its
+probability); on networks the compiled engine enumerates (the shipped 8
+causes) the counts are read from the joint of the causes of each completion,
+on larger ones from factorised (Quickscore) queries that never form the
+``2**n`` configurations: the causes' marginals, and one more query per
+positive finding with that finding unrecorded (P(link fired, e) = link P(cause
+present, e without the finding)), so the memory per case grows with the
+causes and their completions, not with ``2**n``. The counts are sums over the
+cases: a Dask partition computes its own and they are added
+(:func:`postfusion_bayes.distributed.update_with_cases`). M-step, per
 family, with the expected counts:
 
 * context distributions and prevalences, onset distributions: Dirichlet/Beta
@@ -85,19 +92,42 @@ family, with the expected counts:
   cause ``i`` in ``S`` fired with probability ``link_i / P(finding | S)``, the
   leak with ``leak / P(finding | S)``; absent, none fired. A link counts the
   cases where its cause was present, the leak every case with the finding
-  recorded;
+  recorded. (Until this release these indicators were iterated to their own
+  fixed point inside each M-step over the joint of the causes; the activations
+  are now expected counts of the E-step like any other hidden variable, so
+  complete data, whose only hidden variables they are, takes several EM maps
+  where it took one: 27 with SQUAREM on the tests' 5,000 complete cases.)
 * a cause's baselines (per time window) and odds ratios: a penalised logistic
   fit (``logit P = logit baseline[t] + sum log OR_j x_j``, one indicator
   ``x_j`` per odds ratio: a boolean factor's "yes", or a categorical factor's
-  non-reference state) by
-  ``scipy.optimize.minimize`` (L-BFGS-B), with the Beta pseudo-counts on the
-  baselines and the normal priors on the log odds ratios; without odds ratios
-  it is the closed form above. Log odds are kept within +-30.
+  non-reference state), with the Beta pseudo-counts on the baselines and the
+  normal priors on the log odds ratios, solved by Newton's method from the
+  previous values (``scipy.optimize.minimize``'s L-BFGS-B, bounded, then
+  Newton, where Newton's steps are too long); without odds ratios it is the closed form above. Log odds are
+  kept within +-30.
+
+Acceleration (SQUAREM)
+----------------------
+Plain EM converges linearly, slowly where much is missing. By default the EM
+map ``F`` is accelerated by SQUAREM (Varadhan and Roland 2008, Scand J Stat
+35:335-353): from ``x0``, ``x1 = F(x0)``, ``x2 = F(x1)``, ``r = x1 - x0``,
+``v = x2 - x1 - r``, the S3 step ``alpha = -|r| / |v|`` (at most -1) and the
+point ``x0 - 2 alpha r + alpha**2 v``, with odds ratios on the log scale; a
+probability that leaves (0, 1) is put back 1e-9 inside, and every distribution
+rescaled onto the simplex. One EM map from that point follows; if the log
+posterior there is below that at ``x1``, or some case is impossible there, the
+point is dropped and EM goes on from ``x2`` (the monotone fallback to plain EM), so the log posterior never
+decreases. ``max_iterations`` counts EM maps (three per SQUAREM cycle);
+``acceleration=None`` is plain EM. On the shipped model, ``model.simulate(2000,
+seed=0)`` with ``smoker`` and ``diabetes`` each unrecorded in 40% of the rows
+(``rng = np.random.default_rng(1)``, one ``rng.random(2000) < 0.4`` per column,
+in that order) converges with the defaults in 14 EM maps, 3-4 s on the
+2-core development machine under load (plain EM: 26 maps).
 
 A case in which neither a variable nor any of its descendants was recorded
 carries no information on that variable's table (it is a barren node there)
 and is left out of that family's M-step, which is exact. EM stops when no
-parameter moves by more than ``tolerance`` between two iterations
+parameter moves by more than ``tolerance`` in one EM map
 (probabilities on their own scale, odds ratios on the log scale), and warns
 with :class:`~postfusion_bayes.errors.ConvergenceWarning` when
 ``max_iterations`` are used up. The log posterior (log likelihood of the cases
@@ -113,7 +143,6 @@ and for onset distributions (each onset is shared among the causes present).
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Mapping
@@ -129,26 +158,29 @@ from .cpts import build_tables
 from .engine import CompiledNetwork
 from .engine.arguments import check_count, check_real
 from .engine.encoding import EncodedEvidence
-from .errors import ConvergenceWarning, EvidenceError
+from .engine.expected import expected_counts
+from .errors import ArgumentError, ConvergenceWarning, EvidenceError, suggest
 from .evidence import frame_codes
 from .spec import ModelSpec
 
 __all__ = ["LearningReport", "update_spec", "prior_strengths", "learned_distributions", "DEFAULT_TOLERANCE", "DEFAULT_MAX_ITERATIONS"]
 
-#: EM stops when no parameter moves by more than this between two iterations.
+#: EM stops when no parameter moves by more than this in one EM map.
 DEFAULT_TOLERANCE = 1e-6
-#: EM warns and stops after this many iterations.
+#: EM warns and stops after this many EM maps.
 DEFAULT_MAX_ITERATIONS = 500
 #: The range is read as a central 90% interval: its half-width is this many standard deviations (see :mod:`postfusion_bayes.ranges`).
 RANGE_Z = ranges.RANGE_Z
 #: Log odds (baselines and odds ratios) are kept within +-LOGIT_BOUND.
 LOGIT_BOUND = 30.0
+#: Newton steps of the logistic fit of a cause's baselines and odds ratios, at most (then L-BFGS-B).
+_NEWTON_STEPS = 25
+#: An extrapolated probability that leaves (0, 1) is put back this far inside.
+_EDGE = 1e-9
+#: The choices of ``acceleration``.
+ACCELERATIONS = ("squarem", None)
 _TINY = np.finfo(float).tiny
 _EPSILON = np.finfo(float).eps / 2
-#: Inner fixed-point iterations of the noisy-OR and onset M-steps (at fixed cause posteriors), at most.
-_INNER_ITERATIONS = 1000
-#: Rows of expanded cases per batch of the E-step (times the 256 configurations).
-_CHUNK_CELLS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -160,7 +192,8 @@ class LearningReport:
     n_cases : int
         Rows of the table of cases.
     iterations : int
-        EM iterations done (E-step and M-step each).
+        EM maps done (an E-step and an M-step each; a SQUAREM cycle is three,
+        the last from the extrapolated point).
     converged : bool
         Whether the largest change fell to ``tolerance`` or below.
     largest_change : float
@@ -168,8 +201,12 @@ class LearningReport:
     tolerance : float
     max_iterations : int
     log_posterior : tuple of float
-        Log likelihood of the cases plus log prior (up to a constant) at the
-        start of each iteration; never decreasing.
+        Log likelihood of the cases plus log prior (up to a constant) at each
+        point EM went on from (the start of each EM map, but for an
+        extrapolated SQUAREM point that was worse than the EM iterate before
+        it and was dropped); never decreasing.
+    acceleration : str or None
+        ``"squarem"`` or None (plain EM).
     """
 
     n_cases: int
@@ -179,6 +216,7 @@ class LearningReport:
     tolerance: float
     max_iterations: int
     log_posterior: tuple[float, ...]
+    acceleration: str | None = "squarem"
 
 
 # --------------------------------------------------------------------------- the prior and the posterior of each parameter
@@ -239,61 +277,6 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: np.ndarray)
 # --------------------------------------------------------------------------- the cases
 
 
-@dataclass(frozen=True)
-class _Chunk:
-    rows: np.ndarray  # original row of every expanded row
-    starts: np.ndarray  # first expanded row of each original row (contiguous runs)
-    roots: dict[str, np.ndarray]  # completed codes of every root
-
-
-def _prepare(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, roots: list[str], n_configurations: int) -> list[_Chunk]:
-    """Split cases with missing context into one copy per completion; batch them for the E-step."""
-    cards = [len(spec.variables[r].states) for r in roots]
-    missing = np.stack([codes[r] < 0 if r in codes else np.ones(n_rows, bool) for r in roots], axis=1) if roots else np.zeros((n_rows, 0), bool)
-    patterns, which = np.unique(missing, axis=0, return_inverse=True)
-    which = which.reshape(-1)
-    limit = max(1, _CHUNK_CELLS // n_configurations)
-    pieces: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
-    for k, pattern in enumerate(patterns):
-        rows = np.flatnonzero(which == k)
-        free = [i for i, m in enumerate(pattern) if m]
-        combos = list(itertools.product(*[range(cards[i]) for i in free]))
-        completions = np.array(combos, dtype=np.intp).reshape(len(combos), len(free))
-        m = len(completions)
-        step = max(1, limit // m)
-        for start in range(0, len(rows), step):
-            part = rows[start : start + step]
-            expanded = np.repeat(part, m)
-            filled = {}
-            for i, r in enumerate(roots):
-                if pattern[i]:
-                    filled[r] = np.tile(completions[:, free.index(i)], len(part))
-                else:
-                    filled[r] = codes[r][expanded]
-            pieces.append((expanded, np.arange(len(part)) * m, filled))
-    chunks: list[_Chunk] = []
-    current: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
-    size = 0
-    for piece in pieces:
-        if current and size + len(piece[0]) > limit:
-            chunks.append(_merge(current, roots))
-            current, size = [], 0
-        current.append(piece)
-        size += len(piece[0])
-    if current:
-        chunks.append(_merge(current, roots))
-    return chunks
-
-
-def _merge(pieces, roots) -> _Chunk:
-    offsets = np.cumsum([0] + [len(p[0]) for p in pieces[:-1]])
-    return _Chunk(
-        rows=np.concatenate([p[0] for p in pieces]),
-        starts=np.concatenate([p[1] + o for p, o in zip(pieces, offsets, strict=True)]),
-        roots={r: np.concatenate([p[2][r] for p in pieces]) for r in roots},
-    )
-
-
 def _masks(spec: ModelSpec, codes: Mapping[str, np.ndarray], n_rows: int, families: _Families, roots: list[str]) -> dict[str, np.ndarray]:
     """Per context variable and cause: the cases in which it or a descendant was recorded (the others are barren for it)."""
     seen = {v: c >= 0 for v, c in codes.items()}
@@ -327,6 +310,7 @@ def update_spec(
     *,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     tolerance: float = DEFAULT_TOLERANCE,
+    acceleration: str | None = "squarem",
 ) -> tuple[ModelSpec, LearningReport]:
     """Return the spec whose parameters are the MAP given a table of confirmed cases.
 
@@ -342,10 +326,12 @@ def update_spec(
     strength : float or mapping of str to float, optional
         Prior strength override (equivalent number of cases).
     max_iterations : int
-        EM stops (and warns) after this many iterations.
+        EM stops (and warns) after this many EM maps.
     tolerance : float
-        EM stops when no parameter moves by more than this between two
-        iterations (odds ratios on the log scale).
+        EM stops when no parameter moves by more than this in one EM map
+        (odds ratios on the log scale).
+    acceleration : {"squarem", None}
+        SQUAREM (the default) or plain EM; see the module docstring.
 
     Returns
     -------
@@ -363,7 +349,7 @@ def update_spec(
     SpecError
         A bad ``strength`` (unknown name with a close match, negative, not finite).
     ArgumentError
-        A bad ``max_iterations`` or ``tolerance`` (:class:`~postfusion_bayes.errors.ArgumentTypeError`,
+        A bad ``max_iterations``, ``tolerance`` or ``acceleration`` (:class:`~postfusion_bayes.errors.ArgumentTypeError`,
         also a ``TypeError``, when it is not a number at all).
 
     Examples
@@ -381,145 +367,188 @@ def update_spec(
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value
     (0.2783, 100.0, 27.67, 0.2)
     """
-    max_iterations = check_count("max_iterations", max_iterations)
-    tolerance = check_real("tolerance", tolerance, positive=True)
+    max_iterations, tolerance, acceleration = _check_settings(max_iterations, tolerance, acceleration)
     codes = frame_codes(spec, frame, soft_hint="learning takes confirmed cases only")
     network = CompiledNetwork(build_tables(spec))
     families = _families(spec)
     strengths = _resolve_strengths(spec, strength, families, _information_per_case(spec, network))
     n_rows = len(frame)
     if n_rows == 0:
-        return spec, LearningReport(0, 0, True, 0.0, float(tolerance), int(max_iterations), ())
-    return _EM(spec, frame.index, codes, network, families, strengths).run(int(max_iterations), float(tolerance))
+        return spec, LearningReport(0, 0, True, 0.0, tolerance, max_iterations, (), acceleration)
+    return _EM(spec, frame.index, codes, network, families, strengths).run(max_iterations, tolerance, acceleration)
+
+
+def _check_settings(max_iterations: object, tolerance: object, acceleration: object) -> tuple[int, float, str | None]:
+    """Check the EM settings (the same for the pandas and the Dask update)."""
+    if not (acceleration is None or (isinstance(acceleration, str) and acceleration in ACCELERATIONS)):
+        raise ArgumentError(f"acceleration must be 'squarem' or None (plain EM), got {acceleration!r}{suggest(acceleration, ['squarem'])}")
+    return int(check_count("max_iterations", max_iterations)), float(check_real("tolerance", tolerance, positive=True)), acceleration
 
 
 @dataclass
 class _Statistics:
-    """The expected counts of one E-step (added to in place while the cases are read)."""
+    """The expected counts of one E-step over some cases: sums over rows, so the statistics of parts of a table add up."""
 
     context: dict[str, np.ndarray]  # per context variable: expected cases in each state
     cause_n: dict[str, np.ndarray]  # per cause: expected cases per configuration of (time, risk factors), flattened
     cause_n1: dict[str, np.ndarray]  # the same with the cause present
-    q1: np.ndarray  # (recorded binary findings, cause configurations): expected cases with the finding present
-    qobs: np.ndarray  # the same with the finding recorded
-    onset: np.ndarray  # (onset states, cause configurations): expected cases with that onset
+    leak_fired: np.ndarray  # (noisy-OR findings,): expected cases in which the leak fired
+    link_fired: np.ndarray  # (noisy-OR findings, causes): expected cases in which the cause's link fired
+    den_leak: np.ndarray  # (noisy-OR findings,): cases with the finding recorded
+    den_link: np.ndarray  # (noisy-OR findings, causes): expected cases with the finding recorded and the cause present
+    onset: np.ndarray  # (onset owners, onset states): expected onsets set by each owner (the leak last)
+    log_likelihood: float
+
+    def __add__(self, other: _Statistics) -> _Statistics:
+        return _Statistics(
+            {v: c + other.context[v] for v, c in self.context.items()},
+            {c: x + other.cause_n[c] for c, x in self.cause_n.items()},
+            {c: x + other.cause_n1[c] for c, x in self.cause_n1.items()},
+            self.leak_fired + other.leak_fired,
+            self.link_fired + other.link_fired,
+            self.den_leak + other.den_leak,
+            self.den_link + other.den_link,
+            self.onset + other.onset,
+            self.log_likelihood + other.log_likelihood,
+        )
+
+
+#: Cases per block of the E-step (the engine splits a block further to fit the memory budget).
+_BLOCK_ROWS = 1 << 13
+
+
+class _Layout:
+    """What the E-step needs to know of a spec (picklable: Dask workers get it with the network)."""
+
+    def __init__(self, spec: ModelSpec, network: CompiledNetwork, families: _Families):
+        self.spec, self.families = spec, families
+        tables = network.tables
+        self.mid_names = list(network.layers["middle"])
+        mid = {c: i for i, c in enumerate(self.mid_names)}
+        context = spec.names("context")
+        self.roots = [v for v in context if v == spec.time_variable or any(v in p.odds_ratios for p in spec.cause_priors.values())]
+        self.cards = {c: tuple(len(spec.variables[f].states) for f in factors) for c, _, factors, *_ in families.causes}
+        for c, _, factors, *_ in families.causes:  # the engine's families are the update's: (time, risk factors) in this order
+            assert tables.parents[c] == (spec.time_variable, *factors), (c, tables.parents[c])
+        self.noisy = [f for f, *_ in families.noisy_or]
+        # per noisy-OR finding: (its row, [(column of the link's cause among the finding's parents, the cause's position)])
+        self.noisy_links = [[(tables.parents[f].index(c), mid[c]) for c in causes] for f, _, causes, _ in families.noisy_or]
+        self.onset = spec.onset.variable if spec.onset is not None else None
+        if self.onset:
+            parents = list(tables.parents[self.onset])
+            self.owners = [o for o in families.onset_owners if o != "leak"]
+            self.owner_columns = [parents.index(o) for o in self.owners] + [len(parents)]  # the leak last
+        self.n_onset = len(spec.variables[self.onset].states) if self.onset else 0
+
+    def zero(self) -> _Statistics:
+        spec, fam = self.spec, self.families
+        times = len(spec.variables[spec.time_variable].states)
+        F, n = len(self.noisy), len(self.mid_names)
+        return _Statistics(
+            context={v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
+            cause_n={c: np.zeros(times * math.prod(self.cards[c])) for c, *_ in fam.causes},
+            cause_n1={c: np.zeros(times * math.prod(self.cards[c])) for c, *_ in fam.causes},
+            leak_fired=np.zeros(F),
+            link_fired=np.zeros((F, n)),
+            den_leak=np.zeros(F),
+            den_link=np.zeros((F, n)),
+            onset=np.zeros((len(self.owners) + 1 if self.onset else 0, self.n_onset)),
+            log_likelihood=0.0,
+        )
+
+    def expect(self, network: CompiledNetwork, codes: Mapping[str, np.ndarray], index: pd.Index, iteration: int) -> _Statistics:
+        """Return the expected counts of these cases under the network's parameters (the E-step on them).
+
+        ``codes``: the cases' state codes per recorded variable (-1 unrecorded),
+        ``index`` their labels (to name impossible rows).
+        """
+        stats = self.zero()
+        for start in range(0, len(index), _BLOCK_ROWS):
+            part = {v: c[start : start + _BLOCK_ROWS] for v, c in codes.items()}
+            stats = stats + self._expect_block(network, part, index[start : start + _BLOCK_ROWS], iteration)
+        return stats
+
+    def _expect_block(self, network, codes, index, iteration) -> _Statistics:
+        spec, fam = self.spec, self.families
+        n_rows = len(index)
+        stats = self.zero()
+        codes = {v: c for v, c in codes.items() if (c >= 0).any()}
+        e = expected_counts(network, codes, n_rows)
+        dead = ~np.isfinite(e.log_evidence)
+        if dead.any():
+            _impossible(network, codes, index, np.flatnonzero(dead), iteration)
+        stats.log_likelihood = float(e.log_evidence.sum())
+        masks = _masks(spec, codes, n_rows, fam, self.roots)
+        for v, _ in fam.context:
+            card = len(spec.variables[v].states)
+            if v in codes:  # recorded context: counted directly (whole numbers); the rest is imputed below
+                c = codes[v]
+                stats.context[v] += np.bincount(c[c >= 0], minlength=card)
+            if v in self.roots:
+                imputed = masks[v] & (codes[v] < 0) if v in codes else masks[v]
+                stats.context[v] += imputed @ e.roots[v]
+        for c, *_ in fam.causes:
+            n_config, n_present = e.families[c]
+            stats.cause_n[c] += masks[c] @ n_config
+            stats.cause_n1[c] += masks[c] @ n_present
+        for i, f in enumerate(self.noisy):
+            if f not in codes:
+                continue
+            recorded = codes[f] >= 0
+            stats.den_leak[i] = recorded.sum()
+            if f not in e.fired:  # no causes (an isolated red flag): its leak is its prevalence
+                stats.leak_fired[i] = (codes[f] == 1).sum()
+                continue
+            leak, links = e.fired[f]
+            stats.leak_fired[i] = leak
+            for column, c in self.noisy_links[i]:
+                stats.link_fired[i, c] = links[column]
+                stats.den_link[i, c] = recorded @ e.causes[:, c]
+        if self.onset is not None and self.onset in codes:
+            stats.onset += e.shares[self.onset][self.owner_columns]  # (owners and leak, onset states)
+        return stats
+
+
+def _impossible(network, codes, index, rows, iteration):
+    """Rows whose evidence is impossible: confirm with the ordinary query, then name them."""
+    sub = {v: c[rows] for v, c in codes.items()}
+    log_ev = network.query(EncodedEvidence.from_codes(network.states, sub, len(rows)), ()).log_evidence[0]
+    labels = list(index[rows][:10])
+    if not np.isfinite(log_ev).all():
+        when = "under the model" if iteration == 0 else f"under the parameters reached at EM iteration {iteration}"
+        raise EvidenceError(f"the evidence is impossible {when} (probability 0) in rows {labels}; check these cases or the priors")
+    raise EvidenceError(f"the evidence of rows {labels} is too improbable under the model to learn from in double precision")
 
 
 class _EM:
-    """One EM run: the fixed structure of the cases, and the statistics of each E-step."""
+    """One EM run: the prior of every parameter, the M-step, and the loop."""
 
     def __init__(self, spec, index, codes, network, families, strengths):
         self.spec, self.index, self.families, self.strengths = spec, index, families, strengths
         self.n_rows = len(index)
         self.codes = {v: c for v, c in codes.items() if (c >= 0).any()}
-        self.mid_names = list(network.layers["middle"])
-        configurations = np.stack(np.unravel_index(np.arange(2 ** len(self.mid_names)), [2] * len(self.mid_names)), axis=1)  # as the joint query orders them
-        self.present = (configurations == 1).astype(float)  # (J, n_causes)
-        self.J = len(configurations)
-        context = spec.names("context")
-        self.roots = [v for v in context if v == spec.time_variable or any(v in p.odds_ratios for p in spec.cause_priors.values())]
-        self.cards = {c: tuple(len(spec.variables[f].states) for f in factors) for c, _, factors, *_ in families.causes}
-        self.chunks = _prepare(spec, self.codes, self.n_rows, self.roots, self.J)
-        self.masks = _masks(spec, self.codes, self.n_rows, families, self.roots)
-        self.binary = [f for f, *_ in families.noisy_or if f in self.codes]
-        self.onset = spec.onset.variable if spec.onset is not None and spec.onset.variable in self.codes else None
+        self.layout = _Layout(spec, network, families)
+        self.mid_names = self.layout.mid_names
+        self.cards = self.layout.cards
         self.prior = {n: p.value for n, p in spec.parameters.items()}
-        self.fixed_codes = {v: c for v, c in self.codes.items() if v not in self.roots}
-        by_name = {f: (leak, causes, links) for f, leak, causes, links in families.noisy_or}
-        mask = np.zeros((len(self.binary), len(self.mid_names)), bool)
-        link_names = [[""] * len(self.mid_names) for _ in self.binary]
-        for i, f in enumerate(self.binary):
-            for c, name in zip(by_name[f][1], by_name[f][2], strict=True):
+        mask = np.zeros((len(self.layout.noisy), len(self.mid_names)), bool)
+        link_names = [[""] * len(self.mid_names) for _ in self.layout.noisy]
+        for i, (_, _, causes, names) in enumerate(families.noisy_or):
+            for c, name in zip(causes, names, strict=True):
                 mask[i, self.mid_names.index(c)] = True
                 link_names[i][self.mid_names.index(c)] = name
-        self._links = (mask, [by_name[f][0] for f in self.binary], link_names)
-        if self.onset:
-            states = spec.variables[self.onset].states
-            owners = [o for o in families.onset_owners if o != "leak"]
-            self._owners = (owners, {o: [spec.onset.distributions[o][s] for s in states] for o in families.onset_owners})
+        self._links = (mask, [leak for _, leak, _, _ in families.noisy_or], link_names)
+        if self.layout.onset:
+            states = spec.variables[self.layout.onset].states
+            self._owners = (self.layout.owners, {o: [spec.onset.distributions[o][s] for s in states] for o in families.onset_owners})
 
     # ------------------------------------------------------------ E-step
-    def expect(self, network: CompiledNetwork, iteration: int) -> tuple[_Statistics, float]:
-        """Return the expected counts under the current parameters, and the log likelihood of the cases."""
-        spec, fam = self.spec, self.families
-        times = spec.variables[spec.time_variable].states
-        stats = _Statistics(
-            context={v: np.zeros(len(spec.variables[v].states)) for v, _ in fam.context},
-            cause_n={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
-            cause_n1={c: np.zeros(len(times) * math.prod(self.cards[c])) for c, *_ in fam.causes},
-            q1=np.zeros((len(self.binary), self.J)),
-            qobs=np.zeros((len(self.binary), self.J)),
-            onset=np.zeros((len(spec.variables[self.onset].states) if self.onset else 0, self.J)),
-        )
-        for v, _ in fam.context:  # recorded context: counted directly (whole numbers); the rest is imputed below
-            if v in self.codes:
-                c = self.codes[v]
-                stats.context[v] += np.bincount(c[c >= 0], minlength=len(spec.variables[v].states))
-        log_likelihood = 0.0
-        bad_rows: list[int] = []
-        cause_pos = {c: i for i, c in enumerate(self.mid_names)}
-        for chunk in self.chunks:
-            rows = chunk.rows
-            query = {v: c[rows] for v, c in self.fixed_codes.items()}
-            query.update(chunk.roots)
-            result = network.query(EncodedEvidence.from_codes(network.states, query, len(rows)), (), joint=self.mid_names, validate=False)
-            assert result.joint is not None  # asked for with joint=
-            posterior, log_ev = np.array(result.joint.posterior[0]), result.log_evidence[0]
-            peak = np.maximum.reduceat(log_ev, chunk.starts)
-            dead = ~np.isfinite(peak)
-            if dead.any():
-                bad_rows.extend(rows[chunk.starts[dead]].tolist())
-                continue
-            spread = np.repeat(peak, np.diff(np.append(chunk.starts, len(rows))))
-            with np.errstate(invalid="ignore"):
-                scaled = np.exp(log_ev - spread)
-            scaled[~np.isfinite(log_ev)] = 0.0
-            total = np.add.reduceat(scaled, chunk.starts)
-            log_likelihood += float(np.sum(np.log(total) + peak))
-            weight = scaled / np.repeat(total, np.diff(np.append(chunk.starts, len(rows))))
-            posterior[~np.isfinite(log_ev)] = 0.0
-            cause_present = posterior @ self.present  # (B', n_causes)
-            for v, _ in fam.context:
-                if v in self.roots:
-                    imputed = self.masks[v][rows] & (self.codes[v][rows] < 0) if v in self.codes else self.masks[v][rows]
-                    w = weight * imputed
-                    stats.context[v] += np.bincount(chunk.roots[v], weights=w, minlength=len(spec.variables[v].states))
-            for c, _, factors, *_ in fam.causes:
-                w = weight * self.masks[c][rows]
-                config = np.ravel_multi_index([chunk.roots[spec.time_variable]] + [chunk.roots[f] for f in factors], [len(times), *self.cards[c]])
-                size = len(times) * math.prod(self.cards[c])
-                stats.cause_n[c] += np.bincount(config, weights=w, minlength=size)
-                stats.cause_n1[c] += np.bincount(config, weights=w * cause_present[:, cause_pos[c]], minlength=size)
-            columns = []
-            if self.binary:
-                f_codes = np.stack([self.codes[f][rows] for f in self.binary], axis=1)
-                columns += [(f_codes == 1) * weight[:, None], (f_codes >= 0) * weight[:, None]]
-            if self.onset:
-                o = self.codes[self.onset][rows]
-                columns.append((o[:, None] == np.arange(stats.onset.shape[0])[None, :]) * weight[:, None])
-            if columns:
-                # one product (J, B') @ (B', columns): expected counts of every leaf state per cause configuration
-                sums = (posterior.T @ np.concatenate(columns, axis=1)).T
-                nb = len(self.binary)
-                stats.q1 += sums[:nb]
-                stats.qobs += sums[nb : 2 * nb]
-                stats.onset += sums[2 * nb :]
-        if bad_rows:
-            self._impossible(network, sorted(set(bad_rows)), iteration)
-        return stats, log_likelihood
-
-    def _impossible(self, network, rows, iteration):
-        """Rows with every completion impossible: confirm in extended precision, then name them."""
-        sub = {v: c[rows] for v, c in self.codes.items()}
-        log_ev = network.query(EncodedEvidence.from_codes(network.states, sub, len(rows)), ()).log_evidence[0]
-        labels = list(self.index[rows][:10])
-        if not np.isfinite(log_ev).all():
-            when = "under the model" if iteration == 0 else f"under the parameters reached at EM iteration {iteration}"
-            raise EvidenceError(f"the evidence is impossible {when} (probability 0) in rows {labels}; check these cases or the priors")
-        raise EvidenceError(f"the evidence of rows {labels} is too improbable under the model to learn from in double precision")
+    def expect_all(self, network: CompiledNetwork, iteration: int) -> _Statistics:
+        """Return the expected counts of the whole table under the network's parameters."""
+        return self.layout.expect(network, self.codes, self.index, iteration)
 
     # ------------------------------------------------------------ M-step
-    def maximise(self, values: dict[str, float], stats: _Statistics, inner_tolerance: float) -> tuple[dict[str, float], dict[str, float]]:
+    def maximise(self, values: dict[str, float], stats: _Statistics) -> tuple[dict[str, float], dict[str, float]]:
         """Return the new values and the cases that counted for each parameter."""
         spec, fam = self.spec, self.families
         new = dict(values)
@@ -532,9 +561,9 @@ class _EM:
                 self._dirichlet(new, cases, names, counts)
         for cause, baselines, _, or_names, columns in fam.causes:
             self._cause(new, cases, baselines, self.cards[cause], or_names, columns, stats.cause_n[cause], stats.cause_n1[cause])
-        self._noisy_or(values, new, cases, stats, inner_tolerance)
-        if self.onset:
-            self._onset(values, new, cases, stats.onset, inner_tolerance)
+        self._noisy_or(values, new, cases, stats)
+        if self.layout.onset:
+            self._onset(values, new, cases, stats.onset)
         return new, cases
 
     def _beta(self, new, cases, name, n1, n):
@@ -604,8 +633,56 @@ class _EM:
             grad_g = resid.sum(axis=0) @ bits - tau_f * (gamma - g0)
             return -ll, -np.concatenate([grad_b, grad_g])
 
-        result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
-        theta = np.where(free, result.x, x0)
+        design = np.concatenate([np.repeat(np.eye(n_times), bits.shape[0], axis=0), np.tile(bits, (n_times, 1))], axis=1)  # (times x configs, parameters)
+
+        def hessian(theta):
+            """Hessian of the negated objective (positive semi-definite: the objective is concave)."""
+            beta, gamma = theta[:n_times], theta[n_times:]
+            p = special.expit(beta[:, None] + (bits @ gamma)[None, :]).ravel()
+            h = design.T @ (design * (n.ravel() * p * (1 - p))[:, None])
+            pb = special.expit(beta)
+            h[np.arange(n_times), np.arange(n_times)] += s_f * pb * (1 - pb)
+            h[np.arange(n_times, theta.size), np.arange(n_times, theta.size)] += tau_f
+            return h
+
+        def newton(theta, steps, largest):
+            """Newton steps with backtracking on the free parameters away from the bounds; None if they leave Newton's region."""
+            theta = theta.copy()
+            inside = free & (np.abs(theta) < LOGIT_BOUND - 1e-6)
+            value, gradient = objective(theta)
+            for _ in range(steps):
+                if not inside.any():
+                    return theta
+                try:
+                    step = np.linalg.solve(hessian(theta)[np.ix_(inside, inside)], -gradient[inside])
+                except np.linalg.LinAlgError:
+                    return None
+                if not np.all(np.isfinite(step)) or np.max(np.abs(step), initial=0.0) > largest:
+                    return None
+                for _ in range(30):  # halve the step until the objective does not get worse
+                    trial = theta.copy()
+                    trial[inside] += step
+                    if np.max(np.abs(trial)) <= LOGIT_BOUND:
+                        trial_value, trial_gradient = objective(trial)
+                        if trial_value <= value + 1e-12 * abs(value):
+                            break
+                    step = step / 2
+                else:
+                    return None
+                theta, value, gradient = trial, trial_value, trial_gradient
+                if np.max(np.abs(step), initial=0.0) < 1e-13:
+                    return theta
+            return None
+
+        # from the previous values Newton's method converges in a few steps; L-BFGS-B (bounded) where it does not. Either
+        # way the answer ends with Newton steps: L-BFGS-B stops at a gradient tolerance, so its answer would move by ~1e-8
+        # with a rounding-level change of the counts (the order in which partitions are added); Newton's does not
+        theta = newton(x0, _NEWTON_STEPS, 2.0)
+        if theta is None:
+            result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500, "ftol": 1e-15, "gtol": 1e-10})
+            theta = np.where(free, result.x, x0)
+            polished = newton(theta, 3, 1e-3)
+            theta = theta if polished is None else polished
         for t, name in enumerate(baselines):
             if free[t]:
                 new[name] = float(special.expit(theta[t]))
@@ -613,41 +690,27 @@ class _EM:
             if free[n_times + k]:
                 new[name] = float(np.exp(theta[n_times + k]))
 
-    def _noisy_or(self, values, new, cases, stats: _Statistics, inner_tolerance):
+    def _noisy_or(self, values, new, cases, stats: _Statistics):
         """Leaks and links of every recorded binary finding at once (Diez/Vomlel EM).
 
-        The cause posteriors of the E-step are held fixed and the hidden
-        "which cause fired" indicators are iterated to their own fixed point
-        (cheap: 256 configurations), so that complete data need few outer
-        iterations; every inner step increases the expected log posterior.
+        With the expected activations of the E-step (cases in which the leak,
+        or a cause's link, fired), each is the Beta posterior mode of its
+        activations among the cases that could have fired it.
         """
-        if not self.binary:
+        if not self.layout.noisy:
             return
-        q1, qobs = stats.q1, stats.qobs
-        on = self.present  # (J, C)
         mask, leak_names, link_names = self._links
         leak = np.array([values[n] for n in leak_names])
         lam = np.array([[values[n] if n else 0.0 for n in row] for row in link_names])
         s_leak, v_leak = self._prior_arrays(leak_names)
         s_link, v_link = self._prior_arrays([n for row in link_names for n in row])
         s_link, v_link = s_link.reshape(lam.shape), v_link.reshape(lam.shape)
-        den_leak = qobs.sum(axis=1)
-        den_link = qobs @ on  # expected cases with the finding recorded and the cause present
+        den_leak, den_link = stats.den_leak, stats.den_link
         free_leak = (den_leak > 0) & np.isfinite(s_leak)
         free_link = mask & (den_link > 0) & np.isfinite(s_link)
         s_leak, s_link = np.where(np.isfinite(s_leak), s_leak, 0.0), np.where(np.isfinite(s_link), s_link, 0.0)
-        for _ in range(_INNER_ITERATIONS):
-            inhibit = np.ones_like(q1)
-            for c in range(on.shape[1]):
-                inhibit *= np.where(on[:, c][None, :] == 1, 1.0 - lam[:, c][:, None], 1.0)
-            p_yes = 1.0 - (1.0 - leak)[:, None] * inhibit
-            ratio = np.divide(q1, p_yes, out=np.zeros_like(q1), where=p_yes > 0)
-            new_leak = np.where(free_leak, _ratio(s_leak * v_leak + leak * ratio.sum(axis=1), s_leak + den_leak, leak), leak)
-            new_lam = np.where(free_link, _ratio(s_link * v_link + lam * (ratio @ on), s_link + den_link, lam), lam)
-            change = max(np.max(np.abs(new_leak - leak)), np.max(np.abs(new_lam - lam), initial=0.0))
-            leak, lam = new_leak, new_lam
-            if change <= inner_tolerance:
-                break
+        leak = np.where(free_leak, _ratio(s_leak * v_leak + stats.leak_fired, s_leak + den_leak, leak), leak)
+        lam = np.where(free_link, _ratio(s_link * v_link + stats.link_fired, s_link + den_link, lam), lam)
         for i, name in enumerate(leak_names):
             new[name], cases[name] = float(leak[i]), float(den_leak[i])
         for i, row in enumerate(link_names):
@@ -655,31 +718,22 @@ class _EM:
                 if name:
                     new[name], cases[name] = float(lam[i, c]), float(den_link[i, c])
 
-    def _onset(self, values, new, cases, q_states, inner_tolerance):
-        """Onset distributions: EM of the equal-weight mixture, hidden "which present cause set the onset"."""
+    def _onset(self, values, new, cases, counts):
+        """Onset distributions: EM of the equal-weight mixture, hidden "which present cause set the onset" (its expected counts from the E-step)."""
         owners, names = self._owners
-        on = self.present[:, [self.mid_names.index(o) for o in owners]] if owners else np.zeros((self.J, 0))
-        empty = on.sum(axis=1) == 0
-        d = np.array([[values[n] for n in names[o]] for o in owners]).reshape(len(owners), q_states.shape[0])
+        d = np.array([[values[n] for n in names[o]] for o in owners]).reshape(len(owners), counts.shape[1])
         s_own = np.array([self.strengths[names[o][0]] for o in owners])
         v_own = np.array([[self.prior[n] for n in names[o]] for o in owners]).reshape(d.shape)
         finite = np.isfinite(s_own)
         s_own = np.where(finite, s_own, 0.0)
-        for _ in range(_INNER_ITERATIONS):
-            mix = on @ d  # (J, S): sum of the present owners' distributions
-            ratio = np.divide(q_states.T, mix, out=np.zeros_like(mix), where=mix > 0)
-            counts = d * (on.T @ ratio)  # (owners, S)
-            total = counts.sum(axis=1)
-            free = (total > 0) & finite
-            new_d = np.where(free[:, None], _ratio(s_own[:, None] * v_own + counts, (s_own + total)[:, None], d), d)
-            change = np.max(np.abs(new_d - d), initial=0.0)
-            d = new_d
-            if change <= inner_tolerance:
-                break
-        for o, row, c in zip(owners, d, counts.sum(axis=1), strict=True):
+        own = counts[: len(owners)]
+        total = own.sum(axis=1)
+        free = (total > 0) & finite
+        d = np.where(free[:, None], _ratio(s_own[:, None] * v_own + own, (s_own + total)[:, None], d), d)
+        for o, row, c in zip(owners, d, total, strict=True):
             for name, x in zip(names[o], row, strict=True):
                 new[name], cases[name] = float(x), float(c)
-        self._dirichlet(new, cases, names["leak"], q_states[:, empty].sum(axis=1))
+        self._dirichlet(new, cases, names["leak"], counts[-1])
 
     def _prior_arrays(self, names) -> tuple[np.ndarray, np.ndarray]:
         """Strengths and prior values of some parameters ("" for none: strength 0)."""
@@ -706,31 +760,106 @@ class _EM:
         return float(total)
 
     # ------------------------------------------------------------ loop
-    def run(self, max_iterations: int, tolerance: float) -> tuple[ModelSpec, LearningReport]:
+    def _map(self, values: dict[str, float], iteration: int, expect) -> tuple[dict[str, float], dict[str, float], float]:
+        """One EM map: the E-step at ``values`` (and the objective there), then the M-step. Returns the new values, the cases, the objective."""
+        network = CompiledNetwork(build_tables(self.spec.with_values(values)))
+        stats = expect(network, iteration)
+        new, cases = self.maximise(values, stats)
+        return new, cases, stats.log_likelihood + self.log_prior(values)
+
+    def _change(self, old: Mapping[str, float], new: Mapping[str, float]) -> float:
+        """Largest change of a parameter (odds ratios on the log scale)."""
+        return max(
+            ((abs(math.log(new[n]) - math.log(old[n])) if p.kind == "odds_ratio" else abs(new[n] - old[n])) for n, p in self.spec.parameters.items()),
+            default=0.0,
+        )
+
+    def _extrapolate(self, v0: Mapping[str, float], v1: Mapping[str, float], v2: Mapping[str, float]) -> dict[str, float] | None:
+        """Return the SQUAREM point (S3 step length) from three successive iterates, projected into the parameters' domains; None when there is no step.
+
+        Odds ratios are extrapolated on the log scale; a probability leaving (0, 1) is put back at
+        _EDGE from the bound, and each distribution is floored there and rescaled onto the simplex.
+        """
+        names = list(self.spec.parameters)
+        odds = np.array([self.spec.parameters[n].kind == "odds_ratio" for n in names])
+
+        def vector(v):
+            x = np.array([v[n] for n in names])
+            return np.where(odds, np.log(np.where(odds, x, 1.0)), x)
+
+        x0, x1, x2 = vector(v0), vector(v1), vector(v2)
+        r = x1 - x0
+        w = x2 - x1 - r
+        rr, ww = float(r @ r), float(w @ w)
+        if ww == 0.0 or rr == 0.0:
+            return None
+        alpha = min(-math.sqrt(rr / ww), -1.0)  # S3; -1 gives the second EM iterate itself
+        x = x0 - 2.0 * alpha * r + alpha * alpha * w
+        moved = x != x0
+        out = np.where(odds, np.exp(np.clip(x, -LOGIT_BOUND, LOGIT_BOUND)), np.where(moved, np.clip(x, _EDGE, 1.0 - _EDGE), x))
+        values = dict(zip(names, out.tolist(), strict=True))
+        for group in self.families.distributions:
+            total = math.fsum(values[n] for n in group)
+            if abs(total - 1.0) > 1e-12:
+                for n in group:
+                    values[n] = values[n] / total
+        return values
+
+    def run(self, max_iterations: int, tolerance: float, acceleration: str | None = "squarem", expect=None) -> tuple[ModelSpec, LearningReport]:
+        """EM (accelerated by SQUAREM unless ``acceleration`` is None) from the priors to the MAP; ``expect(network, iteration)`` is the E-step (default: on this table)."""
         spec = self.spec
-        network = CompiledNetwork(build_tables(spec))
-        self._info = _information_per_case(spec, network)
+        self._info = _information_per_case(spec, CompiledNetwork(build_tables(spec)))
         self._in_distribution = {n for g in self.families.distributions for n in g}
+        if expect is None:
+            expect = self.expect_all
         values = dict(self.prior)
         trace: list[float] = []
-        change, converged, iteration = math.inf, False, 0
+        change, converged, maps = math.inf, False, 0
         cases: dict[str, float] = {}
-        current = spec
-        while iteration < max_iterations:
-            stats, log_likelihood = self.expect(network, iteration)
-            trace.append(log_likelihood + self.log_prior(values))
-            new, cases = self.maximise(values, stats, tolerance / 10)
-            change = max((abs(math.log(new[n]) - math.log(values[n])) if p.kind == "odds_ratio" else abs(new[n] - values[n])) for n, p in spec.parameters.items())
-            iteration += 1
-            values = new
-            current = spec.with_values(values)
+
+        def step(current):
+            """One EM map from ``current``: (new values, cases, objective at current, change)."""
+            nonlocal maps
+            new, found, objective = self._map(current, maps, expect)
+            maps += 1
+            return new, found, objective, self._change(current, new)
+
+        while maps < max_iterations:
+            v1, cases, objective, change = step(values)
+            trace.append(objective)
+            values_prev, values = values, v1
             if change <= tolerance:
                 converged = True
                 break
-            network = CompiledNetwork(build_tables(current))
+            if acceleration is None or maps >= max_iterations:
+                continue
+            v2, cases2, objective1, change2 = step(values)
+            trace.append(objective1)
+            cases = cases2
+            if change2 <= tolerance:
+                values, converged, change = v2, True, change2
+                break
+            change = change2
+            point = self._extrapolate(values_prev, values, v2)
+            values = v2
+            if point is None or maps >= max_iterations:
+                continue
+            try:
+                v3, cases3, objective_point, change3 = step(point)
+            except EvidenceError:  # some case impossible at the extrapolated point (a probability pushed to its bound): plain EM
+                maps += 1
+                continue
+            if not objective_point >= objective1:  # monotone: the extrapolated point must not be worse than the EM iterate before it
+                continue  # plain EM: go on from the second iterate
+            trace.append(objective_point)
+            values, cases, change = v3, cases3, change3
+            if change3 <= tolerance:
+                converged = True
+                break
+        current = spec.with_values(values)
         if not converged:
             warnings.warn(
-                f"learning from cases: EM stopped after {iteration} iterations (max_iterations) with a largest parameter change of "
+                f"learning from cases: EM stopped after {maps} iterations (max_iterations) with a largest parameter change of "
                 f"{change:.3g} > tolerance {tolerance:g}; the values returned are the last iterate",
                 ConvergenceWarning,
                 stacklevel=4,
@@ -740,6 +869,5 @@ class _EM:
             for n, p in spec.parameters.items()
         }
         learned = replace(current, parameters=MappingProxyType(params))
-        report = LearningReport(self.n_rows, iteration, converged, float(change), tolerance, max_iterations, tuple(trace))
+        report = LearningReport(self.n_rows, maps, converged, float(change), tolerance, max_iterations, tuple(trace), acceleration)
         return learned, report
-

@@ -237,6 +237,7 @@ class Model:
         *,
         max_iterations: int | None = None,
         tolerance: float | None = None,
+        acceleration: str | None = "squarem",
     ) -> Model:
         """Return a new model whose parameters are the Bayesian update (MAP) given confirmed cases.
 
@@ -259,11 +260,14 @@ class Model:
             parameter, or parameter name (or a distribution's key, e.g.
             ``"onset.distributions.leak"``) to number. Default: from the ranges.
         max_iterations : int, optional
-            EM iterations at most (default 500); a
+            EM maps at most (default 500); a
             :class:`~postfusion_bayes.errors.ConvergenceWarning` says when
             they ran out.
         tolerance : float, optional
-            EM stops when no parameter moves more than this (default 1e-6).
+            EM stops when no parameter moves more than this in one EM map (default 1e-6).
+        acceleration : {"squarem", None}, optional
+            SQUAREM, an accelerated EM that never lowers the log posterior
+            (default), or None for plain EM.
 
         Returns
         -------
@@ -283,7 +287,7 @@ class Model:
             A bad ``strength``: an unknown name (with a close match), a
             negative or non-finite number.
         ArgumentError
-            A ``max_iterations`` or ``tolerance`` of the wrong type or value.
+            A ``max_iterations``, ``tolerance`` or ``acceleration`` of the wrong type or value.
 
         Examples
         --------
@@ -307,6 +311,7 @@ class Model:
             strength,
             max_iterations=DEFAULT_MAX_ITERATIONS if max_iterations is None else max_iterations,
             tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+            acceleration=acceleration,
         )
         learned = Model(spec)
         object.__setattr__(learned, "_learning", report)

@@ -198,3 +198,51 @@ def test_diagnose_chunks_gives_the_chunks_back_in_order_with_the_progress_bar_on
     assert out == "" and "100%" in err
     for chunk, result in zip(chunks, results, strict=True):
         pd.testing.assert_frame_equal(result, MODEL.diagnose_many(chunk), check_exact=True)
+
+
+# ------------------------------------------------------------------ learning: the E-step per partition, the M-step here
+
+
+def _confirmed(n: int, seed: int) -> pd.DataFrame:
+    """Simulate confirmed cases (causes recorded in half the rows), smoker and diabetes missing in 40%, in the Parquet schema's dtypes."""
+    cases = MODEL.simulate(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    cases[CAUSES] = cases[CAUSES].mask(rng.random((n, len(CAUSES))) < 0.5)
+    cases[["smoker", "diabetes"]] = cases[["smoker", "diabetes"]].mask(rng.random((n, 2)) < 0.4)
+    for name in cases.columns:
+        if tuple(MODEL.spec.variables[name].states) == ("no", "yes"):
+            cases[name] = cases[name].map({"yes": True, "no": False}).astype("boolean")
+        elif name in CAUSES:
+            cases[name] = cases[name].astype("string")
+    return cases.set_axis(pd.Index([f"c{i:05d}" for i in range(n)], name="case"))
+
+
+def _same_learning(got: pfb.Model, expected: pfb.Model) -> None:
+    a, b = got.parameters.set_index("name"), expected.parameters.set_index("name")
+    np.testing.assert_allclose(a["value"].to_numpy(float), b["value"].to_numpy(float), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a["cases"].to_numpy(float), b["cases"].to_numpy(float), rtol=1e-9)
+    r, s = got.learning_report, expected.learning_report
+    assert (r.iterations, r.converged, r.n_cases) == (s.iterations, s.converged, s.n_cases)
+    np.testing.assert_allclose(r.log_posterior, s.log_posterior, rtol=1e-12)
+
+
+def test_update_with_cases_on_the_cluster_equals_pandas(client):
+    cases = _confirmed(600, seed=71)
+    got = distributed.update_with_cases(MODEL, dd.from_pandas(cases, npartitions=4, sort=False), client=client, tolerance=1e-5)
+    _same_learning(got, MODEL.update_with_cases(cases, tolerance=1e-5))
+
+
+def test_update_with_cases_on_the_threaded_scheduler_plain_em_and_errors():
+    cases = _confirmed(200, seed=72)
+    frame = dd.from_pandas(cases, npartitions=3, sort=False)
+    with pytest.warns(pfb.ConvergenceWarning, match="after 3 iterations"):
+        got = distributed.update_with_cases(MODEL, frame, strength=5, max_iterations=3, acceleration=None)
+    with pytest.warns(pfb.ConvergenceWarning):
+        expected = MODEL.update_with_cases(cases, strength=5, max_iterations=3, acceleration=None)
+    _same_learning(got, expected)
+    with pytest.raises(pfb.EvidenceError, match="unknown variable 'smokr'"):
+        distributed.update_with_cases(MODEL, dd.from_pandas(pd.DataFrame({"smokr": [True]}), npartitions=1))
+    with pytest.raises(pfb.ArgumentTypeError, match="dask DataFrame"):
+        distributed.update_with_cases(MODEL, cases)
+    with pytest.raises(pfb.ArgumentError, match="acceleration"):
+        distributed.update_with_cases(MODEL, frame, acceleration="fast")
