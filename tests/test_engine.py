@@ -500,6 +500,8 @@ def test_many_parameter_sets_are_split_into_chunks_without_changing_results(ours
     names = ["time_since_surgery", "smoker", "radicular_pain", "back_pain", "onset", "mri_recurrent_disc"]
     keep = rng.random((n_rows, len(names))) < 0.6
     evidence = pd.DataFrame({v: np.where(keep[:, i], np.array(tables.states[v], dtype=object)[samples[v]], None) for i, v in enumerate(names)})
+    for v in (r for r in layers(tables)[0] if r not in names):  # the rest of the context observed: a few root configurations per row
+        evidence[v] = np.array(tables.states[v], dtype=object)[samples[v]]
     versions = {v: stacked([perturbed_version(tables, v, rng) for _ in range(n_sets)]) for v in ["recurrent_herniation", "radicular_pain"]}
     posteriors = compiled.posteriors(evidence, ["recurrent_herniation", "smoker"], parameters=versions)
     p_evidence = compiled.evidence_probability(evidence, parameters=versions, log=True)
