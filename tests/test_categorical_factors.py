@@ -232,7 +232,8 @@ def test_the_approach_moves_its_causes_as_the_odds_ratios_say(model):
 
 
 @pytest.mark.parametrize("suffix", [".bif", ".xmlbif", ".uai"])
-def test_export_and_read_back(model, tmp_path, suffix):
+def test_export_and_read_back(small_model, tmp_path, suffix):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     path = model.write(tmp_path / f"net{suffix}")
     if suffix == ".uai":
         read = read_uai(path, model.tables.variables, model.tables.states)
@@ -249,7 +250,8 @@ def test_export_and_read_back(model, tmp_path, suffix):
 # ------------------------------------------------------------------ learning
 
 
-def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(model):
+def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(small_model):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     true_value = 10.0  # the priors say 4 [1, 16]
     truth = model.with_parameters({LATERAL: true_value})
     cases = truth.simulate(5000, seed=21)
@@ -264,7 +266,8 @@ def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(model):
     assert p.cases == 5000 and p.hand_set_value == 4.0 and math.isfinite(p.strength) and p.strength > 0
 
 
-def test_learning_with_the_approach_partly_unrecorded_still_recovers_it(model):
+def test_learning_with_the_approach_partly_unrecorded_still_recovers_it(small_model):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     truth = model.with_parameters({LATERAL: 10.0})
     cases = truth.simulate(3000, seed=22)
     cases.loc[np.random.default_rng(3).random(len(cases)) < 0.2, "surgical_approach"] = None
