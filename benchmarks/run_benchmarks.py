@@ -154,7 +154,7 @@ QUICK = Settings(
     # clusters took minutes of the CI budget; 1,000 rows still make four partitions for the two-worker cluster
     registry=1_000,
     registry_partition=250,
-    learning=2_000,
+    learning=200,  # (one EM iteration on the 16-cause model: 2,000 cases took over 30 s on a shared machine)
     # one guarded call: the 16-cause sensitivity warm-up (Monte Carlo, Sobol, rank robustness, tornado) and a
     # cold pgmpy import took over 8 s on a shared 2-core machine, and a call cut short mid-import left networkx
     # half imported for the next one
