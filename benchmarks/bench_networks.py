@@ -124,7 +124,7 @@ class Numbers:
     time_variable: str
     causes: list[str]
     baseline: np.ndarray  # (n_causes, n_times)
-    odds_ratios: list[dict[str, float]]  # per cause: factor -> OR
+    odds_ratios: list[dict[str, dict[str, float]]]  # per cause: factor -> state -> OR (a boolean factor's only state is "yes")
     findings: list[str]  # binary findings and red flags
     roles: dict[str, str]
     leak: np.ndarray  # (n_findings,)
@@ -141,9 +141,9 @@ class Numbers:
         p = self.baseline[:, t]
         odds = p / (1 - p)
         for i, ors in enumerate(self.odds_ratios):
-            for factor, value in ors.items():
-                if context[factor] == "yes":
-                    odds[i] = odds[i] * value
+            for factor, by_state in ors.items():
+                if context[factor] in by_state:
+                    odds[i] = odds[i] * by_state[context[factor]]
         return odds / (1 + odds)
 
 
@@ -163,7 +163,7 @@ def numbers(spec) -> Numbers:
     causes = spec.names("cause")
     times = states[spec.time_variable]
     baseline = np.array([[value(spec.cause_priors[c].baseline[t]) for t in times] for c in causes])
-    ors = [{f: value(by_state["yes"]) for f, by_state in spec.cause_priors[c].odds_ratios.items()} for c in causes]  # the benchmark networks have boolean factors only
+    ors = [{f: {s: value(n) for s, n in by_state.items()} for f, by_state in spec.cause_priors[c].odds_ratios.items()} for c in causes]
     findings = [n for n in spec.findings]
     leak = np.array([value(spec.findings[f].leak) for f in findings])
     links = np.zeros((len(findings), len(causes)))
@@ -294,7 +294,7 @@ def largest_table(spec) -> int:
     """Entries of the largest table the dense network would have (the onset table at many causes)."""
     num = numbers(spec)
     sizes = [2 ** int((num.links[i] > 0).sum()) * 2 for i in range(len(num.findings))]
-    sizes.append(len(num.context_states[num.time_variable]) * 2 ** max((len(o) for o in num.odds_ratios), default=0) * 2)
+    sizes.append(len(num.context_states[num.time_variable]) * max((math.prod(len(num.context_states[f]) for f in o) for o in num.odds_ratios), default=1) * 2)
     if num.onset is not None:
         sizes.append(2 ** int(num.onset_owner.sum()) * len(num.onset_states))
     return max(sizes)
@@ -313,10 +313,11 @@ def reference_tables(spec) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[
         factors = list(num.odds_ratios[i])
         parents[c] = (num.time_variable, *factors)
         states[c] = ("absent", "present")
-        table = np.empty((len(times),) + (2,) * len(factors) + (2,))
+        table = np.empty((len(times),) + tuple(len(num.context_states[f]) for f in factors) + (2,))
         for idx in np.ndindex(*table.shape[:-1]):
             p = num.baseline[i, idx[0]]
-            odds = p / (1 - p) * math.prod(num.odds_ratios[i][f] for f, on in zip(factors, idx[1:], strict=True) if on)
+            chosen = [num.context_states[f][k] for f, k in zip(factors, idx[1:], strict=True)]
+            odds = p / (1 - p) * math.prod(num.odds_ratios[i][f].get(state, 1.0) for f, state in zip(factors, chosen, strict=True))
             q = odds / (1 + odds)
             table[idx] = (1 - q, q)
         cpts[c] = table

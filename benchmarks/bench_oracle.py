@@ -71,9 +71,9 @@ def enumerate_causes(num: Numbers, hard: dict[str, str], soft: dict[str, dict[st
     p = num.baseline[:, t].astype(LD)
     log_odds = np.log(p) - np.log1p(-p)
     for i, ors in enumerate(num.odds_ratios):
-        for factor, value in ors.items():
-            if hard[factor] == "yes":
-                log_odds[i] += np.log(LD(value))
+        for factor, by_state in ors.items():
+            if hard[factor] in by_state:
+                log_odds[i] += np.log(LD(by_state[hard[factor]]))
     # log q = log_odds - log(1 + e^log_odds); log(1 - q) = -log(1 + e^log_odds)
     log_not = -np.log1p(np.exp(log_odds))
     constant = log_not.sum()

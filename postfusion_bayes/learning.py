@@ -397,7 +397,11 @@ def update_spec(
     >>> import pandas as pd
     >>> from postfusion_bayes.spec import load_spec
     >>> spec = load_spec()
-    >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70})
+    >>> # the rest of the context recorded too: with 16 causes, a row whose whole context is missing
+    >>> # expands into 1,024 completions, past the engine's memory budget (issue 12)
+    >>> context = {"time_since_surgery": "over_2_years", "diabetes": False, "osteoporosis": False, "multilevel_fusion": False,
+    ...            "fusion_to_sacrum": False, "surgical_approach": "posterior", "rhbmp2_used": False, "age_over_65": False}
+    >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, **{k: [v] * 100 for k, v in context.items()}})
     >>> learned, report = update_spec(spec, cases)
     >>> p = learned.parameters["context.smoker.prevalence"]
     >>> round(p.value, 4), p.cases, round(p.strength, 2), p.hand_set_value

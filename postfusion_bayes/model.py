@@ -58,7 +58,7 @@ def load_model(path: str | Path | None = None) -> Model:
     --------
     >>> model = load_model()
     >>> len(model.causes)
-    8
+    16
     """
     return Model(load_spec(None if path is None else check_path("path", path)))
 
@@ -292,7 +292,11 @@ class Model:
         Examples
         --------
         >>> model = load_model()
-        >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100})
+        >>> # the rest of the context recorded too: with 16 causes, a row whose whole context is missing
+        >>> # expands into 1,024 completions, past the engine's memory budget (issue 12)
+        >>> context = {"time_since_surgery": "over_2_years", "osteoporosis": False, "multilevel_fusion": False, "fusion_to_sacrum": False,
+        ...            "surgical_approach": "posterior", "rhbmp2_used": False, "age_over_65": False}
+        >>> cases = pd.DataFrame({"smoker": [True] * 30 + [False] * 70, "diabetes": [None] * 100, **{k: [v] * 100 for k, v in context.items()}})
         >>> learned = model.update_with_cases(cases)
         >>> learned.parameters.set_index("name").loc["context.smoker.prevalence", ["value", "hand_set_value", "cases"]].round(4).tolist()
         [0.2783, 0.2, 100.0]
@@ -336,7 +340,7 @@ class Model:
         >>> model = load_model()
         >>> changed = model.with_parameters({"findings.radicular_pain.leak": 0.2})
         >>> model.spec.value("findings.radicular_pain.leak"), changed.spec.value("findings.radicular_pain.leak")
-        (0.15, 0.2)
+        (0.12, 0.2)
         """
         if not isinstance(values, Mapping):
             raise ArgumentTypeError(f"values must be a mapping of parameter name to value, got {shown(values)}{type_text(values)}; see model.parameters for the names")
@@ -366,7 +370,7 @@ class Model:
         --------
         >>> cases = load_model().simulate(3, seed=1)
         >>> cases.shape
-        (3, 46)
+        (3, 71)
         """
         from .engine.sampling import cases_frame, sample_codes
 
@@ -441,7 +445,7 @@ class Model:
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = model.write(pathlib.Path(folder) / "postfusion.uai")
         ...     path.read_text().split()[:2]
-        ['BAYES', '46']
+        ['BAYES', '71']
         """
         from .engine.files import export_format, write_network
         from .export import node_notes
@@ -606,12 +610,12 @@ class Model:
 
         Examples
         --------
-        >>> model = load_model().with_parameters({"red_flags.fever.leak": 0.0})
+        >>> model = load_model().with_parameters({"red_flags.fever.leak": 0.0, "red_flags.fever.links.surgical_site_infection": 0.0})
         >>> out = model.diagnose_many(pd.DataFrame({"fever": [False, True]}, index=["a", "b"]))
         >>> out.loc["b", "red_flags"], out.loc["b", "status"], out.loc["b", "nerve_injury"]
         ('fever', 'impossible evidence (probability 0 under the model)', <NA>)
         >>> out.loc["a", "status"], round(float(out.loc["a", "nerve_injury"]), 3)
-        ('ok', 0.196)
+        ('ok', 0.218)
         """
         rows = len(patients)
         widest = max((len(v.states) for v in self._spec.variables.values()), default=2)

@@ -24,6 +24,7 @@ Random functions take ``seed``: an int or a :class:`numpy.random.Generator`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -355,8 +356,21 @@ def _check_grid(model, names: Sequence[str], points: int, what: str) -> None:
     owners = table_parameters(model.spec)
     per_table: dict[str, int] = {}
     for name in names:
-        per_table[owners[name]] = per_table.get(owners[name], 0) + int(np.size(model.tables.cpts[owners[name]])) + 2 * len(model.causes)
+        per_table[owners[name]] = per_table.get(owners[name], 0) + _batched_size(model, owners[name]) + 2 * len(model.causes)
     check_budget(_FLOAT * 4 * points * max(per_table.values()), model.network.memory_budget, f"{what} with a grid of {count_text(points)} points")
+
+
+def _batched_size(model, owner: str) -> int:
+    """Entries of one parameter set's copy of ``owner``'s table as the batch holds it.
+
+    A structured table (noisy-OR, onset mixture) is batched as its numbers, not as its dense
+    2^k-column form (:func:`~postfusion_bayes.cpts.changed_tables`), so only those count: with 16
+    causes the dense onset table alone would have 327,680 entries.
+    """
+    cpd = model.tables.cpd(owner)
+    if isinstance(cpd, np.ndarray):
+        return int(cpd.size)
+    return sum(int(np.size(getattr(cpd, f.name))) for f in dataclasses.fields(cpd))
 
 
 #: Bytes of one float.

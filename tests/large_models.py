@@ -64,3 +64,28 @@ def write_priors(folder: Path, n_extra: int, seed: int = 0) -> Path:
     if readme.exists():
         (folder / "README.md").write_text(readme.read_text(encoding="utf-8"), encoding="utf-8")
     return folder
+
+
+def trimmed_documents(keep: int) -> dict:
+    """Return the shipped priors documents with only their first ``keep`` causes (links and onset of the others removed).
+
+    A smaller valid network of the same kinds of tables, for checks whose oracle (pgmpy's exact
+    inference, enumeration over every set of causes) grows as 2**causes.
+    """
+    docs = copy.deepcopy(_shipped())
+    causes = docs["causes.yaml"]["causes"]
+    dropped = list(causes)[keep:]
+    for name in dropped:
+        del causes[name]
+    for file, section in (("findings.yaml", "findings"), ("red_flags.yaml", "red_flags")):
+        for entry in docs[file][section].values():
+            for name in dropped:
+                entry.get("links", {}).pop(name, None)
+    for name in dropped:
+        docs["onset.yaml"]["onset"]["distributions"].pop(name, None)
+    return docs
+
+
+def trimmed_spec(keep: int):
+    """Return the spec of :func:`trimmed_documents`."""
+    return spec_from_documents(trimmed_documents(keep), source=f"<shipped priors, first {keep} causes>")

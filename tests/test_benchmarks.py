@@ -22,14 +22,14 @@ import bench_oracle  # noqa: E402
 
 #: Comparisons that must have a value on the shipped model and the reference networks.
 REQUIRED = (
-    "pgmpy VE (8 causes, typical",
-    "pyAgrum LazyPropagation (8 causes, typical",
-    "pgmpy VE (8 causes, stress",
-    "long-double enumeration (8 causes, typical",
-    "diagnose_many vs diagnose (8 causes",
-    "parameter sets vs with_parameters (8 causes",
+    "pgmpy VE (16 causes, typical",
+    "pyAgrum LazyPropagation (16 causes, typical",
+    "pgmpy VE (16 causes, stress",
+    "long-double enumeration (16 causes, typical",
+    "diagnose_many vs diagnose (16 causes",
+    "parameter sets vs with_parameters (16 causes",
     "next_tests information gain vs pgmpy joint queries",
-    "most_probable_explanation vs enumeration (8 causes",
+    "most_probable_explanation vs enumeration (16 causes",
     "compile_network(...).posteriors() vs pyAgrum (alarm",
     "compile_network(...).posteriors() vs pyAgrum (child",
     "compile_network(...).posteriors() vs pyAgrum (insurance",
@@ -37,7 +37,7 @@ REQUIRED = (
     "distributed.diagnose_many vs diagnose_many (registry, LocalCluster, 2 workers",
 )
 #: A comparison on these may say "fails: ..." or "not run: ..." in quick mode (the engine is being rewritten).
-NEW_SIZES = re.compile(r"\((16|24) causes|growth series")
+NEW_SIZES = re.compile(r"\((24|32) causes|growth series")
 
 
 def test_benchmark_quick_mode_runs_and_engines_agree(tmp_path):
@@ -59,10 +59,10 @@ def test_benchmark_quick_mode_runs_and_engines_agree(tmp_path):
             assert NEW_SIZES.search(d) and ("fails: " in d or "not run: " in d), d
     # nothing fails on the shipped model
     for line in lines:
-        if "(8 causes" in line:
+        if "(16 causes" in line:
             assert "fails: " not in line, line
     text = output.read_text()
-    assert "quick mode" in text and "pgmpy VE / model.diagnose (8 causes, typical)" in text
+    assert "quick mode" in text and "pgmpy VE / model.diagnose (16 causes, typical)" in text
     assert "pgmpy not imported on the cold-start path" in text and "NOT met" not in text.split("pgmpy not imported on the cold-start path")[1].splitlines()[0]
     # every target is judged, and the growth series are there
     assert all(re.search(r"\b(met|NOT met)\b", line) for line in lines if re.search(r"\s(<=|>=) \d", line)), "a target without a verdict"
@@ -72,11 +72,13 @@ def test_benchmark_quick_mode_runs_and_engines_agree(tmp_path):
 
 
 def test_synthetic_networks_are_valid_and_nested():
+    shipped = bench_networks.network_spec(0).names("cause")
+    assert len(shipped) == 16  # the shipped model since the second edition (issue 12)
     spec = bench_networks.network_spec(8)
     causes = spec.names("cause")
-    assert len(causes) == 16 and causes[:8] == bench_networks.network_spec(0).names("cause")
-    synthetic = causes[8:]
-    assert synthetic == bench_networks.network_spec(16).names("cause")[8:16]  # the 24-cause network contains these
+    assert len(causes) == 24 and causes[:16] == shipped
+    synthetic = causes[16:]
+    assert synthetic == bench_networks.network_spec(16).names("cause")[16:24]  # the 32-cause network contains these
     for cause in synthetic:
         links = [f for f in spec.findings.values() if cause in f.links]
         assert len(links) == bench_networks.LINKS_PER_CAUSE

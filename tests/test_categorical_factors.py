@@ -77,6 +77,14 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> pfb.Model:
+    """Return the same on the first edition's eight causes: the oracles (brute force, pgmpy's exact inference) grow as 2**causes."""
+    from large_models import trimmed_documents
+
+    return pfb.load_model(write_folder(tmp_path_factory.mktemp("categorical_small") / "priors", add_approach(trimmed_documents(8))))
+
+
+@pytest.fixture(scope="module")
 def model(folder) -> pfb.Model:
     return pfb.load_model(folder)
 
@@ -87,9 +95,10 @@ def model(folder) -> pfb.Model:
 def test_the_factor_is_one_parent_with_its_four_states_and_the_parameters_are_named_by_state(model):
     tables = model.tables
     assert tables.states["surgical_approach"] == APPROACHES
-    assert tables.parents["nerve_injury"] == ("time_since_surgery", "multilevel_fusion", "surgical_approach")
+    # since the second edition nerve_injury also depends on rhbmp2_used
+    assert tables.parents["nerve_injury"] == ("time_since_surgery", "multilevel_fusion", "rhbmp2_used", "surgical_approach")
     assert tables.parents["epidural_fibrosis"] == ("time_since_surgery", "surgical_approach")
-    assert tables.cpts["nerve_injury"].shape == (4, 2, 4, 2)
+    assert tables.cpts["nerve_injury"].shape == (4, 2, 2, 4, 2)
     names = set(model.parameters["name"])
     assert {LATERAL, "causes.nerve_injury.odds_ratios.surgical_approach.anterior", "causes.epidural_fibrosis.odds_ratios.surgical_approach.anterior_posterior"} <= names
     assert not any("surgical_approach.posterior" in n or n.endswith("surgical_approach.anterior_posterior") and "nerve_injury" in n for n in names)
@@ -110,12 +119,13 @@ def test_cause_tables_equal_the_hand_computation(model):
         for m, multilevel in enumerate((1.0, 1.5)):
             for a, approach in enumerate(APPROACHES):
                 odds = p / (1 - p) * multilevel * ODDS["nerve_injury"].get(approach, 1.0)
-                assert table[t, m, a, 1] == pytest.approx(odds / (1 + odds), rel=1e-13)
-                assert table[t, m, a, 0] + table[t, m, a, 1] == pytest.approx(1.0, abs=1e-15)
+                # (axis 2 is rhbmp2_used, a parent since the second edition: "no", the reference, odds ratio 1)
+                assert table[t, m, 0, a, 1] == pytest.approx(odds / (1 + odds), rel=1e-13)
+                assert table[t, m, 0, a, 0] + table[t, m, 0, a, 1] == pytest.approx(1.0, abs=1e-15)
     # one entry by hand: under 6 weeks (0.35), single level, lateral (x4): 0.35 * 4 / (0.65 + 0.35 * 4) = 1.4 / 2.05
-    assert table[0, 0, 1, 1] == pytest.approx(1.4 / 2.05, rel=1e-13)
+    assert table[0, 0, 0, 1, 1] == pytest.approx(1.4 / 2.05, rel=1e-13)
     # the reference state and a state left out give the baseline itself
-    assert table[0, 0, 0, 1] == pytest.approx(0.35, rel=1e-13) and table[0, 0, 3, 1] == pytest.approx(0.35, rel=1e-13)
+    assert table[0, 0, 0, 0, 1] == pytest.approx(0.35, rel=1e-13) and table[0, 0, 0, 3, 1] == pytest.approx(0.35, rel=1e-13)
     fibrosis = model.tables.cpts["epidural_fibrosis"]
     p = spec.value("causes.epidural_fibrosis.baseline.6_weeks_to_6_months")  # 0.15
     assert fibrosis[1, 2, 1] == pytest.approx(0.15 * 0.2 / (0.85 + 0.15 * 0.2), rel=1e-13)
@@ -130,14 +140,21 @@ def test_the_boolean_table_is_the_categorical_one_with_odds_ratios_one_and_or():
 
 
 def test_the_shipped_priors_give_the_same_tables_as_before_the_format_changed():
-    # boolean factors keep their form: each cause's table is the odds-ratio formula over (no, yes)
+    # boolean factors keep their form: a cause whose factors are all boolean has the odds-ratio formula over (no, yes);
+    # since the second edition most causes also have the categorical surgical_approach: the formula per state
     model = pfb.load_model()
     spec = model.spec
+    boolean_only = 0
     for cause, prior in spec.cause_priors.items():
         times = spec.variables[spec.time_variable].states
         baseline = np.array([spec.value(prior.baseline[t]) for t in times])
-        ors = np.array([spec.value(by_state["yes"]) for by_state in prior.odds_ratios.values()])
-        np.testing.assert_array_equal(model.tables.cpts[cause], odds_ratio_table(baseline, ors))
+        by_state = [np.array([spec.value(names[s]) if s in names else 1.0 for s in spec.variables[f].states]) for f, names in prior.odds_ratios.items()]
+        np.testing.assert_array_equal(model.tables.cpts[cause], odds_ratio_table_by_state(baseline, by_state))
+        if all(set(names) == {"yes"} for names in prior.odds_ratios.values()):
+            boolean_only += 1
+            ors = np.array([spec.value(names["yes"]) for names in prior.odds_ratios.values()])
+            np.testing.assert_array_equal(model.tables.cpts[cause], odds_ratio_table(baseline, ors))
+    assert boolean_only > 0
 
 
 # ------------------------------------------------------------------ posteriors against the oracles
@@ -160,14 +177,15 @@ PATIENTS = [
 
 
 @pytest.mark.parametrize("patient", PATIENTS)
-def test_posteriors_equal_brute_force_enumeration_of_the_formulas(model, patient):
-    dx = model.diagnose(patient)
-    expected, _ = brute_force(model.spec, dict(dx.evidence), observed_only=True)
+def test_posteriors_equal_brute_force_enumeration_of_the_formulas(small_model, patient):
+    dx = small_model.diagnose(patient)
+    expected, _ = brute_force(small_model.spec, dict(dx.evidence), observed_only=True)
     for cause, value in expected.items():
         assert dx.posterior[cause] == pytest.approx(value, abs=1e-12, rel=1e-9), cause
 
 
-def test_posteriors_equal_pgmpy_variable_elimination(model):
+def test_posteriors_equal_pgmpy_variable_elimination(small_model):
+    model = small_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         from pgmpy.inference import VariableElimination
@@ -199,7 +217,7 @@ def test_small_random_networks_with_a_categorical_factor_agree_with_brute_force_
 
 
 def test_the_approach_moves_its_causes_as_the_odds_ratios_say(model):
-    base = {"time_since_surgery": "under_6_weeks", "multilevel_fusion": False}
+    base = {"time_since_surgery": "under_6_weeks", "multilevel_fusion": False, "rhbmp2_used": False}  # (rhBMP-2: second edition)
     prior = {a: model.diagnose({**base, "surgical_approach": a}).posterior for a in APPROACHES}
     p = 0.35
     for a in APPROACHES:
@@ -214,7 +232,8 @@ def test_the_approach_moves_its_causes_as_the_odds_ratios_say(model):
 
 
 @pytest.mark.parametrize("suffix", [".bif", ".xmlbif", ".uai"])
-def test_export_and_read_back(model, tmp_path, suffix):
+def test_export_and_read_back(small_model, tmp_path, suffix):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     path = model.write(tmp_path / f"net{suffix}")
     if suffix == ".uai":
         read = read_uai(path, model.tables.variables, model.tables.states)
@@ -231,7 +250,8 @@ def test_export_and_read_back(model, tmp_path, suffix):
 # ------------------------------------------------------------------ learning
 
 
-def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(model):
+def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(small_model):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     true_value = 10.0  # the priors say 4 [1, 16]
     truth = model.with_parameters({LATERAL: true_value})
     cases = truth.simulate(5000, seed=21)
@@ -246,7 +266,8 @@ def test_learning_recovers_a_categorical_odds_ratio_from_simulated_cases(model):
     assert p.cases == 5000 and p.hand_set_value == 4.0 and math.isfinite(p.strength) and p.strength > 0
 
 
-def test_learning_with_the_approach_partly_unrecorded_still_recovers_it(model):
+def test_learning_with_the_approach_partly_unrecorded_still_recovers_it(small_model):
+    model = small_model  # eight causes: pgmpy's writers and readers, and EM, on 2**16-column tables take minutes
     truth = model.with_parameters({LATERAL: 10.0})
     cases = truth.simulate(3000, seed=22)
     cases.loc[np.random.default_rng(3).random(len(cases)) < 0.2, "surgical_approach"] = None
@@ -393,11 +414,12 @@ def second_edition_shape(documents: dict) -> dict:
     """Add the approach, a fifth onset state and a new test kind with a finding that names it, in place."""
     add_approach(documents)
     onset = documents["onset.yaml"]["onset"]
-    onset["states"].append(FIFTH)
-    for dist in onset["distributions"].values():
-        for entry in dist.values():
-            entry.update(value=entry["value"] * 0.8, range=[0.0, 1.0])
-        dist[FIFTH] = _entry(1.0 - math.fsum(e["value"] for e in dist.values()), 0.0, 1.0)
+    if FIFTH not in onset["states"]:  # (the second edition's priors have it already)
+        onset["states"].append(FIFTH)
+        for dist in onset["distributions"].values():
+            for entry in dist.values():
+                entry.update(value=entry["value"] * 0.8, range=[0.0, 1.0])
+            dist[FIFTH] = _entry(1.0 - math.fsum(e["value"] for e in dist.values()), 0.0, 1.0)
     findings = documents["findings.yaml"]
     findings["test_kinds"]["laboratory"] = {"description": "a blood test", "cost": 2, "invasive": False, "judgment": "test"}
     findings["findings"]["raised_inflammatory_markers"] = {
@@ -411,7 +433,10 @@ def second_edition_shape(documents: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def second(tmp_path_factory) -> tuple[Path, pfb.Model]:
-    folder = write_folder(tmp_path_factory.mktemp("second") / "priors", second_edition_shape(shipped_documents()))
+    from large_models import trimmed_documents
+
+    # the first edition's eight causes (the brute-force oracle grows as 2**causes), in the shape set here
+    folder = write_folder(tmp_path_factory.mktemp("second") / "priors", second_edition_shape(trimmed_documents(8)))
     return folder, pfb.load_model(folder)
 
 

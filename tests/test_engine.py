@@ -23,6 +23,7 @@ import postfusion_bayes as pfb
 from postfusion_bayes.engine import CompiledNetwork, compile_network, one_hot
 from postfusion_bayes.engine.encoding import EncodedEvidence
 from postfusion_bayes.engine.files import tables_from_pgmpy, to_pgmpy
+from postfusion_bayes.engine.structured import Mixture, NoisyOr
 from postfusion_bayes.engine.tables import NetworkTables
 from postfusion_bayes.errors import EvidenceError
 
@@ -79,6 +80,34 @@ def perturbed(table: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return values / values.sum(axis=-1, keepdims=True)
 
 
+def perturbed_version(tables: NetworkTables, name: str, rng: np.random.Generator):
+    """One perturbed table of ``name`` in the form the network keeps it: dense, or noisy-OR / mixture numbers."""
+    cpd = tables.cpd(name)
+    if isinstance(cpd, NoisyOr):
+        return NoisyOr(leak=np.clip(cpd.leak * rng.uniform(0.5, 2.0), 0.0, 0.9), links=np.clip(cpd.links * rng.uniform(0.5, 2.0, size=cpd.links.shape), 0.0, 0.99))
+    if isinstance(cpd, Mixture):
+        return Mixture(distributions=perturbed(cpd.distributions, rng), leak=perturbed(cpd.leak, rng))
+    return perturbed(tables.cpts[name], rng)
+
+
+def stacked(versions: list):
+    """Parameter sets from tables of one form (dense arrays, or noisy-OR / mixture numbers)."""
+    if isinstance(versions[0], NoisyOr):
+        return NoisyOr(leak=np.stack([v.leak for v in versions]), links=np.stack([v.links for v in versions]))
+    if isinstance(versions[0], Mixture):
+        return Mixture(distributions=np.stack([v.distributions for v in versions]), leak=np.stack([v.leak for v in versions]))
+    return np.stack(versions)
+
+
+def one_set(table, s: int):
+    """Parameter set ``s`` of a table made by :func:`stacked`."""
+    if isinstance(table, NoisyOr):
+        return NoisyOr(leak=table.leak[s], links=table.links[s])
+    if isinstance(table, Mixture):
+        return Mixture(distributions=table.distributions[s], leak=table.leak[s])
+    return table[s]
+
+
 def layers(tables: NetworkTables):
     """(roots with children, middle, leaves, isolated) of a network."""
     roots = [v for v in tables.variables if not tables.parents[v] and tables.children(v)]
@@ -98,8 +127,21 @@ def assert_posteriors_equal(actual: dict[str, pd.DataFrame], expected: dict[str,
 
 @pytest.fixture(scope="module")
 def ours():
-    """Our post-fusion network: its tables, and the pgmpy model built from them."""
-    tables = pfb.load_model().tables
+    """Our post-fusion network: its tables, and the pgmpy model built from them.
+
+    Since the second edition every variable of the shipped model has a parent or a child; the red
+    flag ``fever`` is unlinked here (a leak only, as in the first edition) so that the network keeps
+    an isolated node for the engine to handle.
+    """
+    import yaml
+
+    from postfusion_bayes.spec import PRIOR_FILES, default_priors_path, spec_from_documents
+
+    folder = default_priors_path()
+    documents = {name: yaml.safe_load((folder / name).read_text(encoding="utf-8")) for name in PRIOR_FILES}
+    del documents["red_flags.yaml"]["red_flags"]["fever"]["links"]
+    tables = pfb.Model(spec_from_documents(documents, source="<shipped priors, fever unlinked>")).tables
+    assert layers(tables)[3] == ["fever"]
     return tables, to_pgmpy(tables)
 
 
@@ -365,9 +407,11 @@ def test_soft_evidence_forms_and_hard_with_soft_in_one_row(strategy, ours):
 # ------------------------------------------------------------------------ 3. parameter sets
 
 
-def check_parameter_sets(compiled: CompiledNetwork, chosen, rng, n_sets, evidence, targets, likelihood=None):
+def check_parameter_sets(compiled: CompiledNetwork, chosen, rng, n_sets, evidence, targets, likelihood=None, dense=False):
+    """Parameter sets of the tables ``chosen`` (in the network's own form, or all dense) against separate compiles."""
     tables = compiled.tables
-    versions = {v: np.stack([perturbed(tables.cpts[v], rng) for _ in range(n_sets)]) for v in chosen}
+    make = (lambda v: perturbed(tables.cpts[v], rng)) if dense else (lambda v: perturbed_version(tables, v, rng))
+    versions = {v: stacked([make(v) for _ in range(n_sets)]) for v in chosen}
     posteriors = compiled.posteriors(evidence, targets, likelihood=likelihood, parameters=versions)
     p_evidence = compiled.evidence_probability(evidence, likelihood=likelihood, parameters=versions)
     log_p_evidence = compiled.evidence_probability(evidence, likelihood=likelihood, parameters=versions, log=True)
@@ -376,7 +420,7 @@ def check_parameter_sets(compiled: CompiledNetwork, chosen, rng, n_sets, evidenc
     for t in targets:
         pd.testing.assert_index_equal(posteriors[t].index, expected_index)
     for s in range(n_sets):
-        single = compile_network(tables.replace({v: versions[v][s] for v in chosen}), strategy=compiled.strategy)
+        single = compile_network(tables.replace({v: one_set(versions[v], s) for v in chosen}), strategy=compiled.strategy)
         expected = single.posteriors(evidence, targets, likelihood=likelihood)
         for t in targets:
             got = posteriors[t].xs(s, level="parameter_set")
@@ -410,6 +454,25 @@ def test_parameter_sets_on_our_network_equal_separate_compiles(strategy, ours):
     check_parameter_sets(compiled, ["radicular_pain"], rng, 1, evidence, ["nerve_injury"])  # a single set
 
 
+def test_dense_parameter_tables_of_noisy_or_and_mixture_leaves_equal_separate_compiles(ours):
+    """A dense replacement of a noisy-OR or mixture leaf (any table, not one of that form) is answered, not refused.
+
+    The factorised sums cannot read it: the query goes to structured enumeration, as does a compiled
+    network whose leaf is dense (which used to be refused at 16 causes: 65,536 configurations).
+    """
+    tables, _ = ours
+    compiled = compile_network(tables)
+    assert compiled.strategy == "layered"
+    rng = np.random.default_rng(12)
+    roots = set(layers(tables)[0])
+    samples = forward_sample(tables, 3, rng)
+    # the context observed (one root configuration per row: enumeration is fast), and one row without it
+    observed_rows = [roots | {"radicular_pain", "onset", "back_pain"}, roots | {"radicular_pain", "fever"}, {"onset", "time_since_surgery"}]
+    evidence = evidence_frame(tables, samples, observed_rows, index=pd.Index(list("abc"), name="patient"))
+    targets = ["nerve_injury", "other_cause", "fever", "radicular_pain"]
+    check_parameter_sets(compiled, ["radicular_pain", "onset"], rng, 2, evidence, targets, dense=True)
+
+
 def test_parameter_sets_on_alarm_with_a_middle_node(load_reference_model):
     compiled = compile_network(load_reference_model("alarm"), normalize=True)
     tables = compiled.tables
@@ -425,20 +488,25 @@ def test_parameter_sets_on_alarm_with_a_middle_node(load_reference_model):
 
 
 def test_many_parameter_sets_are_split_into_chunks_without_changing_results(ours):
-    """Enough rows times sets that the engine evaluates the sets in several chunks."""
+    """Enough rows times sets for the memory budget that the engine evaluates them in several chunks.
+
+    (At 16 causes every row costs the factorised sums: 400 rows under a 64 MB budget rather than 4,000 under the default.)
+    """
     tables, _ = ours
-    compiled = compile_network(tables)
+    compiled = compile_network(tables, memory_budget=64 * 2**20)
     rng = np.random.default_rng(5)
-    n_rows, n_sets = 4000, 5
+    n_rows, n_sets = 400, 5
     samples = forward_sample(tables, n_rows, rng)
     names = ["time_since_surgery", "smoker", "radicular_pain", "back_pain", "onset", "mri_recurrent_disc"]
     keep = rng.random((n_rows, len(names))) < 0.6
     evidence = pd.DataFrame({v: np.where(keep[:, i], np.array(tables.states[v], dtype=object)[samples[v]], None) for i, v in enumerate(names)})
-    versions = {v: np.stack([perturbed(tables.cpts[v], rng) for _ in range(n_sets)]) for v in ["recurrent_herniation", "radicular_pain"]}
+    for v in (r for r in layers(tables)[0] if r not in names):  # the rest of the context observed: a few root configurations per row
+        evidence[v] = np.array(tables.states[v], dtype=object)[samples[v]]
+    versions = {v: stacked([perturbed_version(tables, v, rng) for _ in range(n_sets)]) for v in ["recurrent_herniation", "radicular_pain"]}
     posteriors = compiled.posteriors(evidence, ["recurrent_herniation", "smoker"], parameters=versions)
     p_evidence = compiled.evidence_probability(evidence, parameters=versions, log=True)
     for s in [0, n_sets - 1]:
-        single = compile_network(tables.replace({v: versions[v][s] for v in versions}))
+        single = compile_network(tables.replace({v: one_set(versions[v], s) for v in versions}), memory_budget=64 * 2**20)
         expected = single.posteriors(evidence, ["recurrent_herniation", "smoker"])
         for t in expected:
             np.testing.assert_allclose(posteriors[t].xs(s, level="parameter_set").to_numpy(), expected[t].to_numpy(), rtol=0, atol=SAME)
@@ -776,7 +844,7 @@ def test_compiled_network_is_immutable(asia, ours):
         assert compiled.strategy in ("layered", "elimination")
         with pytest.raises(ValueError):  # the tables it answers from are read-only too
             compiled.tables.cpts[compiled.variables[0]][0] = 0.5
-    assert repr(layered) == "<CompiledNetwork: 46 variables, strategy='layered', memory budget 256 MB>"
+    assert repr(layered) == "<CompiledNetwork: 71 variables, strategy='layered', memory budget 256 MB>"
 
 
 def test_compile_checks_column_sums_and_normalize_repairs_rounding():
@@ -973,7 +1041,7 @@ def test_posterior_codes_equal_posteriors(strategy, ours):
     observed = [roots + leaves[:5], roots[:3] + [isolated[0]] + leaves[5:9], leaves[::3], [], roots, [middle[0]] + leaves[:2]]
     codes = {v: np.array([samples[v][row] if v in observed[row] else -1 for row in range(n_rows)]) for v in tables.variables}
     evidence = evidence_frame(tables, samples, [set(o) for o in observed])
-    for targets in (middle, middle[:2] + [roots[0], leaves[0], isolated[1]]):
+    for targets in (middle, middle[:2] + [roots[0], leaves[0], isolated[-1]]):  # (the second edition has one isolated node)
         result = compiled.query(EncodedEvidence.from_codes(tables.states, codes, n_rows), targets)
         marginals, log_p = {t: m[0] for t, m in result.marginals.items()}, result.log_evidence[0]
         expected = compiled.posteriors(evidence, targets)

@@ -11,6 +11,7 @@ import pytest
 from helpers import random_documents
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from large_models import trimmed_spec
 from oracles import forward_sample
 from scipy import stats
 
@@ -19,7 +20,11 @@ from postfusion_bayes import learning
 from postfusion_bayes.ranges import range_distribution
 from postfusion_bayes.spec import spec_from_documents
 
-MODEL = pfb.load_model()
+#: The shipped priors cut to the first edition's eight causes (``large_models.trimmed_spec``): the EM recovery
+#: tests simulate thousands of cases and iterate; on the 16-cause model they ran past CI's budget. The
+#: shipped 16-cause model learns in test_sixteen_causes_learn_without_the_joint_of_the_causes, and the
+#: E-step's factorised path is checked against the full joint in tests/test_expected.py.
+MODEL = pfb.Model(trimmed_spec(8))
 
 #: Parameters moved away from the priors (inside their domains) to make the "true" clinic.
 MOVED = {
@@ -28,8 +33,9 @@ MOVED = {
     "causes.nerve_injury.odds_ratios.multilevel_fusion": 2.5,
     "findings.radicular_pain.leak": 0.30,
     "findings.radicular_pain.links.nerve_injury": 0.60,
-    "onset.distributions.leak.immediate": 0.45,
-    "onset.distributions.leak.gradual_after_relief": 0.20,
+    # the two moved states keep their sum (0.25 + 0.30 in the priors), so the distribution still sums to 1
+    "onset.distributions.leak.immediate": 0.40,
+    "onset.distributions.leak.gradual_after_relief": 0.15,
 }
 TRUE = MODEL.with_parameters(MOVED)
 
@@ -445,9 +451,7 @@ def test_acceleration_must_be_squarem_or_none():
 
 
 def test_sixteen_causes_learn_without_the_joint_of_the_causes():
-    from large_models import extended_spec
-
-    model = pfb.Model(extended_spec(8))
+    model = pfb.load_model()  # the shipped model: 16 causes since the second edition (it was 8 + 8 synthetic)
     assert len(model.causes) == 16 and model.network.strategy == "layered"
     # few findings per case (each positive one costs a factorised query of its own): the test stays fast
     findings = [v for v in model.spec.variables if v not in model.causes and v not in model.spec.names("context")]

@@ -23,7 +23,10 @@ def test_a_model_round_trips_through_pickle_and_answers_the_same():
 def test_a_learned_model_keeps_its_learning_report_through_pickle():
     import pandas as pd
 
-    learned = MODEL.update_with_cases(pd.DataFrame({"smoker": [True, False, False]}), max_iterations=3)
+    # the rest of the context recorded: a row with its whole context missing expands into 1,024 completions at 16 causes
+    context = {"time_since_surgery": "over_2_years", "diabetes": False, "osteoporosis": False, "multilevel_fusion": False,
+               "fusion_to_sacrum": False, "surgical_approach": "posterior", "rhbmp2_used": False, "age_over_65": False}
+    learned = MODEL.update_with_cases(pd.DataFrame({"smoker": [True, False, False], **{k: [v] * 3 for k, v in context.items()}}), max_iterations=3)
     again = pickle.loads(pickle.dumps(learned))
     assert again.learning_report == learned.learning_report
     assert again.spec.value("context.smoker.prevalence") == learned.spec.value("context.smoker.prevalence")

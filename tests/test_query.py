@@ -328,11 +328,12 @@ def test_an_observed_isolated_variable_on_a_factorised_network_multiplies_the_ev
 
 
 def _thirteen():
+    """Return the shipped model (16 causes since the second edition; 13 = 8 + 5 synthetic before): past enumeration, small enough for the dense oracle."""
     from large_models import extended_spec
 
     from postfusion_bayes.cpts import build_tables
 
-    spec = extended_spec(5)
+    spec = extended_spec(0)
     tables = build_tables(spec)
     return spec, tables, compile_network(tables), compile_network(tables.dense(), strategy="elimination")
 
@@ -351,10 +352,14 @@ def test_an_observed_finding_asked_for_as_a_target_keeps_its_evidence_on_a_facto
 
 
 def test_parameter_sets_reach_isolated_variables_on_a_factorised_network():
-    from postfusion_bayes.sensitivity import evaluate
+    from large_models import extended_documents
 
-    spec, _, _, _ = _thirteen()
-    model = pfb.Model(spec)
+    from postfusion_bayes.sensitivity import evaluate
+    from postfusion_bayes.spec import spec_from_documents
+
+    documents = extended_documents(0)
+    del documents["red_flags.yaml"]["red_flags"]["fever"]["links"]  # isolated again, as in the first edition (a leak only)
+    model = pfb.Model(spec_from_documents(documents, source="<shipped priors, fever unlinked>"))
     leaks = np.array([0.01, 0.2, 0.5])
     present, log_evidence = evaluate(model, {"fever": True}, {"red_flags.fever.leak": leaks})
     assert present.shape == (3, 1, len(model.causes)) and log_evidence.shape == (3, 1)
@@ -375,7 +380,7 @@ def test_impossible_evidence_gives_no_answer_for_any_target_on_a_factorised_netw
     impossible = spec.with_values({"findings.ct_screw_breach.leak": 0.0, "causes.nerve_injury.baseline.over_2_years": 0.0})
     tables = build_tables(impossible)
     net = compile_network(tables)
-    ev = EncodedEvidence.from_rows(tables.states, [{"time_since_surgery": "over_2_years", "ct_screw_breach": "yes", "extra_cause_3": "absent"}])
+    ev = EncodedEvidence.from_rows(tables.states, [{"time_since_surgery": "over_2_years", "ct_screw_breach": "yes", "other_cause": "absent"}])
     result = net.query(ev, ["fever", "pseudarthrosis"])
     assert result.log_evidence[0, 0] == -np.inf
     assert np.isnan(result.marginals["fever"]).all() and np.isnan(result.marginals["pseudarthrosis"]).all()
@@ -419,7 +424,7 @@ def test_elimination_processes_rows_in_chunks_within_the_budget_with_the_same_an
 def test_a_joint_over_many_rows_past_the_budget_is_refused_before_allocating():
     _, tables, net, _ = _thirteen()
     ev = EncodedEvidence.from_rows(tables.states, [{"radicular_pain": "yes"}] * 3000)
-    with pytest.raises(pfb.MemoryBudgetError, match="joint posterior of 8,192 configurations for 3,000 rows"):
+    with pytest.raises(pfb.MemoryBudgetError, match="joint posterior of 65,536 configurations for 3,000 rows"):
         net.with_memory_budget(2**26).query(ev, (), joint=["nerve_injury", "pseudarthrosis"])
 
 

@@ -55,7 +55,8 @@ def _bisect_takeover(evidence, parameter, inside, outside, tol=1e-9):
 
 def test_rank_robustness_with_tiny_soft_likelihoods_finds_the_takeover():
     truth, rival = _bisect_takeover(EV, LEAK, MODEL.spec.value(LEAK), 1.0)
-    assert rival == "foraminal_stenosis" and truth == pytest.approx(0.2639, abs=1e-4)
+    # 0.2639 with the first edition; vascular insufficiency and hip disease now also give claudication
+    assert rival == "foraminal_stenosis" and truth == pytest.approx(0.3539, abs=1e-4)
     for evidence in (EV, TINY):
         row = sa.rank_robustness(MODEL, evidence, parameters=[LEAK]).loc[LEAK]
         assert row["upper"] == pytest.approx(truth, abs=1e-8)
@@ -352,7 +353,7 @@ def test_the_exact_one_way_function_refuses_values_outside_the_domain():
         (lambda: MODEL.write(None), pfb.ArgumentTypeError, r"path must be a file name \(a string or a path\), got None"),
         (lambda: MODEL.write("a\x00b.uai"), pfb.ArgumentError, r"path must not contain a NUL byte"),
         (lambda: MODEL.write_bif(b"model.bif"), pfb.ArgumentTypeError, r"path must be a file name"),
-        (lambda: MODEL.simulate(10**12), pfb.MemoryBudgetError, r"simulating 1,000,000,000,000 cases of 46 variables would need about"),
+        (lambda: MODEL.simulate(10**12), pfb.MemoryBudgetError, r"simulating 1,000,000,000,000 cases of 71 variables would need about"),
         (lambda: MODEL.diagnose(EV).summary(n_findings=-1), pfb.ArgumentError, r"n_findings must be a whole number >= 0, got -1"),
         (lambda: MODEL.diagnose(EV).summary(n_tests="3"), pfb.ArgumentTypeError, r"n_tests must be a whole number >= 0, got '3' \(a str\)"),
         (lambda: sa.evaluate(MODEL, EV, None), pfb.ArgumentTypeError, r"values must be a mapping"),

@@ -272,14 +272,29 @@ def test_evaluate_refuses_a_distribution_entry_changed_without_its_distribution(
     sa.evaluate(MODEL, {"onset": "immediate"}, values)
 
 
+def test_evaluate_keeps_the_batch_axis_when_only_an_unobserved_onset_table_is_batched():
+    """The onset mixture's table batched, onset unobserved: one answer per set (all equal: onset sums out)."""
+    sets = [0.2, 0.5, 0.8]
+    per_set = [sa.covaried(MODEL, "onset.distributions.leak.immediate", x) for x in sets]
+    values = {k: np.array([p[k] for p in per_set]) for k in per_set[0]}
+    patients = pd.DataFrame([{"time_since_surgery": "under_6_weeks", "radicular_pain": True}, {"smoker": True}], index=["a", "b"])
+    present, log_evidence = sa.evaluate(MODEL, patients, values)
+    assert present.shape == (len(sets), 2, len(MODEL.causes)) and log_evidence.shape == (len(sets), 2)
+    for row, label in enumerate(patients.index):
+        expected = MODEL.diagnose(patients.loc[label].dropna().to_dict()).posterior[MODEL.causes].to_numpy()
+        for s in range(len(sets)):
+            np.testing.assert_allclose(present[s, row], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(log_evidence, np.broadcast_to(log_evidence[0], log_evidence.shape), rtol=0, atol=1e-12)
+
+
 def test_sampling_part_of_a_distribution_keeps_its_fitted_range():
     # P(nerve injury | onset immediate) is monotone in the leak's "immediate" entry, so the posterior's
-    # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.15 and 0.45 (its range)
+    # 5% and 95% quantiles are its values at the entry's 5% and 95% quantiles, 0.10 and 0.40 (its range since the second edition)
     name = "onset.distributions.leak.immediate"
     evidence = {"onset": "immediate"}
     table = sa.monte_carlo(MODEL, evidence, n=20000, seed=0, parameters=[name])
     f = sa.one_way(MODEL, evidence, "nerve_injury", name)
-    low, high = sorted([f(0.15), f(0.45)])
+    low, high = sorted([f(0.10), f(0.40)])
     assert table.loc["nerve_injury", "q05"] == pytest.approx(low, abs=2e-3)
     assert table.loc["nerve_injury", "q95"] == pytest.approx(high, abs=2e-3)
 
@@ -314,10 +329,11 @@ def test_monte_carlo_on_a_learned_model_draws_learned_numbers_from_what_the_case
 def test_an_entry_at_one_co_varies_its_zero_siblings_equally_and_tornado_still_runs():
     model = pfb.load_model()
     leak = "onset.distributions.leak."
-    states = ["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result"]
-    degenerate = model.with_parameters({**{leak + s: 0.0 for s in states[:3]}, leak + states[3]: 1.0})
+    states = ["immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result", "unchanged_from_before_surgery"]
+    zeros = [s for s in states if s != states[3]]
+    degenerate = model.with_parameters({**{leak + s: 0.0 for s in zeros}, leak + states[3]: 1.0})
     new = sa.covaried(degenerate, leak + states[3], 0.7)
-    assert new == pytest.approx({leak + states[3]: 0.7, **{leak + s: 0.1 for s in states[:3]}})
+    assert new == pytest.approx({leak + states[3]: 0.7, **{leak + s: 0.3 / len(zeros) for s in zeros}})
     table = sa.tornado(degenerate, {"time_since_surgery": "over_2_years", "onset": "immediate"}, "pseudarthrosis")
     row = table.loc[leak + states[3]]
     expected = degenerate.with_parameters(sa.covaried(degenerate, leak + states[3], row["low"]))
@@ -549,7 +565,7 @@ def test_monte_carlo_draws_follow_the_fitted_distributions():
             assert (values[name] == row["shape_1"]).all()
             continue
         worst = min(worst, stats.kstest(values[name], cdf).pvalue)
-    assert worst > 1e-4  # over about 150 parameters with a fixed seed; a wrong distribution gives p-values near 0
+    assert worst > 1e-2 / len(fitted)  # the smallest of about 500 p-values with a fixed seed (Bonferroni at 1%); a wrong distribution gives p-values near 0
     for members in {tuple(m) for m in sa._groups(MODEL).values()}:
         np.testing.assert_allclose(np.sum([values[m] for m in members], axis=0), 1.0, rtol=0, atol=1e-12)
     # monte_carlo evaluates exactly these draws

@@ -38,4 +38,48 @@ VIGNETTES = {
         "time_since_surgery": "over_2_years", "onset": "immediate", "radicular_pain": True,
         "numbness_tingling": True, "mri_foraminal_stenosis": True, "mri_adjacent_level_stenosis": False,
     },
+    # second edition (issue 12): textbook presentations from the mimics evidence brief, not from case reports
+    "postoperative_haematoma": {  # days after surgery, relief then sudden severe pain and weakness, collection on MRI
+        "time_since_surgery": "under_6_weeks", "onset": "sudden_after_relief", "back_pain": True,
+        "radicular_pain": True, "bilateral_leg_symptoms": True, "leg_weakness": True,
+        "imaging_fluid_collection": True,
+    },
+    "surgical_site_infection": {  # diabetic, weeks after surgery, back pain building up, CRP not falling, collection
+        "time_since_surgery": "under_6_weeks", "diabetes": True, "onset": "gradual_after_relief",
+        "back_pain": True, "deep_aching_pain": True, "raised_inflammatory_markers": True,
+        "imaging_fluid_collection": True,
+    },
+    "vascular_insufficiency": {  # older smoker, walking calf pain never relieved by the operation, absent pulses
+        "time_since_surgery": "6_to_24_months", "age_over_65": True, "smoker": True,
+        "onset": "unchanged_from_before_surgery", "neurogenic_claudication": True,
+        "radicular_pain": False, "absent_distal_pulses": True, "mri_adjacent_level_stenosis": False,
+    },
+    "hip_disease": {  # older patient, groin and thigh pain on walking, painful hip rotation, relief from a hip injection
+        "time_since_surgery": "over_2_years", "age_over_65": True, "onset": "unchanged_from_before_surgery",
+        "anterior_thigh_symptoms": True, "mechanical_pain": True, "radicular_pain": False,
+        "groin_pain_on_hip_motion": True, "hip_injection_relief": True,
+    },
+    "meralgia_paresthetica": {  # on waking after prone surgery, burning numbness of the anterolateral thigh, no weakness
+        "time_since_surgery": "under_6_weeks", "surgical_approach": "posterior", "onset": "immediate",
+        "anterolateral_thigh_numbness": True,
+        "numbness_tingling": True, "radicular_pain": False, "leg_weakness": False,
+        "hip_flexor_or_quadriceps_weakness": False,
+    },
+    "lumbar_plexopathy": {  # on waking after a transpsoas fusion, anterior thigh numbness, weak hip flexion, no collection
+        "time_since_surgery": "under_6_weeks", "surgical_approach": "lateral", "onset": "immediate",
+        "anterior_thigh_symptoms": True, "numbness_tingling": True, "hip_flexor_or_quadriceps_weakness": True,
+        "imaging_fluid_collection": False, "abdominal_or_flank_pain": False,
+    },
+    "sacral_insufficiency_fracture": {  # osteoporotic, fused to S1, new buttock and leg pain weeks later, fracture on CT
+        "time_since_surgery": "6_weeks_to_6_months", "fusion_to_sacrum": True, "osteoporosis": True,
+        "onset": "sudden_after_relief", "buttock_pain": True, "back_pain": True, "radicular_pain": True,
+        "imaging_sacral_fracture": True,
+    },
+    "other_cause": {  # leg symptoms unchanged by the operation that no named cause explains: every specific test negative
+        "time_since_surgery": "6_to_24_months", "onset": "unchanged_from_before_surgery",
+        "numbness_tingling": True, "bilateral_leg_symptoms": True, "radicular_pain": False,
+        "mri_foraminal_stenosis": False, "mri_adjacent_level_stenosis": False, "mri_recurrent_disc": False,
+        "emg_radiculopathy": False, "absent_distal_pulses": False, "groin_pain_on_hip_motion": False,
+        "si_provocation_cluster": False, "piriformis_signs": False,
+    },
 }

@@ -947,6 +947,45 @@ def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
     return 8 * K * T * nodes * n * 18 + 8 * T * (m + 4) * n * 2 + 4096
 
 
+#: the number of cells the cost model assumes when it chooses a method: a constant, so that the choice for a row never
+#: depends on how many other rows are in its batch
+_CHOICE_CELLS = 256
+
+
+def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group the cells by what their method and their numbers depend on, and say what each group is.
+
+    A group shares m (expanded findings), the exact set of root configurations of positive weight (a block sums
+    over the union of its cells' sets, and Quickscore's cancellation would amplify the rounding of a different
+    sum), the causes its findings link to (in tenths per cause, for m > 6) and whether it can be telescoped.
+
+    Returns
+    -------
+    labels : int array, shape (cells,)
+        The group of each cell.
+    groups : int array, shape (n_groups, 3)
+        Per group: m, its number of root configurations, the tenths.
+    """
+    fb = cb if prob.expanded.shape[0] > 1 else np.zeros_like(cb)
+    rw = prob.root_weight
+    if prob.K == 1:
+        positive = np.ones((cb.size, 1), dtype=bool)
+    else:
+        positive = rw[cp if rw.shape[0] > 1 else 0, cb if rw.shape[1] > 1 else 0] > 0
+        if positive.ndim == 1:
+            positive = np.broadcast_to(positive, (cb.size, positive.size))
+    per_finding = (prob.links[0] > 0).sum(axis=1).astype(float)  # (F,) the causes each finding links to
+    linked = prob.expanded.astype(float) @ per_finding  # (B or 1,)
+    tenths = np.rint(np.round(linked[fb] / prob.n, 1) * 10).astype(np.int64)
+    tenths = np.where(m_cell > 6, tenths, 0)
+    lean = np.asarray((prob.expanded & (prob.a[..., 1] > prob.a[..., 0])).any(axis=1))  # (B or 1,)
+    tele = lean[fb].astype(np.int64)
+    table = np.concatenate([np.stack([m_cell.astype(np.int64), tenths, tele], axis=1), np.packbits(positive, axis=1).astype(np.int64)], axis=1)
+    rows, first, labels = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    k = positive[first].sum(axis=1).astype(np.int64)
+    return labels.reshape(-1), np.stack([rows[:, 0], np.maximum(k, 1), rows[:, 1]], axis=1)
+
+
 def _telescopable(prob: _Problem, rows: np.ndarray) -> bool:
     """Whether every one of these rows has an expanded finding leaning positive (the telescoped form needs one)."""
     fb = rows if prob.a.shape[0] > 1 else np.zeros(1, np.intp)
@@ -1671,6 +1710,10 @@ def factorised_query(
     unknown = set(methods) - set(METHODS)
     if unknown or not methods:
         raise ArgumentError(f"unknown methods {sorted(unknown)}; choose among {METHODS}")
+    if np.shape(cause_likelihood)[0] == 0:  # no rows: empty answers of the right shapes (the per-row scales cannot be reshaped)
+        P = max(np.shape(root_weight)[0], np.shape(cause_given_root)[0], np.shape(leak)[0])
+        K, n, npr = np.shape(root_weight)[-1], np.shape(cause_likelihood)[1], int(np.size(predict))
+        return FactorisedResult(np.empty((P, 0, n)), np.empty((P, 0, K)), np.empty((P, 0)), np.empty((P, 0, npr)), "none")
     with np.errstate(all="ignore"):
         problem = _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, checked)
         if activations and problem.predict.size:
@@ -1700,7 +1743,12 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     alive = ~prob.row_dead[cb]
     m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
     every = alive.all()
-    groups = [int(m_cell[0])] if every and (prob.m_row.shape[0] == 1 or (m_cell == m_cell[0]).all()) else np.unique(m_cell[alive])
+    # Rows are grouped, and each group's method chosen, by what the row itself is (its number of expanded findings m,
+    # the causes those findings link to, its root configurations, whether it can be telescoped), never by how many
+    # other rows share it: a row gets the same method, hence the same answer, in any batch (diagnose_many's chunks
+    # equal one query). The methods agree only to the tolerance, so a choice made per batch moved answers by ~1e-13.
+    key_cell, described = _row_keys(prob, cp, cb, m_cell)
+    groups = [int(key_cell[0])] if every and (key_cell == key_cell[0]).all() else np.unique(key_cell[alive])
     nodes = 1 + (_nodes(int(prob.mixture.member.sum()))[0].size if prob.mixture is not None else 0)
     ld_allowed = _LONGDOUBLE_USEFUL and "quickscore-longdouble" in methods
 
@@ -1749,18 +1797,15 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             owners[p, b] = post[:, m * (1 + n) :]
         activated[p, b] = True
 
-    for m in groups:
-        m = int(m)
-        group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (m_cell == m))
+    for key in groups:
+        key = int(key)
+        group = cp if P * B == 1 else np.arange(P * B) if len(groups) == 1 and every else np.flatnonzero(alive & (key_cell == key))
+        m, row_k, tenths = (int(x) for x in described[key])
         roots = _root_columns(prob, cp[group], cb[group])
         # the dynamic programme's work depends on how many of the expanded findings each cause links to
-        # (with few expanded findings it is never the cheapest: no need to look)
-        if m > 6:
-            sample = np.flatnonzero(prob.expanded[cb[group[0]] if prob.expanded.shape[0] > 1 else 0])
-            active = round(float((prob.links[0][sample] > 0).sum()) / n, 1)
-        else:
-            active = float(m)
-        plan = _plan(n, m, roots[1].shape[1], nodes, npr, prob.mixture is not None, active)
+        # (with few expanded findings it is never the cheapest: the key holds m then)
+        active = tenths / 10 if m > 6 else float(m)
+        plan = _plan(n, m, row_k, nodes, npr, prob.mixture is not None, active)
         need = plan.need
         fits = {name: name in methods and need[name] <= max_bytes for name in METHODS}
         fits["quickscore-longdouble"] &= ld_allowed
@@ -1772,21 +1817,21 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
 
         def cheapest(candidates: Sequence[str], cells: int, plan: _Plan = plan, fits: dict[str, bool] = fits) -> str | None:
             usable = [name for name in candidates if fits[name]]
-            return min(usable, key=lambda name: plan.seconds(name, cells)) if usable else None
+            return min(usable, key=lambda name: plan.seconds(name, _CHOICE_CELLS)) if usable else None
 
         # Quickscore's bound fails more often the more findings are expanded (a rough guess, used only to choose):
         # count the fallback it would then need
         exact = cheapest(("subset-dp", "enumeration"), group.size)
-        risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, group.size) if exact is not None else 0.0)
-        first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", group.size) + risk > plan.seconds(exact, group.size) else None
+        risk = min(1.0, max(0.0, (m - 4) / 6)) * (plan.seconds(exact, _CHOICE_CELLS) if exact is not None else 0.0)
+        first = exact if fits["quickscore"] and exact is not None and plan.seconds("quickscore", _CHOICE_CELLS) + risk > plan.seconds(exact, _CHOICE_CELLS) else None
         first = first or cheapest(("quickscore", "quickscore-telescoped", "subset-dp", "enumeration"), group.size) or cheapest(("quickscore-longdouble", "enumeration-log"), group.size)
         # the activations come with the enumeration; otherwise the caller makes one more query per expanded finding
         # (and one with a parameter set per mixture owner): take the enumeration when that is cheaper
         with_activations = False
         if activations and "enumeration" in methods and need["enumeration"] + _enumeration_activation_bytes(n, m) <= max_bytes:
             owners_sets = int(prob.mixture.member.sum()) + 1 if prob.mixture is not None else 0
-            enumerating = plan.seconds("enumeration", group.size) * (2 + 0.8 * m + (0.8 if prob.mixture is not None else 0))
-            querying = plan.seconds(first, group.size) * (1 + m) + plan.seconds(first, group.size) * owners_sets if first is not None else math.inf
+            enumerating = plan.seconds("enumeration", _CHOICE_CELLS) * (2 + 0.8 * m + (0.8 if prob.mixture is not None else 0))
+            querying = plan.seconds(first, _CHOICE_CELLS) * (1 + m) + plan.seconds(first, _CHOICE_CELLS) * owners_sets if first is not None else math.inf
             with_activations = first == "enumeration" or enumerating < querying
             if with_activations:
                 first = "enumeration"
@@ -1856,15 +1901,17 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             exact = cheapest(("subset-dp", "enumeration"), failed.size)
             if method == "quickscore" and "quickscore-telescoped" in methods and not npr and need["quickscore-telescoped"] <= max_bytes:
                 fits["quickscore-telescoped"] = _telescopable(prob, cb[failed])
-            if method == "quickscore" and fits["quickscore-telescoped"] and plan.seconds("quickscore-telescoped", failed.size) < min(
-                plan.seconds(exact, failed.size) if exact is not None else math.inf,
-                plan.seconds("quickscore-longdouble", failed.size) if fits["quickscore-longdouble"] and hope.all() else math.inf,
+            if method == "quickscore" and fits["quickscore-telescoped"] and plan.seconds("quickscore-telescoped", _CHOICE_CELLS) < min(
+                plan.seconds(exact, _CHOICE_CELLS) if exact is not None else math.inf,
+                plan.seconds("quickscore-longdouble", _CHOICE_CELLS) if fits["quickscore-longdouble"] else math.inf,
             ):
+                # (per row: the rows Quickscore in long double would not rescue go the telescoped way; the others too
+                # when that is cheaper, whatever their neighbours)
                 queue.append(("quickscore-telescoped", failed, hope))
             elif method in ("quickscore", "quickscore-telescoped"):
                 to_ld = hope & fits["quickscore-longdouble"]
                 if exact is not None:
-                    to_ld &= plan.seconds("quickscore-longdouble", int(to_ld.sum())) < plan.seconds(exact, failed.size)
+                    to_ld &= plan.seconds("quickscore-longdouble", _CHOICE_CELLS) < plan.seconds(exact, _CHOICE_CELLS)
                 queue += [("quickscore-longdouble", failed[to_ld], None), (exact or cheapest(("enumeration-log",), failed.size), failed[~to_ld], None)]
             elif method == "quickscore-longdouble":
                 queue.append((exact or cheapest(("enumeration-log",), failed.size), failed, None))

@@ -246,7 +246,12 @@ class CompiledNetwork:
             if J <= ENUMERATION_LIMIT and K <= ENUMERATION_LIMIT and plan_bytes <= memory_budget:
                 plan = LayeredPlan(tables)
             elif not structured:
-                raise MemoryBudgetError(plan_bytes, int(memory_budget), f"enumerating the {J:,} joint configurations of the middle layer (its leaves are not all noisy-OR or mixtures)")
+                # answered row by row by structured enumeration (:mod:`._enumeration`), which reads dense leaves too
+                from ._enumeration import enumeration_bytes
+
+                needed = enumeration_bytes(J, len(middle))
+                if needed > memory_budget:
+                    raise MemoryBudgetError(needed, int(memory_budget), f"enumerating the {J:,} joint configurations of the middle layer (its leaves are not all noisy-OR or mixtures)")
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_strategy", strategy)
         object.__setattr__(self, "_plan", plan)
@@ -427,11 +432,7 @@ class CompiledNetwork:
                     if problems:
                         raise NetworkError(f"parameter tables of {name!r}: {'; '.join(problems)}")
                 continue
-            if self._factors is not None and isinstance(self._tables.cpd(name), NoisyOr | Mixture):
-                raise NetworkError(
-                    f"parameter tables of {name!r}: this network is solved from its noisy-OR and mixture numbers; "
-                    f"give a batched {type(self._tables.cpd(name)).__name__} (e.g. from cpts.build_tables), not a dense table"
-                )
+            # a dense replacement of a noisy-OR or mixture table is answered by structured enumeration (see _query)
             table = np.asarray(table, dtype=float)
             expected = self._tables.cpts[name].shape
             if table.ndim != len(expected) + 1 or table.shape[1:] != expected:
@@ -626,7 +627,61 @@ class CompiledNetwork:
             return self._enumerate_structured(evidence, targets, cpds, n_sets, batched, joint)
         if self._plan is not None:
             return self._enumerate(evidence, targets, cpds, n_sets, batched, None)
+        if self._factors is None or (batched and self._dense_leaves(cpds)):
+            return self._enumerate_sets(evidence, targets, cpds, n_sets, batched)
         return self._factorised(evidence, targets, cpds, n_sets, batched)
+
+    def _dense_leaves(self, cpds: Mapping[str, Any]) -> bool:
+        """Whether some leaf's table is dense (given so, or replaced by a dense parameter table): no factorised sums then."""
+        return any(not isinstance(cpds[f], NoisyOr | Mixture) for f in self._layers[3])
+
+    def _enumerate_sets(self, evidence: EncodedEvidence, targets: tuple[str, ...], cpds: Mapping[str, Any], n_sets: int, batched: bool) -> QueryResult:
+        """Answer a layered network whose leaves are not all structured, and whose middle layer is too large for the plan.
+
+        Each parameter set is solved by :func:`._enumeration.enumerate_joint` (row by row over the
+        middle layer's configurations, reading dense leaves as they are); targets outside the middle
+        layer by clamping them to each state. Rows are chunked to the memory budget.
+        """
+        from ._enumeration import enumerate_joint, enumeration_bytes
+
+        isolated, roots, middle, leaves = self._layers
+        J = int(np.prod([self._tables.cardinality(m) for m in middle], dtype=np.int64))
+        per_row = enumeration_bytes(J, len(middle)) + _FLOAT * 2 * J  # the working arrays and the row's posterior
+        if evidence.n_rows > 1 and per_row * evidence.n_rows > self._budget:
+            return self._in_row_chunks(evidence, targets, cpds, n_sets, batched, None, per_row, lambda ev, t, c, ns, b, _j: self._enumerate_sets(ev, t, c, ns, b))
+        names = self._batched_names(cpds) if batched else set()
+        sets = []
+        for s in range(n_sets if batched else 1):
+            own = {v: (cpds[v] if v not in names else _one_set(cpds[v], s)) for v in self.variables}
+            sets.append(own)
+
+        def log_evidence_of(rows: EncodedEvidence) -> tuple[np.ndarray, list[np.ndarray]]:
+            logs, posts = [], []
+            for own in sets:
+                tables = NetworkTables(self._tables.states, self._tables.parents, own)
+                _, posterior, log_ev = enumerate_joint(tables, roots, middle, leaves, rows, self._budget)
+                logs.append(self._add_isolated(log_ev[None], rows, own)[0])
+                posts.append(posterior)
+            return np.stack(logs), posts
+
+        log_evidence, posteriors = log_evidence_of(evidence)
+        configurations = np.stack(np.unravel_index(np.arange(J), [self._tables.cardinality(m) for m in middle]), axis=1) if middle else np.zeros((1, 0), dtype=np.intp)
+        marginals: dict[str, np.ndarray] = {}
+        for t in targets:
+            if t in middle:
+                i = middle.index(t)
+                marginals[t] = np.stack([np.stack([p[:, configurations[:, i] == s].sum(axis=1) for s in range(self._tables.cardinality(t))], axis=-1) for p in posteriors])
+            else:
+                marginals[t] = self._by_clamping(evidence, t, lambda clamped: log_evidence_of(clamped)[0])
+        P = log_evidence.shape[0]
+        impossible = ~np.isfinite(log_evidence)
+        if impossible.any():  # no answer where the evidence is impossible, whatever the target
+            for t in list(marginals):
+                value = np.array(marginals[t])
+                value[impossible] = np.nan
+                marginals[t] = value
+        marginals = {t: (m if m.shape[0] == P else np.broadcast_to(m, (P,) + m.shape[1:])) for t, m in marginals.items()}
+        return self._result(marginals, log_evidence, evidence, None, None, "structured enumeration")
 
     # ---------------------------------------------------------------- methods
     def _dense_cpts(self, cpds: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -846,7 +901,7 @@ class CompiledNetwork:
         predict = np.arange(F - len(predicted), F)
         result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, predict, max_bytes=self._budget, checked=True)
         log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
-        P = max(P, log_evidence.shape[0])
+        P = max(P, log_evidence.shape[0], n_sets)  # one answer per set, even when only tables the evidence never reads were batched
         marginals: dict[str, np.ndarray] = {}
         both_states = read_only(np.stack([1.0 - result.cause_posterior, result.cause_posterior], axis=-1))  # (P, B, n, 2); each target a view
         for t in targets:
@@ -854,7 +909,9 @@ class CompiledNetwork:
                 marginals[t] = both_states[:, :, mid_index[t], :]
             elif t in roots:
                 i = roots.index(t)
-                marginals[t] = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
+                summed = np.stack([result.root_posterior[:, :, root_states[:, i] == s].sum(axis=-1) for s in range(tables.cardinality(t))], axis=-1)
+                with np.errstate(invalid="ignore"):  # (the sums of many configurations' posteriors: an observed root exactly one-hot)
+                    marginals[t] = summed / summed.sum(axis=-1, keepdims=True)
             elif t in predicted:
                 p = result.finding_posterior[:, :, predicted.index(t)]
                 marginals[t] = np.stack([1.0 - p, p], axis=-1)
@@ -881,6 +938,10 @@ class CompiledNetwork:
 
     def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:
         """P(leaf | evidence) for a leaf the factorised sums do not predict directly: the evidence with the leaf in each state."""
+        return self._by_clamping(evidence, leaf, lambda clamped: self._factorised(clamped, (), cpds, n_sets, batched).log_evidence)
+
+    def _by_clamping(self, evidence: EncodedEvidence, leaf: str, log_evidence_of: Any) -> np.ndarray:
+        """P(variable | evidence) from ``log_evidence_of`` (log P of evidence rows, per set) with the variable clamped to each state."""
         card = self._tables.cardinality(leaf)
         rest = {k: v for k, v in evidence.codes.items() if k != leaf}
         soft = {k: v for k, v in evidence.likelihoods.items() if k != leaf}
@@ -890,7 +951,7 @@ class CompiledNetwork:
             codes = dict(rest)
             codes[leaf] = np.full(evidence.n_rows, s, dtype=np.intp)
             clamped = EncodedEvidence.from_codes(self._tables.states, codes, evidence.n_rows, soft)
-            logs.append(self._factorised(clamped, (), cpds, n_sets, batched).log_evidence)
+            logs.append(log_evidence_of(clamped))
         stacked = np.stack(logs, axis=-1) + np.log(np.where(own > 0, own, 1.0))[None] + np.where(own > 0, 0.0, -np.inf)[None]
         top = stacked.max(axis=-1, keepdims=True)
         w = np.exp(stacked - np.where(np.isfinite(top), top, 0.0))
@@ -1065,6 +1126,15 @@ class _Factors:
         total = weight.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (weight @ self.cause_given_root) / total[..., None]
+
+
+def _one_set(table: Any, s: int) -> Any:
+    """Parameter set ``s`` of a batched table (dense, noisy-OR or mixture)."""
+    if isinstance(table, NoisyOr):
+        return NoisyOr(leak=table.leak[s], links=table.links[s])
+    if isinstance(table, Mixture):
+        return Mixture(distributions=table.distributions[s], leak=table.leak[s])
+    return np.asarray(table)[s]
 
 
 def _hashable(value: Any) -> bool:
