@@ -106,17 +106,23 @@ def test_monte_carlo_on_the_cluster_equals_pandas_whatever_the_partitioning(clie
 
 
 def test_monte_carlo_takes_a_partition_in_parts_within_the_memory_budget(monkeypatch):
-    patients, n = _registry(5, seed=4), 300
-    draws = 8 * n * len(sensitivity.fit_distributions(MODEL))
-    small = MODEL.with_memory_budget(draws + 8 * n * 2 * len(CAUSES) * 2 + 100)  # the draws and two patients' posteriors at a time
+    from large_models import trimmed_spec
+
+    # on the first eight causes one patient's engine work fits a budget of a few patients' posteriors
+    # (at 16 causes the engine alone needs about 1.7 MB per patient, more than the budget this test sets)
+    model = pfb.Model(trimmed_spec(8))
+    registry, n = _registry(5, seed=4), 300
+    patients = registry[[c for c in registry.columns if c in model.spec.variables]]
+    draws = 8 * n * len(sensitivity.fit_distributions(model))
+    small = model.with_memory_budget(draws + 8 * n * 2 * len(model.causes) * 2 + 100)  # the draws and two patients' posteriors at a time
     sizes = []
     real = distributed._batched_evaluate
     monkeypatch.setattr(distributed, "_batched_evaluate", lambda model, rows, *a, **k: sizes.append(len(rows)) or real(model, rows, *a, **k))
     got = distributed.monte_carlo(small, dd.from_pandas(patients, npartitions=1), n=n, seed=2).compute(scheduler="sync").set_index("cause", append=True)
     assert sizes == [2, 2, 1]
-    np.testing.assert_allclose(got.to_numpy(), sensitivity.monte_carlo(MODEL, patients, n=n, seed=2).to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.to_numpy(), sensitivity.monte_carlo(model, patients, n=n, seed=2).to_numpy(), rtol=0, atol=1e-12)
     with pytest.raises(pfb.MemoryBudgetError, match="monte_carlo with n=300 draws"):
-        distributed.monte_carlo(MODEL.with_memory_budget(draws), dd.from_pandas(patients, npartitions=1), n=n, seed=2)
+        distributed.monte_carlo(model.with_memory_budget(draws), dd.from_pandas(patients, npartitions=1), n=n, seed=2)
 
 
 def test_a_worker_killed_mid_run_loses_no_row(client):
