@@ -37,7 +37,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from . import EvidenceError, ExportError, SpecError, load_model
+from . import EvidenceError, ExportError, SpecError, formatting, load_model
 from ._optional import require
 from .diagnosis import DISCLAIMER
 from .engine.atomic import atomic_write, same_file
@@ -580,13 +580,11 @@ def _red_flag_json(dx) -> dict[str, object]:
 
 def _causes_for_people(frame: pd.DataFrame) -> pd.DataFrame:
     """Return the causes table as the reports show it: percentages and likelihood ratios rounded for humans."""
-    from . import formatting as fmt
-
     return pd.DataFrame(
         {
-            "prior": frame["prior"].map(fmt.percent),
-            "posterior": frame["posterior"].map(fmt.percent),
-            "likelihood ratio": frame["likelihood_ratio"].map(fmt.likelihood_ratio),
+            "prior": frame["prior"].map(formatting.percent),
+            "posterior": frame["posterior"].map(formatting.percent),
+            "likelihood ratio": frame["likelihood_ratio"].map(formatting.likelihood_ratio),
             "rank": frame["rank"],
         },
         index=frame.index,
@@ -634,8 +632,6 @@ def _table_output(dx, table: pd.DataFrame, fmt: str, key: str, heading: str, sho
     elif fmt == "csv":
         _with_flag_column(table, dx).to_csv(sys.stdout)
     else:
-        from . import formatting
-
         _red_flag_lead(dx, _evidence_line(dx, "Patient"))
         print(f"Most probable cause: {dx.top} ({formatting.percent(dx.posterior.iloc[0])})")
         print(heading)
@@ -660,7 +656,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     cause (+2.3 is a ratio of 10); the last two columns say what the top
     cause's posterior would be without the finding.
     """
-    from . import formatting as fmt
     from .report import observations
 
     dx = _diagnose(load_model(args.priors), _evidence(args), args.format)
@@ -668,8 +663,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     seen = {str(o["name"]): str(o["text"]) for o in observations(dx)}
     shown = pd.DataFrame({"observed": [seen.get(str(n), str(v)) for n, v in table["observed"].items()], "role": table["role"]}, index=table.index)
     for cause in table.attrs["causes"]:
-        shown[cause] = table[cause].map(fmt.weight)
-    shown[f"{dx.top} without it"] = table["top_posterior_without"].map(fmt.percent)
+        shown[cause] = table[cause].map(formatting.weight)
+    shown[f"{dx.top} without it"] = table["top_posterior_without"].map(formatting.percent)
     heading = "Weight of evidence (natural log; + for, - against; +2.3 is a likelihood ratio of 10). A red flag (role red_flag) is urgent whatever it weighs:"
     _table_output(dx, table, args.format, "findings", heading, shown, args.wide)
     return EXIT_OK
@@ -697,20 +692,19 @@ def _configure_next_tests(parser: argparse.ArgumentParser) -> None:
 
 def _tests_for_people(table: pd.DataFrame) -> pd.DataFrame:
     """Return the next tests as the reports show them: what each result would do to the top cause, in percentages."""
-    from . import formatting as fmt
 
     def effect(row: pd.Series, after: str) -> str:
-        return f"{fmt.percent(row['top_now'])} {fmt.ARROW} {fmt.percent(row[after])}"
+        return f"{formatting.percent(row['top_now'])} {formatting.ARROW} {formatting.percent(row[after])}"
 
     shown = pd.DataFrame(
         {
             "kind": table["test_kind"],
-            "cost": table["cost"].map(fmt.cost),
-            "information": table["information_gain"].map(fmt.bits),
+            "cost": table["cost"].map(formatting.cost),
+            "information": table["information_gain"].map(formatting.bits),
             "score": table["score"].map("{:.3f}".format),
-            "P(top changes)": table["probability_top_changes"].map(fmt.percent),
+            "P(top changes)": table["probability_top_changes"].map(formatting.percent),
             "positive": table["positive_result"],
-            "P(positive)": table["probability_positive"].map(fmt.percent),
+            "P(positive)": table["probability_positive"].map(formatting.percent),
             "if positive": [effect(row, "top_if_positive") for _, row in table.iterrows()],
             "if negative": [effect(row, "top_if_negative") for _, row in table.iterrows()],
         },
@@ -923,7 +917,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         table = sensitivity.tornado(model, evidence, target)
         top = args.top or (20 if args.plot or args.format == "table" else len(table))
         table = table.head(top)
-        title = f"Tornado for P({target} present | evidence) = {_percent(table.attrs['posterior'])}: each number at the low and high end of its range"
+        title = f"Tornado for P({target} present | evidence) = {formatting.percent(table.attrs['posterior'])}: each number at the low and high end of its range"
     else:
         table = sensitivity.monte_carlo(model, evidence, n=args.draws, seed=args.seed, progress=False if args.quiet else None)
         if args.target is not None:
@@ -948,12 +942,6 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _percent(p: float) -> str:
-    from .formatting import percent
-
-    return percent(p)
-
-
 #: Columns of the sensitivity tables that hold probabilities (shown as percentages; the swing in percentage points).
 _PROBABILITY_COLUMNS = ("posterior_at_low", "posterior_at_high", "posterior", "mean", "median", "q05", "q95", "probability_first")
 
@@ -963,7 +951,7 @@ def _sensitivity_for_people(table: pd.DataFrame) -> pd.DataFrame:
     shown = table.copy()
     for column in shown.columns:
         if column in _PROBABILITY_COLUMNS:
-            shown[column] = table[column].map(_percent)
+            shown[column] = table[column].map(formatting.percent)
         elif column == "swing":
             shown[column] = table[column].map(lambda x: f"{100 * x:.1f} pp")
         elif pd.api.types.is_float_dtype(table[column]):

@@ -57,7 +57,7 @@ def likelihood_ratio(x: float) -> str:
     Examples
     --------
     >>> [likelihood_ratio(x) for x in (0, 0.004, 0.0456, 0.5, 1, 1.7, 12.4, 99.6, 1359.448, float("inf"))]
-    ['0', '< 0.01', '0.046', '0.50', '1.0', '1.7', '12', '> 100', '> 100', 'infinite']
+    ['0', '< 0.01', '0.046', '0.50', '1.0', '1.7', '12', '100', '> 100', 'infinite']
     """
     x = float(x)
     if math.isnan(x):
@@ -68,7 +68,7 @@ def likelihood_ratio(x: float) -> str:
         return "0"
     if x < LR_FLOOR:
         return f"< {LR_FLOOR:g}"
-    if x > LR_CEILING or round(x) > LR_CEILING - 1:
+    if x > LR_CEILING:
         return f"> {LR_CEILING:g}"
     if x >= 9.95:
         return f"{x:.0f}"

@@ -39,7 +39,7 @@ def test_a_whole_percent_is_within_half_a_percent(p):
 @pytest.mark.parametrize(
     ("x", "text"),
     [(0.0, "0"), (0.004, "< 0.01"), (0.0456, "0.046"), (0.5, "0.50"), (0.96, "0.96"), (1.0, "1.0"), (1.04, "1.0"),
-     (1.7, "1.7"), (9.94, "9.9"), (9.96, "10"), (12.4, "12"), (99.4, "99"), (1359.448, "> 100"), (math.inf, "infinite")],
+     (1.7, "1.7"), (9.94, "9.9"), (9.96, "10"), (12.4, "12"), (99.4, "99"), (99.6, "100"), (100.0, "100"), (100.4, "> 100"), (1359.448, "> 100"), (math.inf, "infinite")],
 )  # fmt: skip
 def test_likelihood_ratio_is_rounded_for_humans(x, text):
     assert fmt.likelihood_ratio(x) == text
