@@ -366,11 +366,14 @@ def test_parameter_sets_reach_isolated_variables_on_a_factorised_network():
     np.testing.assert_allclose(np.diff(log_evidence[:, 0]), np.diff(np.log(leaks)), rtol=1e-12)  # fever has no cause: P(e) scales with its leak
 
 
-def test_a_dense_parameter_table_for_a_structured_finding_is_refused_on_a_factorised_network():
+def test_a_dense_parameter_table_for_a_structured_finding_is_answered_by_structured_enumeration():
     _, tables, net, _ = _thirteen()
     ev = EncodedEvidence.from_rows(tables.states, [{"radicular_pain": "yes"}])
-    with pytest.raises(pfb.NetworkError, match="radicular_pain.*batched NoisyOr"):
-        net.query(ev, ["nerve_injury"], parameters={"radicular_pain": np.stack([tables.cpts["radicular_pain"]] * 2)})
+    dense = net.query(ev, ["nerve_injury"], parameters={"radicular_pain": np.stack([tables.cpts["radicular_pain"]] * 2)})
+    plain = net.query(ev, ["nerve_injury"])
+    assert dense.method == "structured enumeration" and plain.method != dense.method
+    np.testing.assert_allclose(dense.marginals["nerve_injury"], np.broadcast_to(plain.marginals["nerve_injury"], dense.marginals["nerve_injury"].shape), rtol=1e-9)
+    np.testing.assert_allclose(dense.log_evidence, np.broadcast_to(plain.log_evidence, dense.log_evidence.shape), rtol=1e-12)
 
 
 def test_impossible_evidence_gives_no_answer_for_any_target_on_a_factorised_network():

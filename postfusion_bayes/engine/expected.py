@@ -340,11 +340,19 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     complete = _complete(cause_lik)
     rest = np.flatnonzero(~complete)
     cpds = {v: tables.cpd(v) for v in tables.variables}
-    # the factorised sums keep the root configurations their cells allow (all of them would make the root weights
-    # (cells, configurations) large); the closed form reads each cell's own
-    factors = _Factors.build(tables, network._layers, cpds, {v: x[rest] for v, x in lam.items()} if rest.size else None)
-    weight = factors.root_weight({v: x[rest] for v, x in lam.items()}, rest.size) if rest.size else None  # (1, rest, K)
-    cgr = factors.cause_given_root
+    factors = _Factors.build(tables, network._layers, cpds)
+    # A cell's roots are all observed, so its causes are independent a priori with P(cause i present | its roots) = p_i:
+    # the factorised sums take each cell as one root configuration of weight w (its roots' prior times their
+    # evidence), causes 1/2 a priori and p_i carried in the cause likelihood as (2(1 - p_i), 2 p_i) (exact: 1/2 and 2
+    # are powers of two). All cells then share K = 1 and are grouped only by their findings: many root
+    # configurations as K would split the cells into one group, hence one Python-level block, per configuration.
+    if rest.size:
+        w_rest, p_rest = _cell_roots(tables, network._layers, cpds, {v: x[rest] for v, x in lam.items()}, rest.size)
+        weight = w_rest[None, :, None]  # (1, rest, 1)
+        cause_lik[rest] *= np.stack([2.0 * (1.0 - p_rest), 2.0 * p_rest], axis=-1)
+    else:
+        weight = None
+    cgr = np.full((1, 1, n), 0.5)
     noisy = [f for f in factors.noisy if f in lam]
     columns = [factors.noisy_index[f] for f in noisy]
     leak, links = factors.leak[:, columns], factors.links[:, columns, :]
