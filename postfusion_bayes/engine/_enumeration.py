@@ -177,6 +177,10 @@ def enumerate_joint(
                     table = middle_tables[m]
                     idx = tuple(root_states[ks, roots.index(q)] for q in tables.parents[m])
                     p[:, i] = table[idx][:, 1] if idx else table[1]
+                split = _split_prior(p, weight[ks] - shift_k)
+                if split is not None:
+                    log_prior = np.logaddexp(log_prior, split)
+                    continue
                 with np.errstate(divide="ignore", invalid="ignore"):
                     log_on, log_off = np.log(p), np.log1p(-p)
                     # present @ log p + (1 - present) @ log(1 - p), with 0 * log 0 counted as 0
@@ -204,6 +208,52 @@ def enumerate_joint(
         log_prior = _remaining_leaves(tables, leaves, mid_pos, configurations, dense_ev, b, present, noisy, noisy_index, *noisy_arrays, log_prior, set(), raw)
         _normalise_row(log_prior, posterior, log_evidence, b)
     return configurations, posterior, log_evidence
+
+
+#: Largest spread, in nats, of the terms that :func:`_split_prior` sums in linear space: below it none underflows.
+_SPLIT_RANGE = 600.0
+
+
+def _split_prior(p: np.ndarray, log_weight: np.ndarray) -> np.ndarray | None:
+    """Log prior of every configuration of ``n`` binary middle variables, summed over root configurations, by halves.
+
+    P(a, b) = sum_k w_k P_k(a) P_k(b), with ``a`` the first ``n // 2`` variables and ``b`` the others (each
+    independent given the root configuration ``k``): one matrix product of ``(2**(n/2), k)`` by ``(k, 2**(n/2))``
+    instead of ``k x 2**n`` logarithms and exponentials. Done in linear space, each term scaled by its
+    maxima; None (the caller takes the log-space path) when the terms span more than :data:`_SPLIT_RANGE`
+    nats, where the smallest could underflow.
+
+    Parameters
+    ----------
+    p : array, shape (k, n)
+        P(variable present | root configuration), in [0, 1].
+    log_weight : array, shape (k,)
+        Log weight of each root configuration (finite).
+    """
+    n = p.shape[1]
+    if n < 4:
+        return None
+    with np.errstate(divide="ignore"):
+        log_on, log_off = np.log(p), np.log1p(-p)
+
+    def half(columns: slice, size: int) -> tuple[np.ndarray, np.ndarray, float]:
+        bits = _binary_configurations(size)[0].astype(bool)  # (2**size, size), last fastest
+        logs = np.where(bits[None, :, :], log_on[:, None, columns], log_off[:, None, columns]).sum(axis=2)  # (k, 2**size)
+        top = logs.max(axis=1)
+        finite = np.isfinite(logs)
+        low = np.where(finite, logs, np.inf).min(axis=1)
+        return np.exp(logs - top[:, None]), top, float((top - low).max())
+
+    first = n // 2
+    a, top_a, spread_a = half(slice(0, first), first)
+    b, top_b, spread_b = half(slice(first, n), n - first)
+    scale = log_weight + top_a + top_b
+    peak = scale.max()
+    if not np.isfinite(peak) or (peak - scale.min()) + spread_a + spread_b > _SPLIT_RANGE:
+        return None
+    joint = (a * np.exp(scale - peak)[:, None]).T @ b  # (2**first, 2**(n - first)); row-major is last fastest
+    with np.errstate(divide="ignore"):
+        return np.log(joint).reshape(-1) + peak
 
 
 def _normalise_row(log_prior: np.ndarray, posterior: np.ndarray, log_evidence: np.ndarray, b: int) -> None:
