@@ -36,3 +36,12 @@ def test_the_set_has_at_least_30_cases_with_citations_and_some_outside_the_model
     assert len(cases) >= 30
     assert all(case["citation"].strip() and case["url"].startswith("http") for case in cases)
     assert sum(case["outside_model"] for case in cases) >= 5
+
+
+def test_the_report_is_what_the_model_gives_now():
+    """validation/REPORT.md is regenerated whenever the priors or the engine change what a case gets."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(VALIDATION / "run_validation.py"), "--check"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
