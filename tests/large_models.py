@@ -86,6 +86,14 @@ def trimmed_documents(keep: int) -> dict:
     return docs
 
 
+def write_trimmed_priors(folder: Path, keep: int) -> Path:
+    """Write :func:`trimmed_documents` as a priors folder (for the command line's ``--priors``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in trimmed_documents(keep).items():
+        (folder / name).write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
 def trimmed_spec(keep: int):
     """Return the spec of :func:`trimmed_documents`."""
     return spec_from_documents(trimmed_documents(keep), source=f"<shipped priors, first {keep} causes>")
