@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 import pytest
 from helpers import assert_same_tables
-from large_models import extended_spec
 
 import postfusion_bayes as pfb
 from postfusion_bayes.cli import main
@@ -354,7 +353,7 @@ def test_cli_export_writes_genie_and_hugin_files(capsys, tmp_path):
 
 def test_the_sixteen_cause_model_reads_back_in_pyagrum(tmp_path):
     # the size the second-edition model reaches: onset has all 16 causes as parents (65,536 rows by 5 states)
-    big = pfb.Model(extended_spec(8))
+    big = pfb.load_model()
     assert max(len(p) for p in big.tables.parents.values()) == 16
     bn = gum().loadBN(str(big.write(tmp_path / "big.xdsl")))
     prefixed = {v: tuple(s if s[0].isalpha() else f"s_{s}" for s in states) for v, states in big.tables.states.items()}

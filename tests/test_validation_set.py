@@ -45,3 +45,24 @@ def test_the_report_is_what_the_model_gives_now():
 
     run = subprocess.run([sys.executable, str(VALIDATION / "run_validation.py"), "--check"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_readme_quotes_the_report():
+    """The README's validation table gives the numbers of validation/REPORT.md."""
+    import re
+
+    report = (VALIDATION / "REPORT.md").read_text(encoding="utf-8")
+    readme = (VALIDATION.parent / "README.md").read_text(encoding="utf-8")
+
+    def measure(text: str, start: str) -> str:
+        line = next(line for line in text.splitlines() if line.startswith(f"| {start}"))
+        return re.findall(r"\d+/\d+", line)[0]
+
+    for report_row, readme_row in [
+        ("true cause in the top three, after workup", "true cause in the top three after workup"),
+        ("true cause first, after workup", "true cause first after workup"),
+        ("confidently wrong", "confidently wrong"),
+        ("adequacy check quiet", "adequacy check quiet"),
+        ("outside-model cases flagged", "outside-model cases flagged"),
+    ]:
+        assert measure(report, report_row) == measure(readme, readme_row), report_row

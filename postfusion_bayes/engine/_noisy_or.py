@@ -1701,8 +1701,8 @@ def factorised_query(
     ...     links=np.array([[[0.9, 0.5]]]), finding_likelihood=np.array([[[0.0, 1.0]]]))
     >>> r.cause_posterior.round(4)
     array([[[0.4815, 0.581 ]]])
-    >>> r.method  # with two causes, enumerating their four configurations is cheapest
-    'enumeration'
+    >>> r.method  # one positive finding: Quickscore sums two terms
+    'quickscore'
     >>> factorised_query(np.ones((1, 1, 1)), np.array([[[0.1, 0.2]]]), np.ones((1, 2, 2)), np.array([[0.01]]),
     ...                  np.array([[[0.9, 0.5]]]), np.array([[[0.0, 1.0]]]), methods=("quickscore",)).cause_posterior.round(4)
     array([[[0.4815, 0.581 ]]])
