@@ -338,7 +338,11 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     # cells with every cause observed are products (closed form); the others go to the factorised sums, which
     # bring the activations along where they enumerate the causes
     complete = _complete(cause_lik)
-    rest = np.flatnonzero(~complete)
+    # cells with a few unobserved causes: every completion of those causes is a complete cell (closed form), and the
+    # completions are summed, weighted by their probabilities; the others go to the factorised sums
+    free = ~(cause_lik == 0).any(axis=2)  # (C, n)
+    expand = ~complete & (free.sum(axis=1) <= _EXPAND_FREE)
+    rest = np.flatnonzero(~complete & ~expand)
     cpds = {v: tables.cpd(v) for v in tables.variables}
     factors = _Factors.build(tables, network._layers, cpds)
     # A cell's roots are all observed, so its causes are independent a priori with P(cause i present | its roots) = p_i:
@@ -380,6 +384,17 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
         mix = [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[cells]) for m in mixtures]
         w, p = _cell_roots(tables, network._layers, cpds, {v: x[cells] for v, x in lam.items()}, cells.size)
         log_ev[cells], causes[cells], activations[cells], owned[cells] = _complete_cells(w, p, cause_lik[cells], leak[0], links[0], finding_lik[cells], mix)
+        done[cells] = True
+    if expand.any():
+        cells = np.flatnonzero(expand)
+        w, p = _cell_roots(tables, network._layers, cpds, {v: x[cells] for v, x in lam.items()}, cells.size)
+        counts = free[cells].sum(axis=1)
+        for k in np.unique(counts):
+            mine = np.flatnonzero(counts == k)
+            size = 2 ** int(k)
+            for start in range(0, mine.size, max(1, _EXPANDED_CELLS // size)):
+                part = mine[start : start + max(1, _EXPANDED_CELLS // size)]
+                _expanded_cells(part, cells[part], int(k), w, p, free, cause_lik, finding_lik, mixtures, leak[0], links[0], (log_ev, causes, activations, owned))
         done[cells] = True
     if rest.size:
         base = query(rest, finding_lik[rest], [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[rest]) for m in mixtures], activations=True)
@@ -442,6 +457,47 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     return {"log_evidence": log_total, "causes": causes, "sums": sums}
 
 
+#: Cells with at most this many unobserved causes are answered by their completions, each in closed form.
+_EXPAND_FREE = 10
+#: Completions answered at once (each holds its activations: findings x (1 + causes) numbers).
+_EXPANDED_CELLS = 16384
+
+
+def _expanded_cells(local, cells, k, w, p, free, cause_lik, finding_lik, mixtures, leak, links, out) -> None:
+    """Answer cells with ``k`` unobserved causes by summing their ``2**k`` completions, each a complete cell.
+
+    ``local`` indexes ``w`` and ``p`` (the cells' root weights and cause probabilities), ``cells`` the
+    other arrays; ``out`` is (log P(e), cause marginals, activations, mixture owners), written in place.
+    """
+    from ._noisy_or import Mixture as MixtureTerm
+
+    size = 2**k
+    D = cells.size
+    owner = np.repeat(cells, size)
+    bits = np.tile(np.array(np.unravel_index(np.arange(size), (2,) * k)).T.reshape(size, k), (D, 1)) if k else np.zeros((D, 0), np.intp)
+    where = np.nonzero(free[cells])[1].reshape(D, k)  # the unobserved causes of each cell
+    lik = cause_lik[owner].copy()
+    rows = np.repeat(np.arange(D * size), k)
+    lik[rows, np.repeat(where, size, axis=0).reshape(-1), 1 - bits.reshape(-1)] = 0.0  # each completion: one state per cause
+    mix = [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[owner]) for m in mixtures]
+    log_e, causes_e, share_e, owned_e = _complete_parts(np.repeat(w[local], size), np.repeat(p[local], size, axis=0), lik, leak, links, finding_lik[owner], mix)
+    log_e = log_e.reshape(D, size)
+    peak = log_e.max(axis=1)
+    alive = np.isfinite(peak)
+    with np.errstate(invalid="ignore"):
+        scaled = np.where(np.isfinite(log_e), np.exp(log_e - np.where(alive, peak, 0.0)[:, None]), 0.0)
+    total = scaled.sum(axis=1)
+    weight = np.divide(scaled, total[:, None], out=np.zeros_like(scaled), where=total[:, None] > 0)  # P(completion | e)
+    log_ev, causes, activations, owned = out
+    with np.errstate(divide="ignore"):
+        log_ev[cells] = np.where(alive, peak + np.log(np.where(alive, total, 1.0)), -np.inf)
+    causes[cells] = np.einsum("ds,dsn->dn", weight, causes_e.reshape(D, size, -1))
+    weighted = weight[:, :, None] * share_e.reshape(D, size, -1)  # (D, size, F): P(completion | e) a_yes / phi_f
+    activations[cells, :, 0] = weighted.sum(axis=1) * leak[None, :]
+    activations[cells, :, 1:] = np.einsum("dsf,dsn->dfn", weighted, causes_e.reshape(D, size, -1)) * links[None]
+    owned[cells] = np.einsum("ds,dsn->dn", weight, owned_e.reshape(D, size, -1))
+
+
 def _complete(cause_lik: np.ndarray) -> np.ndarray:
     """Which cells have every cause observed (a likelihood zero in one state): those take the closed form."""
     return (cause_lik == 0).any(axis=2).all(axis=1)
@@ -475,36 +531,51 @@ def _complete_cells(w, p, cause_lik, leak, links, finding_lik, mixtures):
     present). Arrays: per cell ``w (D,)`` the root weight, ``p (D, n)`` P(cause present | roots),
     ``cause_lik (D, n, 2)`` and ``finding_lik (D, F, 2)``; ``leak (F,)``, ``links (F, n)``.
     """
+    log_ev, present, share, owners = _complete_parts(w, p, cause_lik, leak, links, finding_lik, mixtures)
+    D, n = present.shape
+    fired = np.empty((D, leak.size, 1 + n))
+    fired[:, :, 0] = share * leak[None, :]
+    fired[:, :, 1:] = share[:, :, None] * links[None] * present[:, None, :]
+    return log_ev, present, fired, owners
+
+
+def _complete_parts(w, p, cause_lik, leak, links, finding_lik, mixtures):
+    """:func:`_complete_cells` without the activations' product: log P(e), the causes present (0/1), ``a_yes / phi_f(C)`` and the owners.
+
+    The activations are ``share * leak`` (the leak) and ``share * links * present`` (the links); every
+    array is zero in impossible cells.
+    """
     D, n = cause_lik.shape[0], cause_lik.shape[1]
     present = cause_lik[:, :, 0] == 0  # (a cause whose likelihood is zero in both states makes the cell impossible below)
+    on = present.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ev = np.log(w)
         log_ev = log_ev + np.where(present, np.log(p), np.log1p(-p)).sum(axis=1)
         log_ev = log_ev + np.log(np.where(present, cause_lik[:, :, 1], cause_lik[:, :, 0])).sum(axis=1)
         log1m = np.log1p(-links)  # (F, n); -inf where a link is 1
-        log_q = np.log1p(-leak)[None, :] + np.where(present[:, None, :], log1m[None], 0.0).sum(axis=2)  # (D, F)
+        if np.isfinite(log1m).all():
+            log_q = np.log1p(-leak)[None, :] + on @ log1m.T  # (D, F)
+        else:  # (0 * -inf would be NaN in a product)
+            log_q = np.log1p(-leak)[None, :] + np.where(present[:, None, :], log1m[None], 0.0).sum(axis=2)
         q, r = np.exp(log_q), -np.expm1(log_q)
         factor = finding_lik[:, :, 0] * q + finding_lik[:, :, 1] * r
         log_ev = log_ev + np.log(factor).sum(axis=1)
         share = finding_lik[:, :, 1] / factor  # (D, F): a_yes / phi_f(C)
     share = np.where(factor > 0, share, 0.0)
-    fired = np.empty((D, leak.size, 1 + n))
-    fired[:, :, 0] = share * leak[None, :]
-    fired[:, :, 1:] = share[:, :, None] * links[None] * present[:, None, :]
     owners = np.zeros((D, n + 1))
     for term in mixtures:
         parents = np.asarray(term.parents)
         v = term.likelihood @ term.distributions[0].T  # (D, k): each parent's distribution dotted with the likelihood
         L = term.likelihood @ term.leak[0]  # (D,)
-        on = present[:, parents]
-        count = on.sum(axis=1)
-        total = (v * on).sum(axis=1)
+        par = present[:, parents]
+        count = par.sum(axis=1)
+        total = (v * par).sum(axis=1)
         mix_factor = np.where(count > 0, total / np.maximum(count, 1), L)
         with np.errstate(divide="ignore"):
             log_ev = log_ev + np.log(mix_factor)
-        owners[:, parents] = np.divide(v * on, total[:, None], out=np.zeros_like(v), where=total[:, None] > 0)
+        owners[:, parents] = np.divide(v * par, total[:, None], out=np.zeros_like(v), where=total[:, None] > 0)
         owners[:, n] = (count == 0) & (L > 0)
     alive = np.isfinite(log_ev) & ~(cause_lik == 0).all(axis=2).any(axis=1)
     log_ev = np.where(alive, log_ev, -np.inf)
     live = alive[:, None]
-    return log_ev, np.where(live, present, False).astype(float), np.where(live[:, :, None], fired, 0.0), np.where(live, owners, 0.0)
+    return log_ev, np.where(live, on, 0.0), np.where(live, share, 0.0), np.where(live, owners, 0.0)
