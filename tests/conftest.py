@@ -14,6 +14,18 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+@pytest.fixture(autouse=True)
+def _terminal_width(monkeypatch):
+    """Every test sees a 100-column terminal (the command line's width when not a terminal), whatever runs pytest.
+
+    The command line sizes its tables to the terminal: pytest's own terminal, or a COLUMNS set around it
+    (as under pytest-xdist's workers), would otherwise change what the table tests read. A test that needs
+    another width sets COLUMNS itself.
+    """
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("LINES", "24")
+
+
 #: Reference networks, in BIF, copied into the repository (see ``tests/data/networks/README.md``).
 REFERENCE_NETWORKS_DIR = Path(__file__).resolve().parent / "data" / "networks"
 REFERENCE_NETWORK_NAMES = ("asia", "cancer", "earthquake", "survey", "sachs", "child", "insurance", "alarm")
