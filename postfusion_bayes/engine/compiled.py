@@ -673,14 +673,7 @@ class CompiledNetwork:
                 marginals[t] = np.stack([np.stack([p[:, configurations[:, i] == s].sum(axis=1) for s in range(self._tables.cardinality(t))], axis=-1) for p in posteriors])
             else:
                 marginals[t] = self._by_clamping(evidence, t, lambda clamped: log_evidence_of(clamped)[0])
-        P = log_evidence.shape[0]
-        impossible = ~np.isfinite(log_evidence)
-        if impossible.any():  # no answer where the evidence is impossible, whatever the target
-            for t in list(marginals):
-                value = np.array(marginals[t])
-                value[impossible] = np.nan
-                marginals[t] = value
-        marginals = {t: (m if m.shape[0] == P else np.broadcast_to(m, (P,) + m.shape[1:])) for t, m in marginals.items()}
+        marginals = _per_set_answers(marginals, log_evidence)
         return self._result(marginals, log_evidence, evidence, None, None, "structured enumeration")
 
     # ---------------------------------------------------------------- methods
@@ -924,13 +917,7 @@ class CompiledNetwork:
             else:
                 marginals[t] = self._leaf_by_clamping(evidence, t, cpds, n_sets, batched, log_evidence)
         log_evidence = np.broadcast_to(log_evidence, (P,) + log_evidence.shape[1:])
-        marginals = {t: (m if m.shape[0] == P else np.broadcast_to(m, (P,) + m.shape[1:])) for t, m in marginals.items()}  # every answer per parameter set
-        impossible = ~np.isfinite(log_evidence)
-        if impossible.any():  # no answer where the evidence is impossible, whatever the target
-            for t in list(marginals):
-                value = np.array(marginals[t])
-                value[impossible] = np.nan
-                marginals[t] = value
+        marginals = _per_set_answers(marginals, log_evidence)
         answer = self._result(marginals, log_evidence, evidence, None, None, "factorised")
         if given_roots is None:
             return answer
@@ -1144,3 +1131,16 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _per_set_answers(marginals: dict[str, np.ndarray], log_evidence: np.ndarray) -> dict[str, np.ndarray]:
+    """Give every answer its parameter-set axis (``log_evidence.shape[0]`` sets), NaN where the evidence is impossible, whatever the target."""
+    P = log_evidence.shape[0]
+    marginals = {t: (m if m.shape[0] == P else np.broadcast_to(m, (P,) + m.shape[1:])) for t, m in marginals.items()}
+    impossible = ~np.isfinite(log_evidence)
+    if impossible.any():
+        for t in list(marginals):
+            value = np.array(marginals[t])
+            value[impossible] = np.nan
+            marginals[t] = value
+    return marginals
