@@ -12,7 +12,7 @@ from postfusion_bayes.engine.encoding import EncodedEvidence
 
 
 def log_space_prior(p: np.ndarray, log_weight: np.ndarray) -> np.ndarray:
-    """log sum_k w_k prod_i P(state_i | k) for every configuration (last variable fastest), term by term."""
+    """Log sum_k w_k prod_i P(state_i | k) for every configuration (last variable fastest), term by term."""
     states = _binary_configurations(p.shape[1])[0].astype(bool)  # (J, n)
     with np.errstate(divide="ignore"):
         terms = np.where(states[None], np.log(p)[:, None, :], np.log1p(-p)[:, None, :]).sum(axis=2) + log_weight[:, None]  # (k, J)
