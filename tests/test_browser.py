@@ -9,6 +9,7 @@ the PATH) or Playwright is missing; with ``POSTFUSION_REQUIRE_BROWSER=1`` (set b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -62,9 +63,12 @@ def server():
         pytest.skip(f"browser test skipped: {missing}")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))}
+    # Ctrl-C as a terminal's foreground command gets it: SIGINT at its default (pytest-xdist's workers ignore
+    # SIGINT, and a child inherits an ignored signal, so Python would install no KeyboardInterrupt handler)
     process = subprocess.Popen(
         [sys.executable, "-m", "postfusion_bayes", "explore", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     first: list[str] = []
     reader = threading.Thread(target=lambda: first.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -79,13 +83,28 @@ def server():
         try:
             _, err = process.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            # the voila server and its kernel run in sessions of their own and hold the pipes: kill them as well,
+            # or reading the pipes to the end would wait for ever
+            for pid in [*_descendants(process.pid), process.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.communicate(timeout=30)
             raise
         status = process.returncode
         assert status == 130 and "interrupted" in err, (status, err[-2000:])
         leftover = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True).stdout.split()
         assert not leftover, f"processes left in the server's session: {leftover}"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, children first."""
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        children = [int(c) for p in parents for c in subprocess.run(["pgrep", "-P", str(p)], capture_output=True, text=True).stdout.split()]
+        found += children
+        parents = children
+    return found
 
 
 @pytest.fixture(scope="module")

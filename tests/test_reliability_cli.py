@@ -41,8 +41,12 @@ FEVER_LINK_TEXT = "surgical_site_infection: {value: 0.30, range: [0.10, 0.60], s
 
 
 def spawn(*argv: str, **kwargs) -> subprocess.Popen:
+    """Start the command line as a terminal starts a foreground command: SIGINT at its default (Ctrl-C works).
+
+    A process started with SIGINT ignored (by a background shell, or a pytest-xdist worker) passes that on.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT), **kwargs.pop("env", {})}
-    return subprocess.Popen([sys.executable, "-m", "postfusion_bayes", *argv], env=env, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "postfusion_bayes", *argv], env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def run_cli(*argv: str, **kwargs) -> subprocess.CompletedProcess:
