@@ -19,7 +19,10 @@ is answered by one of two exact methods:
     fired, e) / P(e) = ``link_fi / P(f yes | C)`` for ``i`` present (Diez 1993;
     Vomlel), and the mixture's value set by present parent ``j`` with
     probability ``d_j(s) / sum of d_i(s) over the present parents`` (by the
-    leak when none is present). The other cells go to the factorised sums of
+    leak when none is present). A cell with at most :data:`_EXPAND_FREE`
+    unobserved causes is the sum of its ``2**k`` completions (each cause
+    set to each state), each such a product, weighted by its probability.
+    The other cells go to the factorised sums of
     :mod:`._noisy_or`: the cause marginals and, where those enumerate the
     causes (up to about twenty, when that is cheaper than what follows), the
     activations and the mixture owners in the same pass, each a sum of
@@ -459,7 +462,7 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
 
 #: Cells with at most this many unobserved causes are answered by their completions, each in closed form.
 _EXPAND_FREE = 10
-#: Completions answered at once (each holds its activations: findings x (1 + causes) numbers).
+#: Completions answered at once (each holds a few numbers per finding and per cause).
 _EXPANDED_CELLS = 16384
 
 
