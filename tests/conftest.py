@@ -14,6 +14,19 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core this process may run on, at most four.
+
+    pytest-xdist counts the machine's physical cores (psutil), which in a container can be many more than
+    the cores it is given; every worker holds its own models (a few hundred MB).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on every platform)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 @pytest.fixture(autouse=True)
 def _terminal_width(monkeypatch):
     """Every test sees a 100-column terminal (the command line's width when not a terminal), whatever runs pytest.
