@@ -40,12 +40,13 @@ def enumeration_bytes(n_configurations: int, n_middle: int) -> int:
     return int(n_configurations) * (_BYTES_PER_CONFIGURATION + 8 * n_middle)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=8)
 def _binary_configurations(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Every configuration of ``n`` binary variables (last fastest), as states ``(2**n, n)`` and as floats.
 
     A pure memo (a function of ``n`` alone, read-only arrays): the joint queries of one network all use
-    the same table, which costs more to build than most of the query.
+    the same table, which costs more to build than most of the query. Room for a few sizes: a query
+    also asks for its two halves (:func:`_split_prior`), and learning for its completions.
     """
     J = 2**n
     big_endian = np.arange(J, dtype=">u4").view(np.uint8).reshape(J, 4)

@@ -53,6 +53,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..errors import NetworkError
+from ._enumeration import _binary_configurations
 from .arguments import check_budget
 from .compiled import CompiledNetwork, _Factors
 from .encoding import EncodedEvidence
@@ -347,14 +348,14 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     expand = ~complete & (free.sum(axis=1) <= _EXPAND_FREE)
     rest = np.flatnonzero(~complete & ~expand)
     cpds = {v: tables.cpd(v) for v in tables.variables}
-    factors = _Factors.build(tables, network._layers, cpds)
+    factors = network._factors or _Factors.build(tables, network._layers, cpds)  # (every root configuration, in row-major order)
     # A cell's roots are all observed, so its causes are independent a priori with P(cause i present | its roots) = p_i:
     # the factorised sums take each cell as one root configuration of weight w (its roots' prior times their
     # evidence), causes 1/2 a priori and p_i carried in the cause likelihood as (2(1 - p_i), 2 p_i) (exact: 1/2 and 2
     # are powers of two). All cells then share K = 1 and are grouped only by their findings: many root
     # configurations as K would split the cells into one group, hence one Python-level block, per configuration.
     if rest.size:
-        w_rest, p_rest = _cell_roots(tables, network._layers, cpds, {v: x[rest] for v, x in lam.items()}, rest.size)
+        w_rest, p_rest = _cell_roots(tables, network._layers, factors, {v: x[rest] for v, x in lam.items()}, rest.size)
         weight = w_rest[None, :, None]  # (1, rest, 1)
         cause_lik[rest] *= np.stack([2.0 * (1.0 - p_rest), 2.0 * p_rest], axis=-1)
     else:
@@ -385,12 +386,12 @@ def _factorised(network: CompiledNetwork, codes: Mapping[str, np.ndarray], C: in
     if complete.any():
         cells = np.flatnonzero(complete)
         mix = [MixtureTerm(m.parents, m.distributions, m.leak, m.likelihood[cells]) for m in mixtures]
-        w, p = _cell_roots(tables, network._layers, cpds, {v: x[cells] for v, x in lam.items()}, cells.size)
+        w, p = _cell_roots(tables, network._layers, factors, {v: x[cells] for v, x in lam.items()}, cells.size)
         log_ev[cells], causes[cells], activations[cells], owned[cells] = _complete_cells(w, p, cause_lik[cells], leak[0], links[0], finding_lik[cells], mix)
         done[cells] = True
     if expand.any():
         cells = np.flatnonzero(expand)
-        w, p = _cell_roots(tables, network._layers, cpds, {v: x[cells] for v, x in lam.items()}, cells.size)
+        w, p = _cell_roots(tables, network._layers, factors, {v: x[cells] for v, x in lam.items()}, cells.size)
         counts = free[cells].sum(axis=1)
         for k in np.unique(counts):
             mine = np.flatnonzero(counts == k)
@@ -477,7 +478,7 @@ def _expanded_cells(local, cells, k, w, p, free, cause_lik, finding_lik, mixture
     size = 2**k
     D = cells.size
     owner = np.repeat(cells, size)
-    bits = np.tile(np.array(np.unravel_index(np.arange(size), (2,) * k)).T.reshape(size, k), (D, 1)) if k else np.zeros((D, 0), np.intp)
+    bits = np.tile(_binary_configurations(k)[0], (D, 1))  # (k >= 1: a cell with none unobserved is complete)
     where = np.nonzero(free[cells])[1].reshape(D, k)  # the unobserved causes of each cell
     lik = cause_lik[owner].copy()
     rows = np.repeat(np.arange(D * size), k)
@@ -506,9 +507,8 @@ def _complete(cause_lik: np.ndarray) -> np.ndarray:
     return (cause_lik == 0).any(axis=2).all(axis=1)
 
 
-def _cell_roots(tables, layers, cpds, lam, D: int) -> tuple[np.ndarray, np.ndarray]:
+def _cell_roots(tables, layers, factors: _Factors, lam, D: int) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's root weight (prior times evidence of its roots, all observed) and P(cause present | its roots), ``(D,)`` and ``(D, n)``."""
-    factors = _Factors.build(tables, layers, cpds)  # every root configuration, in row-major order
     roots = layers[1]
     if roots:
         cards = [tables.cardinality(r) for r in roots]
