@@ -981,7 +981,12 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     lean = np.asarray((prob.expanded & (prob.a[..., 1] > prob.a[..., 0])).any(axis=1))  # (B or 1,)
     tele = lean[fb].astype(np.int64)
     table = np.concatenate([np.stack([m_cell.astype(np.int64), tenths, tele], axis=1), np.packbits(positive, axis=1).astype(np.int64)], axis=1)
-    rows, first, labels = np.unique(table, axis=0, return_index=True, return_inverse=True)
+    if table.shape[0] == 1:  # one cell (one patient): one group, without np.unique's cost
+        rows, first, labels = table, np.zeros(1, np.intp), np.zeros(1, np.intp)
+    else:  # the rows as opaque byte strings: the same groups as np.unique(axis=0), about five times faster
+        table = np.ascontiguousarray(table)
+        _, first, labels = np.unique(table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel(), return_index=True, return_inverse=True)
+        rows = table[first]
     k = positive[first].sum(axis=1).astype(np.int64)
     return labels.reshape(-1), np.stack([rows[:, 0], np.maximum(k, 1), rows[:, 1]], axis=1)
 
