@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .adequacy import Adequacy, adequacy_of
+from .adequacy import Adequacy, adequacy_of, misfit_of
 from .engine.arguments import check_count
 from .errors import PostfusionError
+
+if TYPE_CHECKING:
+    from .evidence import Evidence
 
 __all__ = ["Diagnosis", "RedFlag", "CONFLICT_THRESHOLD"]
 
@@ -20,7 +23,6 @@ DISCLAIMER = (
     "Research and teaching tool, not a medical device: red flags come first, "
     "whatever the probabilities say."
 )
-
 
 @dataclass(frozen=True)
 class RedFlag:
@@ -46,6 +48,7 @@ CONFLICT_WARNING = (
     "less likely than if they were unrelated). Consider an atypical presentation, a cause outside the "
     "model, or a recording error."
 )
+
 
 def _decided_by_context(prior):
     """Whether the context alone decides a cause (a prior of exactly 0 or 1): elementwise for a Series, or one number."""
@@ -314,7 +317,11 @@ class Diagnosis:
         The percentile of the patient's log P(evidence) among 1,000 patients
         simulated from the model with the same context and observed on the same
         variables (fixed seed); ``adequacy.fires`` below 0.05. Computed on first
-        use (about 10-100 ms); the report shows it when it fires. For other
+        use: tens of milliseconds with the context observed, up to seconds with
+        much of it unobserved and many findings observed (each simulated
+        pattern's probability is then a sum over the unobserved context). The
+        report shows it when it fires, and asks only whether it does, which is
+        decided sooner (:func:`postfusion_bayes.adequacy.misfit_of`). For other
         settings call :func:`postfusion_bayes.adequacy.check_adequacy`.
 
         Examples
@@ -377,7 +384,7 @@ class Diagnosis:
         n_findings, n_tests = check_count("n_findings", n_findings, minimum=0), check_count("n_tests", n_tests, minimum=0)
         frame = self.to_frame()
         base = {"frame": frame, "top": self.top, "mattered": None, "raised": [f.name for f in self.red_flags], "tests": None, "effects": None,
-                "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "fits": not self._report_adequacy.fires, "note": ""}
+                "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "fits": self._report_adequacy is None, "note": ""}
         try:
             explanation = self._explanation
             tests = self._default_next_tests("procedure")
@@ -404,9 +411,8 @@ class Diagnosis:
         shown = tests.iloc[0:0] if self.red_flags else tests.head(n_tests)  # one ranking: next_tests() is sorted by score
         return {**base, "mattered": mattered.head(n_findings), "tests": shown, "effects": effects}
 
-    @functools.cached_property
-    def _report_adequacy(self) -> Adequacy:
-        """The adequacy check the reports use: :attr:`adequacy`, with the red flags left out when one is raised.
+    def _report_evidence(self) -> Evidence:
+        """Return the evidence the reports' adequacy check judges: the patient's, without the red flags when one is raised.
 
         Red flags are rare by design (leaks of 0.5-2%), so a raised red flag
         alone makes almost any patient "not fit" (saddle anaesthesia after 2
@@ -414,21 +420,43 @@ class Diagnosis:
         advice, and whether the differential fits the model is judged on the
         other findings.
         """
+        r = self._require_reasoner()
         if not self.red_flags:
-            return self.adequacy
+            return r.evidence
         from .evidence import with_implications
 
-        r = self._require_reasoner()
         flags = {f.name for f in self.red_flags} | {n for n, v in r.spec.variables.items() if v.role == "red_flag"}
-        ev = with_implications(r.spec, {k: v for k, v in r.evidence.hard.items() if k not in flags}, {k: v for k, v in r.evidence.soft.items() if k not in flags})
-        return adequacy_of(r.spec, r.network, ev)
+        return with_implications(r.spec, {k: v for k, v in r.evidence.hard.items() if k not in flags}, {k: v for k, v in r.evidence.soft.items() if k not in flags})
+
+    @functools.cached_property
+    def _report_adequacy_in_full(self) -> Adequacy:
+        """The adequacy check of the reports' evidence (:meth:`_report_evidence`), with its exact percentile."""
+        if not self.red_flags:
+            return self.adequacy
+        r = self._require_reasoner()
+        return adequacy_of(r.spec, r.network, self._report_evidence())
+
+    @functools.cached_property
+    def _report_adequacy(self) -> Adequacy | None:
+        """The reports' adequacy check when it fires, None when it does not.
+
+        A text report needs only to know whether the check fires, so, unless
+        the check was already run in full, the simulated patients are queried
+        until that is decided: the same answer as the whole check, often for a
+        tenth of the queries.
+        """
+        full = self.__dict__.get("_report_adequacy_in_full", None if self.red_flags else self.__dict__.get("adequacy"))
+        if full is not None:
+            return full if full.fires else None
+        r = self._require_reasoner()
+        return misfit_of(r.spec, r.network, self._report_evidence())
 
     @property
     def _adequacy_warning(self) -> str:
         """The report's adequacy line when the check fires, else ""."""
         a = self._report_adequacy
         left_out = " (red flags left out: they are rare by design)" if self.red_flags else ""
-        return f"Adequacy check{left_out}: {a}." if a.fires else ""
+        return "" if a is None else f"Adequacy check{left_out}: {a}."
 
     def summary(self, n_findings: int = 5, n_tests: int = 3) -> str:
         """Write a readable report: red flags, ranked causes, the findings that mattered, the next tests, conflict.

@@ -254,7 +254,7 @@ def render_html(dx: Diagnosis, n_findings: int = 5, n_tests: int = 3) -> str:
         parts.append(f"<div class='pfb-warning pfb-conflict'>{escape(r['conflict_warning'])}</div>")
     if r["fits"]:
         left_out = " (red flags left out: they are rare by design)" if dx.red_flags else ""
-        parts.append(f"<p class='pfb-fit pfb-muted'>Adequacy check{left_out}: {escape(str(dx._report_adequacy))}.</p>")
+        parts.append(f"<p class='pfb-fit pfb-muted'>Adequacy check{left_out}: {escape(str(dx._report_adequacy_in_full))}.</p>")
     parts.append(f"<p class='pfb-disclaimer'>{escape(DISCLAIMER)}</p></div>")
     return "".join(parts)
 

@@ -133,3 +133,47 @@ def test_the_diagnosis_and_its_report_show_the_check_only_when_it_fires(capsys):
     assert main(["diagnose", *(f"{k}={'yes' if v is True else v}" for k, v in absurd.items()), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["adequacy"]["fires"] is True and data["adequacy"]["percentile"] == dx.adequacy.percentile
+
+
+@pytest.mark.parametrize(
+    ("evidence", "threshold"),
+    [
+        ({**CONTEXT, "radicular_pain": True, "neurogenic_claudication": True, "buttock_pain": False, "mri_adjacent_level_stenosis": True}, DEFAULT_THRESHOLD),
+        ({**CONTEXT, "radicular_pain": True, "neurogenic_claudication": True, "buttock_pain": False, "mri_adjacent_level_stenosis": True}, 0.9),
+        ({**CONTEXT, "radicular_pain": False, "neurogenic_claudication": True, "buttock_pain": True, "mri_adjacent_level_stenosis": False}, 0.5),
+        (ABSURD, DEFAULT_THRESHOLD),
+    ],
+)
+def test_the_check_run_until_decided_gives_the_whole_checks_answer(evidence, threshold):
+    """misfit_of (what the reports use) stops once the check cannot fire: None exactly when the whole check does not fire."""
+    from postfusion_bayes.adequacy import adequacy_of, misfit_of
+    from postfusion_bayes.evidence import parse_evidence
+
+    ev = parse_evidence(MODEL.spec, evidence)
+    whole = adequacy_of(MODEL.spec, MODEL.network, ev, n=400, threshold=threshold)
+    decided = misfit_of(MODEL.spec, MODEL.network, ev, n=400, threshold=threshold)
+    assert (decided is None) == (not whole.fires)
+    if decided is not None:
+        assert decided == whole  # when it fires, every pattern was queried: the same percentile
+
+
+def test_a_report_of_a_patient_who_fits_costs_a_fraction_of_the_whole_check(monkeypatch):
+    """The text report asks only whether the check fires: for a patient well inside the model it queries a few patterns, not all."""
+    from postfusion_bayes.engine.compiled import CompiledNetwork
+
+    rows = []
+    query = CompiledNetwork.query
+
+    def counting(self, evidence, *args, **kwargs):
+        rows.append(evidence.n_rows)
+        return query(self, evidence, *args, **kwargs)
+
+    typical = {"time_since_surgery": "over_2_years", "radicular_pain": True, "neurogenic_claudication": True, "buttock_pain": False, "back_pain": True,
+               "mri_adjacent_level_stenosis": True, "relief_sitting_or_bending_forward": True, "numbness_tingling": True}  # fmt: skip
+    dx = MODEL.diagnose(typical)
+    monkeypatch.setattr(CompiledNetwork, "query", counting)
+    assert dx._report_adequacy is None
+    decided = sum(rows)
+    rows.clear()
+    assert not dx.adequacy.fires
+    assert decided < sum(rows) / 2
