@@ -24,6 +24,7 @@ DISCLAIMER = (
     "whatever the probabilities say."
 )
 
+
 @dataclass(frozen=True)
 class RedFlag:
     """A red flag found in the evidence, with what to do about it."""
@@ -48,7 +49,6 @@ CONFLICT_WARNING = (
     "less likely than if they were unrelated). Consider an atypical presentation, a cause outside the "
     "model, or a recording error."
 )
-
 
 def _decided_by_context(prior):
     """Whether the context alone decides a cause (a prior of exactly 0 or 1): elementwise for a Series, or one number."""
