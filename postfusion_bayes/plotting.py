@@ -28,6 +28,7 @@ from .style import (
     FONT_SIZE,
     LN_LR_LIMIT,
     SERIES,
+    _label_column,
     diverging_map,
     evidence_label,
     kind_colours,
@@ -64,6 +65,14 @@ def _number(value: float) -> str:
     """Three significant figures, never "-0"."""
     text = f"{value:.3g}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _parameter_labels(names: list[str], model, parameters: pd.DataFrame | None = None) -> list[str]:
+    """:func:`~postfusion_bayes.style.parameter_label` of each name, reading ``model.parameters`` once (not once a name)."""
+    if model is None:
+        return [parameter_label(n) for n in names]
+    parameters = model.parameters if parameters is None else parameters
+    return [_label_column(parameters, n) or parameter_label(n) for n in names]
 
 
 def parameter_notes(names, model) -> pd.DataFrame:
@@ -106,7 +115,7 @@ def parameter_notes(names, model) -> pd.DataFrame:
     judgment = rows["judgment"].fillna("").astype(str) if "judgment" in rows.columns else pd.Series("", index=rows.index)
     note = [s if s else (f"judgment: {j}" if j else "no source given") for s, j in zip(source, judgment, strict=True)]
     return pd.DataFrame(
-        {"label": [parameter_label(n, model) for n in names], "source": source.to_numpy(), "judgment": judgment.to_numpy(), "note": note},
+        {"label": _parameter_labels(names, model, params.reset_index()), "source": source.to_numpy(), "judgment": judgment.to_numpy(), "note": note},
         index=pd.Index(names, name="parameter"),
     )
 
@@ -159,7 +168,7 @@ def tornado_plot(table: pd.DataFrame, top: int = 15, ax=None, *, model=None, evi
     ends = rows[["posterior_at_low", "posterior_at_high"]].to_numpy(dtype=float, na_value=np.nan)  # no bar where an end is impossible
     centre = base if base is not None and base == base else float(np.nanmean(ends))
     names = [str(name) for name in rows.index]
-    labels = [parameter_label(n, model) for n in names]
+    labels = _parameter_labels(names, model)
     if sources:
         labels = [f"[{len(names) - i}] {label}" for i, label in enumerate(labels)]
     y = np.arange(len(rows))

@@ -67,7 +67,7 @@ def _same_diagnoses(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def test_diagnose_many_on_the_cluster_equals_pandas(client):
-    patients = _registry(3000, seed=1)
+    patients = _registry(1000, seed=1)  # five partitions of 200 rows (3,000 rows checked the same at three times the cost)
     patients.loc["p00007", "fever"] = True  # a red flag
     frame = dd.from_pandas(patients, npartitions=5, sort=False)
     lazy = distributed.diagnose_many(MODEL, frame)
@@ -130,7 +130,9 @@ def test_monte_carlo_takes_a_partition_in_parts_within_the_memory_budget(monkeyp
 
 
 def test_a_worker_killed_mid_run_loses_no_row(client):
-    patients = _registry(9_600, seed=5)  # 48 partitions of 200 rows, about 0.3 s each at 16 causes
+    # 48 partitions of 50 rows, about 0.1 s each at 16 causes: about 2 s of work for the two workers, while the kill
+    # lands within milliseconds of the first task starting (200 rows a partition checked the same at four times the cost)
+    patients = _registry(2_400, seed=5)
     expected = MODEL.diagnose_many(patients)
     future = client.compute(distributed.diagnose_many(MODEL, dd.from_pandas(patients, npartitions=48, sort=False)))
     deadline = time.monotonic() + 60

@@ -17,6 +17,7 @@ import pytest
 from helpers import random_documents, random_spec
 from hypothesis import given
 from hypothesis import strategies as st
+from large_models import trimmed_spec
 from oracles import full_joint
 from vignettes import VIGNETTES
 
@@ -641,4 +642,8 @@ def test_next_tests_keep_their_columns_and_an_empty_ranking_has_them_too():
     tests = full.next_tests()
     assert tests.empty and list(tests.columns) == _NEXT_TESTS_COLUMNS
     assert full.result_effects().empty and full.result_effects().index.names == ["finding", "result"]
-    assert "Next best tests" not in full.summary()
+    # the report leaves the section out, on the shipped model's first eight causes: the report's adequacy check
+    # simulates 1,000 patients observed on every finding, which on the 16 causes took about 15 s of this test;
+    # whether an empty ranking is reported does not depend on the number of causes
+    small = pfb.Model(trimmed_spec(8)).diagnose({"time_since_surgery": "over_2_years", "onset": "immediate", **every})
+    assert small.next_tests().empty and "Next best tests" not in small.summary()
