@@ -375,8 +375,9 @@ class Diagnosis:
 
         ``mattered``: the findings (not the red flags) ranked by their weight on
         the top cause; ``raised``: the red flags observed present, apart;
-        ``tests``: the procedures ranked by score (none while a red flag is
-        raised, or when the patient does not fit the model); ``effects``:
+        ``tests``: the procedures ranked by score (None, and not computed,
+        while a red flag is raised; None when the patient does not fit the
+        model); ``effects``:
         :meth:`result_effects`; ``fits``: False when the adequacy check fires
         (then neither the findings nor the tests are given: the model does not
         explain this patient).
@@ -385,10 +386,13 @@ class Diagnosis:
         frame = self.to_frame()
         base = {"frame": frame, "top": self.top, "mattered": None, "raised": [f.name for f in self.red_flags], "tests": None, "effects": None,
                 "conflict_warning": self.conflict_warning, "adequacy_warning": self._adequacy_warning, "fits": self._report_adequacy is None, "note": ""}
+        tests: pd.DataFrame | None = None
+        effects: pd.DataFrame | None = None
         try:
             explanation = self._explanation
-            tests = self._default_next_tests("procedure")
-            effects = self._result_effects
+            if not self.red_flags:  # no next tests while a red flag is raised (the advice names the investigation): none computed
+                tests = self._default_next_tests("procedure")
+                effects = self._result_effects
         except PostfusionError as exc:  # e.g. too many unobserved causes to enumerate: report what can be
             return {**base, "note": str(exc)}
         if not base["fits"]:
@@ -408,7 +412,7 @@ class Diagnosis:
             },
             index=findings.index,
         )  # explain() already puts the findings that moved the top cause most first
-        shown = tests.iloc[0:0] if self.red_flags else tests.head(n_tests)  # one ranking: next_tests() is sorted by score
+        shown = None if tests is None else tests.head(n_tests)  # one ranking: next_tests() is sorted by score
         return {**base, "mattered": mattered.head(n_findings), "tests": shown, "effects": effects}
 
     def _report_evidence(self) -> Evidence:

@@ -136,7 +136,7 @@ def render_text(dx: Diagnosis, n_findings: int = 5, n_tests: int = 3) -> str:
                 f"{fmt.bits(row['information_gain'])}, score {row['score']:.3f}; P(top cause changes) {fmt.percent(row['probability_top_changes'])}"
             )
             lines += [f"       {line}" for line in result_lines(str(row["findings"]).split(", "), r["effects"])]
-    elif r["tests"] is not None and dx.red_flags:
+    elif dx.red_flags and r["mattered"] is not None:  # (None: the report stopped earlier, and says why)
         lines += ["", "Next tests: none while a red flag is raised (see above)."]
     if r["note"]:
         lines += ["", f"(No findings or tests section: {r['note']}.)"]

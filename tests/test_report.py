@@ -117,6 +117,21 @@ def test_red_flag_mode_banner_first_then_divider_then_the_differential_and_no_te
     assert page.with_class("pfb-raised") == ["saddle_anesthesia"]
 
 
+def test_red_flag_mode_computes_no_next_tests(monkeypatch):
+    """The reports show no next tests while a red flag is raised, so they do not compute them (a second or more at 16 causes)."""
+    from postfusion_bayes.reasoning import Reasoner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("next tests computed for a report that cannot show them")
+
+    monkeypatch.setattr(Reasoner, "next_tests", refuse)
+    monkeypatch.setattr(Reasoner, "result_effects", refuse)
+    dx = MODEL.diagnose({"time_since_surgery": "over_2_years", "neurogenic_claudication": True, "saddle_anesthesia": True})
+    text = dx.summary()
+    assert "Next tests: none while a red flag is raised" in text and "Findings that mattered most" in text
+    assert "Next best tests" not in dx._repr_html_()
+
+
 def test_a_patient_who_does_not_fit_is_said_first_and_the_top_cause_is_not_explained():
     findings = MODEL.variables.query("role == 'finding'")["name"]
     # every context variable observed (its first state): with only the time known the adequacy check marginalises
