@@ -955,9 +955,10 @@ _CHOICE_CELLS = 256
 def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group the cells by what their method and their numbers depend on, and say what each group is.
 
-    A group shares m (expanded findings), the exact set of root configurations of positive weight (a block sums
-    over the union of its cells' sets, and Quickscore's cancellation would amplify the rounding of a different
-    sum), the causes its findings link to (in tenths per cause, for m > 6) and whether it can be telescoped.
+    A group shares m (expanded findings), the exact set of root configurations of positive weight when a cell has
+    several (a block sums over the union of its cells' sets, and Quickscore's cancellation would amplify the
+    rounding of a different sum; a cell with one is read from its own column, so such cells share a group), the
+    causes its findings link to (in tenths per cause, for m > 6) and whether it can be telescoped.
 
     Returns
     -------
@@ -970,6 +971,8 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     rw = prob.root_weight
     if prob.K == 1:
         positive = np.ones((cb.size, 1), dtype=bool)
+    elif rw.shape[0] == 1 and rw.shape[1] == cb.size == prob.B:  # one parameter set, the cells in row order: no gather
+        positive = rw[0] > 0
     else:
         positive = rw[cp if rw.shape[0] > 1 else 0, cb if rw.shape[1] > 1 else 0] > 0
         if positive.ndim == 1:
@@ -980,14 +983,22 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     tenths = np.where(m_cell > 6, tenths, 0)
     lean = np.asarray((prob.expanded & (prob.a[..., 1] > prob.a[..., 0])).any(axis=1))  # (B or 1,)
     tele = lean[fb].astype(np.int64)
-    table = np.concatenate([np.stack([m_cell.astype(np.int64), tenths, tele], axis=1), np.packbits(positive, axis=1).astype(np.int64)], axis=1)
+    # a cell with at most one root configuration of positive weight (its context observed) is read from its own
+    # column whatever the block (_root_columns): such cells share a group whatever their configuration
+    count = positive.sum(axis=1)
+    single = count <= 1
+    table = np.stack([m_cell.astype(np.int64), tenths, tele, single.astype(np.int64)], axis=1)
+    if not single.all():  # the other cells' sets of configurations, as bytes (0 for the single ones)
+        packed = np.zeros((cb.size, (positive.shape[1] + 7) // 8), dtype=np.int64)
+        packed[~single] = np.packbits(positive[~single], axis=1)
+        table = np.concatenate([table, packed], axis=1)
     if table.shape[0] == 1:  # one cell (one patient): one group, without np.unique's cost
         rows, first, labels = table, np.zeros(1, np.intp), np.zeros(1, np.intp)
     else:  # the rows as opaque byte strings: the same groups as np.unique(axis=0), about five times faster
         table = np.ascontiguousarray(table)
         _, first, labels = np.unique(table.view(np.dtype((np.void, table.dtype.itemsize * table.shape[1]))).ravel(), return_index=True, return_inverse=True)
         rows = table[first]
-    k = positive[first].sum(axis=1).astype(np.int64)
+    k = count[first].astype(np.int64)
     return labels.reshape(-1), np.stack([rows[:, 0], np.maximum(k, 1), rows[:, 1]], axis=1)
 
 

@@ -1102,10 +1102,20 @@ class _Factors:
 
     def root_weight(self, lam: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
+        observed = [(r, i) for r, i in self.root_tables.items() if r in lam]
+        cards = self.root_states.max(axis=0) + 1 if self.root_states.size else np.zeros(0, np.intp)
+        if observed and self.root_states.shape[0] == int(np.prod(cards)):
+            # every configuration, first root slowest: the evidence's weight is the outer product of the roots'
+            # likelihoods, built root by root (no gathers over all K configurations)
+            evidence = np.ones((n_rows, 1))
+            for r, i in self.root_tables.items():
+                own = lam[r] if r in lam else np.ones((1, int(cards[i])))
+                product = evidence[:, :, None] * own[:, None, :]
+                evidence = product.reshape(product.shape[0], -1)
+            return self.root_prior[:, None, :] * np.broadcast_to(evidence, (n_rows, evidence.shape[1]))[None]
         weight = np.broadcast_to(self.root_prior[:, None, :], (self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
-        for r, i in self.root_tables.items():
-            if r in lam:
-                weight = weight * lam[r][:, self.root_states[:, i]][None]
+        for r, i in observed:
+            weight = weight * lam[r][:, self.root_states[:, i]][None]
         return np.array(weight)
 
     def causes_given(self, weight: np.ndarray) -> np.ndarray:
