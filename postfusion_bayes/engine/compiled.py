@@ -1042,6 +1042,8 @@ class _Factors:
     leak: np.ndarray  # (P, F)
     links: np.ndarray  # (P, F, n)
     mixtures: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # leaf -> (parent indices, distributions (P, k, S), leak (P, S))
+    #: the roots' numbers of states when root_states holds every configuration (first root slowest), else None
+    complete_cards: tuple[int, ...] | None = None
 
     @staticmethod
     def build(tables: NetworkTables, layer: tuple[tuple[str, ...], ...], cpds: Mapping[str, Any], lam: Mapping[str, np.ndarray] | None = None) -> _Factors:
@@ -1056,14 +1058,16 @@ class _Factors:
         root_cards = [tables.cardinality(r) for r in roots]
         K = int(np.prod(root_cards, dtype=np.int64)) if roots else 1
         root_states = np.stack(np.unravel_index(np.arange(K), root_cards), axis=1) if roots else np.zeros((1, 0), dtype=np.intp)
+        complete = True
         if lam is not None and roots:
             allowed = np.ones(K, dtype=bool)
             for i, r in enumerate(roots):
                 if r in lam:
                     allowed &= (lam[r][:, root_states[:, i]] > 0).any(axis=0)
-            if allowed.any():
+            if allowed.any() and not allowed.all():
                 root_states = root_states[allowed]
                 K = int(root_states.shape[0])
+                complete = False
 
         def lead(table: Any, n_axes: int) -> np.ndarray:
             table = np.asarray(table)
@@ -1098,18 +1102,19 @@ class _Factors:
         return _Factors(
             MappingProxyType(mid_index), root_states, root_prior, MappingProxyType({r: i for i, r in enumerate(roots)}), cause_given_root,
             noisy, MappingProxyType({f: j for j, f in enumerate(noisy)}), leak, links, MappingProxyType(mixtures),
+            tuple(root_cards) if complete else None,
         )
 
     def root_weight(self, lam: Mapping[str, np.ndarray], n_rows: int) -> np.ndarray:
         """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
         observed = [(r, i) for r, i in self.root_tables.items() if r in lam]
-        cards = self.root_states.max(axis=0) + 1 if self.root_states.size else np.zeros(0, np.intp)
-        if observed and self.root_states.shape[0] == int(np.prod(cards)):
+        cards = self.complete_cards
+        if observed and cards is not None:
             # every configuration, first root slowest: the evidence's weight is the outer product of the roots'
             # likelihoods, built root by root (no gathers over all K configurations)
             evidence = np.ones((n_rows, 1))
             for r, i in self.root_tables.items():
-                own = lam[r] if r in lam else np.ones((1, int(cards[i])))
+                own = lam[r] if r in lam else np.ones((1, cards[i]))
                 product = evidence[:, :, None] * own[:, None, :]
                 evidence = product.reshape(product.shape[0], -1)
             return self.root_prior[:, None, :] * np.broadcast_to(evidence, (n_rows, evidence.shape[1]))[None]
