@@ -1116,7 +1116,7 @@ class _Factors:
             for r, i in self.root_tables.items():
                 own = lam[r] if r in lam else np.ones((1, cards[i]))
                 product = evidence[:, :, None] * own[:, None, :]
-                evidence = product.reshape(product.shape[0], -1)
+                evidence = product.reshape(product.shape[0], product.shape[1] * product.shape[2])  # (explicit: rows may be 0)
             return self.root_prior[:, None, :] * np.broadcast_to(evidence, (n_rows, evidence.shape[1]))[None]
         weight = np.broadcast_to(self.root_prior[:, None, :], (self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
         for r, i in observed:
