@@ -209,7 +209,7 @@ def test_ctrl_c_during_batch_is_exit_130_and_leaves_the_old_output(tmp_path):
     _wait_for(lambda: len(files_in(tmp_path)) > 2, process, "temporary output file")  # the run has started writing
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=300)
-    assert process.returncode == 130 and out == ""
+    assert process.returncode == 130 and out == "", f"exit {process.returncode}; stderr: {err!r}"  # (once exit 1: the message says why)
     assert one_line(err) == "postfusion-bayes batch: interrupted\n"
     assert files_in(tmp_path) == ["many.csv", "out.csv"] and target.read_text() == "the old results\n"
 
