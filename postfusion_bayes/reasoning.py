@@ -100,8 +100,8 @@ class NoisyBlock:
     Attributes
     ----------
     names : tuple of str
-    absent, present : array (n_configurations, n_tests)
-        P(test no | configuration) and P(test yes | configuration).
+    absent : array (n_configurations, n_tests)
+        P(test no | configuration).
     small : tuple of arrays (2^k, 2)
         Each test's table over its own parents' configurations.
     parents : tuple of (axes, order, index)
@@ -109,22 +109,35 @@ class NoisyBlock:
         per free cause (in :attr:`Reasoner.free_causes` order): ``axes`` the free parents' axes
         (ascending), ``order`` the permutation that puts them in the test's parent order, ``index`` the
         test's table indexed by parent (the observed state for an observed parent, all for a free one).
+    spread : tuple of (table, sizes)
+        Each test's (no, yes) table over its free parents, shaped to broadcast over the configurations
+        seen as a tensor of shape ``sizes`` (runs of parent and other axes merged).
     """
 
     names: tuple[str, ...]
     absent: np.ndarray
-    present: np.ndarray
     small: tuple[np.ndarray, ...]
     parents: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[Any, ...]], ...]
+    spread: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
+
+    @functools.cached_property
+    def present(self) -> np.ndarray:
+        """P(test yes | configuration), shape (n_configurations, n_tests), built on first use (a pure memo).
+
+        Ranking single tests needs only :attr:`absent`; procedures of several tests and
+        :meth:`table` need this one too.
+        """
+        yes = np.empty(self.absent.shape[::-1])
+        for k, (table, sizes) in enumerate(self.spread):
+            yes[k].reshape(sizes)[...] = table[..., 1]
+        out = yes.T
+        out.setflags(write=False)
+        return out
 
     def table(self, name: str) -> np.ndarray:
         """Return one test's (no, yes) probabilities for every configuration, shape (n_configurations, 2)."""
         k = self.names.index(name)
         return np.stack([self.absent[:, k], self.present[:, k]], axis=1)
-
-    def rows(self, keep: np.ndarray) -> NoisyBlock:
-        """Return the block restricted to some configurations."""
-        return NoisyBlock(self.names, self.absent[keep], self.present[keep], self.small, self.parents)
 
     def parent_weights(self, k: int, weight: np.ndarray) -> np.ndarray:
         """Posterior of test ``k``'s parents' configurations (its table's rows) from the weight of every configuration.
@@ -305,23 +318,25 @@ class Reasoner:
             # configurations seen as a tensor (one axis per free cause), its table broadcast over the other axes
             axis_of = {c: i for i, c in enumerate(self.free_causes)}
             absent = np.empty((len(noisy), len(weight)))
-            yes = np.empty((len(noisy), len(weight)))
             small = []
             where = []
+            spread = []
             for k, t in enumerate(noisy):
                 parents = tables.parents[t]
-                bits = (np.arange(2 ** len(parents))[:, None] >> np.arange(len(parents) - 1, -1, -1)[None, :]) & 1
-                small.append(tables.cpd(t).given(bits))  # type: ignore[union-attr]
+                full = tables.cpd(t).dense()  # type: ignore[union-attr]  # (2, ..., 2, 2): the parents' axes, then (no, yes)
+                small.append(full.reshape(-1, 2))  # rows: the first parent most significant
                 index = tuple(slice(None) if p in axis_of else int(present[0, column[p]]) for p in parents)  # observed: fixed
                 axes = [axis_of[p] for p in parents if p in axis_of]
                 order = tuple(int(i) for i in np.argsort(axes))  # parent order -> ascending axes
                 where.append((tuple(sorted(axes)), tuple(int(i) for i in np.argsort(order)), index))
-                table = small[-1].reshape((2,) * len(parents) + (2,))[index].transpose(order + (len(axes),))
+                table = full[index].transpose(order + (len(axes),))
                 runs, sizes = _runs(len(axis_of), tuple(sorted(axes)))
                 table = table.reshape(tuple(size if parent else 1 for parent, size in zip(runs, sizes, strict=True)) + (2,))
                 absent[k].reshape(sizes)[...] = table[..., 0]
-                yes[k].reshape(sizes)[...] = table[..., 1]
-            block = NoisyBlock(tuple(noisy), absent.T, yes.T, tuple(small), tuple(where))
+                spread.append((table, sizes))
+            absent_t = absent.T
+            absent_t.setflags(write=False)
+            block = NoisyBlock(tuple(noisy), absent_t, tuple(small), tuple(where), tuple(spread))
         for t in direct:
             if t in noisy:
                 continue
@@ -473,24 +488,22 @@ class Reasoner:
         costs_of = self.test_costs(costs)
         present, weight = self._joint
         tests, direct, block = self._tests
-        every_weight, every_float, every_block = weight, self._present_float, block  # (single noisy-OR tests use every configuration)
         keep = weight > 0  # impossible configurations add nothing to any sum below
-        if keep.all():
+        whole = bool(keep.all())
+        if whole:
             as_float = self._present_float
         else:
             weight, as_float = weight[keep], present[keep].astype(float)
             tests = {t: q[keep] for t, q in tests.items()}
-            block = block.rows(keep) if block is not None else None
-        if block is not None:
-            tests = {**tests, **{t: block.table(t) for t in block.names if any(t in f and len(f) > 1 for _, f in self._units(by))}}
         units = self._units(by)
+        if block is not None:  # a noisy-OR test inside a procedure of several is ranked over the configurations
+            tests = {**tests, **{t: block.table(t) if whole else block.table(t)[keep] for t in block.names if any(t in f and len(f) > 1 for _, f in units)}}
         gain = np.zeros(len(units))
         p_changes = np.zeros(len(units))
         likely = np.zeros(len(units), dtype=np.intp)
         fast = [u for u, (_, findings) in enumerate(units) if block is not None and len(findings) == 1 and findings[0] in block.names]
         if fast:
-            assert every_block is not None
-            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), every_weight, every_float, every_block, top_index, gain, p_changes, likely)
+            self._noisy_gains([units[u][1][0] for u in fast], np.array(fast), top_index, gain, p_changes, likely)
         fast_set = set(fast)
         # the result distributions of every other unit given each configuration, stacked by number of results
         groups: dict[int, list[tuple[int, np.ndarray]]] = {}
@@ -594,18 +607,27 @@ class Reasoner:
         weight = self._joint[1] / self._joint[1].sum()
         top = self._present_float[:, top_index] * weight
         top_now = float(top.sum())
-        negative = np.ones((len(units), len(weight)))  # P(no finding of the unit positive | configuration), a row per unit
+        _, _, block = self._tests
+        position, _, p_result, after = self._noisy_results if block is not None else ({}, None, None, None)
+        p_neg = np.empty(len(units))  # P(no finding of the unit positive | e)
+        top_neg = np.empty(len(units))  # P(top cause present, no finding of the unit positive | e)
         names = []
         for u, (_, findings) in enumerate(units):
+            if len(findings) == 1 and findings[0] in position:  # a noisy-OR test: its negative result is "no"
+                k = position[findings[0]]
+                p_neg[u], top_neg[u] = p_result[k, 0], after[k, top_index, 0]  # type: ignore[index]
+                names.append(BOOLEAN_STATES[1])
+                continue
             labels = []
+            negative = np.ones(len(weight))  # P(no finding of the unit positive | configuration)
             for finding in findings:
                 k, state = self._positive(finding)
-                negative[u] -= negative[u] * self._result_column(finding, k)
+                negative -= negative * self._result_column(finding, k)
                 labels.append(state if len(findings) == 1 else f"{finding}={state}")
             every_yes = len(findings) > 1 and all(label.endswith(f"={BOOLEAN_STATES[1]}") for label in labels)
             names.append(f"any finding {BOOLEAN_STATES[1]}" if every_yes else " or ".join(labels))
-        p_neg = np.clip(negative @ weight, 0.0, 1.0)  # two matrix-vector products for every unit at once
-        top_neg = negative @ top
+            p_neg[u], top_neg[u] = negative @ weight, negative @ top
+        p_neg = np.clip(p_neg, 0.0, 1.0)
         p_yes = 1.0 - p_neg
         with np.errstate(divide="ignore", invalid="ignore"):
             if_pos = np.where(p_yes > 0, np.clip((top_now - top_neg) / np.where(p_yes > 0, p_yes, 1.0), 0.0, 1.0), top_now)
@@ -638,29 +660,51 @@ class Reasoner:
         labels = pd.MultiIndex.from_tuples(index, names=["finding", "result"]) if index else pd.MultiIndex.from_arrays([[], []], names=["finding", "result"])
         return pd.DataFrame(rows, columns=["test_kind", "probability", "top_cause", "top_now", "top_after"], index=labels)
 
-    def _noisy_gains(self, names, index, weight, as_float, block: NoisyBlock, top_index, gain, p_changes, likely) -> None:
-        """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place.
+    @functools.cached_property
+    def _noisy_results(self) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+        """What each single noisy-OR candidate test would tell, from the joint (a pure memo: the ranking and its effects share it).
 
         The information a test gives about every cause is the information it gives about its parents
         (it depends on the rest only through them), so it is computed from the posterior of its parents'
         configurations (a sum of the joint over the other causes), then tables of at most 2^k rows. The
-        joint of each cause with each result is two matrix products over the configurations. ``weight``,
-        ``as_float`` and ``block`` cover every configuration (impossible ones weigh 0).
+        joint of each cause with a negative result is one matrix product over the configurations, with
+        a positive one the cause's posterior minus it.
+
+        Returns
+        -------
+        position : dict of str to int
+            Each noisy-OR test's row in the arrays below.
+        gain : array (T,)
+            Information about the causes, bits.
+        p_result : array (T, 2)
+            P(no | e), P(yes | e).
+        after : array (T, C, 2)
+            P(cause present, result | e).
         """
-        columns = [block.names.index(name) for name in names]
-        whole = columns == list(range(len(block.names)))
-        absent = block.absent if whole else block.absent[:, columns]
-        yes = block.present if whole else block.present[:, columns]
-        joint_cause = (weight[:, None] * as_float).T  # (C, J)
-        after = np.stack([absent.T @ joint_cause.T, yes.T @ joint_cause.T], axis=2).transpose(1, 0, 2)  # (C, T, 2): P(cause present, result | e)
-        for t, column in enumerate(columns):
-            q = block.small[column]
-            w = block.parent_weights(column, weight)
-            p_result = w @ q
-            kl = _kl_bits(q, p_result)  # one per parent configuration
+        _, weight = self._joint  # every configuration, the impossible ones weighing 0
+        _, _, block = self._tests
+        assert block is not None
+        joint_cause = weight[:, None] * self._present_float  # (J, C): P(configuration, cause present | e)
+        no = block.absent.T @ joint_cause  # (T, C): P(cause present, result no | e)
+        after = np.stack([no, np.maximum(joint_cause.sum(axis=0)[None, :] - no, 0.0)], axis=2)
+        gain = np.empty(len(block.names))
+        p_result = np.empty((len(block.names), 2))
+        for k in range(len(block.names)):
+            q = block.small[k]
+            w = block.parent_weights(k, weight)
+            p_result[k] = w @ q
+            gain[k] = max(float(w @ _kl_bits(q, p_result[k])), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
+        return {name: k for k, name in enumerate(block.names)}, gain, p_result, after
+
+    def _noisy_gains(self, names: list[str], index: np.ndarray, top_index: int, gain: np.ndarray, p_changes: np.ndarray, likely: np.ndarray) -> None:
+        """Information, chance of a new top cause and likeliest result of single noisy-OR tests, in place (see :attr:`_noisy_results`)."""
+        position, gains, p_results, afters = self._noisy_results
+        for t, name in enumerate(names):
+            k = position[name]
+            p_result, here = p_results[k], afters[k]  # (2,), (C, 2)
             u = index[t]
-            gain[u] = max(float(w @ kl), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
-            here = after[:, t, :]  # (C, 2)
+            gain[u] = gains[k]
+            # another cause must beat the current top strictly (beyond rounding), so exact ties never count
             changed = (p_result > 0) & (here.max(axis=0) > here[top_index] * (1 + TIE_TOLERANCE))
             p_changes[u] = min(float(np.where(changed, p_result, 0.0).sum()), 1.0)
             likely[u] = int(np.argmax(p_result))
