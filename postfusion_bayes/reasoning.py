@@ -88,6 +88,12 @@ def _kl_bits(q: np.ndarray, p: np.ndarray) -> np.ndarray:
         return np.where(q > 0, q * (np.log2(np.where(q > 0, q, 1.0)) - log_p), 0.0).sum(axis=-1)
 
 
+def _entropy_bits(p: np.ndarray) -> float:
+    """Entropy in bits of one distribution (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(0.0 - np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0).sum())
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(p) - np.log1p(-p)
@@ -323,8 +329,8 @@ class Reasoner:
             spread = []
             for k, t in enumerate(noisy):
                 parents = tables.parents[t]
-                full = tables.cpd(t).dense()  # type: ignore[union-attr]  # (2, ..., 2, 2): the parents' axes, then (no, yes)
-                small.append(full.reshape(-1, 2))  # rows: the first parent most significant
+                small.append(tables.cpd(t).configuration_table)  # type: ignore[union-attr]  # rows: the first parent most significant
+                full = small[-1].reshape((2,) * len(parents) + (2,))  # the parents' axes, then (no, yes)
                 index = tuple(slice(None) if p in axis_of else int(present[0, column[p]]) for p in parents)  # observed: fixed
                 axes = [axis_of[p] for p in parents if p in axis_of]
                 order = tuple(int(i) for i in np.argsort(axes))  # parent order -> ascending axes
@@ -689,11 +695,12 @@ class Reasoner:
         after = np.stack([no, np.maximum(joint_cause.sum(axis=0)[None, :] - no, 0.0)], axis=2)
         gain = np.empty(len(block.names))
         p_result = np.empty((len(block.names), 2))
-        for k in range(len(block.names)):
-            q = block.small[k]
+        cpds = self.network.tables.cpd
+        for k, name in enumerate(block.names):
             w = block.parent_weights(k, weight)
-            p_result[k] = w @ q
-            gain[k] = max(float(w @ _kl_bits(q, p_result[k])), 0.0)  # a weighted sum of KL divergences: >= 0 up to rounding
+            p_result[k] = w @ block.small[k]
+            # I(parents; T | e) = H(T | e) - E[H(T | parents)], the entropies of the table's rows a memo of the network's numbers
+            gain[k] = max(float(_entropy_bits(p_result[k]) - w @ cpds(name).entropy_bits), 0.0)  # type: ignore[union-attr]
         return {name: k for k, name in enumerate(block.names)}, gain, p_result, after
 
     def _noisy_gains(self, names: list[str], index: np.ndarray, top_index: int, gain: np.ndarray, p_changes: np.ndarray, likely: np.ndarray) -> None:

@@ -19,6 +19,7 @@ Equal-weight mixture (categorical variable over binary parents)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,42 @@ class NoisyOr:
             factor = np.stack([np.ones(batch), 1.0 - self.links[..., i]], axis=-1).reshape(shape)
             absent = absent * factor
         return np.stack([absent, 1.0 - absent], axis=-1)
+
+    @functools.cached_property
+    def configuration_table(self) -> np.ndarray:
+        """P(variable | parents) for every parent configuration, shape ``(2**k, 2)``, read-only (unbatched only).
+
+        Rows as :meth:`dense` flattened: the first parent is the most significant bit. A pure memo of
+        the (immutable) numbers, so that reasoning over many patients builds it once.
+
+        Examples
+        --------
+        >>> NoisyOr(leak=0.1, links=[0.5, 0.8]).configuration_table.round(3)
+        array([[0.9 , 0.1 ],
+               [0.18, 0.82],
+               [0.45, 0.55],
+               [0.09, 0.91]])
+        """
+        if self.batch_shape:
+            raise NetworkError("configuration_table needs unbatched numbers (one parameter set)")
+        table = self.dense().reshape(-1, 2)
+        table.setflags(write=False)
+        return table
+
+    @functools.cached_property
+    def entropy_bits(self) -> np.ndarray:
+        """H(variable | parents) in bits for every parent configuration, rows as :attr:`configuration_table` (a pure memo).
+
+        Examples
+        --------
+        >>> NoisyOr(leak=0.5, links=[1.0]).entropy_bits
+        array([1., 0.])
+        """
+        table = self.configuration_table
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bits = 0.0 - np.where(table > 0, table * np.log2(np.where(table > 0, table, 1.0)), 0.0).sum(axis=-1)  # (0.0 - : no -0.0)
+        bits.setflags(write=False)
+        return bits
 
     def given(self, parent_states: np.ndarray) -> np.ndarray:
         """P(variable | parents) for rows of parent state indices, shape ``(n, 2)`` (unbatched only)."""
