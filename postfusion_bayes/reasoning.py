@@ -106,8 +106,6 @@ class NoisyBlock:
     Attributes
     ----------
     names : tuple of str
-    absent : array (n_configurations, n_tests)
-        P(test no | configuration).
     small : tuple of arrays (2^k, 2)
         Each test's table over its own parents' configurations.
     parents : tuple of (axes, order, index)
@@ -121,22 +119,35 @@ class NoisyBlock:
     """
 
     names: tuple[str, ...]
-    absent: np.ndarray
     small: tuple[np.ndarray, ...]
     parents: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[Any, ...]], ...]
     spread: tuple[tuple[np.ndarray, tuple[int, ...]], ...]
+
+    def over_configurations(self, result: int, weight: np.ndarray | None = None) -> np.ndarray:
+        """P(test = ``result`` | configuration), times ``weight`` if given, shape (n_tests, n_configurations)."""
+        n = int(np.prod(self.spread[0][1])) if weight is None else weight.size
+        out = np.empty((len(self.names), n))
+        for k, (table, sizes) in enumerate(self.spread):
+            if weight is None:
+                out[k].reshape(sizes)[...] = table[..., result]
+            else:
+                np.multiply(table[..., result], weight.reshape(sizes), out=out[k].reshape(sizes))
+        return out
+
+    @functools.cached_property
+    def absent(self) -> np.ndarray:
+        """P(test no | configuration), shape (n_configurations, n_tests), built on first use (a pure memo)."""
+        out = self.over_configurations(0).T
+        out.setflags(write=False)
+        return out
 
     @functools.cached_property
     def present(self) -> np.ndarray:
         """P(test yes | configuration), shape (n_configurations, n_tests), built on first use (a pure memo).
 
-        Ranking single tests needs only :attr:`absent`; procedures of several tests and
-        :meth:`table` need this one too.
+        Ranking single tests needs neither; procedures of several tests and :meth:`table` do.
         """
-        yes = np.empty(self.absent.shape[::-1])
-        for k, (table, sizes) in enumerate(self.spread):
-            yes[k].reshape(sizes)[...] = table[..., 1]
-        out = yes.T
+        out = self.over_configurations(1).T
         out.setflags(write=False)
         return out
 
@@ -323,7 +334,6 @@ class Reasoner:
             # each noisy-OR test given each configuration is its table at the configuration of its parents: with the
             # configurations seen as a tensor (one axis per free cause), its table broadcast over the other axes
             axis_of = {c: i for i, c in enumerate(self.free_causes)}
-            absent = np.empty((len(noisy), len(weight)))
             small = []
             where = []
             spread = []
@@ -338,11 +348,8 @@ class Reasoner:
                 table = full[index].transpose(order + (len(axes),))
                 runs, sizes = _runs(len(axis_of), tuple(sorted(axes)))
                 table = table.reshape(tuple(size if parent else 1 for parent, size in zip(runs, sizes, strict=True)) + (2,))
-                absent[k].reshape(sizes)[...] = table[..., 0]
                 spread.append((table, sizes))
-            absent_t = absent.T
-            absent_t.setflags(write=False)
-            block = NoisyBlock(tuple(noisy), absent_t, tuple(small), tuple(where), tuple(spread))
+            block = NoisyBlock(tuple(noisy), tuple(small), tuple(where), tuple(spread))
         for t in direct:
             if t in noisy:
                 continue
@@ -690,9 +697,8 @@ class Reasoner:
         _, weight = self._joint  # every configuration, the impossible ones weighing 0
         _, _, block = self._tests
         assert block is not None
-        joint_cause = weight[:, None] * self._present_float  # (J, C): P(configuration, cause present | e)
-        no = block.absent.T @ joint_cause  # (T, C): P(cause present, result no | e)
-        after = np.stack([no, np.maximum(joint_cause.sum(axis=0)[None, :] - no, 0.0)], axis=2)
+        no = block.over_configurations(0, weight) @ self._present_float  # (T, C): P(cause present, result no | e)
+        after = np.stack([no, np.maximum((weight @ self._present_float)[None, :] - no, 0.0)], axis=2)
         gain = np.empty(len(block.names))
         p_result = np.empty((len(block.names), 2))
         cpds = self.network.tables.cpd
