@@ -337,7 +337,7 @@ class Reasoner:
             small = []
             where = []
             spread = []
-            for k, t in enumerate(noisy):
+            for t in noisy:
                 parents = tables.parents[t]
                 small.append(tables.cpd(t).configuration_table)  # type: ignore[union-attr]  # rows: the first parent most significant
                 full = small[-1].reshape((2,) * len(parents) + (2,))  # the parents' axes, then (no, yes)
