@@ -530,6 +530,12 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
     SpecError
         Listing every problem found, each with its file and key.
 
+    Notes
+    -----
+    The files are read on every call; a folder whose five files hold exactly
+    the text of an earlier successful call (one of the last eight) gives that
+    call's ModelSpec without parsing and checking again (specs are immutable).
+
     Examples
     --------
     >>> spec = load_spec()
@@ -540,7 +546,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
     if not folder.is_dir():
         what = "is a file, not a priors folder" if folder.exists() else "priors folder does not exist"
         raise SpecError([f"{folder}: {what}"])
-    documents: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     problems: list[str] = []
     for filename in PRIOR_FILES:
         file = folder / filename
@@ -548,20 +554,49 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
             problems.append(f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})")
             continue
         try:
-            documents[filename] = _read_yaml(file.read_text(encoding="utf-8"))
-        except _Refused as exc:
-            problems.append(f"{file}: {_yaml_problem(exc)}")
-        except yaml.YAMLError as exc:
-            problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
+            texts[filename] = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             problems.append(f"{file}: cannot be read as UTF-8 text (byte {exc.start})")
         except OSError as exc:
             problems.append(f"{file}: cannot be read: {exc.strerror or exc}")
     for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES):
         problems.append(f"{folder / extra}: unexpected file{suggest(extra, PRIOR_FILES)}; allowed: {', '.join(PRIOR_FILES)}")
+    key = (str(folder), tuple(texts.items()))
+    if not problems:
+        known = _READ_SPECS.get(key)
+        if known is not None:
+            return known
+    documents: dict[str, Any] = {}
+    for filename, text in texts.items():
+        file = folder / filename
+        try:
+            documents[filename] = _read_yaml(text)
+        except _Refused as exc:
+            problems.append(f"{file}: {_yaml_problem(exc)}")
+        except yaml.YAMLError as exc:
+            problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
     if problems:
-        raise SpecError(problems)
-    return spec_from_documents(documents, source=str(folder))
+        raise SpecError(sorted(problems, key=lambda problem: _file_order(problem, folder)))
+    spec = spec_from_documents(documents, source=str(folder))
+    if len(_READ_SPECS) >= _MAX_READ_SPECS:  # oldest first out
+        _READ_SPECS.pop(next(iter(_READ_SPECS)), None)
+    _READ_SPECS[key] = spec
+    return spec
+
+
+#: A pure memo of validated specs, keyed by the folder and the exact text of its five files: reading
+#: the same text again gives the same (immutable) ModelSpec, so a second ``load_spec`` of unchanged
+#: priors skips parsing and validation (about 25 ms); any change to a file is a new key.
+_READ_SPECS: dict[tuple[str, tuple[tuple[str, str], ...]], ModelSpec] = {}
+_MAX_READ_SPECS = 8
+
+
+def _file_order(problem: str, folder: Path) -> int:
+    """Position of the file a problem names among the prior files (extra files last), to list problems file by file."""
+    for position, filename in enumerate(PRIOR_FILES):
+        if problem.startswith(f"{folder / filename}:"):
+            return position
+    return len(PRIOR_FILES)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -156,6 +156,18 @@ def test_a_copy_of_the_shipped_priors_loads(priors_copy):
     assert load_spec(priors_copy).names("cause") == CAUSES
 
 
+def test_a_priors_folder_read_again_unchanged_gives_the_same_spec_and_a_changed_file_is_read_anew(priors_copy):
+    first = load_spec(priors_copy)
+    assert load_spec(priors_copy) is first  # the memo: same folder, same text
+    before = first.parameters["findings.back_pain.leak"].value
+    _edit(priors_copy, "findings.yaml", lambda d: d["findings"]["back_pain"]["leak"].update(value=0.31))
+    changed = load_spec(priors_copy)
+    assert changed is not first
+    assert changed.parameters["findings.back_pain.leak"].value == 0.31 != before
+    (priors_copy / "finding.yaml").write_text("x: 1\n")  # an extra file is a problem even when the five files are unchanged
+    assert any("unexpected file" in p for p in _problems(priors_copy))
+
+
 @pytest.mark.parametrize(
     "filename, edit, expected",
     [
