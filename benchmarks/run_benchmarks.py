@@ -626,7 +626,7 @@ def part_cold_start(b: Bench) -> bool:
 
 
 #: Targets of the sensitivity analyses on one patient, warm (issue 10, "sensitivity at interactive speed"), in seconds.
-SENSITIVITY_TARGETS = {"monte_carlo": 0.5, "sobol": 15.0, "rank_robustness": 0.3, "tornado": 0.1, "next_tests": 0.002, "explain": 0.001, "load_model": 0.015}
+SENSITIVITY_TARGETS = {"monte_carlo": 0.5, "sobol": 15.0, "rank_robustness": 0.3, "tornado": 0.1, "next_tests": 0.002, "explain": 0.001, "load_model": 0.015, "load_model_new": 0.015}
 
 
 def part_sensitivity(b: Bench) -> None:
@@ -656,10 +656,24 @@ def part_sensitivity(b: Bench) -> None:
         ("next_tests", "diagnose(...).next_tests() (a new diagnosis each time)", lambda: model.diagnose(patient).next_tests(), 30),
         ("explain", "diagnose(...).explain() (a new diagnosis each time)", lambda: model.diagnose(patient).explain(), 30),
         ("load_model", "load_model() (read, check and compile the shipped priors)", pfb.load_model, 9),
+        ("load_model_new", "load_model(folder), its text not read before in the process (no memo: parse, check, compile)", lambda: pfb.load_model(next(copies)), 9),
     ]
+    # load_spec keeps a memo of specs by folder and text: a copy of the priors in a new folder is read in full
+    import shutil
+    import tempfile
+
+    from postfusion_bayes.spec import default_priors_path
+
+    root = Path(tempfile.mkdtemp(prefix="pfb-bench-priors-"))
+    folders = []
+    for i in range(10):
+        folders.append(root / f"copy{i}")
+        shutil.copytree(default_priors_path(), folders[-1], ignore=shutil.ignore_patterns("*.md", "__pycache__", "*.py"))
+    copies = iter(folders)
     for key, label, fn, repeats in measures:
         t = attempt(lambda fn=fn, repeats=repeats: median_time(fn, 1 if b.quick else repeats), b.s.budget)
         b.measure(sec, label, t, target=None if b.quick else target_at_most(t, SENSITIVITY_TARGETS[key]))
+    shutil.rmtree(root, ignore_errors=True)
 
 
 #: Target of one update of the interactive explorer (issue 13), Python side, in seconds.
