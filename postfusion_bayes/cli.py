@@ -29,7 +29,9 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1291,11 +1293,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     stdout = sys.stdout
     sys.stdout = _Stdout(stdout)
+    ctrl_c = _CtrlC()
     try:
-        status = args.run(args)
-        sys.stdout.flush()
+        with ctrl_c:
+            status = args.run(args)
+            sys.stdout.flush()
         return status
     except (Exception, KeyboardInterrupt) as exc:
+        if ctrl_c.pressed and not isinstance(exc, KeyboardInterrupt):
+            exc = KeyboardInterrupt()  # Ctrl-C surfaced as another error from inside a library: it is still an interruption
         status, message = _failure(exc, args)
         if message is not None:
             with contextlib.suppress(Exception):
@@ -1303,6 +1309,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     finally:
         sys.stdout = stdout
+
+
+class _CtrlC:
+    """While a command runs, Ctrl-C raises KeyboardInterrupt as Python's own handler does, and is recorded.
+
+    Code inside a library (a C extension reading a file, say) may turn the
+    KeyboardInterrupt raised in it into an error of its own; :func:`main` then
+    still reports the interruption (exit status 130), not that error. Only
+    Python's default handler is replaced (not an ignored signal, nor another
+    program's handler), and only in the main thread, where handlers can be set.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _quiet_stdout() -> None:

@@ -214,6 +214,27 @@ def test_ctrl_c_during_batch_is_exit_130_and_leaves_the_old_output(tmp_path):
     assert files_in(tmp_path) == ["many.csv", "out.csv"] and target.read_text() == "the old results\n"
 
 
+def test_ctrl_c_that_a_library_turns_into_another_error_is_still_exit_130(tmp_path, monkeypatch, capsys):
+    # a C extension may catch the KeyboardInterrupt raised while it reads and raise its own error instead
+    source = tmp_path / "p.csv"
+    source.write_text("radicular_pain\nyes\n")
+
+    def diagnose_many(self, *args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered to this (main) thread
+            time.sleep(5)
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error reading file: interrupted") from exc
+        raise AssertionError("no KeyboardInterrupt")
+
+    monkeypatch.setattr(pfb.Model, "diagnose_many", diagnose_many)
+    status = cli.main(["batch", str(source), "-o", str(tmp_path / "out.csv"), "-q"])
+    assert status == 130
+    assert capsys.readouterr().err == "postfusion-bayes batch: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+
+
 def test_ctrl_c_during_sensitivity_is_exit_130_and_writes_no_plot(tmp_path):
     plot = tmp_path / "intervals.png"
     process = spawn(
