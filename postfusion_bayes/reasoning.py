@@ -71,6 +71,12 @@ WEIGHT_ROUNDING = 1e-12
 #: Relative margin by which another cause must beat the top cause for a result to "change the top".
 TIE_TOLERANCE = 1e-9
 
+#: Arrays over the joint configurations that ranking the tests holds at its peak, per test: ranking single
+#: findings (and ``result_effects``) holds one weighted table per test beside the configurations (peak traced
+#: about 100 such arrays for 41 tests and 16 causes); ranking procedures also builds each test's (no, yes)
+#: table and the products of a procedure's results (about 270 for 41 tests). Rounded up.
+_ARRAYS_PER_TEST = {"finding": 3, "procedure": 7}
+
 #: The one ranking of next tests (Diagnosis.next_tests, the report, the CLI): information per unit of cost.
 SCORE_FORMULA = "information_gain / (1 + cost)"
 
@@ -317,10 +323,7 @@ class Reasoner:
             The noisy-OR tests, side by side (:meth:`NoisyBlock.table` gives one as ``tests`` would).
         """
         present, weight = self._joint
-        # the tests' tables over the configurations, and what ranking them needs beside: about six arrays of that size
-        needed = len(weight) * 8 * (6 * 2 * len(self.candidate_tests) + len(self.causes))
-        if needed > self.network.memory_budget:
-            raise MemoryBudgetError(needed, self.network.memory_budget, f"ranking {len(self.candidate_tests)} tests over the 2^{len(self.free_causes)} joint configurations of the unobserved causes")
+        self._check_ranking_memory(_ARRAYS_PER_TEST["finding"])
         tables = self.network.tables
         causes = set(self.causes)
         direct = [t for t in self.candidate_tests if set(tables.parents[t]) <= causes]
@@ -368,6 +371,13 @@ class Reasoner:
             for t in queried:
                 tests[t] = np.where(possible[:, None], np.nan_to_num(result.marginals[t][0], nan=0.0), 0.0)
         return tests, frozenset(direct), block
+
+    def _check_ranking_memory(self, per_test: int) -> None:
+        """Raise MemoryBudgetError if ranking the tests would hold more than the budget: ``per_test`` arrays over the configurations per test."""
+        n_tests = len(self.candidate_tests)
+        needed = 2 ** len(self.free_causes) * 8 * (per_test * n_tests + len(self.causes) + 16)
+        if needed > self.network.memory_budget:
+            raise MemoryBudgetError(needed, self.network.memory_budget, f"ranking {n_tests} tests over the 2^{len(self.free_causes)} joint configurations of the unobserved causes")
 
     # ------------------------------------------------------------------ explain
     def explain(self, posterior: pd.Series) -> pd.DataFrame:
@@ -500,6 +510,7 @@ class Reasoner:
         """
         costs_of = self.test_costs(costs)
         present, weight = self._joint
+        self._check_ranking_memory(_ARRAYS_PER_TEST[by] if by in _ARRAYS_PER_TEST else _ARRAYS_PER_TEST["finding"])
         tests, direct, block = self._tests
         keep = weight > 0  # impossible configurations add nothing to any sum below
         whole = bool(keep.all())
