@@ -772,6 +772,47 @@ def _quickscore_gamma_columns(n: int, m: int, nodes: int, K: int, npr: int, dtyp
     return _memo(np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr))
 
 
+@functools.cache
+def _quickscore_bound_columns(n: int, m: int, nodes: int, K: int, npr: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``(base, slope)`` of Quickscore's rounding bound per output column, by subset size.
+
+    The bound of a column is ``base * sum_S |t_S| + slope * sum_S |S| |t_S|``
+    (``t_S`` the terms, ``|S|`` the number of expanded findings in ``S``).
+
+    Proof. The counts of :func:`_quickscore_gammas` hold ``2m`` roundings for
+    ``g_Si`` in each of the ``n`` factors ``u_i`` of the product over the
+    causes (``n * 2m`` in all). ``g_Si`` is built by :func:`_config_table` as
+    ``1 * x_f1 * x_f2 ...`` over the findings ``f in S`` only (the findings
+    outside ``S`` multiply by exactly 1.0), with ``x = 1 - link`` rounded once:
+    at most ``2|S|`` roundings. So the computed term ``t_S`` carries at most
+    ``k_S = k - 2n (m - |S|)`` roundings (``k`` the count of
+    :func:`_quickscore_gammas`; every other count is kept at its value for
+    ``m``), and ``|error of t_S| <= gamma(k_S) |t_S|``; summing the signed
+    terms in any order adds at most the ``2**m K`` of the summation already in
+    ``k_S``. As ``gamma(k_S) = k_S u / (1 - k_S u) <= k_S u / (1 - k u)``, the
+    error is at most ``u / (1 - k u) * ((k - 2nm) sum|t_S| + 2n sum |S| |t_S|)``,
+    never more than ``gamma(k) sum|t_S|`` (as ``|S| <= m``). The terms of small
+    ``S`` are the large ones (``g_Si <= 1`` shrinks the present weights), so
+    this is typically about half the bound for ``m``. Predictions keep the
+    bound for ``m`` (``slope`` 0).
+    """
+    T = 2**m
+    u = float(np.finfo(dtype).eps) / 2
+    k_total = n * (2 * m + 6) + 10 * m + nodes + T + K + 20
+    k_num = k_total + 2 * m + 4
+    g_pred = _quickscore_gammas(n, m, nodes, K, dtype)[2]
+    rate_total, rate_num = u / (1 - k_total * u), u / (1 - k_num * u)
+    base = np.array([rate_total * (k_total - 2 * n * m)] * (1 + K) + [rate_num * (k_num - 2 * n * m)] * n + [g_pred] * npr)
+    slope = np.array([rate_total * 2 * n] * (1 + K) + [rate_num * 2 * n] * n + [0.0] * npr)
+    return _memo(base), _memo(slope)
+
+
+@functools.cache
+def _subset_sizes(m: int, dtype) -> np.ndarray:
+    """(2**m,) the number of expanded findings in each subset S, in ``dtype``."""
+    return _memo(_subsets(m).sum(axis=1).astype(dtype))
+
+
 def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> int:
     item = np.dtype(dtype).itemsize
     return item * K * 2**m * nodes * n * (10 + 9 * npr) + item * 2**m * (m + 4) * n * 2 + 4096
@@ -820,9 +861,11 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     # alpha_S prod_{f in S} (1 - leak_f) and the same with |b_f|: (C, 2, T); b_f in the working precision,
     # as its rounding is amplified by the cancellation
     bk = ((aN - aY) * (one - leakE))[:, None, :]
-    cm = np.empty((C, 2, T), dtype)
+    # (and |alpha_S| |S|, for the rounding bound by subset size: _quickscore_bound_columns)
+    cm = np.empty((C, 3, T), dtype)
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    np.multiply(cm[:, 1], _subset_sizes(m, dtype), out=cm[:, 2])
     # g_S for every cause: (n, C, T)
     keep = (one - LE).transpose(2, 0, 1)  # (n, C, m)
     G = _config_table(np.ones_like(keep), keep)  # (n, C, T): g_Si, the products in the same order as over each subset
@@ -874,9 +917,9 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     else:
         tot = prod[0]
         nums = Bk * others[:, 0]
-    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
-    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
-    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 3, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 3)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 3, n)
     if npr:
         # P(e, f yes) per term = leak_f tot + (1 - leak_f) sum_C w(C) (1 - prod_{i in C} x_i), telescoped:
         # sum_i B_i link_i prod_{j < i} u'_j prod_{j > i} u_j [bracket], with u'_j = A_j + B_j t x_j <= u_j
@@ -903,21 +946,22 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
         else:
             X = core[:, :, 0].sum(axis=0)  # (npr, C, K, T)
         Pt = leakp * tot + (one - leakp) * X  # (npr, C, K, T)
-        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 2)
+        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 3)
     else:
-        pred = np.zeros((C, 0, 2), dtype)
-    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute)
+        pred = np.zeros((C, 0, 3), dtype)
+    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute, absolute times |S|)
     out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred], axis=1)
     if dtype is not np.float64:
         out = out.astype(float)
-    values, mag = out[..., 0], out[..., 1]
+    values, mag, sized = out[..., 0], out[..., 1], out[..., 2]
     # underflow: every rounding below the normal range errs by at most _UNDERFLOW_ULP, magnified at most by the
     # later factors (each below 2, and 1 / t_min for R); dropped causes (u subnormal) lose no more; this also
     # covers inputs (v, L) that were subnormal doubles
     nodes = u.shape[1]
     t_min = float(_nodes(2 * nodes - 2)[0][0]) if mixture else 1.0
     delta = T * nodes * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
-    err = _quickscore_gamma_columns(n, m, nodes, K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
+    base, slope = _quickscore_bound_columns(n, m, nodes, K, npr, dtype)
+    err = base * mag + slope * sized + d.input_error[:, None] * np.abs(values) + delta
     gamma_ld = _quickscore_gamma_columns(n, m, nodes, K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
     return _Sums(values, err, sigma, mag, gamma_ld)
 
@@ -939,6 +983,29 @@ def _telescoped_gammas(n: int, m: int, nodes: int, K: int) -> tuple[float, float
     """
     k = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
     return _gamma(k, np.float64), _gamma(k + 2 * m + 20, np.float64)
+
+
+@functools.cache
+def _telescoped_bound_columns(n: int, m: int, nodes: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``(base, slope)`` of the telescoped bound per output column, by subset size.
+
+    As for :func:`_quickscore_bound_columns`: of the counts of
+    :func:`_telescoped_gammas`, ``n * 6m`` come from the ``2m`` roundings of
+    ``g_Si`` in each of ``u``, ``u'`` (through the prefix products of ``u' /
+    u``: ``4m`` per cause) and the product over the other causes (``2m`` per
+    cause), and ``g_Si`` has at most ``2|S|`` (:func:`_config_table` multiplies
+    by exactly 1.0 for the findings outside ``S``). So term ``t_S`` carries at
+    most ``k - 6n (m - |S|)`` roundings and the error is at most ``u / (1 - k
+    u) * ((k - 6nm) sum|t_S| + 6n sum |S| |t_S|)``, never more than
+    ``gamma(k) sum|t_S|``.
+    """
+    u = _U64
+    k_total = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
+    k_num = k_total + 2 * m + 20
+    rate_total, rate_num = u / (1 - k_total * u), u / (1 - k_num * u)
+    base = np.array([rate_total * (k_total - 6 * n * m)] * (1 + K) + [rate_num * (k_num - 6 * n * m)] * n)
+    slope = np.array([rate_total * 6 * n] * (1 + K) + [rate_num * 6 * n] * n)
+    return _memo(base), _memo(slope)
 
 
 def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
@@ -1060,9 +1127,10 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     T = 2**m
     subsets = _subsets(m)  # (T, m)
     bk = ((aN - aY) * (1.0 - leakE))[:, None, :]
-    cm = np.empty((C, 2, T))
+    cm = np.empty((C, 3, T))  # alpha_S, |alpha_S| and |alpha_S| |S| (for the bound by subset size)
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    np.multiply(cm[:, 1], _subset_sizes(m, np.float64), out=cm[:, 2])
     x_all = (1.0 - LE).transpose(2, 0, 1)  # (n, C, m)
     G = _config_table(np.ones_like(x_all), x_all)  # (n, C, T)
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
@@ -1159,16 +1227,15 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     c0k, c1k = c0[:, None, None], c1[:, None, None]
     tot = c0k * tot_plain + c1k * tot_fire  # (C, K, T)
     nums = c0k * num_plain + c1k * num_fire  # (n, C, K, T)
-    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
-    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
-    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 3, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 3)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 3, n)
     out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1)], axis=1)
-    values, mag = out[..., 0], out[..., 1]
+    values, mag, sized = out[..., 0], out[..., 1], out[..., 2]
     t_min = float(_nodes(2 * Q1 - 2)[0][0]) if mix is not None else 1.0
     floor = T * Q1 * K * (n + m + 12) * (n + 2) ** 2 * 2.0**n / t_min * _UNDERFLOW_ULP
-    g_total, g_num = _telescoped_gammas(n, m, Q1, K)
-    gammas = np.array([g_total] * (1 + K) + [g_num] * n)
-    err = gammas * mag + d.input_error[:, None] * np.abs(values) + floor
+    base, slope = _telescoped_bound_columns(n, m, Q1, K)
+    err = base * mag + slope * sized + d.input_error[:, None] * np.abs(values) + floor
     return _Sums(values, err, sigma, mag)
 
 
