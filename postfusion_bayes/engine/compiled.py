@@ -862,15 +862,28 @@ class CompiledNetwork:
         mid_index = factors.mid_index
         n = len(middle)
         root_states = factors.root_states
-        weight = factors.root_weight(lam, n_rows)
+        column = self._one_root_column(evidence, factors, targets) if not batched else None
         given_roots: Mapping[str, np.ndarray] | None = None
-        if partial is not None:
-            # every observed root in partial: the roots' weight is the one the full query uses
-            only = weight if partial >= factors.root_tables.keys() & observed else factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows)
-            present = factors.causes_given(only)
-            both_prior = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
-            given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
-        cause_given_root = factors.cause_given_root
+        if column is not None:
+            # one row with every root observed hard (a patient with the context known), no root target: the one root
+            # configuration of positive weight is the only one passed on (the others weigh exactly 0, and the sums
+            # over the roots then have one term); the causes given the roots alone are its column
+            weight = factors.root_prior[:, None, column : column + 1]  # (P, 1, 1)
+            cause_given_root = factors.cause_given_root[:, column : column + 1, :]  # (P, 1, n)
+            if partial is not None:
+                # (the prior given only some of the roots sums over the configurations of the others)
+                present = cause_given_root if partial >= factors.root_tables.keys() else factors.causes_given(factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows))
+                both_prior = read_only(np.stack([1.0 - present, present], axis=-1))
+                given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
+        else:
+            weight = factors.root_weight(lam, n_rows)
+            if partial is not None:
+                # every observed root in partial: the roots' weight is the one the full query uses
+                only = weight if partial >= factors.root_tables.keys() & observed else factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows)
+                present = factors.causes_given(only)
+                both_prior = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
+                given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
+            cause_given_root = factors.cause_given_root
         P = max(weight.shape[0], cause_given_root.shape[0], factors.leak.shape[0])
         cause_likelihood = np.ones((n_rows, n, 2))
         for m, i in mid_index.items():
@@ -922,6 +935,16 @@ class CompiledNetwork:
         if given_roots is None:
             return answer
         return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method)
+
+    def _one_root_column(self, evidence: EncodedEvidence, factors: _Factors, targets: Sequence[str]) -> int | None:
+        """The root configuration of a single row whose roots are all observed hard (and no root a target), else None."""
+        if evidence.n_rows != 1 or factors.complete_cards is None or not factors.root_tables:
+            return None
+        hard = evidence.hard_row
+        roots = factors.root_tables
+        if hard is None or not all(r in hard for r in roots) or any(r in evidence.likelihoods for r in roots) or any(t in roots for t in targets):
+            return None
+        return int(np.ravel_multi_index(tuple(hard[r] for r in roots), factors.complete_cards))
 
     def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:
         """P(leaf | evidence) for a leaf the factorised sums do not predict directly: the evidence with the leaf in each state."""
