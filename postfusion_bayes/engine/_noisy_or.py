@@ -304,6 +304,22 @@ def _config_table(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
+def _subset_products(keep: np.ndarray) -> np.ndarray:
+    """Products over every subset ``(..., m) -> (..., 2**m)``: entry S is the product of ``keep[..., j]`` for j in S.
+
+    For small arrays two numpy calls (the members of S, 1.0 elsewhere, multiplied along the last axis),
+    for large ones :func:`_config_table` (finding by finding). Either way the products of the members of S
+    only, as multiplying by 1.0 is exact: at most ``|S| - 1`` roundings, in any order.
+
+    >>> _subset_products(np.array([0.5, 0.25]))
+    array([1.   , 0.5  , 0.25 , 0.125])
+    """
+    m = keep.shape[-1]
+    if keep.size > 256:  # (large blocks: the table built finding by finding moves less memory; the same products)
+        return _config_table(np.ones_like(keep), keep)
+    return np.multiply.reduce(np.where(_subsets(m), keep[..., None, :], keep.dtype.type(1)), axis=-1)
+
+
 def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """q(C) = q0 prod_{i in C} (1 - link_i) and r(C) = 1 - q(C) computed without subtraction.
 
@@ -781,8 +797,8 @@ def _quickscore_bound_columns(n: int, m: int, nodes: int, K: int, npr: int, dtyp
 
     Proof. The counts of :func:`_quickscore_gammas` hold ``2m`` roundings for
     ``g_Si`` in each of the ``n`` factors ``u_i`` of the product over the
-    causes (``n * 2m`` in all). ``g_Si`` is built by :func:`_config_table` as
-    ``1 * x_f1 * x_f2 ...`` over the findings ``f in S`` only (the findings
+    causes (``n * 2m`` in all). ``g_Si`` is built by :func:`_subset_products`
+    as the product of ``x_f`` over the findings ``f in S`` only (the findings
     outside ``S`` multiply by exactly 1.0), with ``x = 1 - link`` rounded once:
     at most ``2|S|`` roundings. So the computed term ``t_S`` carries at most
     ``k_S = k - 2n (m - |S|)`` roundings (``k`` the count of
@@ -868,7 +884,7 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     np.multiply(cm[:, 1], _subset_sizes(m, dtype), out=cm[:, 2])
     # g_S for every cause: (n, C, T)
     keep = (one - LE).transpose(2, 0, 1)  # (n, C, m)
-    G = _config_table(np.ones_like(keep), keep)  # (n, C, T): g_Si, the products in the same order as over each subset
+    G = _subset_products(keep)  # (n, C, T): g_Si
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     mix = d.mix
@@ -993,8 +1009,8 @@ def _telescoped_bound_columns(n: int, m: int, nodes: int, K: int) -> tuple[np.nd
     :func:`_telescoped_gammas`, ``n * 6m`` come from the ``2m`` roundings of
     ``g_Si`` in each of ``u``, ``u'`` (through the prefix products of ``u' /
     u``: ``4m`` per cause) and the product over the other causes (``2m`` per
-    cause), and ``g_Si`` has at most ``2|S|`` (:func:`_config_table` multiplies
-    by exactly 1.0 for the findings outside ``S``). So term ``t_S`` carries at
+    cause), and ``g_Si`` has at most ``2|S|`` (:func:`_subset_products`
+    multiplies by exactly 1.0 for the findings outside ``S``). So term ``t_S`` carries at
     most ``k - 6n (m - |S|)`` roundings and the error is at most ``u / (1 - k
     u) * ((k - 6nm) sum|t_S| + 6n sum |S| |t_S|)``, never more than
     ``gamma(k) sum|t_S|``.
@@ -1034,6 +1050,21 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     groups : int array, shape (n_groups, 3)
         Per group: m, its number of root configurations, the tenths.
     """
+    if cb.size == 1:  # one cell (one patient): the same key, without the arrays
+        m = int(m_cell[0])
+        rw = prob.root_weight
+        count = 1 if prob.K == 1 else int(np.count_nonzero(rw[int(cp[0]) if rw.shape[0] > 1 else 0, int(cb[0]) if rw.shape[1] > 1 else 0] > 0))
+        if count > 1:
+            return _row_keys_general(prob, cp, cb, m_cell)
+        tenths = 0
+        if m > 6:
+            linked = float(prob.expanded[0 if prob.expanded.shape[0] == 1 else int(cb[0])].astype(float) @ (prob.links[0] > 0).sum(axis=1).astype(float))
+            tenths = int(np.rint(np.round(linked / prob.n, 1) * 10))
+        return np.zeros(1, np.intp), np.array([[m, 1, tenths]], dtype=np.int64)
+    return _row_keys_general(prob, cp, cb, m_cell)
+
+
+def _row_keys_general(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fb = cb if prob.expanded.shape[0] > 1 else np.zeros_like(cb)
     rw = prob.root_weight
     if prob.K == 1:
@@ -1132,7 +1163,7 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
     np.multiply(cm[:, 1], _subset_sizes(m, np.float64), out=cm[:, 2])
     x_all = (1.0 - LE).transpose(2, 0, 1)  # (n, C, m)
-    G = _config_table(np.ones_like(x_all), x_all)  # (n, C, T)
+    G = _subset_products(x_all)  # (n, C, T)
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     Bk = Bk[:, None]  # (n, 1, C, K, T)
@@ -1923,6 +1954,9 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
         # (method, rows, whether a longdouble rerun of Quickscore is predicted to pass for each row, if known)
         queue: list[tuple[str | None, np.ndarray, np.ndarray | None]] = [(first, group, None)]
+        # the last block built, with its cells: a rerun of the same cells by another method (one patient whose
+        # Quickscore bound failed) reads the same block (blocks are never written to)
+        last: tuple[np.ndarray, _Block] | None = None
         while queue:
             method, todo, known_hope = queue.pop(0)
             if method is None:
@@ -1943,7 +1977,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
-                block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                if last is not None and last[0].size == index.size and np.array_equal(last[0], index):
+                    block = last[1]
+                else:
+                    block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                    last = (index, block)
                 star = _telescoped_finding(block) if method == "quickscore-telescoped" else None
                 if method == "quickscore":
                     sums = _quickscore(block, np.float64, workspace)
