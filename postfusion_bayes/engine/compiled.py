@@ -856,6 +856,10 @@ class CompiledNetwork:
         isolated, roots, middle, leaves = self._layers
         tables = self._tables
         n_rows = evidence.n_rows
+        if n_rows == 1 and not batched and self._factors is not None:
+            one = self._factorised_one(evidence, targets, cpds, partial)
+            if one is not None:
+                return one
         observed = evidence.names
         lam = evidence.dense({v: tables.cardinality(v) for v in observed})
         factors = _Factors.build(tables, self._layers, cpds, lam) if batched or self._factors is None else self._factors
@@ -935,6 +939,74 @@ class CompiledNetwork:
         if given_roots is None:
             return answer
         return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method)
+
+    def _factorised_one(self, evidence: EncodedEvidence, targets, cpds, partial: frozenset[str] | None) -> QueryResult | None:
+        """One patient: :meth:`_factorised` for one row with every root observed hard and causes as targets, else None.
+
+        The same factorised sums on the same numbers (the one root configuration of positive weight, the observed
+        findings in the compiled order), with the arrays of one row built directly from the hard codes and the soft
+        likelihoods; the targets' last states are kept side by side for :meth:`QueryResult.last_state`.
+        """
+        from ._noisy_or import Mixture as MixtureTerm
+        from ._noisy_or import factorised_query
+
+        factors = self._factors
+        assert factors is not None
+        mid_index = factors.mid_index
+        roots = factors.root_tables
+        if not all(t in mid_index for t in targets) or (partial is not None and not partial >= roots.keys()):
+            return None
+        column = self._one_root_column(evidence, factors, targets)
+        if column is None:
+            return None
+        hard = evidence.hard_row
+        assert hard is not None
+        soft = evidence.likelihoods
+
+        def likelihood(name: str, card: int) -> np.ndarray:
+            code = hard.get(name)
+            own = soft.get(name)
+            if own is None:
+                return _identity_row(card, code)
+            return own[0] if code is None else _identity_row(card, code) * own[0]
+
+        n = len(mid_index)
+        cause_likelihood = np.ones((1, n, 2))
+        noisy_index = factors.noisy_index
+        columns = []
+        for name in evidence.names:
+            if name in mid_index:
+                cause_likelihood[0, mid_index[name]] = likelihood(name, 2)
+            elif name in noisy_index:
+                columns.append(noisy_index[name])
+        columns.sort()  # the compiled order of the findings, as the general path
+        noisy = factors.noisy
+        finding_likelihood = np.empty((1, len(columns), 2))
+        for j, c in enumerate(columns):
+            finding_likelihood[0, j] = likelihood(noisy[c], 2)
+        mixtures = [
+            MixtureTerm(parent_index, dists, mleak, likelihood(f, dists.shape[-1])[None])
+            for f, (parent_index, dists, mleak) in factors.mixtures.items()
+            if f in hard or f in soft
+        ]
+        cause_given_root = factors.cause_given_root[:, column : column + 1, :]  # (1, 1, n)
+        weight = factors.root_prior[:, None, column : column + 1]  # (1, 1, 1)
+        result = factorised_query(weight, cause_given_root, cause_likelihood, factors.leak[:, columns], factors.links[:, columns, :], finding_likelihood, mixtures, (), max_bytes=self._budget, checked=True)
+        log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
+        if not np.isfinite(log_evidence).all() or log_evidence.shape != (1, 1):
+            return None  # (impossible evidence: the general path answers, with its NaN marginals)
+        post = result.cause_posterior  # (1, 1, n)
+        both_states = read_only(np.stack([1.0 - post, post], axis=-1))  # (1, 1, n, 2); each target a view
+        index = [mid_index[t] for t in targets]
+        marginals = {t: both_states[:, :, i, :] for t, i in zip(targets, index, strict=True)}
+        answer = self._result(marginals, log_evidence, evidence, None, None, "factorised")
+        if partial is None:
+            return QueryResult(answer.marginals, answer.log_evidence, None, None, answer.method, (tuple(targets), read_only(post[0, 0, index]), None))
+        present = cause_given_root[0, 0]  # the causes given the (hard) roots alone: the configuration's column
+        both_prior = read_only(np.stack([1.0 - present, present], axis=-1)[None, None])  # (1, 1, n, 2)
+        given_roots = MappingProxyType({t: both_prior[:, :, i, :] for t, i in zip(targets, index, strict=True)})
+        last = (tuple(targets), read_only(post[0, 0, index]), read_only(present[index]))
+        return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method, last)
 
     def _one_root_column(self, evidence: EncodedEvidence, factors: _Factors, targets: Sequence[str]) -> int | None:
         """The root configuration of a single row whose roots are all observed hard (and no root a target), else None."""
@@ -1151,6 +1223,27 @@ class _Factors:
         total = weight.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (weight @ self.cause_given_root) / total[..., None]
+
+
+def _identity_row(card: int, code: int | None) -> np.ndarray:
+    """The likelihood of hard evidence ``code`` (a one-hot row), or ones when ``code`` is None (read-only)."""
+    return _ONES[card] if code is None else _IDENTITY[card][code]
+
+
+class _Rows(dict):
+    """A pure memo of read-only rows by number of states (identity matrices, or rows of ones)."""
+
+    def __init__(self, make: Any) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, card: int) -> np.ndarray:
+        value = self[card] = read_only(self._make(card))
+        return value
+
+
+_IDENTITY = _Rows(np.eye)
+_ONES = _Rows(np.ones)
 
 
 def _one_set(table: Any, s: int) -> Any:
