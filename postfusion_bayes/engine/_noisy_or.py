@@ -149,7 +149,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -167,6 +167,9 @@ _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
+#: The index of the one cell of a one-cell query (read-only).
+_ZERO_INDEX = np.zeros(1, dtype=np.intp)
+_ZERO_INDEX.setflags(write=False)
 #: The smallest normal float64.
 _TINY64 = float(np.finfo(np.float64).tiny)
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
@@ -1676,11 +1679,16 @@ class _Plan:
     array: dict[str, int]  # bytes per cell of the largest working array (for cache-sized chunks)
     calls: dict[str, float]  # numpy calls per chunk
     work: dict[str, float]  # array element operations per cell, in float64-multiply equivalents
+    #: a pure memo of :meth:`seconds` (the plans themselves are memoised by :func:`_plan`)
+    known: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
 
     def seconds(self, method: str, cells: int) -> float:
         """Estimated time per cell when ``cells`` cells go to ``method`` (call overhead shared by a chunk)."""
-        chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
-        return self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+        value = self.known.get((method, cells))
+        if value is None:
+            chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
+            value = self.known[(method, cells)] = self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+        return value
 
 
 @functools.lru_cache(maxsize=256)
@@ -1851,11 +1859,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     pred_post.fill(np.nan)
     used: set[str] = set()
     if P * B == 1:
-        cp = cb = np.zeros(1, dtype=np.intp)
+        cp = cb = _ZERO_INDEX
     else:
         cp, cb = np.divmod(np.arange(P * B), B)
     alive = ~prob.row_dead[cb]
-    m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
+    m_cell = prob.m_row[cb] if prob.m_row.shape[0] > 1 else prob.m_row[np.zeros(cb.size, np.intp)]
     every = alive.all()
     # Rows are grouped, and each group's method chosen, by what the row itself is (its number of expanded findings m,
     # the causes those findings link to, its root configurations, whether it can be telescoped), never by how many

@@ -1204,6 +1204,20 @@ class _Factors:
         """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
         observed = [(r, i) for r, i in self.root_tables.items() if r in lam]
         cards = self.complete_cards
+        if cards is not None and n_rows and len(observed) == len(self.root_tables):
+            # every root observed: when each row allows one state of each root (hard evidence), each row has one
+            # configuration of positive weight, found from the codes; the same products, without the outer ones
+            positive = [lam[r] > 0 for r in self.root_tables]
+            if all((p.sum(axis=1) == 1).all() for p in positive):
+                codes = [p.argmax(axis=1) for p in positive]
+                rows = np.arange(n_rows)
+                value = np.ones(n_rows)
+                for r, code in zip(self.root_tables, codes, strict=True):
+                    value = value * lam[r][rows, code]
+                column = np.ravel_multi_index(tuple(codes), cards)
+                weight = np.zeros((self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
+                weight[:, rows, column] = self.root_prior[:, column] * value[None]
+                return weight
         if observed and cards is not None:
             # every configuration, first root slowest: the evidence's weight is the outer product of the roots'
             # likelihoods, built root by root (no gathers over all K configurations)
