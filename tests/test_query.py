@@ -494,7 +494,7 @@ def test_encode_refuses_an_unhashable_cell_naming_the_variable(rows, cell, shown
 
 
 def _shipped_patient(seed: int, soft: bool, cause: bool, context: str = "all"):
-    """A possible patient of the shipped model: its context ("all", "some" or "none"), about ten findings, onset."""
+    """Draw a possible patient of the shipped model: its context ("all", "some" or "none"), ten findings, onset."""
     from postfusion_bayes.engine.sampling import sample_cases
 
     net = MODEL.network
@@ -516,7 +516,10 @@ def _shipped_patient(seed: int, soft: bool, cause: bool, context: str = "all"):
     return hard, likelihood
 
 
-@pytest.mark.parametrize("seed, soft, cause, context", [(0, False, False, "all"), (1, True, False, "all"), (2, False, True, "all"), (3, True, True, "all"), (4, False, False, "some"), (5, True, False, "none")])
+ONE_PATIENT_CASES = [(0, False, False, "all"), (1, True, False, "all"), (2, False, True, "all"), (3, True, True, "all"), (4, False, False, "some"), (5, True, False, "none")]
+
+
+@pytest.mark.parametrize("seed, soft, cause, context", ONE_PATIENT_CASES)
 def test_one_patient_equals_the_same_evidence_as_rows_of_a_batch(seed, soft, cause, context, monkeypatch):
     """The one-row path (one root configuration, the row's arrays built directly) gives the general path's answers."""
     from postfusion_bayes.engine.compiled import CompiledNetwork

@@ -68,9 +68,11 @@ Cancellation and the choice of method
     analysis in the standard model of floating-point arithmetic (each
     operation exact up to a factor ``1 + d``, ``|d| <= u``, the unit roundoff)
     bounds the absolute error of every computed probability by
-    ``gamma_k * sum|terms|``, ``gamma_k = k u / (1 - k u)`` with ``k`` the
-    roundings along one term plus those of the signed sum (counted in
-    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m``), plus an allowance
+    ``sum_S gamma_k(S) |term_S|``, ``gamma_k = k u / (1 - k u)`` with ``k(S)``
+    the roundings along term ``S`` plus those of the signed sum (counted in
+    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m`` for the largest
+    ``S``, ``2n`` fewer per finding missing from ``S``:
+    :func:`_quickscore_bound_columns`), plus an allowance
     for underflow and a small relative error from the roundings of the
     quantities all terms share (which perturb a positive multilinear
     function, so the cancellation does not amplify them). Every computed
@@ -468,6 +470,8 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     def normalise(lam: np.ndarray) -> np.ndarray:
         """Divide likelihood vectors (last axis) by their maxima; add the log scales per row."""
         top = lam.max(axis=-1, keepdims=True)
+        if (top == 1.0).all():  # already scaled (as an encoded evidence's): nothing to divide, log scales 0
+            return lam
         if not top.all():
             dead = top[..., 0] == 0
             row_dead[...] |= dead.reshape(lam.shape[0], -1).any(axis=1)

@@ -991,7 +991,8 @@ class CompiledNetwork:
         ]
         cause_given_root = factors.cause_given_root[:, column : column + 1, :]  # (1, 1, n)
         weight = factors.root_prior[:, None, column : column + 1]  # (1, 1, 1)
-        result = factorised_query(weight, cause_given_root, cause_likelihood, factors.leak[:, columns], factors.links[:, columns, :], finding_likelihood, mixtures, (), max_bytes=self._budget, checked=True)
+        leak, links = factors.leak[:, columns], factors.links[:, columns, :]
+        result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, (), max_bytes=self._budget, checked=True)
         log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
         if not np.isfinite(log_evidence).all() or log_evidence.shape != (1, 1):
             return None  # (impossible evidence: the general path answers, with its NaN marginals)
@@ -1009,7 +1010,7 @@ class CompiledNetwork:
         return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method, last)
 
     def _one_root_column(self, evidence: EncodedEvidence, factors: _Factors, targets: Sequence[str]) -> int | None:
-        """The root configuration of a single row whose roots are all observed hard (and no root a target), else None."""
+        """Return the root configuration of a single row whose roots are all observed hard (no root a target), else None."""
         if evidence.n_rows != 1 or factors.complete_cards is None or not factors.root_tables:
             return None
         hard = evidence.hard_row
@@ -1240,7 +1241,7 @@ class _Factors:
 
 
 def _identity_row(card: int, code: int | None) -> np.ndarray:
-    """The likelihood of hard evidence ``code`` (a one-hot row), or ones when ``code`` is None (read-only)."""
+    """Return the likelihood of hard evidence ``code`` (a one-hot row), or ones when ``code`` is None (read-only)."""
     return _ONES[card] if code is None else _IDENTITY[card][code]
 
 
