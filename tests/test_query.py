@@ -564,3 +564,23 @@ def test_one_patient_with_impossible_evidence_gets_no_numbers():
     assert result.log_evidence[0, 0] == -np.inf
     assert np.isnan(result.marginals["nerve_injury"]).all() and np.isnan(result.marginals["surgical_site_infection"]).all()
     assert result.partial["nerve_injury"][0, 0, 1] == 0.0  # the context alone rules it out
+
+
+def test_rows_with_every_root_observed_hard_equal_the_general_path():
+    """Rows whose roots are all hard pass on only their root configurations; a root target takes the general path."""
+    net = MODEL.network
+    roots = [v for v in net.variables if not net.tables.parents[v]]
+    causes = list(MODEL.causes)
+    patients = [_shipped_patient(seed, False, seed == 2)[0] for seed in range(6)]
+    patients.append(dict(patients[0]))  # two rows of the same context
+    rows = EncodedEvidence.from_rows(net.states, patients)
+    reduced = net.query(rows, causes, partial=roots)
+    general = net.query(rows, [*causes, roots[0]], partial=roots)
+    for c in causes:
+        np.testing.assert_allclose(reduced.marginals[c], general.marginals[c], rtol=1e-12, atol=1e-15, err_msg=c)
+        np.testing.assert_allclose(reduced.partial[c], general.partial[c], rtol=1e-12, atol=1e-15, err_msg=c)
+    np.testing.assert_allclose(reduced.log_evidence, general.log_evidence, rtol=1e-12)
+    for i, hard in enumerate(patients):  # each row as one patient
+        one = net.query(EncodedEvidence.one(net.state_index, hard), causes, partial=roots)
+        for c in causes:
+            np.testing.assert_allclose(one.marginals[c][0, 0], reduced.marginals[c][0, i], rtol=1e-12, atol=1e-15, err_msg=c)

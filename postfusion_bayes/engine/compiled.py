@@ -866,17 +866,25 @@ class CompiledNetwork:
         mid_index = factors.mid_index
         n = len(middle)
         root_states = factors.root_states
-        column = self._one_root_column(evidence, factors, targets) if not batched else None
         given_roots: Mapping[str, np.ndarray] | None = None
-        if column is not None:
-            # one row with every root observed hard (a patient with the context known), no root target: the one root
-            # configuration of positive weight is the only one passed on (the others weigh exactly 0, and the sums
-            # over the roots then have one term); the causes given the roots alone are its column
-            weight = factors.root_prior[:, None, column : column + 1]  # (P, 1, 1)
-            cause_given_root = factors.cause_given_root[:, column : column + 1, :]  # (P, 1, n)
+        hard = None if any(t in factors.root_tables for t in targets) else factors.hard_roots(lam, n_rows)
+        if hard is not None:
+            # every root observed hard in every row (patients with the context known), no root target: each row has
+            # one root configuration of positive weight; only the configurations some row has are passed on (the
+            # others weigh exactly 0 in every row), with the same weights
+            configuration, value = hard
+            kept, inverse = np.unique(configuration, return_inverse=True)
+            weight = np.zeros((factors.root_prior.shape[0], n_rows, kept.size))
+            weight[:, np.arange(n_rows), inverse.reshape(-1)] = factors.root_prior[:, configuration] * value
+            cause_given_root = factors.cause_given_root[:, kept, :]  # (P, K', n)
+            root_states = root_states[kept]
             if partial is not None:
-                # (the prior given only some of the roots sums over the configurations of the others)
-                present = cause_given_root if partial >= factors.root_tables.keys() else factors.causes_given(factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows))
+                # the causes given the (hard) roots alone are each row's column; given only some of the roots, a sum
+                # over the configurations of the others
+                if partial >= factors.root_tables.keys():
+                    present = cause_given_root[:, inverse.reshape(-1), :]
+                else:
+                    present = factors.causes_given(factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows))
                 both_prior = read_only(np.stack([1.0 - present, present], axis=-1))
                 given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
         else:
@@ -1205,20 +1213,12 @@ class _Factors:
         """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
         observed = [(r, i) for r, i in self.root_tables.items() if r in lam]
         cards = self.complete_cards
-        if cards is not None and n_rows and len(observed) == len(self.root_tables):
-            # every root observed: when each row allows one state of each root (hard evidence), each row has one
-            # configuration of positive weight, found from the codes; the same products, without the outer ones
-            positive = [lam[r] > 0 for r in self.root_tables]
-            if all((p.sum(axis=1) == 1).all() for p in positive):
-                codes = [p.argmax(axis=1) for p in positive]
-                rows = np.arange(n_rows)
-                value = np.ones(n_rows)
-                for r, code in zip(self.root_tables, codes, strict=True):
-                    value = value * lam[r][rows, code]
-                column = np.ravel_multi_index(tuple(codes), cards)
-                weight = np.zeros((self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
-                weight[:, rows, column] = self.root_prior[:, column] * value[None]
-                return weight
+        hard = self.hard_roots(lam, n_rows)
+        if hard is not None:  # one configuration of positive weight per row: the same products, without the outer ones
+            configuration, value = hard
+            weight = np.zeros((self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
+            weight[:, np.arange(n_rows), configuration] = self.root_prior[:, configuration] * value
+            return weight
         if observed and cards is not None:
             # every configuration, first root slowest: the evidence's weight is the outer product of the roots'
             # likelihoods, built root by root (no gathers over all K configurations)
@@ -1232,6 +1232,26 @@ class _Factors:
         for r, i in observed:
             weight = weight * lam[r][:, self.root_states[:, i]][None]
         return np.array(weight)
+
+    def hard_roots(self, lam: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per row, its one root configuration of positive weight and the product of its roots' likelihoods.
+
+        Only when every root is observed hard (one state of positive likelihood) in every row, and the
+        factors hold every configuration; else None. The product is taken root by root from 1, as in
+        :meth:`root_weight`.
+        """
+        cards = self.complete_cards
+        if cards is None or not n_rows or not self.root_tables or not all(r in lam for r in self.root_tables):
+            return None
+        positive = [lam[r] > 0 for r in self.root_tables]
+        if not all((p.sum(axis=1) == 1).all() for p in positive):
+            return None
+        codes = [p.argmax(axis=1) for p in positive]
+        rows = np.arange(n_rows)
+        value = np.ones(n_rows)
+        for r, code in zip(self.root_tables, codes, strict=True):
+            value = value * lam[r][rows, code]
+        return np.ravel_multi_index(tuple(codes), cards), value
 
     def causes_given(self, weight: np.ndarray) -> np.ndarray:
         """P(cause present | the evidence on the roots alone), shape (P, n_rows, n), from :meth:`root_weight`."""
