@@ -739,3 +739,44 @@ def test_inconsistent_inputs_are_refused(change, message):
 def test_unknown_methods_are_refused():
     with pytest.raises(ValueError, match="unknown methods"):
         factorised_query(**small_case(), methods=("magic",))
+
+
+@pytest.mark.parametrize("seed", [5, 15])
+def test_quickscore_bound_by_subset_size_certifies_what_the_bound_for_m_rejected(seed):
+    # twelve causes, seven positive findings (one soft): the rounding bound counted with every term's own number
+    # of expanded findings passes where the bound counted with all m of them (kept for predictions) does not;
+    # the answer agrees with long-double enumeration
+    from postfusion_bayes.engine import _noisy_or as module
+
+    args = dict(stress_case(seed, n=12, n_positive=7), predict=[])
+    with np.errstate(all="ignore"):
+        problem = module._prepare(*(args[k] for k in ("root_weight", "cause_given_root", "cause_likelihood", "leak", "links", "finding_likelihood", "mixtures", "predict")))
+        cell = np.zeros(1, np.intp)
+        m = int(problem.m_row[0])
+        block = module._make_block(problem, cell, cell, m)
+        sums = module._quickscore(block, np.float64)
+    nodes = 1 + module._nodes(int(block.mix.member.sum()))[0].size
+    for_m = module._quickscore_gamma_columns(12, m, nodes, 1, 0, np.float64) * sums.mag
+    assert ((for_m > 5e-10 * np.abs(sums.values)).any(axis=1)).all()  # rejected by the bound for m
+    assert (sums.err <= for_m + block.input_error[:, None] * np.abs(sums.values) + 1e-300).all()  # never above it
+    result = factorised_query(**args, methods=("quickscore",))
+    assert result.method == "quickscore"
+    expected = brute_force(**unbatched(args, 0, 0), dtype=np.longdouble)
+    assert_log_evidence(result.log_evidence[0, 0], expected["log_evidence"])
+    for field in ("cause_posterior", "root_posterior"):
+        assert_relative(getattr(result, field)[0, 0], expected[field], TOLERANCE, field)
+
+
+@given(problems())
+def test_one_cells_group_key_is_the_general_one(args):
+    from postfusion_bayes.engine import _noisy_or as module
+
+    with np.errstate(all="ignore"):
+        problem = module._prepare(*(args[k] for k in ("root_weight", "cause_given_root", "cause_likelihood", "leak", "links", "finding_likelihood", "mixtures", "predict")))
+    for p, b in itertools.product(range(problem.P), range(problem.B)):
+        cp, cb = np.array([p]), np.array([b])
+        m_cell = problem.m_row[cb if problem.m_row.shape[0] > 1 else np.zeros(1, np.intp)]
+        labels, groups = module._row_keys(problem, cp, cb, m_cell)
+        general_labels, general_groups = module._row_keys_general(problem, cp, cb, m_cell)
+        np.testing.assert_array_equal(labels, general_labels)
+        np.testing.assert_array_equal(groups, general_groups)

@@ -488,3 +488,99 @@ def test_encode_refuses_an_unhashable_cell_naming_the_variable(rows, cell, shown
     column = pd.Series([cell] + ["no"] * (rows - 1), dtype=object)
     with pytest.raises(pfb.EvidenceError, match=rf"variable 'smoker': state {shown} is not allowed"):
         network.encode(pd.DataFrame({"smoker": column}))
+
+
+# ------------------------------------------------------------------ one patient on a factorised network
+
+
+def _shipped_patient(seed: int, soft: bool, cause: bool, context: str = "all"):
+    """Draw a possible patient of the shipped model: its context ("all", "some" or "none"), ten findings, onset."""
+    from postfusion_bayes.engine.sampling import sample_cases
+
+    net = MODEL.network
+    layers = net.layers
+    rng = np.random.default_rng(seed)
+    case = sample_cases(net.tables, 1, rng).iloc[0]
+    roots = list(layers["roots"] if "roots" in layers else [v for v in net.variables if not net.tables.parents[v]])
+    findings = [v for v in net.variables if net.tables.parents[v] and v not in MODEL.causes and v != "onset"]
+    kept = roots if context == "all" else roots[:3] if context == "some" else []
+    hard = {v: case[v] for v in kept}
+    hard.update({v: case[v] for v in rng.choice(findings, size=10, replace=False)})
+    hard["onset"] = case["onset"]
+    if cause:
+        hard[MODEL.causes[int(rng.integers(len(MODEL.causes)))]] = case[MODEL.causes[0]]
+    likelihood = {}
+    if soft:
+        free = [f for f in findings if f not in hard]
+        likelihood[str(rng.choice(free))] = list(rng.uniform(0.05, 1.0, size=2))
+    return hard, likelihood
+
+
+ONE_PATIENT_CASES = [(0, False, False, "all"), (1, True, False, "all"), (2, False, True, "all"), (3, True, True, "all"), (4, False, False, "some"), (5, True, False, "none")]
+
+
+@pytest.mark.parametrize("seed, soft, cause, context", ONE_PATIENT_CASES)
+def test_one_patient_equals_the_same_evidence_as_rows_of_a_batch(seed, soft, cause, context, monkeypatch):
+    """The one-row path (one root configuration, the row's arrays built directly) gives the general path's answers."""
+    from postfusion_bayes.engine.compiled import CompiledNetwork
+
+    net = MODEL.network
+    hard, likelihood = _shipped_patient(seed, soft, cause, context)
+    roots = [v for v in net.variables if not net.tables.parents[v]]
+    causes = list(MODEL.causes)
+    taken = []
+    original = CompiledNetwork._factorised_one
+
+    def spy(self, *args, **kwargs):
+        answer = original(self, *args, **kwargs)
+        taken.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(CompiledNetwork, "_factorised_one", spy)
+    one = net.query(EncodedEvidence.one(net.state_index, hard, likelihood), causes, partial=roots)
+    assert taken == [context == "all"]  # the one-row path answers exactly when every root is observed hard
+    context_only = {k: v for k, v in hard.items() if k in roots}
+    rows = EncodedEvidence.from_rows(net.states, [hard, context_only], [likelihood, {}] if likelihood else None)
+    two = net.query(rows, causes)
+    assert len(taken) == 1  # (two rows: the general path)
+    for i, c in enumerate(causes):
+        np.testing.assert_allclose(one.marginals[c][0, 0], two.marginals[c][0, 0], rtol=1e-12, atol=1e-15, err_msg=c)
+        np.testing.assert_allclose(one.partial[c][0, 0], two.marginals[c][0, 1], rtol=1e-12, atol=1e-15, err_msg=c)
+        assert one.last_state(causes)[0, 0, i] == one.marginals[c][0, 0, 1]
+        assert one.last_state(causes, partial=True)[0, 0, i] == one.partial[c][0, 0, 1]
+    assert one.log_evidence[0, 0] == pytest.approx(two.log_evidence[0, 0], rel=1e-12)
+    assert not one.log_evidence.flags.writeable and not one.marginals[causes[0]].flags.writeable
+
+
+def test_one_patient_with_impossible_evidence_gets_no_numbers():
+    spec, _, _, _ = _thirteen()
+    from postfusion_bayes.cpts import build_tables
+
+    net = compile_network(build_tables(spec.with_values({"causes.nerve_injury.baseline.over_2_years": 0.0})))
+    roots = [v for v in net.variables if not net.tables.parents[v]]
+    hard, _ = _shipped_patient(7, False, False)
+    hard.update({"time_since_surgery": "over_2_years", "nerve_injury": "present"})  # a cause the context rules out
+    result = net.query(EncodedEvidence.one(net.state_index, hard), ["nerve_injury", "surgical_site_infection"], partial=roots)
+    assert result.log_evidence[0, 0] == -np.inf
+    assert np.isnan(result.marginals["nerve_injury"]).all() and np.isnan(result.marginals["surgical_site_infection"]).all()
+    assert result.partial["nerve_injury"][0, 0, 1] == 0.0  # the context alone rules it out
+
+
+def test_rows_with_every_root_observed_hard_equal_the_general_path():
+    """Rows whose roots are all hard pass on only their root configurations; a root target takes the general path."""
+    net = MODEL.network
+    roots = [v for v in net.variables if not net.tables.parents[v]]
+    causes = list(MODEL.causes)
+    patients = [_shipped_patient(seed, False, seed == 2)[0] for seed in range(6)]
+    patients.append(dict(patients[0]))  # two rows of the same context
+    rows = EncodedEvidence.from_rows(net.states, patients)
+    reduced = net.query(rows, causes, partial=roots)
+    general = net.query(rows, [*causes, roots[0]], partial=roots)
+    for c in causes:
+        np.testing.assert_allclose(reduced.marginals[c], general.marginals[c], rtol=1e-12, atol=1e-15, err_msg=c)
+        np.testing.assert_allclose(reduced.partial[c], general.partial[c], rtol=1e-12, atol=1e-15, err_msg=c)
+    np.testing.assert_allclose(reduced.log_evidence, general.log_evidence, rtol=1e-12)
+    for i, hard in enumerate(patients):  # each row as one patient
+        one = net.query(EncodedEvidence.one(net.state_index, hard), causes, partial=roots)
+        for c in causes:
+            np.testing.assert_allclose(one.marginals[c][0, 0], reduced.marginals[c][0, i], rtol=1e-12, atol=1e-15, err_msg=c)

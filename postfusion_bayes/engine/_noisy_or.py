@@ -68,9 +68,11 @@ Cancellation and the choice of method
     analysis in the standard model of floating-point arithmetic (each
     operation exact up to a factor ``1 + d``, ``|d| <= u``, the unit roundoff)
     bounds the absolute error of every computed probability by
-    ``gamma_k * sum|terms|``, ``gamma_k = k u / (1 - k u)`` with ``k`` the
-    roundings along one term plus those of the signed sum (counted in
-    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m``), plus an allowance
+    ``sum_S gamma_k(S) |term_S|``, ``gamma_k = k u / (1 - k u)`` with ``k(S)``
+    the roundings along term ``S`` plus those of the signed sum (counted in
+    :func:`_quickscore_gammas`: about ``n (2m + 6) + 2**m`` for the largest
+    ``S``, ``2n`` fewer per finding missing from ``S``:
+    :func:`_quickscore_bound_columns`), plus an allowance
     for underflow and a small relative error from the roundings of the
     quantities all terms share (which perturb a positive multilinear
     function, so the cancellation does not amplify them). Every computed
@@ -149,7 +151,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -167,6 +169,9 @@ _UNDERFLOW_ULP = 2.0**-1074
 _LONGDOUBLE_USEFUL = bool(np.finfo(np.longdouble).eps < 1e-18)
 #: Unit roundoff of float64.
 _U64 = float(np.finfo(np.float64).eps) / 2
+#: The index of the one cell of a one-cell query (read-only).
+_ZERO_INDEX = np.zeros(1, dtype=np.intp)
+_ZERO_INDEX.setflags(write=False)
 #: The smallest normal float64.
 _TINY64 = float(np.finfo(np.float64).tiny)
 #: Rows are processed in chunks whose largest working array stays about this size (cache-sized).
@@ -302,6 +307,22 @@ def _config_table(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
     for j in range(absent.shape[-1]):
         out = np.concatenate([out * absent[..., j : j + 1], out * present[..., j : j + 1]], axis=-1)
     return out
+
+
+def _subset_products(keep: np.ndarray) -> np.ndarray:
+    """Products over every subset ``(..., m) -> (..., 2**m)``: entry S is the product of ``keep[..., j]`` for j in S.
+
+    For small arrays two numpy calls (the members of S, 1.0 elsewhere, multiplied along the last axis),
+    for large ones :func:`_config_table` (finding by finding). Either way the products of the members of S
+    only, as multiplying by 1.0 is exact: at most ``|S| - 1`` roundings, in any order.
+
+    >>> _subset_products(np.array([0.5, 0.25]))
+    array([1.   , 0.5  , 0.25 , 0.125])
+    """
+    m = keep.shape[-1]
+    if keep.size > 256:  # (large blocks: the table built finding by finding moves less memory; the same products)
+        return _config_table(np.ones_like(keep), keep)
+    return np.multiply.reduce(np.where(_subsets(m), keep[..., None, :], keep.dtype.type(1)), axis=-1)
 
 
 def _noisy_or_table(link: np.ndarray, q0: np.ndarray, r0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -449,6 +470,8 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
     def normalise(lam: np.ndarray) -> np.ndarray:
         """Divide likelihood vectors (last axis) by their maxima; add the log scales per row."""
         top = lam.max(axis=-1, keepdims=True)
+        if (top == 1.0).all():  # already scaled (as an encoded evidence's): nothing to divide, log scales 0
+            return lam
         if not top.all():
             dead = top[..., 0] == 0
             row_dead[...] |= dead.reshape(lam.shape[0], -1).any(axis=1)
@@ -772,6 +795,47 @@ def _quickscore_gamma_columns(n: int, m: int, nodes: int, K: int, npr: int, dtyp
     return _memo(np.array([g_total] * (1 + K) + [g_num] * n + [g_pred] * npr))
 
 
+@functools.cache
+def _quickscore_bound_columns(n: int, m: int, nodes: int, K: int, npr: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``(base, slope)`` of Quickscore's rounding bound per output column, by subset size.
+
+    The bound of a column is ``base * sum_S |t_S| + slope * sum_S |S| |t_S|``
+    (``t_S`` the terms, ``|S|`` the number of expanded findings in ``S``).
+
+    Proof. The counts of :func:`_quickscore_gammas` hold ``2m`` roundings for
+    ``g_Si`` in each of the ``n`` factors ``u_i`` of the product over the
+    causes (``n * 2m`` in all). ``g_Si`` is built by :func:`_subset_products`
+    as the product of ``x_f`` over the findings ``f in S`` only (the findings
+    outside ``S`` multiply by exactly 1.0), with ``x = 1 - link`` rounded once:
+    at most ``2|S|`` roundings. So the computed term ``t_S`` carries at most
+    ``k_S = k - 2n (m - |S|)`` roundings (``k`` the count of
+    :func:`_quickscore_gammas`; every other count is kept at its value for
+    ``m``), and ``|error of t_S| <= gamma(k_S) |t_S|``; summing the signed
+    terms in any order adds at most the ``2**m K`` of the summation already in
+    ``k_S``. As ``gamma(k_S) = k_S u / (1 - k_S u) <= k_S u / (1 - k u)``, the
+    error is at most ``u / (1 - k u) * ((k - 2nm) sum|t_S| + 2n sum |S| |t_S|)``,
+    never more than ``gamma(k) sum|t_S|`` (as ``|S| <= m``). The terms of small
+    ``S`` are the large ones (``g_Si <= 1`` shrinks the present weights), so
+    this is typically about half the bound for ``m``. Predictions keep the
+    bound for ``m`` (``slope`` 0).
+    """
+    T = 2**m
+    u = float(np.finfo(dtype).eps) / 2
+    k_total = n * (2 * m + 6) + 10 * m + nodes + T + K + 20
+    k_num = k_total + 2 * m + 4
+    g_pred = _quickscore_gammas(n, m, nodes, K, dtype)[2]
+    rate_total, rate_num = u / (1 - k_total * u), u / (1 - k_num * u)
+    base = np.array([rate_total * (k_total - 2 * n * m)] * (1 + K) + [rate_num * (k_num - 2 * n * m)] * n + [g_pred] * npr)
+    slope = np.array([rate_total * 2 * n] * (1 + K) + [rate_num * 2 * n] * n + [0.0] * npr)
+    return _memo(base), _memo(slope)
+
+
+@functools.cache
+def _subset_sizes(m: int, dtype) -> np.ndarray:
+    """(2**m,) the number of expanded findings in each subset S, in ``dtype``."""
+    return _memo(_subsets(m).sum(axis=1).astype(dtype))
+
+
 def _quickscore_bytes(n: int, m: int, K: int, nodes: int, npr: int, dtype) -> int:
     item = np.dtype(dtype).itemsize
     return item * K * 2**m * nodes * n * (10 + 9 * npr) + item * 2**m * (m + 4) * n * 2 + 4096
@@ -820,12 +884,14 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     # alpha_S prod_{f in S} (1 - leak_f) and the same with |b_f|: (C, 2, T); b_f in the working precision,
     # as its rounding is amplified by the cancellation
     bk = ((aN - aY) * (one - leakE))[:, None, :]
-    cm = np.empty((C, 2, T), dtype)
+    # (and |alpha_S| |S|, for the rounding bound by subset size: _quickscore_bound_columns)
+    cm = np.empty((C, 3, T), dtype)
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    np.multiply(cm[:, 1], _subset_sizes(m, dtype), out=cm[:, 2])
     # g_S for every cause: (n, C, T)
     keep = (one - LE).transpose(2, 0, 1)  # (n, C, m)
-    G = _config_table(np.ones_like(keep), keep)  # (n, C, T): g_Si, the products in the same order as over each subset
+    G = _subset_products(keep)  # (n, C, T): g_Si
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     mix = d.mix
@@ -874,9 +940,9 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
     else:
         tot = prod[0]
         nums = Bk * others[:, 0]
-    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
-    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
-    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 3, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 3)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 3, n)
     if npr:
         # P(e, f yes) per term = leak_f tot + (1 - leak_f) sum_C w(C) (1 - prod_{i in C} x_i), telescoped:
         # sum_i B_i link_i prod_{j < i} u'_j prod_{j > i} u_j [bracket], with u'_j = A_j + B_j t x_j <= u_j
@@ -903,21 +969,22 @@ def _quickscore(d: _Block, dtype, workspace: _Workspace | None = None) -> _Sums:
         else:
             X = core[:, :, 0].sum(axis=0)  # (npr, C, K, T)
         Pt = leakp * tot + (one - leakp) * X  # (npr, C, K, T)
-        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 2)
+        pred = np.matmul(Pt.reshape(npr, C, K * T).transpose(1, 0, 2), cmW.transpose(0, 2, 1))  # (C, npr, 3)
     else:
-        pred = np.zeros((C, 0, 2), dtype)
-    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute)
+        pred = np.zeros((C, 0, 3), dtype)
+    # columns: P(e), the root totals, the numerators, the predictions; then (signed, absolute, absolute times |S|)
     out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1), pred], axis=1)
     if dtype is not np.float64:
         out = out.astype(float)
-    values, mag = out[..., 0], out[..., 1]
+    values, mag, sized = out[..., 0], out[..., 1], out[..., 2]
     # underflow: every rounding below the normal range errs by at most _UNDERFLOW_ULP, magnified at most by the
     # later factors (each below 2, and 1 / t_min for R); dropped causes (u subnormal) lose no more; this also
     # covers inputs (v, L) that were subnormal doubles
     nodes = u.shape[1]
     t_min = float(_nodes(2 * nodes - 2)[0][0]) if mixture else 1.0
     delta = T * nodes * K * (n + m + 10) * (n + 2) * 2.0**n / t_min * _UNDERFLOW_ULP
-    err = _quickscore_gamma_columns(n, m, nodes, K, npr, dtype) * mag + d.input_error[:, None] * np.abs(values) + delta
+    base, slope = _quickscore_bound_columns(n, m, nodes, K, npr, dtype)
+    err = base * mag + slope * sized + d.input_error[:, None] * np.abs(values) + delta
     gamma_ld = _quickscore_gamma_columns(n, m, nodes, K, npr, np.longdouble) if _LONGDOUBLE_USEFUL else None
     return _Sums(values, err, sigma, mag, gamma_ld)
 
@@ -939,6 +1006,29 @@ def _telescoped_gammas(n: int, m: int, nodes: int, K: int) -> tuple[float, float
     """
     k = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
     return _gamma(k, np.float64), _gamma(k + 2 * m + 20, np.float64)
+
+
+@functools.cache
+def _telescoped_bound_columns(n: int, m: int, nodes: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients ``(base, slope)`` of the telescoped bound per output column, by subset size.
+
+    As for :func:`_quickscore_bound_columns`: of the counts of
+    :func:`_telescoped_gammas`, ``n * 6m`` come from the ``2m`` roundings of
+    ``g_Si`` in each of ``u``, ``u'`` (through the prefix products of ``u' /
+    u``: ``4m`` per cause) and the product over the other causes (``2m`` per
+    cause), and ``g_Si`` has at most ``2|S|`` (:func:`_subset_products`
+    multiplies by exactly 1.0 for the findings outside ``S``). So term ``t_S`` carries at
+    most ``k - 6n (m - |S|)`` roundings and the error is at most ``u / (1 - k
+    u) * ((k - 6nm) sum|t_S| + 6n sum |S| |t_S|)``, never more than
+    ``gamma(k) sum|t_S|``.
+    """
+    u = _U64
+    k_total = n * (6 * m + 17) + 16 * m + nodes + 2**m + K + 60
+    k_num = k_total + 2 * m + 20
+    rate_total, rate_num = u / (1 - k_total * u), u / (1 - k_num * u)
+    base = np.array([rate_total * (k_total - 6 * n * m)] * (1 + K) + [rate_num * (k_num - 6 * n * m)] * n)
+    slope = np.array([rate_total * 6 * n] * (1 + K) + [rate_num * 6 * n] * n)
+    return _memo(base), _memo(slope)
 
 
 def _telescoped_bytes(n: int, m: int, K: int, nodes: int) -> int:
@@ -967,6 +1057,21 @@ def _row_keys(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray
     groups : int array, shape (n_groups, 3)
         Per group: m, its number of root configurations, the tenths.
     """
+    if cb.size == 1:  # one cell (one patient): the same key, without the arrays
+        m = int(m_cell[0])
+        rw = prob.root_weight
+        count = 1 if prob.K == 1 else int(np.count_nonzero(rw[int(cp[0]) if rw.shape[0] > 1 else 0, int(cb[0]) if rw.shape[1] > 1 else 0] > 0))
+        if count > 1:
+            return _row_keys_general(prob, cp, cb, m_cell)
+        tenths = 0
+        if m > 6:
+            linked = float(prob.expanded[0 if prob.expanded.shape[0] == 1 else int(cb[0])].astype(float) @ (prob.links[0] > 0).sum(axis=1).astype(float))
+            tenths = int(np.rint(np.round(linked / prob.n, 1) * 10))
+        return np.zeros(1, np.intp), np.array([[m, 1, tenths]], dtype=np.int64)
+    return _row_keys_general(prob, cp, cb, m_cell)
+
+
+def _row_keys_general(prob: _Problem, cp: np.ndarray, cb: np.ndarray, m_cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fb = cb if prob.expanded.shape[0] > 1 else np.zeros_like(cb)
     rw = prob.root_weight
     if prob.K == 1:
@@ -1060,11 +1165,12 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     T = 2**m
     subsets = _subsets(m)  # (T, m)
     bk = ((aN - aY) * (1.0 - leakE))[:, None, :]
-    cm = np.empty((C, 2, T))
+    cm = np.empty((C, 3, T))  # alpha_S, |alpha_S| and |alpha_S| |S| (for the bound by subset size)
     np.multiply.reduce(np.where(subsets, bk, aY[:, None, :]), axis=-1, out=cm[:, 0])
     np.multiply.reduce(np.where(subsets, np.abs(bk), aY[:, None, :]), axis=-1, out=cm[:, 1])
+    np.multiply(cm[:, 1], _subset_sizes(m, np.float64), out=cm[:, 2])
     x_all = (1.0 - LE).transpose(2, 0, 1)  # (n, C, m)
-    G = _config_table(np.ones_like(x_all), x_all)  # (n, C, T)
+    G = _subset_products(x_all)  # (n, C, T)
     A = A.transpose(2, 0, 1)[:, None, :, :, None]  # (n, 1, C, K, 1)
     Bk = B0.transpose(2, 0, 1)[..., None] * G[:, :, None, :]  # (n, C, K, T)
     Bk = Bk[:, None]  # (n, 1, C, K, T)
@@ -1159,16 +1265,15 @@ def _quickscore_telescoped(d: _Block, star: np.ndarray, workspace: _Workspace | 
     c0k, c1k = c0[:, None, None], c1[:, None, None]
     tot = c0k * tot_plain + c1k * tot_fire  # (C, K, T)
     nums = c0k * num_plain + c1k * num_fire  # (n, C, K, T)
-    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 2, K * T)
-    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 2)
-    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 2, n)
+    cmW = (cm[:, :, None, :] * W[:, None, :, None]).reshape(C, 3, K * T)
+    roots = np.matmul(tot, cm.transpose(0, 2, 1)) * W[:, :, None]  # (C, K, 3)
+    num = np.matmul(cmW, nums.reshape(n, C, K * T).transpose(1, 2, 0))  # (C, 3, n)
     out = np.concatenate([roots.sum(axis=1, keepdims=True), roots, num.transpose(0, 2, 1)], axis=1)
-    values, mag = out[..., 0], out[..., 1]
+    values, mag, sized = out[..., 0], out[..., 1], out[..., 2]
     t_min = float(_nodes(2 * Q1 - 2)[0][0]) if mix is not None else 1.0
     floor = T * Q1 * K * (n + m + 12) * (n + 2) ** 2 * 2.0**n / t_min * _UNDERFLOW_ULP
-    g_total, g_num = _telescoped_gammas(n, m, Q1, K)
-    gammas = np.array([g_total] * (1 + K) + [g_num] * n)
-    err = gammas * mag + d.input_error[:, None] * np.abs(values) + floor
+    base, slope = _telescoped_bound_columns(n, m, Q1, K)
+    err = base * mag + slope * sized + d.input_error[:, None] * np.abs(values) + floor
     return _Sums(values, err, sigma, mag)
 
 
@@ -1578,11 +1683,16 @@ class _Plan:
     array: dict[str, int]  # bytes per cell of the largest working array (for cache-sized chunks)
     calls: dict[str, float]  # numpy calls per chunk
     work: dict[str, float]  # array element operations per cell, in float64-multiply equivalents
+    #: a pure memo of :meth:`seconds` (the plans themselves are memoised by :func:`_plan`)
+    known: dict[tuple[str, int], float] = field(default_factory=dict, repr=False)
 
     def seconds(self, method: str, cells: int) -> float:
         """Estimated time per cell when ``cells`` cells go to ``method`` (call overhead shared by a chunk)."""
-        chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
-        return self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+        value = self.known.get((method, cells))
+        if value is None:
+            chunk = max(1, min(cells, _CACHE_BYTES // self.array[method]))
+            value = self.known[(method, cells)] = self.calls[method] * 1.5e-6 / chunk + self.work[method] * 0.5e-9
+        return value
 
 
 @functools.lru_cache(maxsize=256)
@@ -1753,11 +1863,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
     pred_post.fill(np.nan)
     used: set[str] = set()
     if P * B == 1:
-        cp = cb = np.zeros(1, dtype=np.intp)
+        cp = cb = _ZERO_INDEX
     else:
         cp, cb = np.divmod(np.arange(P * B), B)
     alive = ~prob.row_dead[cb]
-    m_cell = prob.m_row[cb if prob.m_row.shape[0] > 1 else np.zeros_like(cb)]
+    m_cell = prob.m_row[cb] if prob.m_row.shape[0] > 1 else prob.m_row[np.zeros(cb.size, np.intp)]
     every = alive.all()
     # Rows are grouped, and each group's method chosen, by what the row itself is (its number of expanded findings m,
     # the causes those findings link to, its root configurations, whether it can be telescoped), never by how many
@@ -1856,6 +1966,9 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             raise MemoryBudgetError(need[smallest], max_bytes, f"one row of the factorised sums ({smallest}, n = {n} causes, m = {m} expanded findings)")
         # (method, rows, whether a longdouble rerun of Quickscore is predicted to pass for each row, if known)
         queue: list[tuple[str | None, np.ndarray, np.ndarray | None]] = [(first, group, None)]
+        # the last block built, with its cells: a rerun of the same cells by another method (one patient whose
+        # Quickscore bound failed) reads the same block (blocks are never written to)
+        last: tuple[np.ndarray, _Block] | None = None
         while queue:
             method, todo, known_hope = queue.pop(0)
             if method is None:
@@ -1876,7 +1989,11 @@ def _query(prob: _Problem, max_bytes: int, tolerance: float, methods: Sequence[s
             for start in range(0, todo.size, chunk):
                 index = todo[start : start + chunk]
                 whole = index.size == group.size
-                block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                if last is not None and last[0].size == index.size and np.array_equal(last[0], index):
+                    block = last[1]
+                else:
+                    block = _make_block(prob, cp[index], cb[index], m, roots if whole else None)
+                    last = (index, block)
                 star = _telescoped_finding(block) if method == "quickscore-telescoped" else None
                 if method == "quickscore":
                     sums = _quickscore(block, np.float64, workspace)

@@ -856,21 +856,46 @@ class CompiledNetwork:
         isolated, roots, middle, leaves = self._layers
         tables = self._tables
         n_rows = evidence.n_rows
+        if n_rows == 1 and not batched and self._factors is not None:
+            one = self._factorised_one(evidence, targets, cpds, partial)
+            if one is not None:
+                return one
         observed = evidence.names
         lam = evidence.dense({v: tables.cardinality(v) for v in observed})
         factors = _Factors.build(tables, self._layers, cpds, lam) if batched or self._factors is None else self._factors
         mid_index = factors.mid_index
         n = len(middle)
         root_states = factors.root_states
-        weight = factors.root_weight(lam, n_rows)
         given_roots: Mapping[str, np.ndarray] | None = None
-        if partial is not None:
-            # every observed root in partial: the roots' weight is the one the full query uses
-            only = weight if partial >= factors.root_tables.keys() & observed else factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows)
-            present = factors.causes_given(only)
-            both_prior = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
-            given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
-        cause_given_root = factors.cause_given_root
+        hard = None if any(t in factors.root_tables for t in targets) else factors.hard_roots(lam, n_rows)
+        if hard is not None:
+            # every root observed hard in every row (patients with the context known), no root target: each row has
+            # one root configuration of positive weight; only the configurations some row has are passed on (the
+            # others weigh exactly 0 in every row), with the same weights
+            configuration, value = hard
+            kept, inverse = np.unique(configuration, return_inverse=True)
+            weight = np.zeros((factors.root_prior.shape[0], n_rows, kept.size))
+            weight[:, np.arange(n_rows), inverse.reshape(-1)] = factors.root_prior[:, configuration] * value
+            cause_given_root = factors.cause_given_root[:, kept, :]  # (P, K', n)
+            root_states = root_states[kept]
+            if partial is not None:
+                # the causes given the (hard) roots alone are each row's column; given only some of the roots, a sum
+                # over the configurations of the others
+                if partial >= factors.root_tables.keys():
+                    present = cause_given_root[:, inverse.reshape(-1), :]
+                else:
+                    present = factors.causes_given(factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows))
+                both_prior = read_only(np.stack([1.0 - present, present], axis=-1))
+                given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
+        else:
+            weight = factors.root_weight(lam, n_rows)
+            if partial is not None:
+                # every observed root in partial: the roots' weight is the one the full query uses
+                only = weight if partial >= factors.root_tables.keys() & observed else factors.root_weight({r: lam[r] for r in partial if r in lam}, n_rows)
+                present = factors.causes_given(only)
+                both_prior = read_only(np.stack([1.0 - present, present], axis=-1))  # (P, B, n, 2); each target a view
+                given_roots = MappingProxyType({t: both_prior[:, :, mid_index[t], :] for t in targets})
+            cause_given_root = factors.cause_given_root
         P = max(weight.shape[0], cause_given_root.shape[0], factors.leak.shape[0])
         cause_likelihood = np.ones((n_rows, n, 2))
         for m, i in mid_index.items():
@@ -922,6 +947,85 @@ class CompiledNetwork:
         if given_roots is None:
             return answer
         return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method)
+
+    def _factorised_one(self, evidence: EncodedEvidence, targets, cpds, partial: frozenset[str] | None) -> QueryResult | None:
+        """One patient: :meth:`_factorised` for one row with every root observed hard and causes as targets, else None.
+
+        The same factorised sums on the same numbers (the one root configuration of positive weight, the observed
+        findings in the compiled order), with the arrays of one row built directly from the hard codes and the soft
+        likelihoods; the targets' last states are kept side by side for :meth:`QueryResult.last_state`.
+        """
+        from ._noisy_or import Mixture as MixtureTerm
+        from ._noisy_or import factorised_query
+
+        factors = self._factors
+        assert factors is not None
+        mid_index = factors.mid_index
+        roots = factors.root_tables
+        if not all(t in mid_index for t in targets) or (partial is not None and not partial >= roots.keys()):
+            return None
+        column = self._one_root_column(evidence, factors, targets)
+        if column is None:
+            return None
+        hard = evidence.hard_row
+        assert hard is not None
+        soft = evidence.likelihoods
+
+        def likelihood(name: str, card: int) -> np.ndarray:
+            code = hard.get(name)
+            own = soft.get(name)
+            if own is None:
+                return _identity_row(card, code)
+            return own[0] if code is None else _identity_row(card, code) * own[0]
+
+        n = len(mid_index)
+        cause_likelihood = np.ones((1, n, 2))
+        noisy_index = factors.noisy_index
+        columns = []
+        for name in evidence.names:
+            if name in mid_index:
+                cause_likelihood[0, mid_index[name]] = likelihood(name, 2)
+            elif name in noisy_index:
+                columns.append(noisy_index[name])
+        columns.sort()  # the compiled order of the findings, as the general path
+        noisy = factors.noisy
+        finding_likelihood = np.empty((1, len(columns), 2))
+        for j, c in enumerate(columns):
+            finding_likelihood[0, j] = likelihood(noisy[c], 2)
+        mixtures = [
+            MixtureTerm(parent_index, dists, mleak, likelihood(f, dists.shape[-1])[None])
+            for f, (parent_index, dists, mleak) in factors.mixtures.items()
+            if f in hard or f in soft
+        ]
+        cause_given_root = factors.cause_given_root[:, column : column + 1, :]  # (1, 1, n)
+        weight = factors.root_prior[:, None, column : column + 1]  # (1, 1, 1)
+        leak, links = factors.leak[:, columns], factors.links[:, columns, :]
+        result = factorised_query(weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures, (), max_bytes=self._budget, checked=True)
+        log_evidence = self._add_isolated(result.log_evidence, evidence, cpds)
+        if not np.isfinite(log_evidence).all() or log_evidence.shape != (1, 1):
+            return None  # (impossible evidence: the general path answers, with its NaN marginals)
+        post = result.cause_posterior  # (1, 1, n)
+        both_states = read_only(np.stack([1.0 - post, post], axis=-1))  # (1, 1, n, 2); each target a view
+        index = [mid_index[t] for t in targets]
+        marginals = {t: both_states[:, :, i, :] for t, i in zip(targets, index, strict=True)}
+        answer = self._result(marginals, log_evidence, evidence, None, None, "factorised")
+        if partial is None:
+            return QueryResult(answer.marginals, answer.log_evidence, None, None, answer.method, (tuple(targets), read_only(post[0, 0, index]), None))
+        present = cause_given_root[0, 0]  # the causes given the (hard) roots alone: the configuration's column
+        both_prior = read_only(np.stack([1.0 - present, present], axis=-1)[None, None])  # (1, 1, n, 2)
+        given_roots = MappingProxyType({t: both_prior[:, :, i, :] for t, i in zip(targets, index, strict=True)})
+        last = (tuple(targets), read_only(post[0, 0, index]), read_only(present[index]))
+        return QueryResult(answer.marginals, answer.log_evidence, given_roots, None, answer.method, last)
+
+    def _one_root_column(self, evidence: EncodedEvidence, factors: _Factors, targets: Sequence[str]) -> int | None:
+        """Return the root configuration of a single row whose roots are all observed hard (no root a target), else None."""
+        if evidence.n_rows != 1 or factors.complete_cards is None or not factors.root_tables:
+            return None
+        hard = evidence.hard_row
+        roots = factors.root_tables
+        if hard is None or not all(r in hard for r in roots) or any(r in evidence.likelihoods for r in roots) or any(t in roots for t in targets):
+            return None
+        return int(np.ravel_multi_index(tuple(hard[r] for r in roots), factors.complete_cards))
 
     def _leaf_by_clamping(self, evidence: EncodedEvidence, leaf: str, cpds, n_sets, batched, log_evidence) -> np.ndarray:
         """P(leaf | evidence) for a leaf the factorised sums do not predict directly: the evidence with the leaf in each state."""
@@ -1109,6 +1213,12 @@ class _Factors:
         """Prior times evidence of every root configuration, shape (P, n_rows, K)."""
         observed = [(r, i) for r, i in self.root_tables.items() if r in lam]
         cards = self.complete_cards
+        hard = self.hard_roots(lam, n_rows)
+        if hard is not None:  # one configuration of positive weight per row: the same products, without the outer ones
+            configuration, value = hard
+            weight = np.zeros((self.root_prior.shape[0], n_rows, self.root_prior.shape[1]))
+            weight[:, np.arange(n_rows), configuration] = self.root_prior[:, configuration] * value
+            return weight
         if observed and cards is not None:
             # every configuration, first root slowest: the evidence's weight is the outer product of the roots'
             # likelihoods, built root by root (no gathers over all K configurations)
@@ -1123,11 +1233,52 @@ class _Factors:
             weight = weight * lam[r][:, self.root_states[:, i]][None]
         return np.array(weight)
 
+    def hard_roots(self, lam: Mapping[str, np.ndarray], n_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per row, its one root configuration of positive weight and the product of its roots' likelihoods.
+
+        Only when every root is observed hard (one state of positive likelihood) in every row, and the
+        factors hold every configuration; else None. The product is taken root by root from 1, as in
+        :meth:`root_weight`.
+        """
+        cards = self.complete_cards
+        if cards is None or not n_rows or not self.root_tables or not all(r in lam for r in self.root_tables):
+            return None
+        positive = [lam[r] > 0 for r in self.root_tables]
+        if not all((p.sum(axis=1) == 1).all() for p in positive):
+            return None
+        codes = [p.argmax(axis=1) for p in positive]
+        rows = np.arange(n_rows)
+        value = np.ones(n_rows)
+        for r, code in zip(self.root_tables, codes, strict=True):
+            value = value * lam[r][rows, code]
+        return np.ravel_multi_index(tuple(codes), cards), value
+
     def causes_given(self, weight: np.ndarray) -> np.ndarray:
         """P(cause present | the evidence on the roots alone), shape (P, n_rows, n), from :meth:`root_weight`."""
         total = weight.sum(axis=2)
         with np.errstate(invalid="ignore", divide="ignore"):
             return (weight @ self.cause_given_root) / total[..., None]
+
+
+def _identity_row(card: int, code: int | None) -> np.ndarray:
+    """Return the likelihood of hard evidence ``code`` (a one-hot row), or ones when ``code`` is None (read-only)."""
+    return _ONES[card] if code is None else _IDENTITY[card][code]
+
+
+class _Rows(dict):
+    """A pure memo of read-only rows by number of states (identity matrices, or rows of ones)."""
+
+    def __init__(self, make: Any) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, card: int) -> np.ndarray:
+        value = self[card] = read_only(self._make(card))
+        return value
+
+
+_IDENTITY = _Rows(np.eye)
+_ONES = _Rows(np.ones)
 
 
 def _one_set(table: Any, s: int) -> Any:

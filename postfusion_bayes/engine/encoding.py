@@ -175,6 +175,15 @@ class EncodedEvidence:
         return self._codes
 
     @property
+    def hard_row(self) -> Mapping[str, int] | None:
+        """For one row: its hard evidence, variable -> state index, whatever soft evidence it also has; None otherwise."""
+        if self._row is not None:
+            return self._row
+        if self.n_rows == 1:
+            return {k: int(v[0]) for k, v in self.codes.items() if v[0] >= 0}
+        return None
+
+    @property
     def row(self) -> Mapping[str, int] | None:
         """For one row of hard evidence only: variable -> state index; None otherwise."""
         if self._row is not None and not self.likelihoods:
