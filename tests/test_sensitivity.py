@@ -583,3 +583,48 @@ def test_monte_carlo_draws_follow_the_fitted_distributions():
     for k, cause in enumerate(MODEL.causes):
         assert table.loc[cause, "mean"] == pytest.approx(present[:, k].mean(), rel=1e-12)
         assert table.loc[cause, "q95"] == pytest.approx(np.quantile(present[:, k], 0.95), rel=1e-12)
+
+
+# ------------------------------------------------------------------ parameters that cannot change a patient's posteriors
+
+_SOFT_PATIENT = {**FULL_PATIENT, "smoker": {"yes": 0.7, "no": 0.2}, "back_pain": {"yes": 0.9, "no": 0.4}}
+_CAUSE_OBSERVED = {"time_since_surgery": "over_2_years", "onset": "late_after_good_result", "radicular_pain": True, TARGET: "absent"}
+
+
+@pytest.mark.parametrize("evidence", [PATIENT, FULL_PATIENT, _SOFT_PATIENT, _CAUSE_OBSERVED, {}], ids=["patient", "full", "soft", "cause", "none"])
+def test_parameters_said_not_to_matter_leave_every_posterior_unchanged(evidence):
+    lam, _ = sa._encode(MODEL, evidence)
+    relevant = sa._relevant(MODEL, lam, MODEL.causes)
+    others = [name for name in PARAMETERS if name not in relevant]
+    # every one of them moved at once, to values drawn over their whole ranges (distributions stay distributions)
+    drawn = sa._draw(MODEL, sa.fit_distributions(MODEL, others), np.random.default_rng(3), 4) if others else {}
+    present = sa.evaluate(MODEL, evidence, drawn)[0] if drawn else sa.evaluate(MODEL, evidence, {})[0]
+    now = np.array([MODEL.diagnose(evidence).posterior[c] for c in MODEL.causes])
+    np.testing.assert_allclose(present[:, 0, :], np.broadcast_to(now, (present.shape[0], len(now))), rtol=0, atol=1e-12)
+    if evidence is FULL_PATIENT:  # the context observed: its priors cancel, and so do the baselines of the other time windows
+        assert not any(name.startswith("context.") for name in relevant)
+        assert "causes.adjacent_segment_disease.baseline.under_6_weeks" not in relevant
+        assert "causes.adjacent_segment_disease.baseline.over_2_years" in relevant
+    if evidence is _SOFT_PATIENT:  # soft evidence on smoking leaves both of its states possible
+        assert "causes.adjacent_segment_disease.odds_ratios.smoker" in relevant
+        assert any(name.startswith("context.smoker") for name in relevant)
+    assert "findings.radicular_pain.leak" in relevant or "radicular_pain" not in evidence
+    if not evidence:  # nothing observed: every finding's numbers are barren, every cause's prior counts
+        assert not any(name.startswith("findings.") for name in relevant)
+        assert all(name in relevant for name in PARAMETERS if name.startswith(("causes.", "context.")))
+
+
+def test_monte_carlo_result_does_not_depend_on_the_range_of_a_parameter_that_cannot_change_it():
+    import dataclasses
+    from types import MappingProxyType
+
+    barren = "findings.back_pain.leak"  # back pain is not observed for PATIENT: its numbers never reach a posterior
+    assert "back_pain" not in PATIENT
+    p = MODEL.spec.parameters[barren]
+    wider = dataclasses.replace(p, low=min(p.value, 0.01), high=max(p.value, 0.9))
+    spec = dataclasses.replace(MODEL.spec, parameters=MappingProxyType({**MODEL.spec.parameters, barren: wider}))
+    other = pfb.Model(spec)
+    a = sa.monte_carlo(MODEL, PATIENT, n=200, seed=11)
+    b = sa.monte_carlo(other, PATIENT, n=200, seed=11)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.attrs["drawn"] < a.attrs["parameters"] == len(PARAMETERS)
