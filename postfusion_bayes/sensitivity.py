@@ -258,7 +258,8 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     # (when all of them are such leaves' tables they are kept, so that the answer still has one row per set)
     barren, owners = _barren(model, lam, targets), table_parameters(model.spec)
     needed = {k: v for k, v in values.items() if owners[k] not in barren}
-    batched = changed_tables(model.spec, needed or values)
+    # (and the causes' tables only at the context the evidence fixes, repeated at the states no row allows)
+    batched = changed_tables(model.spec, needed or values, fixed=_fixed_context(model, lam))
     return _posteriors(model, lam, index, batched, targets, impossible)
 
 
@@ -304,7 +305,7 @@ def _relevant(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
     spec = model.spec
     network = model.network
     dense = lam.dense({v: len(network.states[v]) for v in lam.names})
-    allowed: dict[str, np.ndarray] = {v: np.asarray((d > 0).any(axis=0)) for v, d in dense.items()}  # the states some row allows
+    allowed = _allowed(dense)
     fixed = {v for v, d in dense.items() if ((d > 0).sum(axis=1) == 1).all()}  # one state allowed in every row
 
     def can(variable: str, state: str) -> bool:
@@ -332,6 +333,18 @@ def _relevant(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
             if owner == "leak" or can(owner, present):
                 out.update(dist.values())
     return out
+
+
+def _allowed(dense: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per observed variable, the states some row allows (likelihood > 0), from the evidence's dense likelihoods."""
+    return {v: np.asarray((d > 0).any(axis=0)) for v, d in dense.items()}
+
+
+def _fixed_context(model, lam: EncodedEvidence) -> dict[str, int]:
+    """Context variables to which the evidence allows one state only, the same in every row, with its index (see :func:`~postfusion_bayes.cpts.changed_tables`)."""
+    context = [v for v in model.spec.names("context") if v in lam.names]
+    allowed = _allowed(lam.dense({v: len(model.network.states[v]) for v in context}))
+    return {v: int(np.flatnonzero(a)[0]) for v, a in allowed.items() if a.sum() == 1}
 
 
 def _value_arrays(values: object) -> dict[str, np.ndarray]:
@@ -1287,9 +1300,11 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     for name in spec.parameters:
         by_table.setdefault(owners[name], []).append(name)
 
+    fixed = _fixed_context(model, lam)
+
     def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
         needed = {k: v for k, v in values.items() if owners[k] not in barren}
-        return changed_tables(spec, needed or dict(values))
+        return changed_tables(spec, needed or dict(values), fixed=fixed)
 
     tables_a = tables_of(values_a)
     y = np.empty((n, d + 2))
@@ -1307,6 +1322,6 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
             continue
         group = {m: (raw_b[m] if m == name else raw_a[m]) for m in groups.get(name, [name]) if m in raw_a}
         crossed = {**{m: values_a[m] for m in by_table[table] if m in values_a}, **_renormalised(model, group)}
-        tables = {**tables_a, **changed_tables(spec, crossed)}
+        tables = {**tables_a, **changed_tables(spec, crossed, fixed=fixed)}
         y[:, 1 + i] = _posteriors(model, lam, index, tables, targets, "raise")[0][:, 0, ti]
     return y.reshape(-1)

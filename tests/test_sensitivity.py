@@ -628,3 +628,26 @@ def test_monte_carlo_result_does_not_depend_on_the_range_of_a_parameter_that_can
     b = sa.monte_carlo(other, PATIENT, n=200, seed=11)
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["drawn"] < a.attrs["parameters"] == len(PARAMETERS)
+
+
+@settings(max_examples=10)
+@given(n_sets=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), which=st.lists(st.booleans(), min_size=9, max_size=9))
+def test_cause_tables_at_fixed_context_equal_the_full_tables_there(n_sets, seed, which):
+    """changed_tables(fixed=...): the causes' tables hold the full tables' bits at the fixed states, repeated elsewhere."""
+    from postfusion_bayes.cpts import changed_tables
+
+    rng = np.random.default_rng(seed)
+    spec = MODEL.spec
+    names = [n for n in PARAMETERS if n.startswith("causes.")]
+    values = {n: rng.uniform(spec.parameters[n].low, spec.parameters[n].high, n_sets) for n in names}
+    context = spec.names("context")
+    fixed = {v: int(rng.integers(len(spec.variables[v].states))) for v, keep in zip(context, which, strict=False) if keep}
+    full, cut = changed_tables(spec, values), changed_tables(spec, values, fixed=fixed)
+    assert set(full) == set(cut) == set(spec.cause_priors)
+    for cause, table in full.items():
+        parents = MODEL.tables.parents[cause]
+        assert cut[cause].shape == table.shape
+        at = (slice(None), *(slice(fixed[p], fixed[p] + 1) if p in fixed else slice(None) for p in parents))
+        np.testing.assert_array_equal(cut[cause][at], table[at])
+        # elsewhere the numbers at the fixed states repeat (a valid table, read by no query with this evidence)
+        np.testing.assert_array_equal(cut[cause], np.broadcast_to(table[at], table.shape))
