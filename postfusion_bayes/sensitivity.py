@@ -715,9 +715,18 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
 
     For the linear-fractional parameters the ends are exact: every cause's
     P(cause, evidence) is linear in the parameter with the same denominator
-    P(evidence), so each rival overtakes at the root of a linear function. For
-    the others they are found on a grid of exact evaluations and refined by
-    bisection to 1e-10.
+    P(evidence), so each rival overtakes at the root of a linear function. A
+    baseline of a cause with odds ratios, or an odds ratio, is not of that
+    form; but when the evidence fixes every context variable the cause
+    depends on, the patient's posteriors read one entry ``q`` of the cause's
+    table, they are linear-fractional in ``q``, and ``q`` is monotone in the
+    parameter (its log-odds move with the parameter's log, or log-odds): the
+    ends are then exact too, found in ``q`` and mapped back. For the others
+    they are found on a grid of exact evaluations and refined by bisection
+    to 1e-10. A parameter that cannot change any posterior of this patient
+    (a link of a finding not observed, the prior of an observed context
+    variable, a baseline of another time window, ...) is not evaluated: its
+    interval is its whole domain.
 
     Returns
     -------
@@ -725,7 +734,9 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
         Index ``parameter``; columns ``value``, ``domain_low``, ``domain_high``,
         ``lower``, ``upper``, ``cause_below`` and ``cause_above`` (the cause on
         top just outside the interval, or None when the interval reaches the
-        end of the domain: object columns, never NaN), ``method``.
+        end of the domain: object columns, never NaN), ``method`` ("exact",
+        "exact through the table entry", "grid and bisection", or "no effect"
+        for a parameter no posterior of this patient depends on).
         ``attrs["top"]`` is the top cause.
 
     Raises
@@ -746,38 +757,63 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
     causes = model.causes
     top = model.diagnose(evidence).top
     ti = causes.index(top)
-    rows = []
-    exact = [n for n in names if has_exact_form(model, n)]
-    # exact parameters: three evaluations each, all in one batch
-    if exact:
-        settings = []
-        for name in exact:
+    lam, _ = _encode(model, evidence)
+    relevant = _relevant(model, lam, causes)
+    entries = _table_entries(model, lam)
+    rows: dict[str, dict] = {}
+    for name in names:
+        if name not in relevant:
             lo, hi = _domain(model, name)
-            settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
+            rows[name] = _row(model, name, lo, hi, None, None, "no effect")
+    exact = [n for n in names if n in relevant and has_exact_form(model, n)]
+    through = [n for n in names if n in relevant and n not in exact and n in entries]
+    # every linear-fractional parameter (in itself, or in the one table entry it moves): two evaluations each, all in one batch
+    settings = []
+    for name in exact:
+        lo, hi = _domain(model, name)
+        settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
+    for name in through:
+        settings += [(name, _entry_to_parameter(model, name, entries[name], q)) for q in (0.25, 0.75)]
+    if settings:
         values, _ = _stacked_settings(model, settings)
         present, log_evidence = evaluate(model, evidence, values)
         evidence_p = _relative(log_evidence[:, 0])  # only ratios matter: every line below is scaled alike
         joint = present[:, 0, :] * evidence_p[:, None]
-        for i, name in enumerate(exact):
-            x0, x1 = settings[2 * i][1], settings[2 * i + 1][1]
+        for i, name in enumerate(exact + through):
+            x0, x1 = (settings[2 * i][1], settings[2 * i + 1][1]) if name in exact else (0.25, 0.75)
             slope = (joint[2 * i + 1] - joint[2 * i]) / (x1 - x0)
             intercept = joint[2 * i] - slope * x0
             c = (evidence_p[2 * i + 1] - evidence_p[2 * i]) / (x1 - x0)
             d = evidence_p[2 * i] - c * x0
-            rows.append(_exact_interval(model, name, ti, slope, intercept, (c, d)))
-    searched = _searched_intervals(model, evidence, [n for n in names if n not in exact], ti, points)
-    rows += [searched[n] for n in names if n not in exact]
-    frame = pd.DataFrame(rows).set_index("parameter").loc[names]
+            if name in exact:
+                lo, hi = _domain(model, name)
+                ends = _exact_interval(causes, ti, model.spec.value(name), lo, hi, slope, intercept, (c, d))
+                rows[name] = _row(model, name, *ends, "exact")
+            else:
+                rows[name] = _through_entry(model, name, entries[name], ti, slope, intercept, (c, d))
+    searched = [n for n in names if n not in rows]
+    rows.update(_searched_intervals(model, evidence, searched, ti, points))
+    frame = pd.DataFrame([rows[n] for n in names]).set_index("parameter")
     for column in ("cause_below", "cause_above"):  # None where no cause takes over (a string column would make it NaN)
         frame[column] = pd.Series([None if pd.isna(v) else v for v in frame[column]], index=frame.index, dtype=object)
     frame.attrs["top"] = top
     return frame
 
 
-def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]) -> dict:
-    causes = model.causes
-    value = model.spec.value(name)
+def _row(model, name: str, lower: float, upper: float, below: str | None, above: str | None, method: str) -> dict:
+    """One row of :func:`rank_robustness`'s table."""
     lo, hi = _domain(model, name)
+    return {"parameter": name, "value": model.spec.value(name), "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": method}
+
+
+def _exact_interval(
+    causes: Sequence[str], ti: int, value: float, lo: float, hi: float, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]
+) -> tuple[float, float, str | None, str | None]:
+    """Return the ends of the interval of ``x`` in [lo, hi] around ``value`` where cause ``ti`` leads, and the causes beyond them.
+
+    Every cause's P(cause, evidence) is ``slope * x + intercept`` (up to a
+    common scale) and P(evidence) is ``c * x + d``.
+    """
     lower, upper, below, above = lo, hi, None, None
     c, d = evidence_line  # P(evidence) = c x + d, the common denominator
     evidence_scale = max(abs(c * lo + d), abs(c * hi + d))
@@ -799,7 +835,72 @@ def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.
         lower, below = lo, None
     if above is not None and upper >= hi:
         upper, above = hi, None
-    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "exact"}
+    return lower, upper, below, above
+
+
+def _table_entries(model, lam: EncodedEvidence) -> dict[str, float]:
+    """Parameters that move exactly one table entry a one-patient query reads, with that entry's current value.
+
+    A baseline of a cause with odds ratios, or an odds ratio, of a cause all
+    of whose parents (the context) the evidence fixes: the query reads its
+    table only at that context, P(cause present | context) = q, and the
+    parameter moves q monotonically (the log-odds of q move with the log of
+    an odds ratio, and with the log-odds of a baseline). Left out where q,
+    or a baseline, is 0 or 1 (no log-odds to move).
+    """
+    fixed = _fixed_context(model, lam)
+    spec = model.spec
+    tables = model.network.tables
+    out: dict[str, float] = {}
+    for cause, prior in spec.cause_priors.items():
+        parents = tables.parents[cause]
+        if not prior.odds_ratios or not all(p in fixed for p in parents):
+            continue
+        q = float(np.asarray(tables.cpd(cause))[(*(fixed[p] for p in parents), 1)])
+        if not 0.0 < q < 1.0:
+            continue
+        for name in (*prior.baseline.values(), *prior.odds_ratio_names):
+            if spec.parameters[name].kind == "odds_ratio" or 0.0 < spec.value(name) < 1.0:
+                out[name] = q
+    return out
+
+
+def _log_odds(p: float) -> float:
+    with np.errstate(divide="ignore"):
+        return float(np.log(p) - np.log1p(-p))
+
+
+def _entry_to_parameter(model, name: str, q0: float, q: float) -> float:
+    """Return the value of ``name`` at which the table entry it moves (now ``q0``) becomes ``q`` (see :func:`_table_entries`)."""
+    shift = _log_odds(q) - _log_odds(q0)
+    x0 = model.spec.value(name)
+    if model.spec.parameters[name].kind == "odds_ratio":
+        return float(x0 * np.exp(shift))
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.exp(-(_log_odds(x0) + shift))))
+
+
+def _parameter_to_entry(model, name: str, q0: float, x: float) -> float:
+    """Return the table entry (now ``q0``) at parameter value ``x``: the inverse of :func:`_entry_to_parameter`."""
+    x0 = model.spec.value(name)
+    if model.spec.parameters[name].kind == "odds_ratio":
+        shift = float(np.log(x) - np.log(x0))
+    else:
+        shift = _log_odds(x) - _log_odds(x0)
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.exp(-(_log_odds(q0) + shift))))
+
+
+def _through_entry(model, name: str, q0: float, ti: int, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]) -> dict:
+    """Return the row of a parameter that moves one table entry: its exact interval, found in the entry (lines in q) and mapped back."""
+    lo, hi = _domain(model, name)
+    q_lo, q_hi = _parameter_to_entry(model, name, q0, lo), _parameter_to_entry(model, name, q0, hi)
+    lower, upper, below, above = _exact_interval(model.causes, ti, q0, q_lo, q_hi, slope, intercept, evidence_line)
+    value = model.spec.value(name)
+    # the ends mapped back (monotone increasing), clipped to the domain and around the value against rounding
+    lower = lo if below is None else min(max(_entry_to_parameter(model, name, q0, lower), lo), value)
+    upper = hi if above is None else max(min(_entry_to_parameter(model, name, q0, upper), hi), value)
+    return _row(model, name, lower, upper, below, above, "exact through the table entry")
 
 
 def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: int) -> dict[str, dict]:

@@ -135,8 +135,28 @@ def test_rank_robustness_endpoints_are_where_the_top_cause_changes(parameter):
 def test_rank_robustness_covers_every_parameter():
     table = sa.rank_robustness(MODEL, FULL_PATIENT)
     assert len(table) == len(PARAMETERS)
-    assert set(table["method"]) == {"exact", "grid and bisection"}
+    # the context observed: every odds ratio and baseline moves one table entry, in which the posteriors are linear-fractional
+    assert set(table["method"]) == {"exact", "exact through the table entry", "no effect"}
     assert ((table["lower"] <= table["value"]) & (table["value"] <= table["upper"])).all()
+    assert set(sa.rank_robustness(MODEL, PATIENT)["method"]) == {"exact", "grid and bisection", "no effect"}  # the context partly unobserved
+
+
+@pytest.mark.parametrize("evidence", [FULL_PATIENT, {**FULL_PATIENT, "smoker": False, "time_since_surgery": "6_to_24_months", "surgical_approach": "lateral"}])
+def test_rank_robustness_through_the_table_entry_equals_grid_and_bisection(evidence):
+    table = sa.rank_robustness(MODEL, evidence)
+    through = table[table["method"] == "exact through the table entry"]
+    assert len(through) >= 10
+    ti = MODEL.causes.index(table.attrs["top"])
+    searched = sa._searched_intervals(MODEL, evidence, list(through.index), ti, 101)
+    for name, row in through.iterrows():
+        for end in ("lower", "upper"):
+            assert row[end] == pytest.approx(searched[name][end], rel=1e-9, abs=1e-12)
+        assert (row["cause_below"], row["cause_above"]) == (searched[name]["cause_below"], searched[name]["cause_above"])
+    # a parameter of no effect: the grid finds no cause taking over anywhere in its domain
+    none = list(table.index[table["method"] == "no effect"][::25])
+    for name, row in sa._searched_intervals(MODEL, evidence, none, ti, 11).items():
+        assert (row["cause_below"], row["cause_above"], row["lower"], row["upper"]) == (None, None, row["domain_low"], row["domain_high"])
+        assert (table.loc[name, "lower"], table.loc[name, "upper"]) == (row["domain_low"], row["domain_high"])
 
 
 # ------------------------------------------------------------------ toy network with known answers
