@@ -1287,8 +1287,10 @@ def sobol(
     with the same seed), the inverse CDFs applied to the base matrices only.
     Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches
     of ``n``; each cross-sampled batch rebuilds only the table its parameter
-    enters, and one whose parameter no posterior reads (the table of a
-    finding not observed) is not evaluated.
+    enters, and one whose parameter cannot change the patient's posteriors
+    (the table of a finding not observed, the prior of an observed context
+    variable, ...: see :func:`monte_carlo`) is not evaluated (its outputs
+    are the base sample's, and its indices 0).
 
     Needs SALib, the ``sensitivity`` extra: ``pip install "postfusion-bayes[sensitivity]"``.
 
@@ -1385,8 +1387,9 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     The parameters of AB_i are A's except for parameter i, drawn from B, and
     its distribution's other entries (renormalised): all in the one table
     that parameter i enters. So A's tables are built once and each AB_i
-    batch rebuilds that one table; where no posterior reads it (an
-    unobserved finding's table), AB_i's outputs are A's.
+    batch rebuilds that one table; where no posterior depends on parameter i
+    (:func:`_relevant`: an unobserved finding's table, an observed context
+    variable's prior, ...), AB_i's outputs are A's.
     """
     n, d = a.shape
     names = list(fitted.index)
@@ -1396,6 +1399,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     lam, index = _encode(model, evidence)
     targets = model.causes
     barren, owners = _barren(model, lam, targets), table_parameters(spec)
+    relevant = _relevant(model, lam, targets)
     groups = _groups(model)
     by_table: dict[str, list[str]] = {}
     for name in spec.parameters:
@@ -1418,7 +1422,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     for i in steps:
         name = names[i]
         table = owners[name]
-        if table in barren or table not in tables_a:
+        if table in barren or table not in tables_a or name not in relevant:  # no posterior depends on it: AB_i's outputs are A's
             y[:, 1 + i] = y[:, 0]
             continue
         group = {m: (raw_b[m] if m == name else raw_a[m]) for m in groups.get(name, [name]) if m in raw_a}
