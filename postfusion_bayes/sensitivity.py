@@ -38,7 +38,6 @@ from ._optional import require
 from .cpts import changed_tables, table_parameters
 from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text, type_text
 from .engine.encoding import EncodedEvidence
-from .engine.structured import Mixture, NoisyOr
 from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, shown, suggest
 from .evidence import parse_evidence
 from .ranges import RANGE_Z, range_distributions
@@ -253,14 +252,26 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     values = _value_arrays(values)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
-    # only the tables the values change (the network keeps its own for the rest), and of those not the
-    # tables of findings nobody observed: such a leaf sums out to 1, so the engine never reads its table
-    # (when all of them are such leaves' tables they are kept, so that the answer still has one row per set)
-    barren, owners = _barren(model, lam, targets), table_parameters(model.spec)
-    needed = {k: v for k, v in values.items() if owners[k] not in barren}
-    # (and the causes' tables only at the context the evidence fixes, repeated at the states no row allows)
-    batched = changed_tables(model.spec, needed or values, fixed=_fixed_context(model, lam))
-    return _posteriors(model, lam, index, batched, targets, impossible)
+    return _posteriors(model, lam, index, _needed_tables(model, lam, targets)(values), targets, impossible)
+
+
+def _needed_tables(model, lam: EncodedEvidence, targets: Sequence[str]) -> Callable[[Mapping[str, np.ndarray]], dict[str, Any]]:
+    """Return the function that builds, from checked parameter values, the batched tables a query with this evidence needs.
+
+    Only the tables the values change (the network keeps its own for the
+    rest), and of those not the tables of findings nobody observed: such a
+    leaf sums out to 1, so the engine never reads its table (when all of them
+    are such leaves' tables they are kept, so that the answer still has one
+    row per set); the causes' tables only at the context the evidence fixes,
+    repeated at the states no row allows (:func:`~postfusion_bayes.cpts.changed_tables`).
+    """
+    barren, owners, fixed = _barren(model, lam, targets), table_parameters(model.spec), _fixed_context(model, lam)
+
+    def build(values: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        needed = {k: v for k, v in values.items() if owners[k] not in barren}
+        return changed_tables(model.spec, needed or values, fixed=fixed)
+
+    return build
 
 
 def _posteriors(model, lam: EncodedEvidence, index: pd.Index, batched: Mapping[str, Any], targets: Sequence[str], impossible: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1077,19 +1088,27 @@ def _inverse_cdf(fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
     return values
 
 
-def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int, positions: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """``n`` draws of every fitted parameter, straight from numpy's samplers, column after column; groups renormalised.
 
     ``Generator.beta`` and ``Generator.lognormal`` draw from the fitted
     distributions directly (about 30 times faster than the inverse CDF of
-    uniforms, which :func:`sobol` needs for its design).
+    uniforms, which :func:`sobol` needs for its design). Each parameter has
+    its own stream, seeded by one number drawn from ``rng`` and the
+    parameter's position among those considered (``positions``, by default
+    its row in ``fitted``): its draws do not depend on which other
+    parameters are drawn, nor on their ranges, so that drawing only the
+    parameters that can change a posterior (:func:`monte_carlo`) gives them
+    the numbers that drawing them all (``distributed.monte_carlo``) gives.
     """
+    key = int(rng.integers(2**63 - 1))
     values: dict[str, np.ndarray] = {}
-    for name, family, one, two in zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True):
+    rows = zip(range(len(fitted)) if positions is None else positions, fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True)
+    for position, name, family, one, two in rows:
         if family == "beta":
-            values[name] = rng.beta(one, two, n)
+            values[name] = np.random.default_rng([key, int(position)]).beta(one, two, n)
         elif family == "lognormal":
-            values[name] = rng.lognormal(one, two, n)
+            values[name] = np.random.default_rng([key, int(position)]).lognormal(one, two, n)
         else:
             values[name] = np.full(n, float(one))
     return _renormalised(model, values)
@@ -1139,12 +1158,16 @@ def _progress_bar() -> type:
 
 def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:
     """evaluate() in chunks of parameter sets, with an optional tqdm progress bar."""
+    values = _value_arrays(values)
+    _check_values(model, values)  # once for every chunk; the evidence is encoded once too
+    lam, index = _encode(model, evidence)
+    tables = _needed_tables(model, lam, model.causes)
     n = len(next(iter(values.values())))
     starts: Iterable[int] = range(0, n, chunk)
     if progress is not False and n > chunk:
         tqdm = _progress_bar()
         starts = tqdm(starts, total=math.ceil(n / chunk), unit="chunk", disable=None if progress is None else not progress, desc="parameter sets")
-    parts = [evaluate(model, evidence, {k: v[s : s + chunk] for k, v in values.items()})[0] for s in starts]
+    parts = [_posteriors(model, lam, index, tables({k: v[s : s + chunk] for k, v in values.items()}), model.causes, "raise")[0] for s in starts]
     return np.concatenate(parts, axis=0)
 
 
@@ -1154,13 +1177,15 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     Every parameter (or those named) that can change these patients'
     posteriors is drawn ``n`` times from its fitted distribution
     (:func:`fit_distributions`) with numpy's ``Generator.beta`` and
-    ``Generator.lognormal`` (one parameter after another, ``n`` draws each);
-    all draws are evaluated in batches. The parameters that cannot change a
-    posterior (the links and leak of a finding nobody observed, the prior of
-    a context variable every patient has observed, a baseline for a time
-    window no patient is in, ...) keep their values: the posteriors, and so
-    every number returned, have the same distribution as with every
-    parameter drawn, at a fraction of the cost.
+    ``Generator.lognormal`` (``n`` draws each, every parameter from its own
+    stream of the seed); all draws are evaluated in batches. The parameters
+    that cannot change a posterior (the links and leak of a finding nobody
+    observed, the prior of a context variable every patient has observed, a
+    baseline for a time window no patient is in, ...) keep their values: the
+    posteriors, and so every number returned, have the same distribution as
+    with every parameter drawn, at a fraction of the cost; and since each
+    parameter has its own stream, the numbers are those of drawing them all
+    (as ``distributed.monte_carlo`` does), up to rounding.
 
     Parameters
     ----------
@@ -1216,7 +1241,8 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     if drawn.empty:
         present = np.broadcast_to(current, (n, *current.shape[1:]))
     else:
-        present = _batched_evaluate(model, evidence, _draw(model, drawn, rng, n), progress)  # (n, rows, causes)
+        position = {name: i for i, name in enumerate(fitted.index)}  # each parameter's stream, as when all are drawn
+        present = _batched_evaluate(model, evidence, _draw(model, drawn, rng, n, [position[name] for name in drawn.index]), progress)  # (n, rows, causes)
     if isinstance(evidence, pd.DataFrame):
         out = cohort_summary(model, present, current[0], evidence.index)
     else:
@@ -1406,10 +1432,7 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
         by_table.setdefault(owners[name], []).append(name)
 
     fixed = _fixed_context(model, lam)
-
-    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
-        needed = {k: v for k, v in values.items() if owners[k] not in barren}
-        return changed_tables(spec, needed or dict(values), fixed=fixed)
+    tables_of = _needed_tables(model, lam, targets)
 
     tables_a = tables_of(values_a)
     y = np.empty((n, d + 2))

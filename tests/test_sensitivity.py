@@ -671,3 +671,17 @@ def test_cause_tables_at_fixed_context_equal_the_full_tables_there(n_sets, seed,
         np.testing.assert_array_equal(cut[cause][at], table[at])
         # elsewhere the numbers at the fixed states repeat (a valid table, read by no query with this evidence)
         np.testing.assert_array_equal(cut[cause], np.broadcast_to(table[at], table.shape))
+
+
+@pytest.mark.parametrize("evidence", [FULL_PATIENT, _SOFT_PATIENT])
+def test_monte_carlo_drawing_what_can_matter_gives_the_numbers_of_drawing_everything(evidence):
+    """Each parameter has its own stream: the parameters drawn get the numbers that drawing them all gives, and the rest change nothing."""
+    table = sa.monte_carlo(MODEL, evidence, n=300, seed=5)
+    assert table.attrs["drawn"] < len(PARAMETERS)
+    everything = sa._draw(MODEL, sa.fit_distributions(MODEL), np.random.default_rng(5), 300)
+    assert len(everything) == len(PARAMETERS)
+    present = sa.evaluate(MODEL, evidence, everything)[0][:, 0, :]
+    for k, cause in enumerate(MODEL.causes):
+        assert table.loc[cause, "mean"] == pytest.approx(present[:, k].mean(), rel=0, abs=1e-12)
+        assert table.loc[cause, "q95"] == pytest.approx(np.quantile(present[:, k], 0.95), rel=0, abs=1e-12)
+        assert table.loc[cause, "probability_first"] == (present.argmax(axis=1) == k).mean()
