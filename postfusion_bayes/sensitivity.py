@@ -1232,22 +1232,22 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     names = _parameter_names(model, parameters)
     # the draws (n per parameter) and the posteriors (n per patient and cause) are held at once
     check_budget(_FLOAT * n * (len(names) + 2 * rows * len(model.causes)), model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws of {len(names)} parameters")
-    fitted = fit_distributions(model, names)
     # only the parameters that can change a posterior of these patients are drawn (exact in distribution: the
     # posteriors, all that is returned, do not depend on the others' values); the others keep their values
     relevant = _relevant(model, _encode(model, evidence)[0], model.causes)
-    drawn = fitted[[name in relevant for name in fitted.index]]
+    chosen = [name for name in names if name in relevant]
     current, _ = evaluate(model, evidence, {})
-    if drawn.empty:
+    if not chosen:
         present = np.broadcast_to(current, (n, *current.shape[1:]))
     else:
-        position = {name: i for i, name in enumerate(fitted.index)}  # each parameter's stream, as when all are drawn
+        position = {name: i for i, name in enumerate(names)}  # each parameter's stream, as when all are drawn
+        drawn = fit_distributions(model, chosen)
         present = _batched_evaluate(model, evidence, _draw(model, drawn, rng, n, [position[name] for name in drawn.index]), progress)  # (n, rows, causes)
     if isinstance(evidence, pd.DataFrame):
         out = cohort_summary(model, present, current[0], evidence.index)
     else:
         out = cohort_summary(model, present, current[0], pd.Index([0])).droplevel("patient").sort_values("mean", ascending=False)
-    out.attrs.update(n=n, parameters=len(fitted), drawn=len(drawn))
+    out.attrs.update(n=n, parameters=len(names), drawn=len(chosen))
     return out
 
 
