@@ -270,11 +270,15 @@ def _check_values(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> int | No
     return n_sets.pop() if n_sets else None
 
 
-def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values: Mapping[str, np.ndarray], n_sets: int | None) -> np.ndarray | NoisyOr | Mixture:
+def _variable_table(
+    spec: ModelSpec, name: str, parents: tuple[str, ...], values: Mapping[str, np.ndarray], n_sets: int | None, fixed: Mapping[str, int] | None = None
+) -> np.ndarray | NoisyOr | Mixture:
     """Build the table of one variable, with a leading axis of ``n_sets`` when any of its parameters is in ``values``.
 
     Findings are kept as their noisy-OR numbers and onset as its mixture
     (:mod:`postfusion_bayes.engine.structured`): never as ``2**k``-column tables.
+    A cause's table is computed only at the ``fixed`` states of its parents
+    and broadcast along their axes (see :func:`changed_tables`).
     """
 
     def get(names: list[str]) -> np.ndarray:
@@ -294,15 +298,26 @@ def _variable_table(spec: ModelSpec, name: str, parents: tuple[str, ...], values
         return get([dist[s] for s in var.states])
     if name in spec.cause_priors:
         prior = spec.cause_priors[name]
+        fixed = fixed or {}
+
+        def at_fixed(array: np.ndarray, variable: str) -> np.ndarray:
+            """Cut the last axis (the states of ``variable``) to its fixed state, when it has one."""
+            return array[..., fixed[variable] : fixed[variable] + 1] if variable in fixed else array
+
         time_states = spec.variables[spec.time_variable].states
         by_state = []
+        cards = [len(time_states)]
         for factor, names in prior.odds_ratios.items():
             states = spec.variables[factor].states
             given = get(list(names.values()))  # (n,) or (n_sets, n)
             full = np.ones(given.shape[:-1] + (len(states),))
             full[..., [states.index(s) for s in names]] = given
-            by_state.append(full)
-        return odds_ratio_table_by_state(get([prior.baseline[t] for t in time_states]), by_state)
+            by_state.append(at_fixed(full, factor))
+            cards.append(len(states))
+        table = odds_ratio_table_by_state(at_fixed(get([prior.baseline[t] for t in time_states]), spec.time_variable), by_state)
+        if any(p in fixed for p in parents):  # the same numbers at every state of a fixed parent: a read-only view
+            table = np.broadcast_to(table, table.shape[: table.ndim - len(cards) - 1] + (*cards, 2))
+        return table
     if name in spec.findings:
         finding = spec.findings[name]
         leak, links = get([finding.leak])[..., 0], get(list(finding.links.values()))
@@ -357,7 +372,7 @@ def build_tables(spec: ModelSpec, values: Mapping[str, np.ndarray] | None = None
     return NetworkTables(states=states, parents=parents, cpts=cpts)  # type: ignore[arg-type]
 
 
-def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
+def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray], *, fixed: Mapping[str, int] | None = None) -> dict[str, np.ndarray | NoisyOr | Mixture]:
     """Only the tables that depend on the parameters in ``values``, each with a leading axis of parameter sets.
 
     The same arrays, bit for bit, as the batched tables of
@@ -372,6 +387,14 @@ def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[st
         The model specification.
     values : mapping of str to array, shape (n_sets,)
         Parameter values overriding the spec's (all the same ``n_sets``).
+    fixed : mapping of str to int, optional
+        Context variables that the evidence of a query fixes, with the index
+        of their state. A cause's table is then computed only at those states
+        of its parents (the same bits as the full table there) and is a
+        read-only view that repeats them at every other state of those
+        parents: numbers a query whose every row has these states multiplies
+        by 0 or never reads. For that query only; with many parameter sets
+        it saves most of the work of the causes' tables.
 
     Returns
     -------
@@ -394,4 +417,4 @@ def changed_tables(spec: ModelSpec, values: Mapping[str, np.ndarray]) -> dict[st
     owners = table_parameters(spec)
     variables = {owners[name] for name in values}
     parents = parent_order(spec)
-    return {name: _variable_table(spec, name, parents[name], values, n_sets) for name in _states(spec) if name in variables}
+    return {name: _variable_table(spec, name, parents[name], values, n_sets, fixed) for name in _states(spec) if name in variables}

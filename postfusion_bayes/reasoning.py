@@ -50,6 +50,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -380,6 +381,34 @@ class Reasoner:
             raise MemoryBudgetError(needed, self.network.memory_budget, f"ranking {n_tests} tests over the 2^{len(self.free_causes)} joint configurations of the unobserved causes")
 
     # ------------------------------------------------------------------ explain
+    def _left_out(self, items: list[str]) -> EncodedEvidence:
+        """Encode the evidence, then the evidence without each of ``items`` in turn, one row each, as :func:`encode_rows` would.
+
+        Without implications at work (no finding's evidence left out because
+        another implies it), leaving a finding out only clears its own entry:
+        the rows are the patient's encoded row repeated, each with one entry
+        cleared, and nothing is parsed or encoded again. Otherwise each row is
+        the evidence rebuilt without the finding (:meth:`_without`), which
+        brings back a finding the left-out one implied.
+        """
+        if self.evidence.implied:
+            return encode_rows(self.network.states, [self.evidence] + [self._without(name) for name in items])
+        base = self._encoded
+        n = 1 + len(items)
+        codes = {k: np.repeat(v, n) for k, v in base.codes.items()}
+        likelihoods = {k: np.repeat(v, n, axis=0) for k, v in base.likelihoods.items()}
+        scales = {k: np.repeat(v, n) for k, v in base.log_scales.items()}
+        for row, name in enumerate(items, start=1):
+            if name in codes:
+                codes[name][row] = -1
+            if name in likelihoods:
+                likelihoods[name][row] = 1.0
+            if name in scales:
+                scales[name][row] = 0.0
+        for array in (*codes.values(), *likelihoods.values(), *scales.values()):
+            array.setflags(write=False)
+        return EncodedEvidence(n, MappingProxyType(codes), MappingProxyType(likelihoods), MappingProxyType(scales))
+
     def explain(self, posterior: pd.Series) -> pd.DataFrame:
         """Weight of evidence of each observed finding for each cause, given the other findings.
 
@@ -407,9 +436,8 @@ class Reasoner:
         items = self._observed(("finding", "red_flag"))
         order = [c for c in posterior.index if c in self.free_causes]
         top = str(posterior.index[0])
-        rows = [self.evidence] + [self._without(name) for name in items]
-        marginals = self.network.query(encode_rows(self.network.states, rows), order, validate=False).marginals
-        p = np.column_stack([marginals[c][0, :, 1] for c in order]) if order else np.zeros((len(rows), 0))
+        marginals = self.network.query(self._left_out(items), order, validate=False).marginals
+        p = np.column_stack([marginals[c][0, :, 1] for c in order]) if order else np.zeros((1 + len(items), 0))
         now, without = p[0], p[1:]
         with np.errstate(invalid="ignore"):
             weight = _logit(now)[None, :] - _logit(without)

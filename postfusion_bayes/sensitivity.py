@@ -38,10 +38,10 @@ from ._optional import require
 from .cpts import changed_tables, table_parameters
 from .engine.arguments import check_budget, check_count, check_generator, check_names, check_probability, check_real, count_text, type_text
 from .engine.encoding import EncodedEvidence
-from .engine.structured import Mixture, NoisyOr
 from .errors import ArgumentError, ArgumentTypeError, EvidenceError, ParameterError, SpecError, shown, suggest
 from .evidence import parse_evidence
 from .ranges import RANGE_Z, range_distributions
+from .spec import CAUSE_STATES
 
 __all__ = [
     "OneWayResult",
@@ -252,13 +252,26 @@ def evaluate(model, evidence, values: Mapping[str, np.ndarray], *, targets: Sequ
     values = _value_arrays(values)
     _check_values(model, values)
     lam, index = _encode(model, evidence)
-    # only the tables the values change (the network keeps its own for the rest), and of those not the
-    # tables of findings nobody observed: such a leaf sums out to 1, so the engine never reads its table
-    # (when all of them are such leaves' tables they are kept, so that the answer still has one row per set)
-    barren, owners = _barren(model, lam, targets), table_parameters(model.spec)
-    needed = {k: v for k, v in values.items() if owners[k] not in barren}
-    batched = changed_tables(model.spec, needed or values)
-    return _posteriors(model, lam, index, batched, targets, impossible)
+    return _posteriors(model, lam, index, _needed_tables(model, lam, targets)(values), targets, impossible)
+
+
+def _needed_tables(model, lam: EncodedEvidence, targets: Sequence[str]) -> Callable[[Mapping[str, np.ndarray]], dict[str, Any]]:
+    """Return the function that builds, from checked parameter values, the batched tables a query with this evidence needs.
+
+    Only the tables the values change (the network keeps its own for the
+    rest), and of those not the tables of findings nobody observed: such a
+    leaf sums out to 1, so the engine never reads its table (when all of them
+    are such leaves' tables they are kept, so that the answer still has one
+    row per set); the causes' tables only at the context the evidence fixes,
+    repeated at the states no row allows (:func:`~postfusion_bayes.cpts.changed_tables`).
+    """
+    barren, owners, fixed = _barren(model, lam, targets), table_parameters(model.spec), _fixed_context(model, lam)
+
+    def build(values: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        needed = {k: v for k, v in values.items() if owners[k] not in barren}
+        return changed_tables(model.spec, needed or values, fixed=fixed)
+
+    return build
 
 
 def _posteriors(model, lam: EncodedEvidence, index: pd.Index, batched: Mapping[str, Any], targets: Sequence[str], impossible: str) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +291,71 @@ def _barren(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
     parents = model.network.tables.parents
     with_children = {p for ps in parents.values() for p in ps}
     return {v for v in parents if v not in with_children and v not in targets and v not in lam.names}
+
+
+def _relevant(model, lam: EncodedEvidence, targets: Sequence[str]) -> set[str]:
+    """Return the parameters that can change P(target | evidence) in some row: no other one can, whatever its value.
+
+    A parameter is left out when every table entry it enters is one the
+    posteriors never read or one that cancels out of them:
+
+    * the tables of barren variables (:func:`_barren`: unobserved findings without children);
+    * the prior of a context variable that the evidence fixes to one state in
+      every row: in each row it multiplies every term of P(target, evidence)
+      and of P(evidence) by the same number, which cancels in their ratio;
+    * a cause's baseline for a time window, or odds ratio for a factor's
+      state, that no row allows (likelihood 0): its entries are multiplied by 0;
+    * a link of a finding, or a cause's onset distribution, for a cause that
+      no row allows to be present.
+
+    Entries of one distribution (context, onset) are all kept or all left
+    out together. The rule is conservative: a parameter kept may still have
+    no effect (for example a cause's whole table when the cause and all its
+    parents are observed).
+    """
+    spec = model.spec
+    network = model.network
+    dense = lam.dense({v: len(network.states[v]) for v in lam.names})
+    allowed = _allowed(dense)
+    fixed = {v for v, d in dense.items() if ((d > 0).sum(axis=1) == 1).all()}  # one state allowed in every row
+
+    def can(variable: str, state: str) -> bool:
+        return variable not in allowed or bool(allowed[variable][network.states[variable].index(state)])
+
+    barren = _barren(model, lam, targets)
+    present = CAUSE_STATES[1]
+    out: set[str] = set()
+    for name, dist in spec.context_priors.items():
+        if name not in fixed:
+            out.update(dist.values())
+    for cause, prior in spec.cause_priors.items():
+        if cause in barren:
+            continue
+        out.update(p for t, p in prior.baseline.items() if can(spec.time_variable, t))
+        for factor, by_state in prior.odds_ratios.items():
+            out.update(p for s, p in by_state.items() if can(factor, s))
+    for name, finding in spec.findings.items():
+        if name in barren:
+            continue
+        out.add(finding.leak)
+        out.update(p for cause, p in finding.links.items() if can(cause, present))
+    if spec.onset is not None and spec.onset.variable not in barren:
+        for owner, dist in spec.onset.distributions.items():
+            if owner == "leak" or can(owner, present):
+                out.update(dist.values())
+    return out
+
+
+def _allowed(dense: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per observed variable, the states some row allows (likelihood > 0), from the evidence's dense likelihoods."""
+    return {v: np.asarray((d > 0).any(axis=0)) for v, d in dense.items()}
+
+
+def _fixed_context(model, lam: EncodedEvidence) -> dict[str, int]:
+    """Context variables to which the evidence allows one state only, the same in every row, with its index (see :func:`~postfusion_bayes.cpts.changed_tables`)."""
+    context = [v for v in model.spec.names("context") if v in lam.names]
+    allowed = _allowed(lam.dense({v: len(model.network.states[v]) for v in context}))
+    return {v: int(np.flatnonzero(a)[0]) for v, a in allowed.items() if a.sum() == 1}
 
 
 def _value_arrays(values: object) -> dict[str, np.ndarray]:
@@ -648,9 +726,18 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
 
     For the linear-fractional parameters the ends are exact: every cause's
     P(cause, evidence) is linear in the parameter with the same denominator
-    P(evidence), so each rival overtakes at the root of a linear function. For
-    the others they are found on a grid of exact evaluations and refined by
-    bisection to 1e-10.
+    P(evidence), so each rival overtakes at the root of a linear function. A
+    baseline of a cause with odds ratios, or an odds ratio, is not of that
+    form; but when the evidence fixes every context variable the cause
+    depends on, the patient's posteriors read one entry ``q`` of the cause's
+    table, they are linear-fractional in ``q``, and ``q`` is monotone in the
+    parameter (its log-odds move with the parameter's log, or log-odds): the
+    ends are then exact too, found in ``q`` and mapped back. For the others
+    they are found on a grid of exact evaluations and refined by bisection
+    to 1e-10. A parameter that cannot change any posterior of this patient
+    (a link of a finding not observed, the prior of an observed context
+    variable, a baseline of another time window, ...) is not evaluated: its
+    interval is its whole domain.
 
     Returns
     -------
@@ -658,7 +745,9 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
         Index ``parameter``; columns ``value``, ``domain_low``, ``domain_high``,
         ``lower``, ``upper``, ``cause_below`` and ``cause_above`` (the cause on
         top just outside the interval, or None when the interval reaches the
-        end of the domain: object columns, never NaN), ``method``.
+        end of the domain: object columns, never NaN), ``method`` ("exact",
+        "exact through the table entry", "grid and bisection", or "no effect"
+        for a parameter no posterior of this patient depends on).
         ``attrs["top"]`` is the top cause.
 
     Raises
@@ -679,38 +768,63 @@ def rank_robustness(model, evidence: Mapping[str, Any] | None, parameters: Seque
     causes = model.causes
     top = model.diagnose(evidence).top
     ti = causes.index(top)
-    rows = []
-    exact = [n for n in names if has_exact_form(model, n)]
-    # exact parameters: three evaluations each, all in one batch
-    if exact:
-        settings = []
-        for name in exact:
+    lam, _ = _encode(model, evidence)
+    relevant = _relevant(model, lam, causes)
+    entries = _table_entries(model, lam)
+    rows: dict[str, dict] = {}
+    for name in names:
+        if name not in relevant:
             lo, hi = _domain(model, name)
-            settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
+            rows[name] = _row(model, name, lo, hi, None, None, "no effect")
+    exact = [n for n in names if n in relevant and has_exact_form(model, n)]
+    through = [n for n in names if n in relevant and n not in exact and n in entries]
+    # every linear-fractional parameter (in itself, or in the one table entry it moves): two evaluations each, all in one batch
+    settings = []
+    for name in exact:
+        lo, hi = _domain(model, name)
+        settings += [(name, lo + 0.25 * (hi - lo)), (name, lo + 0.75 * (hi - lo))]
+    for name in through:
+        settings += [(name, _entry_to_parameter(model, name, entries[name], q)) for q in (0.25, 0.75)]
+    if settings:
         values, _ = _stacked_settings(model, settings)
         present, log_evidence = evaluate(model, evidence, values)
         evidence_p = _relative(log_evidence[:, 0])  # only ratios matter: every line below is scaled alike
         joint = present[:, 0, :] * evidence_p[:, None]
-        for i, name in enumerate(exact):
-            x0, x1 = settings[2 * i][1], settings[2 * i + 1][1]
+        for i, name in enumerate(exact + through):
+            x0, x1 = (settings[2 * i][1], settings[2 * i + 1][1]) if name in exact else (0.25, 0.75)
             slope = (joint[2 * i + 1] - joint[2 * i]) / (x1 - x0)
             intercept = joint[2 * i] - slope * x0
             c = (evidence_p[2 * i + 1] - evidence_p[2 * i]) / (x1 - x0)
             d = evidence_p[2 * i] - c * x0
-            rows.append(_exact_interval(model, name, ti, slope, intercept, (c, d)))
-    searched = _searched_intervals(model, evidence, [n for n in names if n not in exact], ti, points)
-    rows += [searched[n] for n in names if n not in exact]
-    frame = pd.DataFrame(rows).set_index("parameter").loc[names]
+            if name in exact:
+                lo, hi = _domain(model, name)
+                ends = _exact_interval(causes, ti, model.spec.value(name), lo, hi, slope, intercept, (c, d))
+                rows[name] = _row(model, name, *ends, "exact")
+            else:
+                rows[name] = _through_entry(model, name, entries[name], ti, slope, intercept, (c, d))
+    searched = [n for n in names if n not in rows]
+    rows.update(_searched_intervals(model, evidence, searched, ti, points))
+    frame = pd.DataFrame([rows[n] for n in names]).set_index("parameter")
     for column in ("cause_below", "cause_above"):  # None where no cause takes over (a string column would make it NaN)
         frame[column] = pd.Series([None if pd.isna(v) else v for v in frame[column]], index=frame.index, dtype=object)
     frame.attrs["top"] = top
     return frame
 
 
-def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]) -> dict:
-    causes = model.causes
-    value = model.spec.value(name)
+def _row(model, name: str, lower: float, upper: float, below: str | None, above: str | None, method: str) -> dict:
+    """One row of :func:`rank_robustness`'s table."""
     lo, hi = _domain(model, name)
+    return {"parameter": name, "value": model.spec.value(name), "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": method}
+
+
+def _exact_interval(
+    causes: Sequence[str], ti: int, value: float, lo: float, hi: float, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]
+) -> tuple[float, float, str | None, str | None]:
+    """Return the ends of the interval of ``x`` in [lo, hi] around ``value`` where cause ``ti`` leads, and the causes beyond them.
+
+    Every cause's P(cause, evidence) is ``slope * x + intercept`` (up to a
+    common scale) and P(evidence) is ``c * x + d``.
+    """
     lower, upper, below, above = lo, hi, None, None
     c, d = evidence_line  # P(evidence) = c x + d, the common denominator
     evidence_scale = max(abs(c * lo + d), abs(c * hi + d))
@@ -732,7 +846,72 @@ def _exact_interval(model, name: str, ti: int, slope: np.ndarray, intercept: np.
         lower, below = lo, None
     if above is not None and upper >= hi:
         upper, above = hi, None
-    return {"parameter": name, "value": value, "domain_low": lo, "domain_high": hi, "lower": lower, "upper": upper, "cause_below": below, "cause_above": above, "method": "exact"}
+    return lower, upper, below, above
+
+
+def _table_entries(model, lam: EncodedEvidence) -> dict[str, float]:
+    """Parameters that move exactly one table entry a one-patient query reads, with that entry's current value.
+
+    A baseline of a cause with odds ratios, or an odds ratio, of a cause all
+    of whose parents (the context) the evidence fixes: the query reads its
+    table only at that context, P(cause present | context) = q, and the
+    parameter moves q monotonically (the log-odds of q move with the log of
+    an odds ratio, and with the log-odds of a baseline). Left out where q,
+    or a baseline, is 0 or 1 (no log-odds to move).
+    """
+    fixed = _fixed_context(model, lam)
+    spec = model.spec
+    tables = model.network.tables
+    out: dict[str, float] = {}
+    for cause, prior in spec.cause_priors.items():
+        parents = tables.parents[cause]
+        if not prior.odds_ratios or not all(p in fixed for p in parents):
+            continue
+        q = float(np.asarray(tables.cpd(cause))[(*(fixed[p] for p in parents), 1)])
+        if not 0.0 < q < 1.0:
+            continue
+        for name in (*prior.baseline.values(), *prior.odds_ratio_names):
+            if spec.parameters[name].kind == "odds_ratio" or 0.0 < spec.value(name) < 1.0:
+                out[name] = q
+    return out
+
+
+def _log_odds(p: float) -> float:
+    with np.errstate(divide="ignore"):
+        return float(np.log(p) - np.log1p(-p))
+
+
+def _entry_to_parameter(model, name: str, q0: float, q: float) -> float:
+    """Return the value of ``name`` at which the table entry it moves (now ``q0``) becomes ``q`` (see :func:`_table_entries`)."""
+    shift = _log_odds(q) - _log_odds(q0)
+    x0 = model.spec.value(name)
+    if model.spec.parameters[name].kind == "odds_ratio":
+        return float(x0 * np.exp(shift))
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.exp(-(_log_odds(x0) + shift))))
+
+
+def _parameter_to_entry(model, name: str, q0: float, x: float) -> float:
+    """Return the table entry (now ``q0``) at parameter value ``x``: the inverse of :func:`_entry_to_parameter`."""
+    x0 = model.spec.value(name)
+    if model.spec.parameters[name].kind == "odds_ratio":
+        shift = float(np.log(x) - np.log(x0))
+    else:
+        shift = _log_odds(x) - _log_odds(x0)
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.exp(-(_log_odds(q0) + shift))))
+
+
+def _through_entry(model, name: str, q0: float, ti: int, slope: np.ndarray, intercept: np.ndarray, evidence_line: tuple[float, float]) -> dict:
+    """Return the row of a parameter that moves one table entry: its exact interval, found in the entry (lines in q) and mapped back."""
+    lo, hi = _domain(model, name)
+    q_lo, q_hi = _parameter_to_entry(model, name, q0, lo), _parameter_to_entry(model, name, q0, hi)
+    lower, upper, below, above = _exact_interval(model.causes, ti, q0, q_lo, q_hi, slope, intercept, evidence_line)
+    value = model.spec.value(name)
+    # the ends mapped back (monotone increasing), clipped to the domain and around the value against rounding
+    lower = lo if below is None else min(max(_entry_to_parameter(model, name, q0, lower), lo), value)
+    upper = hi if above is None else max(min(_entry_to_parameter(model, name, q0, upper), hi), value)
+    return _row(model, name, lower, upper, below, above, "exact through the table entry")
 
 
 def _searched_intervals(model, evidence, names: Sequence[str], ti: int, points: int) -> dict[str, dict]:
@@ -909,19 +1088,27 @@ def _inverse_cdf(fitted: pd.DataFrame, u: np.ndarray) -> dict[str, np.ndarray]:
     return values
 
 
-def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _draw(model, fitted: pd.DataFrame, rng: np.random.Generator, n: int, positions: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """``n`` draws of every fitted parameter, straight from numpy's samplers, column after column; groups renormalised.
 
     ``Generator.beta`` and ``Generator.lognormal`` draw from the fitted
     distributions directly (about 30 times faster than the inverse CDF of
-    uniforms, which :func:`sobol` needs for its design).
+    uniforms, which :func:`sobol` needs for its design). Each parameter has
+    its own stream, seeded by one number drawn from ``rng`` and the
+    parameter's position among those considered (``positions``, by default
+    its row in ``fitted``): its draws do not depend on which other
+    parameters are drawn, nor on their ranges, so that drawing only the
+    parameters that can change a posterior (:func:`monte_carlo`) gives them
+    the numbers that drawing them all (``distributed.monte_carlo``) gives.
     """
+    key = int(rng.integers(2**63 - 1))
     values: dict[str, np.ndarray] = {}
-    for name, family, one, two in zip(fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True):
+    rows = zip(range(len(fitted)) if positions is None else positions, fitted.index, fitted["family"], fitted["shape_1"], fitted["shape_2"], strict=True)
+    for position, name, family, one, two in rows:
         if family == "beta":
-            values[name] = rng.beta(one, two, n)
+            values[name] = np.random.default_rng([key, int(position)]).beta(one, two, n)
         elif family == "lognormal":
-            values[name] = rng.lognormal(one, two, n)
+            values[name] = np.random.default_rng([key, int(position)]).lognormal(one, two, n)
         else:
             values[name] = np.full(n, float(one))
     return _renormalised(model, values)
@@ -971,22 +1158,34 @@ def _progress_bar() -> type:
 
 def _batched_evaluate(model, evidence, values: Mapping[str, np.ndarray], progress: bool | None, chunk: int = 2048) -> np.ndarray:
     """evaluate() in chunks of parameter sets, with an optional tqdm progress bar."""
+    values = _value_arrays(values)
+    _check_values(model, values)  # once for every chunk; the evidence is encoded once too
+    lam, index = _encode(model, evidence)
+    tables = _needed_tables(model, lam, model.causes)
     n = len(next(iter(values.values())))
     starts: Iterable[int] = range(0, n, chunk)
     if progress is not False and n > chunk:
         tqdm = _progress_bar()
         starts = tqdm(starts, total=math.ceil(n / chunk), unit="chunk", disable=None if progress is None else not progress, desc="parameter sets")
-    parts = [evaluate(model, evidence, {k: v[s : s + chunk] for k, v in values.items()})[0] for s in starts]
+    parts = [_posteriors(model, lam, index, tables({k: v[s : s + chunk] for k, v in values.items()}), model.causes, "raise")[0] for s in starts]
     return np.concatenate(parts, axis=0)
 
 
 def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator | None = None, *, parameters: Sequence[str] | None = None, progress: bool | None = None) -> pd.DataFrame:
     """Posterior uncertainty from the uncertainty of the priors.
 
-    Every parameter (or those named) is drawn ``n`` times from its fitted
-    distribution (:func:`fit_distributions`) with numpy's ``Generator.beta``
-    and ``Generator.lognormal`` (one parameter after another, ``n`` draws
-    each); all draws are evaluated in batches.
+    Every parameter (or those named) that can change these patients'
+    posteriors is drawn ``n`` times from its fitted distribution
+    (:func:`fit_distributions`) with numpy's ``Generator.beta`` and
+    ``Generator.lognormal`` (``n`` draws each, every parameter from its own
+    stream of the seed); all draws are evaluated in batches. The parameters
+    that cannot change a posterior (the links and leak of a finding nobody
+    observed, the prior of a context variable every patient has observed, a
+    baseline for a time window no patient is in, ...) keep their values: the
+    posteriors, and so every number returned, have the same distribution as
+    with every parameter drawn, at a fraction of the cost; and since each
+    parameter has its own stream, the numbers are those of drawing them all
+    (as ``distributed.monte_carlo`` does), up to rounding.
 
     Parameters
     ----------
@@ -1010,7 +1209,9 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
         Per cause (index ``cause``; with several patients a MultiIndex
         ``patient``, ``cause``): ``posterior`` at the current values, ``mean``,
         ``median``, ``q05``, ``q95`` and ``probability_first`` (share of draws
-        in which the cause ranks first).
+        in which the cause ranks first). ``attrs`` hold ``n``, ``parameters``
+        (how many were considered) and ``drawn`` (how many of them could
+        change a posterior, and were drawn).
 
     Raises
     ------
@@ -1031,15 +1232,22 @@ def monte_carlo(model, evidence, n: int = 2000, seed: int | np.random.Generator 
     names = _parameter_names(model, parameters)
     # the draws (n per parameter) and the posteriors (n per patient and cause) are held at once
     check_budget(_FLOAT * n * (len(names) + 2 * rows * len(model.causes)), model.network.memory_budget, f"monte_carlo with n={count_text(n)} draws of {len(names)} parameters")
-    fitted = fit_distributions(model, names)
-    values = _draw(model, fitted, rng, n)
-    present = _batched_evaluate(model, evidence, values, progress)  # (n, rows, causes)
+    # only the parameters that can change a posterior of these patients are drawn (exact in distribution: the
+    # posteriors, all that is returned, do not depend on the others' values); the others keep their values
+    relevant = _relevant(model, _encode(model, evidence)[0], model.causes)
+    chosen = [name for name in names if name in relevant]
     current, _ = evaluate(model, evidence, {})
+    if not chosen:
+        present = np.broadcast_to(current, (n, *current.shape[1:]))
+    else:
+        position = {name: i for i, name in enumerate(names)}  # each parameter's stream, as when all are drawn
+        drawn = fit_distributions(model, chosen)
+        present = _batched_evaluate(model, evidence, _draw(model, drawn, rng, n, [position[name] for name in drawn.index]), progress)  # (n, rows, causes)
     if isinstance(evidence, pd.DataFrame):
         out = cohort_summary(model, present, current[0], evidence.index)
     else:
         out = cohort_summary(model, present, current[0], pd.Index([0])).droplevel("patient").sort_values("mean", ascending=False)
-    out.attrs.update(n=n, parameters=len(fitted))
+    out.attrs.update(n=n, parameters=len(names), drawn=len(chosen))
     return out
 
 
@@ -1105,8 +1313,10 @@ def sobol(
     with the same seed), the inverse CDFs applied to the base matrices only.
     Costs ``n * (d + 2)`` exact evaluations for ``d`` parameters, in batches
     of ``n``; each cross-sampled batch rebuilds only the table its parameter
-    enters, and one whose parameter no posterior reads (the table of a
-    finding not observed) is not evaluated.
+    enters, and one whose parameter cannot change the patient's posteriors
+    (the table of a finding not observed, the prior of an observed context
+    variable, ...: see :func:`monte_carlo`) is not evaluated (its outputs
+    are the base sample's, and its indices 0).
 
     Needs SALib, the ``sensitivity`` extra: ``pip install "postfusion-bayes[sensitivity]"``.
 
@@ -1203,8 +1413,9 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     The parameters of AB_i are A's except for parameter i, drawn from B, and
     its distribution's other entries (renormalised): all in the one table
     that parameter i enters. So A's tables are built once and each AB_i
-    batch rebuilds that one table; where no posterior reads it (an
-    unobserved finding's table), AB_i's outputs are A's.
+    batch rebuilds that one table; where no posterior depends on parameter i
+    (:func:`_relevant`: an unobserved finding's table, an observed context
+    variable's prior, ...), AB_i's outputs are A's.
     """
     n, d = a.shape
     names = list(fitted.index)
@@ -1214,14 +1425,14 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     lam, index = _encode(model, evidence)
     targets = model.causes
     barren, owners = _barren(model, lam, targets), table_parameters(spec)
+    relevant = _relevant(model, lam, targets)
     groups = _groups(model)
     by_table: dict[str, list[str]] = {}
     for name in spec.parameters:
         by_table.setdefault(owners[name], []).append(name)
 
-    def tables_of(values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray | NoisyOr | Mixture]:
-        needed = {k: v for k, v in values.items() if owners[k] not in barren}
-        return changed_tables(spec, needed or dict(values))
+    fixed = _fixed_context(model, lam)
+    tables_of = _needed_tables(model, lam, targets)
 
     tables_a = tables_of(values_a)
     y = np.empty((n, d + 2))
@@ -1234,11 +1445,11 @@ def _saltelli_outputs(model, evidence, fitted: pd.DataFrame, a: np.ndarray, b: n
     for i in steps:
         name = names[i]
         table = owners[name]
-        if table in barren or table not in tables_a:
+        if table in barren or table not in tables_a or name not in relevant:  # no posterior depends on it: AB_i's outputs are A's
             y[:, 1 + i] = y[:, 0]
             continue
         group = {m: (raw_b[m] if m == name else raw_a[m]) for m in groups.get(name, [name]) if m in raw_a}
         crossed = {**{m: values_a[m] for m in by_table[table] if m in values_a}, **_renormalised(model, group)}
-        tables = {**tables_a, **changed_tables(spec, crossed)}
+        tables = {**tables_a, **changed_tables(spec, crossed, fixed=fixed)}
         y[:, 1 + i] = _posteriors(model, lam, index, tables, targets, "raise")[0][:, 0, ti]
     return y.reshape(-1)

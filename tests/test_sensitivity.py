@@ -135,8 +135,28 @@ def test_rank_robustness_endpoints_are_where_the_top_cause_changes(parameter):
 def test_rank_robustness_covers_every_parameter():
     table = sa.rank_robustness(MODEL, FULL_PATIENT)
     assert len(table) == len(PARAMETERS)
-    assert set(table["method"]) == {"exact", "grid and bisection"}
+    # the context observed: every odds ratio and baseline moves one table entry, in which the posteriors are linear-fractional
+    assert set(table["method"]) == {"exact", "exact through the table entry", "no effect"}
     assert ((table["lower"] <= table["value"]) & (table["value"] <= table["upper"])).all()
+    assert set(sa.rank_robustness(MODEL, PATIENT)["method"]) == {"exact", "grid and bisection", "no effect"}  # the context partly unobserved
+
+
+@pytest.mark.parametrize("evidence", [FULL_PATIENT, {**FULL_PATIENT, "smoker": False, "time_since_surgery": "6_to_24_months", "surgical_approach": "lateral"}])
+def test_rank_robustness_through_the_table_entry_equals_grid_and_bisection(evidence):
+    table = sa.rank_robustness(MODEL, evidence)
+    through = table[table["method"] == "exact through the table entry"]
+    assert len(through) >= 10
+    ti = MODEL.causes.index(table.attrs["top"])
+    searched = sa._searched_intervals(MODEL, evidence, list(through.index), ti, 101)
+    for name, row in through.iterrows():
+        for end in ("lower", "upper"):
+            assert row[end] == pytest.approx(searched[name][end], rel=1e-9, abs=1e-12)
+        assert (row["cause_below"], row["cause_above"]) == (searched[name]["cause_below"], searched[name]["cause_above"])
+    # a parameter of no effect: the grid finds no cause taking over anywhere in its domain
+    none = list(table.index[table["method"] == "no effect"][::25])
+    for name, row in sa._searched_intervals(MODEL, evidence, none, ti, 11).items():
+        assert (row["cause_below"], row["cause_above"], row["lower"], row["upper"]) == (None, None, row["domain_low"], row["domain_high"])
+        assert (table.loc[name, "lower"], table.loc[name, "upper"]) == (row["domain_low"], row["domain_high"])
 
 
 # ------------------------------------------------------------------ toy network with known answers
@@ -583,3 +603,85 @@ def test_monte_carlo_draws_follow_the_fitted_distributions():
     for k, cause in enumerate(MODEL.causes):
         assert table.loc[cause, "mean"] == pytest.approx(present[:, k].mean(), rel=1e-12)
         assert table.loc[cause, "q95"] == pytest.approx(np.quantile(present[:, k], 0.95), rel=1e-12)
+
+
+# ------------------------------------------------------------------ parameters that cannot change a patient's posteriors
+
+_SOFT_PATIENT = {**FULL_PATIENT, "smoker": {"yes": 0.7, "no": 0.2}, "back_pain": {"yes": 0.9, "no": 0.4}}
+_CAUSE_OBSERVED = {"time_since_surgery": "over_2_years", "onset": "late_after_good_result", "radicular_pain": True, TARGET: "absent"}
+
+
+@pytest.mark.parametrize("evidence", [PATIENT, FULL_PATIENT, _SOFT_PATIENT, _CAUSE_OBSERVED, {}], ids=["patient", "full", "soft", "cause", "none"])
+def test_parameters_said_not_to_matter_leave_every_posterior_unchanged(evidence):
+    lam, _ = sa._encode(MODEL, evidence)
+    relevant = sa._relevant(MODEL, lam, MODEL.causes)
+    others = [name for name in PARAMETERS if name not in relevant]
+    # every one of them moved at once, to values drawn over their whole ranges (distributions stay distributions)
+    drawn = sa._draw(MODEL, sa.fit_distributions(MODEL, others), np.random.default_rng(3), 4) if others else {}
+    present = sa.evaluate(MODEL, evidence, drawn)[0] if drawn else sa.evaluate(MODEL, evidence, {})[0]
+    now = np.array([MODEL.diagnose(evidence).posterior[c] for c in MODEL.causes])
+    np.testing.assert_allclose(present[:, 0, :], np.broadcast_to(now, (present.shape[0], len(now))), rtol=0, atol=1e-12)
+    if evidence is FULL_PATIENT:  # the context observed: its priors cancel, and so do the baselines of the other time windows
+        assert not any(name.startswith("context.") for name in relevant)
+        assert "causes.adjacent_segment_disease.baseline.under_6_weeks" not in relevant
+        assert "causes.adjacent_segment_disease.baseline.over_2_years" in relevant
+    if evidence is _SOFT_PATIENT:  # soft evidence on smoking leaves both of its states possible
+        assert "causes.adjacent_segment_disease.odds_ratios.smoker" in relevant
+        assert any(name.startswith("context.smoker") for name in relevant)
+    assert "findings.radicular_pain.leak" in relevant or "radicular_pain" not in evidence
+    if not evidence:  # nothing observed: every finding's numbers are barren, every cause's prior counts
+        assert not any(name.startswith("findings.") for name in relevant)
+        assert all(name in relevant for name in PARAMETERS if name.startswith(("causes.", "context.")))
+
+
+def test_monte_carlo_result_does_not_depend_on_the_range_of_a_parameter_that_cannot_change_it():
+    import dataclasses
+    from types import MappingProxyType
+
+    barren = "findings.back_pain.leak"  # back pain is not observed for PATIENT: its numbers never reach a posterior
+    assert "back_pain" not in PATIENT
+    p = MODEL.spec.parameters[barren]
+    wider = dataclasses.replace(p, low=min(p.value, 0.01), high=max(p.value, 0.9))
+    spec = dataclasses.replace(MODEL.spec, parameters=MappingProxyType({**MODEL.spec.parameters, barren: wider}))
+    other = pfb.Model(spec)
+    a = sa.monte_carlo(MODEL, PATIENT, n=200, seed=11)
+    b = sa.monte_carlo(other, PATIENT, n=200, seed=11)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.attrs["drawn"] < a.attrs["parameters"] == len(PARAMETERS)
+
+
+@settings(max_examples=10)
+@given(n_sets=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), which=st.lists(st.booleans(), min_size=9, max_size=9))
+def test_cause_tables_at_fixed_context_equal_the_full_tables_there(n_sets, seed, which):
+    """changed_tables(fixed=...): the causes' tables hold the full tables' bits at the fixed states, repeated elsewhere."""
+    from postfusion_bayes.cpts import changed_tables
+
+    rng = np.random.default_rng(seed)
+    spec = MODEL.spec
+    names = [n for n in PARAMETERS if n.startswith("causes.")]
+    values = {n: rng.uniform(spec.parameters[n].low, spec.parameters[n].high, n_sets) for n in names}
+    context = spec.names("context")
+    fixed = {v: int(rng.integers(len(spec.variables[v].states))) for v, keep in zip(context, which, strict=False) if keep}
+    full, cut = changed_tables(spec, values), changed_tables(spec, values, fixed=fixed)
+    assert set(full) == set(cut) == set(spec.cause_priors)
+    for cause, table in full.items():
+        parents = MODEL.tables.parents[cause]
+        assert cut[cause].shape == table.shape
+        at = (slice(None), *(slice(fixed[p], fixed[p] + 1) if p in fixed else slice(None) for p in parents))
+        np.testing.assert_array_equal(cut[cause][at], table[at])
+        # elsewhere the numbers at the fixed states repeat (a valid table, read by no query with this evidence)
+        np.testing.assert_array_equal(cut[cause], np.broadcast_to(table[at], table.shape))
+
+
+@pytest.mark.parametrize("evidence", [FULL_PATIENT, _SOFT_PATIENT])
+def test_monte_carlo_drawing_what_can_matter_gives_the_numbers_of_drawing_everything(evidence):
+    """Each parameter has its own stream: the parameters drawn get the numbers that drawing them all gives, and the rest change nothing."""
+    table = sa.monte_carlo(MODEL, evidence, n=300, seed=5)
+    assert table.attrs["drawn"] < len(PARAMETERS)
+    everything = sa._draw(MODEL, sa.fit_distributions(MODEL), np.random.default_rng(5), 300)
+    assert len(everything) == len(PARAMETERS)
+    present = sa.evaluate(MODEL, evidence, everything)[0][:, 0, :]
+    for k, cause in enumerate(MODEL.causes):
+        assert table.loc[cause, "mean"] == pytest.approx(present[:, k].mean(), rel=0, abs=1e-12)
+        assert table.loc[cause, "q95"] == pytest.approx(np.quantile(present[:, k], 0.95), rel=0, abs=1e-12)
+        assert table.loc[cause, "probability_first"] == (present.argmax(axis=1) == k).mean()
