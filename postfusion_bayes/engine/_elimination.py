@@ -90,6 +90,9 @@ _DIRECT_EINSUM_SIZE = 2_000
 #: numpy's einsum takes at most 64 operands in one call (fewer with many letters); beyond this, contract pairwise.
 _DIRECT_EINSUM_OPERANDS = 24
 _MAX_CACHED_PATHS = 4_096
+#: With one row and one parameter set, a message is rescaled only when its largest entry leaves this range (see
+#: ``EliminationPlan._run_one``): products of a few dozen such messages stay far from float64's limits.
+_KEEP_LOW, _KEEP_HIGH = 2.0**-32, 2.0**32
 
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
 _Ref = tuple[str, object]
@@ -185,6 +188,8 @@ class EliminationPlan:
         for name in self.observed:
             arrays[("likelihood", name)] = likelihoods[name].astype(dtype, copy=False)
 
+        if n_sets * n_rows == 1 and dtype == np.float64:
+            return self._run_one(arrays)
         log_evidence = np.zeros((n_sets, n_rows), dtype=dtype)
         marginals = {}
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,6 +210,32 @@ class EliminationPlan:
                 marginals[name] = np.broadcast_to(marginal, (n_sets, n_rows, marginal.shape[-1])).astype(np.float64)
         return marginals, log_evidence.astype(np.float64)
 
+    def _run_one(self, arrays: dict[_Ref, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Run the plan for one parameter set and one row, in float64, with scalar scales.
+
+        A message is divided by its largest entry only when that entry leaves
+        ``[_KEEP_LOW, _KEEP_HIGH]``: the other messages keep their own scale,
+        which the messages with no variable left (the factors of
+        ``P(evidence)``) then carry. This is exact (fewer roundings, not
+        more); a product that still underflows makes the row look impossible,
+        and the caller recomputes such rows in extended precision.
+        """
+        log_evidence = 0.0
+        marginals = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for index, bucket in enumerate(self._buckets):
+                message, log_scale = _rescale_one(self._contract(bucket.upward, arrays, 1), bucket.upward)
+                arrays[("up", index)] = message
+                log_evidence += log_scale
+            for index, contraction in self._downward:
+                arrays[("down", index)], _ = _rescale_one(self._contract(contraction, arrays, 1), contraction)
+            possible = log_evidence > -math.inf
+            for name, contraction in self._marginals:
+                unnormalised = self._contract(contraction, arrays, 1).reshape(1, 1, -1)
+                total = float(unnormalised.sum())
+                marginals[name] = unnormalised / total if possible and total > 0 else np.full(unnormalised.shape, np.nan)
+        return marginals, np.full((1, 1), log_evidence)
+
     def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
         """Run one contraction: one einsum, optimised with a cached path when it is big."""
         operands = [arrays[ref] for ref in contraction.operands]
@@ -214,13 +245,15 @@ class EliminationPlan:
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
-            path = self._paths.get(key)
-            if path is None:
-                path = np.einsum_path(contraction.subscripts, *operands, optimize="greedy")[0]
+            steps = self._paths.get(key)
+            if steps is None:
+                steps = _pairwise_steps(contraction.subscripts, operands)
                 if len(self._paths) >= _MAX_CACHED_PATHS:  # many different row counts: start over
                     self._paths.clear()
-                self._paths[key] = path
-            result = np.einsum(contraction.subscripts, *operands, optimize=path)
+                self._paths[key] = steps
+            for subscripts, picks in steps:
+                operands.append(np.einsum(subscripts, *[operands[i] for i in picks]))
+            result = operands[-1]
         if contraction.constant_axes:
             result = np.expand_dims(result, contraction.constant_axes)
             n_batch = result.ndim - len(contraction.output_cards)
@@ -487,6 +520,46 @@ def _contraction(
     )
 
 
+def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Split a many-operand einsum into numpy's greedy sequence of pairwise einsums, worked out once.
+
+    Each step is ``(subscripts, operand positions)``: it reads operands (the
+    inputs, then the results of earlier steps, numbered in turn) and its
+    result is appended after them; the last step gives the output. Running
+    the steps with plain ``np.einsum`` skips the parsing and path search that
+    ``np.einsum(..., optimize=path)`` repeats on every call.
+
+    Examples
+    --------
+    >>> ops = [np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 5))]
+    >>> steps = _pairwise_steps("ij,jk,kl->il", ops)
+    >>> len(steps), steps[-1][0].endswith("->il")
+    (2, True)
+    >>> for sub, picks in steps:
+    ...     ops.append(np.einsum(sub, *[ops[i] for i in picks]))
+    >>> bool(np.allclose(ops[-1], np.einsum("ij,jk,kl->il", *ops[:3])))
+    True
+    """
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    ids = list(range(len(terms)))
+    path = np.einsum_path(subscripts, *operands, optimize="greedy")[0][1:]
+    steps = []
+    for k, pair in enumerate(path):
+        picked = sorted(pair, reverse=True)
+        picked_terms = [terms.pop(i) for i in picked]
+        picked_ids = tuple(ids.pop(i) for i in picked)
+        if k == len(path) - 1:
+            result = output
+        else:
+            keep = set("".join(terms)) | set(output)
+            result = "".join(dict.fromkeys(c for t in picked_terms for c in t if c in keep))
+        steps.append((",".join(picked_terms) + "->" + result, picked_ids))
+        terms.append(result)
+        ids.append(len(operands) + k)
+    return tuple(steps)
+
+
 def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, np.ndarray]:
     """Divide by the max over variable axes per batch entry; return it and the log of the max.
 
@@ -502,6 +575,22 @@ def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray,
         scaled = np.where(scale > 0, 1.0, 0.0)
     batch_shape = scale.shape[: values.ndim - len(contraction.output)]
     return scaled, _batch_layout(np.log(scale.reshape(batch_shape)), contraction)
+
+
+def _rescale_one(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, float]:
+    """For one row and set: divide by the largest entry only if it leaves ``[_KEEP_LOW, _KEEP_HIGH]``; return the log divided out.
+
+    A message with no variable left becomes 1 (0 if it is 0) and its log is
+    returned; a zero largest entry gives ``-inf`` (impossible evidence).
+    """
+    top = float(values.max())
+    if not contraction.output:
+        return (np.ones(values.shape) if top > 0 else np.zeros(values.shape)), (math.log(top) if top > 0 else -math.inf)
+    if _KEEP_LOW <= top <= _KEEP_HIGH:
+        return values, 0.0
+    if top > 0:
+        return values / top, math.log(top)
+    return values, -math.inf
 
 
 def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:
