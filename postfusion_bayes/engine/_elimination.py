@@ -69,6 +69,7 @@ from __future__ import annotations
 import functools
 import math
 import string
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -352,11 +353,18 @@ def compile_plan(tables: NetworkTables, observed: Iterable[str], targets: Sequen
     -------
     EliminationPlan
     """
-    structure: _Structure = tuple(
-        (name, tables.parents[name], tables.cardinality(name), tables.cpts[name].ndim == len(tables.parents[name]) + 2)
-        for name in tables.variables
-    )
+    structure = _STRUCTURES.get(tables)
+    if structure is None:
+        structure = _STRUCTURES[tables] = tuple(
+            (name, tables.parents[name], tables.cardinality(name), tables.cpts[name].ndim == len(tables.parents[name]) + 2)
+            for name in tables.variables
+        )
     return _compile(structure, frozenset(observed), tuple(dict.fromkeys(targets)))
+
+
+#: A pure memo of each network's structure (names, parents, cardinalities, which tables are batched), the key of the
+#: plan cache: ``NetworkTables`` is immutable, so the entry cannot change an answer, and it goes with its network.
+_STRUCTURES: weakref.WeakKeyDictionary[NetworkTables, _Structure] = weakref.WeakKeyDictionary()
 
 
 def _check_likelihoods(
@@ -380,9 +388,12 @@ def _check_likelihoods(
             n_rows = array.shape[0]
         elif array.shape[0] != n_rows:
             raise EvidenceError(f"likelihood of {name!r} has {array.shape[0]} rows, other variables have {n_rows}")
-        if not np.all(np.isfinite(array)) or (array.size and array.min() < 0):
+        if not array.size:
+            continue  # no rows: nothing observed
+        low, high = float(array.min()), float(array.max())
+        if not (low >= 0 and high < math.inf):  # also catches NaN
             raise EvidenceError(f"likelihood of {name!r} has negative or non-finite entries")
-        if not np.all(array == 1.0):
+        if not low == high == 1.0:
             arrays[name] = array
     return arrays, (1 if n_rows is None else n_rows)
 

@@ -347,6 +347,19 @@ class CompiledNetwork:
         """
         if not isinstance(evidence, pd.DataFrame):
             raise EvidenceError(f"evidence must be a pandas DataFrame (one row per case), got {type(evidence).__name__}")
+        if len(evidence) == 1 and not likelihood and evidence.columns.is_unique:
+            # one row of hard evidence (one patient): its cells read one by one (converting whole columns costs more),
+            # kept as a row of codes; anything else (an unknown name or state) goes the general way, which names it
+            hard: dict[str, str] = {}
+            for j, column in enumerate(evidence.columns):
+                lookup = self._state_index.get(column)
+                value = evidence.iat[0, j]
+                if lookup is None or not (value in lookup if isinstance(value, str) else pd.api.types.is_scalar(value) and pd.isna(value)):
+                    break
+                if isinstance(value, str):
+                    hard[str(column)] = value
+            else:
+                return EncodedEvidence.one(self._state_index, hard)
         codes: dict[str, np.ndarray] = {}
         cells = evidence.to_numpy(dtype=object) if len(evidence) <= 16 else None  # a few rows: read the cells once
         for j, column in enumerate(evidence.columns):
@@ -990,7 +1003,8 @@ class CompiledNetwork:
         """
         encoded = self.encode(evidence, likelihood)
         if targets is None:
-            targets = [v for v in self.variables if v not in encoded.codes]
+            hard = encoded.row if encoded.row is not None else encoded.codes
+            targets = [v for v in self.variables if v not in hard]
         result = self.query(encoded, list(targets), parameters=parameters)
         n_sets = result.log_evidence.shape[0]
         self._impossible(result.log_evidence, evidence.index, n_sets)
