@@ -1048,3 +1048,52 @@ def test_posterior_codes_equal_posteriors(strategy, ours):
         for t in targets:
             np.testing.assert_allclose(marginals[t], expected[t].to_numpy(), rtol=0, atol=SAME, err_msg=t)
         np.testing.assert_allclose(log_p, compiled.evidence_probability(evidence, log=True).to_numpy(), rtol=0, atol=SAME)
+
+
+# ------------------------------------------------------------------------------ one row of evidence
+
+
+def test_one_row_of_evidence_encodes_as_that_row_of_a_longer_frame(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    second = {"time_since_surgery": "under_6_weeks", "radicular_pain": "no", "fever": "yes", "smoker": "no"}
+    rows = [
+        {"time_since_surgery": "over_2_years", "radicular_pain": "yes", "fever": None, "smoker": np.nan},
+        {"time_since_surgery": "over_2_years", "radicular_pain": pd.NA, "fever": None, "smoker": "yes"},
+        {"fever": None},
+    ]
+    for row in rows:
+        for dtype in (object, "string", "str"):
+            both = pd.DataFrame([row, second], index=["p1", "p2"]).astype(dtype)
+            one = both.iloc[:1]
+            expected = compiled.encode(both).rows([0])
+            encoded = compiled.encode(one)
+            observed = {k: int(v[0]) for k, v in expected.codes.items() if v[0] >= 0}
+            assert encoded.names == set(observed), (row, dtype)
+            assert {k: v.tolist() for k, v in encoded.codes.items()} == {k: [c] for k, c in observed.items()}
+            targets = ["pseudarthrosis", "smoker", "fever"]
+            one_posteriors = compiled.posteriors(one, targets)
+            both_posteriors = compiled.posteriors(both, targets)
+            for t in targets:
+                assert list(one_posteriors[t].index) == ["p1"] and list(one_posteriors[t].columns) == list(tables.states[t])
+                np.testing.assert_allclose(one_posteriors[t].to_numpy(), both_posteriors[t].to_numpy()[:1], rtol=0, atol=SAME)
+            default = compiled.posteriors(one)  # every variable without hard evidence
+            assert set(default) == set(tables.variables) - {k for k, v in row.items() if isinstance(v, str)}
+
+
+def test_one_row_of_evidence_with_an_unknown_state_or_variable_is_named(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    with pytest.raises(EvidenceError, match=r"'radicular_pain': state 'yess'.*did you mean 'yes'.*rows \['p7'\]"):
+        compiled.encode(pd.DataFrame([{"smoker": "no", "radicular_pain": "yess"}], index=["p7"]))
+    with pytest.raises(EvidenceError, match=r"'radicular_pain': state 1 .*rows \['p7'\]"):
+        compiled.posteriors(pd.DataFrame([{"radicular_pain": 1}], index=["p7"]))
+    with pytest.raises(EvidenceError, match=r"unknown variable 'smokr'.*did you mean 'smoker'"):
+        compiled.encode(pd.DataFrame([{"smokr": "no"}]))
+
+
+def test_one_row_with_a_repeated_column_keeps_the_general_rule(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    frame = pd.DataFrame([["yes", None], ["yes", "no"]], columns=["smoker", "smoker"])
+    assert compiled.encode(frame.iloc[:1]).names == compiled.encode(frame).rows([0]).names - {"smoker"}  # the last column wins

@@ -83,6 +83,7 @@ __all__ = ["EliminationPlan", "compile_plan", "eliminate"]
 # Letters for einsum subscripts: "a" is the parameter-set axis, "b" the row axis.
 _SET_AXIS = "a"
 _ROW_AXIS = "b"
+_BATCH_LETTERS = (_SET_AXIS, _ROW_AXIS)
 _VARIABLE_LETTERS = "".join(c for c in string.ascii_letters if c not in (_SET_AXIS, _ROW_AXIS))
 
 # Contractions of two operands, or with fewer entries than this (batch axes included), run as one
@@ -91,9 +92,8 @@ _DIRECT_EINSUM_SIZE = 2_000
 #: numpy's einsum takes at most 64 operands in one call (fewer with many letters); beyond this, contract pairwise.
 _DIRECT_EINSUM_OPERANDS = 24
 _MAX_CACHED_PATHS = 4_096
-#: With one row and one parameter set, a message is rescaled only when its largest entry leaves this range (see
-#: ``EliminationPlan._run_one``): products of a few dozen such messages stay far from float64's limits.
-_KEEP_LOW, _KEEP_HIGH = 2.0**-32, 2.0**32
+#: A pairwise step over more entries than this that sums variables out runs as a matrix product (see ``_Matmul``).
+_MATMUL_SIZE = 2_000
 
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
 _Ref = tuple[str, object]
@@ -212,14 +212,10 @@ class EliminationPlan:
         return marginals, log_evidence.astype(np.float64)
 
     def _run_one(self, arrays: dict[_Ref, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Run the plan for one parameter set and one row, in float64, with scalar scales.
+        """Run the plan for one parameter set and one row, in float64: :meth:`_run` with scalar scales.
 
-        A message is divided by its largest entry only when that entry leaves
-        ``[_KEEP_LOW, _KEEP_HIGH]``: the other messages keep their own scale,
-        which the messages with no variable left (the factors of
-        ``P(evidence)``) then carry. This is exact (fewer roundings, not
-        more); a product that still underflows makes the row look impossible,
-        and the caller recomputes such rows in extended precision.
+        The numbers are those of the same row in a batch, bit for bit, so that
+        a row's answer does not depend on the rows queried with it.
         """
         log_evidence = 0.0
         marginals = {}
@@ -233,8 +229,8 @@ class EliminationPlan:
             possible = log_evidence > -math.inf
             for name, contraction in self._marginals:
                 unnormalised = self._contract(contraction, arrays, 1).reshape(1, 1, -1)
-                total = float(unnormalised.sum())
-                marginals[name] = unnormalised / total if possible and total > 0 else np.full(unnormalised.shape, np.nan)
+                total = unnormalised.sum(axis=-1, keepdims=True)
+                marginals[name] = unnormalised / total if possible and total[0, 0, 0] > 0 else np.full(unnormalised.shape, np.nan)
         return marginals, np.full((1, 1), log_evidence)
 
     def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
@@ -242,7 +238,7 @@ class EliminationPlan:
         operands = [arrays[ref] for ref in contraction.operands]
         if not operands:  # a downward message from a bucket with nothing else in it
             result = np.ones(())
-        elif len(operands) <= 2 or (contraction.size * batch_size <= _DIRECT_EINSUM_SIZE and len(operands) <= _DIRECT_EINSUM_OPERANDS):
+        elif len(operands) == 1 or (contraction.size * batch_size <= _DIRECT_EINSUM_SIZE and len(operands) <= _DIRECT_EINSUM_OPERANDS):
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
@@ -252,8 +248,9 @@ class EliminationPlan:
                 if len(self._paths) >= _MAX_CACHED_PATHS:  # many different row counts: start over
                     self._paths.clear()
                 self._paths[key] = steps
-            for subscripts, picks in steps:
-                operands.append(np.einsum(subscripts, *[operands[i] for i in picks]))
+            for subscripts, picks, product in steps:
+                inputs = [operands[i] for i in picks]
+                operands.append(np.einsum(subscripts, *inputs) if product is None else product(*inputs))
             result = operands[-1]
         if contraction.constant_axes:
             result = np.expand_dims(result, contraction.constant_axes)
@@ -531,14 +528,92 @@ def _contraction(
     )
 
 
-def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """Split a many-operand einsum into numpy's greedy sequence of pairwise einsums, worked out once.
+@dataclass(frozen=True)
+class _Matmul:
+    """One pairwise contraction with summed variables as a stack of matrix products (BLAS), its layout worked out once.
 
-    Each step is ``(subscripts, operand positions)``: it reads operands (the
-    inputs, then the results of earlier steps, numbered in turn) and its
-    result is appended after them; the last step gives the output. Running
-    the steps with plain ``np.einsum`` skips the parsing and path search that
-    ``np.einsum(..., optimize=path)`` repeats on every call.
+    ``np.einsum`` without a path sums products in its own loops, which is
+    slow when the summed axes are not the innermost; numpy's optimised
+    einsum uses a matrix product but plans it again on every call. The
+    variables both operands keep, and the batch axes, index the stack, so a
+    row and a set always get a product of the same shape, however many
+    there are.
+    """
+
+    left: tuple[int, ...]
+    left_shape: tuple[int, ...]
+    right: tuple[int, ...]
+    right_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    order: tuple[int, ...]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Multiply ``a`` and ``b`` and sum the shared variables out, as the einsum would."""
+        product = np.matmul(a.transpose(self.left).reshape(self.left_shape), b.transpose(self.right).reshape(self.right_shape))
+        return product.reshape(self.shape).transpose(self.order)
+
+    @classmethod
+    def of(cls, subscripts: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...], batch_letters: Iterable[str] = ()) -> _Matmul | None:
+        """Return the product for a two-operand einsum with summed variables; None when a plain einsum does as well.
+
+        ``batch_letters`` index the stack even when only one operand has them
+        (the other is broadcast along them).
+
+        Examples
+        --------
+        >>> a, b = np.arange(24.0).reshape(2, 3, 4), np.arange(20.0).reshape(4, 5)
+        >>> step = _Matmul.of("ijk,kl->lij", a.shape, b.shape)
+        >>> bool(np.array_equal(step(a, b), np.einsum("ijk,kl->lij", a, b)))
+        True
+        >>> step = _Matmul.of("bjk,kl->lbj", a.shape, b.shape, batch_letters="b")
+        >>> bool(np.array_equal(step(a, b), np.einsum("bjk,kl->lbj", a, b)))
+        True
+        >>> _Matmul.of("ij,jk->ijk", (2, 3), (3, 4)) is None  # nothing summed
+        True
+        """
+        inputs, out = subscripts.split("->")
+        terms = inputs.split(",")
+        if len(terms) != 2:
+            return None
+        ta, tb = terms
+        size: dict[str, int] = {}
+        for term, shape in ((ta, a_shape), (tb, b_shape)):
+            for c, n in zip(term, shape, strict=True):
+                if size.setdefault(c, n) != n:
+                    return None  # broadcasting: left to einsum
+        if len(set(ta)) != len(ta) or len(set(tb)) != len(tb):
+            return None
+        stack = [c for c in out if (c in ta and c in tb) or c in batch_letters]
+        summed = [c for c in ta if c in tb and c not in out]
+        keep_a = [c for c in ta if c not in tb and c not in stack]
+        keep_b = [c for c in tb if c not in ta and c not in stack]
+        if not summed or any(c not in out for c in keep_a + keep_b):
+            return None
+        na, ns, nk = (math.prod(size[c] for c in group) for group in (keep_a, summed, keep_b))
+        letters = stack + keep_a + keep_b
+        return cls(
+            tuple(ta.index(c) for c in stack + keep_a + summed if c in ta),
+            tuple(size[c] if c in ta else 1 for c in stack) + (na, ns),
+            tuple(tb.index(c) for c in stack + summed + keep_b if c in tb),
+            tuple(size[c] if c in tb else 1 for c in stack) + (ns, nk),
+            tuple(size[c] for c in letters),
+            tuple(letters.index(c) for c in out),
+        )
+
+
+_Step = tuple[str, tuple[int, ...], "_Matmul | None"]
+
+
+def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[_Step, ...]:
+    """Split a many-operand einsum into numpy's greedy sequence of pairwise contractions, worked out once.
+
+    Each step is ``(subscripts, operand positions, product)``: it reads
+    operands (the inputs, then the results of earlier steps, numbered in turn)
+    and its result is appended after them; the last step gives the output. A
+    step that sums variables out of a large product runs as a :class:`_Matmul`
+    (``product``), the others as a plain ``np.einsum``. Both skip the parsing
+    and path search that ``np.einsum(..., optimize=path)`` repeats on every
+    call.
 
     Examples
     --------
@@ -546,16 +621,21 @@ def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[tu
     >>> steps = _pairwise_steps("ij,jk,kl->il", ops)
     >>> len(steps), steps[-1][0].endswith("->il")
     (2, True)
-    >>> for sub, picks in steps:
-    ...     ops.append(np.einsum(sub, *[ops[i] for i in picks]))
+    >>> for sub, picks, product in steps:
+    ...     inputs = [ops[i] for i in picks]
+    ...     ops.append(np.einsum(sub, *inputs) if product is None else product(*inputs))
     >>> bool(np.allclose(ops[-1], np.einsum("ij,jk,kl->il", *ops[:3])))
     True
     """
     inputs, output = subscripts.split("->")
     terms = inputs.split(",")
+    shapes = [op.shape for op in operands]
     ids = list(range(len(terms)))
-    path = np.einsum_path(subscripts, *operands, optimize="greedy")[0][1:]
-    steps = []
+    # The path and the choice of product ignore the batch axes, so that a row gets the same sums in the same order
+    # whatever the number of rows and sets (a chunked query gives the same bits as a whole one).
+    unbatched = [tuple(1 if c in _BATCH_LETTERS else n for c, n in zip(t, shape, strict=True)) for t, shape in zip(terms, shapes, strict=True)]
+    path = np.einsum_path(subscripts, *(np.broadcast_to(0.0, shape) for shape in unbatched), optimize="greedy")[0][1:]
+    steps: list[_Step] = []
     for k, pair in enumerate(path):
         picked = sorted(pair, reverse=True)
         picked_terms = [terms.pop(i) for i in picked]
@@ -565,9 +645,15 @@ def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[tu
         else:
             keep = set("".join(terms)) | set(output)
             result = "".join(dict.fromkeys(c for t in picked_terms for c in t if c in keep))
-        steps.append((",".join(picked_terms) + "->" + result, picked_ids))
+        step = ",".join(picked_terms) + "->" + result
+        sizes = {c: n for t, i in zip(picked_terms, picked_ids, strict=True) for c, n in zip(t, shapes[i], strict=True)}
+        product = None
+        if len(picked_ids) == 2 and math.prod(n for c, n in sizes.items() if c not in _BATCH_LETTERS) > _MATMUL_SIZE:
+            product = _Matmul.of(step, shapes[picked_ids[0]], shapes[picked_ids[1]], _BATCH_LETTERS)
+        steps.append((step, picked_ids, product))
         terms.append(result)
-        ids.append(len(operands) + k)
+        ids.append(len(shapes))
+        shapes.append(tuple(sizes[c] for c in result))
     return tuple(steps)
 
 
@@ -589,18 +675,12 @@ def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray,
 
 
 def _rescale_one(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, float]:
-    """For one row and set: divide by the largest entry only if it leaves ``[_KEEP_LOW, _KEEP_HIGH]``; return the log divided out.
-
-    A message with no variable left becomes 1 (0 if it is 0) and its log is
-    returned; a zero largest entry gives ``-inf`` (impossible evidence).
-    """
-    top = float(values.max())
+    """:func:`_rescale` for one row and one set, with a scalar scale (the same numbers, bit for bit)."""
+    top = values.max()
     if not contraction.output:
-        return (np.ones(values.shape) if top > 0 else np.zeros(values.shape)), (math.log(top) if top > 0 else -math.inf)
-    if _KEEP_LOW <= top <= _KEEP_HIGH:
-        return values, 0.0
+        return (np.ones(values.shape) if top > 0 else np.zeros(values.shape)), (float(np.log(top)) if top > 0 else -math.inf)
     if top > 0:
-        return values / top, math.log(top)
+        return values / top, float(np.log(top))
     return values, -math.inf
 
 
