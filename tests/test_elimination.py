@@ -398,7 +398,7 @@ def test_one_row_of_a_long_unlikely_chain_does_not_underflow():
 
 @st.composite
 def pairwise_contractions(draw):
-    """A random many-operand einsum over small axes, with batch axes "a" and "b" on some operands."""
+    """Draw a random many-operand einsum over small axes, with batch axes "a" and "b" on some operands."""
     letters = "cdefgh"
     sizes = {c: draw(st.integers(1, 5)) for c in letters} | {"a": draw(st.integers(1, 3)), "b": draw(st.integers(1, 3))}
     terms = []

@@ -353,7 +353,7 @@ class CompiledNetwork:
             hard: dict[str, str] = {}
             for j, column in enumerate(evidence.columns):
                 lookup = self._state_index.get(column)
-                value = evidence.iat[0, j]
+                value: Any = evidence.iat[0, j]
                 if lookup is None or not (value in lookup if isinstance(value, str) else pd.api.types.is_scalar(value) and pd.isna(value)):
                     break
                 if isinstance(value, str):
