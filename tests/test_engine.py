@@ -1097,3 +1097,22 @@ def test_one_row_with_a_repeated_column_keeps_the_general_rule(ours):
     compiled = compile_network(tables, strategy="elimination")
     frame = pd.DataFrame([["yes", None], ["yes", "no"]], columns=["smoker", "smoker"])
     assert compiled.encode(frame.iloc[:1]).names == compiled.encode(frame).rows([0]).names - {"smoker"}  # the last column wins
+
+
+def test_posteriors_are_the_same_frames_as_built_from_the_query(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    evidence = pd.DataFrame([{"smoker": "yes"}, {"radicular_pain": "no"}], index=pd.Index(["a", "b"], name="patient"))
+    targets = ["pseudarthrosis", "onset"]
+    root = next(v for v in tables.variables if not tables.parents[v] and tables.cardinality(v) > 1)
+    sets = {root: np.stack([tables.cpts[root], tables.cpts[root][::-1]])}
+    for parameters in (None, sets):
+        frames = compiled.posteriors(evidence, targets, parameters=parameters)
+        raw = compiled.query(compiled.encode(evidence), targets, parameters=parameters)
+        index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(2), evidence.index], names=["parameter_set", "patient"])
+        for t in targets:
+            columns = pd.Index(list(tables.states[t]), name=t, dtype=object)
+            expected = pd.DataFrame(raw.marginals[t].reshape(-1, tables.cardinality(t)), index=index, columns=columns)
+            pd.testing.assert_frame_equal(frames[t], expected, check_exact=True)
+            np.testing.assert_allclose(frames[t].sum(axis=1), 1.0, rtol=1e-12)
+            assert frames[t].loc[index[-1], tables.states[t][0]] == expected.iloc[-1, 0]

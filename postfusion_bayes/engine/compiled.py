@@ -1009,12 +1009,18 @@ class CompiledNetwork:
         n_sets = result.log_evidence.shape[0]
         self._impossible(result.log_evidence, evidence.index, n_sets)
         index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(n_sets), evidence.index], names=["parameter_set", evidence.index.name])
+        # pandas >= 3 builds a frame from one float block per target as it is (no inference, no checks: a third faster)
+        create_dataframe_from_blocks = getattr(getattr(pd.api, "internals", None), "create_dataframe_from_blocks", None)
         out = {}
         for t, marginal in result.marginals.items():
             columns = self._columns.get(t)
             if columns is None:
                 columns = self._columns[t] = pd.Index(list(self._tables.states[t]), name=t, dtype=object)
-            out[t] = pd.DataFrame(marginal.reshape(-1, marginal.shape[-1]), index=index, columns=columns, copy=False)
+            values = marginal.reshape(-1, marginal.shape[-1])
+            if create_dataframe_from_blocks is not None and values.dtype == np.float64 and len(values) == len(index):
+                out[t] = create_dataframe_from_blocks([(values.T, np.arange(values.shape[1]))], index=index, columns=columns)
+            else:
+                out[t] = pd.DataFrame(values, index=index, columns=columns, copy=False)
         return out
 
     def evidence_probability(
