@@ -214,8 +214,10 @@ class EliminationPlan:
     def _run_one(self, arrays: dict[_Ref, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Run the plan for one parameter set and one row, in float64: :meth:`_run` with scalar scales.
 
-        The numbers are those of the same row in a batch, bit for bit, so that
-        a row's answer does not depend on the rows queried with it.
+        It divides by the same scales as a batch does, so a row's answer
+        differs from its answer in a batch at most by the order of some sums
+        (a contraction small enough for one einsum at one row may not be at
+        many rows).
         """
         log_evidence = 0.0
         marginals = {}
@@ -675,7 +677,7 @@ def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray,
 
 
 def _rescale_one(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, float]:
-    """:func:`_rescale` for one row and one set, with a scalar scale (the same numbers, bit for bit)."""
+    """Rescale as :func:`_rescale` does, for one row and one set, with a scalar scale (the same divisions)."""
     top = values.max()
     if not contraction.output:
         return (np.ones(values.shape) if top > 0 else np.zeros(values.shape)), (float(np.log(top)) if top > 0 else -math.inf)
