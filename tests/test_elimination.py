@@ -350,3 +350,86 @@ def test_invalid_input_is_rejected(likelihoods, targets, error, message, load_re
     tables, _ = load_reference_network("asia")
     with pytest.raises(error, match=message):
         eliminate(tables, likelihoods, targets)
+
+
+# ------------------------------------------------------------------------------ one row, pairwise steps
+
+
+def test_one_row_at_a_time_matches_pgmpy_and_the_same_row_in_a_batch(load_reference_network):
+    # insurance has clusters of 28,800 entries: its big contractions run as pairwise steps and matrix products
+    tables, bn = load_reference_network("insurance")
+    rng = np.random.default_rng(zlib.crc32(b"one row"))
+    n_rows = 3
+    samples = forward_sample(tables, n_rows, rng)
+    observed_rows, target_rows = random_evidence_rows(tables, n_rows, rng, max_observed=8)
+    likelihoods = one_hot_evidence(tables, samples, observed_rows, n_rows)
+    targets = sorted({t for ts in target_rows for t in ts})
+    batch_marginals, batch_log_evidence = eliminate(tables, likelihoods, targets)
+    inference = variable_elimination(bn)
+    for row, (observed, row_targets) in enumerate(zip(observed_rows, target_rows, strict=True)):
+        one_row = {v: a[row : row + 1] for v, a in likelihoods.items()}
+        marginals, log_evidence = eliminate(tables, one_row, targets)
+        assert log_evidence.shape == (1, 1)
+        np.testing.assert_allclose(log_evidence[0, 0], batch_log_evidence[0, row], rtol=1e-12)
+        evidence = {v: tables.states[v][samples[v][row]] for v in observed}
+        for t in targets:
+            assert marginals[t].shape == (1, 1, tables.cardinality(t))
+            np.testing.assert_allclose(marginals[t][0, 0], batch_marginals[t][0, row], rtol=0, atol=1e-12)
+        for t in row_targets:
+            np.testing.assert_allclose(marginals[t][0, 0], pgmpy_marginal(inference, tables, t, evidence=evidence), rtol=0, atol=TOLERANCE)
+
+
+def test_one_impossible_row_alone_gets_minus_infinity_and_nan():
+    tables = _chain_with_zeros()
+    marginals, log_evidence = eliminate(tables, {"b": np.array([[0.0, 1.0]])}, ["a", "c"])
+    assert log_evidence[0, 0] == -np.inf
+    assert np.all(np.isnan(marginals["a"])) and np.all(np.isnan(marginals["c"]))
+    marginals, log_evidence = eliminate(tables, {"b": np.array([[1.0, 0.0]])}, ["a", "c"])
+    assert log_evidence[0, 0] == pytest.approx(0.0, abs=1e-15)
+    np.testing.assert_allclose(marginals["c"][0, 0], [0.7, 0.3], rtol=1e-15)
+
+
+def test_one_row_of_a_long_unlikely_chain_does_not_underflow():
+    n, rare = 400, 1e-3
+    tables = unlikely_chain(n, rare, ("0", "1"))
+    _, log_evidence = eliminate(tables, {name: np.array([[0.0, 1.0]]) for name in tables.variables}, [])
+    assert log_evidence[0, 0] == pytest.approx(n * math.log(rare), rel=1e-12)
+
+
+@st.composite
+def pairwise_contractions(draw):
+    """Draw a random many-operand einsum over small axes, with batch axes "a" and "b" on some operands."""
+    letters = "cdefgh"
+    sizes = {c: draw(st.integers(1, 5)) for c in letters} | {"a": draw(st.integers(1, 3)), "b": draw(st.integers(1, 3))}
+    terms = []
+    for _ in range(draw(st.integers(2, 5))):
+        batch = draw(st.sampled_from(["", "a", "b", "ab"]))
+        term = draw(st.lists(st.sampled_from(letters), min_size=1, max_size=4, unique=True))
+        terms.append(batch + "".join(term))
+    used = "".join(dict.fromkeys("".join(terms)))
+    kept = [c for c in used if c not in "ab" and draw(st.booleans())]
+    output = "".join(c for c in "ab" if c in used) + "".join(draw(st.permutations(kept)))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    operands = [rng.uniform(0.1, 1.0, size=tuple(sizes[c] for c in t)) for t in terms]
+    return ",".join(terms) + "->" + output, operands
+
+
+@given(pairwise_contractions())
+def test_pairwise_steps_and_matrix_products_equal_one_einsum(case):
+    from postfusion_bayes.engine import _elimination
+
+    subscripts, operands = case
+    expected = np.einsum(subscripts, *operands)
+    steps = _elimination._pairwise_steps(subscripts, operands)
+    arrays = list(operands)
+    for step, picks, _ in steps:  # as plain einsums
+        arrays.append(np.einsum(step, *[arrays[i] for i in picks]))
+    np.testing.assert_allclose(arrays[-1], expected, rtol=1e-12)
+    arrays = list(operands)
+    for step, picks, _ in steps:  # every pair that sums something out as a matrix product
+        inputs = [arrays[i] for i in picks]
+        product = _elimination._Matmul.of(step, *(a.shape for a in inputs), batch_letters="ab") if len(inputs) == 2 else None
+        arrays.append(np.einsum(step, *inputs) if product is None else product(*inputs))
+    assert arrays[-1].shape == expected.shape
+    np.testing.assert_allclose(arrays[-1], expected, rtol=1e-12)

@@ -1048,3 +1048,71 @@ def test_posterior_codes_equal_posteriors(strategy, ours):
         for t in targets:
             np.testing.assert_allclose(marginals[t], expected[t].to_numpy(), rtol=0, atol=SAME, err_msg=t)
         np.testing.assert_allclose(log_p, compiled.evidence_probability(evidence, log=True).to_numpy(), rtol=0, atol=SAME)
+
+
+# ------------------------------------------------------------------------------ one row of evidence
+
+
+def test_one_row_of_evidence_encodes_as_that_row_of_a_longer_frame(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    second = {"time_since_surgery": "under_6_weeks", "radicular_pain": "no", "fever": "yes", "smoker": "no"}
+    rows = [
+        {"time_since_surgery": "over_2_years", "radicular_pain": "yes", "fever": None, "smoker": np.nan},
+        {"time_since_surgery": "over_2_years", "radicular_pain": pd.NA, "fever": None, "smoker": "yes"},
+        {"fever": None},
+    ]
+    for row in rows:
+        for dtype in (object, "string", "str"):
+            both = pd.DataFrame([row, second], index=["p1", "p2"]).astype(dtype)
+            one = both.iloc[:1]
+            expected = compiled.encode(both).rows([0])
+            encoded = compiled.encode(one)
+            observed = {k: int(v[0]) for k, v in expected.codes.items() if v[0] >= 0}
+            assert encoded.names == set(observed), (row, dtype)
+            assert {k: v.tolist() for k, v in encoded.codes.items()} == {k: [c] for k, c in observed.items()}
+            targets = ["pseudarthrosis", "smoker", "fever"]
+            one_posteriors = compiled.posteriors(one, targets)
+            both_posteriors = compiled.posteriors(both, targets)
+            for t in targets:
+                assert list(one_posteriors[t].index) == ["p1"] and list(one_posteriors[t].columns) == list(tables.states[t])
+                np.testing.assert_allclose(one_posteriors[t].to_numpy(), both_posteriors[t].to_numpy()[:1], rtol=0, atol=SAME)
+            default = compiled.posteriors(one)  # every variable without hard evidence
+            assert set(default) == set(tables.variables) - {k for k, v in row.items() if isinstance(v, str)}
+
+
+def test_one_row_of_evidence_with_an_unknown_state_or_variable_is_named(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    with pytest.raises(EvidenceError, match=r"'radicular_pain': state 'yess'.*did you mean 'yes'.*rows \['p7'\]"):
+        compiled.encode(pd.DataFrame([{"smoker": "no", "radicular_pain": "yess"}], index=["p7"]))
+    with pytest.raises(EvidenceError, match=r"'radicular_pain': state 1 .*rows \['p7'\]"):
+        compiled.posteriors(pd.DataFrame([{"radicular_pain": 1}], index=["p7"]))
+    with pytest.raises(EvidenceError, match=r"unknown variable 'smokr'.*did you mean 'smoker'"):
+        compiled.encode(pd.DataFrame([{"smokr": "no"}]))
+
+
+def test_one_row_with_a_repeated_column_keeps_the_general_rule(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    frame = pd.DataFrame([["yes", None], ["yes", "no"]], columns=["smoker", "smoker"])
+    assert compiled.encode(frame.iloc[:1]).names == compiled.encode(frame).rows([0]).names - {"smoker"}  # the last column wins
+
+
+def test_posteriors_are_the_same_frames_as_built_from_the_query(ours):
+    tables, _ = ours
+    compiled = compile_network(tables, strategy="elimination")
+    evidence = pd.DataFrame([{"smoker": "yes"}, {"radicular_pain": "no"}], index=pd.Index(["a", "b"], name="patient"))
+    targets = ["pseudarthrosis", "onset"]
+    root = next(v for v in tables.variables if not tables.parents[v] and tables.cardinality(v) > 1)
+    sets = {root: np.stack([tables.cpts[root], tables.cpts[root][::-1]])}
+    for parameters in (None, sets):
+        frames = compiled.posteriors(evidence, targets, parameters=parameters)
+        raw = compiled.query(compiled.encode(evidence), targets, parameters=parameters)
+        index = evidence.index if parameters is None else pd.MultiIndex.from_product([range(2), evidence.index], names=["parameter_set", "patient"])
+        for t in targets:
+            columns = pd.Index(list(tables.states[t]), name=t, dtype=object)
+            expected = pd.DataFrame(raw.marginals[t].reshape(-1, tables.cardinality(t)), index=index, columns=columns)
+            pd.testing.assert_frame_equal(frames[t], expected, check_exact=True)
+            np.testing.assert_allclose(frames[t].sum(axis=1), 1.0, rtol=1e-12)
+            assert frames[t].loc[index[-1], tables.states[t][0]] == expected.iloc[-1, 0]

@@ -69,6 +69,7 @@ from __future__ import annotations
 import functools
 import math
 import string
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -82,6 +83,7 @@ __all__ = ["EliminationPlan", "compile_plan", "eliminate"]
 # Letters for einsum subscripts: "a" is the parameter-set axis, "b" the row axis.
 _SET_AXIS = "a"
 _ROW_AXIS = "b"
+_BATCH_LETTERS = (_SET_AXIS, _ROW_AXIS)
 _VARIABLE_LETTERS = "".join(c for c in string.ascii_letters if c not in (_SET_AXIS, _ROW_AXIS))
 
 # Contractions of two operands, or with fewer entries than this (batch axes included), run as one
@@ -90,6 +92,8 @@ _DIRECT_EINSUM_SIZE = 2_000
 #: numpy's einsum takes at most 64 operands in one call (fewer with many letters); beyond this, contract pairwise.
 _DIRECT_EINSUM_OPERANDS = 24
 _MAX_CACHED_PATHS = 4_096
+#: A pairwise step over more entries than this that sums variables out runs as a matrix product (see ``_Matmul``).
+_MATMUL_SIZE = 2_000
 
 # A factor reference: ("table", variable), ("likelihood", variable), ("up", bucket) or ("down", bucket).
 _Ref = tuple[str, object]
@@ -185,6 +189,8 @@ class EliminationPlan:
         for name in self.observed:
             arrays[("likelihood", name)] = likelihoods[name].astype(dtype, copy=False)
 
+        if n_sets * n_rows == 1 and dtype == np.float64:
+            return self._run_one(arrays)
         log_evidence = np.zeros((n_sets, n_rows), dtype=dtype)
         marginals = {}
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,22 +211,49 @@ class EliminationPlan:
                 marginals[name] = np.broadcast_to(marginal, (n_sets, n_rows, marginal.shape[-1])).astype(np.float64)
         return marginals, log_evidence.astype(np.float64)
 
+    def _run_one(self, arrays: dict[_Ref, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Run the plan for one parameter set and one row, in float64: :meth:`_run` with scalar scales.
+
+        It divides by the same scales as a batch does, so a row's answer
+        differs from its answer in a batch at most by the order of some sums
+        (a contraction small enough for one einsum at one row may not be at
+        many rows).
+        """
+        log_evidence = 0.0
+        marginals = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for index, bucket in enumerate(self._buckets):
+                message, log_scale = _rescale_one(self._contract(bucket.upward, arrays, 1), bucket.upward)
+                arrays[("up", index)] = message
+                log_evidence += log_scale
+            for index, contraction in self._downward:
+                arrays[("down", index)], _ = _rescale_one(self._contract(contraction, arrays, 1), contraction)
+            possible = log_evidence > -math.inf
+            for name, contraction in self._marginals:
+                unnormalised = self._contract(contraction, arrays, 1).reshape(1, 1, -1)
+                total = unnormalised.sum(axis=-1, keepdims=True)
+                marginals[name] = unnormalised / total if possible and total[0, 0, 0] > 0 else np.full(unnormalised.shape, np.nan)
+        return marginals, np.full((1, 1), log_evidence)
+
     def _contract(self, contraction: _Contraction, arrays: Mapping[_Ref, np.ndarray], batch_size: int) -> np.ndarray:
         """Run one contraction: one einsum, optimised with a cached path when it is big."""
         operands = [arrays[ref] for ref in contraction.operands]
         if not operands:  # a downward message from a bucket with nothing else in it
             result = np.ones(())
-        elif len(operands) <= 2 or (contraction.size * batch_size <= _DIRECT_EINSUM_SIZE and len(operands) <= _DIRECT_EINSUM_OPERANDS):
+        elif len(operands) == 1 or (contraction.size * batch_size <= _DIRECT_EINSUM_SIZE and len(operands) <= _DIRECT_EINSUM_OPERANDS):
             result = np.einsum(contraction.subscripts, *operands)
         else:
             key = (contraction.subscripts, tuple(op.shape for op in operands))
-            path = self._paths.get(key)
-            if path is None:
-                path = np.einsum_path(contraction.subscripts, *operands, optimize="greedy")[0]
+            steps = self._paths.get(key)
+            if steps is None:
+                steps = _pairwise_steps(contraction.subscripts, operands)
                 if len(self._paths) >= _MAX_CACHED_PATHS:  # many different row counts: start over
                     self._paths.clear()
-                self._paths[key] = path
-            result = np.einsum(contraction.subscripts, *operands, optimize=path)
+                self._paths[key] = steps
+            for subscripts, picks, product in steps:
+                inputs = [operands[i] for i in picks]
+                operands.append(np.einsum(subscripts, *inputs) if product is None else product(*inputs))
+            result = operands[-1]
         if contraction.constant_axes:
             result = np.expand_dims(result, contraction.constant_axes)
             n_batch = result.ndim - len(contraction.output_cards)
@@ -319,11 +352,18 @@ def compile_plan(tables: NetworkTables, observed: Iterable[str], targets: Sequen
     -------
     EliminationPlan
     """
-    structure: _Structure = tuple(
-        (name, tables.parents[name], tables.cardinality(name), tables.cpts[name].ndim == len(tables.parents[name]) + 2)
-        for name in tables.variables
-    )
+    structure = _STRUCTURES.get(tables)
+    if structure is None:
+        structure = _STRUCTURES[tables] = tuple(
+            (name, tables.parents[name], tables.cardinality(name), tables.cpts[name].ndim == len(tables.parents[name]) + 2)
+            for name in tables.variables
+        )
     return _compile(structure, frozenset(observed), tuple(dict.fromkeys(targets)))
+
+
+#: A pure memo of each network's structure (names, parents, cardinalities, which tables are batched), the key of the
+#: plan cache: ``NetworkTables`` is immutable, so the entry cannot change an answer, and it goes with its network.
+_STRUCTURES: weakref.WeakKeyDictionary[NetworkTables, _Structure] = weakref.WeakKeyDictionary()
 
 
 def _check_likelihoods(
@@ -347,9 +387,12 @@ def _check_likelihoods(
             n_rows = array.shape[0]
         elif array.shape[0] != n_rows:
             raise EvidenceError(f"likelihood of {name!r} has {array.shape[0]} rows, other variables have {n_rows}")
-        if not np.all(np.isfinite(array)) or (array.size and array.min() < 0):
+        if not array.size:
+            continue  # no rows: nothing observed
+        low, high = float(array.min()), float(array.max())
+        if not (low >= 0 and high < math.inf):  # also catches NaN
             raise EvidenceError(f"likelihood of {name!r} has negative or non-finite entries")
-        if not np.all(array == 1.0):
+        if not low == high == 1.0:
             arrays[name] = array
     return arrays, (1 if n_rows is None else n_rows)
 
@@ -487,6 +530,135 @@ def _contraction(
     )
 
 
+@dataclass(frozen=True)
+class _Matmul:
+    """One pairwise contraction with summed variables as a stack of matrix products (BLAS), its layout worked out once.
+
+    ``np.einsum`` without a path sums products in its own loops, which is
+    slow when the summed axes are not the innermost; numpy's optimised
+    einsum uses a matrix product but plans it again on every call. The
+    variables both operands keep, and the batch axes, index the stack, so a
+    row and a set always get a product of the same shape, however many
+    there are.
+    """
+
+    left: tuple[int, ...]
+    left_shape: tuple[int, ...]
+    right: tuple[int, ...]
+    right_shape: tuple[int, ...]
+    shape: tuple[int, ...]
+    order: tuple[int, ...]
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Multiply ``a`` and ``b`` and sum the shared variables out, as the einsum would."""
+        product = np.matmul(a.transpose(self.left).reshape(self.left_shape), b.transpose(self.right).reshape(self.right_shape))
+        return product.reshape(self.shape).transpose(self.order)
+
+    @classmethod
+    def of(cls, subscripts: str, a_shape: tuple[int, ...], b_shape: tuple[int, ...], batch_letters: Iterable[str] = ()) -> _Matmul | None:
+        """Return the product for a two-operand einsum with summed variables; None when a plain einsum does as well.
+
+        ``batch_letters`` index the stack even when only one operand has them
+        (the other is broadcast along them).
+
+        Examples
+        --------
+        >>> a, b = np.arange(24.0).reshape(2, 3, 4), np.arange(20.0).reshape(4, 5)
+        >>> step = _Matmul.of("ijk,kl->lij", a.shape, b.shape)
+        >>> bool(np.array_equal(step(a, b), np.einsum("ijk,kl->lij", a, b)))
+        True
+        >>> step = _Matmul.of("bjk,kl->lbj", a.shape, b.shape, batch_letters="b")
+        >>> bool(np.array_equal(step(a, b), np.einsum("bjk,kl->lbj", a, b)))
+        True
+        >>> _Matmul.of("ij,jk->ijk", (2, 3), (3, 4)) is None  # nothing summed
+        True
+        """
+        inputs, out = subscripts.split("->")
+        terms = inputs.split(",")
+        if len(terms) != 2:
+            return None
+        ta, tb = terms
+        size: dict[str, int] = {}
+        for term, shape in ((ta, a_shape), (tb, b_shape)):
+            for c, n in zip(term, shape, strict=True):
+                if size.setdefault(c, n) != n:
+                    return None  # broadcasting: left to einsum
+        if len(set(ta)) != len(ta) or len(set(tb)) != len(tb):
+            return None
+        stack = [c for c in out if (c in ta and c in tb) or c in batch_letters]
+        summed = [c for c in ta if c in tb and c not in out]
+        keep_a = [c for c in ta if c not in tb and c not in stack]
+        keep_b = [c for c in tb if c not in ta and c not in stack]
+        if not summed or any(c not in out for c in keep_a + keep_b):
+            return None
+        na, ns, nk = (math.prod(size[c] for c in group) for group in (keep_a, summed, keep_b))
+        letters = stack + keep_a + keep_b
+        return cls(
+            tuple(ta.index(c) for c in stack + keep_a + summed if c in ta),
+            tuple(size[c] if c in ta else 1 for c in stack) + (na, ns),
+            tuple(tb.index(c) for c in stack + summed + keep_b if c in tb),
+            tuple(size[c] if c in tb else 1 for c in stack) + (ns, nk),
+            tuple(size[c] for c in letters),
+            tuple(letters.index(c) for c in out),
+        )
+
+
+_Step = tuple[str, tuple[int, ...], "_Matmul | None"]
+
+
+def _pairwise_steps(subscripts: str, operands: Sequence[np.ndarray]) -> tuple[_Step, ...]:
+    """Split a many-operand einsum into numpy's greedy sequence of pairwise contractions, worked out once.
+
+    Each step is ``(subscripts, operand positions, product)``: it reads
+    operands (the inputs, then the results of earlier steps, numbered in turn)
+    and its result is appended after them; the last step gives the output. A
+    step that sums variables out of a large product runs as a :class:`_Matmul`
+    (``product``), the others as a plain ``np.einsum``. Both skip the parsing
+    and path search that ``np.einsum(..., optimize=path)`` repeats on every
+    call.
+
+    Examples
+    --------
+    >>> ops = [np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 5))]
+    >>> steps = _pairwise_steps("ij,jk,kl->il", ops)
+    >>> len(steps), steps[-1][0].endswith("->il")
+    (2, True)
+    >>> for sub, picks, product in steps:
+    ...     inputs = [ops[i] for i in picks]
+    ...     ops.append(np.einsum(sub, *inputs) if product is None else product(*inputs))
+    >>> bool(np.allclose(ops[-1], np.einsum("ij,jk,kl->il", *ops[:3])))
+    True
+    """
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    shapes = [op.shape for op in operands]
+    ids = list(range(len(terms)))
+    # The path and the choice of product ignore the batch axes, so that a row gets the same sums in the same order
+    # whatever the number of rows and sets (a chunked query gives the same bits as a whole one).
+    unbatched = [tuple(1 if c in _BATCH_LETTERS else n for c, n in zip(t, shape, strict=True)) for t, shape in zip(terms, shapes, strict=True)]
+    path = np.einsum_path(subscripts, *(np.broadcast_to(0.0, shape) for shape in unbatched), optimize="greedy")[0][1:]
+    steps: list[_Step] = []
+    for k, pair in enumerate(path):
+        picked = sorted(pair, reverse=True)
+        picked_terms = [terms.pop(i) for i in picked]
+        picked_ids = tuple(ids.pop(i) for i in picked)
+        if k == len(path) - 1:
+            result = output
+        else:
+            keep = set("".join(terms)) | set(output)
+            result = "".join(dict.fromkeys(c for t in picked_terms for c in t if c in keep))
+        step = ",".join(picked_terms) + "->" + result
+        sizes = {c: n for t, i in zip(picked_terms, picked_ids, strict=True) for c, n in zip(t, shapes[i], strict=True)}
+        product = None
+        if len(picked_ids) == 2 and math.prod(n for c, n in sizes.items() if c not in _BATCH_LETTERS) > _MATMUL_SIZE:
+            product = _Matmul.of(step, shapes[picked_ids[0]], shapes[picked_ids[1]], _BATCH_LETTERS)
+        steps.append((step, picked_ids, product))
+        terms.append(result)
+        ids.append(len(shapes))
+        shapes.append(tuple(sizes[c] for c in result))
+    return tuple(steps)
+
+
 def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, np.ndarray]:
     """Divide by the max over variable axes per batch entry; return it and the log of the max.
 
@@ -502,6 +674,16 @@ def _rescale(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray,
         scaled = np.where(scale > 0, 1.0, 0.0)
     batch_shape = scale.shape[: values.ndim - len(contraction.output)]
     return scaled, _batch_layout(np.log(scale.reshape(batch_shape)), contraction)
+
+
+def _rescale_one(values: np.ndarray, contraction: _Contraction) -> tuple[np.ndarray, float]:
+    """Rescale as :func:`_rescale` does, for one row and one set, with a scalar scale (the same divisions)."""
+    top = values.max()
+    if not contraction.output:
+        return (np.ones(values.shape) if top > 0 else np.zeros(values.shape)), (float(np.log(top)) if top > 0 else -math.inf)
+    if top > 0:
+        return values / top, float(np.log(top))
+    return values, -math.inf
 
 
 def _batch_layout(values: np.ndarray, contraction: _Contraction) -> np.ndarray:
