@@ -303,7 +303,10 @@ def top_configurations(
         rw = np.asarray(root_weight, dtype=float).reshape(1, 1, -1)
         K = rw.shape[-1]
         F = np.asarray(leak).size
-        lifted = [Mixture(np.asarray(m.parents), np.asarray(m.distributions, dtype=float).reshape((1, np.size(m.parents), -1)), np.asarray(m.leak, dtype=float).reshape(1, -1), np.asarray(m.likelihood, dtype=float).reshape(1, -1)) for m in mixtures]
+        lifted = [
+            Mixture(np.asarray(m.parents), np.asarray(m.distributions, dtype=float).reshape((1, np.size(m.parents), np.size(m.likelihood))), np.asarray(m.leak, dtype=float).reshape(1, -1), np.asarray(m.likelihood, dtype=float).reshape(1, -1))
+            for m in mixtures
+        ]
         result = factorised_query(rw, np.asarray(cause_given_root, dtype=float).reshape(1, K, n), np.asarray(cause_likelihood, dtype=float).reshape(1, n, 2),
                                   np.asarray(leak, dtype=float).reshape(1, F), np.asarray(links, dtype=float).reshape(1, F, n), np.asarray(finding_likelihood, dtype=float).reshape(1, F, 2),
                                   lifted, max_bytes=max_bytes)
