@@ -43,7 +43,7 @@ SMALL_BUDGET = 10 * 2**20
 
 
 def log_weights(root_weight, cause_given_root, cause_likelihood, leak, links, finding_likelihood, mixtures=()) -> tuple[np.ndarray, np.ndarray]:
-    """log P(C, e) of every configuration C, first cause most significant, and the configurations (J, n) bool.
+    """Log P(C, e) of every configuration C, first cause most significant, and the configurations (J, n) bool.
 
     Every term in log space: a finding's P(yes | C) as log(-expm1(log P(no | C))), so nothing cancels.
     """
@@ -72,7 +72,7 @@ def log_weights(root_weight, cause_given_root, cause_likelihood, leak, links, fi
 
 
 def check_against_enumeration(args: dict, k: int, result) -> None:
-    """The result's configurations are a top k of the enumeration, with their probabilities, in its order up to ties."""
+    """Check that the configurations are a top k of the enumeration, with their probabilities, in its order up to ties."""
     logw, present = log_weights(**args)
     finite = logw > -np.inf
     if not finite.any():
@@ -159,7 +159,8 @@ def test_the_stopping_rule_ends_the_search_once_the_rest_of_the_probability_cann
 
 
 def test_impossible_evidence_gives_no_configuration():
-    args = dict(root_weight=np.ones(1), cause_given_root=np.array([[0.0, 0.0]]), cause_likelihood=np.ones((2, 2)), leak=np.array([0.0]), links=np.array([[0.5, 0.5]]), finding_likelihood=np.array([[0.0, 1.0]]))
+    # no cause can be present and the leak is 0: the finding observed "yes" is impossible
+    args = dict(root_weight=np.ones(1), cause_given_root=np.zeros((1, 2)), cause_likelihood=np.ones((2, 2)), leak=np.zeros(1), links=np.full((1, 2), 0.5), finding_likelihood=np.array([[0.0, 1.0]]))
     top = top_configurations(**args, k=3)
     assert top.present.shape == (0, 2) and top.posterior.size == 0 and top.log_evidence == -math.inf
 

@@ -34,16 +34,20 @@ Bound of a partial configuration
     largest ``v_i`` of its unassigned parents (the mean of a union is at most
     the larger of the two parts' means). At ``d = n`` the bound is the weight.
 Search
-    Depth first over arrays of nodes of one depth (vectorised: no Python loop
-    per node): the array at the top of a stack is expanded one cause at a time,
-    its best ``chunk`` nodes first (the rest goes back on the stack), and a
-    child is kept only if its bound is at least the ``k``-th best complete
-    weight found so far (less a margin of :data:`MARGIN` in log units, so that
-    rounding never prunes a configuration tied with it). The search ends when
-    the stack is empty, or earlier, when the ``k``-th best found is larger than
-    all the probability not yet found (``P(e)``, known exactly from the
-    factorised sums, less the weights of every complete configuration met):
-    then no configuration not yet found can beat it.
+    Depth first over arrays of nodes (vectorised: no Python loop per node).
+    The open nodes are kept by depth; the deepest are expanded next, all of
+    that depth together, one cause at a time: at most ``chunk`` of them (the
+    best bounds first, the rest wait at their depth; a narrow first dive of
+    :data:`_DIVE` until ``k`` complete configurations are known), so that
+    each depth holds at most two chunks and the memory is bounded
+    (:func:`search_bytes`, checked against the budget). A child is kept only
+    if its bound is at least the ``k``-th best complete weight found so far,
+    less :data:`MARGIN` in log units, so that rounding never prunes a
+    configuration tied with it. The search ends when no node is left, or
+    earlier, when the ``k``-th best found is larger than all the probability
+    not yet found (``P(e)``, known within 1e-9 from the factorised sums of
+    :mod:`._noisy_or`, less the weights of every complete configuration
+    met): then no configuration not yet found can beat it.
 
 Sets whose weights agree within :data:`TIE` (relative) come in the order of
 their configuration numbers (first cause most significant), the order in which
@@ -60,7 +64,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import MemoryBudgetError, NetworkError
+from ..errors import MemoryBudgetError
 from ._noisy_or import Mixture, factorised_query
 
 __all__ = ["MARGIN", "TIE", "TopConfigurations", "search_bytes", "top_configurations"]
@@ -219,7 +223,7 @@ def _prepare(root_weight, cause_given_root, cause_likelihood, leak, links, findi
 
 
 def _order(A: np.ndarray, B: np.ndarray, E: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """The order in which causes are assigned.
+    """Return the order in which the causes are assigned.
 
     First the causes the evidence fixes (one state impossible in every root configuration: they do not
     branch), then those the expanded findings or the mixtures depend on, the strongest first (the sum of
@@ -260,7 +264,7 @@ def top_configurations(
     log_evidence: float | None = None,
     max_bytes: int = 256 * 2**20,
 ) -> TopConfigurations:
-    """The ``k`` most probable configurations of the causes given the evidence of one row, exactly.
+    """Find the ``k`` most probable configurations of the causes given the evidence of one row, exactly.
 
     Parameters
     ----------
@@ -304,7 +308,12 @@ def top_configurations(
         K = rw.shape[-1]
         F = np.asarray(leak).size
         lifted = [
-            Mixture(np.asarray(m.parents), np.asarray(m.distributions, dtype=float).reshape((1, np.size(m.parents), np.size(m.likelihood))), np.asarray(m.leak, dtype=float).reshape(1, -1), np.asarray(m.likelihood, dtype=float).reshape(1, -1))
+            Mixture(
+                np.asarray(m.parents),
+                np.asarray(m.distributions, dtype=float).reshape((1, np.size(m.parents), np.size(m.likelihood))),
+                np.asarray(m.leak, dtype=float).reshape(1, -1),
+                np.asarray(m.likelihood, dtype=float).reshape(1, -1),
+            )
             for m in mixtures
         ]
         result = factorised_query(rw, np.asarray(cause_given_root, dtype=float).reshape(1, K, n), np.asarray(cause_likelihood, dtype=float).reshape(1, n, 2),
@@ -406,7 +415,7 @@ def _search(s: _Search, n: int, k: int, log_z: float, chunk: int) -> TopConfigur
 
 
 def _deepest(levels: list[list], d: int) -> int:
-    """The deepest depth at most ``d`` with open nodes, or -1."""
+    """Return the deepest depth at most ``d`` with open nodes, or -1."""
     while d >= 0 and not levels[d]:
         d -= 1
     return d

@@ -1053,7 +1053,7 @@ class CompiledNetwork:
 
     # ---------------------------------------------------------------- most probable configurations
     def most_probable(self, evidence: EncodedEvidence, variables: Sequence[str], k: int) -> MostProbable:
-        """The ``k`` most probable joint configurations of some variables given one row of evidence, the rest summed out.
+        """Find the ``k`` most probable joint configurations of some variables given one row of evidence, the rest summed out.
 
         The method is chosen by structure and size (named in :attr:`MostProbable.method`): the joint
         query's posterior of every configuration (``"enumeration"``) while it fits the memory budget;
