@@ -142,7 +142,7 @@ def test_random_networks_give_the_enumerations_top_k(args, k):
 def test_a_small_budget_expands_fewer_nodes_at_once_and_changes_nothing(args, k):
     wide = top_configurations(**args, k=k)
     # (P(e) given: the factorised sums' own working arrays need more than the search's one node at a time)
-    narrow = top_configurations(**args, k=k, log_evidence=wide.log_evidence, max_bytes=search_bytes(len(args["cause_likelihood"]), 3, 5, 2, 1) + 8 * 4 * k)
+    narrow = top_configurations(**args, k=k, log_evidence=wide.log_evidence, max_bytes=search_bytes(len(args["cause_likelihood"]), 3, 5, 2, k, 1))
     np.testing.assert_array_equal(narrow.present, wide.present)
     np.testing.assert_allclose(narrow.posterior, wide.posterior, rtol=1e-12)
 
@@ -263,3 +263,24 @@ def test_the_search_is_the_method_named_when_the_joint_does_not_fit(monkeypatch)
     evidence = encoded(MODEL.network, *PATIENTS["onset only"])
     assert MODEL.network.most_probable(evidence, CAUSES, 2).method == "enumeration" and not calls
     assert MODEL.network.with_memory_budget(SMALL_BUDGET).most_probable(evidence, CAUSES, 2).method == "branch and bound" and calls
+
+
+def test_the_search_stays_within_a_small_budget_at_twenty_four_causes():
+    """Measured as the engine promises: the peak traced allocation of the query (P(e) and the search), its input excluded."""
+    import tracemalloc
+
+    spec = bench_networks.network_spec(8)
+    budget = 2 * 2**20
+    net = pfb.Model(spec).network.with_memory_budget(budget)
+    patient = bench_networks.patients(spec, "typical", 1, seed=524)[0]
+    evidence = EncodedEvidence.from_rows(net.states, [patient.hard], [patient.soft])
+    causes = net.layers["middle"]
+    net.most_probable(evidence, causes, 3)  # (module-level memos made outside the measure)
+    tracemalloc.start()
+    try:
+        top = net.most_probable(evidence, causes, 3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert top.method == "branch and bound" and len(top.posterior) == 3
+    assert peak <= budget, f"peak {peak / 2**20:.1f} MB"

@@ -111,13 +111,17 @@ class TopConfigurations:
     stop: str
 
 
-def search_bytes(n: int, K: int, m: int, n_mixtures: int, chunk: int = 1) -> int:
-    """Peak bytes of the search with ``chunk`` nodes expanded at once (the stack holds at most two chunks per depth).
+def search_bytes(n: int, K: int, m: int, n_mixtures: int, k: int, chunk: int = 1) -> int:
+    """Peak bytes of the search for the ``k`` best with ``chunk`` nodes expanded at once.
 
-    ``n`` causes, ``K`` root configurations, ``m`` expanded findings, ``n_mixtures`` observed mixtures.
+    ``n`` causes, ``K`` root configurations, ``m`` expanded findings, ``n_mixtures`` observed mixtures. Each
+    depth holds at most two chunks of nodes, an expansion makes two chunks of children and a few arrays of
+    their size, and the complete configurations kept (the ``k`` best, their ties, and one expansion's) are
+    copied once when new ones join them.
     """
-    per_node = _FLOAT * (K + m + 2 * n_mixtures + 2) + n
-    return per_node * chunk * 2 * (n + 6)
+    node = _FLOAT * (K + 1 + m + 2 * n_mixtures + n)
+    kept = _FLOAT * (n + 1) * (k + 2 * chunk)
+    return node * chunk * 2 * (n + 6) + 2 * kept
 
 
 @dataclass(frozen=True)
@@ -324,9 +328,9 @@ def top_configurations(
         return TopConfigurations(np.zeros((0, n), dtype=bool), np.zeros(0), np.zeros(0), -math.inf, 0, "exhausted")
     K, m, X = s.W.size, s.aN.size, s.L.size
     chunk = _CHUNK
-    while chunk > 1 and search_bytes(n, K, m, X, chunk) + _FLOAT * 4 * k > max_bytes:
+    while chunk > 1 and search_bytes(n, K, m, X, k, chunk) > max_bytes:
         chunk //= 2
-    needed = search_bytes(n, K, m, X, chunk) + _FLOAT * 4 * k
+    needed = search_bytes(n, K, m, X, k, chunk)
     if needed > max_bytes:
         raise MemoryBudgetError(needed, max_bytes, f"the branch and bound over {n} causes with {K:,} root configurations")
     with np.errstate(all="ignore"):
