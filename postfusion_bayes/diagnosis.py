@@ -352,12 +352,17 @@ class Diagnosis:
         -------
         DataFrame
             Index ``rank``; columns ``present_causes`` (joined by " + "),
-            ``n_present`` and ``probability``.
+            ``n_present`` and ``probability``. ``attrs["method"]`` says how
+            they were found, exactly either way: "enumeration" (every set's
+            probability, while the sets fit the memory budget) or "branch and
+            bound" (beyond it: only the sets that can be among the ``k`` best).
 
         Raises
         ------
         ArgumentError
             If ``k`` is not a positive integer.
+        MemoryBudgetError
+            If neither method fits the memory budget.
 
         Examples
         --------

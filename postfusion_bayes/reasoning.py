@@ -37,7 +37,9 @@ Data conflict (:meth:`Reasoner.conflict`)
     patient, a cause outside the model, or a recording error).
 Most probable explanation (:meth:`Reasoner.most_probable_explanation`)
     The most probable joint sets of present causes given the evidence, the
-    other variables summed out.
+    other variables summed out: read off the joint posterior of every set
+    while the sets fit the memory budget, else found by an exact branch and
+    bound over the causes (the engine's ``most_probable``).
 
 Next tests and explanations rest on one exact batched query: the evidence with
 every cause not observed clamped to each of its 2^k configurations (k = 8 for the
@@ -775,6 +777,11 @@ class Reasoner:
     def most_probable_explanation(self, k: int = 3) -> pd.DataFrame:
         """Return the ``k`` most probable joint sets of present causes.
 
+        Exact, by the engine's :meth:`~postfusion_bayes.engine.CompiledNetwork.most_probable`: the
+        posterior of every configuration of the free causes while they fit the memory budget
+        (``attrs["method"]`` "enumeration"), else a branch and bound that visits only the sets that can
+        be among the ``k`` best ("branch and bound"; at 24 causes, a few milliseconds for a typical patient).
+
         Returns
         -------
         DataFrame
@@ -782,23 +789,34 @@ class Reasoner:
             causes present, joined by " + ", or "none of the modelled causes"),
             ``n_present`` and ``probability`` (P(exactly this set | e)). Causes
             given as hard evidence keep their observed state; a cause with soft
-            evidence is enumerated like an unobserved one, its likelihood
+            evidence is ranked like an unobserved one, its likelihood
             weighing each configuration. Fewer than ``k`` rows when fewer sets
-            are possible.
+            are possible. Sets of equal probability come in the order of the
+            configurations of the free causes (the first, in model order, most
+            significant; within 1e-12 relative for the branch and bound).
+            ``attrs["method"]`` names the method.
+
+        Raises
+        ------
+        MemoryBudgetError
+            When neither method fits the network's memory budget.
         """
         k = check_count("k", k)
-        present, weight = self._joint
-        if k < len(weight):  # the k largest, found without sorting every configuration; ties broken by position, as a stable sort would
-            cut = np.partition(weight, len(weight) - k)[len(weight) - k]
-            candidates = np.flatnonzero(weight >= cut)
-            order = candidates[np.argsort(-weight[candidates], kind="stable")][:k]
-        else:
-            order = np.argsort(-weight, kind="stable")
-        order = order[weight[order] > 0]  # an impossible set is no explanation
+        top = self.network.most_probable(self._encoded, self.free_causes, k)
+        if not np.isfinite(top.log_evidence):
+            raise PostfusionError("the evidence is impossible under the model (probability 0)")
+        column = {c: i for i, c in enumerate(self.causes)}
+        present = np.zeros((len(top.posterior), len(self.causes)), dtype=bool)
+        for j, cause in enumerate(self.free_causes):
+            present[:, column[cause]] = top.configurations[:, j] == 1
+        for cause, state in self.evidence.hard.items():  # observed causes keep their state
+            if cause in column:
+                present[:, column[cause]] = state == self.network.states[cause][1]
         names = np.array(self.causes)
-        sets = [" + ".join(names[present[i]]) or "none of the modelled causes" for i in order]
+        sets = [" + ".join(names[row]) or "none of the modelled causes" for row in present]
         frame = pd.DataFrame(
-            {"present_causes": sets, "n_present": present[order].sum(axis=1), "probability": weight[order]},
-            index=pd.RangeIndex(1, len(order) + 1, name="rank"),
+            {"present_causes": sets, "n_present": present.sum(axis=1), "probability": top.posterior},
+            index=pd.RangeIndex(1, len(sets) + 1, name="rank"),
         )
+        frame.attrs["method"] = top.method
         return frame

@@ -114,6 +114,26 @@ def test_most_probable_explanation_agrees_with_brute_force_enumeration(seed):
     assert list(mpe.index) == list(range(1, 9))
 
 
+#: Too little memory to enumerate the shipped model's 2^16 sets of causes (12.6 MB), enough for its factorised sums.
+SEARCH_BUDGET = 10 * 2**20
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        {"time_since_surgery": "under_6_weeks", "smoker": "yes", "onset": "immediate", "radicular_pain": True, "ct_screw_breach": True, "back_pain": False},
+        {"radicular_pain": True, "buttock_pain": {"yes": 0.8, "no": 0.3}, "leg_weakness": False},  # context and onset unobserved, a soft finding
+        {"time_since_surgery": "over_2_years", "pseudarthrosis": "present", "nerve_injury": "absent", "onset": {"immediate": 0.2, "gradual_after_relief": 1.0}, "back_pain": True},
+    ],
+    ids=["context and onset observed", "context unobserved, soft finding", "observed causes, soft onset"],
+)
+def test_most_probable_explanation_by_branch_and_bound_equals_the_enumeration(evidence):
+    enumerated = MODEL.diagnose(evidence).most_probable_explanation(k=6)
+    searched = MODEL.with_memory_budget(SEARCH_BUDGET).diagnose(evidence).most_probable_explanation(k=6)
+    assert (enumerated.attrs["method"], searched.attrs["method"]) == ("enumeration", "branch and bound")
+    pd.testing.assert_frame_equal(searched, enumerated, check_exact=False, rtol=1e-9, atol=0)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_information_gain_is_the_mutual_information_computed_by_enumeration(seed):
     model = small_model(seed)
