@@ -1282,7 +1282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Examples
     --------
     >>> main(["validate"])  # doctest: +ELLIPSIS
-    ok: ... parameters, 71 variables (9 context, 16 causes, 41 findings, 5 red flags) in ...
+    ok: ... parameters, 72 variables (9 context, 16 causes, 42 findings, 5 red flags) in ...
     0
     """
     args_list = _route(list(sys.argv[1:] if argv is None else argv))

@@ -372,7 +372,7 @@ class Model:
         --------
         >>> cases = load_model().simulate(3, seed=1)
         >>> cases.shape
-        (3, 71)
+        (3, 72)
         """
         from .engine.sampling import cases_frame, sample_codes
 
@@ -447,7 +447,7 @@ class Model:
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     path = model.write(pathlib.Path(folder) / "postfusion.uai")
         ...     path.read_text().split()[:2]
-        ['BAYES', '71']
+        ['BAYES', '72']
         """
         from .engine.files import export_format, write_network
         from .export import node_notes

@@ -502,7 +502,7 @@ def network_plot(model, ax=None):
     >>> from postfusion_bayes import load_model
     >>> ax = network_plot(load_model())
     >>> ax.get_title(loc="left")
-    'The network: 9 context, 16 causes, 41 findings, 5 red flags'
+    'The network: 9 context, 16 causes, 42 findings, 5 red flags'
     """
     nx = require("networkx", "network_plot")
     variables = model.spec.variables

@@ -152,7 +152,7 @@ def test_invalid_priors_exit_3_without_traceback(capsys, tmp_path):
 def test_validate_the_shipped_priors(capsys):
     status, out, _ = run(capsys, "validate")
     n = len(pfb.load_model().parameters)
-    assert status == 0 and out.startswith(f"ok: {n} parameters, 71 variables") and len(out.splitlines()) == 1
+    assert status == 0 and out.startswith(f"ok: {n} parameters, 72 variables") and len(out.splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- batch

@@ -844,7 +844,7 @@ def test_compiled_network_is_immutable(asia, ours):
         assert compiled.strategy in ("layered", "elimination")
         with pytest.raises(ValueError):  # the tables it answers from are read-only too
             compiled.tables.cpts[compiled.variables[0]][0] = 0.5
-    assert repr(layered) == "<CompiledNetwork: 71 variables, strategy='layered', memory budget 256 MB>"
+    assert repr(layered) == "<CompiledNetwork: 72 variables, strategy='layered', memory budget 256 MB>"
 
 
 def test_compile_checks_column_sums_and_normalize_repairs_rounding():

@@ -278,9 +278,15 @@ evidence_strategy = st.fixed_dictionaries(
 )
 
 
+#: 512 MB. With 42 findings, ranking every test of a patient with no finding observed is estimated by
+#: reasoning.py at about 260 MB, above the default 256 MB, though it peaks near 52 MB (tracemalloc): the
+#: estimate is the limit, not the memory (see the xfail below). These properties do not depend on the budget.
+ROOMY = MODEL.with_memory_budget(2**29)
+
+
 @given(evidence_strategy)
 def test_next_tests_are_non_negative_finite_and_never_red_flags(evidence):
-    dx = MODEL.diagnose(evidence)
+    dx = ROOMY.diagnose(evidence)
     for by in ("finding", "procedure"):
         tests = dx.next_tests(by=by)
         assert (tests["information_gain"] >= 0).all()
@@ -292,6 +298,17 @@ def test_next_tests_are_non_negative_finite_and_never_red_flags(evidence):
     mpe = dx.most_probable_explanation(5)
     assert (np.diff(mpe["probability"]) <= 0).all()
     assert dx.explain().drop(columns="observed").notna().all().all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pfb.MemoryBudgetError,
+    reason="reasoning.py estimates about 260 MB to rank 42 tests over 2^16 configurations (measured peak about 52 MB), "
+    "above the default 256 MB budget since imaging_arterial_occlusion made 42 findings; the estimate is reasoning.py's to fix",
+)
+def test_next_tests_of_a_patient_with_only_context_fit_the_default_budget():
+    tests = MODEL.diagnose({"time_since_surgery": "6_to_24_months"}).next_tests()
+    assert len(tests) == len(MODEL.spec.names("finding"))
 
 
 def test_a_finding_independent_of_the_causes_given_the_evidence_has_no_value():
@@ -345,7 +362,8 @@ def test_costs_come_from_the_priors_and_can_be_overridden():
     ],
 )
 def test_bad_arguments_get_clear_errors(call, message):
-    dx = MODEL.diagnose({"time_since_surgery": "6_to_24_months"})
+    # ROOMY: with only context observed, reasoning.py checks `by` after its memory estimate for all 42 findings
+    dx = ROOMY.diagnose({"time_since_surgery": "6_to_24_months"})
     with pytest.raises(pfb.ArgumentError, match=message):
         call(dx)
 
@@ -686,7 +704,7 @@ def test_a_procedure_is_positive_when_any_of_its_findings_is():
 def test_next_tests_keep_their_columns_and_an_empty_ranking_has_them_too():
     from postfusion_bayes.reasoning import _NEXT_TESTS_COLUMNS
 
-    dx = MODEL.diagnose({"time_since_surgery": "over_2_years"})
+    dx = ROOMY.diagnose({"time_since_surgery": "over_2_years"})  # every finding a candidate: see ROOMY
     for by in ("finding", "procedure"):
         assert list(dx.next_tests(by=by).columns) == _NEXT_TESTS_COLUMNS
     every = {name: "no" for name in MODEL.variables.query("role == 'finding'")["name"] if name != "onset"}

@@ -353,7 +353,7 @@ def test_the_exact_one_way_function_refuses_values_outside_the_domain():
         (lambda: MODEL.write(None), pfb.ArgumentTypeError, r"path must be a file name \(a string or a path\), got None"),
         (lambda: MODEL.write("a\x00b.uai"), pfb.ArgumentError, r"path must not contain a NUL byte"),
         (lambda: MODEL.write_bif(b"model.bif"), pfb.ArgumentTypeError, r"path must be a file name"),
-        (lambda: MODEL.simulate(10**12), pfb.MemoryBudgetError, r"simulating 1,000,000,000,000 cases of 71 variables would need about"),
+        (lambda: MODEL.simulate(10**12), pfb.MemoryBudgetError, r"simulating 1,000,000,000,000 cases of 72 variables would need about"),
         (lambda: MODEL.diagnose(EV).summary(n_findings=-1), pfb.ArgumentError, r"n_findings must be a whole number >= 0, got -1"),
         (lambda: MODEL.diagnose(EV).summary(n_tests="3"), pfb.ArgumentTypeError, r"n_tests must be a whole number >= 0, got '3' \(a str\)"),
         (lambda: sa.evaluate(MODEL, EV, None), pfb.ArgumentTypeError, r"values must be a mapping"),

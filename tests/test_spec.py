@@ -41,6 +41,7 @@ FINDINGS = [
     "anterolateral_thigh_numbness", "hip_flexor_or_quadriceps_weakness", "groin_pain_on_hip_motion",
     "absent_distal_pulses", "abdominal_or_flank_pain", "raised_inflammatory_markers", "imaging_fluid_collection",
     "imaging_implant_migration", "imaging_sacral_fracture", "selective_root_block_relief", "hip_injection_relief",
+    "imaging_arterial_occlusion",
 ]
 RED_FLAGS = ["saddle_anesthesia", "bladder_bowel_dysfunction", "progressive_weakness", "fever", "wound_drainage"]
 ONSET = ("immediate", "gradual_after_relief", "sudden_after_relief", "late_after_good_result", "unchanged_from_before_surgery")

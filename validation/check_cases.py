@@ -66,6 +66,8 @@ FINDINGS_WORKUP_ONLY = [
     # issue 12: laboratory, imaging, injections
     "raised_inflammatory_markers", "imaging_fluid_collection", "imaging_implant_migration",
     "imaging_sacral_fracture", "selective_root_block_relief", "hip_injection_relief",
+    # vocabulary amendment (PROTOCOL.md, 2026-11-28): vascular imaging of the leg's arteries
+    "imaging_arterial_occlusion",
 ]
 RED_FLAGS = ["saddle_anesthesia", "bladder_bowel_dysfunction", "progressive_weakness",
              "fever", "wound_drainage"]
