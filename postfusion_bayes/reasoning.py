@@ -539,8 +539,9 @@ class Reasoner:
             each; the current one where that result is impossible).
         """
         costs_of = self.test_costs(costs)
+        units = self._units(by)  # (checks ``by`` first)
         present, weight = self._joint
-        self._check_ranking_memory(_ARRAYS_PER_TEST[by] if by in _ARRAYS_PER_TEST else _ARRAYS_PER_TEST["finding"])
+        self._check_ranking_memory(_ARRAYS_PER_TEST[by])
         tests, direct, block = self._tests
         keep = weight > 0  # impossible configurations add nothing to any sum below
         whole = bool(keep.all())
@@ -549,7 +550,6 @@ class Reasoner:
         else:
             weight, as_float = weight[keep], present[keep].astype(float)
             tests = {t: q[keep] for t, q in tests.items()}
-        units = self._units(by)
         if block is not None:  # a noisy-OR test inside a procedure of several is ranked over the configurations
             tests = {**tests, **{t: block.table(t) if whole else block.table(t)[keep] for t in block.names if any(t in f and len(f) > 1 for _, f in units)}}
         gain = np.zeros(len(units))
