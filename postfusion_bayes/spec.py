@@ -547,36 +547,37 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
         what = "is a file, not a priors folder" if folder.exists() else "priors folder does not exist"
         raise SpecError([f"{folder}: {what}"])
     texts: dict[str, str] = {}
-    problems: list[str] = []
+    problem_of: dict[str, str] = {}  # a file's one problem (reading it, then parsing it), listed in file order
     for filename in PRIOR_FILES:
         file = folder / filename
         if not file.is_file():
-            problems.append(f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})")
+            problem_of[filename] = f"{file}: file is missing (a priors folder needs {', '.join(PRIOR_FILES)})"
             continue
         try:
             texts[filename] = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(f"{file}: cannot be read as UTF-8 text (byte {exc.start})")
+            problem_of[filename] = f"{file}: cannot be read as UTF-8 text (byte {exc.start})"
         except OSError as exc:
-            problems.append(f"{file}: cannot be read: {exc.strerror or exc}")
-    for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES):
-        problems.append(f"{folder / extra}: unexpected file{suggest(extra, PRIOR_FILES)}; allowed: {', '.join(PRIOR_FILES)}")
+            problem_of[filename] = f"{file}: cannot be read: {exc.strerror or exc}"
+    extras = [
+        f"{folder / extra}: unexpected file{suggest(extra, PRIOR_FILES)}; allowed: {', '.join(PRIOR_FILES)}"
+        for extra in sorted(p.name for p in folder.glob("*.y*ml") if p.name not in PRIOR_FILES)
+    ]
     key = (str(folder), tuple(texts.items()))
-    if not problems:
+    if not problem_of and not extras:
         known = _READ_SPECS.get(key)
         if known is not None:
             return known
     documents: dict[str, Any] = {}
     for filename, text in texts.items():
-        file = folder / filename
         try:
             documents[filename] = _read_yaml(text)
         except _Refused as exc:
-            problems.append(f"{file}: {_yaml_problem(exc)}")
+            problem_of[filename] = f"{folder / filename}: {_yaml_problem(exc)}"
         except yaml.YAMLError as exc:
-            problems.append(f"{file}: not valid YAML: {_yaml_problem(exc)}")
-    if problems:
-        raise SpecError(sorted(problems, key=lambda problem: _file_order(problem, folder)))
+            problem_of[filename] = f"{folder / filename}: not valid YAML: {_yaml_problem(exc)}"
+    if problem_of or extras:
+        raise SpecError([problem_of[f] for f in PRIOR_FILES if f in problem_of] + extras)
     spec = spec_from_documents(documents, source=str(folder))
     if len(_READ_SPECS) >= _MAX_READ_SPECS:  # oldest first out
         _READ_SPECS.pop(next(iter(_READ_SPECS)), None)
@@ -589,14 +590,6 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
 #: priors skips parsing and validation (about 25 ms); any change to a file is a new key.
 _READ_SPECS: dict[tuple[str, tuple[tuple[str, str], ...]], ModelSpec] = {}
 _MAX_READ_SPECS = 8
-
-
-def _file_order(problem: str, folder: Path) -> int:
-    """Position of the file a problem names among the prior files (extra files last), to list problems file by file."""
-    for position, filename in enumerate(PRIOR_FILES):
-        if problem.startswith(f"{folder / filename}:"):
-            return position
-    return len(PRIOR_FILES)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
